@@ -1,0 +1,1 @@
+"""msat.derive: SymPy derivations (actions, loop expansion, observables), emission and LaTeX."""

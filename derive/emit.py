@@ -1,0 +1,180 @@
+"""Emission: kernel specifications -> numba source text (SymPy printing + cse + Jinja2).
+
+Stages (each a short function):
+  ``lower``   a kernel spec's (target, expression) lists -> printed statements after cse;
+  ``render``  statements -> kernel source through the kernel family's template;
+  ``assemble`` kernels -> one module with a provenance header (inputs hash + content hash).
+
+Emission is deterministic: no timestamps, canonical cse ordering, fixed printer settings, so the
+same inputs give byte-identical files (``msat derive --check`` relies on it).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import jinja2
+import sympy as sp
+from sympy.printing.pycode import PythonCodePrinter
+
+TEMPLATE_DIR = Path(__file__).with_name("templates")
+FAMILIES = ("spectral", "row_map")
+
+
+class KernelPrinter(PythonCodePrinter):
+    """Python printer whose output numba compiles: math.* functions, float literals as written."""
+
+    def __init__(self):
+        super().__init__({"standard": "python3", "fully_qualified_modules": True})
+
+
+_PRINTER = KernelPrinter()
+
+
+def code(expr) -> str:
+    return _PRINTER.doprint(expr)
+
+
+@dataclass
+class Statement:
+    """``target op expr`` with op in {'=', '+='}; target is printed verbatim (array element)."""
+
+    target: str
+    expr: sp.Expr
+    op: str = "="
+
+
+@dataclass
+class KernelSpec:
+    """What to emit for one kernel: its family (template), signature and statements.
+
+    spectral: ``node`` statements run once per node j (s, chi or t known), ``mode`` statements once
+    per eigenmode k inside it (lam known). row_map: ``node`` statements once per row j.
+    """
+
+    name: str
+    family: str
+    args: list
+    doc: str
+    node: list = field(default_factory=list)
+    mode: list = field(default_factory=list)
+    prelude: list = field(default_factory=list)  # (local, expr) defined before cse, per node
+    node_vars: list = field(default_factory=lambda: [("s", "s_nodes"), ("chi", "chi_nodes")])
+    rows: str = ""
+    mode_locals: list = field(default_factory=list)  # per-mode array elements, "<array>_k"
+
+
+def _cse_lines(statements, prefix: str):
+    """cse over the right-hand sides; returns printed lines (temporaries first)."""
+    if not statements:
+        return []
+    exprs = [sp.sympify(st.expr) for st in statements]
+    temps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols(prefix), order="canonical")
+    lines = [f"{code(sym)} = {code(val)}" for sym, val in temps]
+    for st, ex in zip(statements, reduced):
+        lines.append(f"{st.target} {st.op} {code(ex)}")
+    return lines
+
+
+def lower(spec: KernelSpec) -> dict:
+    """Template context for a kernel: printed, cse-reduced statements."""
+    ctx = {"name": spec.name, "args": spec.args, "doc": spec.doc}
+    if spec.family == "spectral":
+        prelude = [f"{code(sp.Symbol(n))} = {code(e)}" for n, e in spec.prelude]
+        ctx["node_vars"] = spec.node_vars
+        ctx["node_statements"] = prelude + _cse_lines(spec.node, "u")
+        ctx["mode_statements"] = [f"{v} = {v[:-2]}[k]" for v in spec.mode_locals]
+        ctx["mode_statements"] += _cse_lines(spec.mode, "x")
+    elif spec.family == "row_map":
+        prelude = [f"{n} = {src}" for n, src in spec.prelude]
+        ctx["rows"] = spec.rows
+        ctx["statements"] = prelude + _cse_lines(spec.node, "x")
+    else:
+        raise ValueError(f"unknown kernel family {spec.family!r}")
+    return ctx
+
+
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def render(spec: KernelSpec, env: jinja2.Environment | None = None) -> str:
+    env = env or environment()
+    return env.get_template(f"{spec.family}.py.j2").render(**lower(spec)).rstrip() + "\n"
+
+
+def versions() -> dict:
+    def v(dist):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:  # running from a source tree
+            return "unknown"
+
+    return {"msat": v("msat"), "sympy": sp.__version__, "jinja2": jinja2.__version__}
+
+
+def template_sources() -> str:
+    return "".join(p.read_text() for p in sorted(TEMPLATE_DIR.glob("*.j2")))
+
+
+def inputs_hash(specs, order, derivation: str) -> str:
+    """Hash of everything that changes the output: expressions, order, templates, versions."""
+    h = hashlib.sha256()
+    h.update(f"{derivation}|{order}|{sorted(versions().items())}".encode())
+    h.update(template_sources().encode())
+    for spec in specs:
+        h.update(spec.name.encode())
+        for st in spec.node + spec.mode:
+            h.update(f"{st.target}{st.op}{sp.srepr(st.expr)}".encode())
+        for n, e in spec.prelude:
+            h.update(f"{n}={sp.srepr(e)}".encode())
+    return h.hexdigest()
+
+
+def content_hash(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def assemble(title: str, doc: str, derivation: str, order, nmax, specs) -> str:
+    """One generated module: provenance header + module body of rendered kernels."""
+    env = environment()
+    kernels = [render(s, env).rstrip("\n") for s in specs]
+    body = env.get_template("module.py.j2").render(
+        doc=doc, order=order, nmax=nmax, kernels=kernels
+    )
+    header = env.get_template("header.j2").render(
+        title=title,
+        derivation=derivation,
+        order=order,
+        inputs_hash=inputs_hash(specs, order, derivation),
+        content_hash=content_hash(body),
+        **versions(),
+    )
+    return header + body
+
+
+def split_header(text: str):
+    """(header lines, body) of a generated file."""
+    lines = text.splitlines(keepends=True)
+    i = 0
+    while i < len(lines) and lines[i].startswith("#"):
+        i += 1
+    return lines[:i], "".join(lines[i:])
+
+
+def verify_content(text: str) -> bool:
+    """True when the body still matches the content hash in its header (no hand edits)."""
+    header, body = split_header(text)
+    for line in header:
+        if line.startswith("# content-sha256:"):
+            return line.split(":", 1)[1].strip() == content_hash(body)
+    return False

@@ -1,0 +1,201 @@
+"""Kernel specifications for the kernel-rescaling field (THEORY §2a, §3): what generated/ holds.
+
+For each loop order L one module ``rescaling_o{L}`` with
+  action_derivatives   S0^(n), S1^(n) at given s, n = 0..2L+2 (hbar-split of THEORY §3)
+  weights_bare         w[l, n]: <O>_l = sum_n w[l, n] O^(n), saddle of S0 (A = S0, B = S1)
+  weights_dressed      the same with every term in the saddle (A = S0 + S1)
+  observable_tables    d^n/ds^n of each observable's summand and scalar part, n = 0..2L
+  square_derivatives   d^n/ds^n of O(s)^2 from those of O (for truncated variances, THEORY §4)
+and one order-free module ``rescaling_exact`` with the cancellation-free S(s0 e^t) - S(s0) for the
+exact 1-D integral. Every expression comes from derive.model / derive.loops by differentiation
+and expansion; nothing numerical is typed here.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from . import loops, model
+from .emit import KernelSpec, Statement
+
+PARAM_ARGS = ["N", "kappa", "g_v"]
+
+
+def _derivatives(expr, nmax):
+    out = [expr]
+    for _ in range(nmax):
+        out.append(sp.diff(out[-1], model.s))
+    return [sp.factor(sp.together(e)) if e != 0 else sp.S.Zero for e in out]
+
+
+def action_derivatives_spec(order: int) -> KernelSpec:
+    """S0^(n)(s), S1^(n)(s) for n = 0..2L+2 as scalar part + spectral sums."""
+    nmax = 2 * order + 2
+    S0, S1 = model.split(model.action(), dressed=False)
+    node, mode = [], []
+    for target, terms in (("dS0", S0), ("dS1", S1)):
+        scalar = [t for t in terms if t.weight is None]
+        spectral = [t for t in terms if t.weight is not None]
+        sc = [_derivatives(sum((t.expr for t in scalar), sp.S.Zero), nmax)]
+        for n in range(nmax + 1):
+            node.append(Statement(f"{target}[j, {n}]", sc[0][n]))
+        per_weight = {}
+        for t in spectral:
+            per_weight.setdefault(t.weight, sp.S.Zero)
+            per_weight[t.weight] += t.expr
+        for w, expr in sorted(per_weight.items()):
+            ds = _derivatives(expr, nmax)
+            factor = sp.S.One if w == "one" else sp.Symbol(f"{w}_modes_k")
+            for n in range(nmax + 1):
+                mode.append(Statement(f"{target}[j, {n}]", factor * ds[n], "+="))
+    return KernelSpec(
+            name="action_derivatives",
+            family="spectral",
+            args=["s_nodes", "chi_nodes", "N", "kappa", "g_v", "lam_modes", "yt2_modes", "dS0", "dS1"],
+            doc=(
+                "d^n S0/ds^n and d^n S1/ds^n, n = 0..%d, at each node (s_j, chi_j) (THEORY §2a, §3). "
+                "S0 = prior + fit (1/hbar), S1 = output fluctuations + measure (hbar^0); "
+                "spectral sums over the eigenpairs (lam_k, yt2_k = (U^T y)_k^2) of K." % nmax
+            ),
+            node=node,
+            mode=mode,
+            mode_locals=["yt2_modes_k"],
+    )
+
+
+def weights_spec(order: int, dressed: bool) -> KernelSpec:
+    """w[j, l, n] with <O>_l = sum_n w[l, n] O^(n) (derive.loops.expand)."""
+    exp = loops.expand(order, dressed)
+    nA = 2 * order + 3
+    prelude = [(f"A_{n}", f"dA[j, {n}]") for n in range(2, nA)]
+    if not dressed:
+        prelude += [(f"B_{n}", f"dB[j, {n}]") for n in range(1, 2 * order + 1)]
+    node = []
+    for l in range(order + 1):
+        for n in range(2 * order + 1):
+            node.append(Statement(f"w[j, {l}, {n}]", exp.weights[l][n]))
+    args = ["dA", "w"] if dressed else ["dA", "dB", "w"]
+    # only keep prelude symbols that appear (avoids unused locals)
+    used = set().union(*[sp.sympify(st.expr).free_symbols for st in node]) if node else set()
+    prelude = [(n, src) for n, src in prelude if sp.Symbol(n) in used]
+    what = "all terms in the saddle: A = S^(n)" if dressed else "A = S0^(n) (prior + fit), B = S1^(n)"
+    return KernelSpec(
+        name="weights_dressed" if dressed else "weights_bare",
+        family="row_map",
+        args=args,
+        doc=(
+            "Loop weights to order %d (THEORY §3), %s at the saddle: "
+            "<O>_l = sum_n w[j, l, n] O^(n)(s*_j). Derived by derive.loops.expand." % (order, what)
+        ),
+        node=node,
+        prelude=prelude,
+        rows="dA.shape[0]",
+    )
+
+
+def observable_tables_spec(order: int) -> KernelSpec:
+    """Tables of d^n/ds^n of each observable's summand (per mode) and scalar part, n = 0..2L."""
+    nmax = 2 * order
+    node, mode, args_out = [], [], []
+    for obs in model.observables():
+        if obs.summand != 0:
+            args_out.append(f"{obs.name}_modes")
+            for n, e in enumerate(_derivatives(obs.summand, nmax)):
+                mode.append(Statement(f"{obs.name}_modes[j, {n}, k]", e))
+        if obs.scalar != 0:
+            args_out.append(f"{obs.name}_scalar")
+            for n, e in enumerate(_derivatives(obs.scalar, nmax)):
+                node.append(Statement(f"{obs.name}_scalar[j, {n}]", e))
+    return KernelSpec(
+        name="observable_tables",
+        family="spectral",
+        args=["s_nodes", "chi_nodes", "kappa", "g_v", "lam_modes"] + args_out,
+        doc=(
+            "d^n/ds^n, n = 0..%d, of the observables of THEORY §2a at each node: per-mode summands "
+            "(contracted by runtime with U, k*^T U) and scalar parts. Observables: %s."
+            % (nmax, ", ".join(o.name for o in model.observables()))
+        ),
+        node=node,
+        mode=mode,
+    )
+
+
+def square_derivatives_spec(order: int) -> KernelSpec:
+    """d^n/ds^n of O(s)^2 from O^(0..n), n = 0..2L (Leibniz rule, derived by SymPy)."""
+    nmax = 2 * order
+    f = sp.Function("f")(model.s)
+    M = [sp.Symbol(f"M_{i}") for i in range(nmax + 1)]
+    node = []
+    for n in range(nmax + 1):
+        e = sp.diff(f**2, model.s, n)
+        for i in range(n, 0, -1):
+            e = e.subs(sp.Derivative(f, (model.s, i)), M[i])
+        e = sp.expand(e.subs(f, M[0]))
+        node.append(Statement(f"out[{n}, j]", e))
+    return KernelSpec(
+        name="square_derivatives",
+        family="row_map",
+        args=["M", "out"],
+        doc="d^n/ds^n of O(s)^2 given M[i, j] = O^(i)(s) for n = 0..%d (columns j independent)." % nmax,
+        node=node,
+        prelude=[(f"M_{i}", f"M[{i}, j]") for i in range(nmax + 1)],
+        rows="M.shape[1]",
+    )
+
+
+def action_difference_spec() -> KernelSpec:
+    """S(s0 e^t) - S(s0) per node t, cancellation-free (THEORY §2a; exact integral)."""
+    delta, delta_expr, diffs = model.action_difference(model.action())
+    node = [Statement("out[j]", sum((d for tm, d in diffs if tm.weight is None), sp.S.Zero))]
+    per_weight = {}
+    for tm, d in diffs:
+        if tm.weight is not None:
+            per_weight.setdefault(tm.weight, sp.S.Zero)
+            per_weight[tm.weight] += d if tm.weight == "one" else sp.Symbol(f"{tm.weight}_modes_k") * d
+    mode = [Statement("out[j]", sum(per_weight.values(), sp.S.Zero), "+=")]
+    spec = KernelSpec(
+        name="action_difference",
+        family="spectral",
+        args=["t_nodes", "s0", "chi", "N", "kappa", "g_v", "lam_modes", "yt2_modes", "out"],
+        doc=(
+            "S(s) - S(s0) at s = s0 exp(t_j) for the exact 1-D integral of THEORY §2a, written with "
+            "log1p/expm1 and factored differences so that it keeps full absolute accuracy although "
+            "S itself is O(N chi)."
+        ),
+        node=node,
+        mode=mode,
+        prelude=[("delta", delta_expr)],
+        node_vars=[("t", "t_nodes")],
+        mode_locals=["yt2_modes_k"],
+    )
+    return spec
+
+
+def modules(max_order: int = 3):
+    """All generated modules: {module name: (title, doc, derivation, order, nmax, [specs])}."""
+    out = {}
+    for L in range(max_order + 1):
+        specs = [
+            action_derivatives_spec(L),
+            weights_spec(L, dressed=False),
+            weights_spec(L, dressed=True),
+            observable_tables_spec(L),
+            square_derivatives_spec(L),
+        ]
+        out[f"rescaling_o{L}"] = (
+            f"rescaling_o{L}: kernel-rescaling field, loop order {L}",
+            "Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order %d "
+            "(THEORY §3): action derivatives, loop weights (bare and dressed), observable tables." % L,
+            "derive.model.action + derive.model.observables + derive.loops.expand",
+            L,
+            2 * L + 2,
+            specs,
+        )
+    out["rescaling_exact"] = (
+        "rescaling_exact: kernel-rescaling field, exact 1-D integrand",
+        "Integrand of the exact 1-D integral over s (THEORY §2a): S(s) - S(s0) without cancellation.",
+        "derive.model.action_difference",
+        None,
+        0,
+        [action_difference_spec()],
+    )
+    return out

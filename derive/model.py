@@ -1,0 +1,141 @@
+"""The kernel-rescaling action S(s) of a Bayesian two-layer linear network (THEORY §2a).
+
+Every term is written per eigenmode of K (K = U diag(lam) U^T, yt = U^T y), so that S(s) and each
+of its s-derivatives is a scalar part plus a spectral sum  sum_k weight_k * summand(s, lam_k).
+Terms carry their scale class (THEORY §3): prior (scale N) and fit (scale chi) count at 1/hbar,
+output fluctuations and the measure at hbar^0.
+
+Observables (THEORY §2a, §4) follow the same pattern: a summand in (s, lam) that runtime contracts
+with a coefficient matrix built from the eigenvectors (linear-algebra plumbing only).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+from sympy.codegen.cfunctions import expm1, log1p
+
+# Field and parameters. All positive, which lets SymPy simplify logs and powers safely.
+s = sp.Symbol("s", positive=True)
+lam = sp.Symbol("lam", nonnegative=True)  # eigenvalue of K (zero when P > D)
+N = sp.Symbol("N", positive=True)
+chi = sp.Symbol("chi", positive=True)
+kappa = sp.Symbol("kappa", positive=True)
+g_v = sp.Symbol("g_v", positive=True)
+#: Expansion point s0 and log-offset t = ln(s / s0) used by the exact integral.
+s0 = sp.Symbol("s0", positive=True)
+t = sp.Symbol("t", real=True)
+
+PARAMS = (N, chi, kappa, g_v)
+
+#: scale classes: which power of 1/hbar a term carries in the loop counting of THEORY §3
+HBAR_INVERSE = ("prior", "fit")
+HBAR_ZERO = ("fluctuation", "measure")
+
+
+@dataclass(frozen=True)
+class Term:
+    """One term of an action.
+
+    ``weight`` is None for a scalar term (expr depends on s only); otherwise the term is the
+    spectral sum sum_k weight_k * expr(s, lam_k) with ``weight`` naming the per-mode array
+    ("yt2" = (U^T y)_k^2, "one" = 1).
+    """
+
+    name: str
+    klass: str
+    scale: str
+    expr: sp.Expr
+    weight: str | None
+
+
+def action() -> tuple[Term, ...]:
+    """S(s) of THEORY §2a, term by term with scale classes."""
+    d = g_v * s * lam + kappa  # eigenvalue of g_v s K + kappa
+    return (
+        Term("prior", "prior", "N", N * (s - sp.log(s)) / 2, None),
+        Term("fit", "fit", "chi", chi / 2 / d, "yt2"),
+        Term("fluctuation", "fluctuation", "1", sp.log(d) / 2, "one"),
+        Term("measure", "measure", "1", sp.log(s), None),
+    )
+
+
+def split(terms, dressed: bool):
+    """(S0, S1) of the hbar counting: S0 at 1/hbar, S1 at hbar^0; dressed puts all in S0."""
+    if dressed:
+        return tuple(terms), ()
+    return (
+        tuple(x for x in terms if x.klass in HBAR_INVERSE),
+        tuple(x for x in terms if x.klass in HBAR_ZERO),
+    )
+
+
+@dataclass(frozen=True)
+class Observable:
+    """O(s) = scalar * coefficient + sum_k coefficient_jk * summand(s, lam_k).
+
+    ``summand``: per-mode part (contracted by runtime with the named coefficient matrix);
+    ``scalar``: part without a mode sum (times a per-output coefficient), or 0.
+    """
+
+    name: str
+    description: str
+    summand: sp.Expr
+    scalar: sp.Expr
+    latex_name: str
+
+
+def observables() -> tuple[Observable, ...]:
+    """Observables given s (THEORY §2a): train/test mean, test variance of f(x*), and s itself.
+
+    train_mean: m(s) = U diag(r) yt              (coefficient U_ak yt_k)
+    test_mean:  m*(s) = Kt diag(q) yt, Kt = k*^T U (coefficient Kt_jk yt_k)
+    test_var:   v*(s) = (g_v s/chi) k** - (g_v s)^2/chi * Kt diag(1/d) Kt^T  (coefficients k**_j, Kt_jk^2)
+    field_s:    s
+    """
+    d = g_v * s * lam + kappa
+    return (
+        Observable("train_mean", "posterior mean of the train outputs f(X)",
+                   g_v * s * lam / d, sp.S.Zero, r"m"),
+        Observable("test_mean", "posterior mean of the test outputs f(X*)",
+                   g_v * s / d, sp.S.Zero, r"m_*"),
+        Observable("test_var", "posterior variance of f(x*) given s (no label noise)",
+                   -(g_v * s) ** 2 / chi / d, g_v * s / chi, r"v_*"),
+        Observable("field_s", "the rescaling field s", sp.S.Zero, s, r"s"),
+    )
+
+
+def observable(name: str) -> Observable:
+    for o in observables():
+        if o.name == name:
+            return o
+    raise KeyError(name)
+
+
+def _difference(expr, delta):
+    """expr(s0 + delta) - expr(s0), rewritten without cancellation (log1p, factored rationals)."""
+    expr = sp.expand_log(sp.expand(expr), force=True)
+    if isinstance(expr, sp.Add):
+        return sp.Add(*[_difference(a, delta) for a in expr.args])
+    coeff, rest = expr.as_independent(s)
+    if rest == 1:
+        return sp.S.Zero
+    if isinstance(rest, sp.log):
+        arg = rest.args[0]
+        ratio = sp.cancel((arg.subs(s, s0 + delta) - arg.subs(s, s0)) / arg.subs(s, s0))
+        return coeff * log1p(ratio)
+    return coeff * sp.factor(sp.together(rest.subs(s, s0 + delta) - rest.subs(s, s0)))
+
+
+def action_difference(terms):
+    """Per-term S(s0 + delta) - S(s0) in cancellation-free form, for the exact integral.
+
+    Returns (delta_expr, [(Term, difference expression in delta)]) with delta = s0 expm1(t),
+    s = s0 e^t. The exact quadrature needs S relative to its peak to ~1e-16 absolute accuracy
+    although S itself is O(N chi); differences of the summands give exactly that.
+    """
+    delta = sp.Symbol("delta", real=True)
+    out = []
+    for term in terms:
+        out.append((term, _difference(term.expr, delta)))
+    return delta, s0 * expm1(t), out

@@ -1,0 +1,20 @@
+# msat.generated: numba kernels written by `msat derive` -- DO NOT EDIT.
+"""Registry of generated kernel modules (loop orders 0..3, plus the exact integrand)."""
+import importlib
+
+MAX_ORDER = 3
+
+
+def rescaling(order):
+    """The kernel-rescaling module of a loop order: msat.generated.rescaling_o<order>."""
+    if not 0 <= order <= MAX_ORDER:
+        raise ValueError(
+            "loop order %d is not generated (available: 0..%d); run `msat derive --order %d`"
+            % (order, MAX_ORDER, order)
+        )
+    return importlib.import_module("msat.generated.rescaling_o%d" % order)
+
+
+def exact():
+    """The exact-integrand module: msat.generated.rescaling_exact."""
+    return importlib.import_module("msat.generated.rescaling_exact")

@@ -1,0 +1,24 @@
+"""Errors with a meaning for the user: exit code 2 (bad input) and 3 (solver failed)."""
+from __future__ import annotations
+
+
+class MsatError(Exception):
+    """Base class; ``exit_code`` is what the CLI returns. The message is one line for stderr."""
+
+    exit_code = 1
+
+
+class InputError(MsatError, ValueError):
+    """The user's data or parameters are invalid (CLI exit code 2)."""
+
+    exit_code = 2
+
+
+class ConvergenceError(MsatError, RuntimeError):
+    """A solver did not converge; ``diagnostics`` says how far it got (CLI exit code 3)."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, diagnostics: dict | None = None):
+        super().__init__(message)
+        self.diagnostics = dict(diagnostics or {})
