@@ -1,0 +1,52 @@
+"""Observables of the kernel-rescaling field at given s (THEORY §2a, §4).
+
+The generated kernel ``observable_tables`` gives, per node and derivative order, the per-mode
+summands and scalar parts of each observable; this module only contracts them with the spectral
+projections (U, Kt = k*^T U, k**) by matrix products -- linear-algebra plumbing.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from msat import generated
+
+from .spectral import Spectrum
+
+
+class Tables:
+    """d^n/ds^n of the observables' summands at nodes (s_j, chi_j), n = 0..nmax.
+
+    Arrays: train (J, n, K), test (J, n, K), var (J, n, K), var_scalar (J, n), s (J, n).
+    """
+
+    def __init__(self, spec: Spectrum, s_nodes, chi_nodes, kappa, g_v, order: int):
+        mod = generated.rescaling(order)
+        J = len(s_nodes)
+        n = 2 * order + 1
+        K = spec.P
+        self.train = np.empty((J, n, K))
+        self.test = np.empty((J, n, K))
+        self.var = np.empty((J, n, K))
+        self.var_scalar = np.empty((J, n))
+        self.s = np.empty((J, n))
+        mod.observable_tables(
+            np.ascontiguousarray(s_nodes, dtype=np.float64),
+            np.ascontiguousarray(chi_nodes, dtype=np.float64),
+            float(kappa), float(g_v), spec.lam,
+            self.train, self.test, self.var, self.var_scalar, self.s,
+        )
+
+
+def train_mean(spec: Spectrum, coef: np.ndarray) -> np.ndarray:
+    """m = U diag(coef) yt for each row of coef (..., K) -> (..., P)."""
+    return (coef * spec.yt) @ spec.U.T
+
+
+def test_mean(spec: Spectrum, coef: np.ndarray) -> np.ndarray:
+    """m* = Kt diag(coef) yt for each row of coef (..., K) -> (..., P*)."""
+    return (coef * spec.yt) @ spec.Kt.T
+
+
+def test_var(spec: Spectrum, coef_modes: np.ndarray, coef_scalar: np.ndarray) -> np.ndarray:
+    """v* = coef_scalar k** + Kt^2 coef_modes for rows (..., K), (...) -> (..., P*)."""
+    return coef_scalar[..., None] * spec.kss + coef_modes @ (spec.Kt * spec.Kt).T

@@ -1,0 +1,72 @@
+"""One eigendecomposition per data set: the spectral data every scalar-field evaluation uses.
+
+THEORY §2a: with K = U diag(lam) U^T and yt = U^T y, every term of S(s) and every observable is a
+spectral sum over modes. This module is linear-algebra plumbing only: it builds K, k*, k** of a
+linear network (THEORY §1) by BLAS products and diagonalises K once. K is never inverted.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """Eigenpairs of K and the projections the observables contract with.
+
+    lam: eigenvalues of K (ascending, clipped at 0: K is positive semi-definite, round-off can make
+    the zero modes of a rank-deficient K slightly negative); U: eigenvectors (P x P);
+    yt = U^T y; Kt = k*^T U (P* x P); kss = k** (P*).
+    """
+
+    lam: np.ndarray
+    U: np.ndarray
+    yt: np.ndarray
+    Kt: np.ndarray
+    kss: np.ndarray
+
+    @property
+    def yt2(self) -> np.ndarray:
+        return self.yt * self.yt
+
+    @property
+    def P(self) -> int:
+        return self.lam.shape[0]
+
+    @property
+    def P_test(self) -> int:
+        return self.kss.shape[0]
+
+
+def linear_kernels(X: np.ndarray, X_test: np.ndarray | None, g_w: float):
+    """K = (g_w/D) X X^T, k* = (g_w/D) X X*^T, k** = (g_w/D) |x*|^2 (linear network, THEORY §1)."""
+    D = X.shape[1]
+    c = g_w / D
+    K = c * (X @ X.T)
+    K = 0.5 * (K + K.T)  # exact symmetry for eigh
+    if X_test is None or X_test.shape[0] == 0:
+        return K, np.zeros((X.shape[0], 0)), np.zeros(0)
+    kstar = c * (X @ X_test.T)
+    kss = c * np.einsum("ij,ij->i", X_test, X_test)
+    return K, kstar, kss
+
+
+def decompose(K: np.ndarray, y: np.ndarray, kstar: np.ndarray, kss: np.ndarray) -> Spectrum:
+    """Diagonalise K once (numpy.linalg.eigh) and project y and k* on its eigenvectors."""
+    lam, U = np.linalg.eigh(K)
+    lam = np.clip(lam, 0.0, None)
+    yt = U.T @ y
+    Kt = kstar.T @ U
+    return Spectrum(
+        lam=np.ascontiguousarray(lam),
+        U=U,
+        yt=np.ascontiguousarray(yt),
+        Kt=np.ascontiguousarray(Kt),
+        kss=np.ascontiguousarray(kss, dtype=np.float64),
+    )
+
+
+def spectrum(X: np.ndarray, y: np.ndarray, X_test: np.ndarray | None, g_w: float) -> Spectrum:
+    K, kstar, kss = linear_kernels(X, X_test, g_w)
+    return decompose(K, y, kstar, kss)
