@@ -156,7 +156,9 @@ def _table(results) -> None:
             f"{math.sqrt(sum(v * v for v in tm) / max(len(tm), 1)):.6g}",
             f"{(sum(tv) / len(tv)) if tv else float('nan'):.4g}", f"{r['seconds']:.3g}",
         )
-    Console(stderr=False).print(t)
+    console = Console()
+    console.width = max(console.width, 110)  # keep the table readable in narrow or piped output
+    console.print(t)
 
 
 def _cmd_predict(args) -> int:
