@@ -137,5 +137,7 @@ def action_difference(terms):
     delta = sp.Symbol("delta", real=True)
     out = []
     for term in terms:
-        out.append((term, _difference(term.expr, delta)))
+        # ln(s/s0) = t exactly; keeping t (not log1p(expm1(t))) avoids inf - inf deep in the tail
+        diff = _difference(term.expr, delta).subs(log1p(delta / s0), t)
+        out.append((term, sp.collect(sp.expand(diff), t) if term.weight is None else diff))
     return delta, s0 * expm1(t), out

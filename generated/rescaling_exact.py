@@ -3,8 +3,8 @@
 # derivation: derive.model.action_difference
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 81e7a70a51cc9fad9d87eee20620da08b36f1f027ca72456f6c3f7d77cf8215b
-# content-sha256: 005aaa24da063f9e4e4453b4191dc9ca850b25ca2d52f9429550d97b821f8e0a
+# inputs-sha256: 7c6a0efd64c6f035b2ba7291a0c5e508b21745ceb3681b786f1c5d93beaeae5f
+# content-sha256: da195addd0943f53440cb0e96a53542088cf148bc0c7ba061325b60864eba503
 """Integrand of the exact 1-D integral over s (THEORY §2a): S(s) - S(s0) without cancellation."""
 import math  # noqa: F401
 
@@ -21,8 +21,7 @@ def action_difference(t_nodes, s0, chi, N, kappa, g_v, lam_modes, yt2_modes, out
         t = t_nodes[j]
         delta = s0*math.expm1(t)
         u0 = (1/2)*N
-        u1 = math.log1p(delta/s0)
-        out[j] = delta*u0 - u0*u1 + u1
+        out[j] = delta*u0 - t*u0 + t
 
         for k in range(lam_modes.shape[0]):
             lam = lam_modes[k]

@@ -2,7 +2,7 @@
 
 <O> = int ds O(s) e^{-S(s)} / int ds e^{-S(s)}, total variance = E_s[v*(s)] + Var_s[m*(s)].
 
-Quadrature: s = s0 e^t around the dressed saddle s0, trapezoid rule in t on a grid of step
+Quadrature: s = s0 e^t around the peak s0 of the integrand in t, trapezoid rule in t on a grid of step
 h = sigma/8 (sigma the Laplace width in t), over the range where the integrand exceeds e^-60 of
 its peak. The integrand is analytic in a strip |Im t| < pi about the real axis and decays at least
 like a Gaussian, so the trapezoid rule converges geometrically; the same sum on every second node
@@ -54,11 +54,50 @@ def _range(spec, s0, sigma, N, chi, kappa, g_v):
     return ends
 
 
+def _centre(spec, N, chi, kappa, g_v, s_init):
+    """Peak s0 of the integrand in t = ln s and its Laplace width sigma in t.
+
+    Starts from the dressed saddle (S'(s) = 0) when it exists, then maximises the log-integrand
+    -(S - S(s0)) + t itself with Brent's method, so that the centre exists for every N > 0 (the
+    dressed saddle need not: at N ~ 1 the measure can dominate the prior).
+    """
+    from scipy.optimize import minimize_scalar
+
+    try:
+        s0 = find_saddle(ActionGradient(spec, N, chi, kappa, g_v, dressed=True), s_init).s
+    except ConvergenceError:
+        s0 = s_init if s_init > 0 else 1.0
+    f = lambda x: -_log_integrand(spec, np.array([x]), s0, N, chi, kappa, g_v)[0]  # noqa: E731
+    # a bracket for the maximum: the integrand decays on both sides of its single peak
+    a, b, c = -0.5, 0.0, 0.5
+    fa, fb, fc = f(a), f(b), f(c)
+    for _ in range(60):
+        if fb <= fa and fb <= fc:
+            break
+        if fa < fb:
+            a, b, c, fb, fc = 2 * a - b, a, b, fa, fb
+            fa = f(a)
+        else:
+            a, b, c, fa, fb = b, c, 2 * c - b, fb, fc
+            fc = f(c)
+    else:
+        raise ConvergenceError("exact: no peak of the integrand found", {"s0": s0})
+    opt = minimize_scalar(f, bracket=(a, b, c), method="brent", tol=1e-12)
+    if not opt.success:
+        raise ConvergenceError("exact: locating the peak failed", {"s0": s0})
+    s0 = s0 * math.exp(opt.x)
+    # curvature of the log-integrand at the peak by central differences (only sets the grid)
+    h = 1e-3 / math.sqrt(max(N, 1.0))
+    g = lambda x: _log_integrand(spec, np.array([x]), s0, N, chi, kappa, g_v)[0]  # noqa: E731
+    curv = -(g(h) - 2 * g(0.0) + g(-h)) / (h * h)
+    if not (curv > 0 and math.isfinite(curv)):
+        raise ConvergenceError("exact: integrand has no curvature at its peak", {"s0": s0})
+    return s0, 1.0 / math.sqrt(curv)
+
+
 def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0) -> dict:
     """Exact train/test means, test variance, E[s], Var[s] at one chi, with error estimate."""
-    sd = find_saddle(ActionGradient(spec, N, chi, kappa, g_v, dressed=True), s_init)
-    s0 = sd.s
-    sigma = 1.0 / math.sqrt(s0 * s0 * sd.curvature)
+    s0, sigma = _centre(spec, N, chi, kappa, g_v, s_init)
     t_lo, t_hi = _range(spec, s0, sigma, N, chi, kappa, g_v)
     h = STEP * sigma
     i = np.arange(math.floor(t_lo / h), math.ceil(t_hi / h) + 1)

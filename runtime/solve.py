@@ -20,6 +20,10 @@ from .errors import ConvergenceError
 from .spectral import Spectrum
 
 
+#: |ln s| bound of the bracket search (s^-3 in S'' underflows to 0 beyond ~230)
+U_MAX = 200.0
+
+
 @dataclass(frozen=True)
 class Saddle:
     s: float
@@ -68,6 +72,9 @@ def find_saddle(grad: ActionGradient, s_init: float = 1.0, tol: float = 1e-15,
     lo = hi = u
     flo = fhi = f
     for _ in range(200):
+        if hi + step > U_MAX or lo - step < -U_MAX:
+            raise ConvergenceError("saddle: S'(s) has no sign change for s in (e^-200, e^200)",
+                                   {"s_init": s_init, "dressed": grad.dressed})
         if f < 0:
             lo, flo = hi, fhi
             hi = hi + step

@@ -68,7 +68,7 @@ def _mp_reference(spec, N, chi, kappa, g_v, s0, sigma):
             float(mpmath.quad(lambda s: weight(s) * s, pts) / Z))
 
 
-@pytest.mark.parametrize("N,chi", [(20, 1.0), (200, 200.0), (1600, 1600.0)])
+@pytest.mark.parametrize("N,chi", [(1, 1.0), (20, 1.0), (200, 200.0), (1600, 1600.0), (10**6, 1e6)])
 def test_exact_matches_mpmath_quadrature(small_problem, N, chi):
     X, y, X_test, spec = small_problem
     kappa, g_v = 0.5, 1.0
