@@ -27,38 +27,61 @@ def _derivatives(expr, nmax):
     return [sp.factor(sp.together(e)) if e != 0 else sp.S.Zero for e in out]
 
 
-def action_derivatives_spec(order: int) -> KernelSpec:
-    """S0^(n)(s), S1^(n)(s) for n = 0..2L+2 as scalar part + spectral sums."""
-    nmax = 2 * order + 2
+def _action_statements(orders):
+    """Statements d^n S0/ds^n -> dS0[j, i], d^n S1/ds^n -> dS1[j, i] for n = orders[i]."""
+    nmax = max(orders)
     S0, S1 = model.split(model.action(), dressed=False)
     node, mode = [], []
     for target, terms in (("dS0", S0), ("dS1", S1)):
-        scalar = [t for t in terms if t.weight is None]
-        spectral = [t for t in terms if t.weight is not None]
-        sc = [_derivatives(sum((t.expr for t in scalar), sp.S.Zero), nmax)]
-        for n in range(nmax + 1):
-            node.append(Statement(f"{target}[j, {n}]", sc[0][n]))
+        scalar = _derivatives(sum((t.expr for t in terms if t.weight is None), sp.S.Zero), nmax)
+        for i, n in enumerate(orders):
+            node.append(Statement(f"{target}[j, {i}]", scalar[n]))
         per_weight = {}
-        for t in spectral:
-            per_weight.setdefault(t.weight, sp.S.Zero)
-            per_weight[t.weight] += t.expr
+        for t in terms:
+            if t.weight is not None:
+                per_weight[t.weight] = per_weight.get(t.weight, sp.S.Zero) + t.expr
         for w, expr in sorted(per_weight.items()):
             ds = _derivatives(expr, nmax)
             factor = sp.S.One if w == "one" else sp.Symbol(f"{w}_modes_k")
-            for n in range(nmax + 1):
-                mode.append(Statement(f"{target}[j, {n}]", factor * ds[n], "+="))
+            for i, n in enumerate(orders):
+                mode.append(Statement(f"{target}[j, {i}]", factor * ds[n], "+="))
+    return node, mode
+
+
+def action_derivatives_spec(order: int) -> KernelSpec:
+    """S0^(n)(s), S1^(n)(s) for n = 0..2L+2 as scalar part + spectral sums."""
+    nmax = 2 * order + 2
+    node, mode = _action_statements(list(range(nmax + 1)))
     return KernelSpec(
-            name="action_derivatives",
-            family="spectral",
-            args=["s_nodes", "chi_nodes", "N", "kappa", "g_v", "lam_modes", "yt2_modes", "dS0", "dS1"],
-            doc=(
-                "d^n S0/ds^n and d^n S1/ds^n, n = 0..%d, at each node (s_j, chi_j) (THEORY §2a, §3). "
-                "S0 = prior + fit (1/hbar), S1 = output fluctuations + measure (hbar^0); "
-                "spectral sums over the eigenpairs (lam_k, yt2_k = (U^T y)_k^2) of K." % nmax
-            ),
-            node=node,
-            mode=mode,
-            mode_locals=["yt2_modes_k"],
+        name="action_derivatives",
+        family="spectral",
+        args=["s_nodes", "chi_nodes", "N", "kappa", "g_v", "lam_modes", "yt2_modes", "dS0", "dS1"],
+        doc=(
+            "d^n S0/ds^n and d^n S1/ds^n, n = 0..%d, at each node (s_j, chi_j) (THEORY §2a, §3). "
+            "S0 = prior + fit (1/hbar), S1 = output fluctuations + measure (hbar^0); "
+            "spectral sums over the eigenpairs (lam_k, yt2_k = (U^T y)_k^2) of K." % nmax
+        ),
+        node=node,
+        mode=mode,
+        mode_locals=["yt2_modes_k"],
+    )
+
+
+def saddle_equation_spec() -> KernelSpec:
+    """S0', S0'', S1', S1'': the saddle equations (bare S0' = 0, dressed S0' + S1' = 0) and the
+    curvatures their Newton steps need; no value of S, so no logarithms per mode."""
+    node, mode = _action_statements([1, 2])
+    return KernelSpec(
+        name="saddle_equation",
+        family="spectral",
+        args=["s_nodes", "chi_nodes", "N", "kappa", "g_v", "lam_modes", "yt2_modes", "dS0", "dS1"],
+        doc=(
+            "Saddle equation of the kernel-rescaling action (THEORY §2a, §3, §5): dS0[j] = (S0', S0''), "
+            "dS1[j] = (S1', S1'') at s_j; the bare saddle solves S0' = 0, the dressed S0' + S1' = 0."
+        ),
+        node=node,
+        mode=mode,
+        mode_locals=["yt2_modes_k"],
     )
 
 
@@ -190,6 +213,14 @@ def modules(max_order: int = 3):
             2 * L + 2,
             specs,
         )
+    out["rescaling_saddle"] = (
+        "rescaling_saddle: kernel-rescaling field, saddle equations",
+        "Saddle equations of the kernel-rescaling action (THEORY §2a, §5), bare and dressed.",
+        "derive.model.action",
+        None,
+        2,
+        [saddle_equation_spec()],
+    )
     out["rescaling_exact"] = (
         "rescaling_exact: kernel-rescaling field, exact 1-D integrand",
         "Integrand of the exact 1-D integral over s (THEORY §2a): S(s) - S(s0) without cancellation.",

@@ -15,6 +15,11 @@ def rescaling(order):
     return importlib.import_module("msat.generated.rescaling_o%d" % order)
 
 
+def saddle():
+    """The saddle-equation module: msat.generated.rescaling_saddle."""
+    return importlib.import_module("msat.generated.rescaling_saddle")
+
+
 def exact():
     """The exact-integrand module: msat.generated.rescaling_exact."""
     return importlib.import_module("msat.generated.rescaling_exact")

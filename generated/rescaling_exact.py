@@ -3,7 +3,7 @@
 # derivation: derive.model.action_difference
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 7c6a0efd64c6f035b2ba7291a0c5e508b21745ceb3681b786f1c5d93beaeae5f
+# inputs-sha256: b224b4a756623552c49ce04fac8e4a36ab7d87c0022daf5d591b64e2f00857ef
 # content-sha256: da195addd0943f53440cb0e96a53542088cf148bc0c7ba061325b60864eba503
 """Integrand of the exact 1-D integral over s (THEORY §2a): S(s) - S(s0) without cancellation."""
 import math  # noqa: F401

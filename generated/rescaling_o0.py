@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 8a1837075f0f15a1e71b690bf9d26cdccc9df186287d7da1040f69efc957cdc4
+# inputs-sha256: bf01fa6510eb58566977f7db3bbd9101f4a84378544b7dad3587b17adb3e181a
 # content-sha256: 50b492aab1a88a38e86b24405a777d7b0bc701294c3935423995ed4c51ceff0e
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 0 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: dedafc4bd860a9c3671fef300332d1bf2b8f81cf2d1330df7009f18b6c378818
+# inputs-sha256: c7e7ab1ee7701f0286367035b2f64d5b5ffd742db88595c292fc4f198e3b1e37
 # content-sha256: b239699a742cef6827621fdd8b0e3c34e0402f49bfc829e7184e19a40791874a
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 1 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: a4bf4fe22c6ee998dda3fa0019cd3f093fafa0fe77d34e064922b499e7a4ca87
+# inputs-sha256: 675dab237e2616e9c1657b53baf7a8a6ddc67e23df5a3f1b11f2d1635ac7d36d
 # content-sha256: e27043ec315dbc99f7dd8a684ea24b2c1747bec66e3c5cb495279eea423b1625
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 2 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: a72cd615d6fc6c043fd95390dd4059185ea05a0334c7cea202d3d3b3ac13fa97
+# inputs-sha256: 826befcff8e42cce578510a11f43264d07b5a58a031e848758ddbd5b46956170
 # content-sha256: f53242d5b36e3150e158a31803d2cdd6de3822c18550e8fe1326ed20a2f2c9c7
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 3 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

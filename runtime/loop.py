@@ -30,8 +30,14 @@ def _series_square_truncated(m):
     return out
 
 
-def series(spec: Spectrum, N, s_star, chis, kappa, g_v, order: int, dressed: bool) -> dict:
-    """Order-by-order coefficients (L+1, J, ...) of the observables at the saddles s_star (J,)."""
+def series(spec: Spectrum, N, s_star, chis, kappa, g_v, order: int, dressed: bool,
+           per_order: bool = True) -> dict:
+    """Order-by-order coefficients (L+1, J, ...) of the observables at the saddles s_star (J,).
+
+    With ``per_order=False`` the train means, the largest contraction (P x P per ladder point),
+    are summed over orders before it and returned with a leading axis of length 1 (enough for
+    ``truncate``; the other observables stay per order for the truncated variances).
+    """
     mod = generated.rescaling(order)
     s_star = np.ascontiguousarray(s_star, dtype=np.float64)
     chis = np.ascontiguousarray(chis, dtype=np.float64)
@@ -51,7 +57,10 @@ def series(spec: Spectrum, N, s_star, chis, kappa, g_v, order: int, dressed: boo
     wl = np.transpose(w, (1, 0, 2))  # (L+1, J, n)
 
     # means: contract derivative orders first, then one product with the eigenvectors
-    train = observe.train_mean(spec, np.einsum("ljn,jnk->ljk", wl, tab.train))
+    train_coef = np.einsum("ljn,jnk->ljk", wl, tab.train)
+    if not per_order:
+        train_coef = train_coef.sum(axis=0, keepdims=True)
+    train = observe.train_mean(spec, train_coef)
     test_coef = np.einsum("ljn,jnk->ljk", wl, tab.test)
     test = observe.test_mean(spec, test_coef)
     v = observe.test_var(spec, np.einsum("ljn,jnk->ljk", wl, tab.var),

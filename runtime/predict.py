@@ -194,7 +194,7 @@ def _solve(spec, params, chis, method, order, dressed):
         if saddles:
             s_star = np.array([sd.s for sd in saddles])
             vals = _loop.truncate(_loop.series(spec, N, s_star, chis[: len(saddles)], kappa, g_v,
-                                               order, dressed))
+                                               order, dressed, per_order=False))
             for j, c in enumerate(chis[: len(saddles)]):
                 out.append(_result("loop", order, params, c,
                                    {k: v[j] for k, v in vals.items()},

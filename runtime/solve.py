@@ -3,7 +3,7 @@
 bare:    S0'(s) = 0, S0 = prior + fit (tree level and the hbar-counted loop series);
 dressed: S'(s) = 0 with every term of S (the resummed variant; also the centre of the exact
          integral).
-Derivatives come from the generated kernels (msat.generated.rescaling_o0.action_derivatives);
+Derivatives come from the generated kernel msat.generated.rescaling_saddle.saddle_equation;
 this module is a root finder: Newton in u = ln s (s > 0 by construction), safeguarded by a
 sign-change bracket and bisection, warm-started along a chi ladder.
 """
@@ -35,22 +35,21 @@ class ActionGradient:
     """S'(s), S''(s) of the bare (S0) or dressed (S0 + S1) action at one (chi, params)."""
 
     def __init__(self, spec: Spectrum, N, chi, kappa, g_v, dressed: bool):
-        self._k = generated.rescaling(0).action_derivatives
+        self._k = generated.saddle().saddle_equation
         self.spec, self.N, self.kappa, self.g_v = spec, float(N), float(kappa), float(g_v)
         self.dressed = dressed
         self._s = np.empty(1)
         self._chi = np.array([float(chi)])
-        n = 3
-        self._d0 = np.empty((1, n))
-        self._d1 = np.empty((1, n))
+        self._d0 = np.empty((1, 2))
+        self._d1 = np.empty((1, 2))
 
     def __call__(self, s: float):
         self._s[0] = s
         self._k(self._s, self._chi, self.N, self.kappa, self.g_v, self.spec.lam, self.spec.yt2,
                 self._d0, self._d1)
         if self.dressed:
-            return self._d0[0, 1] + self._d1[0, 1], self._d0[0, 2] + self._d1[0, 2]
-        return self._d0[0, 1], self._d0[0, 2]
+            return self._d0[0, 0] + self._d1[0, 0], self._d0[0, 1] + self._d1[0, 1]
+        return self._d0[0, 0], self._d0[0, 1]
 
 
 def find_saddle(grad: ActionGradient, s_init: float = 1.0, tol: float = 1e-15,
