@@ -17,10 +17,11 @@ from pathlib import Path
 
 import jinja2
 import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
-FAMILIES = ("spectral", "row_map")
+FAMILIES = ("spectral", "row_map", "pairwise", "scalar", "numpy_function", "neuron")
 
 
 class KernelPrinter(PythonCodePrinter):
@@ -35,6 +36,35 @@ _PRINTER = KernelPrinter()
 
 def code(expr) -> str:
     return _PRINTER.doprint(expr)
+
+
+class MatrixPrinter(NumPyPrinter):
+    """NumPy printer for matrix expressions: products with @, scalars multiplied, no inverses
+    (THEORY: never invert a kernel, so an Inverse reaching the printer is an error)."""
+
+    def __init__(self):
+        super().__init__({"fully_qualified_modules": True})
+
+    def _print_MatMul(self, expr):
+        coeff, mats = expr.as_coeff_matrices()
+        body = " @ ".join(self.parenthesize(m, 100) for m in mats)
+        return body if coeff == 1 else f"({self._print(coeff)}) * ({body})"
+
+    def _print_Inverse(self, expr):
+        raise ValueError("emitted matrix code must not invert a matrix")
+
+    def _print_OneMatrix(self, expr):
+        return "numpy.ones((%s, %s))" % (self._print_dim(expr.shape[0]), self._print_dim(expr.shape[1]))
+
+    def _print_dim(self, d):
+        return f"{d}" if d.is_Integer else f"{d}"
+
+
+_MATRIX_PRINTER = MatrixPrinter()
+
+
+def numpy_code(expr) -> str:
+    return _MATRIX_PRINTER.doprint(expr)
 
 
 @dataclass
@@ -64,6 +94,8 @@ class KernelSpec:
     node_vars: list = field(default_factory=lambda: [("s", "s_nodes"), ("chi", "chi_nodes")])
     rows: str = ""
     mode_locals: list = field(default_factory=list)  # per-mode array elements, "<array>_k"
+    returns: str = ""
+    extra: dict = field(default_factory=dict)  # template-specific statement groups
 
 
 def _cse_lines(statements, prefix: str):
@@ -79,18 +111,36 @@ def _cse_lines(statements, prefix: str):
 
 
 def lower(spec: KernelSpec) -> dict:
-    """Template context for a kernel: printed, cse-reduced statements."""
+    """Template context for a kernel: printed, cse-reduced statements.
+
+    spectral: node and mode statements; row_map / pairwise / scalar: one statement list (after
+    the prelude); every list of Statements in ``extra`` is lowered the same way under its key;
+    numpy_function: matrix expressions printed for NumPy (no cse, no numba).
+    """
     ctx = {"name": spec.name, "args": spec.args, "doc": spec.doc}
+    for key, value in spec.extra.items():
+        if isinstance(value, list) and value and isinstance(value[0], Statement):
+            ctx[key] = _cse_lines(value, f"{key}_")
+        else:
+            ctx[key] = value
     if spec.family == "spectral":
         prelude = [f"{code(sp.Symbol(n))} = {code(e)}" for n, e in spec.prelude]
         ctx["node_vars"] = spec.node_vars
         ctx["node_statements"] = prelude + _cse_lines(spec.node, "u")
         ctx["mode_statements"] = [f"{v} = {v[:-2]}[k]" for v in spec.mode_locals]
         ctx["mode_statements"] += _cse_lines(spec.mode, "x")
-    elif spec.family == "row_map":
-        prelude = [f"{n} = {src}" for n, src in spec.prelude]
-        ctx["rows"] = spec.rows
+    elif spec.family in ("row_map", "pairwise", "scalar"):
+        prelude = [f"{n} = {src if isinstance(src, str) else code(src)}" for n, src in spec.prelude]
         ctx["statements"] = prelude + _cse_lines(spec.node, "x")
+        if spec.family == "row_map":
+            ctx["rows"] = spec.rows
+        if spec.family == "scalar":
+            ctx["returns"] = spec.returns
+    elif spec.family == "numpy_function":
+        ctx["statements"] = [f"{st.target} = {numpy_code(st.expr)}" for st in spec.node]
+        ctx["returns"] = spec.returns
+    elif spec.family == "neuron":
+        pass
     else:
         raise ValueError(f"unknown kernel family {spec.family!r}")
     return ctx
@@ -136,7 +186,12 @@ def inputs_hash(specs, order, derivation: str) -> str:
         for st in spec.node + spec.mode:
             h.update(f"{st.target}{st.op}{sp.srepr(st.expr)}".encode())
         for n, e in spec.prelude:
-            h.update(f"{n}={sp.srepr(e)}".encode())
+            h.update(f"{n}={e if isinstance(e, str) else sp.srepr(e)}".encode())
+        for key, value in sorted(spec.extra.items()):
+            items = value if isinstance(value, list) else [value]
+            for st in items:
+                body = f"{st.target}{st.op}{sp.srepr(st.expr)}" if isinstance(st, Statement) else str(st)
+                h.update(f"{key}:{body}".encode())
     return h.hexdigest()
 
 

@@ -193,6 +193,24 @@ def action_difference_spec() -> KernelSpec:
     return spec
 
 
+def hidden_weight_direction_spec() -> KernelSpec:
+    """u^T (1/N) E[W^T W | s] u - g_w/D per node from Q1(s), Q2(s) (THEORY §2a)."""
+    expr = model.hidden_weight_direction()
+    return KernelSpec(
+        name="hidden_weight_direction",
+        family="row_map",
+        args=["s_nodes", "chi", "N", "g_v", "g_w_D", "Q1_nodes", "Q2_nodes", "out"],
+        doc=(
+            "Directional hidden-weight second moment given s (THEORY §2a): u^T (1/N) E[W^T W | s] u "
+            "- g_w/D for a unit vector u, from Q1 = z^T (g_v s K + kappa)^-1 z and "
+            "Q2 = z^T (g_v s K + kappa)^-1 yt with z = sqrt(g_w/D) U^T X u."
+        ),
+        node=[Statement("out[j]", expr)],
+        prelude=[("s", "s_nodes[j]"), ("Q1", "Q1_nodes[j]"), ("Q2", "Q2_nodes[j]")],
+        rows="s_nodes.shape[0]",
+    )
+
+
 def modules(max_order: int = 3):
     """All generated modules: {module name: (title, doc, derivation, order, nmax, [specs])}."""
     out = {}
@@ -223,10 +241,11 @@ def modules(max_order: int = 3):
     )
     out["rescaling_exact"] = (
         "rescaling_exact: kernel-rescaling field, exact 1-D integrand",
-        "Integrand of the exact 1-D integral over s (THEORY §2a): S(s) - S(s0) without cancellation.",
+        "Exact 1-D integral over s (THEORY §2a): S(s) - S(s0) without cancellation, and the "
+        "directional hidden-weight moment given s.",
         "derive.model.action_difference",
         None,
         0,
-        [action_difference_spec()],
+        [action_difference_spec(), hidden_weight_direction_spec()],
     )
     return out

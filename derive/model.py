@@ -102,7 +102,25 @@ def observables() -> tuple[Observable, ...]:
         Observable("test_var", "posterior variance of f(x*) given s (no label noise)",
                    -(g_v * s) ** 2 / chi / d, g_v * s / chi, r"v_*"),
         Observable("field_s", "the rescaling field s", sp.S.Zero, s, r"s"),
+        Observable("resolvent", "eigenvalues of (g_v s K + kappa)^-1, for quadratic forms",
+                   1 / d, sp.S.Zero, r"r"),
     )
+
+
+#: spectral quadratic forms of a unit direction u in weight space (z = U^T X u sqrt(g_w/D)):
+#: Q1 = z^T (g_v s K + kappa)^-1 z, Q2 = z^T (g_v s K + kappa)^-1 yt
+Q1, Q2 = sp.symbols("Q1 Q2", real=True)
+g_w_D = sp.Symbol("g_w_D", positive=True)  # g_w / D
+
+
+def hidden_weight_direction():
+    """u^T (1/N) E[W^T W | s] u - g_w/D for a unit vector u (THEORY §2a):
+    (g_w/D)(1 - 1/N) + (chi/(N g_v s)) (u^T Sigma_u u + (u^T mu)^2) - g_w/D with
+    u^T mu = g_v s sqrt(g_w/D) Q2 and u^T Sigma_u u = (g_v s/chi)(g_w/D)(1 - g_v s Q1)."""
+    u_mu = g_v * s * sp.sqrt(g_w_D) * Q2
+    u_sigma_u = (g_v * s / chi) * g_w_D * (1 - g_v * s * Q1)
+    total = g_w_D * (1 - 1 / N) + chi / (N * g_v * s) * (u_sigma_u + u_mu**2)
+    return sp.expand(total - g_w_D)
 
 
 def observable(name: str) -> Observable:

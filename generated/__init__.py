@@ -20,6 +20,21 @@ def saddle():
     return importlib.import_module("msat.generated.rescaling_saddle")
 
 
+def adaptive_linear():
+    """Kernel-adaptation saddle maps of a linear network: msat.generated.adaptive_linear."""
+    return importlib.import_module("msat.generated.adaptive_linear")
+
+
+def nngp():
+    """NNGP kernels (linear, erf, relu): msat.generated.nngp."""
+    return importlib.import_module("msat.generated.nngp")
+
+
+def neuron(activation):
+    """Single-neuron sampler for an activation: msat.generated.neuron_<activation>."""
+    return importlib.import_module("msat.generated.neuron_%s" % activation)
+
+
 def exact():
     """The exact-integrand module: msat.generated.rescaling_exact."""
     return importlib.import_module("msat.generated.rescaling_exact")

@@ -3,12 +3,14 @@
 # derivation: derive.model.action_difference
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: b224b4a756623552c49ce04fac8e4a36ab7d87c0022daf5d591b64e2f00857ef
-# content-sha256: da195addd0943f53440cb0e96a53542088cf148bc0c7ba061325b60864eba503
-"""Integrand of the exact 1-D integral over s (THEORY §2a): S(s) - S(s0) without cancellation."""
+# inputs-sha256: 2978666ba5f8ae6d763ce0b02dfb2ac7e64e0ab27e13125d0f56aadf6309cca1
+# content-sha256: 6f420cd122dd78c6930771e4e8f46f9ab383e00645c1ac05a5b5eb0b30024909
+"""Exact 1-D integral over s (THEORY §2a): S(s) - S(s0) without cancellation, and the directional hidden-weight moment given s."""
 import math  # noqa: F401
 
-from numba import njit
+import numpy  # noqa: F401
+import numpy as np  # noqa: F401
+from numba import njit  # noqa: F401
 
 ORDER = None
 NMAX = 0
@@ -31,3 +33,14 @@ def action_difference(t_nodes, s0, chi, N, kappa, g_v, lam_modes, yt2_modes, out
             x2 = delta*x0
             x3 = x2/x1
             out[j] += -1/2*chi*x3*yt2_modes_k/(x1 + x2) + (1/2)*math.log1p(x3)
+
+
+@njit(cache=True)
+def hidden_weight_direction(s_nodes, chi, N, g_v, g_w_D, Q1_nodes, Q2_nodes, out):
+    """Directional hidden-weight second moment given s (THEORY §2a): u^T (1/N) E[W^T W | s] u - g_w/D for a unit vector u, from Q1 = z^T (g_v s K + kappa)^-1 z and Q2 = z^T (g_v s K + kappa)^-1 yt with z = sqrt(g_w/D) U^T X u."""
+    for j in range(s_nodes.shape[0]):
+        s = s_nodes[j]
+        Q1 = Q1_nodes[j]
+        Q2 = Q2_nodes[j]
+        x0 = 1/N
+        out[j] = -Q1*g_v*g_w_D*s*x0 + Q2**2*chi*g_v*g_w_D*s*x0

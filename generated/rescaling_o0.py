@@ -3,12 +3,14 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: bf01fa6510eb58566977f7db3bbd9101f4a84378544b7dad3587b17adb3e181a
-# content-sha256: 50b492aab1a88a38e86b24405a777d7b0bc701294c3935423995ed4c51ceff0e
+# inputs-sha256: b9288b75d27859b6ae0982119d7b0822fef2e996b6861ebe614d4991de5fe319
+# content-sha256: 39738e32eb5a327bafc6dc6d266e1f54d69cc9d2d6567b07cddf49b9b5835833
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 0 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401
 
-from numba import njit
+import numpy  # noqa: F401
+import numpy as np  # noqa: F401
+from numba import njit  # noqa: F401
 
 ORDER = 0
 NMAX = 2
@@ -63,8 +65,8 @@ def weights_dressed(dA, w):
 
 
 @njit(cache=True)
-def observable_tables(s_nodes, chi_nodes, kappa, g_v, lam_modes, train_mean_modes, test_mean_modes, test_var_modes, test_var_scalar, field_s_scalar):
-    """d^n/ds^n, n = 0..0, of the observables of THEORY §2a at each node: per-mode summands (contracted by runtime with U, k*^T U) and scalar parts. Observables: train_mean, test_mean, test_var, field_s."""
+def observable_tables(s_nodes, chi_nodes, kappa, g_v, lam_modes, train_mean_modes, test_mean_modes, test_var_modes, test_var_scalar, field_s_scalar, resolvent_modes):
+    """d^n/ds^n, n = 0..0, of the observables of THEORY §2a at each node: per-mode summands (contracted by runtime with U, k*^T U) and scalar parts. Observables: train_mean, test_mean, test_var, field_s, resolvent."""
     for j in range(s_nodes.shape[0]):
         s = s_nodes[j]
         chi = chi_nodes[j]
@@ -79,6 +81,7 @@ def observable_tables(s_nodes, chi_nodes, kappa, g_v, lam_modes, train_mean_mode
             train_mean_modes[j, 0, k] = x1*x2
             test_mean_modes[j, 0, k] = x0*x2
             test_var_modes[j, 0, k] = -g_v**2*s**2*x2/chi
+            resolvent_modes[j, 0, k] = x2
 
 
 @njit(cache=True)

@@ -3,12 +3,14 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: c7e7ab1ee7701f0286367035b2f64d5b5ffd742db88595c292fc4f198e3b1e37
-# content-sha256: b239699a742cef6827621fdd8b0e3c34e0402f49bfc829e7184e19a40791874a
+# inputs-sha256: 12e67bb453e7687f664d1e5d492f7ca33b1ace7ed53957c608a7db85f698d6d8
+# content-sha256: 11b9922e6d83a6872ae7242920539c0151d4a252c3ff5130860bd9aaeccaa3bc
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 1 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401
 
-from numba import njit
+import numpy  # noqa: F401
+import numpy as np  # noqa: F401
+from numba import njit  # noqa: F401
 
 ORDER = 1
 NMAX = 4
@@ -92,8 +94,8 @@ def weights_dressed(dA, w):
 
 
 @njit(cache=True)
-def observable_tables(s_nodes, chi_nodes, kappa, g_v, lam_modes, train_mean_modes, test_mean_modes, test_var_modes, test_var_scalar, field_s_scalar):
-    """d^n/ds^n, n = 0..2, of the observables of THEORY §2a at each node: per-mode summands (contracted by runtime with U, k*^T U) and scalar parts. Observables: train_mean, test_mean, test_var, field_s."""
+def observable_tables(s_nodes, chi_nodes, kappa, g_v, lam_modes, train_mean_modes, test_mean_modes, test_var_modes, test_var_scalar, field_s_scalar, resolvent_modes):
+    """d^n/ds^n, n = 0..2, of the observables of THEORY §2a at each node: per-mode summands (contracted by runtime with U, k*^T U) and scalar parts. Observables: train_mean, test_mean, test_var, field_s, resolvent."""
     for j in range(s_nodes.shape[0]):
         s = s_nodes[j]
         chi = chi_nodes[j]
@@ -112,21 +114,26 @@ def observable_tables(s_nodes, chi_nodes, kappa, g_v, lam_modes, train_mean_mode
             x2 = kappa + x1
             x3 = 1/x2
             x4 = x2**(-2)
-            x5 = g_v*kappa*x4
-            x6 = g_v**2
-            x7 = x2**(-3)
-            x8 = 2*kappa
-            x9 = x6*x7*x8
-            x10 = x6/chi
+            x5 = g_v*x4
+            x6 = kappa*x5
+            x7 = 2*kappa
+            x8 = g_v**2
+            x9 = x2**(-3)
+            x10 = x8*x9
+            x11 = lam**2*x10
+            x12 = x8/chi
             train_mean_modes[j, 0, k] = x1*x3
-            train_mean_modes[j, 1, k] = lam*x5
-            train_mean_modes[j, 2, k] = -lam**2*x9
+            train_mean_modes[j, 1, k] = lam*x6
+            train_mean_modes[j, 2, k] = -x11*x7
             test_mean_modes[j, 0, k] = x0*x3
-            test_mean_modes[j, 1, k] = x5
-            test_mean_modes[j, 2, k] = -lam*x9
-            test_var_modes[j, 0, k] = -s**2*x10*x3
-            test_var_modes[j, 1, k] = -s*x10*x4*(x1 + x8)
-            test_var_modes[j, 2, k] = -2*kappa**2*x10*x7
+            test_mean_modes[j, 1, k] = x6
+            test_mean_modes[j, 2, k] = -lam*x10*x7
+            test_var_modes[j, 0, k] = -s**2*x12*x3
+            test_var_modes[j, 1, k] = -s*x12*x4*(x1 + x7)
+            test_var_modes[j, 2, k] = -2*kappa**2*x12*x9
+            resolvent_modes[j, 0, k] = x3
+            resolvent_modes[j, 1, k] = -lam*x5
+            resolvent_modes[j, 2, k] = 2*x11
 
 
 @njit(cache=True)

@@ -3,12 +3,14 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 675dab237e2616e9c1657b53baf7a8a6ddc67e23df5a3f1b11f2d1635ac7d36d
-# content-sha256: e27043ec315dbc99f7dd8a684ea24b2c1747bec66e3c5cb495279eea423b1625
+# inputs-sha256: 71c18f81c5ee67655bc79052e91c2869f0001adfc38a1da1b47709c2f7bb115b
+# content-sha256: 1e1cabf0a4f9cf9cd76809354b4ff94f7d79fa99aeb7a9f24f68847f8cd803c6
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 2 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401
 
-from numba import njit
+import numpy  # noqa: F401
+import numpy as np  # noqa: F401
+from numba import njit  # noqa: F401
 
 ORDER = 2
 NMAX = 6
@@ -140,8 +142,8 @@ def weights_dressed(dA, w):
 
 
 @njit(cache=True)
-def observable_tables(s_nodes, chi_nodes, kappa, g_v, lam_modes, train_mean_modes, test_mean_modes, test_var_modes, test_var_scalar, field_s_scalar):
-    """d^n/ds^n, n = 0..4, of the observables of THEORY §2a at each node: per-mode summands (contracted by runtime with U, k*^T U) and scalar parts. Observables: train_mean, test_mean, test_var, field_s."""
+def observable_tables(s_nodes, chi_nodes, kappa, g_v, lam_modes, train_mean_modes, test_mean_modes, test_var_modes, test_var_scalar, field_s_scalar, resolvent_modes):
+    """d^n/ds^n, n = 0..4, of the observables of THEORY §2a at each node: per-mode summands (contracted by runtime with U, k*^T U) and scalar parts. Observables: train_mean, test_mean, test_var, field_s, resolvent."""
     for j in range(s_nodes.shape[0]):
         s = s_nodes[j]
         chi = chi_nodes[j]
@@ -164,34 +166,43 @@ def observable_tables(s_nodes, chi_nodes, kappa, g_v, lam_modes, train_mean_mode
             x2 = kappa + x1
             x3 = 1/x2
             x4 = x2**(-2)
-            x5 = g_v*kappa*x4
-            x6 = lam**2
-            x7 = g_v**2
-            x8 = x2**(-3)
-            x9 = 2*kappa
-            x10 = x7*x8*x9
-            x11 = kappa*lam**3
-            x12 = 6*g_v**3/x2**4
-            x13 = 24*g_v**4/x2**5
-            x14 = 1/chi
-            x15 = x14*x7
-            x16 = kappa**2
-            x17 = x14*x16
+            x5 = g_v*x4
+            x6 = kappa*x5
+            x7 = 2*kappa
+            x8 = lam**2
+            x9 = g_v**2
+            x10 = x2**(-3)
+            x11 = x10*x9
+            x12 = x11*x8
+            x13 = lam**3
+            x14 = 6*g_v**3/x2**4
+            x15 = x13*x14
+            x16 = 24*g_v**4/x2**5
+            x17 = lam**4*x16
+            x18 = 1/chi
+            x19 = x18*x9
+            x20 = kappa**2
+            x21 = x18*x20
             train_mean_modes[j, 0, k] = x1*x3
-            train_mean_modes[j, 1, k] = lam*x5
-            train_mean_modes[j, 2, k] = -x10*x6
-            train_mean_modes[j, 3, k] = x11*x12
-            train_mean_modes[j, 4, k] = -kappa*lam**4*x13
+            train_mean_modes[j, 1, k] = lam*x6
+            train_mean_modes[j, 2, k] = -x12*x7
+            train_mean_modes[j, 3, k] = kappa*x15
+            train_mean_modes[j, 4, k] = -kappa*x17
             test_mean_modes[j, 0, k] = x0*x3
-            test_mean_modes[j, 1, k] = x5
-            test_mean_modes[j, 2, k] = -lam*x10
-            test_mean_modes[j, 3, k] = kappa*x12*x6
-            test_mean_modes[j, 4, k] = -x11*x13
-            test_var_modes[j, 0, k] = -s**2*x15*x3
-            test_var_modes[j, 1, k] = -s*x15*x4*(x1 + x9)
-            test_var_modes[j, 2, k] = -2*x15*x16*x8
-            test_var_modes[j, 3, k] = lam*x12*x17
-            test_var_modes[j, 4, k] = -x13*x17*x6
+            test_mean_modes[j, 1, k] = x6
+            test_mean_modes[j, 2, k] = -lam*x11*x7
+            test_mean_modes[j, 3, k] = kappa*x14*x8
+            test_mean_modes[j, 4, k] = -kappa*x13*x16
+            test_var_modes[j, 0, k] = -s**2*x19*x3
+            test_var_modes[j, 1, k] = -s*x19*x4*(x1 + x7)
+            test_var_modes[j, 2, k] = -2*x10*x19*x20
+            test_var_modes[j, 3, k] = lam*x14*x21
+            test_var_modes[j, 4, k] = -x16*x21*x8
+            resolvent_modes[j, 0, k] = x3
+            resolvent_modes[j, 1, k] = -lam*x5
+            resolvent_modes[j, 2, k] = 2*x12
+            resolvent_modes[j, 3, k] = -x15
+            resolvent_modes[j, 4, k] = x17
 
 
 @njit(cache=True)

@@ -3,12 +3,14 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 826befcff8e42cce578510a11f43264d07b5a58a031e848758ddbd5b46956170
-# content-sha256: f53242d5b36e3150e158a31803d2cdd6de3822c18550e8fe1326ed20a2f2c9c7
+# inputs-sha256: b12abcc9e61aa9d8573570682775c87a1fa9ecb11348633dbd9a9b9097cd0f79
+# content-sha256: 07a0b9960818641217dd55293791ee23fb0ace6d82d6e30c6318609d6f6b65af
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 3 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401
 
-from numba import njit
+import numpy  # noqa: F401
+import numpy as np  # noqa: F401
+from numba import njit  # noqa: F401
 
 ORDER = 3
 NMAX = 8
@@ -231,8 +233,8 @@ def weights_dressed(dA, w):
 
 
 @njit(cache=True)
-def observable_tables(s_nodes, chi_nodes, kappa, g_v, lam_modes, train_mean_modes, test_mean_modes, test_var_modes, test_var_scalar, field_s_scalar):
-    """d^n/ds^n, n = 0..6, of the observables of THEORY §2a at each node: per-mode summands (contracted by runtime with U, k*^T U) and scalar parts. Observables: train_mean, test_mean, test_var, field_s."""
+def observable_tables(s_nodes, chi_nodes, kappa, g_v, lam_modes, train_mean_modes, test_mean_modes, test_var_modes, test_var_scalar, field_s_scalar, resolvent_modes):
+    """d^n/ds^n, n = 0..6, of the observables of THEORY §2a at each node: per-mode summands (contracted by runtime with U, k*^T U) and scalar parts. Observables: train_mean, test_mean, test_var, field_s, resolvent."""
     for j in range(s_nodes.shape[0]):
         s = s_nodes[j]
         chi = chi_nodes[j]
@@ -259,46 +261,57 @@ def observable_tables(s_nodes, chi_nodes, kappa, g_v, lam_modes, train_mean_mode
             x2 = kappa + x1
             x3 = 1/x2
             x4 = x2**(-2)
-            x5 = g_v*kappa*x4
-            x6 = lam**2
-            x7 = g_v**2
-            x8 = x2**(-3)
-            x9 = 2*kappa
-            x10 = x7*x8*x9
-            x11 = lam**3
-            x12 = kappa*x11
-            x13 = 6*g_v**3/x2**4
-            x14 = lam**4
-            x15 = kappa*x14
-            x16 = 24*g_v**4/x2**5
-            x17 = kappa*lam**5
-            x18 = 120*g_v**5/x2**6
-            x19 = 720*g_v**6/x2**7
-            x20 = 1/chi
-            x21 = x20*x7
-            x22 = kappa**2
-            x23 = x20*x22
+            x5 = g_v*x4
+            x6 = kappa*x5
+            x7 = 2*kappa
+            x8 = lam**2
+            x9 = g_v**2
+            x10 = x2**(-3)
+            x11 = x10*x9
+            x12 = x11*x8
+            x13 = lam**3
+            x14 = 6*g_v**3/x2**4
+            x15 = x13*x14
+            x16 = lam**4
+            x17 = 24*g_v**4/x2**5
+            x18 = x16*x17
+            x19 = lam**5
+            x20 = 120*g_v**5/x2**6
+            x21 = x19*x20
+            x22 = 720*g_v**6/x2**7
+            x23 = lam**6*x22
+            x24 = 1/chi
+            x25 = x24*x9
+            x26 = kappa**2
+            x27 = x24*x26
             train_mean_modes[j, 0, k] = x1*x3
-            train_mean_modes[j, 1, k] = lam*x5
-            train_mean_modes[j, 2, k] = -x10*x6
-            train_mean_modes[j, 3, k] = x12*x13
-            train_mean_modes[j, 4, k] = -x15*x16
-            train_mean_modes[j, 5, k] = x17*x18
-            train_mean_modes[j, 6, k] = -kappa*lam**6*x19
+            train_mean_modes[j, 1, k] = lam*x6
+            train_mean_modes[j, 2, k] = -x12*x7
+            train_mean_modes[j, 3, k] = kappa*x15
+            train_mean_modes[j, 4, k] = -kappa*x18
+            train_mean_modes[j, 5, k] = kappa*x21
+            train_mean_modes[j, 6, k] = -kappa*x23
             test_mean_modes[j, 0, k] = x0*x3
-            test_mean_modes[j, 1, k] = x5
-            test_mean_modes[j, 2, k] = -lam*x10
-            test_mean_modes[j, 3, k] = kappa*x13*x6
-            test_mean_modes[j, 4, k] = -x12*x16
-            test_mean_modes[j, 5, k] = x15*x18
-            test_mean_modes[j, 6, k] = -x17*x19
-            test_var_modes[j, 0, k] = -s**2*x21*x3
-            test_var_modes[j, 1, k] = -s*x21*x4*(x1 + x9)
-            test_var_modes[j, 2, k] = -2*x21*x22*x8
-            test_var_modes[j, 3, k] = lam*x13*x23
-            test_var_modes[j, 4, k] = -x16*x23*x6
-            test_var_modes[j, 5, k] = x11*x18*x23
-            test_var_modes[j, 6, k] = -x14*x19*x23
+            test_mean_modes[j, 1, k] = x6
+            test_mean_modes[j, 2, k] = -lam*x11*x7
+            test_mean_modes[j, 3, k] = kappa*x14*x8
+            test_mean_modes[j, 4, k] = -kappa*x13*x17
+            test_mean_modes[j, 5, k] = kappa*x16*x20
+            test_mean_modes[j, 6, k] = -kappa*x19*x22
+            test_var_modes[j, 0, k] = -s**2*x25*x3
+            test_var_modes[j, 1, k] = -s*x25*x4*(x1 + x7)
+            test_var_modes[j, 2, k] = -2*x10*x25*x26
+            test_var_modes[j, 3, k] = lam*x14*x27
+            test_var_modes[j, 4, k] = -x17*x27*x8
+            test_var_modes[j, 5, k] = x13*x20*x27
+            test_var_modes[j, 6, k] = -x16*x22*x27
+            resolvent_modes[j, 0, k] = x3
+            resolvent_modes[j, 1, k] = -lam*x5
+            resolvent_modes[j, 2, k] = 2*x12
+            resolvent_modes[j, 3, k] = -x15
+            resolvent_modes[j, 4, k] = x18
+            resolvent_modes[j, 5, k] = -x21
+            resolvent_modes[j, 6, k] = x23
 
 
 @njit(cache=True)

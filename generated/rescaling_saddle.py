@@ -3,12 +3,14 @@
 # derivation: derive.model.action
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 0f633eea6b2cffcfae11d2fb1af5fef9985655912ed429ecb43118c8b1cec172
-# content-sha256: 58a9ceba9c8c066c6842ece867894e0831a7cec97fc79313aa2babfe3730ad4f
+# inputs-sha256: 1166b1063fb637ec1a4a6eccc9dd1a4aaf86ca3e92e698a8e4f1782fef42dfcc
+# content-sha256: 0fb9462266b204b1149816ac3458ffc6ee94c7b68aeade26d988d8accb016650
 """Saddle equations of the kernel-rescaling action (THEORY §2a, §5), bare and dressed."""
 import math  # noqa: F401
 
-from numba import njit
+import numpy  # noqa: F401
+import numpy as np  # noqa: F401
+from numba import njit  # noqa: F401
 
 ORDER = None
 NMAX = 2

@@ -16,7 +16,8 @@ from .spectral import Spectrum
 class Tables:
     """d^n/ds^n of the observables' summands at nodes (s_j, chi_j), n = 0..nmax.
 
-    Arrays: train (J, n, K), test (J, n, K), var (J, n, K), var_scalar (J, n), s (J, n).
+    Arrays: train (J, n, K), test (J, n, K), var (J, n, K), var_scalar (J, n), s (J, n),
+    resolvent (J, n, K) (eigenvalues of (g_v s K + kappa)^-1).
     """
 
     def __init__(self, spec: Spectrum, s_nodes, chi_nodes, kappa, g_v, order: int):
@@ -29,11 +30,12 @@ class Tables:
         self.var = np.empty((J, n, K))
         self.var_scalar = np.empty((J, n))
         self.s = np.empty((J, n))
+        self.resolvent = np.empty((J, n, K))
         mod.observable_tables(
             np.ascontiguousarray(s_nodes, dtype=np.float64),
             np.ascontiguousarray(chi_nodes, dtype=np.float64),
             float(kappa), float(g_v), spec.lam,
-            self.train, self.test, self.var, self.var_scalar, self.s,
+            self.train, self.test, self.var, self.var_scalar, self.s, self.resolvent,
         )
 
 

@@ -83,7 +83,7 @@ def test_observable_tables_vs_mpmath(order):
     J, n, K = len(inp["s_nodes"]), 2 * order + 1, len(inp["lam_modes"])
     arrs = {"train_mean_modes": np.empty((J, n, K)), "test_mean_modes": np.empty((J, n, K)),
             "test_var_modes": np.empty((J, n, K)), "test_var_scalar": np.empty((J, n)),
-            "field_s_scalar": np.empty((J, n))}
+            "field_s_scalar": np.empty((J, n)), "resolvent_modes": np.empty((J, n, K))}
     mod.observable_tables(inp["s_nodes"], inp["chi_nodes"], inp["kappa"], inp["g_v"], inp["lam_modes"], *arrs.values())
     ref = _reference_spectral(kernels.observable_tables_spec(order), inp, {k: v.shape for k, v in arrs.items()})
     for k in arrs:
@@ -162,7 +162,7 @@ dS0 = np.empty((J, n)); dS1 = np.empty((J, n))
 mod.action_derivatives(s, chi, 30.0, 0.5, 1.0, lam, yt2, dS0, dS1)
 w = np.empty((J, order + 1, 2 * order + 1)); mod.weights_bare(dS0, dS1, w)
 m = 2 * order + 1
-tabs = [np.empty((J, m, K)) for _ in range(3)] + [np.empty((J, m)) for _ in range(2)]
+tabs = [np.empty((J, m, K)) for _ in range(3)] + [np.empty((J, m)) for _ in range(2)] + [np.empty((J, m, K))]
 mod.observable_tables(s, chi, 0.5, 1.0, lam, *tabs)
 print(json.dumps([a.tolist() for a in [dS0, dS1, w] + tabs]))
 """
