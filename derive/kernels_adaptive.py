@@ -109,15 +109,16 @@ def neuron_spec(name: str) -> KernelSpec:
         name=f"mala_{name}",
         family="neuron",
         args=["W", "X", "Ct", "D", "g_w", "step", "n_steps", "n_burn", "thin", "seed",
-              "accepted", "log_q", "features"],
+              "accepted", "log_q", "samples"],
         doc=(
             f"MALA chains under the adapted single-neuron law q(w) ∝ N(w; 0, g_w/D) "
             f"exp(phi(Xw)^T Ct phi(Xw)), phi = {name} (THEORY §2b, §6). Updates W (chains x D) in "
-            "place, counts accepted moves, and records phi(Xw) of every thin-th state after n_burn "
-            "steps into features (rows); returns the number of rows written."
+            "place, counts accepted moves, and records every thin-th state after n_burn steps into "
+            "samples (rows); returns the number of rows written."
         ),
         extra={
             "activation": name,
+            "features_name": f"features_{name}",
             "pointwise": [Statement("u[a]", ph), Statement("du[a]", dph)],
             "prior": [Statement("prior_value", prior), Statement("prior_slope", 2 * sp.diff(prior, ww))],
             "record": [Statement("phi_x", ph)],

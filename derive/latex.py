@@ -13,8 +13,8 @@ from . import loops, model
 LATEX_SETTINGS = {"fold_short_frac": False, "mul_symbol": None, "order": "lex"}
 
 
-def tex(expr) -> str:
-    return sp.latex(expr, **LATEX_SETTINGS)
+def tex(expr, names=None) -> str:
+    return sp.latex(expr, symbol_names=names or {}, **LATEX_SETTINGS)
 
 
 def _rename(expr, O_name: str):
@@ -133,4 +133,23 @@ def document(order: int = 3) -> str:
     for l, b, d in order_lines(order):
         out += [f"### Order {l}", "", "$$", rf"c_{{{l}}}^{{\mathrm{{bare}}}} = {b}", "$$", "",
                 "$$", rf"c_{{{l}}}^{{\mathrm{{dressed}}}} = {d}", "$$", ""]
+    out += adaptive_section()
     return "\n".join(out)
+
+
+def adaptive_section() -> list[str]:
+    """Kernel adaptation (THEORY §2b): action and saddle equations derived by derive.matcalc."""
+    from . import adaptive
+
+    out = ["## Kernel adaptation (linear network)", "",
+           "Action of the matrix fields and its stationarity conditions, derived by SymPy matrix "
+           "calculus (`msat.derive.adaptive.saddle`); order 0 drops the output-fluctuation term.", ""]
+    names = {adaptive.Ct: r"\tilde{C}"}
+    for order in adaptive.ORDERS:
+        sd = adaptive.saddle(order)
+        red = adaptive.reduction(order)
+        out += [f"### Order {order}", "", "$$", "S = " + tex(adaptive.action(order), names), "$$", "",
+                "$$", r"\tilde C = " + tex(sd.Ct, names), "$$", "", "$$", "C = " + tex(sd.C, names), "$$", "",
+                "Per eigenvalue $b$ of $C$: $h(b) = " + tex(red.h) + r"$, rank-one weight $\sigma = "
+                + tex(red.sigma) + "$.", ""]
+    return out

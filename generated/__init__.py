@@ -20,12 +20,12 @@ def saddle():
     return importlib.import_module("msat.generated.rescaling_saddle")
 
 
-def adaptive_linear():
+def linear_adaptation():
     """Kernel-adaptation saddle maps of a linear network: msat.generated.adaptive_linear."""
     return importlib.import_module("msat.generated.adaptive_linear")
 
 
-def nngp():
+def nngp_kernels():
     """NNGP kernels (linear, erf, relu): msat.generated.nngp."""
     return importlib.import_module("msat.generated.nngp")
 

@@ -3,8 +3,8 @@
 # derivation: derive.activations.phi + derive.activations.dphi
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 46f4b683d7313268f32c2502b31be6dcea9f1ff3498ec5ad998d03888f0d0106
-# content-sha256: a69eb68d8a673c095e0ef4e197155f56c704fe989d709121cea941cb1eedf44c
+# inputs-sha256: cb49df883d2ffe5964580d3947eaa9e8590a9c8fe9ecec85569acbd9d50ee755
+# content-sha256: d84edd1cee930a828a74527f25429da26b9935ed0b6a86f60bf64ac1f361a699
 """Single-neuron MALA sampler under the adapted law q(w) for phi = erf (THEORY §6)."""
 import math  # noqa: F401
 
@@ -57,8 +57,8 @@ def _log_density_erf(w, X, Ct, D, g_w, h, u, du, v, grad):
 
 
 @njit(cache=True)
-def mala_erf(W, X, Ct, D, g_w, step, n_steps, n_burn, thin, seed, accepted, log_q, features):
-    """MALA chains under the adapted single-neuron law q(w) ∝ N(w; 0, g_w/D) exp(phi(Xw)^T Ct phi(Xw)), phi = erf (THEORY §2b, §6). Updates W (chains x D) in place, counts accepted moves, and records phi(Xw) of every thin-th state after n_burn steps into features (rows); returns the number of rows written."""
+def mala_erf(W, X, Ct, D, g_w, step, n_steps, n_burn, thin, seed, accepted, log_q, samples):
+    """MALA chains under the adapted single-neuron law q(w) ∝ N(w; 0, g_w/D) exp(phi(Xw)^T Ct phi(Xw)), phi = erf (THEORY §2b, §6). Updates W (chains x D) in place, counts accepted moves, and records every thin-th state after n_burn steps into samples (rows); returns the number of rows written."""
     np.random.seed(seed)
     n_chains, Dw = W.shape
     P = X.shape[0]
@@ -87,22 +87,29 @@ def mala_erf(W, X, Ct, D, g_w, step, n_steps, n_burn, thin, seed, accepted, log_
                 fwd += r_f * r_f
                 bwd += r_b * r_b
             log_acc = lq_new - lq - (bwd - fwd) / (4.0 * eps)
-            if math.log(np.random.random()) < log_acc:
+            if log_acc >= 0.0 or np.random.random() < math.exp(log_acc):
                 for d in range(Dw):
                     w[d] = w_new[d]
                     grad[d] = grad_new[d]
                 lq = lq_new
                 accepted[i] += 1
             if t >= n_burn and (t - n_burn) % thin == 0:
-                # record phi(Xw) of the current state for E_q[phi phi^T]
-                for a in range(P):
-                    acc = 0.0
-                    for d in range(Dw):
-                        acc += X[a, d] * w[d]
-                    x = acc
-                    phi_x = math.erf(x)
-
-                    features[n_kept, a] = phi_x
+                for d in range(Dw):
+                    samples[n_kept, d] = w[d]
                 n_kept += 1
         log_q[i] = lq
     return n_kept
+
+
+@njit(cache=True)
+def features_erf(X_rec, W, out):
+    """out[i, a] = phi(x_a . w_i) for phi = erf: the features of weight samples."""
+    for i in range(W.shape[0]):
+        for a in range(X_rec.shape[0]):
+            acc = 0.0
+            for d in range(X_rec.shape[1]):
+                acc += X_rec[a, d] * W[i, d]
+            x = acc
+            phi_x = math.erf(x)
+
+            out[i, a] = phi_x

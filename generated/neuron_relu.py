@@ -3,8 +3,8 @@
 # derivation: derive.activations.phi + derive.activations.dphi
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 8ee8af51b167b887732e6186b7ac1b143655dc716c4761a2bdec0368825742ad
-# content-sha256: 6cb89b78931ca189be7fc0ac4d69bd3e77984a814a60e87d2224e88f792042ff
+# inputs-sha256: 10310589dd45d881aadcb962db7d96e893c7bd5e6ea5459ee519a45c60a93c4b
+# content-sha256: 156c10f7740de048cc2bb2e74fda2f3d993f3bb84be9731af8d2d56a353358af
 """Single-neuron MALA sampler under the adapted law q(w) for phi = relu (THEORY §6)."""
 import math  # noqa: F401
 
@@ -57,8 +57,8 @@ def _log_density_relu(w, X, Ct, D, g_w, h, u, du, v, grad):
 
 
 @njit(cache=True)
-def mala_relu(W, X, Ct, D, g_w, step, n_steps, n_burn, thin, seed, accepted, log_q, features):
-    """MALA chains under the adapted single-neuron law q(w) ∝ N(w; 0, g_w/D) exp(phi(Xw)^T Ct phi(Xw)), phi = relu (THEORY §2b, §6). Updates W (chains x D) in place, counts accepted moves, and records phi(Xw) of every thin-th state after n_burn steps into features (rows); returns the number of rows written."""
+def mala_relu(W, X, Ct, D, g_w, step, n_steps, n_burn, thin, seed, accepted, log_q, samples):
+    """MALA chains under the adapted single-neuron law q(w) ∝ N(w; 0, g_w/D) exp(phi(Xw)^T Ct phi(Xw)), phi = relu (THEORY §2b, §6). Updates W (chains x D) in place, counts accepted moves, and records every thin-th state after n_burn steps into samples (rows); returns the number of rows written."""
     np.random.seed(seed)
     n_chains, Dw = W.shape
     P = X.shape[0]
@@ -87,22 +87,29 @@ def mala_relu(W, X, Ct, D, g_w, step, n_steps, n_burn, thin, seed, accepted, log
                 fwd += r_f * r_f
                 bwd += r_b * r_b
             log_acc = lq_new - lq - (bwd - fwd) / (4.0 * eps)
-            if math.log(np.random.random()) < log_acc:
+            if log_acc >= 0.0 or np.random.random() < math.exp(log_acc):
                 for d in range(Dw):
                     w[d] = w_new[d]
                     grad[d] = grad_new[d]
                 lq = lq_new
                 accepted[i] += 1
             if t >= n_burn and (t - n_burn) % thin == 0:
-                # record phi(Xw) of the current state for E_q[phi phi^T]
-                for a in range(P):
-                    acc = 0.0
-                    for d in range(Dw):
-                        acc += X[a, d] * w[d]
-                    x = acc
-                    phi_x = max(0, x)
-
-                    features[n_kept, a] = phi_x
+                for d in range(Dw):
+                    samples[n_kept, d] = w[d]
                 n_kept += 1
         log_q[i] = lq
     return n_kept
+
+
+@njit(cache=True)
+def features_relu(X_rec, W, out):
+    """out[i, a] = phi(x_a . w_i) for phi = relu: the features of weight samples."""
+    for i in range(W.shape[0]):
+        for a in range(X_rec.shape[0]):
+            acc = 0.0
+            for d in range(X_rec.shape[1]):
+                acc += X_rec[a, d] * W[i, d]
+            x = acc
+            phi_x = max(0, x)
+
+            out[i, a] = phi_x

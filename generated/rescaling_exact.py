@@ -3,7 +3,7 @@
 # derivation: derive.model.action_difference
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 2978666ba5f8ae6d763ce0b02dfb2ac7e64e0ab27e13125d0f56aadf6309cca1
+# inputs-sha256: 2df96031d3c534354ab337f94f05bf3f600b1627ee31ba4a4745947f63ec9cc4
 # content-sha256: 6f420cd122dd78c6930771e4e8f46f9ab383e00645c1ac05a5b5eb0b30024909
 """Exact 1-D integral over s (THEORY §2a): S(s) - S(s0) without cancellation, and the directional hidden-weight moment given s."""
 import math  # noqa: F401

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -86,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--method", default=None, help="nngp, exact, loop, adaptive or sample")
     pr.add_argument("--order", type=_int_arg("--order"), default=1, help="loop order")
     pr.add_argument("--dressed", action="store_true", help="loop series around the full saddle")
+    pr.add_argument("--estimator", default="auto",
+                    help="non-linear adaptive: cumulant, mc (single-neuron MALA) or auto")
+    pr.add_argument("--mc-samples", dest="mc_samples", type=_int_arg("--mc-samples"), default=None,
+                    help="non-linear adaptive: prior draws (cumulant) or chains (mc)")
     pr.add_argument("--json", type=Path, default=None,
                     help="write results here ('-' for stdout); without it JSON goes to stdout")
     pr.add_argument("--table", action="store_true", help="print a summary table")
@@ -152,7 +157,8 @@ def _table(results) -> None:
         tv = r["test_var"]
         t.add_row(
             f"{r['params']['chi']:g}", r["method"], str(r["order"]), "yes",
-            f"{r['s_mean']:.6g}", f"{r['s_var']:.3g}",
+            "-" if r["s_mean"] is None else f"{r['s_mean']:.6g}",
+            "-" if r["s_var"] is None else f"{r['s_var']:.3g}",
             f"{math.sqrt(sum(v * v for v in tm) / max(len(tm), 1)):.6g}",
             f"{(sum(tv) / len(tv)) if tv else float('nan'):.4g}", f"{r['seconds']:.3g}",
         )
@@ -168,7 +174,8 @@ def _cmd_predict(args) -> int:
     chis = parse_chi(args.chi)
     results = predict(ds.X, ds.y, ds.X_test, N=args.N, chi=chis, kappa=args.kappa, g_v=args.g_v,
                       g_w=args.g_w, activation=args.activation, method=args.method,
-                      order=args.order, dressed=args.dressed)
+                      order=args.order, dressed=args.dressed, estimator=args.estimator,
+                      seed=args.seed, mc_samples=args.mc_samples)
     ladder = "," in args.chi
     for r in results:
         for w in r.get("warnings", []):
@@ -212,6 +219,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("msat: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a bug, not a user mistake: one line, traceback on request
+        if os.environ.get("MSAT_DEBUG"):
+            raise
+        print(f"msat: internal error: {type(err).__name__}: {err} (set MSAT_DEBUG=1 for the "
+              "traceback; please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

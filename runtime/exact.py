@@ -95,8 +95,12 @@ def _centre(spec, N, chi, kappa, g_v, s_init):
     return s0, 1.0 / math.sqrt(curv)
 
 
-def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0) -> dict:
-    """Exact train/test means, test variance, E[s], Var[s] at one chi, with error estimate."""
+def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0, weight_direction=None) -> dict:
+    """Exact train/test means, test variance, E[s], Var[s] at one chi, with error estimate.
+
+    ``weight_direction`` = (z, g_w/D) adds "weight_cov_direction": the exact
+    u^T (1/N) E[W^T W] u - g_w/D for the unit weight-space direction u with
+    z = sqrt(g_w/D) U^T X u (THEORY §2a, generated hidden_weight_direction)."""
     s0, sigma = _centre(spec, N, chi, kappa, g_v, s_init)
     t_lo, t_hi = _range(spec, s0, sigma, N, chi, kappa, g_v)
     h = STEP * sigma
@@ -122,8 +126,23 @@ def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0) -> dict:
         sv = p @ (s_nodes[mask] - sm) ** 2
         return train, test, tvar, sm, sv
 
-    fine = integrate(np.ones_like(i_even))
-    coarse = integrate(i_even)
+    extra = []
+    if weight_direction is not None:
+        z, g_w_D = weight_direction
+        R = tab.resolvent[:, 0, :]
+        Q1 = np.ascontiguousarray(R @ (z * z))
+        Q2 = np.ascontiguousarray(R @ (z * spec.yt))
+        om = np.empty_like(t)
+        generated.exact().hidden_weight_direction(s_nodes, float(chi), float(N), float(g_v),
+                                                  float(g_w_D), Q1, Q2, om)
+        extra.append(om)
+
+    def integrate_all(mask):
+        p = w[mask] / w[mask].sum()
+        return integrate(mask) + tuple(p @ e[mask] for e in extra)
+
+    fine = integrate_all(np.ones_like(i_even))
+    coarse = integrate_all(i_even)
     err = max(float(np.max(np.abs(np.atleast_1d(a - b)), initial=0.0)) for a, b in zip(fine, coarse))
     return {
         "train_mean": fine[0],
@@ -134,4 +153,5 @@ def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0) -> dict:
         "quadrature_error": err,
         "nodes": int(len(t)),
         "saddle": s0,
+        **({"weight_cov_direction": float(fine[5])} if extra else {}),
     }

@@ -29,7 +29,11 @@ from .spectral import spectrum as _spectrum
 METHODS = ("nngp", "exact", "loop", "adaptive", "sample")
 ACTIVATIONS = ("linear", "erf", "relu")
 #: methods built so far for each activation
-AVAILABLE = {"linear": ("nngp", "exact", "loop")}
+AVAILABLE = {"linear": ("nngp", "exact", "loop", "adaptive"), "erf": ("nngp", "adaptive"),
+             "relu": ("nngp", "adaptive")}
+#: kernel-adaptation orders built so far per activation
+ADAPTIVE_ORDERS = {"linear": (0, 1), "erf": (0, 1), "relu": (0, 1)}
+ESTIMATORS = ("auto", "cumulant", "mc")
 
 
 def _positive(name, value, integer=False):
@@ -85,6 +89,11 @@ def check_params(N, kappa, g_v, g_w, activation, method, order):
             raise InputError(f"order must be a non-negative integer, got {order!r}")
     if order < 0:
         raise InputError(f"order must be a non-negative integer, got {order}")
+    if method == "adaptive" and order not in ADAPTIVE_ORDERS[activation]:
+        raise InputError(
+            f"--method adaptive supports --order {' or '.join(map(str, ADAPTIVE_ORDERS[activation]))} "
+            f"for activation {activation!r}, got {order}"
+        )
     if method == "loop" and order > generated.MAX_ORDER:
         raise InputError(
             f"loop order {order} is not generated (available: 0..{generated.MAX_ORDER}); "
@@ -94,24 +103,36 @@ def check_params(N, kappa, g_v, g_w, activation, method, order):
 
 
 def predict(X, y, X_test=None, *, N, chi, kappa, g_v=1.0, g_w=1.0, activation="linear",
-            method=None, order=1, dressed=False):
+            method=None, order=1, dressed=False, estimator="auto", seed=0, mc_samples=None):
     """Posterior predictions of a Bayesian two-layer network (DESIGN.md contract).
 
     Returns one result dict, or a list of them (one per chi, ladder order) when ``chi`` is a
     ladder. Keys: method, order, params, train_mean, test_mean, test_var, s_mean, s_var,
     converged, seconds, warnings (+ method-specific extras). Raises InputError for bad input,
     ConvergenceError when a single-chi solve fails (a failing ladder point is recorded instead).
+
+    ``estimator`` (non-linear adaptive only): "cumulant" (small Ct), "mc" (single-neuron MALA)
+    or "auto" (cumulant while chi/N <= 0.1, else mc); ``seed`` seeds the Monte Carlo;
+    ``mc_samples`` sets the number of prior draws (cumulant) or chains (mc).
     """
     t0 = time.perf_counter()
     ladder = ("," in chi) if isinstance(chi, str) else np.ndim(chi) > 0
     chis = parse_chi(chi)
     N, kappa, g_v, g_w, method, order = check_params(N, kappa, g_v, g_w, activation, method, order)
+    if estimator not in ESTIMATORS:
+        raise InputError(f"unknown estimator {estimator!r} (choose from {', '.join(ESTIMATORS)})")
     data = validate(X, y, X_test)
-    spec = _spectrum(data.X, data.y, data.X_test, g_w)
     base = {"N": N, "kappa": kappa, "g_v": g_v, "g_w": g_w, "activation": activation,
             "dressed": bool(dressed), "P": int(data.X.shape[0]), "D": int(data.X.shape[1]),
             "P_test": int(data.X_test.shape[0])}
-    results = _solve(spec, base, chis, method, order, bool(dressed))
+    if method == "adaptive":
+        from .adaptive_predict import adaptive_results
+
+        base.update(estimator=estimator, seed=int(seed))
+        results = adaptive_results(data, base, chis, order, mc_samples)
+    else:
+        spec = _spectrum(data.X, data.y, data.X_test, g_w, activation)
+        results = _solve(spec, base, chis, method, order, bool(dressed))
     elapsed = time.perf_counter() - t0
     for r in results:
         r["seconds"] = elapsed / len(chis)
@@ -127,7 +148,7 @@ def _warnings(N, chi):
     return []
 
 
-def _result(method, order, params, chi, values, extra=None):
+def result(method, order, params, chi, values, extra=None):
     r = {
         "method": method,
         "order": order,
@@ -136,8 +157,8 @@ def _result(method, order, params, chi, values, extra=None):
         "train_mean": np.asarray(values["train_mean"]).tolist(),
         "test_mean": np.asarray(values["test_mean"]).tolist(),
         "test_var": np.asarray(values["test_var"]).tolist(),
-        "s_mean": float(values["s_mean"]),
-        "s_var": float(values["s_var"]),
+        "s_mean": None if values.get("s_mean") is None else float(values["s_mean"]),
+        "s_var": None if values.get("s_var") is None else float(values["s_var"]),
         "converged": True,
         "seconds": 0.0,
         "warnings": _warnings(params["N"], chi),
@@ -147,7 +168,7 @@ def _result(method, order, params, chi, values, extra=None):
     return r
 
 
-def _failure(chi, err):
+def failure(chi, err):
     diag = getattr(err, "diagnostics", {}) or {}
     return {"chi": chi, "converged": False, "error": str(err),
             "diagnostics": {k: float(v) if isinstance(v, (int, float)) else str(v)
@@ -162,7 +183,7 @@ def _solve(spec, params, chis, method, order, dressed):
         test = observe.test_mean(spec, tab.test[:, 0, :])
         var = observe.test_var(spec, tab.var[:, 0, :], tab.var_scalar[:, 0])
         return [
-            _result("nngp", None, params, c,
+            result("nngp", None, params, c,
                     {"train_mean": train[j], "test_mean": test[j], "test_var": var[j],
                      "s_mean": 1.0, "s_var": 0.0})
             for j, c in enumerate(chis)
@@ -173,20 +194,20 @@ def _solve(spec, params, chis, method, order, dressed):
             try:
                 m = _exact.moments(spec, N, c, kappa, g_v, s_init=s_prev)
             except ConvergenceError as err:
-                out.append(_failure(c, err))
+                out.append(failure(c, err))
                 break
             s_prev = m["saddle"]
-            out.append(_result("exact", None, params, c, m,
+            out.append(result("exact", None, params, c, m,
                                {"quadrature_error": m["quadrature_error"], "saddle": m["saddle"]}))
         return out
     if method == "loop":
-        saddles, failure = [], None
+        saddles, failed = [], None
         s_prev = 1.0
         for i, c in enumerate(chis):
             try:
                 sd = find_saddle(ActionGradient(spec, N, c, kappa, g_v, dressed), s_prev)
             except ConvergenceError as err:
-                failure = _failure(c, err)
+                failed = failure(c, err)
                 break
             saddles.append(sd)
             s_prev = sd.s
@@ -196,10 +217,10 @@ def _solve(spec, params, chis, method, order, dressed):
             vals = _loop.truncate(_loop.series(spec, N, s_star, chis[: len(saddles)], kappa, g_v,
                                                order, dressed, per_order=False))
             for j, c in enumerate(chis[: len(saddles)]):
-                out.append(_result("loop", order, params, c,
+                out.append(result("loop", order, params, c,
                                    {k: v[j] for k, v in vals.items()},
                                    {"dressed": dressed, "saddle": float(s_star[j])}))
-        if failure:
-            out.append(failure)
+        if failed:
+            out.append(failed)
         return out
     raise InputError(f"method {method!r} is not available")

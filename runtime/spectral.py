@@ -66,6 +66,33 @@ def decompose(K: np.ndarray, y: np.ndarray, kstar: np.ndarray, kss: np.ndarray) 
     )
 
 
-def spectrum(X: np.ndarray, y: np.ndarray, X_test: np.ndarray | None, g_w: float) -> Spectrum:
+def nngp_kernels(X: np.ndarray, X_test: np.ndarray | None, g_w: float, activation: str):
+    """K^phi, k*^phi, k**^phi of the hidden layer (THEORY §1) from the generated NNGP kernels."""
     K, kstar, kss = linear_kernels(X, X_test, g_w)
-    return decompose(K, y, kstar, kss)
+    if activation == "linear":
+        return K, kstar, kss
+    from msat import generated
+
+    mod = generated.nngp_kernels()
+    pair = getattr(mod, f"nngp_{activation}")
+    diag = getattr(mod, f"nngp_{activation}_diagonal")
+    dK = np.ascontiguousarray(np.diag(K))
+    Kphi = np.empty_like(K)
+    pair(K, dK, dK, Kphi)
+    kstar_phi = np.empty_like(kstar)
+    kss_phi = np.empty_like(kss)
+    if kss.shape[0]:
+        pair(np.ascontiguousarray(kstar), dK, kss, kstar_phi)
+        diag(kss, kss_phi)
+    return Kphi, kstar_phi, kss_phi
+
+
+def spectrum(X: np.ndarray, y: np.ndarray, X_test: np.ndarray | None, g_w: float,
+             activation: str = "linear") -> Spectrum:
+    """Spectral data of the NNGP kernel K^phi (K itself for a linear network)."""
+    return decompose(*_with_y(nngp_kernels(X, X_test, g_w, activation), y))
+
+
+def _with_y(kernels, y):
+    K, kstar, kss = kernels
+    return K, y, kstar, kss

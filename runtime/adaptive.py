@@ -1,0 +1,221 @@
+"""Kernel-adaptation saddle of a linear network, structured solver (THEORY §2b, §5).
+
+The saddle equations (derived in derive.adaptive) reduce, in the eigenbasis of K restricted to its
+range (r = rank K modes, lam > 0), to one r-vector unknown a = U_r^T alpha:
+
+    R(a) = Lambda^-1 - sigma a a^T,      B = h^-1(R),   A_r = f(B),   a = A_r U_r^T y,
+
+with the per-eigenvalue maps h^-1, f and their derivative emitted in generated.adaptive_linear.
+Newton on F(a) = a - f(R(a)) yt in the eigenbasis Q of R: its Jacobian follows from the
+Daleckii-Krein formula for the derivative of a matrix function (divided differences of f over the
+eigenvalues of R). Each Newton step costs one r x r eigendecomposition and one r x r solve; K is
+never inverted and nothing of size P x P is iterated on. A step is accepted only if R stays
+positive definite (equivalently S = E_q[w w^T] positive definite; g_v C + kappa then is too).
+
+Test quantities (linear-algebra rewrites of C* = X S X*^T and c** = x*^T S x* with
+B^-1 = Lambda^-1 + E, E = -2 U_r^T Ct U_r from the emitted conjugate field):
+    U_r^T C* = (I - B E) k^,   c** = k** + diag(k^T (E B E - E) k^),   k^ = U_r^T k*.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from msat import generated
+
+from .errors import ConvergenceError
+from .spectral import Spectrum
+
+#: eigenvalues of K below this fraction of the largest are its null space (C vanishes there)
+RANK_RTOL = 1e-10
+
+
+@dataclass
+class State:
+    """Converged saddle at one chi (quantities in the eigenbasis of K restricted to its range)."""
+
+    chi: float
+    a: np.ndarray  # U_r^T alpha
+    Q: np.ndarray  # eigenvectors of R
+    rho: np.ndarray  # eigenvalues of R
+    b: np.ndarray  # eigenvalues of B = U_r^T C U_r (same eigenvectors)
+    f: np.ndarray  # eigenvalues of A_r
+    iterations: int
+    residual: float
+    warnings: list = field(default_factory=list)
+
+
+class LinearSaddle:
+    """Structured Newton solver for the order-0/1 kernel-adaptation saddle of a linear network."""
+
+    def __init__(self, spec: Spectrum, N: int, kappa: float, g_v: float, order: int):
+        if order not in (0, 1):
+            raise ValueError("linear kernel-adaptation orders are 0 and 1")
+        self.spec, self.N, self.kappa, self.g_v, self.order = spec, N, kappa, g_v, order
+        lam = spec.lam
+        self.mask = lam > RANK_RTOL * max(lam.max(initial=0.0), 1e-300)
+        self.lam = lam[self.mask]
+        self.inv_lam = 1.0 / self.lam
+        self.y_r = spec.yt[self.mask]
+        self.r = int(self.mask.sum())
+        mod = generated.linear_adaptation()
+        self._spectrum = getattr(mod, f"adapted_spectrum_o{order}")
+        self._sigma = getattr(mod, f"rank_one_coefficient_o{order}")
+        self._field = getattr(mod, f"conjugate_field_o{order}")
+        self._predictions = mod.predictions
+
+    # -- the map a -> f(R(a)) yt and its Jacobian ------------------------------------------
+    def _evaluate(self, a, sigma):
+        R = np.diag(self.inv_lam) - sigma * np.outer(a, a)
+        rho, Q = np.linalg.eigh(R)
+        if not rho[0] > 0:
+            return None
+        b = np.empty_like(rho)
+        f = np.empty_like(rho)
+        df = np.empty_like(rho)
+        self._spectrum(rho, float(self.N), self.kappa, self.g_v, b, f, df)
+        return rho, Q, b, f, df
+
+    @staticmethod
+    def _divided_differences(rho, f, df):
+        """Phi1_ij = (f_i - f_j)/(rho_i - rho_j), df on (near-)coincident eigenvalues."""
+        dr = rho[:, None] - rho[None, :]
+        close = np.abs(dr) <= 1e-9 * np.maximum(np.abs(rho[:, None]), np.abs(rho[None, :]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = (f[:, None] - f[None, :]) / dr
+        out[close] = 0.5 * (df[:, None] + df[None, :])[close]
+        return out
+
+    def initial(self):
+        """NNGP start (THEORY §5): alpha = (g_v K + kappa)^-1 y, i.e. a = yt/(g_v lam + kappa)."""
+        return self.y_r / (self.g_v * self.lam + self.kappa)
+
+    def solve(self, chi: float, a0=None, tol: float = 1e-13, maxiter: int = 60) -> State:
+        """Newton with backtracking from a0 (default: the NNGP solution)."""
+        sigma = float(self._sigma(float(self.N), float(chi), self.g_v))
+        a = self.initial() if a0 is None else np.array(a0, dtype=float)
+        ev = self._evaluate(a, sigma)
+        for _ in range(60):  # shrink an infeasible start towards a = 0, where R = Lambda^-1 > 0
+            if ev is not None:
+                break
+            a = 0.5 * a
+            ev = self._evaluate(a, sigma)
+        if ev is None:
+            raise ConvergenceError("adaptive: no feasible start (R not positive definite)", {"chi": chi})
+        scale = max(np.linalg.norm(self.y_r) / self.kappa, 1e-300)
+        for it in range(1, maxiter + 1):
+            rho, Q, b, f, df = ev
+            ahat = Q.T @ a
+            yhat = Q.T @ self.y_r
+            Fhat = ahat - f * yhat
+            res = np.linalg.norm(Fhat)
+            if res <= tol * scale:
+                return State(chi, a, Q, rho, b, f, it, res / scale)
+            Phi = self._divided_differences(rho, f, df)
+            J = -sigma * (np.diag(Phi @ (ahat * yhat)) + (ahat[:, None] * Phi) * yhat[None, :])
+            step_hat = np.linalg.solve(np.eye(self.r) - J, -Fhat)
+            step = Q @ step_hat
+            t = 1.0
+            for _ in range(30):
+                trial = a + t * step
+                ev_new = self._evaluate(trial, sigma)
+                if ev_new is not None:
+                    rho2, Q2, b2, f2, df2 = ev_new
+                    res2 = np.linalg.norm(trial - Q2 @ (f2 * (Q2.T @ self.y_r)))
+                    if res2 < (1 - 1e-4 * t) * res or res2 <= tol * scale:
+                        break
+                t *= 0.5
+            else:
+                raise ConvergenceError("adaptive: line search failed (no feasible descent)",
+                                       {"chi": chi, "iterations": it, "residual": res / scale})
+            a, ev = trial, ev_new
+        raise ConvergenceError("adaptive: Newton did not converge",
+                               {"chi": chi, "iterations": maxiter, "residual": res / scale})
+
+    # -- quantities at the saddle ----------------------------------------------------------
+    def matrices(self, st: State):
+        """B = U_r^T C U_r, A_r, and E = -2 U_r^T Ct U_r (from the emitted conjugate field)."""
+        B = (st.Q * st.b) @ st.Q.T
+        A = (st.Q * st.f) @ st.Q.T
+        Ct = self._field(A, st.a[:, None], float(self.N), float(st.chi), self.g_v)
+        return B, A, -2.0 * Ct
+
+    def predictions(self, st: State) -> dict:
+        spec = self.spec
+        B, A, E = self.matrices(st)
+        khat = spec.Kt[:, self.mask].T  # (r, P*)
+        Cs = khat - B @ (E @ khat)
+        EBE_E = E @ B @ E - E
+        css = spec.kss + np.einsum("kt,kl,lt->t", khat, EBE_E, khat)
+        train_r, test, var = self._predictions(B, Cs, css[:, None], A, st.a[:, None], self.g_v, float(st.chi))
+        train = spec.U[:, self.mask] @ train_r[:, 0]
+        return {"train_mean": train, "test_mean": test[:, 0], "test_var": var[:, 0], "B": B, "E": E}
+
+    def observables(self, st: State, B, E, g_w: float, D: int) -> dict:
+        """Adapted kernel, alignment, hidden-weight covariance (THEORY §4)."""
+        spec = self.spec
+        ynorm2 = float(spec.yt @ spec.yt)
+        b_sorted = np.sort(st.b)[::-1]
+        align = float(self.y_r @ B @ self.y_r) / (ynorm2 * math.sqrt(float(np.sum(st.b**2))))
+        align_k = float(np.sum(spec.lam * spec.yt**2)) / (ynorm2 * math.sqrt(float(np.sum(spec.lam**2))))
+        # hidden weights: S = (g_w/D) M^-1 on the range of X^T, M_r = I + Sigma E Sigma
+        sq = np.sqrt(self.lam)
+        M = np.eye(self.r) + sq[:, None] * E * sq[None, :]
+        mu, V = np.linalg.eigh(M)
+        if not mu[0] > 0:
+            raise ConvergenceError("adaptive: hidden-weight covariance not positive definite", {"chi": st.chi})
+        v = sq * st.a
+        nv = np.linalg.norm(v)
+        v_hat = v / nv if nv > 0 else v
+        proj = V.T @ v_hat
+        omega = (g_w / D) * (float(np.sum(proj**2 / mu)) - 1.0)
+        top = (g_w / D) / mu[0]
+        overlap = float(abs(V[:, 0] @ v_hat))
+        return {
+            "kernel_alignment": align,
+            "kernel_alignment_nngp": align_k,
+            "kernel_top_eigenvalues": b_sorted[:5].tolist(),
+            "weight_cov_direction": omega,
+            "weight_cov_top_eigenvalue": top,
+            "weight_cov_baseline": g_w / D,
+            "weight_cov_top_overlap": overlap,
+            "direction_r": v_hat,  # learned direction in the range of X^T (for exact comparisons)
+        }
+
+
+def ladder(solver: LinearSaddle, chis, max_bisections: int = 8):
+    """Solve along a chi ladder in the given order, warm-starting each point from the previous
+    one (THEORY §5), starting from the NNGP solution. A step that fails is retried through
+    geometric intermediate chi values; a point that still fails ends the ladder.
+    Returns (states, failure) with failure = (index, ConvergenceError) or None."""
+    states = []
+    a_prev, chi_prev = None, None
+    for i, chi in enumerate(chis):
+        try:
+            st = _continue(solver, chi_prev, a_prev, chi, max_bisections)
+        except ConvergenceError as err:
+            return states, (i, err)
+        if a_prev is not None:
+            jump = np.linalg.norm(st.a - a_prev) / max(np.linalg.norm(a_prev), 1e-300)
+            if jump > 0.5 and abs(math.log(chi / chi_prev)) < 0.7:
+                st.warnings.append(
+                    f"solution changed by {jump:.0%} between chi = {chi_prev:g} and {chi:g}: "
+                    "possible branch jump")
+        states.append(st)
+        a_prev, chi_prev = st.a, chi
+    return states, None
+
+
+def _continue(solver, chi_prev, a_prev, chi, depth):
+    try:
+        return solver.solve(chi, a_prev)
+    except ConvergenceError:
+        if depth <= 0 or chi_prev is None:
+            raise
+    mid = math.sqrt(chi_prev * chi)
+    st_mid = _continue(solver, chi_prev, a_prev, mid, depth - 1)
+    st = _continue(solver, mid, st_mid.a, chi, depth - 1)
+    st.warnings.append(f"reached chi = {chi:g} through intermediate chi = {mid:g}")
+    return st

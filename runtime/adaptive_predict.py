@@ -1,0 +1,106 @@
+"""`--method adaptive`: kernel adaptation (THEORY §2b) as result objects of the DESIGN.md contract.
+
+Linear phi: the structured saddle of runtime.adaptive; erf/relu: runtime.nonlinear with the
+cumulant or single-neuron Monte Carlo estimator. Both anneal along the chi ladder from the NNGP
+(THEORY §5). Observables (THEORY §4) go under "observables".
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import adaptive as _lin
+from . import nonlinear as _nl
+from .predict import failure, result
+from .rescale import effective_rescaling
+from .spectral import decompose, nngp_kernels
+
+#: chi/N below which "auto" uses the cumulant expansion of THEORY §6
+CUMULANT_MAX_CHI_OVER_N = 0.1
+
+
+def adaptive_results(data, params, chis, order, mc_samples=None):
+    if params["activation"] == "linear":
+        return _linear(data, params, chis, order)
+    return _nonlinear(data, params, chis, order, mc_samples)
+
+
+def _linear(data, params, chis, order):
+    N, kappa, g_v, g_w = params["N"], params["kappa"], params["g_v"], params["g_w"]
+    spec = decompose(*_kernels(data, g_w, "linear"))
+    solver = _lin.LinearSaddle(spec, N, kappa, g_v, order)
+    states, failed = _lin.ladder(solver, chis)
+    out = []
+    for st in states:
+        pr = solver.predictions(st)
+        obs = solver.observables(st, pr["B"], pr["E"], g_w, params["D"])
+        obs.pop("direction_r")
+        obs.update(effective_rescaling(spec, pr["train_mean"], kappa, g_v))
+        obs.update({"newton_iterations": st.iterations, "saddle_residual": st.residual})
+        r = result("adaptive", order, params, st.chi, pr, {"observables": obs})
+        r["warnings"] += st.warnings
+        out.append(r)
+    if failed:
+        out.append(failure(chis[failed[0]], failed[1]))
+    return out
+
+
+def _kernels(data, g_w, activation):
+    K, ks, kss = nngp_kernels(data.X, data.X_test, g_w, activation)
+    return K, data.y, ks, kss
+
+
+def _estimator(params, chi):
+    est = params["estimator"]
+    if est == "auto":
+        return "cumulant" if chi / params["N"] <= CUMULANT_MAX_CHI_OVER_N else "mc"
+    return est
+
+
+def _nonlinear(data, params, chis, order, mc_samples):
+    N, kappa, g_v, g_w = params["N"], params["kappa"], params["g_v"], params["g_w"]
+    act = params["activation"]
+    spec_phi = decompose(*_kernels(data, g_w, act))
+    solvers = {}
+
+    def solver(est):
+        if est not in solvers:
+            kw = {}
+            if mc_samples:
+                kw = {"n_prior": int(mc_samples)} if est == "cumulant" else {"n_chains": int(mc_samples)}
+            solvers[est] = _nl.NonlinearSaddle(data.X, data.y, data.X_test, N, kappa, g_v, g_w, act,
+                                               order, estimator=est, seed=params["seed"], **kw)
+        return solvers[est]
+
+    out, C_prev, mc_state, chi_prev = [], None, None, None
+    for chi in chis:
+        est = _estimator(params, chi)
+        try:
+            st = solver(est).solve(chi, C_prev, mc_state=mc_state)
+        except _nl.ConvergenceError as err:
+            out.append(failure(chi, err))
+            break
+        if C_prev is not None:
+            jump = np.linalg.norm(st.C - C_prev) / max(np.linalg.norm(C_prev), 1e-300)
+            if jump > 0.5 and chi / chi_prev < 2:
+                st.warnings.append(f"adapted kernel changed by {jump:.0%} from chi = {chi_prev:g}: "
+                                   "possible branch jump")
+        C_prev, mc_state, chi_prev = st.C, getattr(st, "mc_state", None), chi
+        y = data.y
+        normC = float(np.linalg.norm(st.C))
+        obs = {
+            "estimator": est,
+            "kernel_alignment": float(y @ st.C @ y) / (float(y @ y) * normC),
+            "kernel_alignment_nngp": float(y @ spec_phi.U @ (spec_phi.lam * spec_phi.yt))
+            / (float(y @ y) * float(np.linalg.norm(spec_phi.lam))),
+            "kernel_top_eigenvalues": np.linalg.eigvalsh(st.C)[::-1][:5].tolist(),
+            "fixed_point_iterations": st.iterations,
+        }
+        if st.acceptance is not None:
+            obs["mala_acceptance"] = st.acceptance
+        obs.update(effective_rescaling(spec_phi, st.predictions["train_mean"], kappa, g_v))
+        extra = {"observables": obs,
+                 "mc_error": {k: np.asarray(v).tolist() for k, v in st.mc_error.items()}}
+        r = result("adaptive", order, params, chi, st.predictions, extra)
+        r["warnings"] += st.warnings
+        out.append(r)
+    return out

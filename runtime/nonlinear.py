@@ -1,0 +1,313 @@
+"""Kernel adaptation for non-linear activations (THEORY §2b, §6).
+
+The saddle couples C = E_q[phi phi^T] under the adapted single-neuron law
+q(w) ∝ N(w; 0, g_w/D) exp(phi(Xw)^T Ct phi(Xw)) with Ct = Ct(A, alpha) (emitted conjugate field,
+derive.adaptive). Two estimators of the expectations under q:
+
+  cumulant   (small Ct, chi/N small): C ≈ K^phi + V[Ct], V[M] = E[phi phi^T (phi^T M phi)]
+             - K^phi tr(M K^phi) under the prior, estimated from one set of prior draws of w
+             (common random numbers, so the fixed-point map is deterministic); K^phi is exact
+             (generated NNGP kernels); the P^4 tensor is never stored.
+  mc         (any Ct): MALA chains in R^D under q (generated sampler, phi and phi' inlined).
+
+Both solve the fixed point by damped iteration from the NNGP (or a warm start along the chi
+ladder). The Monte Carlo error is the spread of R independent replicate solves divided by
+sqrt(R). Test quantities C* and c** come from the same draws (features of [X; X*]).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve
+
+from msat import generated
+
+from .errors import ConvergenceError
+from .spectral import nngp_kernels
+
+ESTIMATORS = ("cumulant", "mc")
+#: E_q|w|^2 beyond this multiple of the prior's g_w counts as a diverging single-neuron law
+DIVERGENCE = 1e3
+
+
+@dataclass
+class NonlinearState:
+    chi: float
+    C: np.ndarray
+    Cs: np.ndarray
+    css: np.ndarray
+    A: np.ndarray
+    alpha: np.ndarray
+    Ct: np.ndarray
+    iterations: int
+    residual: float
+    predictions: dict
+    mc_error: dict
+    warnings: list = field(default_factory=list)
+    acceptance: float | None = None
+
+
+class NonlinearSaddle:
+    def __init__(self, X, y, X_test, N, kappa, g_v, g_w, activation, order, estimator="cumulant",
+                 n_prior=20000, n_chains=64, n_steps=400, replicates=4, seed=0):
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}")
+        self.X = np.ascontiguousarray(X, dtype=float)
+        self.y = np.asarray(y, dtype=float)
+        X_test = np.zeros((0, X.shape[1])) if X_test is None else X_test
+        self.X_all = np.ascontiguousarray(np.vstack([X, X_test]), dtype=float)
+        self.P, self.D = X.shape
+        self.N, self.kappa, self.g_v, self.g_w = N, kappa, g_v, g_w
+        self.activation, self.order, self.estimator = activation, order, estimator
+        self.Kphi, self.kstar_phi, self.kss_phi = nngp_kernels(X, X_test, g_w, activation)
+        neuron = generated.neuron(activation)
+        self._features = getattr(neuron, f"features_{activation}")
+        self._mala = getattr(neuron, f"mala_{activation}")
+        lin = generated.linear_adaptation()
+        self._field = getattr(lin, f"conjugate_field_o{order}")
+        self._predictions = lin.predictions
+        self.n_chains, self.n_steps, self.replicates, self.seed = n_chains, n_steps, replicates, seed
+        self._chi_warm = None  # chi of the last Monte Carlo solution (warm starts ramp from it)
+        self.XtX_max = float(np.linalg.eigvalsh(self.X.T @ self.X)[-1]) if self.P else 0.0
+        if estimator == "cumulant":
+            rng = np.random.default_rng(seed)
+            W0 = rng.standard_normal((n_prior, self.D)) * math.sqrt(g_w / self.D)
+            # R replicate blocks of prior draws for the error estimate, plus their union
+            self._blocks = np.array_split(self._phi(W0), replicates)
+
+    def _phi(self, W):
+        out = np.empty((W.shape[0], self.X_all.shape[0]))
+        self._features(self.X_all, np.ascontiguousarray(W), out)
+        return out
+
+    # -- field step: Ct from C -------------------------------------------------------------
+    def field(self, C, chi):
+        """A = (g_v C + kappa)^-1 (Cholesky; fails unless positive definite), alpha, Ct."""
+        M = self.g_v * C + self.kappa * np.eye(self.P)
+        try:
+            cf = cho_factor(M)
+        except np.linalg.LinAlgError:
+            raise ConvergenceError("adaptive: g_v C + kappa is not positive definite", {"chi": chi}) from None
+        A = cho_solve(cf, np.eye(self.P))
+        A = 0.5 * (A + A.T)
+        alpha = A @ self.y
+        Ct = self._field(A, alpha[:, None], float(self.N), float(chi), self.g_v)
+        return A, alpha, Ct
+
+    # -- expectations under q ----------------------------------------------------------------
+    def _moments_cumulant(self, Ct, Phi):
+        P = self.P
+        F = Phi[:, :P]
+        q = np.einsum("na,ab,nb->n", F, Ct, F)
+        dq = q - q.mean()
+        V = (Phi * dq[:, None]).T @ Phi / Phi.shape[0]
+        C = self.Kphi + V[:P, :P]
+        Cs = self.kstar_phi + V[:P, P:]
+        css = self.kss_phi + np.diag(V[P:, P:])
+        return 0.5 * (C + C.T), Cs, css
+
+    def _moments_mc(self, Ct, chains, steps, seed, burn=0, thin=1):
+        W, eps = chains
+        n_keep = W.shape[0] * max((steps - burn + thin - 1) // thin, 0)
+        samples = np.empty((max(n_keep, 1), self.D))
+        accepted = np.zeros(W.shape[0], dtype=np.int64)
+        log_q = np.empty(W.shape[0])
+        kept = self._mala(W, self.X, np.ascontiguousarray(Ct), float(self.D), self.g_w, eps, steps,
+                          burn, thin, seed, accepted, log_q, samples)
+        if not np.all(np.isfinite(log_q)) or not np.all(np.isfinite(W)):
+            raise ConvergenceError(
+                "adaptive: single-neuron chains diverged (q(w) not normalisable?)", {})
+        acc = accepted / max(steps, 1)
+        # step-size adaptation towards the MALA optimum (acceptance ~ 0.57)
+        eps *= np.exp(np.clip(acc - 0.57, -0.5, 0.5))
+        if kept == 0:
+            return None, acc
+        w2 = float(np.mean(np.sum(samples[:kept] ** 2, axis=1)))
+        if not w2 < DIVERGENCE * self.g_w:
+            raise ConvergenceError(
+                "adaptive: single-neuron chains drift to large |w| (q(w) not normalisable at this "
+                "chi?)", {"mean_w2": w2, "prior_mean_w2": self.g_w})
+        Phi = self._phi(samples[:kept])
+        P = self.P
+        C = Phi[:, :P].T @ Phi[:, :P] / kept
+        Cs = Phi[:, :P].T @ Phi[:, P:] / kept
+        css = np.mean(Phi[:, P:] ** 2, axis=0)
+        return (0.5 * (C + C.T), Cs, css), acc
+
+    def normalisable(self, Ct):
+        """Whether q(w) can be normalised: max over unit v of the tilt phi(Xv)^T Ct phi(Xv) along
+        the ray w = t v must stay below the prior's D/(2 g_w) (THEORY §6). Exact for linear phi
+        (an eigenvalue), a search over fixed random directions for relu (a necessary condition),
+        always true for bounded phi (erf). Returns (ok, ratio)."""
+        limit = self.D / (2 * self.g_w)
+        if self.activation == "linear":
+            ratio = float(np.linalg.eigvalsh(self.X.T @ Ct @ self.X)[-1]) / limit
+        elif self.activation == "relu":
+            if not hasattr(self, "_directions"):
+                V = np.random.default_rng(12345).standard_normal((4096, self.D))
+                self._directions = np.maximum(V / np.linalg.norm(V, axis=1)[:, None] @ self.X.T, 0)
+            F = self._directions
+            ratio = float(np.max(np.einsum("na,ab,nb->n", F, Ct, F))) / limit
+        else:
+            return True, 0.0
+        return ratio < 1.0, ratio
+
+    def _relu_check(self, Ct, chi, warnings):
+        if self.activation != "relu" or self.estimator != "mc":
+            return
+        top = float(np.linalg.eigvalsh(Ct)[-1])
+        if not self.D / self.g_w > 2 * max(top, 0.0) * self.XtX_max:
+            msg = (f"relu: sufficient normalisability condition of q(w) fails at chi = {chi:g} "
+                   "(D/g_w <= 2 lambda_max(Ct)_+ lambda_max(X^T X), THEORY §6)")
+            if msg not in warnings:
+                warnings.append(msg)
+
+    # -- solves ------------------------------------------------------------------------------
+    def _fixed_point(self, chi, C0, moments, tol, maxiter, warnings):
+        C = self.Kphi.copy() if C0 is None else C0.copy()
+        eta, prev = 1.0, np.inf
+        for it in range(1, maxiter + 1):
+            A, alpha, Ct = self.field(C, chi)
+            self._relu_check(Ct, chi, warnings)
+            C_new, Cs, css = moments(Ct)
+            diff = np.linalg.norm(C_new - C) / max(np.linalg.norm(C), 1e-300)
+            if diff < tol:
+                A, alpha, Ct = self.field(C_new, chi)
+                return C_new, Cs, css, A, alpha, Ct, it, diff
+            if diff > prev:
+                eta = max(eta * 0.5, 1e-3)
+            prev = diff
+            C = C + eta * (C_new - C)
+        raise ConvergenceError("adaptive: fixed-point iteration did not converge",
+                               {"chi": chi, "iterations": maxiter, "relative_change": diff})
+
+    def _package(self, chi, C, Cs, css, A, alpha, Ct, it, res, replicas, warnings, acc=None):
+        train, test, var = self._predictions(C, Cs, css[:, None], A, alpha[:, None], self.g_v, float(chi))
+        preds = {"train_mean": train[:, 0], "test_mean": test[:, 0], "test_var": var[:, 0]}
+        err = {}
+        if len(replicas) > 1:
+            for k in preds:
+                stack = np.array([r[k] for r in replicas])
+                err[k] = stack.std(axis=0, ddof=1) / math.sqrt(len(replicas))
+        return NonlinearState(chi, C, Cs, css, A, alpha, Ct, it, res, preds, err, warnings, acc)
+
+    def solve(self, chi, C0=None, tol=1e-10, maxiter=500, mc_state=None):
+        warnings: list = []
+        if self.estimator == "cumulant":
+            Phi_all = np.vstack(self._blocks)
+            sol = self._fixed_point(chi, C0, lambda Ct: self._moments_cumulant(Ct, Phi_all), tol,
+                                    maxiter, warnings)
+            replicas = []
+            for block in self._blocks:
+                try:
+                    Cb, Csb, cssb, Ab, ab, Ctb, _, _ = self._fixed_point(
+                        chi, sol[0], lambda Ct, B=block: self._moments_cumulant(Ct, B), tol, maxiter, [])
+                except ConvergenceError:
+                    continue
+                tr, te, va = self._predictions(Cb, Csb, cssb[:, None], Ab, ab[:, None], self.g_v, float(chi))
+                replicas.append({"train_mean": tr[:, 0], "test_mean": te[:, 0], "test_var": va[:, 0]})
+            # replicas use 1/R of the draws: their spread / sqrt(R) estimates the error of the union
+            return self._package(chi, *sol, replicas, warnings)
+        if C0 is None:
+            # anneal from chi ~ 1 (THEORY §5): a cold start at large chi/N can tilt q(w) so far
+            # that it is not normalisable; halve chi down to ~1, then climb back warm-started
+            steps, c = [], chi
+            while c / 2 >= min(1.0, chi):
+                c /= 2
+                steps.append(c)
+            for c in reversed(steps):
+                st = self._solve_mc(c, C0, [], mc_state)
+                C0, mc_state = st.C, st.mc_state
+            if steps:
+                warnings.append(f"annealed from chi = {steps[-1]:g} in {len(steps)} halvings")
+        return self._solve_mc(chi, C0, warnings, mc_state)
+
+    def _solve_mc(self, chi, C0, warnings, mc_state):
+        """R independent self-consistent MALA solves; mean and spread/sqrt(R)."""
+        R = self.replicates
+        per = max(self.n_chains // R, 2)
+        rng = np.random.default_rng(self.seed + int(1000 * chi) % 100003)
+        results, accs = [], []
+        for r in range(R):
+            if mc_state is not None and r < len(mc_state):
+                W, eps = mc_state[r][0].copy(), mc_state[r][1].copy()
+            else:
+                W = rng.standard_normal((per, self.D)) * math.sqrt(self.g_w / self.D)
+                eps = np.full(per, 0.1 * self.g_w / self.D)
+            C = self.Kphi.copy() if C0 is None else C0.copy()
+            seed = int(rng.integers(2**31 - 1))
+            # ramp chi geometrically from the warm start's chi over the first iterations: the
+            # field of an old C at a much larger chi can tilt q(w) past normalisability
+            chi0 = self._chi_warm if (C0 is not None and self._chi_warm) else chi
+            n_ramp, n_outer = 6, 18
+            eta, d_prev, C_last, history = 0.5, None, None, []
+            for it in range(n_outer):
+                chi_it = chi0 * (chi / chi0) ** min(1.0, it / n_ramp)
+                for _ in range(8):
+                    A, alpha, Ct = self.field(C, chi_it)
+                    self._relu_check(Ct, chi_it, warnings)
+                    try:
+                        ok, ratio = self.normalisable(Ct)
+                        if not ok:
+                            raise ConvergenceError(
+                                "adaptive: the single-neuron law q(w) is not normalisable "
+                                f"(tilt/prior = {ratio:.3g} > 1, THEORY §6)", {"chi": chi_it})
+                        mom, acc = self._moments_mc(Ct, (W, eps), self.n_steps, seed + it,
+                                                    burn=self.n_steps // 4, thin=4)
+                        break
+                    except ConvergenceError:
+                        if C_last is None:
+                            raise
+                        # the last update overshot into a non-normalisable q: step back
+                        C, eta = C_last + 0.5 * (C - C_last), max(0.5 * eta, 0.02)
+                        W = rng.standard_normal((per, self.D)) * math.sqrt(self.g_w / self.D)
+                else:
+                    raise ConvergenceError("adaptive: Monte Carlo fixed point keeps diverging",
+                                           {"chi": chi_it})
+                C_hat, Cs_hat, css_hat = mom
+                d = C_hat - C
+                if d_prev is not None and float(np.sum(d * d_prev)) < 0:
+                    eta = max(0.5 * eta, 0.05)  # oscillation: the map's slope is steep, damp more
+                d_prev, C_last = d, C
+                C = C + eta * d
+                if it >= n_ramp:
+                    history.append((C_hat, Cs_hat, css_hat))
+            # average the estimates taken at the target chi over the last half of the iterations
+            tail = history[len(history) // 2:]
+            avg = [np.mean([h[k] for h in tail], axis=0) for k in range(3)]
+            C, Cs, css = avg
+            A, alpha, Ct = self.field(C, chi)
+            tr, te, va = self._predictions(C, Cs, css[:, None], A, alpha[:, None], self.g_v, float(chi))
+            results.append({"train_mean": tr[:, 0], "test_mean": te[:, 0], "test_var": va[:, 0],
+                            "C": C, "Cs": Cs, "css": css, "state": (W, eps)})
+            accs.append(float(np.mean(acc)))
+        C = np.mean([r["C"] for r in results], axis=0)
+        Cs = np.mean([r["Cs"] for r in results], axis=0)
+        css = np.mean([r["css"] for r in results], axis=0)
+        A, alpha, Ct = self.field(C, chi)
+        st = self._package(chi, C, Cs, css, A, alpha, Ct, len(results), float("nan"), results, warnings,
+                           float(np.mean(accs)))
+        st.mc_state = [r["state"] for r in results]
+        self._chi_warm = chi
+        return st
+
+
+def ladder(solver: NonlinearSaddle, chis):
+    """Anneal along a chi ladder from the NNGP (THEORY §5); returns (states, failure)."""
+    states, C_prev, mc_state = [], None, None
+    for i, chi in enumerate(chis):
+        try:
+            st = solver.solve(chi, C_prev, mc_state=mc_state)
+        except ConvergenceError as err:
+            return states, (i, err)
+        if C_prev is not None:
+            jump = np.linalg.norm(st.C - C_prev) / max(np.linalg.norm(C_prev), 1e-300)
+            if jump > 0.5 and chi / chis[i - 1] < 2:
+                st.warnings.append(f"adapted kernel changed by {jump:.0%} from the previous chi: "
+                                   "possible branch jump")
+        states.append(st)
+        C_prev = st.C
+        mc_state = getattr(st, "mc_state", None)
+    return states, None

@@ -1,0 +1,145 @@
+"""Non-linear kernel adaptation (THEORY §2b, §6): NNGP kernels vs Monte Carlo over Gaussian
+pre-activations, the single-neuron MALA sampler vs a Gaussian law it must reproduce, and the two
+estimators (cumulant expansion, single-neuron Monte Carlo) against each other and across seeds."""
+import numpy as np
+import pytest
+
+from msat import generated
+from msat.runtime import data, spectral
+from msat.runtime.adaptive import LinearSaddle
+from msat.runtime.nonlinear import NonlinearSaddle
+
+
+@pytest.mark.parametrize("act", ["erf", "relu"])
+def test_nngp_kernels_vs_monte_carlo(act):
+    rng = np.random.default_rng(0)
+    P = 5
+    B = rng.standard_normal((P, 3))
+    K = B @ B.T / 3 + 0.1 * np.eye(P)
+    d = np.ascontiguousarray(np.diag(K))
+    out = np.empty_like(K)
+    getattr(generated.nngp_kernels(), f"nngp_{act}")(K, d, d, out)
+    diag = np.empty(P)
+    getattr(generated.nngp_kernels(), f"nngp_{act}_diagonal")(d, diag)
+    M = 400_000
+    h = rng.standard_normal((M, P)) @ np.linalg.cholesky(K).T
+    phi = {"erf": lambda x: __import__("scipy.special", fromlist=["erf"]).erf(x), "relu": lambda x: np.maximum(x, 0)}[act](h)
+    mc = phi.T @ phi / M
+    se = np.sqrt(np.var(phi[:, :, None] * phi[:, None, :], axis=0) / M)
+    assert np.all(np.abs(mc - out) < 5 * se + 1e-12)
+    np.testing.assert_allclose(diag, np.diag(out), rtol=1e-12)
+
+
+@pytest.mark.parametrize("act", ["linear", "erf", "relu"])
+def test_log_density_gradient_matches_finite_differences(act):
+    mod = generated.neuron(act)
+    f = getattr(mod, f"_log_density_{act}")
+    rng = np.random.default_rng(1)
+    P, D = 6, 4
+    X = rng.standard_normal((P, D))
+    Ct = rng.standard_normal((P, P)) * 0.05
+    Ct = Ct + Ct.T
+    w = rng.standard_normal(D) * 0.5
+    bufs = [np.empty(P) for _ in range(4)]
+    g = np.empty(D)
+    f(w, X, Ct, float(D), 1.0, *bufs, g)
+    for d in range(D):
+        e = np.zeros(D)
+        e[d] = 1e-6
+        gp, gm = np.empty(D), np.empty(D)
+        fd = (f(w + e, X, Ct, float(D), 1.0, *bufs, gp) - f(w - e, X, Ct, float(D), 1.0, *bufs, gm)) / 2e-6
+        assert g[d] == pytest.approx(fd, rel=1e-5, abs=1e-7)
+
+
+def test_mala_reproduces_the_gaussian_single_neuron_law():
+    """Linear phi: q(w) is Gaussian with covariance S = ((D/g_w) I - 2 X^T Ct X)^-1 (THEORY §2b)."""
+    rng = np.random.default_rng(2)
+    P, D, g_w = 5, 3, 1.0
+    X = rng.standard_normal((P, D))
+    a = rng.standard_normal(P)
+    Ct = 0.05 * np.outer(a, a) - 0.02 * np.eye(P)
+    S = np.linalg.inv(D / g_w * np.eye(D) - 2 * X.T @ Ct @ X)
+    chains, steps, burn, thin = 64, 4000, 500, 5
+    W = rng.standard_normal((chains, D)) * np.sqrt(g_w / D)
+    eps = np.full(chains, 0.3 * g_w / D)
+    kept = chains * ((steps - burn + thin - 1) // thin)
+    samples = np.empty((kept, D))
+    acc = np.zeros(chains, dtype=np.int64)
+    n = generated.neuron("linear").mala_linear(W, X, Ct, float(D), g_w, eps, steps, burn, thin, 7, acc, np.empty(chains), samples)
+    assert n == kept
+    emp = samples.T @ samples / n
+    # batch means over chains for the standard error
+    per = samples.reshape(chains, -1, D)
+    batch = np.einsum("cni,cnj->cij", per, per) / per.shape[1]
+    se = batch.std(axis=0, ddof=1) / np.sqrt(chains)
+    assert np.all(np.abs(emp - S) < 5 * se + 1e-4), (emp, S, se)
+    assert 0.3 < acc.mean() / steps < 0.99
+
+
+def _problem():
+    ds = data.builtin("teacher", P=10, D=6, P_test=3, seed=3)
+    return ds
+
+
+def test_linear_phi_through_the_sampler_matches_the_structured_solver():
+    ds = _problem()
+    N, kappa, chi = 60, 0.4, 30.0
+    spec = spectral.spectrum(ds.X, ds.y, ds.X_test, 1.0)
+    lin = LinearSaddle(spec, N, kappa, 1.0, 1)
+    ref = lin.predictions(lin.solve(chi))
+    st = NonlinearSaddle(ds.X, ds.y, ds.X_test, N, kappa, 1.0, 1.0, "linear", 1, estimator="mc",
+                         n_chains=128, n_steps=800, replicates=8, seed=4).solve(chi)
+    z = (st.predictions["test_mean"] - ref["test_mean"]) / st.mc_error["test_mean"]
+    assert np.all(np.abs(z) < 5), z
+
+
+def test_cumulant_and_monte_carlo_agree_at_small_chi_over_n():
+    ds = _problem()
+    N, kappa, chi = 200, 0.4, 2.0
+    cum = NonlinearSaddle(ds.X, ds.y, ds.X_test, N, kappa, 1.0, 1.0, "erf", 1, estimator="cumulant",
+                          n_prior=80000, replicates=8, seed=5).solve(chi)
+    mc = NonlinearSaddle(ds.X, ds.y, ds.X_test, N, kappa, 1.0, 1.0, "erf", 1, estimator="mc",
+                         n_chains=128, n_steps=800, replicates=8, seed=6).solve(chi)
+    for k in ("train_mean", "test_mean"):
+        err = np.sqrt(cum.mc_error[k] ** 2 + mc.mc_error[k] ** 2)
+        z = (cum.predictions[k] - mc.predictions[k]) / err
+        assert np.all(np.abs(z) < 5), (k, z)
+    # and both moved away from the NNGP in the same direction at this chi/N only slightly
+    nngp = spectral.nngp_kernels(ds.X, ds.X_test, 1.0, "erf")[0]
+    assert np.linalg.norm(cum.C - nngp) < 0.2 * np.linalg.norm(nngp)
+
+
+@pytest.mark.parametrize("act,N", [("erf", 40), ("relu", 200)])
+def test_monte_carlo_at_chi_equal_n_is_reproducible_across_seeds(act, N):
+    ds = _problem()
+    kappa = 0.4
+    runs = [NonlinearSaddle(ds.X, ds.y, ds.X_test, N, kappa, 1.0, 1.0, act, 1, estimator="mc",
+                            n_chains=64, n_steps=600, replicates=8, seed=s).solve(float(N)) for s in (11, 12)]
+    for k in ("train_mean", "test_mean", "test_var"):
+        err = np.sqrt(runs[0].mc_error[k] ** 2 + runs[1].mc_error[k] ** 2)
+        z = (runs[0].predictions[k] - runs[1].predictions[k]) / err
+        assert np.all(np.abs(z) < 5), (k, z)
+    # mean-field feature learning: the adapted kernel aligns better with the target than K^phi
+    y = ds.y
+    Kphi = spectral.nngp_kernels(ds.X, ds.X_test, 1.0, act)[0]
+    align = lambda M: y @ M @ y / (y @ y * np.linalg.norm(M))  # noqa: E731
+    assert align(runs[0].C) > align(Kphi)
+
+
+def test_normalisability_check_of_the_single_neuron_law():
+    """q(w) ∝ N(0, g_w/D) exp(phi^T Ct phi) along w = t v: normalisable iff the tilt
+    phi(Xv)^T Ct phi(Xv) < D/(2 g_w) for every unit v (THEORY §6). With Ct = c I the tilt is
+    c |phi(Xv)|^2 <= c sigma_1^2 (sigma_1 the top singular value of X); for relu one of +-v_1
+    reaches at least c sigma_1^2 / 2."""
+    ds = _problem()
+    P, D = ds.X.shape
+    s1 = np.linalg.svd(ds.X, compute_uv=False)[0]
+    c_crit = (D / 2) / s1**2
+    lin = NonlinearSaddle(ds.X, ds.y, ds.X_test, 40, 0.4, 1.0, 1.0, "linear", 1, estimator="mc")
+    assert lin.normalisable(0.99 * c_crit * np.eye(P))[0]
+    assert not lin.normalisable(1.01 * c_crit * np.eye(P))[0]
+    relu = NonlinearSaddle(ds.X, ds.y, ds.X_test, 40, 0.4, 1.0, 1.0, "relu", 1, estimator="mc")
+    assert relu.normalisable(0.99 * c_crit * np.eye(P))[0]
+    assert not relu.normalisable(2.2 * c_crit * np.eye(P))[0]
+    erf = NonlinearSaddle(ds.X, ds.y, ds.X_test, 40, 0.4, 1.0, 1.0, "erf", 1, estimator="mc")
+    assert erf.normalisable(1e6 * np.eye(P))[0]  # bounded phi: always normalisable
