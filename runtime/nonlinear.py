@@ -100,7 +100,7 @@ class NonlinearSaddle:
     def _moments_cumulant(self, Ct, Phi):
         P = self.P
         F = Phi[:, :P]
-        q = np.einsum("na,ab,nb->n", F, Ct, F)
+        q = np.sum((F @ Ct) * F, axis=1)
         dq = q - q.mean()
         V = (Phi * dq[:, None]).T @ Phi / Phi.shape[0]
         C = self.Kphi + V[:P, :P]
@@ -149,7 +149,7 @@ class NonlinearSaddle:
                 V = np.random.default_rng(12345).standard_normal((4096, self.D))
                 self._directions = np.maximum(V / np.linalg.norm(V, axis=1)[:, None] @ self.X.T, 0)
             F = self._directions
-            ratio = float(np.max(np.einsum("na,ab,nb->n", F, Ct, F))) / limit
+            ratio = float(np.max(np.sum((F @ Ct) * F, axis=1))) / limit
         else:
             return True, 0.0
         return ratio < 1.0, ratio
@@ -193,7 +193,7 @@ class NonlinearSaddle:
                 err[k] = stack.std(axis=0, ddof=1) / math.sqrt(len(replicas))
         return NonlinearState(chi, C, Cs, css, A, alpha, Ct, it, res, preds, err, warnings, acc)
 
-    def solve(self, chi, C0=None, tol=1e-10, maxiter=500, mc_state=None):
+    def solve(self, chi, C0=None, tol=1e-9, maxiter=500, mc_state=None):
         warnings: list = []
         if self.estimator == "cumulant":
             Phi_all = np.vstack(self._blocks)
@@ -210,9 +210,9 @@ class NonlinearSaddle:
                 replicas.append({"train_mean": tr[:, 0], "test_mean": te[:, 0], "test_var": va[:, 0]})
             # replicas use 1/R of the draws: their spread / sqrt(R) estimates the error of the union
             return self._package(chi, *sol, replicas, warnings)
-        if C0 is None:
-            # anneal from chi ~ 1 (THEORY §5): a cold start at large chi/N can tilt q(w) so far
-            # that it is not normalisable; halve chi down to ~1, then climb back warm-started
+        if C0 is None and not self.normalisable(self.field(self.Kphi, chi)[2])[0]:
+            # anneal from chi ~ 1 (THEORY §5): a cold start at large chi/N tilts q(w) so far that
+            # it is not normalisable; halve chi down to ~1, then climb back warm-started
             steps, c = [], chi
             while c / 2 >= min(1.0, chi):
                 c /= 2
