@@ -21,7 +21,7 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
-FAMILIES = ("spectral", "row_map", "pairwise", "scalar", "numpy_function", "neuron")
+FAMILIES = ("spectral", "row_map", "pairwise", "scalar", "numpy_function", "neuron", "network")
 
 
 class KernelPrinter(PythonCodePrinter):
@@ -139,7 +139,7 @@ def lower(spec: KernelSpec) -> dict:
     elif spec.family == "numpy_function":
         ctx["statements"] = [f"{st.target} = {numpy_code(st.expr)}" for st in spec.node]
         ctx["returns"] = spec.returns
-    elif spec.family == "neuron":
+    elif spec.family in ("neuron", "network"):
         pass
     else:
         raise ValueError(f"unknown kernel family {spec.family!r}")

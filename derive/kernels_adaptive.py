@@ -127,7 +127,7 @@ def neuron_spec(name: str) -> KernelSpec:
 
 
 def modules():
-    out = {}
+    out = network_modules()
     specs = []
     for order in adaptive.ORDERS:
         specs += [adapted_spectrum_spec(order), rank_one_spec(order), conjugate_field_spec(order)]
@@ -165,3 +165,50 @@ def modules():
 
 
 __all__ = ["modules", "code"]
+
+
+def network_spec(name: str) -> KernelSpec:
+    """HMC over all weights of a finite network (THEORY §7) with the model's derived slopes."""
+    from . import network
+
+    x = sp.Symbol("x", real=True)
+    ph = activations.phi(name).subs(activations.h, x)
+    dph = activations.dphi(name).subs(activations.h, x)
+    dell, slope_a, slope_w = network.slopes()
+    return KernelSpec(
+        name=f"hmc_{name}",
+        family="network",
+        args=["W", "a", "X", "y", "X_test", "dirs", "chi", "kappa", "g_v", "g_w", "m_W", "m_a",
+              "eps", "n_leap", "n_iter", "jitter", "seed", "record", "accumulate_w", "out_train",
+              "out_test", "out_dirs", "out_align", "accept", "wsum", "warm_W"],
+        doc=(
+            f"HMC over (W, a) of a two-layer network, phi = {name} (THEORY §1, §7): per-group masses "
+            "m_W, m_a (preconditioning), step eps jittered by +-jitter, n_leap leapfrog steps, n_iter "
+            "iterations from the state (W, a), updated in place. With record: outputs on X and X_test, "
+            "(1/N) sum_i (w_i . u)^2 for the rows u of dirs, the kernel-target alignment of the "
+            "empirical feature kernel, and optionally the running sum of (1/N) W^T W; without: "
+            "per-iteration sums of squares of W and a (for warm-up mass adaptation)."
+        ),
+        extra={
+            "activation": name,
+            "phi": [Statement("phi_x", ph)],
+            "dphi": [Statement("dphi_x", dph)],
+            "likelihood": [Statement("ell", network.likelihood()), Statement("dell", dell)],
+            "readout": [Statement("prior_a", network.prior_readout()), Statement("slope_a", slope_a)],
+            "hidden": [Statement("prior_w", network.prior_hidden()), Statement("slope_w", slope_w)],
+        },
+    )
+
+
+def network_modules():
+    return {
+        f"network_{name}": (
+            f"network_{name}: posterior sampler of a finite network, phi = {name}",
+            f"HMC over all weights of a finite two-layer network, phi = {name} (THEORY §7).",
+            "derive.network + derive.activations",
+            None,
+            0,
+            [network_spec(name)],
+        )
+        for name in activations.ACTIVATIONS
+    }

@@ -35,6 +35,11 @@ def neuron(activation):
     return importlib.import_module("msat.generated.neuron_%s" % activation)
 
 
+def network(activation):
+    """Posterior sampler of a finite network: msat.generated.network_<activation>."""
+    return importlib.import_module("msat.generated.network_%s" % activation)
+
+
 def exact():
     """The exact-integrand module: msat.generated.rescaling_exact."""
     return importlib.import_module("msat.generated.rescaling_exact")

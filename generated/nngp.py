@@ -3,7 +3,7 @@
 # derivation: derive.activations.nngp_kernel
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: b9f14093ebad0deb5e576bc2b04b802282e3236d5e8a52d8b3290988b7d778fe
+# inputs-sha256: 46e7d8784aa01dbc6d474844a325c3c70f4d42a270d653da67063d4c98d59e58
 # content-sha256: f12bf8f90feac8f10ea484a1f7a8a90d10c76da483d7e2bea7fa2a2016a74a6a
 """NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for linear, erf, relu (THEORY §1)."""
 import math  # noqa: F401

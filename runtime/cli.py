@@ -94,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", type=Path, default=None,
                     help="write results here ('-' for stdout); without it JSON goes to stdout")
     pr.add_argument("--table", action="store_true", help="print a summary table")
+    pr.add_argument("--samples", type=_int_arg("--samples"), default=1000, help="sample: draws per chain")
+    pr.add_argument("--chains", type=_int_arg("--chains"), default=4, help="sample: number of chains")
+
+    sa = sub.add_parser("sample", parents=[], help="sample finite networks from the posterior (HMC)",
+                        add_help=True)
+    for action in pr._actions:
+        if action.dest in ("help", "method"):
+            continue
+        sa._add_action(action)
+    sa.add_argument("--draws", type=Path, default=None, help="save the raw draws (.npz)")
+    sa._mutually_exclusive_groups.append(src)
     return p
 
 
@@ -167,15 +178,30 @@ def _table(results) -> None:
     console.print(t)
 
 
+def _cmd_sample(args) -> int:
+    args.method = "sample"
+    return _cmd_predict(args)
+
+
 def _cmd_predict(args) -> int:
     from .predict import parse_chi, predict
 
     ds = _load_data(args)
     chis = parse_chi(args.chi)
+    draws = [] if getattr(args, "draws", None) is not None else None
     results = predict(ds.X, ds.y, ds.X_test, N=args.N, chi=chis, kappa=args.kappa, g_v=args.g_v,
                       g_w=args.g_w, activation=args.activation, method=args.method,
                       order=args.order, dressed=args.dressed, estimator=args.estimator,
-                      seed=args.seed, mc_samples=args.mc_samples)
+                      seed=args.seed, mc_samples=args.mc_samples, samples=args.samples,
+                      chains=args.chains, progress=sys.stderr.isatty(), draws=draws)
+    if draws is not None:
+        import numpy as np
+
+        flat = {f"chi{i}_{k}": v for i, d in enumerate(draws) for k, v in d.items()}
+        try:
+            np.savez(args.draws, **flat)
+        except OSError as err:
+            raise InputError(f"cannot write {args.draws}: {err.strerror}") from None
     ladder = "," in args.chi
     for r in results:
         for w in r.get("warnings", []):
@@ -202,7 +228,8 @@ def _cmd_predict(args) -> int:
     return 0
 
 
-COMMANDS = {"derive": _cmd_derive, "latex": _cmd_latex, "predict": _cmd_predict}
+COMMANDS = {"derive": _cmd_derive, "latex": _cmd_latex, "predict": _cmd_predict,
+            "sample": _cmd_sample}
 
 
 def main(argv=None) -> int:

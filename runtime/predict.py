@@ -29,8 +29,8 @@ from .spectral import spectrum as _spectrum
 METHODS = ("nngp", "exact", "loop", "adaptive", "sample")
 ACTIVATIONS = ("linear", "erf", "relu")
 #: methods built so far for each activation
-AVAILABLE = {"linear": ("nngp", "exact", "loop", "adaptive"), "erf": ("nngp", "adaptive"),
-             "relu": ("nngp", "adaptive")}
+AVAILABLE = {"linear": ("nngp", "exact", "loop", "adaptive", "sample"),
+             "erf": ("nngp", "adaptive", "sample"), "relu": ("nngp", "adaptive", "sample")}
 #: kernel-adaptation orders built so far per activation
 ADAPTIVE_ORDERS = {"linear": (0, 1), "erf": (0, 1), "relu": (0, 1)}
 ESTIMATORS = ("auto", "cumulant", "mc")
@@ -103,7 +103,8 @@ def check_params(N, kappa, g_v, g_w, activation, method, order):
 
 
 def predict(X, y, X_test=None, *, N, chi, kappa, g_v=1.0, g_w=1.0, activation="linear",
-            method=None, order=1, dressed=False, estimator="auto", seed=0, mc_samples=None):
+            method=None, order=1, dressed=False, estimator="auto", seed=0, mc_samples=None,
+            samples=1000, chains=4, progress=False, draws=None):
     """Posterior predictions of a Bayesian two-layer network (DESIGN.md contract).
 
     Returns one result dict, or a list of them (one per chi, ladder order) when ``chi`` is a
@@ -114,6 +115,8 @@ def predict(X, y, X_test=None, *, N, chi, kappa, g_v=1.0, g_w=1.0, activation="l
     ``estimator`` (non-linear adaptive only): "cumulant" (small Ct), "mc" (single-neuron MALA)
     or "auto" (cumulant while chi/N <= 0.1, else mc); ``seed`` seeds the Monte Carlo;
     ``mc_samples`` sets the number of prior draws (cumulant) or chains (mc).
+    ``samples``, ``chains`` (method "sample"): HMC draws per chain and number of chains;
+    ``draws`` collects the raw chains per chi (a list the caller passes in).
     """
     t0 = time.perf_counter()
     ladder = ("," in chi) if isinstance(chi, str) else np.ndim(chi) > 0
@@ -125,7 +128,14 @@ def predict(X, y, X_test=None, *, N, chi, kappa, g_v=1.0, g_w=1.0, activation="l
     base = {"N": N, "kappa": kappa, "g_v": g_v, "g_w": g_w, "activation": activation,
             "dressed": bool(dressed), "P": int(data.X.shape[0]), "D": int(data.X.shape[1]),
             "P_test": int(data.X_test.shape[0])}
-    if method == "adaptive":
+    if method == "sample":
+        from .sample_predict import sample_results
+
+        samples = _positive("samples", samples, integer=True)
+        chains = _positive("chains", chains, integer=True)
+        base.update(samples=samples, chains=chains, seed=int(seed))
+        results = sample_results(data, base, chis, progress, draws)
+    elif method == "adaptive":
         from .adaptive_predict import adaptive_results
 
         base.update(estimator=estimator, seed=int(seed))

@@ -1,0 +1,54 @@
+"""The posterior of a finite two-layer network (THEORY §1, §7): log density terms by scale class.
+
+log p(W, a | D) = sum_mu ell(y_mu - f_mu) + sum_i prior_a(a_i) + sum_i prior_w(|w_i|^2) + const,
+  f_mu = sum_i a_i phi(w_i . x_mu),
+  ell(r) = -(chi / 2 kappa) r^2,  prior_a(a) = -(chi N / 2 g_v) a^2,  prior_w(ww) = -(D / 2 g_w) ww.
+
+The per-term slopes the sampler's gradient needs (d ell/d f, d prior_a/d a, 2 d prior_w/d ww) are
+SymPy derivatives of these expressions; the chain rule through f (df/da_i = phi(h_i),
+df/dw_i = a_i phi'(h_i) x) is the structure of the emitted kernel, checked against SymPy's
+gradient of an explicit small network in tests/derive/test_network.py.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from . import activations
+
+y_mu, f_mu = sp.symbols("y_mu f_mu", real=True)
+a_i = sp.Symbol("a_i", real=True)
+ww = sp.Symbol("ww", nonnegative=True)
+N, D, chi, kappa, g_v, g_w = sp.symbols("N D chi kappa g_v g_w", positive=True)
+
+
+def likelihood():
+    """ell per data point as a function of the output f_mu (THEORY §1)."""
+    return -(chi / (2 * kappa)) * (y_mu - f_mu) ** 2
+
+
+def prior_readout():
+    """log N(a_i; 0, g_v / (chi N)) up to a constant."""
+    return -(chi * N / (2 * g_v)) * a_i**2
+
+
+def prior_hidden():
+    """log N(w_i; 0, (g_w / D) I) up to a constant, as a function of ww = |w_i|^2."""
+    return -(D / (2 * g_w)) * ww
+
+
+def slopes():
+    """d ell/d f, d prior_a/d a, and the gradient coefficient 2 d prior_w/d ww (grad = coef * w)."""
+    return (sp.diff(likelihood(), f_mu), sp.diff(prior_readout(), a_i), 2 * sp.diff(prior_hidden(), ww))
+
+
+def log_posterior_explicit(activation: str, W, a, X, y, params):
+    """SymPy log posterior of an explicit small network (for checking the emitted gradient)."""
+    phi = activations.phi(activation)
+    Nn, Dn = len(a), len(W[0])
+    total = 0
+    for mu in range(len(y)):
+        f = sum(a[i] * phi.subs(activations.h, sum(W[i][d] * X[mu][d] for d in range(Dn))) for i in range(Nn))
+        total += likelihood().subs({y_mu: y[mu], f_mu: f})
+    for i in range(Nn):
+        total += prior_readout().subs(a_i, a[i]) + prior_hidden().subs(ww, sum(W[i][d] ** 2 for d in range(Dn)))
+    return total.subs(params)
