@@ -3,8 +3,8 @@
 # derivation: derive.network + derive.activations
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: c5313942adf70f0abb7e2da02a749c9204d8f00c23bb6c263f0967f415dee2e2
-# content-sha256: a6942b01113bf855c6846c7b3e2c6e6acda88da97d8389abef6862e8820d19b1
+# inputs-sha256: 6b8e3056b6a93dcaa90adf00455643378ca5c895d84b0c0e57023980762464bb
+# content-sha256: a5be1214213c86e24a7f3479b23756b97037ef8125609712f93c7381bdd5d54e
 """HMC over all weights of a finite two-layer network, phi = erf (THEORY §7)."""
 import math  # noqa: F401
 
@@ -104,8 +104,8 @@ def outputs_erf(W, a, X, out):
 
 
 @njit(cache=True)
-def hmc_erf(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, m_W, m_a, eps, n_leap, n_iter, jitter, seed, record, accumulate_w, out_train, out_test, out_dirs, out_align, accept, wsum, warm_W):
-    """HMC over (W, a) of a two-layer network, phi = erf (THEORY §1, §7): per-group masses m_W, m_a (preconditioning), step eps jittered by +-jitter, n_leap leapfrog steps, n_iter iterations from the state (W, a), updated in place. With record: outputs on X and X_test, (1/N) sum_i (w_i . u)^2 for the rows u of dirs, the kernel-target alignment of the empirical feature kernel, and optionally the running sum of (1/N) W^T W; without: per-iteration sums of squares of W and a (for warm-up mass adaptation)."""
+def hmc_erf(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, m_W, m_a, eps, n_leap, n_iter, jitter, seed, record, accumulate_w, out_train, out_test, out_dirs, out_align, accept, wsum, ksum, warm_W):
+    """HMC over (W, a) of a two-layer network, phi = erf (THEORY §1, §7): per-group masses m_W, m_a (preconditioning), step eps jittered by +-jitter, n_leap leapfrog steps, n_iter iterations from the state (W, a), updated in place. With record: outputs on X and X_test, (1/N) sum_i (w_i . u)^2 for the rows u of dirs, the kernel-target alignment of the empirical feature kernel and its running sum (ksum), and optionally the running sum of (1/N) W^T W; without: per-iteration sums of squares of W and a (for warm-up mass adaptation)."""
     np.random.seed(seed)
     Nn, Dn = W.shape
     P = X.shape[0]
@@ -201,6 +201,7 @@ def hmc_erf(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, m_W, m_a, eps, n_lea
                     for i in range(Nn):
                         acc += Phi[i, mu] * Phi[i, nu]
                     Ck[mu, nu] = acc / Nn
+                    ksum[mu, nu] += Ck[mu, nu]
                     num += y[mu] * Ck[mu, nu] * y[nu]
                     fro += Ck[mu, nu] * Ck[mu, nu]
             yy = 0.0

@@ -3,8 +3,8 @@
 # derivation: derive.network + derive.activations
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 0c33205f5c3422a57cced2f783a2829e52fbebb5a9f9caf48607c1b62c6d4647
-# content-sha256: e1bd84473b056a0bd3aa3d62195985f03dc715acf5c36a0d71e0f6283ae90935
+# inputs-sha256: 463291a2d7f14bd56be5fcbeef6c1db0c7fa2c03b454f530f7e8055f7fd2ff32
+# content-sha256: 42825bf56a1035d80df45ef375b09ebe371dde78f985b78f3bb5e3b4ae173451
 """HMC over all weights of a finite two-layer network, phi = linear (THEORY §7)."""
 import math  # noqa: F401
 
@@ -104,8 +104,8 @@ def outputs_linear(W, a, X, out):
 
 
 @njit(cache=True)
-def hmc_linear(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, m_W, m_a, eps, n_leap, n_iter, jitter, seed, record, accumulate_w, out_train, out_test, out_dirs, out_align, accept, wsum, warm_W):
-    """HMC over (W, a) of a two-layer network, phi = linear (THEORY §1, §7): per-group masses m_W, m_a (preconditioning), step eps jittered by +-jitter, n_leap leapfrog steps, n_iter iterations from the state (W, a), updated in place. With record: outputs on X and X_test, (1/N) sum_i (w_i . u)^2 for the rows u of dirs, the kernel-target alignment of the empirical feature kernel, and optionally the running sum of (1/N) W^T W; without: per-iteration sums of squares of W and a (for warm-up mass adaptation)."""
+def hmc_linear(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, m_W, m_a, eps, n_leap, n_iter, jitter, seed, record, accumulate_w, out_train, out_test, out_dirs, out_align, accept, wsum, ksum, warm_W):
+    """HMC over (W, a) of a two-layer network, phi = linear (THEORY §1, §7): per-group masses m_W, m_a (preconditioning), step eps jittered by +-jitter, n_leap leapfrog steps, n_iter iterations from the state (W, a), updated in place. With record: outputs on X and X_test, (1/N) sum_i (w_i . u)^2 for the rows u of dirs, the kernel-target alignment of the empirical feature kernel and its running sum (ksum), and optionally the running sum of (1/N) W^T W; without: per-iteration sums of squares of W and a (for warm-up mass adaptation)."""
     np.random.seed(seed)
     Nn, Dn = W.shape
     P = X.shape[0]
@@ -201,6 +201,7 @@ def hmc_linear(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, m_W, m_a, eps, n_
                     for i in range(Nn):
                         acc += Phi[i, mu] * Phi[i, nu]
                     Ck[mu, nu] = acc / Nn
+                    ksum[mu, nu] += Ck[mu, nu]
                     num += y[mu] * Ck[mu, nu] * y[nu]
                     fro += Ck[mu, nu] * Ck[mu, nu]
             yy = 0.0

@@ -3,8 +3,8 @@
 # derivation: derive.network + derive.activations
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 2fe2ee13176662061bc597f2ba0f686905129568f12b368578fb7e2729174442
-# content-sha256: 57ec2f45eede5b459225cddcf65e1605b840e875fc5edb2c684ba6906600ead0
+# inputs-sha256: b67c8fff61e9d5e14886d0b7b9d4b80ccf8dbe6b759955671deac1669dac8890
+# content-sha256: 0568dbc7621613a322fb87335499282146cf8251ab1a9ced8bf5882f47e01383
 """HMC over all weights of a finite two-layer network, phi = relu (THEORY §7)."""
 import math  # noqa: F401
 
@@ -104,8 +104,8 @@ def outputs_relu(W, a, X, out):
 
 
 @njit(cache=True)
-def hmc_relu(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, m_W, m_a, eps, n_leap, n_iter, jitter, seed, record, accumulate_w, out_train, out_test, out_dirs, out_align, accept, wsum, warm_W):
-    """HMC over (W, a) of a two-layer network, phi = relu (THEORY §1, §7): per-group masses m_W, m_a (preconditioning), step eps jittered by +-jitter, n_leap leapfrog steps, n_iter iterations from the state (W, a), updated in place. With record: outputs on X and X_test, (1/N) sum_i (w_i . u)^2 for the rows u of dirs, the kernel-target alignment of the empirical feature kernel, and optionally the running sum of (1/N) W^T W; without: per-iteration sums of squares of W and a (for warm-up mass adaptation)."""
+def hmc_relu(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, m_W, m_a, eps, n_leap, n_iter, jitter, seed, record, accumulate_w, out_train, out_test, out_dirs, out_align, accept, wsum, ksum, warm_W):
+    """HMC over (W, a) of a two-layer network, phi = relu (THEORY §1, §7): per-group masses m_W, m_a (preconditioning), step eps jittered by +-jitter, n_leap leapfrog steps, n_iter iterations from the state (W, a), updated in place. With record: outputs on X and X_test, (1/N) sum_i (w_i . u)^2 for the rows u of dirs, the kernel-target alignment of the empirical feature kernel and its running sum (ksum), and optionally the running sum of (1/N) W^T W; without: per-iteration sums of squares of W and a (for warm-up mass adaptation)."""
     np.random.seed(seed)
     Nn, Dn = W.shape
     P = X.shape[0]
@@ -201,6 +201,7 @@ def hmc_relu(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, m_W, m_a, eps, n_le
                     for i in range(Nn):
                         acc += Phi[i, mu] * Phi[i, nu]
                     Ck[mu, nu] = acc / Nn
+                    ksum[mu, nu] += Ck[mu, nu]
                     num += y[mu] * Ck[mu, nu] * y[nu]
                     fro += Ck[mu, nu] * Ck[mu, nu]
             yy = 0.0

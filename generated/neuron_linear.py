@@ -3,7 +3,7 @@
 # derivation: derive.activations.phi + derive.activations.dphi
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 1889fe499d5cb7a6a16c16a3d647ece3876bf4d9ba5d8a5eeac19c3b0c662e2d
+# inputs-sha256: 63b61c84e665c7ea2416a4e3e39224bfbc464e1eaca96931b0e340e0c579ac86
 # content-sha256: 22013ea52a781680a7ab7eec5deff8904a45873a85e1cbfe5cb271fde5e2bfd8
 """Single-neuron MALA sampler under the adapted law q(w) for phi = linear (THEORY §6)."""
 import math  # noqa: F401

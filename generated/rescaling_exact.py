@@ -3,7 +3,7 @@
 # derivation: derive.model.action_difference
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: a0b9ad0c045bf20229e7c6a42f606917f59ccc0a02b168265775d28543f834f0
+# inputs-sha256: 9271a51c42f8030263b97f125bcd4ef76987b98d534ac932605b304de8edc212
 # content-sha256: 6f420cd122dd78c6930771e4e8f46f9ab383e00645c1ac05a5b5eb0b30024909
 """Exact 1-D integral over s (THEORY §2a): S(s) - S(s0) without cancellation, and the directional hidden-weight moment given s."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: bee57068f8a0743ca965d578c78bce7162a593fd9f1bf80bad144c4cf531e9ed
+# inputs-sha256: 018fa4a8fa76a16d5c491dc3e69eebd4b945d31140e08d0735622300fdfff442
 # content-sha256: 39738e32eb5a327bafc6dc6d266e1f54d69cc9d2d6567b07cddf49b9b5835833
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 0 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

@@ -66,7 +66,10 @@ def _nonlinear(data, params, chis, order, mc_samples):
         if est not in solvers:
             kw = {}
             if mc_samples:
-                kw = {"n_prior": int(mc_samples)} if est == "cumulant" else {"n_chains": int(mc_samples)}
+                # mc_samples counts Monte Carlo draws: prior draws for the cumulant estimator; for
+                # the single-neuron sampler ~300 recorded states per chain and replicate pass
+                kw = ({"n_prior": int(mc_samples)} if est == "cumulant"
+                      else {"n_chains": int(min(max(mc_samples // 300, 16), 512))})
             solvers[est] = _nl.NonlinearSaddle(data.X, data.y, data.X_test, N, kappa, g_v, g_w, act,
                                                order, estimator=est, seed=params["seed"], **kw)
         return solvers[est]

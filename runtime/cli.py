@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--estimator", default="auto",
                     help="non-linear adaptive: cumulant, mc (single-neuron MALA) or auto")
     pr.add_argument("--mc-samples", dest="mc_samples", type=_int_arg("--mc-samples"), default=None,
-                    help="non-linear adaptive: prior draws (cumulant) or chains (mc)")
+                    help="non-linear adaptive: Monte Carlo draws (cumulant: prior draws; mc: 300 per chain)")
     pr.add_argument("--json", type=Path, default=None,
                     help="write results here ('-' for stdout); without it JSON goes to stdout")
     pr.add_argument("--table", action="store_true", help="print a summary table")
@@ -105,7 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
         sa._add_action(action)
     sa.add_argument("--draws", type=Path, default=None, help="save the raw draws (.npz)")
     sa._mutually_exclusive_groups.append(src)
+    rn = sub.add_parser("run", help="the main job: the paper's headline comparison on the Ising task")
+    rn.add_argument("--out", type=Path, default=Path("msat-run"), help="output folder (default msat-run)")
+    rn.add_argument("--quick", action="store_true", help="smaller sizes (under two minutes)")
+    rn.add_argument("--activation", default="linear", help="linear or erf")
     return p
+
+
+def _cmd_run(args) -> int:
+    from .run import run
+
+    return run(args.out, quick=args.quick, activation=args.activation, progress=sys.stderr.isatty())
 
 
 def _cmd_derive(args) -> int:
@@ -229,7 +239,7 @@ def _cmd_predict(args) -> int:
 
 
 COMMANDS = {"derive": _cmd_derive, "latex": _cmd_latex, "predict": _cmd_predict,
-            "sample": _cmd_sample}
+            "sample": _cmd_sample, "run": _cmd_run}
 
 
 def main(argv=None) -> int:

@@ -114,7 +114,8 @@ def predict(X, y, X_test=None, *, N, chi, kappa, g_v=1.0, g_w=1.0, activation="l
 
     ``estimator`` (non-linear adaptive only): "cumulant" (small Ct), "mc" (single-neuron MALA)
     or "auto" (cumulant while chi/N <= 0.1, else mc); ``seed`` seeds the Monte Carlo;
-    ``mc_samples`` sets the number of prior draws (cumulant) or chains (mc).
+    ``mc_samples`` sets the number of Monte Carlo draws: prior draws (cumulant), or chains
+    (mc_samples / 300, clipped to 16..512) for the single-neuron sampler.
     ``samples``, ``chains`` (method "sample"): HMC draws per chain and number of chains;
     ``draws`` collects the raw chains per chi (a list the caller passes in).
     """

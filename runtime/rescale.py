@@ -36,7 +36,20 @@ def effective_rescaling(spec: Spectrum, train_mean, kappa: float, g_v: float) ->
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
     opt = minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 1e-12})
     s_eff = math.exp(opt.x)
-    resid = math.sqrt(max(opt.fun, 0.0))
+    # polish with Newton steps on d loss/ds using the generated s-derivatives of m(s), so that an
+    # exact rescaling shows a residual at round-off rather than at the bracket tolerance
+    for _ in range(3):
+        tab = observe.Tables(spec, np.array([s_eff]), np.array([1.0]), kappa, g_v, order=1)
+        m0, m1, m2 = (tab.train[0, n, :] * spec.yt for n in range(3))
+        d = m0 - target
+        grad, hess = float(d @ m1), float(m1 @ m1 + d @ m2)
+        if not hess > 0:
+            break
+        s_new = s_eff - grad / hess
+        if not s_new > 0:
+            break
+        s_eff = s_new
+    resid = float(np.linalg.norm(_rescaled(spec, s_eff, kappa, g_v) - target))
     dist_nngp = float(np.linalg.norm(_rescaled(spec, 1.0, kappa, g_v) - target))
     P = target.shape[0]
     return {
