@@ -134,7 +134,23 @@ def document(order: int = 3) -> str:
         out += [f"### Order {l}", "", "$$", rf"c_{{{l}}}^{{\mathrm{{bare}}}} = {b}", "$$", "",
                 "$$", rf"c_{{{l}}}^{{\mathrm{{dressed}}}} = {d}", "$$", ""]
     out += adaptive_section()
+    out += kernel_field_section()
     return "\n".join(out)
+
+
+def kernel_field_section() -> list[str]:
+    """The kernel field's action (THEORY §2c) and its directional derivatives (derive.kernelfield)."""
+    from . import kernelfield as kf
+
+    out = ["## Kernel field (linear network, THEORY §2c)", "",
+           "Action of the P x P kernel field and the directional derivatives its one-loop (Laplace) "
+           "correction needs, derived by `msat.derive.kernelfield` with SymPy matrix calculus.", "",
+           "$$", "S(C) = " + tex(kf.action()), "$$", ""]
+    for name, expr in kf.derivatives().items():
+        label = {"dS": "dS[X]", "d2S": "d^2S[X,X]", "d3S": "d^3S[X,X,Y]", "dm": "dm[X]",
+                 "d2m": "d^2m[X,X]"}[name]
+        out += ["$$", f"{label} = " + tex(expr), "$$", ""]
+    return out
 
 
 def adaptive_section() -> list[str]:

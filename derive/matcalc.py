@@ -28,6 +28,8 @@ class LogDet(sp.Function):
     def eval(cls, M):
         if isinstance(M, sp.Identity):
             return sp.S.Zero
+        if isinstance(M, sp.MatrixBase):  # an explicit matrix: evaluate
+            return sp.log(M.det())
         return None
 
     def _latex(self, printer):
