@@ -157,3 +157,65 @@ def truncated(series, order: int):
 def series_product(a, b, order: int):
     """Cauchy product of two coefficient lists, truncated at ``order`` (THEORY §4 truncated moments)."""
     return [sum(a[i] * b[l - i] for i in range(l + 1)) for l in range(order + 1)]
+
+
+# ----------------------------------------------------------------------------- many components
+def _isserlis(indices, G):
+    """E[x_i1 ... x_ik] for x ~ N(0, G): the sum over perfect pairings (Wick / Isserlis)."""
+    if not indices:
+        return sp.S.One
+    if len(indices) % 2:
+        return sp.S.Zero
+    first, rest = indices[0], indices[1:]
+    total = sp.S.Zero
+    for k, partner in enumerate(rest):
+        total += G[first, partner] * _isserlis(rest[:k] + rest[k + 1:], G)
+    return total
+
+
+def expand_components(n: int):
+    """First-order loop coefficient of <O> for an n-component field, dressed (THEORY §2c, §3).
+
+    Same machinery as ``expand``: Taylor expansion around the saddle in eps = sqrt(hbar),
+    exp(-V) to second order in eps, Gaussian moments of covariance G = H^-1 by Wick's theorem
+    (Isserlis), and the ratio of numerator and denominator. Returns (c1, symbols) with c1 in the
+    explicit components O_i, O_ij, S_ijk, S_ijkl, G_ij; tests compare it with the index formula
+    (1/2) O_ij G_ij - (1/2) O_i G_ij S_jkl G_kl.
+    """
+    from itertools import product
+
+    G = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"G_{min(i, j)}{max(i, j)}"))
+    O1 = [sp.Symbol(f"O_{i}") for i in range(n)]
+    O2 = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"O_{min(i, j)}{max(i, j)}"))
+
+    def sym3(i, j, k):
+        return sp.Symbol("S_" + "".join(map(str, sorted((i, j, k)))))
+
+    def sym4(i, j, k, l):
+        return sp.Symbol("S_" + "".join(map(str, sorted((i, j, k, l)))))
+
+    eps = sp.Symbol("eps")
+    x = [sp.Symbol(f"x_{i}") for i in range(n)]
+    V = (eps * sum(sym3(i, j, k) * x[i] * x[j] * x[k] for i, j, k in product(range(n), repeat=3)) / 6
+         + eps**2 * sum(sym4(i, j, k, l) * x[i] * x[j] * x[k] * x[l] for i, j, k, l in product(range(n), repeat=4)) / 24)
+    O0 = sp.Symbol("O")
+    O = (O0 + eps * sum(O1[i] * x[i] for i in range(n))
+         + eps**2 * sum(O2[i, j] * x[i] * x[j] for i, j in product(range(n), repeat=2)) / 2)
+    weight = sp.expand(1 - V + V**2 / 2)
+
+    def gauss(expr):
+        expr = sp.expand(expr)
+        poly = sp.Poly(expr, *x)
+        out = sp.S.Zero
+        for monom, coeff in poly.terms():
+            idx = [i for i, p in enumerate(monom) for _ in range(p)]
+            out += coeff * _isserlis(idx, G)
+        return out
+
+    def order2(expr):
+        return sp.expand(expr).coeff(eps, 2)
+
+    num = gauss(order2(O * weight))
+    den2 = gauss(order2(weight))
+    c1 = sp.expand(num - O0 * den2)  # ratio to second order in eps, zeroth-order terms O and 1
+    return c1, {"G": G, "O1": O1, "O2": O2, "S3": sym3, "S4": sym4}

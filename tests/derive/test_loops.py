@@ -79,3 +79,22 @@ def test_gamma_moments_converge_at_the_predicted_rate(order):
         errs.append(abs(exact - approx))
     slope = float(mpmath.log(errs[-1] / errs[0]) / math.log(ns[-1] / ns[0]))
     assert abs(slope + (order + 1)) < 0.15, (errs, slope)
+
+
+def test_many_component_first_order_is_the_index_formula():
+    """THEORY §2c: <O> = O + (1/2) O_ij H^-1_ij - (1/2) O_i H^-1_ij S_jkl H^-1_kl, from the same
+    Taylor + Wick machinery for a two-component field (every index pattern appears at n = 2)."""
+    c1, s = loops.expand_components(2)
+    G, O1, O2, S3 = s["G"], s["O1"], s["O2"], s["S3"]
+    idx = range(2)
+    ref = (sp.Rational(1, 2) * sum(O2[i, j] * G[i, j] for i in idx for j in idx)
+           - sp.Rational(1, 2) * sum(O1[i] * G[i, j] * S3(j, k, l) * G[k, l] for i in idx for j in idx for k in idx for l in idx))
+    assert sp.expand(c1 - ref) == 0
+
+
+def test_many_component_reduces_to_one_component():
+    c1, s = loops.expand_components(1)
+    e = loops.expand(1, dressed=True)
+    A, O = e.A, e.O
+    sub = {s["G"][0, 0]: 1 / A[2], s["O1"][0]: O[1], s["O2"][0, 0]: O[2], s["S3"](0, 0, 0): A[3]}
+    assert sp.simplify(c1.xreplace(sub) - e.coefficients[1]) == 0
