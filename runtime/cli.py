@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     lt = sub.add_parser("latex", help="LaTeX of the derived terms, order by order")
     lt.add_argument("--order", type=_int_arg("--order"), default=1)
     lt.add_argument("--observable", default=None,
-                    help="train_mean, test_mean, test_var or field_s (default: a generic O)")
+                    help="train_mean, test_mean, test_var, field_s or resolvent (default: a generic O)")
     lt.add_argument("--markdown", action="store_true", help="the docs/formulas.md page")
 
     pr = sub.add_parser("predict", help="posterior predictions of a two-layer network")
