@@ -18,6 +18,7 @@ def sample_results(data, params, chis, progress=False, draws=None):
         extra = {
             "train_mean_mcse": np.asarray(s["train_mean_mcse"]).tolist(),
             "test_mean_mcse": np.asarray(s["test_mean_mcse"]).tolist(),
+            "train_var": np.asarray(s["train_var"]).tolist(),
             "rhat_max": s["rhat_max"],
             "ess_min": s["ess_min"],
             "observables": s["observables"],

@@ -210,6 +210,7 @@ def summarise(chains_list, y, g_w, D, X):
         "train_mean": train_mean,
         "test_mean": test.mean(axis=0),
         "test_var": test.var(axis=0, ddof=1) if test.shape[0] > 1 else np.zeros(test.shape[1]),
+        "train_var": train.var(axis=0, ddof=1) if train.shape[0] > 1 else np.zeros(train.shape[1]),
         "train_mean_mcse": d_train["mcse"],
         "test_mean_mcse": d_test["mcse"] if d_test else np.zeros(0),
         "rhat_max": rhat_max,

@@ -85,7 +85,7 @@ def test_short_runs_are_flagged():
     r = predict(X, y, Xt, N=10, chi=1.0, kappa=0.5, method="sample", samples=30, chains=2, seed=0)
     assert r["ess_min"] < 400
     assert any("ESS" in w for w in r["warnings"])
-    for k in ("train_mean_mcse", "test_mean_mcse", "rhat_max", "ess_min"):
+    for k in ("train_mean_mcse", "test_mean_mcse", "rhat_max", "ess_min", "train_var"):
         assert k in r
 
 
