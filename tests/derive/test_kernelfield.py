@@ -51,3 +51,18 @@ def test_directional_derivatives_match_finite_differences(setup, name, lower, di
     h = 1e-5
     fd = (_evaluate(low, P, _shifted(env, h, direction)) - _evaluate(low, P, _shifted(env, -h, direction))) / (2 * h)
     np.testing.assert_allclose(_evaluate(d[name], P, env), fd, rtol=1e-6, atol=1e-8)
+
+
+def test_derived_forms_equal_the_dense_reference(setup):
+    """derive.kernelfield's d2S, d3S vs the hand-written dense reference used by the tests."""
+    from kernelfield_dense import DenseKernelField
+
+    P, env = setup
+    C = env[kf.C]
+    K = np.linalg.inv(env[kf.Kinv])
+    dense = DenseKernelField(K, env[kf.y][:, 0], env[kf.N], env[kf.chi], env[kf.kappa], env[kf.g_v])
+    X, Y = env[kf.X], env[kf.Y]
+    d = kf.derivatives()
+    assert float(_evaluate(d["d2S"], P, env)) == pytest.approx(dense.d2(C, X, X), rel=1e-10)
+    assert float(_evaluate(d["d3S"], P, env)) == pytest.approx(dense.d3(C, X, X, Y, dense.parts(C)), rel=1e-10)
+    assert float(_evaluate(d["dS"], P, env)) == pytest.approx(dense.d1(C, X), rel=1e-10)
