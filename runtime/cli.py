@@ -99,10 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sa = sub.add_parser("sample", parents=[], help="sample finite networks from the posterior (HMC)",
                         add_help=True)
+    # the predict options that mean something for sampling (no loop order, estimator, ...)
     for action in pr._actions:
-        if action.dest in ("help", "method"):
+        if action.dest in ("help", "method", "order", "dressed", "estimator", "mc_samples"):
             continue
         sa._add_action(action)
+    sa.set_defaults(order=1, dressed=False, estimator="auto", mc_samples=None)
     sa.add_argument("--draws", type=Path, default=None, help="save the raw draws (.npz)")
     sa._mutually_exclusive_groups.append(src)
     rn = sub.add_parser("run", help="the main job: the paper's headline comparison on the Ising task")
