@@ -25,6 +25,7 @@ import numpy as np
 
 from msat import generated
 
+from . import observe
 from .errors import ConvergenceError
 from .spectral import Spectrum
 
@@ -156,10 +157,11 @@ class LinearSaddle:
     def observables(self, st: State, B, E, g_w: float, D: int) -> dict:
         """Adapted kernel, alignment, hidden-weight covariance (THEORY §4)."""
         spec = self.spec
-        ynorm2 = float(spec.yt @ spec.yt)
         b_sorted = np.sort(st.b)[::-1]
-        align = float(self.y_r @ B @ self.y_r) / (ynorm2 * math.sqrt(float(np.sum(st.b**2))))
-        align_k = float(np.sum(spec.lam * spec.yt**2)) / (ynorm2 * math.sqrt(float(np.sum(spec.lam**2))))
+        # B holds C on the range of K (C vanishes elsewhere): same quadratic form and norm
+        align = observe.kernel_target_alignment(self.y_r @ B @ self.y_r, spec.yt @ spec.yt,
+                                                np.linalg.norm(st.b))
+        align_k = observe.alignment_of_spectrum(spec)
         # hidden weights: S = (g_w/D) M^-1 on the range of X^T, M_r = I + Sigma E Sigma
         sq = np.sqrt(self.lam)
         M = np.eye(self.r) + sq[:, None] * E * sq[None, :]

@@ -11,6 +11,7 @@ import numpy as np
 from . import adaptive as _lin
 from . import nonlinear as _nl
 from .predict import failure, result
+from .observe import alignment_of, alignment_of_spectrum
 from .rescale import effective_rescaling
 from .spectral import decompose, nngp_kernels
 
@@ -88,13 +89,10 @@ def _nonlinear(data, params, chis, order, mc_samples):
                 st.warnings.append(f"adapted kernel changed by {jump:.0%} from chi = {chi_prev:g}: "
                                    "possible branch jump")
         C_prev, mc_state, chi_prev = st.C, getattr(st, "mc_state", None), chi
-        y = data.y
-        normC = float(np.linalg.norm(st.C))
         obs = {
             "estimator": est,
-            "kernel_alignment": float(y @ st.C @ y) / (float(y @ y) * normC),
-            "kernel_alignment_nngp": float(y @ spec_phi.U @ (spec_phi.lam * spec_phi.yt))
-            / (float(y @ y) * float(np.linalg.norm(spec_phi.lam))),
+            "kernel_alignment": alignment_of(data.y, st.C),
+            "kernel_alignment_nngp": alignment_of_spectrum(spec_phi),
             "kernel_top_eigenvalues": np.linalg.eigvalsh(st.C)[::-1][:5].tolist(),
             "fixed_point_iterations": st.iterations,
         }

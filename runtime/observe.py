@@ -52,3 +52,19 @@ def test_mean(spec: Spectrum, coef: np.ndarray) -> np.ndarray:
 def test_var(spec: Spectrum, coef_modes: np.ndarray, coef_scalar: np.ndarray) -> np.ndarray:
     """v* = coef_scalar k** + Kt^2 coef_modes for rows (..., K), (...) -> (..., P*)."""
     return coef_scalar[..., None] * spec.kss + coef_modes @ (spec.Kt * spec.Kt).T
+
+
+def kernel_target_alignment(yCy: float, yy: float, frobenius: float) -> float:
+    """Kernel-target alignment y^T C y / (|y|^2 ||C||_F) (THEORY §4), from its three parts, so
+    that callers can supply them in whatever basis they hold C (matrix, eigenvalues)."""
+    return float(yCy) / (float(yy) * float(frobenius)) if frobenius > 0 else 0.0
+
+
+def alignment_of(y, C) -> float:
+    """kernel_target_alignment of a dense kernel matrix C."""
+    return kernel_target_alignment(y @ C @ y, y @ y, np.linalg.norm(C))
+
+
+def alignment_of_spectrum(spec: Spectrum) -> float:
+    """kernel_target_alignment of the kernel whose eigenpairs spec holds (y^T K y = sum lam yt^2)."""
+    return kernel_target_alignment(np.sum(spec.lam * spec.yt**2), spec.yt @ spec.yt, np.linalg.norm(spec.lam))

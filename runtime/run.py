@@ -21,6 +21,7 @@ import numpy as np
 from . import data as _data
 from . import exact, sampler, spectral
 from .errors import InputError
+from .observe import alignment_of_spectrum
 from .predict import predict
 
 
@@ -72,10 +73,6 @@ def _disc(y, m, mcse=None):
     return r, err
 
 
-def _align(y, K):
-    return float(y @ K @ y) / (float(y @ y) * float(np.linalg.norm(K)))
-
-
 class _Progress:
     def __init__(self, total, enabled):
         self.p = None
@@ -124,8 +121,7 @@ def compute(cfg: Config, activation: str, progress=True) -> dict:
         rows[m] = {"disc_train": [_disc(y, r["train_mean"])[0] for r in res],
                    "disc_test": [_disc(yt, r["test_mean"])[0] for r in res]}
     spec_phi = spectral.spectrum(X, y, Xt, 1.0, activation)
-    K_phi = spec_phi.U @ (spec_phi.lam[:, None] * spec_phi.U.T)
-    rows["nngp"]["alignment"] = [_align(y, K_phi)] * len(chis)
+    rows["nngp"]["alignment"] = [alignment_of_spectrum(spec_phi)] * len(chis)
     theory = raw["adaptive_o1"]
     rows["adaptive_o1"]["alignment"] = [r["observables"]["kernel_alignment"] for r in theory]
     if linear:

@@ -22,6 +22,8 @@ import numpy as np
 
 from msat import generated
 
+from .observe import alignment_of
+
 #: reported outputs must reach these (THEORY §7; issue 4)
 RHAT_MAX = 1.01
 ESS_MIN = 400
@@ -216,7 +218,7 @@ def summarise(chains_list, y, g_w, D, X):
         "rhat_max": rhat_max,
         "ess_min": ess_min,
         "observables": {
-            "kernel_alignment": float(y @ Kbar @ y) / (float(y @ y) * float(np.linalg.norm(Kbar))),
+            "kernel_alignment": alignment_of(y, Kbar),
             "kernel_alignment_per_draw": float(align.mean()),
             "weight_cov_direction": float(u @ M @ u - g_w / D),
             "weight_cov_top_eigenvalue": float(evals[-1]),
