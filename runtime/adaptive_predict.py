@@ -26,6 +26,8 @@ def adaptive_results(data, params, chis, order, mc_samples=None):
 
 
 def _linear(data, params, chis, order):
+    if order == 2:
+        return _kernel_field(data, params, chis)
     N, kappa, g_v, g_w = params["N"], params["kappa"], params["g_v"], params["g_w"]
     spec = decompose(*_kernels(data, g_w, "linear"))
     solver = _lin.LinearSaddle(spec, N, kappa, g_v, order)
@@ -104,4 +106,52 @@ def _nonlinear(data, params, chis, order, mc_samples):
         r = result("adaptive", order, params, chi, st.predictions, extra)
         r["warnings"] += st.warnings
         out.append(r)
+    return out
+
+
+def _kernel_field(data, params, chis):
+    """Order 2 (THEORY §2c): the kernel field's saddle, warm-started from the order-1 saddle and
+    along the ladder, plus its first-order loop term (runtime.kernelfield)."""
+    from .errors import InputError
+    from .kernelfield import KernelField
+
+    N, kappa, g_v, g_w = params["N"], params["kappa"], params["g_v"], params["g_w"]
+    P, D = data.X.shape
+    if P > D:
+        raise InputError(f"--order 2 needs an invertible K (P <= D); got P = {P} > D = {D} "
+                         "(the D x D weight-space field of THEORY §2c is not built yet)")
+    if N <= P + 1:
+        raise InputError(f"--order 2 needs N > P + 1 (THEORY §2c); got N = {N}, P = {P}")
+    K, kstar, kss = nngp_kernels(data.X, data.X_test, g_w, "linear")
+    spec = decompose(K, data.y, kstar, kss)
+    first = _lin.LinearSaddle(spec, N, kappa, g_v, 1)
+    states, failed = _lin.ladder(first, chis)
+    out, C_prev = [], None
+    for st in states:
+        pr1 = first.predictions(st)
+        field = KernelField(K, data.y, N, st.chi, kappa, g_v)
+        U = spec.U[:, first.mask]
+        C0 = C_prev if C_prev is not None else U @ pr1["B"] @ U.T
+        try:
+            C, iters = field.saddle(C0)
+        except Exception as err:  # noqa: BLE001 - recorded as a failed ladder point
+            out.append(failure(st.chi, err))
+            return out
+        C_prev = C
+        m1, m0 = field.one_loop(C)
+        values = {"train_mean": m1, "test_mean": field.test_mean(kstar, m1), "test_var": pr1["test_var"]}
+        evals = np.linalg.eigvalsh(C)[::-1]
+        obs = {
+            "kernel_alignment": alignment_of(data.y, C),
+            "kernel_alignment_nngp": alignment_of_spectrum(spec),
+            "kernel_top_eigenvalues": evals[:5].tolist(),
+            "loop_correction": float(np.max(np.abs(m1 - m0))),
+            "saddle_newton_iterations": iters,
+            "test_var_source": "kernel adaptation order 1 (the kernel-field loop corrects the means)",
+        }
+        r = result("adaptive", 2, params, st.chi, values, {"observables": obs})
+        r["warnings"] += st.warnings
+        out.append(r)
+    if failed:
+        out.append(failure(chis[failed[0]], failed[1]))
     return out

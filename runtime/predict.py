@@ -32,7 +32,7 @@ ACTIVATIONS = ("linear", "erf", "relu")
 AVAILABLE = {"linear": ("nngp", "exact", "loop", "adaptive", "sample"),
              "erf": ("nngp", "adaptive", "sample"), "relu": ("nngp", "adaptive", "sample")}
 #: kernel-adaptation orders built so far per activation
-ADAPTIVE_ORDERS = {"linear": (0, 1), "erf": (0, 1), "relu": (0, 1)}
+ADAPTIVE_ORDERS = {"linear": (0, 1, 2), "erf": (0, 1), "relu": (0, 1)}
 ESTIMATORS = ("auto", "cumulant", "mc")
 
 
@@ -91,7 +91,7 @@ def check_params(N, kappa, g_v, g_w, activation, method, order):
         raise InputError(f"order must be a non-negative integer, got {order}")
     if method == "adaptive" and order not in ADAPTIVE_ORDERS[activation]:
         raise InputError(
-            f"--method adaptive supports --order {' or '.join(map(str, ADAPTIVE_ORDERS[activation]))} "
+            f"--method adaptive supports --order {', '.join(map(str, ADAPTIVE_ORDERS[activation]))} "
             f"for activation {activation!r}, got {order}"
         )
     if method == "loop" and order > generated.MAX_ORDER:
