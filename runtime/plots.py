@@ -19,6 +19,7 @@ STYLE = {
     "loop_o3": dict(color="tab:purple", ls=(0, (1, 1)), marker=None, label="three loops"),
     "adaptive_o0": dict(color="tab:green", ls=":", marker=None, label="kernel adaptation, tree"),
     "adaptive_o1": dict(color="tab:green", ls="-", marker=None, label="kernel adaptation, one loop"),
+    "adaptive_o2": dict(color="darkgreen", ls="--", marker=None, label="kernel field loop (order 2)"),
     "sample": dict(color="tab:red", ls="none", marker="o", label="sampled networks (HMC, ±MCSE)"),
 }
 
@@ -67,6 +68,9 @@ def orders(path, orders_data, title):
                 if variant == "bare":
                     guide = e[0] * (Ns / Ns[0]) ** (-(L + 1))
                     ax.loglog(Ns, guide, color=colors[L], lw=0.8, alpha=0.4)
+        if orders_data.get("adaptive_o2"):
+            ax.loglog(Ns, orders_data["adaptive_o2"][regime], ls="--", marker="D", ms=3, color="darkgreen",
+                      label="kernel adaptation o2 (means)")
         ax.axhline(1e-13, color="0.6", lw=0.8, ls=":")
         ax.set_xlabel("width N")
         ax.set_ylabel("max |loop order L - exact|")

@@ -100,7 +100,8 @@ def compute(cfg: Config, activation: str, progress=True) -> dict:
     ds = _data.builtin("ising", P=cfg.P, D=cfg.D, P_test=cfg.P_test, seed=cfg.seed)
     X, y, Xt, yt = ds.X, ds.y, ds.X_test, ds.y_test
     chis, N, kappa = cfg.chis, cfg.N, cfg.kappa
-    methods = (["nngp", "exact", "loop_o0", "loop_o1", "loop_o2", "loop_o3", "adaptive_o0", "adaptive_o1"]
+    methods = (["nngp", "exact", "loop_o0", "loop_o1", "loop_o2", "loop_o3", "adaptive_o0", "adaptive_o1",
+                "adaptive_o2"]
                if linear else ["nngp", "adaptive_o0", "adaptive_o1"])
     n_tasks = (len(methods) + len(chis) + 2 * len(cfg.orders_Ns) + len(cfg.statement2_Ns)
                + (len(cfg.statement3_Ns) if linear else 0))
@@ -198,6 +199,14 @@ def _orders(cfg, bar):
             for variant in ("bare", "dressed"):
                 for L, e in enumerate(_loop_errors(spec, N, chi, cfg.kappa, range(4), variant == "dressed", ex)):
                     errors[regime][variant][L].append(e)
+    # kernel adaptation order 2 (the kernel field's own loop, THEORY §2c), means only
+    kf = {"chi=1": [], "chi=N": []}
+    for regime in kf:
+        for N in cfg.orders_Ns:
+            chi = 1.0 if regime == "chi=1" else float(N)
+            ex = exact.moments(spec, N, chi, cfg.kappa, 1.0)
+            r = predict(ds.X, ds.y, ds.X_test, N=N, chi=chi, kappa=cfg.kappa, method="adaptive", order=2)
+            kf[regime].append(max(float(np.max(np.abs(np.array(r[k]) - ex[k]))) for k in ("train_mean", "test_mean")))
     slopes = {}
     for regime, d in errors.items():
         for variant, per_L in d.items():
@@ -205,7 +214,9 @@ def _orders(cfg, bar):
                 pts = [(math.log(n), math.log(v)) for n, v in zip(cfg.orders_Ns, e) if v > 1e-13]
                 slopes[f"{regime} {variant} L={L}"] = (float(np.polyfit(*np.array(pts).T, 1)[0])
                                                        if len(pts) >= 3 else None)
-    return {"P": cfg.orders_P, "Ns": cfg.orders_Ns, "errors": errors, "slopes": slopes}
+    for regime, e in kf.items():
+        slopes[f"{regime} adaptive o2"] = float(np.polyfit(np.log(cfg.orders_Ns), np.log(e), 1)[0])
+    return {"P": cfg.orders_P, "Ns": cfg.orders_Ns, "errors": errors, "slopes": slopes, "adaptive_o2": kf}
 
 
 def _statement2(cfg, bar):
