@@ -292,22 +292,3 @@ class NonlinearSaddle:
         st.mc_state = [r["state"] for r in results]
         self._chi_warm = chi
         return st
-
-
-def ladder(solver: NonlinearSaddle, chis):
-    """Anneal along a chi ladder from the NNGP (THEORY §5); returns (states, failure)."""
-    states, C_prev, mc_state = [], None, None
-    for i, chi in enumerate(chis):
-        try:
-            st = solver.solve(chi, C_prev, mc_state=mc_state)
-        except ConvergenceError as err:
-            return states, (i, err)
-        if C_prev is not None:
-            jump = np.linalg.norm(st.C - C_prev) / max(np.linalg.norm(C_prev), 1e-300)
-            if jump > 0.5 and chi / chis[i - 1] < 2:
-                st.warnings.append(f"adapted kernel changed by {jump:.0%} from the previous chi: "
-                                   "possible branch jump")
-        states.append(st)
-        C_prev = st.C
-        mc_state = getattr(st, "mc_state", None)
-    return states, None
