@@ -21,7 +21,8 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
-FAMILIES = ("spectral", "row_map", "pairwise", "scalar", "numpy_function", "neuron", "network")
+FAMILIES = ("spectral", "row_map", "pairwise", "scalar", "numpy_function", "numpy_lines", "neuron",
+            "network")
 
 
 class KernelPrinter(PythonCodePrinter):
@@ -115,7 +116,8 @@ def lower(spec: KernelSpec) -> dict:
 
     spectral: node and mode statements; row_map / pairwise / scalar: one statement list (after
     the prelude); every list of Statements in ``extra`` is lowered the same way under its key;
-    numpy_function: matrix expressions printed for NumPy (no cse, no numba).
+    numpy_function: matrix expressions printed for NumPy (no cse, no numba);
+    numpy_lines: NumPy lines already printed from structured terms (derive.kernels_field).
     """
     ctx = {"name": spec.name, "args": spec.args, "doc": spec.doc}
     for key, value in spec.extra.items():
@@ -138,6 +140,9 @@ def lower(spec: KernelSpec) -> dict:
             ctx["returns"] = spec.returns
     elif spec.family == "numpy_function":
         ctx["statements"] = [f"{st.target} = {numpy_code(st.expr)}" for st in spec.node]
+        ctx["returns"] = spec.returns
+    elif spec.family == "numpy_lines":  # lines printed by the spec's own module (kernels_field)
+        ctx["statements"] = list(spec.extra["lines"])
         ctx["returns"] = spec.returns
     elif spec.family in ("neuron", "network"):
         pass

@@ -139,18 +139,65 @@ def document(order: int = 3) -> str:
 
 
 def kernel_field_section() -> list[str]:
-    """The kernel field's action (THEORY §2c) and its directional derivatives (derive.kernelfield)."""
+    """The Wishart field's action (THEORY §2c), its directional derivatives and their basis forms
+    (derive.kernelfield)."""
     from . import kernelfield as kf
 
-    out = ["## Kernel field (linear network, THEORY §2c)", "",
-           "Action of the P x P kernel field and the directional derivatives its one-loop (Laplace) "
-           "correction needs, derived by `msat.derive.kernelfield` with SymPy matrix calculus.", "",
-           "$$", "S(C) = " + tex(kf.action()), "$$", ""]
+    out = ["## Wishart field: the kernel field's own loop (linear network, THEORY §2c)", "",
+           "One action for both exact representations: the kernel field $F = C$ ($\\Phi = I$, "
+           "$Q = \\tfrac{N}{2}K^{-1}$, $c_0 = \\tfrac{N-P-1}{2}$) and the weight field $F = S_w$ "
+           "($\\Phi = X$, $Q = \\tfrac{ND}{2g_w} I$, $c_0 = \\tfrac{N-D-1}{2}$); $\\beta$ is the "
+           "readout, train mean $\\Phi\\beta$. Derived by `msat.derive.kernelfield` with SymPy "
+           "matrix calculus.", "",
+           "$$", "S(F) = " + tex(kf.action()), "$$", "", "$$", r"\beta(F) = " + tex(kf.readout()), "$$", ""]
     for name, expr in kf.derivatives().items():
-        label = {"dS": "dS[X]", "d2S": "d^2S[X,X]", "d3S": "d^3S[X,X,Y]", "dm": "dm[X]",
-                 "d2m": "d^2m[X,X]"}[name]
+        label = {"dS": "dS[X]", "d2S": "d^2S[X,X]", "d3S": "d^3S[X,X,Y]", "dbeta": r"d\beta[X]",
+                 "d2beta": r"d^2\beta[X,X]"}[name]
         out += ["$$", f"{label} = " + tex(expr), "$$", ""]
+    st = kf.structured()
+    w2, w1 = st.weights
+    out += ["In the basis $T$ with $T^T F^{-1} T = I$, $T^T \\Phi^T A^{-1} \\Phi T = M = "
+            "\\mathrm{diag}(\\mu)$, $b = T^T \\Phi^T A^{-1} y$, $Q_T = T^T Q T$ (what "
+            "`msat.generated.kernel_field` evaluates; $\\mathbb{E}$ over $X \\sim N(0, H^{-1})$):", "",
+            "$$", r"dS[Y] = \mathrm{tr}\,(G Y),\quad G = " + _terms_tex((c, L) for c, L in st.gradient), "$$", "",
+            "$$", r"d^2S[X,X] = \sum_{ij} \lambda_{ij} X_{ij}^2 + " + _terms_tex(
+                ((c, ("bT", "X") + W + ("X", "b")) for c, W in st.lowrank)) + r",\quad \lambda_{ij} = "
+            + _terms_tex(((c, tuple(t.replace("Mu", "mu_i") for t in d1) + tuple(t.replace("Mu", "mu_j") for t in d2))
+                          for c, d1, d2 in st.hadamard), empty=""), "$$", "",
+            "$$", r"\mathbb{E}\, d^3S[X,X,Y] = \mathrm{tr}\,(\Psi Y),\quad \Psi = "
+            + _terms_tex((c, L1 + (("E", W),) + L3) for c, L1, W, L3 in st.source), "$$", "",
+            "$$", r"\langle\beta\rangle_T = " + _terms_tex(st.readout) + f" + {sp.latex(w2)}\\,("
+            + _terms_tex((c, L + (("E", W),) + R) for c, L, W, R in st.curvature) + f") {sp.latex(w1) if w1 < 0 else '+' + sp.latex(w1)}\\,("
+            + _terms_tex((c, L + ("Z",) + R) for c, L, R in st.slope) + r"),\quad H[Z] = \Psi", "$$", ""]
     return out
+
+
+_TOKEN_TEX = {"Mu": "M", "b": "b", "bT": "b^T", "Q": "Q_T", "X": "X", "Y": "Y", "Z": "Z",
+              "mu_i": r"\mu_i", "mu_j": r"\mu_j"}
+
+
+def _product_tex(tokens):
+    parts = []
+    for t in tokens:
+        if isinstance(t, tuple):
+            parts.append(r"\mathbb{E}[X " + (_product_tex(t[1]) + " " if t[1] else "") + "X]")
+        else:
+            parts.append(_TOKEN_TEX[t])
+    return " ".join(parts)
+
+
+def _terms_tex(terms, empty="I"):
+    """c1 L1 + c2 L2 + ... for (coefficient, token product) terms; the empty product is I."""
+    out = []
+    for c, toks in terms:
+        coeff = sp.latex(c)
+        sign = "-" if coeff.startswith("-") else "+"
+        coeff = coeff.lstrip("-").strip()
+        prod = _product_tex(toks) or empty
+        body = prod if coeff == "1" else (f"{coeff}\\, {prod}" if prod else coeff)
+        out.append((sign, body))
+    text = "".join(f" {sg} {b}" for sg, b in out).strip()
+    return text[2:] if text.startswith("+ ") else text
 
 
 def adaptive_section() -> list[str]:

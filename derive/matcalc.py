@@ -99,7 +99,7 @@ def directional(expr, X, H):
     raise NotImplementedError(f"no derivative rule for {type(expr).__name__}")
 
 
-def _trace_terms(expr):
+def trace_terms(expr):
     """Split a scalar expression linear in H into (coefficient, matrix product) pairs: each term
     is coefficient * tr(product) (1x1 products count as their trace)."""
     expr = sp.expand(expr)
@@ -127,7 +127,7 @@ def gradient(expr, X):
     H = sp.MatrixSymbol("H_" + str(X), *X.shape)
     dexpr = directional(expr, X, H)
     grads = []
-    for coeff, mats in _trace_terms(dexpr):
+    for coeff, mats in trace_terms(dexpr):
         flat = []
         for m in mats:
             flat.extend(m.args if isinstance(m, sp.MatMul) else [m])

@@ -25,6 +25,11 @@ def linear_adaptation():
     return importlib.import_module("msat.generated.adaptive_linear")
 
 
+def wishart_field():
+    """One loop of the Wishart field (kernel or weight space): msat.generated.kernel_field."""
+    return importlib.import_module("msat.generated.kernel_field")
+
+
 def nngp_kernels():
     """NNGP kernels (linear, erf, relu): msat.generated.nngp."""
     return importlib.import_module("msat.generated.nngp")

@@ -3,7 +3,7 @@
 # derivation: derive.network + derive.activations
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 6b8e3056b6a93dcaa90adf00455643378ca5c895d84b0c0e57023980762464bb
+# inputs-sha256: be5151bb3df8dd59fdbd9c08b59bb6a8290a99c44e4bd2472e15e43176d81cc0
 # content-sha256: a5be1214213c86e24a7f3479b23756b97037ef8125609712f93c7381bdd5d54e
 """HMC over all weights of a finite two-layer network, phi = erf (THEORY §7)."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.network + derive.activations
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 463291a2d7f14bd56be5fcbeef6c1db0c7fa2c03b454f530f7e8055f7fd2ff32
+# inputs-sha256: f8824dec55acd89b18e46d31c87499718e963ff043edc6d8fb917a2639b1caee
 # content-sha256: 42825bf56a1035d80df45ef375b09ebe371dde78f985b78f3bb5e3b4ae173451
 """HMC over all weights of a finite two-layer network, phi = linear (THEORY §7)."""
 import math  # noqa: F401

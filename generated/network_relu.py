@@ -3,7 +3,7 @@
 # derivation: derive.network + derive.activations
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: b67c8fff61e9d5e14886d0b7b9d4b80ccf8dbe6b759955671deac1669dac8890
+# inputs-sha256: e86398aa382d3c9c998cde90b98c1b7ad0101f3b43b1de25464faab5dba18308
 # content-sha256: 0568dbc7621613a322fb87335499282146cf8251ab1a9ced8bf5882f47e01383
 """HMC over all weights of a finite two-layer network, phi = relu (THEORY §7)."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.activations.phi + derive.activations.dphi
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: f7ea4b423c992bd78e9b1a688dc5c4aec63385627ad6038d54a263c0a3e37a84
+# inputs-sha256: 0b294654d0e258b86fa88b5b5dcdf7c234376c19e5f4b3be02654a0f80d91947
 # content-sha256: d84edd1cee930a828a74527f25429da26b9935ed0b6a86f60bf64ac1f361a699
 """Single-neuron MALA sampler under the adapted law q(w) for phi = erf (THEORY §6)."""
 import math  # noqa: F401

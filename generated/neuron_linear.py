@@ -3,7 +3,7 @@
 # derivation: derive.activations.phi + derive.activations.dphi
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 63b61c84e665c7ea2416a4e3e39224bfbc464e1eaca96931b0e340e0c579ac86
+# inputs-sha256: 9dbb8e1343db94eaba356b4538c35e47ea858149dc7b448d80890853596e9f2e
 # content-sha256: 22013ea52a781680a7ab7eec5deff8904a45873a85e1cbfe5cb271fde5e2bfd8
 """Single-neuron MALA sampler under the adapted law q(w) for phi = linear (THEORY §6)."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.activations.nngp_kernel
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 412611857809f964395c150a677eca42df0e3b837fb78e0aa713c47dad27692b
+# inputs-sha256: 8a9a698ab284416214ced5a017291703ab84275330f75944edb840017466cb53
 # content-sha256: f12bf8f90feac8f10ea484a1f7a8a90d10c76da483d7e2bea7fa2a2016a74a6a
 """NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for linear, erf, relu (THEORY §1)."""
 import math  # noqa: F401

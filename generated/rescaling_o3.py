@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 8004c4184ebaac2453a79977f0d22624995d69be4cd907e4517f76d9330935f8
+# inputs-sha256: a2e54581b4526c8c419db10d867c4c375aa8ac0b4566dc059ee64817b9f05ef1
 # content-sha256: 07a0b9960818641217dd55293791ee23fb0ace6d82d6e30c6318609d6f6b65af
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 3 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 26cb444d03a0d9bb87d959424c33bd7cd8a3bedea7cb1c74c34b4cc85f147358
+# inputs-sha256: 0f2d8eebdb6736602ffd6febf2179a832e7481adc5768cad4f35626f831ed823
 # content-sha256: 0fb9462266b204b1149816ac3458ffc6ee94c7b68aeade26d988d8accb016650
 """Saddle equations of the kernel-rescaling action (THEORY §2a, §5), bare and dressed."""
 import math  # noqa: F401

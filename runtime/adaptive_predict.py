@@ -110,44 +110,48 @@ def _nonlinear(data, params, chis, order, mc_samples):
 
 
 def _kernel_field(data, params, chis):
-    """Order 2 (THEORY §2c): the kernel field's saddle, warm-started from the order-1 saddle and
-    along the ladder, plus its first-order loop term (runtime.kernelfield)."""
+    """Order 2 (THEORY §2c): the Wishart field's saddle (the P x P kernel field when P < D, else the
+    D x D weight field), warm-started from the order-1 saddle and along the ladder, plus its
+    first-order loop term (runtime.kernelfield)."""
     from .errors import InputError
-    from .kernelfield import KernelField
+    from .kernelfield import WishartField
 
     N, kappa, g_v, g_w = params["N"], params["kappa"], params["g_v"], params["g_w"]
     P, D = data.X.shape
-    if P > D:
-        raise InputError(f"--order 2 needs an invertible K (P <= D); got P = {P} > D = {D} "
-                         "(the D x D weight-space field of THEORY §2c is not built yet)")
-    if N <= P + 1:
-        raise InputError(f"--order 2 needs N > P + 1 (THEORY §2c); got N = {N}, P = {P}")
+    n, what = (P, "P") if P < D else (D, "D")
+    if N <= n + 1:
+        raise InputError(f"--order 2 needs N > {what} + 1 = {n + 1} (THEORY §2c: the "
+                         f"{'kernel' if P < D else 'weight'} field is {n} x {n}); got N = {N}")
     K, kstar, kss = nngp_kernels(data.X, data.X_test, g_w, "linear")
     spec = decompose(K, data.y, kstar, kss)
     first = _lin.LinearSaddle(spec, N, kappa, g_v, 1)
     states, failed = _lin.ladder(first, chis)
-    out, C_prev = [], None
+    out, F_prev = [], None
     for st in states:
         pr1 = first.predictions(st)
-        field = KernelField(K, data.y, N, st.chi, kappa, g_v)
+        field = WishartField.for_data(data.X, data.y, N, st.chi, kappa, g_v, g_w)
         U = spec.U[:, first.mask]
-        C0 = C_prev if C_prev is not None else U @ pr1["B"] @ U.T
+        F0 = F_prev if F_prev is not None else field.start_from_kernel(U @ pr1["B"] @ U.T)
         try:
-            C, iters = field.saddle(C0)
+            F, iters = field.saddle(F0)
         except Exception as err:  # noqa: BLE001 - recorded as a failed ladder point
             out.append(failure(st.chi, err))
             return out
-        C_prev = C
-        m1, m0 = field.one_loop(C)
-        values = {"train_mean": m1, "test_mean": field.test_mean(kstar, m1), "test_var": pr1["test_var"]}
+        F_prev = F
+        beta1, beta0 = field.one_loop(F)
+        m1, m0 = field.train_mean(beta1), field.train_mean(beta0)
+        values = {"train_mean": m1, "test_mean": field.test_mean(beta1, data.X_test, kstar),
+                  "test_var": pr1["test_var"]}
+        C = field.kernel_of(F)
         evals = np.linalg.eigvalsh(C)[::-1]
         obs = {
             "kernel_alignment": alignment_of(data.y, C),
             "kernel_alignment_nngp": alignment_of_spectrum(spec),
             "kernel_top_eigenvalues": evals[:5].tolist(),
             "loop_correction": float(np.max(np.abs(m1 - m0))),
+            "field": f"{field.name} ({n} x {n})",
             "saddle_newton_iterations": iters,
-            "test_var_source": "kernel adaptation order 1 (the kernel-field loop corrects the means)",
+            "test_var_source": "kernel adaptation order 1 (the Wishart-field loop corrects the means)",
         }
         r = result("adaptive", 2, params, st.chi, values, {"observables": obs})
         r["warnings"] += st.warnings

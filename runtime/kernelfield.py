@@ -1,131 +1,203 @@
-"""The kernel field's own loop for linear networks, structured O(P^3) path (THEORY §2c).
+"""The Wishart field's own loop for linear networks, structured O(n^3) path (THEORY §2c).
 
-Work in the eigenbasis of the saddle C* (A = g_v C + kappa shares it): c_i, d_i = g_v c_i + kappa,
-alpha = A^-1 y. The Hessian of S(C) acts on symmetric X as
-    H[X] = lam o X + (chi g_v^2/2)(alpha w^T + w alpha^T),  w = A^-1 X alpha,
-    lam_ij = ((N-P-1)/2)/(c_i c_j) - (g_v^2/2)/(d_i d_j),
-so H^-1 is a Hadamard division plus a P x P (Woodbury) solve. The loop term needs the Gaussian
-moments E[X W X], X ~ N(0, H^-1), for W in {C^-1, A^-1, alpha alpha^T}: the Hadamard part in
-closed form, the rank-P correction by four matrix products. Nothing of size P^2 x P^2 is formed.
-The gradient, the third-derivative contraction and the observable derivatives are the forms of
-derive.kernelfield (dS, d3S, dm, d2m) evaluated in this basis; tests compare the whole path with
-a dense P^2 x P^2 implementation (tests/kernelfield_dense.py).
+Two exact representations, one action (derive.kernelfield):
+  kernel field  F = C (P x P, needs K invertible)     ``WishartField.kernel``
+  weight field  F = S_w (D x D, any P and D)           ``WishartField.weights``
+``WishartField.for_data`` picks the smaller one, as THEORY §2c says (weights when P >= D).
 
-Status: Newton saddle and first-order loop term for P <= D (K invertible); the D x D weight-space
-field for P > D is not built yet.
+Everything happens in the basis T with F = T T^T and T^T Phi^T A^-1 Phi T = diag(mu): T comes from
+one eigendecomposition of F and the SVD of Phi F^1/2 (an n x n or P x D problem, never P^2 x P^2).
+In it the Hessian is a Hadamard weight lam plus one low-rank term (generated kernel_field.hessian),
+so H^-1 is a Hadamard division and an n x n solve (Woodbury); the loop term needs the Gaussian moments
+E[X W X], X ~ N(0, H^-1), whose Hadamard part is closed-form and whose low-rank correction costs
+four matrix products. The gradient, Hessian weights, loop source and readout loop term are the
+generated functions of msat.generated.kernel_field; this module holds the linear-algebra plumbing
+(basis, solves, moments, Newton). Tests compare the whole path with a dense n^2 x n^2 reference
+(tests/kernelfield_dense.py) for both fields.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+from scipy.linalg import cho_factor, cho_solve
+
+from msat import generated
 
 from .errors import ConvergenceError
 
+_gen = generated.wishart_field()
 
-class KernelField:
-    def __init__(self, K, y, N, chi, kappa, g_v):
-        self.K, self.y = np.asarray(K, float), np.asarray(y, float)
-        self.P = self.K.shape[0]
-        self.N, self.chi, self.kappa, self.g = float(N), float(chi), float(kappa), float(g_v)
-        self.c0 = (self.N - self.P - 1) / 2
-        self.Kinv = np.linalg.inv(self.K)  # THEORY §2c requires K invertible (D >= P)
 
-    # -- basis quantities ---------------------------------------------------------------------
-    def basis(self, C):
-        c, V = np.linalg.eigh(C)
-        if not c[0] > 0:
+@dataclass
+class Basis:
+    """Basis quantities at a field value F: T (n x n), mu, b and the action S(F)."""
+
+    T: np.ndarray
+    mu: np.ndarray
+    b: np.ndarray
+    S: float
+
+
+class WishartField:
+    """S(F) = -c0 logdet F + tr(Q F) + (chi/2) y^T A^-1 y + (1/2) logdet A, A = g_v Phi F Phi^T + kappa."""
+
+    def __init__(self, Phi, Q, c0, y, chi, kappa, g_v, n, name):
+        # Phi None: the identity (kernel field); Q = (T -> T^T Q T, F -> tr(Q F))
+        self.Phi, (self.Q_apply, self.Q_trace) = Phi, Q
+        self.c0, self.y = float(c0), np.asarray(y, float)
+        self.chi, self.kappa, self.g = float(chi), float(kappa), float(g_v)
+        self.n, self.name = n, name
+        self.P = self.y.shape[0]
+
+    @classmethod
+    def kernel(cls, K, y, N, chi, kappa, g_v):
+        """The P x P kernel field C (THEORY §2c); K must be invertible (P <= D)."""
+        K = np.asarray(K, float)
+        c0, q = _gen.prior_kernel(N, K.shape[0])
+        cho = cho_factor(K)
+        Qm = q * cho_solve(cho, np.eye(K.shape[0]))  # the action holds K^-1 itself (THEORY §2c)
+        f = cls(None, (lambda T: T.T @ (Qm @ T), lambda F: np.sum(Qm * F)), c0, y, chi, kappa, g_v,
+                K.shape[0], "kernel")
+        f.K_cho = cho
+        return f
+
+    @classmethod
+    def weights(cls, X, y, N, chi, kappa, g_v, g_w):
+        """The D x D weight field S_w, C = X S_w X^T (THEORY §2c); any P and D."""
+        X = np.asarray(X, float)
+        D = X.shape[1]
+        c0, q = _gen.prior_weights(N, D, g_w)
+        return cls(X, (lambda T: q * (T.T @ T), lambda F: q * np.trace(F)), c0, y, chi, kappa, g_v, D,
+                   "weights")
+
+    @classmethod
+    def for_data(cls, X, y, N, chi, kappa, g_v, g_w):
+        """The smaller representation: the kernel field when P < D, else the weight field."""
+        P, D = X.shape
+        if P < D:
+            return cls.kernel(g_w / D * X @ X.T, y, N, chi, kappa, g_v)
+        return cls.weights(X, y, N, chi, kappa, g_v, g_w)
+
+    # -- basis ------------------------------------------------------------------------------------
+    def basis(self, F):
+        """Basis at F, or None when F is not positive definite."""
+        f, V = np.linalg.eigh(F)
+        if not f[0] > 0:
             return None
-        d = self.g * c + self.kappa
-        yt = V.T @ self.y
-        alpha = yt / d
-        lam = self.c0 / np.outer(c, c) - (self.g**2 / 2) / np.outer(d, d)
-        return c, V, d, alpha, lam
+        L = V * np.sqrt(f)
+        if self.Phi is None:
+            U, sig, T = V, np.sqrt(f), L
+        else:
+            U, sig, Wt = np.linalg.svd(self.Phi @ L, full_matrices=self.P < self.n)
+            T = L @ Wt.T
+        r = sig.shape[0]
+        d = self.kappa + self.g * sig**2
+        yU = U[:, :r].T @ self.y
+        mu, b = np.zeros(self.n), np.zeros(self.n)
+        mu[:r], b[:r] = sig**2 / d, sig * yU / d
+        yAy = np.sum(yU**2 / d) + max(self.y @ self.y - yU @ yU, 0.0) / self.kappa
+        logdet_A = np.sum(np.log(d)) + (self.P - r) * np.log(self.kappa)
+        S = _gen.action(np.sum(np.log(f)), self.Q_trace(F), yAy, logdet_A, self.c0, self.chi)
+        return Basis(T, mu, b, S)
 
-    def action(self, C):
-        b = self.basis(C)
-        if b is None:
-            return np.inf
-        c, V, d, alpha, lam = b
-        yt = V.T @ self.y
-        return (-self.c0 * np.sum(np.log(c)) + self.N / 2 * np.sum(self.Kinv * C)
-                + self.chi / 2 * np.sum(yt**2 / d) + 0.5 * np.sum(np.log(d)))
+    def action(self, F):
+        bs = self.basis(F)
+        return np.inf if bs is None else bs.S
 
-    def gradient(self, C, b):
-        """G with dS[X] = tr(G X), in the eigenbasis (derive.kernelfield dS)."""
-        c, V, d, alpha, lam = b
-        G = self.N / 2 * (V.T @ self.Kinv @ V)
-        G[np.diag_indices(self.P)] += -self.c0 / c + (self.g / 2) / d
-        return G - (self.chi * self.g / 2) * np.outer(alpha, alpha)
+    # -- Hessian solves and Gaussian moments ------------------------------------------------------
+    def hessian(self, bs):
+        return _gen.hessian(bs.mu, self.c0, self.chi, self.g)
 
-    def solve_H(self, R, b):
-        """Symmetric X with H[X] = R: Hadamard division plus a P x P solve for w = A^-1 X alpha."""
-        c, V, d, alpha, lam = b
-        k = self.chi * self.g**2 / 2
+    def solve_H(self, R, bs, lam, k):
+        """Symmetric Z with H[Z] = R, H[Z] = lam o Z + (k/2)(b w^T + w b^T), w = diag(mu) Z b."""
+        h, b, mu = k / 2, bs.b, bs.mu
         Li = 1.0 / lam
-        rhs = ((R * Li) @ alpha) / d
-        ML = (np.outer(alpha, alpha) * Li + np.diag(Li @ alpha**2)) / d[:, None]
-        w = np.linalg.solve(np.eye(self.P) + k * ML, rhs)
-        return (R - k * (np.outer(alpha, w) + np.outer(w, alpha))) * Li
+        rhs = mu * ((R * Li) @ b)
+        ML = mu[:, None] * (np.outer(b, b) * Li + np.diag(Li @ b**2))
+        w = np.linalg.solve(np.eye(self.n) + h * ML, rhs)
+        return (R - h * (np.outer(b, w) + np.outer(w, b))) * Li
 
-    def saddle(self, C0, tol=1e-12, maxiter=100):
-        """Newton for the minimum of S(C) over positive-definite C, backtracking on S."""
-        C = 0.5 * (C0 + C0.T)
-        S0 = self.action(C)
-        if not np.isfinite(S0):
-            raise ConvergenceError("kernel field: start is not positive definite", {})
+    def moments(self, bs, lam, k):
+        """W -> E[X W X], X ~ N(0, H^-1): Hadamard part minus the Woodbury correction (cached per W)."""
+        b, mu = bs.b, bs.mu
+        Lh = 0.5 / lam
+        Omega = np.outer(b, b) * Lh + np.diag(Lh @ b**2)
+        # R = (M^-1 + Omega)^-1 with M = k diag(mu), written without 1/mu (mu can vanish)
+        Rw = np.linalg.solve(np.eye(self.n) + k * mu[:, None] * Omega, k * np.diag(mu))
+        cache = {}
+
+        def moment(W):
+            key = hash(W.tobytes())
+            if key not in cache:
+                E0 = W.T * Lh + np.diag(Lh @ np.diag(W))
+                P1 = (Lh * b[None, :]) @ W
+                P2 = W @ (b[:, None] * Lh)
+                T1 = ((Rw * P1) @ Lh) * b[None, :]
+                T2 = Rw * (P1 @ (b[:, None] * Lh))
+                T3 = np.outer(b, b) * (Lh @ (Rw * W) @ Lh)
+                T4 = b[:, None] * (Lh @ (Rw * P2))
+                cache[key] = E0 - (T1 + T2 + T3 + T4)
+            return cache[key]
+
+        return moment
+
+    # -- saddle and loop --------------------------------------------------------------------------
+    def saddle(self, F0, tol=1e-12, maxiter=100):
+        """Newton for the minimum of S(F) over positive-definite F, backtracking on S."""
+        F = 0.5 * (F0 + F0.T)
+        bs = self.basis(F)
+        if bs is None:
+            raise ConvergenceError(f"{self.name} field: start is not positive definite", {})
         for it in range(1, maxiter + 1):
-            b = self.basis(C)
-            V = b[1]
-            step = V @ self.solve_H(-self.gradient(C, b), b) @ V.T
+            lam, k = self.hessian(bs)
+            G = _gen.gradient(self.Q_apply(bs.T), bs.mu, bs.b, self.c0, self.chi, self.g)
+            step = bs.T @ self.solve_H(-G, bs, lam, k) @ bs.T.T
             t = 1.0
             while t > 1e-12:
-                Cn = C + t * step
-                Sn = self.action(Cn)
-                if np.isfinite(Sn) and Sn <= S0 + 1e-13 * abs(S0):
+                Fn = 0.5 * ((F + t * step) + (F + t * step).T)
+                bn = self.basis(Fn)
+                if bn is not None and bn.S <= bs.S + 1e-13 * abs(bs.S):
                     break
                 t *= 0.5
             else:
-                raise ConvergenceError("kernel field: line search failed", {"iterations": it})
-            C, S0 = 0.5 * (Cn + Cn.T), Sn
-            if np.max(np.abs(t * step)) <= tol * max(1.0, np.max(np.abs(C))):
-                return C, it
-        raise ConvergenceError("kernel field: Newton did not converge", {"iterations": maxiter})
+                raise ConvergenceError(f"{self.name} field: line search failed", {"iterations": it})
+            F, bs = Fn, bn
+            if np.max(np.abs(t * step)) <= tol * max(1.0, np.max(np.abs(F))):
+                return F, it
+        raise ConvergenceError(f"{self.name} field: Newton did not converge", {"iterations": maxiter})
 
-    # -- Gaussian moments ------------------------------------------------------------------------
-    def moment(self, W, b, Rw):
-        """E[X W X] for X ~ N(0, H^-1) (W in the eigenbasis)."""
-        c, V, d, alpha, lam = b
-        Lh = 0.5 / lam
-        E0 = W.T * Lh + np.diag(Lh @ np.diag(W))
-        P1 = (Lh * alpha[None, :]) @ W
-        P2 = W @ (alpha[:, None] * Lh)
-        T1 = ((Rw * P1) @ Lh) * alpha[None, :]
-        T2 = Rw * (P1 @ (alpha[:, None] * Lh))
-        T3 = np.outer(alpha, alpha) * (Lh @ (Rw * W) @ Lh)
-        T4 = alpha[:, None] * (Lh @ (Rw * P2))
-        return E0 - (T1 + T2 + T3 + T4)
+    def one_loop(self, F):
+        """(<beta> to first order, beta(F*)): readout weights in field coordinates (THEORY §2c)."""
+        bs = self.basis(F)
+        lam, k = self.hessian(bs)
+        moment = self.moments(bs, lam, k)
+        Psi = _gen.loop_source(moment, bs.mu, bs.b, self.c0, self.chi, self.g)
+        Z = self.solve_H(Psi, bs, lam, k)
+        beta1, beta0 = _gen.readout_one_loop(moment, Z, bs.mu, bs.b, self.g)
+        return bs.T @ beta1, bs.T @ beta0
 
-    def one_loop(self, C):
-        """(<m> to first order, m(C*)) in the original basis (THEORY §2c)."""
-        b = self.basis(C)
-        c, V, d, alpha, lam = b
-        g, kappa = self.g, self.kappa
-        Lh = 0.5 / lam
-        # Woodbury core: R = (M^-1 + Omega)^-1, M = chi g^2 A^-1, Omega = E0[(X alpha)(X alpha)^T]
-        Omega = np.outer(alpha, alpha) * Lh + np.diag(Lh @ alpha**2)
-        Rw = np.linalg.inv(np.diag(d) / (self.chi * g**2) + Omega)
-        Ci, Ai = np.diag(1.0 / c), np.diag(1.0 / d)
-        EA = self.moment(Ai, b, Rw)
-        EC = self.moment(Ci, b, Rw)
-        Eaa = self.moment(np.outer(alpha, alpha), b, Rw)
-        m = V.T @ self.y - kappa * alpha
-        term1 = -g**2 * kappa * (Ai @ EA @ alpha)
-        p = Ai @ EA @ alpha
-        Psi = (-2 * self.c0 * Ci @ EC @ Ci + g**3 * Ai @ EA @ Ai
-               - self.chi * g**3 * (np.outer(alpha, p) + np.outer(p, alpha) + Ai @ Eaa @ Ai))
-        Z = self.solve_H(0.5 * (Psi + Psi.T), b)
-        term2 = -0.5 * g * kappa * (Ai @ Z @ alpha)
-        return V @ (m + term1 + term2), V @ m
+    # -- outputs ----------------------------------------------------------------------------------
+    def train_mean(self, beta):
+        return beta if self.Phi is None else self.Phi @ beta
 
-    def test_mean(self, kstar, m):
-        """k*^T K^-1 <m> (exact for the linear network, THEORY §2c)."""
-        return kstar.T @ np.linalg.solve(self.K, m)
+    def test_mean(self, beta, X_test, kstar):
+        """k*^T K^-1 beta (kernel field) or X* beta (weight field): both exact for linear networks."""
+        if self.Phi is None:
+            return kstar.T @ cho_solve(self.K_cho, beta)
+        return X_test @ beta
+
+    def kernel_of(self, F):
+        """The feature kernel C = Phi F Phi^T."""
+        return F if self.Phi is None else self.Phi @ F @ self.Phi.T
+
+    def start_from_kernel(self, C):
+        """F with Phi F Phi^T = C (C in the range of Phi, as every linear-network kernel is)."""
+        if self.Phi is None:
+            return C
+        A = np.linalg.lstsq(self.Phi, C, rcond=None)[0]
+        F = np.linalg.lstsq(self.Phi, A.T, rcond=None)[0]
+        # directions X cannot see (P < D) keep a prior-sized variance so that F is positive definite
+        null = np.eye(self.n) - np.linalg.lstsq(self.Phi, self.Phi, rcond=None)[0]
+        F = F + np.trace(F) / self.n * null
+        return 0.5 * (F + F.T)

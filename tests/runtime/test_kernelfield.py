@@ -1,33 +1,66 @@
-"""Kernel field one loop, structured path (THEORY §2c; `--method adaptive --order 2`):
-fast path = dense P^2 x P^2 reference, and convergence to the exact posterior mean like N^-2."""
+"""Wishart-field one loop, structured path (THEORY §2c; `--method adaptive --order 2`): fast path =
+dense n^2 x n^2 reference for the kernel field and the weight field, and convergence to the exact
+posterior mean like N^-2 (P < D through the kernel field, P >= D through the weight field)."""
+import json
+
 import numpy as np
 import pytest
 
-from kernelfield_dense import DenseKernelField
-from msat.runtime import data, exact, spectral
-from msat.runtime.kernelfield import KernelField
+from kernelfield_dense import DenseField
+from msat.runtime import cli, data, exact, spectral
+from msat.runtime.kernelfield import WishartField
 from msat.runtime.predict import predict
 
 
 @pytest.mark.parametrize("P,N,chi", [(6, 60, 1.0), (8, 100, 100.0), (12, 300, 30.0)])
-def test_fast_path_equals_dense_reference(P, N, chi):
+def test_kernel_field_fast_path_equals_dense_reference(P, N, chi):
     ds = data.builtin("ising", P=P, D=2 * P, P_test=3, seed=1)
     K = ds.X @ ds.X.T / (2 * P)
-    dense = DenseKernelField(K, ds.y, N, chi, 0.5, 1.0)
+    dense = DenseField.kernel(K, ds.y, N, chi, 0.5, 1.0)
     Cd = dense.saddle(K.copy())
-    m1d, m0d = dense.one_loop_train_mean(Cd)
-    fast = KernelField(K, ds.y, N, chi, 0.5, 1.0)
+    m1d, m0d = dense.one_loop_readout(Cd)
+    fast = WishartField.kernel(K, ds.y, N, chi, 0.5, 1.0)
     C, _ = fast.saddle(K.copy())
     m1, m0 = fast.one_loop(C)
     np.testing.assert_allclose(C, Cd, atol=1e-12)
-    np.testing.assert_allclose(m1, m1d, atol=1e-12)
+    np.testing.assert_allclose(fast.train_mean(m1), m1d, atol=1e-12)
     assert np.max(np.abs(m1 - m0)) > 1e-4  # the loop term is not trivially zero here
 
 
-@pytest.mark.parametrize("P", [8, 12])
+@pytest.mark.parametrize("P,D,N,chi", [(20, 6, 40, 1.0), (30, 10, 200, 200.0), (12, 12, 100, 10.0), (6, 9, 50, 3.0)])
+def test_weight_field_fast_path_equals_dense_reference(P, D, N, chi):
+    ds = data.builtin("teacher", P=P, D=D, P_test=3, seed=2)
+    dense = DenseField.weights(ds.X, ds.y, N, chi, 0.3, 1.2, 0.8)
+    fast = WishartField.weights(ds.X, ds.y, N, chi, 0.3, 1.2, 0.8)
+    F0 = 0.8 / D * np.eye(D)
+    Fd = dense.saddle(F0.copy())
+    b1d, b0d = dense.one_loop_readout(Fd)
+    F, _ = fast.saddle(F0.copy())
+    b1, b0 = fast.one_loop(F)
+    np.testing.assert_allclose(F, Fd, atol=1e-12)
+    np.testing.assert_allclose(b1, b1d, atol=1e-12)
+    assert np.max(np.abs(b1 - b0)) > 1e-5
+
+
+def test_kernel_and_weight_fields_agree_to_their_own_accuracy():
+    """P < D: both fields are exact representations; their one-loop means differ at O(N^-2) only."""
+    ds = data.builtin("ising", P=6, D=9, P_test=3, seed=3)
+    K = ds.X @ ds.X.T / 9
+    gaps = []
+    for N in (100, 400):
+        kf = WishartField.kernel(K, ds.y, N, 1.0, 0.5, 1.0)
+        wf = WishartField.weights(ds.X, ds.y, N, 1.0, 0.5, 1.0, 1.0)
+        mk = kf.train_mean(kf.one_loop(kf.saddle(K.copy())[0])[0])
+        mw = wf.train_mean(wf.one_loop(wf.saddle(wf.start_from_kernel(K))[0])[0])
+        gaps.append(np.max(np.abs(mk - mw)))
+    assert gaps[1] < gaps[0] / 10  # ~ N^-2 (16x for 4x N)
+    assert gaps[0] < 1e-3
+
+
+@pytest.mark.parametrize("P,D", [(8, 16), (12, 24), (16, 8)])  # kernel, kernel, weight field
 @pytest.mark.parametrize("regime", ["chi=1", "chi=N"])
-def test_order_two_converges_like_n_minus_two_and_beats_the_nngp(P, regime):
-    ds = data.builtin("ising", P=P, D=2 * P, P_test=4, seed=0)
+def test_order_two_converges_like_n_minus_two_and_beats_the_nngp(P, D, regime):
+    ds = data.builtin("ising", P=P, D=D, P_test=4, seed=0)
     spec = spectral.spectrum(ds.X, ds.y, ds.X_test, 1.0)
     Ns = [100, 200, 400, 800]
     errs, errs_nngp = [], []
@@ -58,3 +91,16 @@ def test_statement_2_extended_order_two_converges_where_orders_zero_and_one_do_n
         assert o0 > 0.5 * nngp and o1 > 0.5 * nngp  # no better than the NNGP
         assert o2 < nngp / 10
     assert rows[1][3] < rows[0][3] / 8  # order 2 converges (~ N^-2)
+
+
+def test_order_two_field_size_limit_exits_2(tmp_path, capsys):
+    ds = data.builtin("teacher", P=20, D=8, P_test=2, seed=0)
+    path = tmp_path / "d.npz"
+    np.savez(path, X=ds.X, y=ds.y)
+    base = ["predict", "--data", str(path), "--chi", "1", "--kappa", "0.5", "--method", "adaptive", "--order", "2"]
+    assert cli.main(base + ["--N", "9"]) == 2  # weight field 8 x 8 needs N > 9
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "N > D + 1" in err
+    assert cli.main(base + ["--N", "10"]) == 0
+    r = json.loads(capsys.readouterr().out)  # one chi: one JSON object
+    assert r["observables"]["field"] == "weights (8 x 8)" and len(r["train_mean"]) == 20

@@ -2,11 +2,11 @@
 to the exact posterior mean like N^-2 and beats the NNGP at every N, at chi = 1 and chi = N.
 
 This checks the physics of the one-loop formula and the dense reference that the structured
-O(P^3) implementation (issue 6, not built yet) will be tested against."""
+O(n^3) implementation (runtime.kernelfield) is tested against."""
 import numpy as np
 import pytest
 
-from kernelfield_dense import DenseKernelField
+from kernelfield_dense import DenseField
 from msat.runtime import data, exact, spectral
 
 
@@ -21,8 +21,8 @@ def test_dense_one_loop_converges_like_n_minus_two(regime):
     errs = []
     for N in Ns:
         chi = 1.0 if regime == "chi=1" else float(N)
-        field = DenseKernelField(K, ds.y, N, chi, kappa, 1.0)
-        m1, m0 = field.one_loop_train_mean(field.saddle(K.copy()))
+        field = DenseField.kernel(K, ds.y, N, chi, kappa, 1.0)
+        m1, m0 = field.one_loop_readout(field.saddle(K.copy()))
         ex = exact.moments(spec, N, chi, kappa, 1.0)["train_mean"]
         errs.append(np.max(np.abs(m1 - ex)))
         assert errs[-1] < np.max(np.abs(nngp - ex)) / 5

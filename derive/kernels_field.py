@@ -1,0 +1,163 @@
+"""Kernel specifications for the Wishart field's one loop (THEORY §2c): generated/kernel_field.py.
+
+derive.kernelfield.structured() gives every derivative as products of basis quantities
+(diag(mu), b, b^T, Q_T, the direction, Gaussian moments E[X W X]); this module prints those products
+as NumPy code. Diagonal factors become broadcasts, b b^T an outer product, so each emitted function
+costs O(n^3) at most (a few matrix products) and nothing of size n^2 x n^2 appears.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from . import kernelfield as kf
+from .emit import KernelSpec, code
+
+_LEAVES = {"Mu": ("diag", "mu"), "b": ("col", "b"), "bT": ("row", "b"), "Q": ("mat", "QT"),
+           "X": ("mat", "Z")}
+
+
+def _combine(a, b):
+    (ka, ca), (kb, cb) = a, b
+    if ka == "one":
+        return b
+    if kb == "one":
+        return a
+    # an outer product u v^T stays a pair of vectors: (u v^T) M = u (M^T v)^T costs O(n^2)
+    if ka == "col" and kb == "row":
+        return "outer", (ca, cb)
+    if ka == "outer":
+        u, v = ca
+        if kb in ("mat", "diag"):
+            return "outer", (u, _combine(("row", v), b)[1])
+        if kb == "col":
+            return "col", f"({u} * {_combine(('row', v), b)[1]})"
+    if kb == "outer":
+        u, v = cb
+        if ka in ("mat", "diag"):
+            return "outer", (_combine(a, ("col", u))[1], v)
+        if ka == "row":
+            return "row", f"({_combine(a, ('col', u))[1]} * {v})"
+    if ka == "outer" or kb == "outer":
+        return "mat", _combine(("mat", dense(a)), ("mat", dense(b)))[1]
+    rules = {
+        ("diag", "diag"): ("diag", "{a} * {b}"),
+        ("diag", "mat"): ("mat", "{a}[:, None] * {b}"),
+        ("mat", "diag"): ("mat", "{a} * {b}[None, :]"),
+        ("diag", "col"): ("col", "{a} * {b}"),
+        ("row", "diag"): ("row", "{a} * {b}"),
+        ("mat", "mat"): ("mat", "{a} @ {b}"),
+        ("mat", "col"): ("col", "{a} @ {b}"),
+        ("row", "mat"): ("row", "{a} @ {b}"),
+        ("row", "col"): ("scalar", "{a} @ {b}"),
+    }
+    if ka == "scalar" or kb == "scalar":
+        return (kb if ka == "scalar" else ka), f"({ca} * {cb})"
+    kind, fmt = rules[(ka, kb)]
+    return kind, "(" + fmt.format(a=ca, b=cb) + ")"
+
+
+def product(tokens, moments=None):
+    """(kind, code) of a product of basis tokens; ("moment", W) is E[X W X], named once per
+    distinct W in ``moments`` ({W code: local name}) so that each is computed once."""
+    out = ("one", "")
+    for t in tokens:
+        if isinstance(t, tuple):
+            w = dense(product(t[1]))
+            if moments is None:
+                leaf = ("mat", f"moment({w})")
+            else:
+                leaf = ("mat", moments.setdefault(w, f"E{len(moments)}"))
+        else:
+            leaf = _LEAVES[t]
+        out = _combine(out, leaf)
+    return out
+
+
+def dense(pc):
+    kind, c = pc
+    if kind == "outer":
+        return f"numpy.outer({c[0]}, {c[1]})"
+    return {"one": "numpy.eye(n)", "diag": f"numpy.diag({c})", "mat": c}[kind]
+
+
+def _vector(pc):
+    kind, c = pc
+    if kind == "one":
+        return "numpy.ones(n)"
+    if kind not in ("diag", "col"):
+        raise ValueError(f"expected a vector, got {kind}")
+    return c
+
+
+def _moment_lines(moments):
+    return [f"{name} = moment({w})" for w, name in moments.items()]
+
+
+def _sum(parts):
+    return " + ".join(parts) if parts else "0.0"
+
+
+def _spec(name, args, doc, lines, returns):
+    return KernelSpec(name=name, family="numpy_lines", args=args, doc=doc,
+                      extra={"lines": lines}, returns=returns)
+
+
+def specs():
+    st = kf.structured()
+    w2, w1 = st.weights
+    out = []
+    for inst, (c0, q) in kf.priors().items():
+        args = {"kernel": ["N", "P"], "weights": ["N", "D", "g_w"]}[inst]
+        what = {"kernel": "Q = q K^-1 (kernel field C, n = P)",
+                "weights": "Q = q I (weight field S_w, n = D)"}[inst]
+        out.append(_spec(f"prior_{inst}", args,
+                         f"(c0, q) of the Wishart prior: -c0 logdet F + tr(Q F), {what} (THEORY §2c).",
+                         [f"c0 = {code(c0)}", f"q = {code(q)}"], "c0, q"))
+    out.append(_spec("action", ["logdet_F", "tr_QF", "yAy", "logdet_A", "c0", "chi"],
+                     "S(F) from its four traces (THEORY §2c).",
+                     [f"S = {code(kf.scalar_action())}"], "S"))
+    grad = [f"({code(c)}) * {dense(product(L))}" for c, L in st.gradient]
+    out.append(_spec("gradient", ["QT", "mu", "b", "c0", "chi", "g_v"],
+                     "G with dS[Y] = tr(G Y) for symmetric Y, in the basis (Q_T = T^T Q T).",
+                     ["n = mu.shape[0]", f"G = {_sum(grad)}"], "0.5 * (G + G.T)"))
+    had = [f"({code(c)}) * numpy.outer({_vector(product(d1))}, {_vector(product(d2))})"
+           for c, d1, d2 in st.hadamard]
+    (k, _), = st.lowrank
+    out.append(_spec("hessian", ["mu", "c0", "chi", "g_v"],
+                     "d2S[X, X] = sum_ij lam_ij X_ij^2 + k b^T X diag(mu) X b, in the basis.",
+                     ["n = mu.shape[0]", f"lam = {_sum(had)}", f"k = {code(k)}"],
+                     "0.5 * (lam + lam.T), k"))
+    moments = {}
+    src = [f"({code(c)}) * {dense(product(L1 + (('moment', W),) + L3, moments))}"
+           for c, L1, W, L3 in st.source]
+    out.append(_spec("loop_source", ["moment", "mu", "b", "c0", "chi", "g_v"],
+                     "Psi with E d3S[X, X, Y] = tr(Psi Y), X ~ N(0, H^-1); moment(W) = E[X W X].",
+                     ["n = mu.shape[0]", *_moment_lines(moments), f"Psi = {_sum(src)}"],
+                     "0.5 * (Psi + Psi.T)"))
+    moments = {}
+    beta = [f"({code(c)}) * {_vector(product(R))}" for c, R in st.readout]
+    curv = [f"({code(c)}) * {product(L + (('moment', W),) + R, moments)[1]}" for c, L, W, R in st.curvature]
+    slope = [f"({code(c)}) * {product(L + ('X',) + R)[1]}" for c, L, R in st.slope]
+    out.append(_spec("readout_one_loop", ["moment", "Z", "mu", "b", "g_v"],
+                     "(beta + %s E d2beta[X, X] + %s dbeta[Z], beta) in the basis: the first-order "
+                     "loop term of the readout, Z = H^-1 Psi (THEORY §2c; weights from "
+                     "derive.loops.expand_components)." % (w2, w1),
+                     ["n = mu.shape[0]", *_moment_lines(moments), f"beta = {_sum(beta)}",
+                      f"curvature = {_sum(curv)}", f"slope = {_sum(slope)}"],
+                     f"beta + ({code(sp.nsimplify(w2))}) * curvature + ({code(sp.nsimplify(w1))}) * slope, beta"))
+    return out
+
+
+def modules():
+    return {
+        "kernel_field": (
+            "kernel_field: one loop of the Wishart field (kernel or weight space)",
+            "The Wishart field's action and its first-order loop term for linear networks (THEORY "
+            "§2c), in the basis T^T F^-1 T = I, T^T Phi^T A^-1 Phi T = diag(mu), b = T^T Phi^T A^-1 y. "
+            "NumPy functions; every product is O(n^3) at most.",
+            "derive.kernelfield.structured + derive.loops.expand_components",
+            1,
+            0,
+            specs(),
+        )
+    }
