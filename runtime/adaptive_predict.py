@@ -11,7 +11,7 @@ import numpy as np
 from . import adaptive as _lin
 from . import nonlinear as _nl
 from .predict import failure, result
-from .observe import alignment_of, alignment_of_spectrum
+from .observe import alignment_of, alignment_of_spectrum, kernel_target_alignment
 from .rescale import effective_rescaling
 from .spectral import decompose, nngp_kernels
 
@@ -142,10 +142,9 @@ def _kernel_field(data, params, chis):
         m1, m0 = field.train_mean(beta1), field.train_mean(beta0)
         values = {"train_mean": m1, "test_mean": field.test_mean(beta1, data.X_test, kstar),
                   "test_var": pr1["test_var"]}
-        C = field.kernel_of(F)
-        evals = np.linalg.eigvalsh(C)[::-1]
+        evals, yCy = field.kernel_spectrum(F)
         obs = {
-            "kernel_alignment": alignment_of(data.y, C),
+            "kernel_alignment": kernel_target_alignment(yCy, data.y @ data.y, np.linalg.norm(evals)),
             "kernel_alignment_nngp": alignment_of_spectrum(spec),
             "kernel_top_eigenvalues": evals[:5].tolist(),
             "loop_correction": float(np.max(np.abs(m1 - m0))),

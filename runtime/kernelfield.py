@@ -187,9 +187,15 @@ class WishartField:
             return kstar.T @ cho_solve(self.K_cho, beta)
         return X_test @ beta
 
-    def kernel_of(self, F):
-        """The feature kernel C = Phi F Phi^T."""
-        return F if self.Phi is None else self.Phi @ F @ self.Phi.T
+    def kernel_spectrum(self, F):
+        """(nonzero eigenvalues of C = Phi F Phi^T, largest first; y^T C y), without forming C:
+        C = (Phi F^1/2)(Phi F^1/2)^T, so its eigenvalues are the squared singular values."""
+        f, V = np.linalg.eigh(F)
+        B = V * np.sqrt(np.maximum(f, 0.0))
+        if self.Phi is not None:
+            B = self.Phi @ B
+        U, sig, _ = np.linalg.svd(B, full_matrices=False)
+        return sig**2, float(np.sum((sig * (U.T @ self.y)) ** 2))
 
     def start_from_kernel(self, C):
         """F with Phi F Phi^T = C (C in the range of Phi, as every linear-network kernel is)."""

@@ -104,3 +104,19 @@ def test_order_two_field_size_limit_exits_2(tmp_path, capsys):
     assert cli.main(base + ["--N", "10"]) == 0
     r = json.loads(capsys.readouterr().out)  # one chi: one JSON object
     assert r["observables"]["field"] == "weights (8 x 8)" and len(r["train_mean"]) == 20
+
+
+@pytest.mark.parametrize("P,D", [(9, 4), (4, 9)])
+def test_kernel_spectrum_without_forming_c_equals_the_dense_kernel(P, D):
+    from msat.runtime.observe import alignment_of, kernel_target_alignment
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((P, D)), rng.standard_normal(P)
+    field = WishartField.for_data(X, y, 50, 1.0, 0.5, 1.0, 1.0)
+    B = rng.standard_normal((field.n, field.n))
+    F = B @ B.T / field.n + 0.1 * np.eye(field.n)
+    C = F if field.Phi is None else X @ F @ X.T
+    ev, yCy = field.kernel_spectrum(F)
+    dense = np.sort(np.linalg.eigvalsh(C))[::-1][:len(ev)]
+    np.testing.assert_allclose(ev, dense, rtol=1e-10)
+    assert kernel_target_alignment(yCy, y @ y, np.linalg.norm(ev)) == pytest.approx(alignment_of(y, C), rel=1e-10)
