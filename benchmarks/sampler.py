@@ -71,7 +71,7 @@ def bench_gradients(P, D, N, n_iter):
 
     def gen(n):
         hmc(W.copy(), a.copy(), X, y, np.zeros((0, D)), np.zeros((0, D)), chi, kappa, g_v, g_w, m_W, m_a,
-            eps, n_leap, n, 0.0, 1, False, False, e, e, e, np.empty(1), np.empty(n), np.zeros((D, D)),
+            eps, n_leap, n, 0.0, np.random.default_rng(1), False, False, e, e, e, np.empty(1), np.empty(n), np.zeros((D, D)),
             np.zeros((P, P)), np.zeros((n, 2)))
 
     gen(2)  # compile / load from cache

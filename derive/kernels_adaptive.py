@@ -179,12 +179,13 @@ def network_spec(name: str) -> KernelSpec:
         name=f"hmc_{name}",
         family="network",
         args=["W", "a", "X", "y", "X_test", "dirs", "chi", "kappa", "g_v", "g_w", "m_W", "m_a",
-              "eps", "n_leap", "n_iter", "jitter", "seed", "record", "accumulate_w", "out_train",
+              "eps", "n_leap", "n_iter", "jitter", "rng", "record", "accumulate_w", "out_train",
               "out_test", "out_dirs", "out_align", "accept", "wsum", "ksum", "warm_W"],
         doc=(
             f"HMC over (W, a) of a two-layer network, phi = {name} (THEORY §1, §7): per-group masses "
             "m_W, m_a (preconditioning), step eps jittered by +-jitter, n_leap leapfrog steps, n_iter "
-            "iterations from the state (W, a), updated in place. With record: outputs on X and X_test, "
+            "iterations from the state (W, a), updated in place, with momenta, jitter and accept draws "
+            "from the NumPy Generator rng (PCG64; its stream continues across calls). With record: outputs on X and X_test, "
             "(1/N) sum_i (w_i . u)^2 for the rows u of dirs, the kernel-target alignment of the "
             "empirical feature kernel and its running sum (ksum), and optionally the running sum of "
             "(1/N) W^T W; without: "

@@ -3,7 +3,7 @@
 # derivation: derive.kernelfield.structured + derive.loops.expand_components
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 364afb3ffcc014d70b0e9a3333185d756a48120ea26f2f3570792c174f9e45d6
+# inputs-sha256: b099e1cd9e88bc27ed9424130baaa8ae2adac91a3f0e721819ad8f31c448674b
 # content-sha256: 698d0b403ef8d5788ddd2c2b178b2fbd85c716c1511ca2386f2c83dd6b9dccfb
 """The Wishart field's action and its first-order loop term for linear networks (THEORY §2c), in the basis T^T F^-1 T = I, T^T Phi^T A^-1 Phi T = diag(mu), b = T^T Phi^T A^-1 y. NumPy functions; every product is O(n^3) at most."""
 import math  # noqa: F401

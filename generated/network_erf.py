@@ -3,8 +3,8 @@
 # derivation: derive.network + derive.activations
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: be5151bb3df8dd59fdbd9c08b59bb6a8290a99c44e4bd2472e15e43176d81cc0
-# content-sha256: a5be1214213c86e24a7f3479b23756b97037ef8125609712f93c7381bdd5d54e
+# inputs-sha256: d0209290df7d495498eccd1794c6e89baa09a43ac2c04c23dea29737045ca407
+# content-sha256: 73b55d997101962a3b0db5f275e6531e6f6f70021ed9a69b4fa18cb2430ad887
 """HMC over all weights of a finite two-layer network, phi = erf (THEORY §7)."""
 import math  # noqa: F401
 
@@ -104,9 +104,8 @@ def outputs_erf(W, a, X, out):
 
 
 @njit(cache=True)
-def hmc_erf(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, m_W, m_a, eps, n_leap, n_iter, jitter, seed, record, accumulate_w, out_train, out_test, out_dirs, out_align, accept, wsum, ksum, warm_W):
-    """HMC over (W, a) of a two-layer network, phi = erf (THEORY §1, §7): per-group masses m_W, m_a (preconditioning), step eps jittered by +-jitter, n_leap leapfrog steps, n_iter iterations from the state (W, a), updated in place. With record: outputs on X and X_test, (1/N) sum_i (w_i . u)^2 for the rows u of dirs, the kernel-target alignment of the empirical feature kernel and its running sum (ksum), and optionally the running sum of (1/N) W^T W; without: per-iteration sums of squares of W and a (for warm-up mass adaptation)."""
-    np.random.seed(seed)
+def hmc_erf(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, m_W, m_a, eps, n_leap, n_iter, jitter, rng, record, accumulate_w, out_train, out_test, out_dirs, out_align, accept, wsum, ksum, warm_W):
+    """HMC over (W, a) of a two-layer network, phi = erf (THEORY §1, §7): per-group masses m_W, m_a (preconditioning), step eps jittered by +-jitter, n_leap leapfrog steps, n_iter iterations from the state (W, a), updated in place, with momenta, jitter and accept draws from the NumPy Generator rng (PCG64; its stream continues across calls). With record: outputs on X and X_test, (1/N) sum_i (w_i . u)^2 for the rows u of dirs, the kernel-target alignment of the empirical feature kernel and its running sum (ksum), and optionally the running sum of (1/N) W^T W; without: per-iteration sums of squares of W and a (for warm-up mass adaptation)."""
     Nn, Dn = W.shape
     P = X.shape[0]
     gW = np.empty_like(W)
@@ -127,15 +126,15 @@ def hmc_erf(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, m_W, m_a, eps, n_lea
     sW = math.sqrt(m_W)
     sa = math.sqrt(m_a)
     for it in range(n_iter):
-        e = eps * (1.0 + jitter * (2.0 * np.random.random() - 1.0))
+        e = eps * (1.0 + jitter * (2.0 * rng.random() - 1.0))
         kin = 0.0
         for i in range(Nn):
-            pa[i] = sa * np.random.standard_normal()
+            pa[i] = sa * rng.standard_normal()
             kin += pa[i] * pa[i] / m_a
             a0[i] = a[i]
             ga0[i] = ga[i]
             for d in range(Dn):
-                pW[i, d] = sW * np.random.standard_normal()
+                pW[i, d] = sW * rng.standard_normal()
                 kin += pW[i, d] * pW[i, d] / m_W
                 W0[i, d] = W[i, d]
                 gW0[i, d] = gW[i, d]
@@ -165,7 +164,7 @@ def hmc_erf(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, m_W, m_a, eps, n_lea
             dH = -math.inf
         acc_prob = 1.0 if dH >= 0.0 else math.exp(dH)
         accept[it] = acc_prob
-        if np.random.random() < acc_prob:
+        if rng.random() < acc_prob:
             logp = lp
         else:
             logp = logp0

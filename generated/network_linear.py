@@ -3,8 +3,8 @@
 # derivation: derive.network + derive.activations
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: f8824dec55acd89b18e46d31c87499718e963ff043edc6d8fb917a2639b1caee
-# content-sha256: 42825bf56a1035d80df45ef375b09ebe371dde78f985b78f3bb5e3b4ae173451
+# inputs-sha256: 3c8215b706b1a9b9309284fe6c987c80aa4b55d1a7379c0eb06f800cfb07362c
+# content-sha256: 871054ab5b280458dd76c3d050b21e56fb90ac48bf87dcc943fa2ce6f949cb63
 """HMC over all weights of a finite two-layer network, phi = linear (THEORY §7)."""
 import math  # noqa: F401
 
@@ -104,9 +104,8 @@ def outputs_linear(W, a, X, out):
 
 
 @njit(cache=True)
-def hmc_linear(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, m_W, m_a, eps, n_leap, n_iter, jitter, seed, record, accumulate_w, out_train, out_test, out_dirs, out_align, accept, wsum, ksum, warm_W):
-    """HMC over (W, a) of a two-layer network, phi = linear (THEORY §1, §7): per-group masses m_W, m_a (preconditioning), step eps jittered by +-jitter, n_leap leapfrog steps, n_iter iterations from the state (W, a), updated in place. With record: outputs on X and X_test, (1/N) sum_i (w_i . u)^2 for the rows u of dirs, the kernel-target alignment of the empirical feature kernel and its running sum (ksum), and optionally the running sum of (1/N) W^T W; without: per-iteration sums of squares of W and a (for warm-up mass adaptation)."""
-    np.random.seed(seed)
+def hmc_linear(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, m_W, m_a, eps, n_leap, n_iter, jitter, rng, record, accumulate_w, out_train, out_test, out_dirs, out_align, accept, wsum, ksum, warm_W):
+    """HMC over (W, a) of a two-layer network, phi = linear (THEORY §1, §7): per-group masses m_W, m_a (preconditioning), step eps jittered by +-jitter, n_leap leapfrog steps, n_iter iterations from the state (W, a), updated in place, with momenta, jitter and accept draws from the NumPy Generator rng (PCG64; its stream continues across calls). With record: outputs on X and X_test, (1/N) sum_i (w_i . u)^2 for the rows u of dirs, the kernel-target alignment of the empirical feature kernel and its running sum (ksum), and optionally the running sum of (1/N) W^T W; without: per-iteration sums of squares of W and a (for warm-up mass adaptation)."""
     Nn, Dn = W.shape
     P = X.shape[0]
     gW = np.empty_like(W)
@@ -127,15 +126,15 @@ def hmc_linear(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, m_W, m_a, eps, n_
     sW = math.sqrt(m_W)
     sa = math.sqrt(m_a)
     for it in range(n_iter):
-        e = eps * (1.0 + jitter * (2.0 * np.random.random() - 1.0))
+        e = eps * (1.0 + jitter * (2.0 * rng.random() - 1.0))
         kin = 0.0
         for i in range(Nn):
-            pa[i] = sa * np.random.standard_normal()
+            pa[i] = sa * rng.standard_normal()
             kin += pa[i] * pa[i] / m_a
             a0[i] = a[i]
             ga0[i] = ga[i]
             for d in range(Dn):
-                pW[i, d] = sW * np.random.standard_normal()
+                pW[i, d] = sW * rng.standard_normal()
                 kin += pW[i, d] * pW[i, d] / m_W
                 W0[i, d] = W[i, d]
                 gW0[i, d] = gW[i, d]
@@ -165,7 +164,7 @@ def hmc_linear(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, m_W, m_a, eps, n_
             dH = -math.inf
         acc_prob = 1.0 if dH >= 0.0 else math.exp(dH)
         accept[it] = acc_prob
-        if np.random.random() < acc_prob:
+        if rng.random() < acc_prob:
             logp = lp
         else:
             logp = logp0

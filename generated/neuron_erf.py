@@ -3,7 +3,7 @@
 # derivation: derive.activations.phi + derive.activations.dphi
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 0b294654d0e258b86fa88b5b5dcdf7c234376c19e5f4b3be02654a0f80d91947
+# inputs-sha256: 033f8e4eb8b23662ca286cf8281c5a28cb5204348c96ad197259b8ff91f2e148
 # content-sha256: d84edd1cee930a828a74527f25429da26b9935ed0b6a86f60bf64ac1f361a699
 """Single-neuron MALA sampler under the adapted law q(w) for phi = erf (THEORY §6)."""
 import math  # noqa: F401

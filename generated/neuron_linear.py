@@ -3,7 +3,7 @@
 # derivation: derive.activations.phi + derive.activations.dphi
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 9dbb8e1343db94eaba356b4538c35e47ea858149dc7b448d80890853596e9f2e
+# inputs-sha256: 2a47cf2a1b60e300f338de5da897766c6314a1e3bcbdc9d926252638aa810cfb
 # content-sha256: 22013ea52a781680a7ab7eec5deff8904a45873a85e1cbfe5cb271fde5e2bfd8
 """Single-neuron MALA sampler under the adapted law q(w) for phi = linear (THEORY §6)."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.activations.phi + derive.activations.dphi
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: bb8d220313f822abbadf3c6aed332fa297342d5730394c3ce735c87956162105
+# inputs-sha256: dc99d95fe09f2e2e676ac8c9f1d85219f4ca46c795c89e4c13c0e303a4108c5d
 # content-sha256: 156c10f7740de048cc2bb2e74fda2f3d993f3bb84be9731af8d2d56a353358af
 """Single-neuron MALA sampler under the adapted law q(w) for phi = relu (THEORY §6)."""
 import math  # noqa: F401

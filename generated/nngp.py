@@ -3,7 +3,7 @@
 # derivation: derive.activations.nngp_kernel
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 8a9a698ab284416214ced5a017291703ab84275330f75944edb840017466cb53
+# inputs-sha256: 3d6cb57427b16139bbb1c0dce5c652361bc72efb09369220ea4dfb5bf8bc6f36
 # content-sha256: f12bf8f90feac8f10ea484a1f7a8a90d10c76da483d7e2bea7fa2a2016a74a6a
 """NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for linear, erf, relu (THEORY §1)."""
 import math  # noqa: F401

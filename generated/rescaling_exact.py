@@ -3,7 +3,7 @@
 # derivation: derive.model.action_difference
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 9f7fbb4b0b1c00044a9a8a4fe0eeb1881a7fbcbf2407a2ba6a8b4e147ea655dd
+# inputs-sha256: 46060ff70bd06569ce61785ce43b5780f731a7eb20d88336b005d521da3b9a7b
 # content-sha256: 6f420cd122dd78c6930771e4e8f46f9ab383e00645c1ac05a5b5eb0b30024909
 """Exact 1-D integral over s (THEORY §2a): S(s) - S(s0) without cancellation, and the directional hidden-weight moment given s."""
 import math  # noqa: F401

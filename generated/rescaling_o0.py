@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: d815f6423fcf5f14b2511be0d8005edc8b5a0c468c3125ac3e40fa175ce0126c
+# inputs-sha256: 3111d1510267e70580729486b07573ac5a567fd0b6a4c15bfbe4cd29f889507b
 # content-sha256: 39738e32eb5a327bafc6dc6d266e1f54d69cc9d2d6567b07cddf49b9b5835833
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 0 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

@@ -61,12 +61,12 @@ def _run_chain(args):
                  out_dirs=np.empty((1, dirs.shape[0])), out_align=np.empty(1), wsum=np.zeros((D, D)),
                  ksum=np.zeros((P, P)))
 
-    def run(n_iter, record, eps, n_leap, out=None, seed_=None):
+    def run(n_iter, record, eps, n_leap, out=None):
         acc = np.empty(n_iter)
         warm = np.zeros((n_iter, 2))
         o = out or dummy
         hmc(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, m_W, m_a, eps, n_leap, n_iter,
-            JITTER if record else 0.0, int(seed_ if seed_ is not None else rng.integers(2**31 - 1)),
+            JITTER if record else 0.0, rng,  # one PCG64 stream per chain (numba draws from it)
             record, accumulate_w and record, o["out_train"], o["out_test"], o["out_dirs"],
             o["out_align"], acc, o["wsum"], o["ksum"], warm)
         return acc, warm
