@@ -31,12 +31,15 @@ _gen = generated.wishart_field()
 
 @dataclass
 class Basis:
-    """Basis quantities at a field value F: T (n x n), mu, b and the action S(F)."""
+    """Basis quantities at a field value F: T (n x n), mu, b, the action S(F), and the nonzero
+    eigenvalues sig2 of C = Phi F Phi^T with y's components yU along their eigenvectors."""
 
     T: np.ndarray
     mu: np.ndarray
     b: np.ndarray
     S: float
+    sig2: np.ndarray
+    yU: np.ndarray
 
 
 class WishartField:
@@ -99,7 +102,7 @@ class WishartField:
         yAy = np.sum(yU**2 / d) + max(self.y @ self.y - yU @ yU, 0.0) / self.kappa
         logdet_A = np.sum(np.log(d)) + (self.P - r) * np.log(self.kappa)
         S = _gen.action(np.sum(np.log(f)), self.Q_trace(F), yAy, logdet_A, self.c0, self.chi)
-        return Basis(T, mu, b, S)
+        return Basis(T, mu, b, S, sig**2, yU)
 
     def action(self, F):
         bs = self.basis(F)
@@ -190,12 +193,9 @@ class WishartField:
     def kernel_spectrum(self, F):
         """(nonzero eigenvalues of C = Phi F Phi^T, largest first; y^T C y), without forming C:
         C = (Phi F^1/2)(Phi F^1/2)^T, so its eigenvalues are the squared singular values."""
-        f, V = np.linalg.eigh(F)
-        B = V * np.sqrt(np.maximum(f, 0.0))
-        if self.Phi is not None:
-            B = self.Phi @ B
-        U, sig, _ = np.linalg.svd(B, full_matrices=False)
-        return sig**2, float(np.sum((sig * (U.T @ self.y)) ** 2))
+        bs = self.basis(F)
+        order = np.argsort(bs.sig2)[::-1]
+        return bs.sig2[order], float(np.sum(bs.sig2 * bs.yU**2))
 
     def start_from_kernel(self, C):
         """F with Phi F Phi^T = C (C in the range of Phi, as every linear-network kernel is)."""
