@@ -46,3 +46,12 @@ def test_quick_run_numbers_match_fresh_predict(quick_run):
 def test_run_rejects_bad_activation(capsys, tmp_path):
     assert cli.main(["run", "--quick", "--activation", "relu", "--out", str(tmp_path)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_quick_run_numbers_unchanged_by_the_redesign(quick_run):
+    """Deterministic entries within 1e-12 of commit 06cb2ef's, sampled ones within their MCSE."""
+    import numbers_guard
+
+    _, out = quick_run
+    res = json.loads((out / "results.json").read_text())
+    numbers_guard.compare_run(res, numbers_guard.reference("run_quick_06cb2ef.json"))
