@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 from msat.runtime import data, spectral
-from msat.runtime.adaptive import LinearSaddle
-from msat.runtime.nonlinear import NonlinearSaddle
+from msat.runtime.numerics.linear_saddle import LinearSaddle
+from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle
 
 
 def timed(f, reps=3):

@@ -14,9 +14,10 @@ import time
 
 import numpy as np
 
-from msat.runtime import data, exact, spectral
-from msat.runtime.kernelfield import WishartField
-from msat.runtime.predict import predict
+from msat.runtime import data, spectral
+from msat.runtime.methods import exact
+from msat.runtime.numerics.wishart import WishartField
+from msat.runtime import predict
 
 
 def main():

@@ -11,8 +11,9 @@ import math
 
 import numpy as np
 
-from msat.runtime import data, exact, loop, spectral
-from msat.runtime.solve import ActionGradient, find_saddle
+from msat.runtime import data, spectral
+from msat.runtime.methods import exact, loop
+from msat.runtime.numerics.saddle import ActionGradient, find_saddle
 
 NS = [100, 200, 400, 800, 1600]
 

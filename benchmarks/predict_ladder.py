@@ -45,7 +45,7 @@ if ARGS.blas_threads:  # must happen before numpy (and its BLAS) is imported
 
 import numpy as np  # noqa: E402
 
-from msat.runtime.predict import predict  # noqa: E402
+from msat.runtime import predict  # noqa: E402
 
 TARGET = 1.2
 N = 4000

@@ -16,8 +16,10 @@ import time
 import numpy as np
 
 from msat import generated
-from msat.runtime import data, exact, sampler, spectral
-from msat.runtime.predict import predict
+from msat.runtime import data, spectral
+from msat.runtime.methods import exact
+from msat.runtime.numerics import hmc
+from msat.runtime import predict
 
 
 def numpy_hmc(W, a, X, y, chi, kappa, g_v, g_w, m_W, m_a, eps, n_leap, n_iter, rng):
@@ -97,11 +99,11 @@ def bench_theory_vs_sampler(P, D, N, samples):
         t_theory = time.perf_counter() - t
         err = float(np.max(np.abs(np.array(th["test_mean"]) - ex["test_mean"])))
         t = time.perf_counter()
-        ch = sampler.sample(ds.X, ds.y, ds.X_test, N=N, chi=chi, kappa=0.5, samples=samples, chains=2,
+        ch = hmc.run_chains(ds.X, ds.y, ds.X_test, N=N, chi=chi, kappa=0.5, samples=samples, chains=2,
                             seed=0, accumulate_w=False)
         t_sample = time.perf_counter() - t
-        s = sampler.summarise(ch, ds.y, 1.0, D, ds.X)
-        d = sampler.diagnostics(ch, "test")
+        s = hmc.summarise(ch, ds.y, 1.0, D, ds.X)
+        d = hmc.diagnostics(ch, "test")
         ess = float(np.min(d["ess_bulk"]))
         sd = float(np.max(np.sqrt(s["test_var"])))
         # MCSE = sd / sqrt(ESS) must reach the theory's error: ESS_needed = (sd / err)^2

@@ -1,1 +1,11 @@
-"""msat.runtime: data, solvers, exact references and the CLI (numbers only; no SymPy on the hot path)."""
+"""msat.runtime: numbers at run time (NumPy, SciPy, numba; no SymPy on the hot path).
+
+The public API, as DESIGN.md states it: ``predict``, ``sample`` and ``run`` are functions.
+Layers, top to bottom: app (cli, run, plots, report) -> predict -> methods -> numerics ->
+data, spectral, params, results, errors (docs/architecture.md).
+"""
+from .app.run import run
+from .predict import predict, sample
+from .results import Result
+
+__all__ = ["predict", "sample", "run", "Result"]

@@ -6,15 +6,16 @@ import json
 import numpy as np
 import pytest
 
-from msat.runtime import cli, data
-from msat.runtime.predict import predict
-from msat.runtime.run import QUICK
+from msat.runtime import data
+from msat.runtime.app import console
+from msat.runtime import predict
+from msat.runtime.app.run import QUICK
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    code = cli.main(["run", "--quick", "--out", str(out)])
+    code = console.main(["run", "--quick", "--out", str(out)])
     return code, out
 
 
@@ -44,7 +45,7 @@ def test_quick_run_numbers_match_fresh_predict(quick_run):
 
 
 def test_run_rejects_bad_activation(capsys, tmp_path):
-    assert cli.main(["run", "--quick", "--activation", "relu", "--out", str(tmp_path)]) == 2
+    assert console.main(["run", "--quick", "--activation", "relu", "--out", str(tmp_path)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 

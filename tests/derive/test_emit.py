@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from msat.derive import driver, emit, latex
-from msat.runtime import cli
+from msat.runtime.app import console
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,14 +35,14 @@ def test_headers_carry_provenance_and_content_hash(fresh):
 
 
 def test_derive_check_cli_passes_and_detects_edits(tmp_path, capsys):
-    assert cli.main(["derive", "--check"]) == 0
+    assert console.main(["derive", "--check"]) == 0
     out = tmp_path / "gen"
-    assert cli.main(["derive", "--order", "1", "--out", str(out)]) == 0
-    assert cli.main(["derive", "--check", "--out", str(out)]) == 0
+    assert console.main(["derive", "--order", "1", "--out", str(out)]) == 0
+    assert console.main(["derive", "--check", "--out", str(out)]) == 0
     f = out / "rescaling_o1.py"
     f.write_text(f.read_text().replace("math.log(", "math.log1p(", 1))
     capsys.readouterr()
-    assert cli.main(["derive", "--check", "--out", str(out)]) == 1
+    assert console.main(["derive", "--check", "--out", str(out)]) == 1
     out_text, err = capsys.readouterr()
     assert "rescaling_o1.py" in out_text and "differ" in err
 
@@ -53,7 +53,7 @@ def test_order_four_emits_and_compiles(tmp_path):
     import numpy as np
 
     out = tmp_path / "gen4"
-    assert cli.main(["derive", "--order", "4", "--out", str(out)]) == 0
+    assert console.main(["derive", "--order", "4", "--out", str(out)]) == 0
     spec = importlib.util.spec_from_file_location("rescaling_o4_test", out / "rescaling_o4.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -70,7 +70,7 @@ def test_docs_formulas_page_is_current():
 
 
 def test_latex_cli(capsys):
-    assert cli.main(["latex", "--order", "2", "--observable", "test_mean"]) == 0
+    assert console.main(["latex", "--order", "2", "--observable", "test_mean"]) == 0
     out = capsys.readouterr().out
     assert "c_{2}^{\\mathrm{dressed}}" in out and "m_*" in out
-    assert cli.main(["latex", "--observable", "nonsense"]) == 2
+    assert console.main(["latex", "--observable", "nonsense"]) == 2

@@ -6,7 +6,7 @@ import pytest
 
 from kernelfield_dense import DenseField
 from msat import generated
-from msat.runtime.kernelfield import WishartField
+from msat.runtime.numerics.wishart import WishartField
 
 gen = generated.wishart_field()
 

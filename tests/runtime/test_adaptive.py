@@ -12,11 +12,12 @@ import math
 import numpy as np
 import pytest
 
-from msat.runtime import data, exact, loop, spectral
-from msat.runtime.adaptive import LinearSaddle, ladder
-from msat.runtime.predict import predict
-from msat.runtime.rescale import effective_rescaling
-from msat.runtime.solve import ActionGradient, find_saddle
+from msat.runtime import data, spectral
+from msat.runtime.methods import exact, loop
+from msat.runtime.numerics.linear_saddle import LinearSaddle
+from msat.runtime import predict
+from msat.runtime.numerics.rescale import effective_rescaling
+from msat.runtime.numerics.saddle import ActionGradient, find_saddle
 
 
 def dense_reference(X, y, X_test, N, chi, kappa, g_v, g_w, order, iters=20000):
@@ -73,9 +74,9 @@ def ising():
 def _solve(spec, N, chi, order):
     sol = LinearSaddle(spec, N, 0.5, 1.0, order)
     chis = list(np.geomspace(1.0, chi, 6)) if chi > 1 else [chi]
-    states, failed = ladder(sol, chis)
-    assert failed is None
-    st = states[-1]
+    st = None
+    for c in chis:  # warm-started along the ladder (docs/theory.md §5)
+        st = sol.solve(c, None if st is None else st.a)
     return sol, st, sol.predictions(st)
 
 
@@ -155,11 +156,11 @@ def test_statement_4_directional_feature_learning(ising):
 
 
 def test_cli_adaptive_json_and_order_bounds(tmp_path, capsys):
-    from msat.runtime import cli
+    from msat.runtime.app import console
     import json
 
     out = tmp_path / "a.json"
-    code = cli.main(["predict", "--dataset", "teacher", "--P", "10", "--D", "6", "--P-test", "2", "--N", "30",
+    code = console.main(["predict", "--dataset", "teacher", "--P", "10", "--D", "6", "--P-test", "2", "--N", "30",
                      "--chi", "1,30", "--kappa", "0.5", "--method", "adaptive", "--order", "0", "--json", str(out)])
     assert code == 0
     rs = json.loads(out.read_text())
@@ -168,7 +169,7 @@ def test_cli_adaptive_json_and_order_bounds(tmp_path, capsys):
         assert key in rs[1]["observables"]
     assert rs[1]["observables"]["kernel_alignment"] > rs[1]["observables"]["kernel_alignment_nngp"]
     capsys.readouterr()
-    code = cli.main(["predict", "--dataset", "teacher", "--N", "30", "--chi", "1", "--kappa", "0.5",
+    code = console.main(["predict", "--dataset", "teacher", "--N", "30", "--chi", "1", "--kappa", "0.5",
                      "--method", "adaptive", "--order", "3"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1

@@ -6,8 +6,10 @@ import sys
 import numpy as np
 import pytest
 
-from msat.runtime import cli, data, exact, spectral
-from msat.runtime.predict import predict
+from msat.runtime import data, spectral
+from msat.runtime.app import console
+from msat.runtime.methods import exact
+from msat.runtime import predict
 
 KEYS = {"method", "order", "params", "train_mean", "test_mean", "test_var", "s_mean", "s_var",
         "converged", "seconds", "warnings"}
@@ -23,7 +25,7 @@ def npz(tmp_path):
 
 
 def run(argv, capsys):
-    code = cli.main([str(a) for a in argv])
+    code = console.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -146,14 +148,15 @@ def test_missing_required_option_exit_2(npz, capsys):
 
 
 def test_console_script_subprocess_no_traceback(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "msat.runtime.cli", "predict", "--data", str(tmp_path / "x.npz"),
+    res = subprocess.run([sys.executable, "-m", "msat.runtime.app.console", "predict", "--data", str(tmp_path / "x.npz"),
                           "--N", "5", "--chi", "1", "--kappa", "1"], capture_output=True, text=True)
     assert res.returncode == 2
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 def test_ladder_failure_keeps_earlier_points_and_exits_3(npz, capsys, monkeypatch):
-    from msat.runtime import errors, predict as pr
+    from msat.runtime import errors
+    from msat.runtime.methods import loop as pr
 
     real = pr.find_saddle
 

@@ -13,7 +13,8 @@ import mpmath
 import numpy as np
 import pytest
 
-from msat.runtime import exact, spectral
+from msat.runtime import spectral
+from msat.runtime.methods import exact
 from tests_support import dense_conditionals
 
 

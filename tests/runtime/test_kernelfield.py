@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from kernelfield_dense import DenseField
-from msat.runtime import cli, data, exact, spectral
-from msat.runtime.kernelfield import WishartField
-from msat.runtime.predict import predict
+from msat.runtime import data, spectral
+from msat.runtime.app import console
+from msat.runtime.methods import exact
+from msat.runtime.numerics.wishart import WishartField
+from msat.runtime import predict
 
 
 @pytest.mark.parametrize("P,N,chi", [(6, 60, 1.0), (8, 100, 100.0), (12, 300, 30.0)])
@@ -98,17 +100,17 @@ def test_order_two_field_size_limit_exits_2(tmp_path, capsys):
     path = tmp_path / "d.npz"
     np.savez(path, X=ds.X, y=ds.y)
     base = ["predict", "--data", str(path), "--chi", "1", "--kappa", "0.5", "--method", "adaptive", "--order", "2"]
-    assert cli.main(base + ["--N", "9"]) == 2  # weight field 8 x 8 needs N > 9
+    assert console.main(base + ["--N", "9"]) == 2  # weight field 8 x 8 needs N > 9
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "N > D + 1" in err
-    assert cli.main(base + ["--N", "10"]) == 0
+    assert console.main(base + ["--N", "10"]) == 0
     r = json.loads(capsys.readouterr().out)  # one chi: one JSON object
     assert r["observables"]["field"] == "weights (8 x 8)" and len(r["train_mean"]) == 20
 
 
 @pytest.mark.parametrize("P,D", [(9, 4), (4, 9)])
 def test_kernel_spectrum_without_forming_c_equals_the_dense_kernel(P, D):
-    from msat.runtime.observe import alignment_of, kernel_target_alignment
+    from msat.runtime.numerics.observe import alignment_of, kernel_target_alignment
 
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((P, D)), rng.standard_normal(P)

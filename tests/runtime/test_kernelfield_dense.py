@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from kernelfield_dense import DenseField
-from msat.runtime import data, exact, spectral
+from msat.runtime import data, spectral
+from msat.runtime.methods import exact
 
 
 @pytest.mark.parametrize("regime", ["chi=1", "chi=N"])

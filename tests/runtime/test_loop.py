@@ -10,8 +10,9 @@ import math
 import numpy as np
 import pytest
 
-from msat.runtime import data, exact, loop, spectral
-from msat.runtime.solve import ActionGradient, find_saddle
+from msat.runtime import data, spectral
+from msat.runtime.methods import exact, loop
+from msat.runtime.numerics.saddle import ActionGradient, find_saddle
 
 ROUNDOFF = 1e-13
 

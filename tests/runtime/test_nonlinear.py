@@ -6,8 +6,8 @@ import pytest
 
 from msat import generated
 from msat.runtime import data, spectral
-from msat.runtime.adaptive import LinearSaddle
-from msat.runtime.nonlinear import NonlinearSaddle
+from msat.runtime.numerics.linear_saddle import LinearSaddle
+from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle
 
 
 @pytest.mark.parametrize("act", ["erf", "relu"])

@@ -5,8 +5,10 @@ import warnings
 import numpy as np
 import pytest
 
-from msat.runtime import exact, sampler, spectral
-from msat.runtime.predict import predict
+from msat.runtime import spectral
+from msat.runtime.methods import exact
+from msat.runtime.numerics import hmc
+from msat.runtime import predict
 
 
 def _problem(P=8, D=12, P_test=3, seed=0):
@@ -37,14 +39,14 @@ def _compare_linear(P, D, N, samples, chains, chis, seed=1):
         u_learned = X.T @ (y - ex["train_mean"])
         dirs = np.vstack([u_learned, rng.standard_normal((2, D))])
         dirs /= np.linalg.norm(dirs, axis=1)[:, None]
-        ch = sampler.sample(X, y, Xt, N=N, chi=chi, kappa=0.5, samples=samples, chains=chains,
+        ch = hmc.run_chains(X, y, Xt, N=N, chi=chi, kappa=0.5, samples=samples, chains=chains,
                             seed=seed, directions=dirs)
-        s = sampler.summarise(ch, y, 1.0, D, X)
+        s = hmc.summarise(ch, y, 1.0, D, X)
         assert s["rhat_max"] < 1.01 and s["ess_min"] > 400, (chi, s["rhat_max"], s["ess_min"])
         zs += list((s["train_mean"] - ex["train_mean"]) / s["train_mean_mcse"])
         zs += list((s["test_mean"] - ex["test_mean"]) / s["test_mean_mcse"])
         zs += list((s["test_var"] - ex["test_var"]) / _mcse_of_variance(ch, "test"))
-        d_mcse = sampler.diagnostics(ch, "dirs")["mcse"]
+        d_mcse = hmc.diagnostics(ch, "dirs")["mcse"]
         d_mean = np.concatenate([c.dirs for c in ch]).mean(axis=0)
         for k, u in enumerate(dirs):
             z = np.sqrt(1.0 / D) * spec.U.T @ (X @ u)
@@ -71,10 +73,10 @@ def test_linear_network_matches_exact_posterior_larger():
 
 def test_same_seed_same_samples_and_seed_matters():
     X, y, Xt = _problem()
-    a = sampler.sample(X, y, Xt, N=10, chi=3.0, kappa=0.5, samples=50, chains=2, seed=5, warmup=60)
-    b = sampler.sample(X, y, Xt, N=10, chi=3.0, kappa=0.5, samples=50, chains=2, seed=5, warmup=60,
+    a = hmc.run_chains(X, y, Xt, N=10, chi=3.0, kappa=0.5, samples=50, chains=2, seed=5, warmup=60)
+    b = hmc.run_chains(X, y, Xt, N=10, chi=3.0, kappa=0.5, samples=50, chains=2, seed=5, warmup=60,
                        processes=1)
-    c = sampler.sample(X, y, Xt, N=10, chi=3.0, kappa=0.5, samples=50, chains=2, seed=6, warmup=60)
+    c = hmc.run_chains(X, y, Xt, N=10, chi=3.0, kappa=0.5, samples=50, chains=2, seed=6, warmup=60)
     for x, z in zip(a, b):
         np.testing.assert_array_equal(x.train, z.train)
     assert not np.array_equal(a[0].train, c[0].train)
@@ -106,11 +108,11 @@ def test_erf_network_matches_kernel_adaptation():
 
 
 def test_cli_sample_writes_draws(tmp_path, capsys):
-    from msat.runtime import cli
+    from msat.runtime.app import console
     import json
 
     out, draws = tmp_path / "s.json", tmp_path / "d.npz"
-    code = cli.main(["sample", "--dataset", "teacher", "--P", "6", "--D", "4", "--P-test", "2", "--N", "10",
+    code = console.main(["sample", "--dataset", "teacher", "--P", "6", "--D", "4", "--P-test", "2", "--N", "10",
                      "--chi", "1,10", "--kappa", "0.5", "--samples", "100", "--chains", "2", "--seed", "3",
                      "--json", str(out), "--draws", str(draws)])
     assert code == 0

@@ -16,8 +16,8 @@ import numpy as np
 
 from msat import generated
 
-from .errors import ConvergenceError
-from .spectral import Spectrum
+from ..errors import ConvergenceError
+from ..spectral import Spectrum
 
 
 #: |ln s| bound of the bracket search (s^-3 in S'' underflows to 0 beyond ~230)
@@ -121,18 +121,3 @@ def find_saddle(grad: ActionGradient, s_init: float = 1.0, tol: float = 1e-15,
     raise ConvergenceError(
         "saddle: Newton did not converge", {"iterations": maxiter, "s": math.exp(u), "S'": f}
     )
-
-
-def saddle_ladder(spec: Spectrum, N, chis, kappa, g_v, dressed: bool, s_init: float = 1.0):
-    """Saddles along a chi ladder, in the given order, each warm-started from the previous one
-    (THEORY §5). Returns (list of Saddle, failure) where failure is (index, error) or None."""
-    out = []
-    s_prev = s_init
-    for i, chi in enumerate(chis):
-        try:
-            sd = find_saddle(ActionGradient(spec, N, chi, kappa, g_v, dressed), s_prev)
-        except ConvergenceError as err:
-            return out, (i, err)
-        out.append(sd)
-        s_prev = sd.s
-    return out, None

@@ -10,7 +10,7 @@ import numpy as np
 
 from msat import generated
 
-from .spectral import Spectrum
+from ..spectral import Spectrum
 
 
 class Tables:

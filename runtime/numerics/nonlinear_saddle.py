@@ -24,8 +24,8 @@ from scipy.linalg import cho_factor, cho_solve
 
 from msat import generated
 
-from .errors import ConvergenceError
-from .spectral import nngp_kernels
+from ..errors import ConvergenceError
+from ..spectral import nngp_kernels
 
 ESTIMATORS = ("cumulant", "mc")
 #: E_q|w|^2 beyond this multiple of the prior's g_w counts as a diverging single-neuron law

@@ -26,8 +26,8 @@ import numpy as np
 from msat import generated
 
 from . import observe
-from .errors import ConvergenceError
-from .spectral import Spectrum
+from ..errors import ConvergenceError
+from ..spectral import Spectrum
 
 #: eigenvalues of K below this fraction of the largest are its null space (C vanishes there)
 RANK_RTOL = 1e-10
@@ -185,39 +185,3 @@ class LinearSaddle:
             "weight_cov_top_overlap": overlap,
             "direction_r": v_hat,  # learned direction in the range of X^T (for exact comparisons)
         }
-
-
-def ladder(solver: LinearSaddle, chis, max_bisections: int = 8):
-    """Solve along a chi ladder in the given order, warm-starting each point from the previous
-    one (THEORY §5), starting from the NNGP solution. A step that fails is retried through
-    geometric intermediate chi values; a point that still fails ends the ladder.
-    Returns (states, failure) with failure = (index, ConvergenceError) or None."""
-    states = []
-    a_prev, chi_prev = None, None
-    for i, chi in enumerate(chis):
-        try:
-            st = _continue(solver, chi_prev, a_prev, chi, max_bisections)
-        except ConvergenceError as err:
-            return states, (i, err)
-        if a_prev is not None:
-            jump = np.linalg.norm(st.a - a_prev) / max(np.linalg.norm(a_prev), 1e-300)
-            if jump > 0.5 and abs(math.log(chi / chi_prev)) < 0.7:
-                st.warnings.append(
-                    f"solution changed by {jump:.0%} between chi = {chi_prev:g} and {chi:g}: "
-                    "possible branch jump")
-        states.append(st)
-        a_prev, chi_prev = st.a, chi
-    return states, None
-
-
-def _continue(solver, chi_prev, a_prev, chi, depth):
-    try:
-        return solver.solve(chi, a_prev)
-    except ConvergenceError:
-        if depth <= 0 or chi_prev is None:
-            raise
-    mid = math.sqrt(chi_prev * chi)
-    st_mid = _continue(solver, chi_prev, a_prev, mid, depth - 1)
-    st = _continue(solver, mid, st_mid.a, chi, depth - 1)
-    st.warnings.append(f"reached chi = {chi:g} through intermediate chi = {mid:g}")
-    return st

@@ -24,7 +24,7 @@ from scipy.linalg import cho_factor, cho_solve
 
 from msat import generated
 
-from .errors import ConvergenceError
+from ..errors import ConvergenceError
 
 _gen = generated.wishart_field()
 

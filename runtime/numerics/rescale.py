@@ -13,7 +13,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from . import observe
-from .spectral import Spectrum
+from ..spectral import Spectrum
 
 
 def _rescaled(spec: Spectrum, s: float, kappa: float, g_v: float) -> np.ndarray:

@@ -18,10 +18,12 @@ import numpy as np
 
 from msat import generated
 
-from . import observe
-from .errors import ConvergenceError
-from .solve import ActionGradient, find_saddle
-from .spectral import Spectrum
+from ..errors import ConvergenceError
+from ..ladder import Point
+from ..numerics import observe
+from ..numerics.saddle import ActionGradient, find_saddle
+from ..results import Result
+from ..spectral import Spectrum, spectrum
 
 #: log-integrand cut-off below the peak (e^-60 ~ 1e-26 relative)
 LOG_CUTOFF = 60.0
@@ -155,3 +157,34 @@ def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0, weight_dire
         "saddle": s0,
         **({"weight_cov_direction": float(fine[5])} if extra else {}),
     }
+
+
+class _Solver:
+    """The exact integral at each chi, its centre warm-started from the previous point's peak."""
+
+    retries = 0
+
+    def __init__(self, data, params):
+        self.params = params
+        self.spec = spectrum(data.X, data.y, data.X_test, params.g_w, params.activation)
+
+    def solve(self, chi, warm):
+        p = self.params
+        m = moments(self.spec, p.N, chi, p.kappa, p.g_v, s_init=1.0 if warm is None else warm)
+        return Point(chi, value=m)
+
+    def warm(self, state):
+        return state.value["saddle"]
+
+    def change(self, state, prev):
+        return None
+
+    def results(self, states):
+        return [Result.point(self.params, st.chi, st.value,
+                             {"quadrature_error": st.value["quadrature_error"], "saddle": st.value["saddle"]})
+                for st in states]
+
+
+def solver(data, params, **_):
+    """`--method exact` (docs/theory.md §2a): the exact posterior of a linear network."""
+    return _Solver(data, params)

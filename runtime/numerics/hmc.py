@@ -22,6 +22,7 @@ import numpy as np
 
 from msat import generated
 
+from ..progress import Progress
 from .observe import alignment_of
 
 #: reported outputs must reach these (THEORY §7; issue 4)
@@ -113,7 +114,7 @@ def _windows(warmup: int):
     return [first, middle // 3, middle - middle // 3, last]
 
 
-def sample(X, y, X_test, *, N, chi, kappa, g_v=1.0, g_w=1.0, activation="linear", samples=1000,
+def run_chains(X, y, X_test, *, N, chi, kappa, g_v=1.0, g_w=1.0, activation="linear", samples=1000,
            chains=4, seed=0, warmup=None, directions=None, accumulate_w=True, progress=False,
            processes=None):
     """Run `chains` HMC chains (in parallel processes) and return them (list of ChainResult)."""
@@ -128,41 +129,19 @@ def sample(X, y, X_test, *, N, chi, kappa, g_v=1.0, g_w=1.0, activation="linear"
              activation, int(samples), int(warmup), int(s), accumulate_w) for s in seeds]
     processes = processes if processes is not None else min(chains, os.cpu_count() or 1)
     results = [None] * chains
-    bar = _progress(progress, chains)
+    bar = Progress(chains, progress, "sampling chains")
     if processes <= 1:
         for i, job in enumerate(jobs):
             results[i] = _run_chain(job)
-            bar.advance()
+            bar.step()
     else:
         with ProcessPoolExecutor(max_workers=processes) as pool:
             futures = {pool.submit(_run_chain, job): i for i, job in enumerate(jobs)}
             for fut in as_completed(futures):
                 results[futures[fut]] = fut.result()
-                bar.advance()
+                bar.step()
     bar.close()
     return results
-
-
-class _progress:
-    """A rich progress bar over chains (no-op when disabled)."""
-
-    def __init__(self, enabled, total):
-        self.p = None
-        if enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.p = Progress(TextColumn("sampling chains"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                              TimeElapsedColumn(), transient=True)
-            self.p.start()
-            self.task = self.p.add_task("chains", total=total)
-
-    def advance(self):
-        if self.p:
-            self.p.advance(self.task)
-
-    def close(self):
-        if self.p:
-            self.p.stop()
 
 
 def diagnostics(chains_list, key):

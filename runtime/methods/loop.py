@@ -16,8 +16,11 @@ import numpy as np
 
 from msat import generated
 
-from . import observe
-from .spectral import Spectrum
+from ..ladder import Point
+from ..numerics import observe
+from ..numerics.saddle import ActionGradient, find_saddle
+from ..results import Result
+from ..spectral import Spectrum, spectrum
 
 
 def _series_square_truncated(m):
@@ -92,3 +95,40 @@ def series(spec: Spectrum, N, s_star, chis, kappa, g_v, order: int, dressed: boo
 def truncate(coeffs: dict) -> dict:
     """Sum the series coefficients l = 0..L (hbar = 1)."""
     return {k: v.sum(axis=0) for k, v in coeffs.items() if k != "weights"}
+
+
+class _Solver:
+    """Saddles along the ladder (warm-started), then every point's series in one batch."""
+
+    retries = 0
+
+    def __init__(self, data, params):
+        self.params = params
+        self.spec = spectrum(data.X, data.y, data.X_test, params.g_w, params.activation)
+
+    def solve(self, chi, warm):
+        p = self.params
+        sd = find_saddle(ActionGradient(self.spec, p.N, chi, p.kappa, p.g_v, p.dressed),
+                         1.0 if warm is None else warm)
+        return Point(chi, value=sd.s)
+
+    def warm(self, state):
+        return state.value
+
+    def change(self, state, prev):
+        return None
+
+    def results(self, states):
+        p = self.params
+        s_star = np.array([st.value for st in states])
+        chis = [st.chi for st in states]
+        vals = truncate(series(self.spec, p.N, s_star, chis, p.kappa, p.g_v, p.order, p.dressed,
+                               per_order=False))
+        return [Result.point(p, chi, {k: v[j] for k, v in vals.items()},
+                             {"dressed": p.dressed, "saddle": float(s_star[j])})
+                for j, chi in enumerate(chis)]
+
+
+def solver(data, params, **_):
+    """`--method loop` (docs/theory.md §3): the loop series of the kernel-rescaling field."""
+    return _Solver(data, params)

@@ -1,0 +1,82 @@
+"""The derive-side commands of `msat` (DESIGN contract): ``msat derive`` regenerates generated/
+(``--check`` compares it with a fresh emission) and ``msat latex`` prints the derived terms.
+
+Exit codes: 0 success, 1 ``--check`` found files that differ, 2 bad input (UsageError).
+SymPy is imported only when a command runs.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+class UsageError(ValueError):
+    """A bad argument: one line on stderr, exit code 2."""
+
+    exit_code = 2
+
+
+def _int(name):
+    def conv(text):
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+    return conv
+
+
+def add_parsers(sub) -> None:
+    d = sub.add_parser("derive", help="regenerate generated/ (the numba kernels) from derive/")
+    d.add_argument("--order", type=_int("--order"), default=None,
+                   help="highest loop order to emit (default: 3, or what is checked in for --check)")
+    d.add_argument("--out", type=Path, default=None, help="output folder (default: generated/)")
+    d.add_argument("--check", action="store_true",
+                   help="exit 1 when the folder differs from a fresh emission (prints a diff)")
+    d.set_defaults(handler=derive)
+
+    lt = sub.add_parser("latex", help="LaTeX of the derived terms, order by order")
+    lt.add_argument("--order", type=_int("--order"), default=1)
+    lt.add_argument("--observable", default=None,
+                    help="train_mean, test_mean, test_var, field_s or resolvent (default: a generic O)")
+    lt.add_argument("--markdown", action="store_true", help="the docs/formulas.md page")
+    lt.set_defaults(handler=latex)
+
+
+def derive(args) -> int:
+    from . import driver
+
+    out = args.out or driver.GENERATED_DIR
+    if args.order is not None and args.order < 0:
+        raise UsageError(f"--order must be a non-negative integer, got {args.order}")
+    if args.check:
+        order = args.order if args.order is not None else driver.checked_in_order(out)
+        diffs = driver.check(out, driver.emit(order))
+        if diffs:
+            sys.stdout.write("".join(diffs))
+            print(f"msat derive --check: {len(diffs)} file(s) in {out} differ from a fresh "
+                  "emission; run `msat derive` to update", file=sys.stderr)
+            return 1
+        print(f"msat derive --check: {out} matches a fresh emission (orders 0..{order})")
+        return 0
+    order = args.order if args.order is not None else driver.DEFAULT_ORDER
+    files = driver.emit(order)
+    try:
+        driver.write(out, files)
+    except OSError as err:
+        raise UsageError(f"cannot write {out}: {err.strerror}") from None
+    print(f"wrote {len(files)} files to {out} (orders 0..{order})")
+    return 0
+
+
+def latex(args) -> int:
+    from . import latex as _latex, model
+
+    if args.order < 0:
+        raise UsageError(f"--order must be a non-negative integer, got {args.order}")
+    if args.observable is not None:
+        names = [o.name for o in model.observables()]
+        if args.observable not in names:
+            raise UsageError(f"unknown observable {args.observable!r} (choose from {', '.join(names)})")
+    sys.stdout.write(_latex.document(args.order) if args.markdown else _latex.text(args.order, args.observable))
+    return 0

@@ -1,0 +1,180 @@
+"""The run-time commands of `msat` (DESIGN contract): predict, sample, run.
+
+Arguments are parsed into numbers here and validated once, by runtime.params / runtime.values,
+like every API call. Exit codes: 0 success, 2 bad input, 3 a solver did not converge (a ladder
+keeps the points before the failure); runtime.app.console maps errors to them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from ..errors import InputError
+
+
+def number(name):
+    """An argparse type: the text as an int when it is one, else a float (validated later)."""
+    def conv(text):
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+    return conv
+
+
+def _data_options(p) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, help=".npz (X, y, optional X_test) or .csv file")
+    src.add_argument("--dataset", help="built-in data set: ising or teacher")
+    p.add_argument("--target", default="y", help="target column of a CSV file")
+    p.add_argument("--P", type=number("--P"), default=200, help="built-in set: train points")
+    p.add_argument("--D", type=number("--D"), default=100, help="built-in set: input dimension")
+    p.add_argument("--P-test", dest="P_test", type=number("--P-test"), default=20,
+                   help="built-in set: test points")
+    p.add_argument("--seed", type=number("--seed"), default=0,
+                   help="seed of the built-in set and of every Monte Carlo")
+
+
+def _model_options(p) -> None:
+    p.add_argument("--N", type=number("--N"), required=True, help="hidden width")
+    p.add_argument("--chi", required=True, help="scaling parameter, one value or a ladder 1,2,5")
+    p.add_argument("--kappa", type=number("--kappa"), required=True, help="output noise")
+    p.add_argument("--g-v", dest="g_v", type=number("--g-v"), default=1.0, help="readout prior scale")
+    p.add_argument("--g-w", dest="g_w", type=number("--g-w"), default=1.0, help="hidden prior scale")
+    p.add_argument("--activation", default="linear", help="linear, erf or relu")
+
+
+def _output_options(p) -> None:
+    p.add_argument("--json", type=Path, default=None,
+                   help="write results here ('-' for stdout); without it JSON goes to stdout")
+    p.add_argument("--table", action="store_true", help="print a summary table")
+
+
+def _sampling_options(p) -> None:
+    p.add_argument("--samples", type=number("--samples"), default=1000, help="sample: draws per chain")
+    p.add_argument("--chains", type=number("--chains"), default=4, help="sample: number of chains")
+
+
+def add_parsers(sub) -> None:
+    pr = sub.add_parser("predict", help="posterior predictions of a two-layer network")
+    _data_options(pr)
+    _model_options(pr)
+    pr.add_argument("--method", default=None, help="nngp, exact, loop, adaptive or sample")
+    pr.add_argument("--order", type=number("--order"), default=1, help="loop or kernel-adaptation order")
+    pr.add_argument("--dressed", action="store_true", help="loop series around the full saddle")
+    pr.add_argument("--estimator", default="auto",
+                    help="non-linear adaptive: cumulant, mc (single-neuron MALA) or auto")
+    pr.add_argument("--mc-samples", dest="mc_samples", type=number("--mc-samples"), default=None,
+                    help="non-linear adaptive: Monte Carlo draws (cumulant: prior draws; mc: 300 per chain)")
+    _output_options(pr)
+    _sampling_options(pr)
+    pr.set_defaults(handler=_cmd_predict)
+
+    sa = sub.add_parser("sample", help="sample finite networks from the posterior (HMC)")
+    _data_options(sa)
+    _model_options(sa)
+    _output_options(sa)
+    _sampling_options(sa)
+    sa.add_argument("--draws", type=Path, default=None, help="save the raw draws (.npz)")
+    sa.set_defaults(handler=_cmd_predict, method="sample", order=1, dressed=False, estimator="auto",
+                    mc_samples=None)
+
+    rn = sub.add_parser("run", help="the main job: the paper's headline comparison on the Ising task")
+    rn.add_argument("--out", type=Path, default=Path("msat-run"), help="output folder (default msat-run)")
+    rn.add_argument("--quick", action="store_true", help="smaller sizes (under two minutes)")
+    rn.add_argument("--activation", default="linear", help="linear or erf")
+    rn.set_defaults(handler=_cmd_run)
+
+
+def _cmd_run(args) -> int:
+    from .run import run
+
+    res = run(args.out, quick=args.quick, activation=args.activation, progress=sys.stderr.isatty())
+    return 0 if all(c["status"] == "PASS" for c in res["checks"]) else 1
+
+
+def _load_data(args):
+    from .. import data
+
+    if args.data is not None:
+        return data.load(args.data, target=args.target)
+    return data.builtin(args.dataset, P=args.P, D=args.D, P_test=args.P_test, seed=args.seed)
+
+
+def _table(results) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="msat predict")
+    for col in ("chi", "method", "order", "converged", "s_mean", "s_var", "|train mean|",
+                "mean test var", "seconds"):
+        t.add_column(col, justify="right")
+    for r in results:
+        if not r.converged:
+            t.add_row(f"{r.chi:g}", "-", "-", "no", "-", "-", "-", "-", "-")
+            continue
+        tv = r.test_var
+        t.add_row(f"{r.chi:g}", r.method, str(r.order), "yes",
+                  "-" if r.s_mean is None else f"{r.s_mean:.6g}",
+                  "-" if r.s_var is None else f"{r.s_var:.3g}",
+                  f"{math.sqrt(float((r.train_mean ** 2).mean())) if r.train_mean.size else 0.0:.6g}",
+                  f"{tv.mean() if tv.size else float('nan'):.4g}", f"{r.seconds:.3g}")
+    console = Console()
+    console.width = max(console.width, 110)  # keep the table readable in narrow or piped output
+    console.print(t)
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as err:
+        raise InputError(f"cannot write {path}: {err.strerror}") from None
+
+
+def _cmd_predict(args) -> int:
+    import numpy as np
+
+    from ..predict import predict
+    from ..values import chi_ladder
+
+    ds = _load_data(args)
+    chis, _ = chi_ladder(args.chi)
+    draws = [] if getattr(args, "draws", None) is not None else None
+    results = predict(ds.X, ds.y, ds.X_test, N=args.N, chi=chis, kappa=args.kappa,
+                      g_v=args.g_v, g_w=args.g_w, activation=args.activation, method=args.method,
+                      order=args.order, dressed=args.dressed, estimator=args.estimator,
+                      seed=args.seed, mc_samples=args.mc_samples, samples=args.samples,
+                      chains=args.chains, progress=sys.stderr.isatty(), draws=draws)
+    if draws is not None:
+        flat = {f"chi{i}_{k}": v for i, d in enumerate(draws) for k, v in d.items()}
+        try:
+            np.savez(args.draws, **flat)
+        except OSError as err:
+            raise InputError(f"cannot write {args.draws}: {err.strerror}") from None
+    for r in results:
+        for w in r.warnings:
+            print(f"msat: warning: {w}", file=sys.stderr)
+    payload = [r.to_dict() for r in results] if "," in args.chi else results[0].to_dict()
+    text = json.dumps(payload, indent=1)
+    to_file = args.json is not None and str(args.json) != "-"
+    if to_file:
+        _write(args.json, text + "\n")
+    elif not args.table:
+        sys.stdout.write(text + "\n")
+    if args.table or to_file:
+        _table(results)
+    failed = [r for r in results if not r.converged]
+    if failed:
+        f = failed[0]
+        diag = ", ".join(f"{k}={v}" for k, v in f.diagnostics.items())
+        print(f"msat: solver did not converge at chi = {f.chi:g}: {f.error}" + (f" ({diag})" if diag else ""),
+              file=sys.stderr)
+        return 3
+    return 0

@@ -1,0 +1,63 @@
+"""What the main job writes and prints: results.csv, results.json and the summary table."""
+from __future__ import annotations
+
+import csv
+import json
+
+
+def write_csv(path, res):
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["section", "method", "x", "quantity", "value", "error"])
+        for method, cols in res["rows"].items():
+            for q, vals in cols.items():
+                if q.endswith("_err"):
+                    continue
+                errs = cols.get(q + "_err")
+                for j, v in enumerate(vals):
+                    w.writerow(["ladder", method, res["chis"][j], q, v, "" if errs is None else errs[j]])
+        if "orders" in res:
+            o = res["orders"]
+            for regime, d in o["errors"].items():
+                for variant, per_L in d.items():
+                    for L, e in enumerate(per_L):
+                        for N, v in zip(o["Ns"], e):
+                            w.writerow(["orders", f"loop_o{L}_{variant}", N, f"error {regime}", v, ""])
+            s2 = o["statement2"]
+            for k in ("tree_chi1", "dressed1_chi1", "tree_chiN"):
+                for N, v in zip(s2["Ns"], s2[k]):
+                    w.writerow(["statement2", k, N, "rms train-mean error", v, ""])
+        if "statement3" in res:
+            s3 = res["statement3"]
+            for k in ("order0_residual", "order0_relative_residual", "order1_relative_residual", "s_eff"):
+                for N, v in zip(s3["Ns"], s3[k]):
+                    w.writerow(["statement3", k, N, k, v, ""])
+
+
+def write_json(path, res):
+    with open(path, "w") as fh:
+        fh.write(json.dumps(res, indent=1, default=float) + "\n")
+
+
+def summary(console, res, quick, out):
+    """The discrepancy table and the statements' PASS/FAIL lines."""
+    from rich.table import Table
+
+    chis = res["chis"]
+    t = Table(title=f"msat run ({'quick' if quick else 'full'}): RMS train / test discrepancy")
+    t.add_column("chi", justify="right")
+    methods = list(res["rows"])
+    for m in methods:
+        t.add_column(m, justify="right")
+    for j, chi in enumerate(chis):
+        cells = []
+        for m in methods:
+            r = res["rows"][m]
+            cells.append(f"{r['disc_train'][j]:.3f}/{r['disc_test'][j]:.3f}")
+        t.add_row(f"{chi:.3g}", *cells)
+    console.width = max(console.width, 140)
+    console.print(t)
+    for c in res["checks"]:
+        console.print(f"{c['status']} statement {c['statement']} ({c['figure']}): {c['detail']}")
+    console.print(f"wrote {out}/fig_discrepancy.png, fig_orders.png, fig_features.png, results.json, "
+                  f"results.csv in {res['seconds']:.1f} s")

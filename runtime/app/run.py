@@ -1,0 +1,187 @@
+"""The main job, `msat run`: the paper's headline comparison on the built-in Ising task.
+
+From standard (chi = 1) to mean-field (chi = N) scaling, every method on one chi ladder:
+NNGP, loop orders (tree level, dressed one to three loops) and the exact 1-D integral for linear
+networks, kernel adaptation (orders 0, 1) and sampled finite networks (HMC). Writes
+fig_discrepancy.png, fig_orders.png, fig_features.png, results.json and results.csv, prints a
+summary table, and checks THEORY §9's four statements on its own numbers (PASS/FAIL; a FAIL
+exits non-zero).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import data as _data
+from .. import spectral
+from ..errors import InputError
+from ..methods import exact
+from ..numerics import hmc
+from ..numerics.observe import alignment_of_spectrum
+from ..predict import predict
+from ..progress import Progress
+from . import checks, report, studies
+
+
+@dataclass
+class Config:
+    P: int
+    D: int
+    P_test: int
+    N: int
+    n_chi: int
+    samples: int
+    chains: int
+    orders_P: int
+    orders_D: int
+    orders_Ns: list
+    statement2_Ns: list
+    statement3_Ns: list
+    kappa: float = 0.5
+    seed: int = 0
+    mc_samples: int = 40000
+    chis: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.chis = [float(c) for c in np.geomspace(1.0, self.N, self.n_chi)]
+
+
+# P/N = 0.1: the kernel-adaptation saddle is accurate to O(P/N) (THEORY §2b), so statement 1 can be
+# checked against sampled networks at every chi including chi = 1
+QUICK = Config(P=12, D=24, P_test=24, N=120, n_chi=5, samples=600, chains=2, orders_P=16, orders_D=24,
+               orders_Ns=[50, 100, 200, 400, 800], statement2_Ns=[20, 40, 80, 160],
+               statement3_Ns=[50, 100, 200, 400], mc_samples=20000)
+FULL = Config(P=32, D=48, P_test=64, N=320, n_chi=9, samples=2000, chains=4, orders_P=40, orders_D=60,
+              orders_Ns=[100, 200, 400, 800, 1600], statement2_Ns=[40, 80, 160, 320, 640],
+              statement3_Ns=[100, 200, 400, 800, 1600], mc_samples=60000)
+
+
+def _rms(v):
+    v = np.asarray(v, dtype=float)
+    return float(np.sqrt(np.mean(v * v))) if v.size else float("nan")
+
+
+def _disc(y, m, mcse=None):
+    """RMS discrepancy sqrt(mean (y - m)^2) and its MCSE by the delta method."""
+    d = np.asarray(y) - np.asarray(m)
+    r = _rms(d)
+    if mcse is None:
+        return r, None
+    err = float(np.sqrt(np.sum((d * np.asarray(mcse)) ** 2)) / (len(d) * max(r, 1e-300)))
+    return r, err
+
+
+def compute(cfg: Config, activation: str, progress=True) -> dict:
+    """Every number of the figures, as plain lists."""
+    linear = activation == "linear"
+    ds = _data.builtin("ising", P=cfg.P, D=cfg.D, P_test=cfg.P_test, seed=cfg.seed)
+    X, y, Xt, yt = ds.X, ds.y, ds.X_test, ds.y_test
+    chis, N, kappa = cfg.chis, cfg.N, cfg.kappa
+    methods = (["nngp", "exact", "loop_o0", "loop_o1", "loop_o2", "loop_o3", "adaptive_o0", "adaptive_o1",
+                "adaptive_o2"]
+               if linear else ["nngp", "adaptive_o0", "adaptive_o1"])
+    n_tasks = (len(methods) + len(chis) + 2 * len(cfg.orders_Ns) + len(cfg.statement2_Ns)
+               + (len(cfg.statement3_Ns) if linear else 0))
+    bar = Progress(n_tasks, progress, "[bold]msat run[/bold]")
+    rows, raw = {}, {}
+    common = dict(N=N, chi=chis, kappa=kappa, activation=activation)
+    for m in methods:
+        bar.step(m)
+        if m.startswith("loop"):
+            L = int(m[-1])
+            res = predict(X, y, Xt, method="loop", order=L, dressed=L > 0, **common)
+        elif m.startswith("adaptive"):
+            res = predict(X, y, Xt, method="adaptive", order=int(m[-1]), mc_samples=None if linear else cfg.mc_samples,
+                          seed=cfg.seed, **common)
+        else:
+            res = predict(X, y, Xt, method=m, **common)
+        raw[m] = res
+        rows[m] = {"disc_train": [_disc(y, r["train_mean"])[0] for r in res],
+                   "disc_test": [_disc(yt, r["test_mean"])[0] for r in res]}
+    spec_phi = spectral.spectrum(X, y, Xt, 1.0, activation)
+    rows["nngp"]["alignment"] = [alignment_of_spectrum(spec_phi)] * len(chis)
+    theory = raw["adaptive_o1"]
+    rows["adaptive_o1"]["alignment"] = [r["observables"]["kernel_alignment"] for r in theory]
+    if linear:
+        rows["adaptive_o1"]["omega"] = [r["observables"]["weight_cov_direction"] for r in theory]
+        rows["exact"]["omega"] = []
+    spec = spectral.spectrum(X, y, Xt, 1.0)
+    samp = {k: [] for k in ("disc_train", "disc_train_err", "disc_test", "disc_test_err", "alignment",
+                            "alignment_err", "omega", "omega_err", "rhat_max", "ess_min")}
+    for j, chi in enumerate(chis):
+        bar.step(f"sampling chi = {chi:.3g}")
+        # the learned direction of the theory, X^T alpha with alpha = (y - <f>)/kappa
+        u = X.T @ (y - np.asarray(theory[j]["train_mean"]))
+        u /= np.linalg.norm(u)
+        ch = hmc.run_chains(X, y, Xt, N=N, chi=chi, kappa=kappa, activation=activation,
+                            samples=cfg.samples, chains=cfg.chains, seed=cfg.seed + j, directions=u[None, :])
+        s = hmc.summarise(ch, y, 1.0, cfg.D, X)
+        dt, et = _disc(y, s["train_mean"], s["train_mean_mcse"])
+        dv, ev = _disc(yt, s["test_mean"], s["test_mean_mcse"])
+        dirs = hmc.diagnostics(ch, "dirs")
+        al = hmc.diagnostics(ch, "align")
+        samp["disc_train"].append(dt)
+        samp["disc_train_err"].append(et)
+        samp["disc_test"].append(dv)
+        samp["disc_test_err"].append(ev)
+        samp["alignment"].append(s["observables"]["kernel_alignment"])
+        samp["alignment_err"].append(float(al["mcse"][0]))
+        samp["omega"].append(float(np.concatenate([c.dirs for c in ch]).mean()) - 1.0 / cfg.D)
+        samp["omega_err"].append(float(dirs["mcse"][0]))
+        samp["rhat_max"].append(s["rhat_max"])
+        samp["ess_min"].append(s["ess_min"])
+        if linear:
+            z = np.sqrt(1.0 / cfg.D) * spec.U.T @ (X @ u)
+            rows["exact"]["omega"].append(
+                exact.moments(spec, N, chi, kappa, 1.0, weight_direction=(z, 1.0 / cfg.D))["weight_cov_direction"])
+    rows["sample"] = samp
+    out = {"activation": activation, "config": asdict(cfg), "chis": chis, "rows": rows,
+           "adaptive_mc_error": {k: [float(np.max(r.get("mc_error", {}).get(k, [0.0]) or [0.0])) for r in theory]
+                                 for k in ("train_mean", "test_mean")},
+           "predict_points": [{"method": "exact" if linear else "adaptive", "order": None if linear else 1,
+                               "chi": chis[i], "test_mean": raw["exact" if linear else "adaptive_o1"][i]["test_mean"]}
+                              for i in (0, len(chis) - 1)]}
+    # the loop expansion and its exact reference exist for the linear network only: fig_orders
+    # shows the linear network whatever the activation of the ladder
+    out["orders"] = studies.orders(cfg, bar)
+    out["orders"]["statement2"] = studies.statement2(cfg, bar)
+    if linear:
+        out["statement3"] = studies.statement3(cfg, bar, raw)
+    bar.close()
+    return out
+
+
+def run(out="msat-run", *, quick=False, activation="linear", progress=False, console=None) -> dict:
+    """The main job (DESIGN contract `msat run`): compute, check docs/theory.md §9's statements,
+    write the figures, results.json and results.csv into ``out``, print the summary. Returns the
+    results (``res["checks"]`` holds the PASS/FAIL of each statement)."""
+    from rich.console import Console
+
+    from . import plots
+
+    if activation not in ("linear", "erf"):
+        raise InputError(f"msat run supports --activation linear or erf, got {activation!r}")
+    console = console or Console()
+    t0 = time.perf_counter()
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"cannot create {out}: {err.strerror}") from None
+    cfg = QUICK if quick else FULL
+    res = compute(cfg, activation, progress)
+    res["checks"] = checks.checks(res)
+    chis = res["chis"]
+    title = (f"Ising task, {activation} network, P = {cfg.P}, D = {cfg.D}, N = {cfg.N}, "
+             f"kappa = {cfg.kappa}")
+    plots.discrepancy(out / "fig_discrepancy.png", chis, res["rows"], title)
+    plots.orders(out / "fig_orders.png", res["orders"], "Loop expansion vs exact, linear network (Ising task)")
+    plots.features(out / "fig_features.png", chis, res["rows"], res.get("statement3"), title)
+    res["seconds"] = time.perf_counter() - t0
+    report.write_json(out / "results.json", res)
+    report.write_csv(out / "results.csv", res)
+    report.summary(console, res, quick, out)
+    return res

@@ -1,0 +1,103 @@
+"""Convergence studies of the main job against the exact integral (docs/theory.md §3, §9):
+loop-order errors against N at chi = 1 and chi = N with their slopes, kernel adaptation order 2,
+statement 2 (P comparable to N) and statement 3 (the adapted mean as a rescaling)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import data as _data
+from .. import spectral
+from ..methods import exact
+from ..predict import predict
+
+
+def _rms(v):
+    v = np.asarray(v, dtype=float)
+    return float(np.sqrt(np.mean(v * v))) if v.size else float("nan")
+
+
+def _loop_errors(spec, N, chi, kappa, orders, dressed, ex):
+    from ..methods.loop import series, truncate
+    from ..numerics.saddle import ActionGradient, find_saddle
+
+    sd = find_saddle(ActionGradient(spec, N, chi, kappa, 1.0, dressed))
+    errs = []
+    for L in orders:
+        v = truncate(series(spec, N, [sd.s], [chi], kappa, 1.0, L, dressed))
+        errs.append(max(float(np.max(np.abs(v[k][0] - ex[k]))) for k in ("train_mean", "test_mean", "test_var")))
+    return errs
+
+
+def orders(cfg, bar):
+    ds = _data.builtin("ising", P=cfg.orders_P, D=cfg.orders_D, P_test=10, seed=cfg.seed)
+    spec = spectral.spectrum(ds.X, ds.y, ds.X_test, 1.0)
+    errors = {}
+    for regime in ("chi=1", "chi=N"):
+        errors[regime] = {"bare": [[] for _ in range(4)], "dressed": [[] for _ in range(4)]}
+        for N in cfg.orders_Ns:
+            bar.step(f"loop orders, {regime}, N = {N}")
+            chi = 1.0 if regime == "chi=1" else float(N)
+            ex = exact.moments(spec, N, chi, cfg.kappa, 1.0)
+            for variant in ("bare", "dressed"):
+                for L, e in enumerate(_loop_errors(spec, N, chi, cfg.kappa, range(4), variant == "dressed", ex)):
+                    errors[regime][variant][L].append(e)
+    # kernel adaptation order 2 (the kernel field's own loop, THEORY §2c), means only
+    kf = {"chi=1": [], "chi=N": []}
+    for regime in kf:
+        for N in cfg.orders_Ns:
+            chi = 1.0 if regime == "chi=1" else float(N)
+            ex = exact.moments(spec, N, chi, cfg.kappa, 1.0)
+            r = predict(ds.X, ds.y, ds.X_test, N=N, chi=chi, kappa=cfg.kappa, method="adaptive", order=2)
+            kf[regime].append(max(float(np.max(np.abs(np.array(r[k]) - ex[k]))) for k in ("train_mean", "test_mean")))
+    slopes = {}
+    for regime, d in errors.items():
+        for variant, per_L in d.items():
+            for L, e in enumerate(per_L):
+                pts = [(math.log(n), math.log(v)) for n, v in zip(cfg.orders_Ns, e) if v > 1e-13]
+                slopes[f"{regime} {variant} L={L}"] = (float(np.polyfit(*np.array(pts).T, 1)[0])
+                                                       if len(pts) >= 3 else None)
+    for regime, e in kf.items():
+        slopes[f"{regime} adaptive o2"] = float(np.polyfit(np.log(cfg.orders_Ns), np.log(e), 1)[0])
+    return {"P": cfg.orders_P, "Ns": cfg.orders_Ns, "errors": errors, "slopes": slopes, "adaptive_o2": kf}
+
+
+def statement2(cfg, bar):
+    from ..methods.loop import series, truncate
+    from ..numerics.saddle import ActionGradient, find_saddle
+
+    out = {"Ns": cfg.statement2_Ns, "tree_chi1": [], "dressed1_chi1": [], "tree_chiN": []}
+    for N in cfg.statement2_Ns:
+        bar.step(f"statement 2, N = {N}")
+        P = N // 2
+        ds = _data.builtin("ising", P=P, D=P, P_test=4, seed=cfg.seed)
+        spec = spectral.spectrum(ds.X, ds.y, ds.X_test, 1.0)
+        for chi, keys in ((1.0, (("tree_chi1", 0, False), ("dressed1_chi1", 1, True))), (float(N), (("tree_chiN", 0, False),))):
+            ex = exact.moments(spec, N, chi, cfg.kappa, 1.0)
+            for key, L, dressed in keys:
+                sd = find_saddle(ActionGradient(spec, N, chi, cfg.kappa, 1.0, dressed))
+                v = truncate(series(spec, N, [sd.s], [chi], cfg.kappa, 1.0, L, dressed))
+                out[key].append(_rms(v["train_mean"][0] - ex["train_mean"]))
+    return out
+
+
+def statement3(cfg, bar, raw):
+    from ..numerics.rescale import effective_rescaling
+
+    ds = _data.builtin("ising", P=cfg.orders_P, D=cfg.orders_D, P_test=4, seed=cfg.seed)
+    spec = spectral.spectrum(ds.X, ds.y, ds.X_test, 1.0)
+    out = {"Ns": cfg.statement3_Ns, "order0_residual": [], "order0_relative_residual": [],
+           "order1_relative_residual": [], "s_eff": [],
+           "ladder_order0_residual": [r["observables"]["s_eff_residual"] for r in raw["adaptive_o0"]]}
+    for N in cfg.statement3_Ns:
+        bar.step(f"statement 3, N = {N}")
+        chis = list(np.geomspace(1.0, N, 6))
+        r0 = predict(ds.X, ds.y, ds.X_test, N=N, chi=chis, kappa=cfg.kappa, method="adaptive", order=0)[-1]
+        r1 = predict(ds.X, ds.y, ds.X_test, N=N, chi=chis, kappa=cfg.kappa, method="adaptive", order=1)[-1]
+        out["order0_residual"].append(r0["observables"]["s_eff_residual"])
+        out["order0_relative_residual"].append(r0["observables"]["s_eff_relative_residual"])
+        e1 = effective_rescaling(spec, r1["train_mean"], cfg.kappa, 1.0)
+        out["order1_relative_residual"].append(e1["s_eff_relative_residual"])
+        out["s_eff"].append(e1["s_eff"])
+    return out

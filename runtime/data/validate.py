@@ -1,0 +1,128 @@
+"""Validation of user arrays (docs/theory.md §8): everything returned is float64 and
+C-contiguous; every mistake raises InputError with a one-line message that names the file, key
+or column at fault (the CLI prints it and exits with code 2)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def fail(message: str) -> InputError:
+    """An InputError whose message is folded onto one line."""
+    return InputError(_one_line(message))
+
+
+@dataclass
+class Dataset:
+    """Training inputs ``X`` (P x D), targets ``y`` (P,), test inputs ``X_test`` (P* x D, P* may be
+    0) and test targets ``y_test`` (P*,) or None when unknown."""
+
+    X: np.ndarray
+    y: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray | None
+    name: str
+
+    @property
+    def P(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def D(self) -> int:
+        return int(self.X.shape[1])
+
+    @property
+    def P_test(self) -> int:
+        return int(self.X_test.shape[0])
+
+
+def _as_float(value, key: str, name: str) -> np.ndarray:
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged nested sequences
+        raise fail(f"{name}: {key} is not a rectangular numeric array ({exc})") from None
+    if raw.dtype.kind == "c":
+        raise fail(f"{name}: {key} has complex values; real numbers are required")
+    if raw.dtype.kind in "mMV":
+        raise fail(f"{name}: {key} has dtype {raw.dtype}; real numbers are required")
+    try:
+        arr = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise fail(f"{name}: {key} is not numeric ({exc})") from None
+    return np.ascontiguousarray(arr)
+
+
+def _check_finite(arr: np.ndarray, key: str, name: str) -> None:
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        what = "NaN" if np.isnan(arr[first]) else "inf"
+        where = f"{key}[{', '.join(map(str, first))}]"
+        raise fail(f"{name}: {key} contains {what} (first at {where}); all values must be finite")
+
+
+def _as_vector(value, key: str, name: str, length: int, rows_of: str) -> np.ndarray:
+    v = _as_float(value, key, name)
+    if v.ndim == 2 and v.shape[1] == 1:
+        v = v[:, 0]
+    if v.ndim != 1:
+        raise fail(f"{name}: {key} must be a vector of length {length}, got shape {v.shape}")
+    if v.shape[0] != length:
+        raise fail(f"{name}: {key} has {v.shape[0]} entries but {rows_of} has {length} rows")
+    return np.ascontiguousarray(v)
+
+
+def validate(X, y, X_test=None, y_test=None, name: str = "data") -> Dataset:
+    """Check and convert user arrays to a :class:`Dataset` (float64, C-contiguous).
+
+    ``y`` may be (P,) or (P, 1); a 1-D ``X_test`` of length D is one test point; ``y_test`` needs
+    ``X_test`` and one entry per test point. Raises InputError on any problem."""
+    name = str(name)
+    if X is None:
+        raise fail(f"{name}: X is missing")
+    if y is None:
+        raise fail(f"{name}: y is missing")
+    X = _as_float(X, "X", name)
+    if X.ndim != 2:
+        raise fail(f"{name}: X must be a 2-D array (P x D), got shape {X.shape}")
+    P, D = X.shape
+    if P < 1 or D < 1:
+        raise fail(f"{name}: X is empty (shape {X.shape}); need at least one sample and one input")
+    _check_finite(X, "X", name)
+    y = _as_vector(y, "y", name, P, "X")
+    _check_finite(y, "y", name)
+
+    if X_test is None:
+        if y_test is not None:
+            raise fail(f"{name}: y_test given without X_test")
+        Xt = np.empty((0, D), dtype=np.float64)
+    else:
+        Xt = _as_float(X_test, "X_test", name)
+        if Xt.size == 0 and Xt.ndim in (1, 2):
+            Xt = np.empty((0, D), dtype=np.float64)
+        elif Xt.ndim == 1:
+            if Xt.shape[0] != D:
+                raise fail(
+                    f"{name}: X_test is 1-D with {Xt.shape[0]} entries; as one test point it "
+                    f"needs D = {D} (the columns of X)"
+                )
+            Xt = Xt.reshape(1, D)
+        elif Xt.ndim != 2:
+            raise fail(f"{name}: X_test must be a 2-D array (P* x D), got shape {Xt.shape}")
+        elif Xt.shape[1] != D:
+            raise fail(f"{name}: X_test has {Xt.shape[1]} columns but X has D = {D}")
+        Xt = np.ascontiguousarray(Xt)
+        _check_finite(Xt, "X_test", name)
+
+    yt = None
+    if y_test is not None:
+        yt = _as_vector(y_test, "y_test", name, Xt.shape[0], "X_test")
+        _check_finite(yt, "y_test", name)
+    return Dataset(X=X, y=y, X_test=Xt, y_test=yt, name=name)

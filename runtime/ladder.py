@@ -1,0 +1,86 @@
+"""The chi ladder (docs/theory.md §5): one loop for every method.
+
+Points are solved in the given order, each warm-started from the previous solution (the first
+from the method's own start, the NNGP where a saddle is solved). A step that fails is retried
+through geometric intermediate chi values when the method allows it; a point that still fails
+ends the ladder and is recorded (the points before it are kept). A solution that changes by more
+than half between nearby chi values is flagged as a possible branch jump. Each point reports its
+own time: its solve, its share of the method's batched evaluation, and the set-up for the first.
+
+A method provides a solver with:
+  ``solve(chi, warm)``   the state at chi (``warm`` is None for the first point); the state has
+                         attributes ``chi`` and ``warnings`` (a list);
+  ``warm(state)``        what the next point starts from;
+  ``change(state, prev)`` the relative change of the solution between two points, or None;
+  ``results(states)``    the Result objects of the converged states (batched where that pays);
+  ``retries``            how many times a failing step may be split (0: never).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConvergenceError
+from .results import Result
+
+#: relative change of the solution that counts as a possible branch jump ...
+JUMP = 0.5
+#: ... between chi values closer than this in ln chi
+JUMP_LN_CHI = 0.7
+
+
+@dataclass
+class Point:
+    """A solved ladder point for methods whose state is one value (a saddle, a set of moments)."""
+
+    chi: float
+    value: Any = None
+    warnings: list = field(default_factory=list)
+
+
+def solve(solver, chis, setup_seconds: float = 0.0) -> list[Result]:
+    """Results along the ladder ``chis`` (a failed point, if any, last)."""
+    states, seconds, failure = [], [], None
+    warm, prev = None, None
+    for chi in chis:
+        t0 = time.perf_counter()
+        try:
+            st = _reach(solver, None if prev is None else prev.chi, warm, chi, solver.retries)
+        except ConvergenceError as err:
+            failure = Result.failed(chi, err)
+            break
+        if prev is not None:
+            jump = solver.change(st, prev)
+            if jump is not None and jump > JUMP and abs(math.log(chi / prev.chi)) < JUMP_LN_CHI:
+                st.warnings.append(f"solution changed by {jump:.0%} between chi = {prev.chi:g} and "
+                                   f"{chi:g}: possible branch jump")
+        seconds.append(time.perf_counter() - t0)
+        states.append(st)
+        warm, prev = solver.warm(st), st
+    t0 = time.perf_counter()
+    results = solver.results(states) if states else []
+    share = (time.perf_counter() - t0) / max(len(results), 1)
+    for r, s in zip(results, seconds):
+        r.seconds = s + share
+    if results:
+        results[0].seconds += setup_seconds
+    if failure is not None:
+        results.append(failure)
+    return results
+
+
+def _reach(solver, chi_prev, warm, chi, depth):
+    """Solve at chi from ``warm`` (the solution at chi_prev); on failure, through the geometric
+    mid-point, up to ``depth`` times."""
+    try:
+        return solver.solve(chi, warm)
+    except ConvergenceError:
+        if depth <= 0 or chi_prev is None:
+            raise
+    mid = math.sqrt(chi_prev * chi)
+    st_mid = _reach(solver, chi_prev, warm, mid, depth - 1)
+    st = _reach(solver, mid, solver.warm(st_mid), chi, depth - 1)
+    st.warnings.append(f"reached chi = {chi:g} through intermediate chi = {mid:g}")
+    return st

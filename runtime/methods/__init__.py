@@ -1,0 +1,29 @@
+"""The methods (docs/theory.md §1-§7), one module each with one signature:
+``solver(data, params, *, progress=False, draws=None)`` returns a ladder solver
+(runtime.ladder) for a validated Dataset and Params.
+
+  nngp         infinite width (§1)
+  exact        the exact 1-D integral over the rescaling field, linear networks (§2a)
+  loop         its loop series to any generated order (§3)
+  adaptive     kernel adaptation, linear networks, orders 0 and 1 (§2b)
+  kernelfield  the Wishart field's own loop, linear networks, order 2 (§2c)
+  nonlinear    kernel adaptation for erf and relu (§2b, §6)
+  sample       finite networks sampled by HMC (§7)
+"""
+from __future__ import annotations
+
+from importlib import import_module
+
+
+def module_name(params) -> str:
+    """The method module that serves a request."""
+    if params.method == "adaptive":
+        if params.activation != "linear":
+            return "nonlinear"
+        return "kernelfield" if params.order == 2 else "adaptive"
+    return params.method
+
+
+def solver(data, params, *, progress=False, draws=None):
+    return import_module(f"{__name__}.{module_name(params)}").solver(data, params, progress=progress,
+                                                                     draws=draws)

@@ -1,0 +1,46 @@
+"""`--method adaptive --order 0|1`, linear networks (docs/theory.md §2b): the structured saddle of
+numerics.linear_saddle along the ladder from the NNGP, with the adapted kernel, its alignment,
+the hidden-weight observables and the effective rescaling (docs/theory.md §4)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..numerics.linear_saddle import LinearSaddle
+from ..numerics.rescale import effective_rescaling
+from ..results import Result
+from ..spectral import spectrum
+
+
+class _Solver:
+    retries = 8  # a failing step is retried through intermediate chi values
+
+    def __init__(self, data, params):
+        self.params = params
+        self.spec = spectrum(data.X, data.y, data.X_test, params.g_w, "linear")
+        self.saddle = LinearSaddle(self.spec, params.N, params.kappa, params.g_v, params.order)
+
+    def solve(self, chi, warm):
+        return self.saddle.solve(chi, warm)
+
+    def warm(self, state):
+        return state.a
+
+    def change(self, state, prev):
+        return float(np.linalg.norm(state.a - prev.a) / max(np.linalg.norm(prev.a), 1e-300))
+
+    def results(self, states):
+        p, out = self.params, []
+        for st in states:
+            pr = self.saddle.predictions(st)
+            obs = self.saddle.observables(st, pr["B"], pr["E"], p.g_w, p.D)
+            obs.pop("direction_r")
+            obs.update(effective_rescaling(self.spec, pr["train_mean"], p.kappa, p.g_v))
+            obs.update({"newton_iterations": st.iterations, "saddle_residual": st.residual})
+            r = Result.point(p, st.chi, pr, {"observables": obs})
+            r.warnings += st.warnings
+            out.append(r)
+        return out
+
+
+def solver(data, params, **_):
+    return _Solver(data, params)

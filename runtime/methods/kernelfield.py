@@ -1,0 +1,85 @@
+"""`--method adaptive --order 2`, linear networks (docs/theory.md §2c): the saddle of the exact
+Wishart-field action (the P x P kernel field when P < D, else the D x D weight field), warm-started
+from the order-1 kernel-adaptation saddle and along the ladder, plus its one-loop correction."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConvergenceError
+from ..numerics.linear_saddle import LinearSaddle
+from ..numerics.observe import alignment_of_spectrum, kernel_target_alignment
+from ..numerics.wishart import WishartField
+from ..results import Result
+from ..spectral import linear_kernels, spectrum
+
+
+@dataclass
+class _State:
+    chi: float
+    first: object  # the order-1 saddle (numerics.linear_saddle.State)
+    test_var: np.ndarray
+    field: WishartField
+    F: np.ndarray
+    iterations: int
+    warnings: list = field(default_factory=list)
+
+
+class _Solver:
+    retries = 8
+
+    def __init__(self, data, params):
+        self.data, self.params = data, params
+        self.spec = spectrum(data.X, data.y, data.X_test, params.g_w, "linear")
+        self.first = LinearSaddle(self.spec, params.N, params.kappa, params.g_v, 1)
+
+    def solve(self, chi, warm):
+        p, d = self.params, self.data
+        a_prev, F_prev = warm if warm is not None else (None, None)
+        st1 = self.first.solve(chi, a_prev)
+        pr1 = self.first.predictions(st1)
+        fld = WishartField.for_data(d.X, d.y, p.N, chi, p.kappa, p.g_v, p.g_w)
+        if F_prev is None:
+            U = self.spec.U[:, self.first.mask]
+            F_prev = fld.start_from_kernel(U @ pr1["B"] @ U.T)
+        try:
+            F, iters = fld.saddle(F_prev)
+        except np.linalg.LinAlgError as err:
+            raise ConvergenceError(f"{fld.name} field: {err}", {"chi": chi}) from None
+        return _State(chi, st1, pr1["test_var"], fld, F, iters, list(st1.warnings))
+
+    def warm(self, state):
+        return state.first.a, state.F
+
+    def change(self, state, prev):
+        a, b = state.first.a, prev.first.a
+        return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+    def results(self, states):
+        p, d, out = self.params, self.data, []
+        kstar = linear_kernels(d.X, d.X_test, p.g_w)[1]
+        for st in states:
+            fld = st.field
+            beta1, beta0 = fld.one_loop(st.F)
+            m1, m0 = fld.train_mean(beta1), fld.train_mean(beta0)
+            values = {"train_mean": m1, "test_mean": fld.test_mean(beta1, d.X_test, kstar),
+                      "test_var": st.test_var}
+            evals, yCy = fld.kernel_spectrum(st.F)
+            obs = {
+                "kernel_alignment": kernel_target_alignment(yCy, d.y @ d.y, np.linalg.norm(evals)),
+                "kernel_alignment_nngp": alignment_of_spectrum(self.spec),
+                "kernel_top_eigenvalues": evals[:5].tolist(),
+                "loop_correction": float(np.max(np.abs(m1 - m0))),
+                "field": f"{fld.name} ({fld.n} x {fld.n})",
+                "saddle_newton_iterations": st.iterations,
+                "test_var_source": "kernel adaptation order 1 (the Wishart-field loop corrects the means)",
+            }
+            r = Result.point(p, st.chi, values, {"observables": obs})
+            r.warnings += st.warnings
+            out.append(r)
+        return out
+
+
+def solver(data, params, **_):
+    return _Solver(data, params)

@@ -1,0 +1,42 @@
+"""`--method nngp` (docs/theory.md §1): the infinite-width Gaussian-process predictor with the NNGP
+kernel K^phi, i.e. the kernel-rescaling field at s = 1 for every chi."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ladder import Point
+from ..numerics import observe
+from ..results import Result
+from ..spectral import spectrum
+
+
+class _Solver:
+    retries = 0
+
+    def __init__(self, data, params):
+        self.params = params
+        self.spec = spectrum(data.X, data.y, data.X_test, params.g_w, params.activation)
+
+    def solve(self, chi, warm):
+        return Point(chi)
+
+    def warm(self, state):
+        return None
+
+    def change(self, state, prev):
+        return None
+
+    def results(self, states):
+        p, spec = self.params, self.spec
+        chis = np.array([st.chi for st in states])
+        tab = observe.Tables(spec, np.ones(len(chis)), chis, p.kappa, p.g_v, order=0)
+        train = observe.train_mean(spec, tab.train[:, 0, :])
+        test = observe.test_mean(spec, tab.test[:, 0, :])
+        var = observe.test_var(spec, tab.var[:, 0, :], tab.var_scalar[:, 0])
+        return [Result.point(p, c, {"train_mean": train[j], "test_mean": test[j], "test_var": var[j],
+                                    "s_mean": 1.0, "s_var": 0.0})
+                for j, c in enumerate(chis.tolist())]
+
+
+def solver(data, params, **_):
+    return _Solver(data, params)

@@ -1,0 +1,80 @@
+"""`--method adaptive`, erf and relu networks (docs/theory.md §2b, §6): the saddle of the adapted
+single-neuron law by the cumulant expansion (small chi/N) or the single-neuron Monte Carlo
+(numerics.nonlinear_saddle), warm-started along the ladder from the NNGP."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..numerics.nonlinear_saddle import NonlinearSaddle
+from ..numerics.observe import alignment_of, alignment_of_spectrum
+from ..numerics.rescale import effective_rescaling
+from ..results import Result
+from ..spectral import spectrum
+
+#: chi/N below which "auto" uses the cumulant expansion of docs/theory.md §6
+CUMULANT_MAX_CHI_OVER_N = 0.1
+
+
+class _Solver:
+    retries = 0
+
+    def __init__(self, data, params):
+        self.data, self.params = data, params
+        self.spec_phi = spectrum(data.X, data.y, data.X_test, params.g_w, params.activation)
+        self._saddles = {}
+
+    def estimator(self, chi):
+        est = self.params.estimator
+        if est == "auto":
+            return "cumulant" if chi / self.params.N <= CUMULANT_MAX_CHI_OVER_N else "mc"
+        return est
+
+    def saddle(self, est):
+        """One solver per estimator, built when first needed (its draws are fixed by the seed)."""
+        if est not in self._saddles:
+            p, d, kw = self.params, self.data, {}
+            if p.mc_samples:
+                # mc_samples counts Monte Carlo draws: prior draws for the cumulant estimator; for
+                # the single-neuron sampler ~300 recorded states per chain and replicate pass
+                kw = ({"n_prior": int(p.mc_samples)} if est == "cumulant"
+                      else {"n_chains": int(min(max(p.mc_samples // 300, 16), 512))})
+            self._saddles[est] = NonlinearSaddle(d.X, d.y, d.X_test, p.N, p.kappa, p.g_v, p.g_w,
+                                                 p.activation, p.order, estimator=est, seed=p.seed, **kw)
+        return self._saddles[est]
+
+    def solve(self, chi, warm):
+        C_prev, mc_state = warm if warm is not None else (None, None)
+        est = self.estimator(chi)
+        st = self.saddle(est).solve(chi, C_prev, mc_state=mc_state)
+        st.estimator = est
+        return st
+
+    def warm(self, state):
+        return state.C, getattr(state, "mc_state", None)
+
+    def change(self, state, prev):
+        return float(np.linalg.norm(state.C - prev.C) / max(np.linalg.norm(prev.C), 1e-300))
+
+    def results(self, states):
+        p, y, out = self.params, self.data.y, []
+        for st in states:
+            obs = {
+                "estimator": st.estimator,
+                "kernel_alignment": alignment_of(y, st.C),
+                "kernel_alignment_nngp": alignment_of_spectrum(self.spec_phi),
+                "kernel_top_eigenvalues": np.linalg.eigvalsh(st.C)[::-1][:5].tolist(),
+                "fixed_point_iterations": st.iterations,
+            }
+            if st.acceptance is not None:
+                obs["mala_acceptance"] = st.acceptance
+            obs.update(effective_rescaling(self.spec_phi, st.predictions["train_mean"], p.kappa, p.g_v))
+            extra = {"observables": obs,
+                     "mc_error": {k: np.asarray(v).tolist() for k, v in st.mc_error.items()}}
+            r = Result.point(p, st.chi, st.predictions, extra)
+            r.warnings += st.warnings
+            out.append(r)
+        return out
+
+
+def solver(data, params, **_):
+    return _Solver(data, params)

@@ -1,0 +1,54 @@
+"""`--method sample` / `msat sample` (docs/theory.md §7): finite networks sampled from the
+posterior by HMC over all weights (numerics.hmc), with ArviZ diagnostics and Monte Carlo errors."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ladder import Point
+from ..numerics import hmc
+from ..results import Result
+
+
+class _Solver:
+    retries = 0
+
+    def __init__(self, data, params, progress=False, draws=None):
+        self.data, self.params, self.progress, self.draws = data, params, progress, draws
+
+    def solve(self, chi, warm):
+        p, d = self.params, self.data
+        chains = hmc.run_chains(d.X, d.y, d.X_test, N=p.N, chi=chi, kappa=p.kappa, g_v=p.g_v, g_w=p.g_w,
+                                activation=p.activation, samples=p.samples, chains=p.chains, seed=p.seed,
+                                progress=self.progress)
+        summary = hmc.summarise(chains, d.y, p.g_w, p.D, d.X)
+        if self.draws is not None:
+            self.draws.append({"chi": chi, **{k: np.stack([getattr(c, k) for c in chains])
+                                              for k in ("train", "test", "dirs", "align", "accept")}})
+        return Point(chi, value=summary)
+
+    def warm(self, state):
+        return None
+
+    def change(self, state, prev):
+        return None
+
+    def results(self, states):
+        out = []
+        for st in states:
+            s = st.value
+            extra = {
+                "train_mean_mcse": np.asarray(s["train_mean_mcse"]).tolist(),
+                "test_mean_mcse": np.asarray(s["test_mean_mcse"]).tolist(),
+                "train_var": np.asarray(s["train_var"]).tolist(),
+                "rhat_max": s["rhat_max"],
+                "ess_min": s["ess_min"],
+                "observables": s["observables"],
+            }
+            r = Result.point(self.params, st.chi, s, extra)
+            r.warnings += s["warnings"]
+            out.append(r)
+        return out
+
+
+def solver(data, params, progress=False, draws=None):
+    return _Solver(data, params, progress, draws)

@@ -1,0 +1,159 @@
+"""One frozen parameter object, validated once (docs/theory.md §1): numbers, choices, what this
+version offers for each activation, the scales the float64 evaluation needs, and the memory the
+request will take. Everything below ``predict`` receives a :class:`Params`, never loose keywords.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from . import memory, values
+from .errors import InputError
+
+METHODS = ("nngp", "exact", "loop", "adaptive", "sample")
+ACTIVATIONS = ("linear", "erf", "relu")
+#: methods built for each activation
+AVAILABLE = {"linear": ("nngp", "exact", "loop", "adaptive", "sample"),
+             "erf": ("nngp", "adaptive", "sample"), "relu": ("nngp", "adaptive", "sample")}
+#: kernel-adaptation orders built per activation
+ADAPTIVE_ORDERS = {"linear": (0, 1, 2), "erf": (0, 1), "relu": (0, 1)}
+#: non-linear adaptive estimators: cumulant expansion, single-neuron Monte Carlo, or chosen by chi/N
+ESTIMATORS = ("auto", "cumulant", "mc")
+#: the fit term chi |y|^2 / kappa and the kernel scale must stay below this (float64 headroom)
+SCALE_MAX = 1e250
+#: kappa below this multiple of g_v tr(K^phi) is under the float64 resolution of the kernel
+KAPPA_RESOLUTION = 2.0 ** -52
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every parameter of one request (docs/theory.md §1), validated. ``order`` is the order that
+    runs (None for nngp, exact and sample)."""
+
+    N: int
+    kappa: float
+    g_v: float
+    g_w: float
+    activation: str
+    method: str
+    order: int | None
+    dressed: bool
+    P: int
+    D: int
+    P_test: int
+    estimator: str = "auto"
+    seed: int = 0
+    mc_samples: int | None = None
+    samples: int = 1000
+    chains: int = 4
+
+    def public(self) -> dict:
+        """The "params" of a result object (the DESIGN contract's keys for this method)."""
+        out = {k: getattr(self, k) for k in ("N", "kappa", "g_v", "g_w", "activation", "dressed",
+                                              "P", "D", "P_test")}
+        if self.method == "sample":
+            out.update(samples=self.samples, chains=self.chains, seed=self.seed)
+        elif self.method == "adaptive":
+            out.update(estimator=self.estimator, seed=self.seed)
+        return out
+
+    def replace(self, **changes) -> "Params":
+        return Params(**{**asdict(self), **changes})
+
+
+def build(P, D, P_test, *, N, kappa, g_v=1.0, g_w=1.0, activation="linear", method=None, order=1,
+          dressed=False, estimator="auto", seed=0, mc_samples=None, samples=1000, chains=4) -> Params:
+    """Validate every parameter of a request on data of shape (P, D), P_test test points."""
+    N = values.positive("N", N, integer=True)
+    kappa = values.positive("kappa", kappa)
+    g_v = values.positive("g_v", g_v)
+    g_w = values.positive("g_w", g_w)
+    activation = values.choice("activation", activation, ACTIVATIONS)
+    if method is None:
+        method = "loop" if activation == "linear" else "adaptive"
+    method = values.choice("method", method, METHODS)
+    if method not in AVAILABLE[activation]:
+        raise InputError(f"method {method!r} is not available for activation {activation!r} in this "
+                         f"version (available: {', '.join(AVAILABLE[activation])})")
+    order = values.order(order)
+    if method == "adaptive" and order not in ADAPTIVE_ORDERS[activation]:
+        raise InputError(f"--method adaptive supports --order "
+                         f"{', '.join(map(str, ADAPTIVE_ORDERS[activation]))} for activation "
+                         f"{activation!r}, got {order}")
+    if method == "loop":
+        from msat import generated
+
+        if order > generated.MAX_ORDER:
+            raise InputError(f"loop order {order} is not generated (available: 0..{generated.MAX_ORDER}); "
+                             f"run `msat derive --order {order}` to emit it")
+    estimator = values.choice("estimator", estimator, ESTIMATORS)
+    seed = values.seed(seed)
+    if mc_samples is not None:
+        mc_samples = values.count("mc_samples", mc_samples, minimum=1)
+    samples = values.count("samples", samples, minimum=1)
+    chains = values.count("chains", chains, minimum=1)
+    if method == "adaptive" and order == 2 and activation == "linear":
+        n, what = (P, "P") if P < D else (D, "D")
+        if N <= n + 1:
+            raise InputError(f"--order 2 needs N > {what} + 1 = {n + 1} (docs/theory.md §2c: the "
+                             f"{'kernel' if P < D else 'weight'} field is {n} x {n}); got N = {N}")
+    p = Params(N=N, kappa=kappa, g_v=g_v, g_w=g_w, activation=activation, method=method,
+               order=order if method in ("loop", "adaptive") else None, dressed=bool(dressed),
+               P=int(P), D=int(D), P_test=int(P_test), estimator=estimator, seed=seed,
+               mc_samples=mc_samples, samples=samples, chains=chains)
+    memory.require(memory_needed(p), f"{method} on P = {P}, D = {D}, P_test = {P_test}, N = {N}",
+                   "reduce P, D or N (or --samples/--chains for sampling)")
+    return p
+
+
+def memory_needed(p: Params, n_chi: int = 1) -> float:
+    """Bytes a request will allocate at its peak, an upper estimate (float64 everywhere)."""
+    f8 = memory.F8
+    P, D, Pt, N = p.P, p.D, p.P_test, p.N
+    data = f8 * (P + Pt) * D
+    kernel = f8 * (6.0 * P * P + 3.0 * P * Pt)  # K, eigenvectors, LAPACK workspace, k*^T U
+    if p.method == "sample":
+        per_chain = f8 * (14.0 * N * D + 3.0 * N * P + P * P + D * D + p.samples * (P + Pt + 4))
+        parallel = min(p.chains, 2)
+        return data + parallel * per_chain + f8 * p.chains * p.samples * (P + Pt)
+    if p.activation != "linear" and p.method == "adaptive":
+        n = P + Pt
+        draws = p.mc_samples or 20000
+        return data + kernel + f8 * (2.0 * draws * n + 12.0 * n * n)
+    if p.method == "adaptive" and p.order == 2:
+        n = min(P, D)
+        return data + kernel + f8 * (30.0 * n * n + 2.0 * P * D)
+    tables = f8 * 4.0 * max(n_chi, 1000) * (2 * (p.order or 0) + 1) * P
+    return data + kernel + tables
+
+
+def check_scales(X, y, X_test, p: Params) -> None:
+    """Refuse data and parameters whose products overflow or underflow float64 in the theory:
+    the kernel (g_w/D) |x|^2 of the largest input, the fit term chi |y|^2 / kappa at chi = 1, and a
+    kappa below the float64 resolution of g_v K^phi (the posterior is then numerically singular)."""
+    c = p.g_w / p.D
+    with np.errstate(over="ignore", invalid="ignore"):
+        big = max(float(np.max(np.abs(X), initial=0.0)), float(np.max(np.abs(X_test), initial=0.0)))
+        scale = big if big > 0 else 1.0
+        # squared norms of the inputs scaled by their largest entry first, so that they overflow
+        # only when the kernel itself does
+        norms = c * np.einsum("ij,ij->i", X / scale, X / scale) * scale * scale
+        norms_test = c * np.einsum("ij,ij->i", X_test / scale, X_test / scale) * scale * scale
+        kmax = float(np.max(np.concatenate([norms, norms_test]), initial=0.0))
+        yy = float(y @ y)
+    if not (math.isfinite(kmax) and p.g_v * kmax * p.P <= SCALE_MAX):
+        raise InputError(f"inputs too large: the kernel (g_w/D)|x|^2 reaches {kmax:.3g} (largest entry "
+                         f"{big:.3g}), beyond what float64 can evaluate; rescale X")
+    if not (math.isfinite(yy) and yy / p.kappa <= SCALE_MAX):
+        raise InputError(f"targets too large for kappa = {p.kappa:g}: |y|^2 / kappa = {yy / p.kappa:.3g} "
+                         "overflows float64 in the fit term; rescale y or raise kappa")
+    trace = p.g_v * float(np.sum(norms))
+    if p.activation == "erf":
+        trace = min(trace, p.g_v * p.P)  # |erf| <= 1 bounds the diagonal of K^phi
+    floor = KAPPA_RESOLUTION * trace
+    if p.kappa < floor:
+        raise InputError(f"kappa = {p.kappa:g} is below the float64 resolution of the kernel "
+                         f"(2^-52 g_v tr K = {floor:.3g}): the posterior is numerically singular; "
+                         f"use kappa >= {floor:.3g}")

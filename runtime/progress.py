@@ -1,0 +1,22 @@
+"""A progress bar (rich) for long work, or nothing when disabled (not a terminal, tests)."""
+from __future__ import annotations
+
+
+class Progress:
+    def __init__(self, total: int, enabled: bool, label: str):
+        self.p = None
+        if enabled:
+            from rich.progress import BarColumn, Progress as _Bar, TextColumn, TimeElapsedColumn
+
+            self.p = _Bar(TextColumn(label + " {task.description}"), BarColumn(),
+                          TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), transient=True)
+            self.p.start()
+            self.task = self.p.add_task("", total=total)
+
+    def step(self, what: str = "") -> None:
+        if self.p:
+            self.p.update(self.task, advance=1, description=what)
+
+    def close(self) -> None:
+        if self.p:
+            self.p.stop()

@@ -1,0 +1,143 @@
+"""The result object of one chi point (DESIGN contract): values and metadata together.
+
+Attributes hold NumPy arrays; ``to_dict()`` gives the JSON object of the contract (lists, the
+keys in contract order) and item access reads that object, so ``r["test_mean"]`` works as it does
+on the JSON. ``_repr_html_`` shows a summary in notebooks; ``to_xarray`` gives a labelled
+xarray.Dataset (dimensions ``train_point``, ``test_point``).
+"""
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def chi_warnings(N: int, chi: float) -> list[str]:
+    """The contract's warning for chi outside [1, N] (allowed, docs/theory.md §1)."""
+    if chi < 1 or chi > N:
+        return [f"chi = {chi:g} lies outside [1, N] = [1, {N}] (allowed, but outside the regimes "
+                "between standard and mean-field scaling)"]
+    return []
+
+
+def _json(v):
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, dict):
+        return {k: _json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json(x) for x in v]
+    return v
+
+
+@dataclass
+class Result(Mapping):
+    """Posterior predictions at one chi, or the record of a point that failed (``converged`` False,
+    ``error`` and ``diagnostics`` set, no values)."""
+
+    method: str | None
+    order: int | None
+    params: dict
+    chi: float
+    train_mean: np.ndarray | None = None
+    test_mean: np.ndarray | None = None
+    test_var: np.ndarray | None = None
+    s_mean: float | None = None
+    s_var: float | None = None
+    converged: bool = True
+    seconds: float = 0.0
+    warnings: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)  # method-specific keys (observables, *_mcse, ...)
+    error: str | None = None
+    diagnostics: dict = field(default_factory=dict)
+
+    @classmethod
+    def failed(cls, chi: float, err: Exception) -> "Result":
+        diag = getattr(err, "diagnostics", {}) or {}
+        return cls(method=None, order=None, params={}, chi=chi, converged=False, error=str(err),
+                   diagnostics={k: float(v) if isinstance(v, (int, float)) else str(v)
+                                for k, v in diag.items()})
+
+    @classmethod
+    def point(cls, params, chi: float, values: dict, extra: dict | None = None) -> "Result":
+        """A converged point of a method: ``params`` (a runtime.params.Params), the output values
+        (train_mean, test_mean, test_var, optional s_mean, s_var) and method-specific keys."""
+        return cls(method=params.method, order=params.order, params=params.public(), chi=float(chi),
+                   train_mean=np.asarray(values["train_mean"], dtype=float),
+                   test_mean=np.asarray(values["test_mean"], dtype=float),
+                   test_var=np.asarray(values["test_var"], dtype=float),
+                   s_mean=values.get("s_mean"), s_var=values.get("s_var"),
+                   warnings=chi_warnings(params.N, chi), extra=dict(extra or {}))
+
+    def to_dict(self) -> dict:
+        if not self.converged:
+            return {"chi": self.chi, "converged": False, "error": self.error,
+                    "diagnostics": dict(self.diagnostics)}
+        out = {
+            "method": self.method,
+            "order": self.order,
+            "params": dict(self.params, chi=self.chi),
+            "chi": self.chi,
+            "train_mean": _json(np.asarray(self.train_mean)),
+            "test_mean": _json(np.asarray(self.test_mean)),
+            "test_var": _json(np.asarray(self.test_var)),
+            "s_mean": None if self.s_mean is None else float(self.s_mean),
+            "s_var": None if self.s_var is None else float(self.s_var),
+            "converged": True,
+            "seconds": float(self.seconds),
+            "warnings": list(self.warnings),
+        }
+        out.update(_json(self.extra))
+        return out
+
+    # Mapping over the JSON object
+    def __getitem__(self, key):
+        return self.to_dict()[key]
+
+    def __iter__(self):
+        return iter(self.to_dict())
+
+    def __len__(self):
+        return len(self.to_dict())
+
+    def _repr_html_(self) -> str:
+        d = self.to_dict()
+        rows = [("chi", f"{self.chi:g}"), ("converged", str(self.converged))]
+        if self.converged:
+            rows += [("method", f"{self.method}" + ("" if self.order is None else f", order {self.order}")),
+                     ("N, kappa", f"{self.params.get('N')}, {self.params.get('kappa')}"),
+                     ("s_mean, s_var", "-" if self.s_mean is None else f"{self.s_mean:.6g}, {self.s_var:.3g}"),
+                     ("train mean (first 5)", np.array2string(np.asarray(self.train_mean)[:5], precision=4)),
+                     ("test mean (first 5)", np.array2string(np.asarray(self.test_mean)[:5], precision=4)),
+                     ("test variance (first 5)", np.array2string(np.asarray(self.test_var)[:5], precision=4)),
+                     ("seconds", f"{self.seconds:.3g}")]
+            rows += [(k, f"{self.extra[k]:.4g}") for k in ("rhat_max", "ess_min") if k in self.extra]
+        else:
+            rows += [("error", self.error)]
+        rows += [("warning", w) for w in self.warnings]
+        body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+                       f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>" for k, v in rows)
+        return f"<table><caption>msat result</caption>{body}</table>"
+
+    def to_xarray(self):
+        """xarray.Dataset: train_mean (train_point), test_mean and test_var (test_point), the
+        *_mcse lists where present, scalars as variables; params as attributes."""
+        import xarray as xr
+
+        if not self.converged:
+            raise ValueError(f"chi = {self.chi:g} did not converge: {self.error}")
+        data = {"train_mean": ("train_point", np.asarray(self.train_mean)),
+                "test_mean": ("test_point", np.asarray(self.test_mean)),
+                "test_var": ("test_point", np.asarray(self.test_var))}
+        for key, dim in (("train_mean_mcse", "train_point"), ("test_mean_mcse", "test_point")):
+            if key in self.extra:
+                data[key] = (dim, np.asarray(self.extra[key]))
+        for key in ("s_mean", "s_var"):
+            data[key] = ((), np.nan if getattr(self, key) is None else float(getattr(self, key)))
+        attrs = {"method": self.method, "order": -1 if self.order is None else self.order, "chi": self.chi,
+                 **{k: (str(v) if isinstance(v, bool) else v) for k, v in self.params.items()}}
+        return xr.Dataset(data, attrs=attrs)

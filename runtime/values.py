@@ -1,0 +1,120 @@
+"""Validation of single values, in one place: every number a user gives (CLI, API, built-in data
+set options) passes through these functions, which raise InputError with a one-line message.
+
+Ranges: positive reals lie in [1e-150, 1e150] and widths below 2**53, so that the products the
+theory forms from a few of them (chi/kappa |y|^2, g_v K, N chi, ...) stay finite in float64;
+docs/theory.md §1 says what each parameter means.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Sequence
+
+import numpy as np
+
+from .errors import InputError
+
+#: positive real parameters must lie in [REAL_MIN, REAL_MAX]
+REAL_MIN, REAL_MAX = 1e-150, 1e150
+#: integers (widths, sizes, counts) must stay below 2**53: exact in float64
+INT_MAX = 2**53
+
+
+def _is_real(value) -> bool:
+    return (not isinstance(value, bool)) and isinstance(value, (numbers.Real, np.floating, np.integer))
+
+
+def positive(name: str, value, integer: bool = False):
+    """A positive finite number (an int when ``integer``) within the ranges above."""
+    what = "a positive integer" if integer else "a positive number"
+    if not _is_real(value):
+        raise InputError(f"{name} must be {what}, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v) or v <= 0:
+        raise InputError(f"{name} must be {what}" + ("" if integer else " (finite)") + f", got {value!r}")
+    if integer:
+        if v != int(v):
+            raise InputError(f"{name} must be a positive integer, got {value!r}")
+        if v >= INT_MAX:
+            raise InputError(f"{name} must be below 2**53, got {value!r}")
+        return int(v)
+    if not REAL_MIN <= v <= REAL_MAX:
+        raise InputError(f"{name} must lie between {REAL_MIN:g} and {REAL_MAX:g}, got {value!r}")
+    return v
+
+
+def count(name: str, value, minimum: int = 0) -> int:
+    """An integer >= minimum (a size or a number of draws)."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        if _is_real(value) and math.isfinite(float(value)) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    value = int(value)
+    if value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value}")
+    if value >= INT_MAX:
+        raise InputError(f"{name} must be below 2**53, got {value}")
+    return value
+
+
+def real(name: str, value, minimum: float | None = None) -> float:
+    """A finite real number (>= minimum when given)."""
+    if not _is_real(value) or not math.isfinite(float(value)):
+        raise InputError(f"{name} must be a finite real number, got {value!r}")
+    value = float(value)
+    if minimum is not None and value < minimum:
+        raise InputError(f"{name} must be >= {minimum}, got {value}")
+    if abs(value) > REAL_MAX:
+        raise InputError(f"{name} must lie between -{REAL_MAX:g} and {REAL_MAX:g}, got {value!r}")
+    return value
+
+
+def seed(value) -> int:
+    """A non-negative integer seed."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise InputError(f"seed must be a non-negative integer, got {value!r}")
+    if int(value) < 0:
+        raise InputError(f"seed must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def choice(name: str, value, options: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in options:
+        raise InputError(f"unknown {name} {value!r} (choose from {', '.join(options)})")
+    return value
+
+
+def order(value) -> int:
+    """A non-negative integer order (floats with an integer value are accepted)."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise InputError(f"order must be a non-negative integer, got {value!r}")
+    if value < 0:
+        raise InputError(f"order must be a non-negative integer, got {value}")
+    return int(value)
+
+
+def chi_ladder(chi) -> tuple[list[float], bool]:
+    """(values, is_ladder) of one chi or a ladder: a number, a sequence, or a string '1,2,5,10'.
+    A string with a comma or any sequence is a ladder (the result is then a list)."""
+    if isinstance(chi, str):
+        parts = [p.strip() for p in chi.split(",")]
+        if not parts or any(p == "" for p in parts):
+            raise InputError(f"--chi must be a number or a comma-separated list, got {chi!r}")
+        try:
+            vals = [float(p) for p in parts]
+        except ValueError:
+            raise InputError(f"--chi must be a number or a comma-separated list, got {chi!r}") from None
+        ladder = len(parts) > 1
+    elif isinstance(chi, (Sequence, np.ndarray)):
+        vals = list(np.asarray(chi, dtype=object).ravel())
+        if not vals:
+            raise InputError("chi ladder is empty")
+        ladder = True
+    else:
+        vals, ladder = [chi], False
+    return [positive("chi", v) for v in vals], ladder
