@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .errors import ConvergenceError
 from .results import Result
 
@@ -38,6 +40,23 @@ class Point:
     chi: float
     value: Any = None
     warnings: list = field(default_factory=list)
+
+
+class Solver:
+    """Defaults of the solver protocol: no retries, no warm start, no branch-jump measure."""
+
+    retries = 0
+
+    def warm(self, state):
+        return None
+
+    def change(self, state, prev):
+        return None
+
+
+def relative_change(new, old) -> float:
+    """|new - old| / |old| (Frobenius): the branch-jump measure of a vector or matrix solution."""
+    return float(np.linalg.norm(new - old) / max(np.linalg.norm(old), 1e-300))
 
 
 def solve(solver, chis, setup_seconds: float = 0.0) -> list[Result]:

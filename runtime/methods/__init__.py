@@ -14,6 +14,17 @@ from __future__ import annotations
 
 from importlib import import_module
 
+from ..ladder import Solver
+from ..spectral import spectrum
+
+
+class SpectralSolver(Solver):
+    """A solver on the eigendecomposition of the NNGP kernel K^phi (docs/theory.md §2a)."""
+
+    def __init__(self, data, params):
+        self.data, self.params = data, params
+        self.spec = spectrum(data.X, data.y, data.X_test, params.g_w, params.activation)
+
 
 def module_name(params) -> str:
     """The method module that serves a request."""

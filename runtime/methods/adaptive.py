@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ladder import Solver, relative_change
 from ..numerics.linear_saddle import LinearSaddle
 from ..numerics.rescale import effective_rescaling
 from ..results import Result
 from ..spectral import spectrum
 
 
-class _Solver:
+class _Solver(Solver):
     retries = 8  # a failing step is retried through intermediate chi values
 
     def __init__(self, data, params):
@@ -26,7 +27,7 @@ class _Solver:
         return state.a
 
     def change(self, state, prev):
-        return float(np.linalg.norm(state.a - prev.a) / max(np.linalg.norm(prev.a), 1e-300))
+        return relative_change(state.a, prev.a)
 
     def results(self, states):
         p, out = self.params, []

@@ -23,7 +23,8 @@ from ..ladder import Point
 from ..numerics import observe
 from ..numerics.saddle import ActionGradient, find_saddle
 from ..results import Result
-from ..spectral import Spectrum, spectrum
+from ..spectral import Spectrum
+from . import SpectralSolver
 
 #: log-integrand cut-off below the peak (e^-60 ~ 1e-26 relative)
 LOG_CUTOFF = 60.0
@@ -159,14 +160,9 @@ def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0, weight_dire
     }
 
 
-class _Solver:
+class _Solver(SpectralSolver):
     """The exact integral at each chi, its centre warm-started from the previous point's peak."""
 
-    retries = 0
-
-    def __init__(self, data, params):
-        self.params = params
-        self.spec = spectrum(data.X, data.y, data.X_test, params.g_w, params.activation)
 
     def solve(self, chi, warm):
         p = self.params
@@ -175,9 +171,6 @@ class _Solver:
 
     def warm(self, state):
         return state.value["saddle"]
-
-    def change(self, state, prev):
-        return None
 
     def results(self, states):
         return [Result.point(self.params, st.chi, st.value,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConvergenceError
+from ..ladder import Solver, relative_change
 from ..numerics.linear_saddle import LinearSaddle
 from ..numerics.observe import alignment_of_spectrum, kernel_target_alignment
 from ..numerics.wishart import WishartField
@@ -26,7 +27,7 @@ class _State:
     warnings: list = field(default_factory=list)
 
 
-class _Solver:
+class _Solver(Solver):
     retries = 8
 
     def __init__(self, data, params):
@@ -53,8 +54,7 @@ class _Solver:
         return state.first.a, state.F
 
     def change(self, state, prev):
-        a, b = state.first.a, prev.first.a
-        return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+        return relative_change(state.first.a, prev.first.a)
 
     def results(self, states):
         p, d, out = self.params, self.data, []

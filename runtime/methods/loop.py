@@ -20,7 +20,8 @@ from ..ladder import Point
 from ..numerics import observe
 from ..numerics.saddle import ActionGradient, find_saddle
 from ..results import Result
-from ..spectral import Spectrum, spectrum
+from ..spectral import Spectrum
+from . import SpectralSolver
 
 
 def _series_square_truncated(m):
@@ -97,14 +98,9 @@ def truncate(coeffs: dict) -> dict:
     return {k: v.sum(axis=0) for k, v in coeffs.items() if k != "weights"}
 
 
-class _Solver:
+class _Solver(SpectralSolver):
     """Saddles along the ladder (warm-started), then every point's series in one batch."""
 
-    retries = 0
-
-    def __init__(self, data, params):
-        self.params = params
-        self.spec = spectrum(data.X, data.y, data.X_test, params.g_w, params.activation)
 
     def solve(self, chi, warm):
         p = self.params
@@ -114,9 +110,6 @@ class _Solver:
 
     def warm(self, state):
         return state.value
-
-    def change(self, state, prev):
-        return None
 
     def results(self, states):
         p = self.params

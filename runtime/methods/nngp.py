@@ -7,24 +7,13 @@ import numpy as np
 from ..ladder import Point
 from ..numerics import observe
 from ..results import Result
-from ..spectral import spectrum
+from . import SpectralSolver
 
 
-class _Solver:
-    retries = 0
-
-    def __init__(self, data, params):
-        self.params = params
-        self.spec = spectrum(data.X, data.y, data.X_test, params.g_w, params.activation)
+class _Solver(SpectralSolver):
 
     def solve(self, chi, warm):
         return Point(chi)
-
-    def warm(self, state):
-        return None
-
-    def change(self, state, prev):
-        return None
 
     def results(self, states):
         p, spec = self.params, self.spec

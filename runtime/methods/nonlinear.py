@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ladder import Solver, relative_change
 from ..numerics.nonlinear_saddle import NonlinearSaddle
 from ..numerics.observe import alignment_of, alignment_of_spectrum
 from ..numerics.rescale import effective_rescaling
@@ -15,9 +16,7 @@ from ..spectral import spectrum
 CUMULANT_MAX_CHI_OVER_N = 0.1
 
 
-class _Solver:
-    retries = 0
-
+class _Solver(Solver):
     def __init__(self, data, params):
         self.data, self.params = data, params
         self.spec_phi = spectrum(data.X, data.y, data.X_test, params.g_w, params.activation)
@@ -53,7 +52,7 @@ class _Solver:
         return state.C, getattr(state, "mc_state", None)
 
     def change(self, state, prev):
-        return float(np.linalg.norm(state.C - prev.C) / max(np.linalg.norm(prev.C), 1e-300))
+        return relative_change(state.C, prev.C)
 
     def results(self, states):
         p, y, out = self.params, self.data.y, []

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ladder import Point
+from ..ladder import Point, Solver
 from ..numerics import hmc
 from ..results import Result
 
 
-class _Solver:
-    retries = 0
-
+class _Solver(Solver):
     def __init__(self, data, params, progress=False, draws=None):
         self.data, self.params, self.progress, self.draws = data, params, progress, draws
 
@@ -25,12 +23,6 @@ class _Solver:
             self.draws.append({"chi": chi, **{k: np.stack([getattr(c, k) for c in chains])
                                               for k in ("train", "test", "dirs", "align", "accept")}})
         return Point(chi, value=summary)
-
-    def warm(self, state):
-        return None
-
-    def change(self, state, prev):
-        return None
 
     def results(self, states):
         out = []
