@@ -28,7 +28,7 @@ import numpy as np
 import sympy as sp
 
 from msat import generated
-from msat.derive import kernels
+from msat.derive.kernels import rescaling as kernels
 
 TARGET = 3.0
 RTOL = 1e-10

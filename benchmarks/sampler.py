@@ -15,10 +15,10 @@ import time
 
 import numpy as np
 
-from msat import generated
+from msat.generated import densities
 from msat.runtime import data, spectral
 from msat.runtime.methods import exact
-from msat.runtime.numerics import hmc
+from msat.runtime.numerics import chains, hmc
 from msat.runtime import predict
 
 
@@ -68,11 +68,11 @@ def bench_gradients(P, D, N, n_iter):
     W = rng.standard_normal((N, D)) / math.sqrt(D)
     a = rng.standard_normal(N) / math.sqrt(N)
     m_W, m_a, eps, n_leap = D / g_w, chi * N / g_v, 0.05, 10
-    hmc = generated.network("linear").hmc_linear
+    act = densities.ACTIVATIONS.index("linear")
     e = np.empty((1, 1))
 
     def gen(n):
-        hmc(W.copy(), a.copy(), X, y, np.zeros((0, D)), np.zeros((0, D)), chi, kappa, g_v, g_w, m_W, m_a,
+        hmc.leapfrog_chain(W.copy(), a.copy(), X, y, np.zeros((0, D)), np.zeros((0, D)), chi, kappa, g_v, g_w, act, m_W, m_a,
             eps, n_leap, n, 0.0, np.random.default_rng(1), False, False, e, e, e, np.empty(1), np.empty(n), np.zeros((D, D)),
             np.zeros((P, P)), np.zeros((n, 2)))
 
@@ -102,8 +102,8 @@ def bench_theory_vs_sampler(P, D, N, samples):
         ch = hmc.run_chains(ds.X, ds.y, ds.X_test, N=N, chi=chi, kappa=0.5, samples=samples, chains=2,
                             seed=0, accumulate_w=False)
         t_sample = time.perf_counter() - t
-        s = hmc.summarise(ch, ds.y, 1.0, D, ds.X)
-        d = hmc.diagnostics(ch, "test")
+        s = chains.summarise(ch, ds.X, ds.y, 0.5, 1.0)
+        d = chains.diagnostics(ch, "test")
         ess = float(np.min(d["ess_bulk"]))
         sd = float(np.max(np.sqrt(s["test_var"])))
         # MCSE = sd / sqrt(ESS) must reach the theory's error: ESS_needed = (sd / err)^2

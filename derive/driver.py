@@ -12,14 +12,14 @@ import difflib
 from pathlib import Path
 
 from . import emit as _emit
-from . import kernels, kernels_adaptive, kernels_field
+from . import kernels
 
 DEFAULT_ORDER = 3
 GENERATED_DIR = Path(__file__).resolve().parent.parent / "generated"
 
 
 def specify(max_order: int):
-    return {**kernels.modules(max_order), **kernels_adaptive.modules(), **kernels_field.modules()}
+    return kernels.modules(max_order)
 
 
 def emit(max_order: int = DEFAULT_ORDER) -> dict:

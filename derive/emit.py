@@ -21,8 +21,7 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
-FAMILIES = ("spectral", "row_map", "pairwise", "scalar", "numpy_function", "numpy_lines", "neuron",
-            "network")
+FAMILIES = ("spectral", "row_map", "pairwise", "scalar", "numpy_function", "numpy_lines", "densities", "nngp")
 
 
 class KernelPrinter(PythonCodePrinter):
@@ -99,7 +98,7 @@ class KernelSpec:
     extra: dict = field(default_factory=dict)  # template-specific statement groups
 
 
-def _cse_lines(statements, prefix: str):
+def cse_lines(statements, prefix: str):
     """cse over the right-hand sides; returns printed lines (temporaries first)."""
     if not statements:
         return []
@@ -122,18 +121,18 @@ def lower(spec: KernelSpec) -> dict:
     ctx = {"name": spec.name, "args": spec.args, "doc": spec.doc}
     for key, value in spec.extra.items():
         if isinstance(value, list) and value and isinstance(value[0], Statement):
-            ctx[key] = _cse_lines(value, f"{key}_")
+            ctx[key] = cse_lines(value, f"{key}_")
         else:
             ctx[key] = value
     if spec.family == "spectral":
         prelude = [f"{code(sp.Symbol(n))} = {code(e)}" for n, e in spec.prelude]
         ctx["node_vars"] = spec.node_vars
-        ctx["node_statements"] = prelude + _cse_lines(spec.node, "u")
+        ctx["node_statements"] = prelude + cse_lines(spec.node, "u")
         ctx["mode_statements"] = [f"{v} = {v[:-2]}[k]" for v in spec.mode_locals]
-        ctx["mode_statements"] += _cse_lines(spec.mode, "x")
+        ctx["mode_statements"] += cse_lines(spec.mode, "x")
     elif spec.family in ("row_map", "pairwise", "scalar"):
         prelude = [f"{n} = {src if isinstance(src, str) else code(src)}" for n, src in spec.prelude]
-        ctx["statements"] = prelude + _cse_lines(spec.node, "x")
+        ctx["statements"] = prelude + cse_lines(spec.node, "x")
         if spec.family == "row_map":
             ctx["rows"] = spec.rows
         if spec.family == "scalar":
@@ -144,8 +143,8 @@ def lower(spec: KernelSpec) -> dict:
     elif spec.family == "numpy_lines":  # lines printed by the spec's own module (kernels_field)
         ctx["statements"] = list(spec.extra["lines"])
         ctx["returns"] = spec.returns
-    elif spec.family in ("neuron", "network"):
-        pass
+    elif spec.family in ("densities", "nngp"):
+        pass  # statement groups lowered by the spec's module (one group per activation)
     else:
         raise ValueError(f"unknown kernel family {spec.family!r}")
     return ctx

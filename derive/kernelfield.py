@@ -1,4 +1,4 @@
-"""The Wishart field's own action for linear networks and its one-loop forms (THEORY §2c).
+"""The Wishart field's own action for linear networks and its derivatives (THEORY §2c).
 
 One action covers both exact representations of §2c. A symmetric n x n field F enters the
 outputs through a P x n map Phi:
@@ -15,7 +15,7 @@ from ``wishart``.) Test means: k*^T K^-1 <beta> (kernel) and X* <beta> (weights)
 Directional derivatives dS[X], d2S[X, X], d3S[X, X, Y], dbeta[X], d2beta[X, X] are derived with
 derive.matcalc (SymPy matrix expressions, LogDet with Jacobi's rule), not typed by hand.
 
-``structured()`` then rewrites every derivative in the basis T with T^T F^-1 T = I and
+derive.fieldbasis.structured() then rewrites every derivative in the basis T with T^T F^-1 T = I and
 T^T Phi^T A^-1 Phi T = diag(mu) (F = T T^T; T comes from the SVD of Phi F^1/2): the chains
 Phi^T A^-1 Phi, y^T A^-1 Phi, Phi^T A^-1 y become diag(mu), b^T, b (b = T^T Phi^T A^-1 y), and F,
 F^-1 become the identity. What is left are products of diag(mu), b, b^T, Q_T = T^T Q T and the
@@ -25,13 +25,11 @@ products as NumPy code (generated/kernel_field.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 import sympy as sp
-from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from .matcalc import LogDet, directional, trace_terms
+from .matcalc import LogDet, directional
 
 P, n = sp.symbols("P n", integer=True, positive=True)
 F = sp.MatrixSymbol("F", n, n)
@@ -80,197 +78,51 @@ def derivatives() -> dict:
     return {"dS": dS, "d2S": d2S, "d3S": d3S, "dbeta": dbeta, "d2beta": d2beta}
 
 
-# -- the structured (basis) forms -----------------------------------------------------------------
-# A term is (coefficient, tokens): a product of the tokens "Mu" (diag(mu)), "b" (column), "bT" (row),
-# "Q" (Q_T), "X", "Y"; a scalar term is the trace of its product.
-_CHAINS = {("PhiT", "Ainv", "Phi"): "Mu", ("yT", "Ainv", "Phi"): "bT", ("PhiT", "Ainv", "y"): "b"}
-_BASIS_IDENTITY = ("F", "Finv")  # T^-1 F T^-T = I and T^T F^-1 T = I
-
-
-def _token(m):
-    A = fit_operator()
-    table = {F: "F", Phi: "Phi", Phi.T: "PhiT", y: "y", y.T: "yT", Q: "Q", X: "X", Y: "Y",
-             F.I: "Finv", A.I: "Ainv"}
-    for k, v in table.items():
-        if m == k:
-            return v
-    if isinstance(m, sp.MatPow) and m.exp == -1 and m.base == F:
-        return "Finv"
-    if isinstance(m, sp.Identity):
-        return None
-    raise ValueError(f"unexpected factor {m}")
-
-
-def _flatten(expr):
-    """(coefficient, factor list) of a product of matrices (nested MatMuls flattened)."""
-    if isinstance(expr, sp.MatMul):
-        coeff, out = sp.S.One, []
-        for a in expr.args:
-            if isinstance(a, MatrixExpr):
-                c, f = _flatten(a)
-                coeff *= c
-                out += f
-            else:
-                coeff *= a
-        return coeff, out
-    if isinstance(expr, sp.MatrixExpr):
-        return sp.S.One, [expr]
-    raise ValueError(f"not a matrix product: {expr}")
-
-
-def _reduce(tokens):
-    """Apply the chain rules left to right, then drop the basis identities; None if any of
-    Phi, A^-1, y survives (the term is not expressible in the basis quantities)."""
-    out = list(tokens)
-    changed = True
-    while changed:
-        changed = False
-        for i in range(len(out) - 2):
-            rep = _CHAINS.get(tuple(out[i:i + 3]))
-            if rep:
-                out[i:i + 3] = [rep]
-                changed = True
-                break
-    out = [t for t in out if t not in _BASIS_IDENTITY]
-    if any(t in ("Phi", "PhiT", "Ainv", "y", "yT") for t in out):
-        return None
-    return out
-
-
-def _terms(expr):
-    """Split an expression into (coefficient, tokens, is_trace) terms."""
-    expr = sp.expand(expr)
-    out = []
-    for term in sp.Add.make_args(expr):
-        if isinstance(term, MatrixExpr):
-            parts = sp.MatAdd.make_args(sp.expand(term)) if isinstance(term, sp.MatAdd) else [term]
-            for p in parts:
-                c, f = _flatten(p)
-                out.append((c, [t for t in map(_token, f) if t], False))
-            continue
-        for coeff, mats in trace_terms(term):  # coefficient * tr(product)
-            c, f = _flatten(sp.MatMul(*mats))
-            out.append((coeff * c, [t for t in map(_token, f) if t], True))
-    return out
-
-
-def _basis_terms(expr):
-    """Terms of a derivative in the basis: (coefficient, reduced tokens, is_trace); traces are
-    rotated until every chain closes."""
-    out = []
-    for c, toks, is_trace in _terms(expr):
-        rotations = [toks[r:] + toks[:r] for r in range(len(toks))] if is_trace else [toks]
-        for rot in rotations:
-            red = _reduce(rot)
-            if red is not None:
-                out.append((sp.factor(c), red, is_trace))
-                break
-        else:
-            raise ValueError(f"term does not reduce to basis quantities: {toks}")
-    return out
-
-
-def _rotate_last(tokens, last):
-    """Cyclic rotation of a trace's tokens that ends with ``last`` (which occurs once)."""
-    i = tokens.index(last)
-    return tokens[i + 1:] + tokens[:i + 1]
-
-
-@dataclass(frozen=True)
-class Structured:
-    """The §2c one-loop ingredients in the basis (see module doc). Each list holds
-    (coefficient, token lists) as documented per field.
-
-    gradient   (c, L): dS[Y] = sum c tr(L Y), i.e. the gradient is sum c L^T (symmetrised);
-    hadamard   (c, D1, D2): d2S[X, X] contains c tr(D1 X D2 X) = sum_ij c d1_i d2_j X_ij^2;
-    lowrank    (c, W): d2S[X, X] contains c b^T X W X b;
-    source     (c, L1, W, L3): E d3S[X, X, Y] = sum c tr(L1 E[X W X] L3 Y), X ~ N(0, H^-1);
-    readout    (c, R): beta = sum c R;
-    slope      (c, L, R): dbeta[X] = sum c L X R;
-    curvature  (c, L, W, R): E d2beta[X, X] = sum c L E[X W X] R;
-    weights    (w2, w1) of the first-order formula <O> = O + w2 O_ij G_ij + w1 O_i G_ij S_jkl G_kl.
-    """
-
-    gradient: tuple
-    hadamard: tuple
-    lowrank: tuple
-    source: tuple
-    readout: tuple
-    slope: tuple
-    curvature: tuple
-    weights: tuple
-
-
-def _split_two(tokens, mark="X"):
-    i = tokens.index(mark)
-    j = tokens.index(mark, i + 1)
-    return tokens[:i], tokens[i + 1:j], tokens[j + 1:]
-
-
-def first_order_weights():
-    """(w2, w1): coefficients of O_ij G_ij and O_i G_ij S_jkl G_kl in the first-order loop term,
-    read off derive.loops.expand_components (Taylor + Wick), not typed."""
-    from .loops import expand_components
-
-    c1, s = expand_components(1)
-    G, O1, O2, S3 = s["G"][0, 0], s["O1"][0], s["O2"][0, 0], s["S3"](0, 0, 0)
-    poly = sp.Poly(c1, O1, O2)
-    w2 = poly.coeff_monomial(O2) / G
-    w1 = sp.expand(poly.coeff_monomial(O1) / (G**2 * S3))
-    if w1.free_symbols or w2.free_symbols:
-        raise ValueError("first-order loop term is not of the index form")
-    return sp.nsimplify(w2), sp.nsimplify(w1)
-
-
-@lru_cache(maxsize=None)
-def structured() -> Structured:
-    d = derivatives()
-    grad, had, low, src, rd, slope, curv = [], [], [], [], [], [], []
-    for c, t, _ in _basis_terms(d["dS"]):
-        grad.append((c, tuple(_rotate_last(t, "X")[:-1])))
-    for c, t, _ in _basis_terms(d["d2S"]):
-        if "b" in t:
-            r = _rotate_last(t, "b")  # bT X W X b
-            if r[0] != "bT" or r.count("X") != 2:
-                raise ValueError(f"unexpected low-rank term {r}")
-            low.append((c, tuple(_split_two(r)[1])))
-        else:
-            r = _rotate_last(t, "X")  # D1 X D2 X
-            i = r.index("X")
-            d1, d2 = tuple(r[:i]), tuple(r[i + 1:-1])
-            if any(tok != "Mu" for tok in d1 + d2):
-                raise ValueError(f"Hessian term not of Hadamard form: {r}")
-            had.append((c, d1, d2))
-    for c, t, _ in _basis_terms(d["d3S"]):
-        r = _rotate_last(t, "Y")[:-1]
-        L1, W, L3 = _split_two(r)
-        src.append((c, tuple(L1), tuple(W), tuple(L3)))
-    for c, t, _ in _basis_terms(readout()):
-        rd.append((c, tuple(t)))
-    for c, t, _ in _basis_terms(d["dbeta"]):
-        i = t.index("X")
-        slope.append((c, tuple(t[:i]), tuple(t[i + 1:])))
-    for c, t, _ in _basis_terms(d["d2beta"]):
-        L, W, R = _split_two(t)
-        curv.append((c, tuple(L), tuple(W), tuple(R)))
-    if len(low) != 1 or low[0][1] != ("Mu",):
-        raise ValueError("the Hessian's low-rank part is not c b^T X diag(mu) X b")
-    return Structured(*(_merge(x) for x in (grad, had, low, src, rd, slope, curv)),
-                      first_order_weights())
-
-
-def _merge(terms):
-    """Collect equal token structures (coefficients added), in first-seen order."""
-    out = {}
-    for c, *toks in terms:
-        key = tuple(toks)
-        out[key] = out.get(key, 0) + c
-    return tuple((sp.factor(c), *k) for k, c in out.items() if c != 0)
-
-
 def scalar_action():
     """S in terms of logdet F, tr(Q F), y^T A^-1 y and logdet A (symbols ldF, trQF, yAy, ldA)."""
     A = fit_operator()
     ldF, trQF, yAy, ldA = sp.symbols("logdet_F tr_QF yAy logdet_A", real=True)
     return action().xreplace({LogDet(F): ldF, sp.Trace(Q * F): trQF,
                               sp.Trace(y.T * A.I * y): yAy, LogDet(A): ldA})
+
+
+sig, yu = sp.symbols("sig yU", real=True)
+
+
+def basis_forms() -> dict:
+    """The basis quantities on one singular value sig of Phi F^1/2 (THEORY §2c): with F = T T^T,
+    Phi T = U diag(sig) and yU = U^T y, the chains Phi^T A^-1 Phi, Phi^T A^-1 y, y^T A^-1 y and
+    logdet A are diagonal, so each is the 1 x 1 evaluation of its matrix expression at P = n = 1,
+    F = 1, Phi = sig, y = yU; sig = 0 gives the null space of C (A = kappa there)."""
+    one = {P: 1, n: 1}
+    subs = {F.subs(one): sp.Matrix([[1]]), Phi.subs(one): sp.Matrix([[sig]]), y.subs(one): sp.Matrix([[yu]]),
+            sp.Identity(1): sp.Matrix([[1]])}
+    A = fit_operator().subs(one)
+
+    def scalar(e):
+        return sp.simplify(sp.Matrix(e.subs(one).xreplace(subs).doit())[0, 0])
+
+    Ainv = A.I
+    forms = {
+        "d": scalar(A),
+        "mu": scalar(Phi.T.subs(one) * Ainv * Phi.subs(one)),
+        "b": scalar(Phi.T.subs(one) * Ainv * y.subs(one)),
+        "yAy": scalar(y.T.subs(one) * Ainv * y.subs(one)),
+    }
+    forms["logdet_A"] = sp.log(forms["d"])
+    forms["yAy_null"] = forms["yAy"].subs(sig, 0)
+    forms["logdet_A_null"] = forms["logdet_A"].subs(sig, 0)
+    return forms
+
+
+def outputs() -> dict:
+    """Train and test means from the readout beta (THEORY §2c), both exact for linear networks:
+    kernel field Phi = I, test mean k*^T K^-1 beta; weight field Phi = X, test mean X* beta."""
+    Pt, Dd = sp.symbols("P_test D_in", integer=True, positive=True)
+    beta = sp.MatrixSymbol("beta", P, 1)
+    kinv_beta = sp.MatrixSymbol("Kinv_beta", P, 1)
+    kstar = sp.MatrixSymbol("kstar", P, Pt)
+    Xm = sp.MatrixSymbol("X", P, Dd)
+    Xt = sp.MatrixSymbol("X_test", Pt, Dd)
+    beta_w = sp.MatrixSymbol("beta", Dd, 1)
+    return {"kernel": (beta, kstar.T * kinv_beta), "weights": (Xm * beta_w, Xt * beta_w)}

@@ -154,7 +154,9 @@ def kernel_field_section() -> list[str]:
         label = {"dS": "dS[X]", "d2S": "d^2S[X,X]", "d3S": "d^3S[X,X,Y]", "dbeta": r"d\beta[X]",
                  "d2beta": r"d^2\beta[X,X]"}[name]
         out += ["$$", f"{label} = " + tex(expr), "$$", ""]
-    st = kf.structured()
+    from .fieldbasis import structured
+
+    st = structured()
     w2, w1 = st.weights
     out += ["In the basis $T$ with $T^T F^{-1} T = I$, $T^T \\Phi^T A^{-1} \\Phi T = M = "
             "\\mathrm{diag}(\\mu)$, $b = T^T \\Phi^T A^{-1} y$, $Q_T = T^T Q T$ (what "

@@ -110,7 +110,18 @@ def observables() -> tuple[Observable, ...]:
 #: spectral quadratic forms of a unit direction u in weight space (z = U^T X u sqrt(g_w/D)):
 #: Q1 = z^T (g_v s K + kappa)^-1 z, Q2 = z^T (g_v s K + kappa)^-1 yt
 Q1, Q2 = sp.symbols("Q1 Q2", real=True)
-g_w_D = sp.Symbol("g_w_D", positive=True)  # g_w / D
+g_w, D = sp.symbols("g_w D", positive=True)
+g_w_D = g_w / D
+n_P, n_D = sp.symbols("P D_in", integer=True, positive=True)
+
+
+def direction_modes():
+    """z = sqrt(g_w/D) U^T X u: a weight-space direction u in the eigenbasis of K = U diag(lam) U^T
+    (THEORY §2a), the vector the quadratic forms Q1, Q2 contract with."""
+    U = sp.MatrixSymbol("U", n_P, n_P)
+    X = sp.MatrixSymbol("X", n_P, n_D)
+    u = sp.MatrixSymbol("u", n_D, 1)
+    return sp.sqrt(g_w / D) * U.T * X * u
 
 
 def hidden_weight_direction():

@@ -52,3 +52,32 @@ def log_posterior_explicit(activation: str, W, a, X, y, params):
     for i in range(Nn):
         total += prior_readout().subs(a_i, a[i]) + prior_hidden().subs(ww, sum(W[i][d] ** 2 for d in range(Dn)))
     return total.subs(params)
+
+
+def prior_precisions():
+    """(prec_w, prec_a): -d^2/dx^2 of the log prior of one hidden-weight coordinate and of one
+    readout (D/g_w and chi N/g_v, docs/theory.md §1)."""
+    w = sp.Symbol("w", real=True)
+    return (sp.simplify(-sp.diff(prior_hidden().subs(ww, w**2), w, 2)),
+            sp.simplify(-sp.diff(prior_readout(), a_i, 2)))
+
+
+def prior_variances():
+    """(var_w, var_a): the per-coordinate prior variances, the inverses of the precisions."""
+    return tuple(sp.simplify(1 / p) for p in prior_precisions())
+
+
+def tilt_limit():
+    """D/(2 g_w): the coefficient of |w|^2 in -log prior. The adapted single-neuron law
+    q(w) ∝ prior(w) exp(phi^T Ct phi) is normalisable along a ray w = t v only while the tilt
+    phi(Xv)^T Ct phi(Xv) stays below it (docs/theory.md §6)."""
+    return sp.simplify(-sp.diff(prior_hidden(), ww))
+
+
+lam_ct, lam_xx = sp.symbols("lam_ct lam_xx", real=True)
+
+
+def relu_margin():
+    """Prior curvature D/g_w minus the largest tilt curvature of a relu neuron,
+    2 lambda_max(Ct)_+ lambda_max(X^T X): positive is sufficient for normalisability (§6)."""
+    return 2 * tilt_limit() - 2 * sp.Max(lam_ct, 0) * lam_xx

@@ -35,16 +35,6 @@ def nngp_kernels():
     return importlib.import_module("msat.generated.nngp")
 
 
-def neuron(activation):
-    """Single-neuron sampler for an activation: msat.generated.neuron_<activation>."""
-    return importlib.import_module("msat.generated.neuron_%s" % activation)
-
-
-def network(activation):
-    """Posterior sampler of a finite network: msat.generated.network_<activation>."""
-    return importlib.import_module("msat.generated.network_%s" % activation)
-
-
 def exact():
     """The exact-integrand module: msat.generated.rescaling_exact."""
     return importlib.import_module("msat.generated.rescaling_exact")

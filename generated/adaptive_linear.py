@@ -3,7 +3,7 @@
 # derivation: derive.adaptive.saddle + derive.adaptive.reduction + derive.adaptive.predictions
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 53d7294be2232acefdadeb1261f923b6e2d1e132b1279c3b5822ecb3a1d014e8
+# inputs-sha256: f413cbca78bc2552f16b6c044d1abfd108e47fb84970a92d743ef3c467f26cee
 # content-sha256: 4488a1e218e42300d48459fd87f6856931329335cdcc0e5d676e9b2c099f59a1
 """Kernel adaptation for linear networks (THEORY §2b), orders 0 and 1: per-eigenvalue saddle maps, the conjugate field and the predictions at the saddle."""
 import math  # noqa: F401

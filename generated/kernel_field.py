@@ -3,8 +3,8 @@
 # derivation: derive.kernelfield.structured + derive.loops.expand_components
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: b099e1cd9e88bc27ed9424130baaa8ae2adac91a3f0e721819ad8f31c448674b
-# content-sha256: 698d0b403ef8d5788ddd2c2b178b2fbd85c716c1511ca2386f2c83dd6b9dccfb
+# inputs-sha256: 24b73dd7bcaf32bb2a5bd9a860bbed00bbb6a1b1c65fbcc1286b3485d2279d54
+# content-sha256: 6fa667ef4b79eeea48bd44b7a6df433843b6bf42494209bb9e743b0c7007c633
 """The Wishart field's action and its first-order loop term for linear networks (THEORY §2c), in the basis T^T F^-1 T = I, T^T Phi^T A^-1 Phi T = diag(mu), b = T^T Phi^T A^-1 y. NumPy functions; every product is O(n^3) at most."""
 import math  # noqa: F401
 
@@ -56,23 +56,131 @@ def hessian(mu, c0, chi, g_v):
     return 0.5 * (lam + lam.T), k
 
 
-def loop_source(moment, mu, b, c0, chi, g_v):
-    """Psi with E d3S[X, X, Y] = tr(Psi Y), X ~ N(0, H^-1); moment(W) = E[X W X]."""
+def loop_moment_weights(mu, b):
+    """The matrices W whose Gaussian moments E[X W X] the loop source and the readout need, in the order of their arguments E0, E1, E2."""
     n = mu.shape[0]
-    E0 = moment(numpy.diag(mu))
-    E1 = moment(numpy.outer(b, b))
-    E2 = moment(numpy.eye(n))
+
+    return (numpy.diag(mu), numpy.outer(b, b), numpy.eye(n),)
+
+
+def loop_source(E0, E1, E2, mu, b, c0, chi, g_v):
+    """Psi with E d3S[X, X, Y] = tr(Psi Y), X ~ N(0, H^-1), from the moments E[X W X] (loop_moment_weights)."""
+    n = mu.shape[0]
     Psi = (g_v**3) * ((mu[:, None] * E0) * mu[None, :]) + (-chi*g_v**3) * numpy.outer(b, ((b @ E0) * mu)) + (-chi*g_v**3) * ((mu[:, None] * E1) * mu[None, :]) + (-chi*g_v**3) * numpy.outer(((mu[:, None] * E0) @ b), b) + (-2*c0) * E2
 
     return 0.5 * (Psi + Psi.T)
 
 
-def readout_one_loop(moment, Z, mu, b, g_v):
+def readout_one_loop(E0, E1, E2, Z, mu, b, g_v):
     """(beta + 1/2 E d2beta[X, X] + -1/2 dbeta[Z], beta) in the basis: the first-order loop term of the readout, Z = H^-1 Psi (THEORY §2c; weights from derive.loops.expand_components)."""
     n = mu.shape[0]
-    E0 = moment(numpy.diag(mu))
     beta = (g_v) * b
     curvature = (-2*g_v**2) * (E0 @ b) + (2*g_v**3) * ((mu[:, None] * E0) @ b)
     slope = (g_v) * (Z @ b) + (-g_v**2) * ((mu[:, None] * Z) @ b)
 
     return beta + (1/2) * curvature + (-1/2) * slope, beta
+
+
+def hadamard_inverses(lam):
+    """(Lh, Li): Lh = Cov0 scale of the Hadamard part, Cov0(X_ij, X_kl) = Lh_ij (d_ik d_jl + d_il d_jk), and Li, the inverse of Z -> lam o Z (THEORY §2c, derive.gaussian)."""
+    Lh = (1/2)/lam
+    Li = 1/lam
+
+    return Lh, Li
+
+
+def woodbury_system(Lh, b, mu, k):
+    """(S, rhs): the Woodbury core R = (M^-1 + Omega)^-1 of the low-rank term solves S R = rhs (M = k diag(mu), Omega = Cov0(Xb, Xb)); no 1/mu (derive.gaussian)."""
+    n = mu.shape[0]
+    t0 = (b * b)
+    t1 = (Lh * mu[:, None])
+    t2 = (t1 @ t0)
+    t3 = (b * mu)
+    t4 = (Lh * b[None, :])
+    t5 = (t4 * t3[:, None])
+    S = numpy.eye(n) + (k) * numpy.diag(t2) + (k) * t5
+    rhs = (k) * numpy.diag(mu)
+
+    return S, rhs
+
+
+def gaussian_moment(W, Lh, b, R):
+    """E[X W X] for X ~ N(0, H^-1): the Hadamard part minus the Woodbury correction (derive.gaussian.moment, pairwise O(n^3) products)."""
+    n = W.shape[0]
+    t0 = (Lh * W.T)
+    t1 = numpy.diagonal(W)
+    t2 = (Lh @ t1)
+    t3 = (Lh * b[None, :])
+    t4 = (W.T @ t3.T)
+    t5 = (R * t4.T)
+    t6 = (t3.T @ t5.T)
+    t7 = (Lh * b[:, None])
+    t8 = (t7.T @ t4)
+    t9 = (R * t8.T)
+    t10 = (R * W)
+    t11 = (t7 @ t10)
+    t12 = (t3.T @ t11.T)
+    t13 = (W @ t7)
+    t14 = (R * t13)
+    t15 = (t7 @ t14)
+    E = t0 + numpy.diag(t2) + (-1) * t6.T + (-1) * t9 + (-1) * t12.T + (-1) * t15
+
+    return E
+
+
+def hessian_system(Rhs, Li, b, mu, h):
+    """(S, rhs) with S w = rhs for H[Z] = Rhs, H[Z] = lam o Z + h (b w^T + w b^T), w = diag(mu) Z b (derive.gaussian.hessian_system)."""
+    n = mu.shape[0]
+    t0 = (b * mu)
+    t1 = (Li * b[None, :])
+    t2 = (t1 * t0[:, None])
+    t3 = (b * b)
+    t4 = (Li * mu[:, None])
+    t5 = (t4 @ t3)
+    t6 = (Li * Rhs)
+    t7 = (t6 @ b)
+    t8 = (mu * t7)
+    S = numpy.eye(n) + (h) * t2 + (h) * numpy.diag(t5)
+    rhs = t8
+
+    return S, rhs
+
+
+def hessian_field(Rhs, Li, b, w, h):
+    """Z = (Rhs - h (b w^T + w b^T)) o Li: the solution of H[Z] = Rhs given w."""
+    n = b.shape[0]
+    t0 = (Li * Rhs)
+    t1 = (Li * b[:, None])
+    t2 = (t1 * w[None, :])
+    t3 = (Li * b[None, :])
+    t4 = (t3 * w[:, None])
+    Z = t0 + (-h) * t2 + (-h) * t4
+
+    return Z
+
+
+def basis_forms(sig, yU, y_null2, n_null, kappa, g_v):
+    """(mu, b, y^T A^-1 y, logdet A) from the nonzero singular values sig of Phi F^1/2, y's components yU along them, the squared norm y_null2 of the rest of y and the number n_null of null directions of C (THEORY §2c)."""
+    d = g_v*sig**2 + kappa
+    mu = sig**2/d
+    b = sig*yU/d
+    yAy = numpy.sum(yU**2/d) + y_null2/kappa
+    logdet_A = numpy.sum(numpy.log(d)) + n_null * math.log(kappa)
+
+    return mu, b, yAy, logdet_A
+
+
+def outputs_kernel(beta, Kinv_beta, kstar):
+    """(train mean, test mean) from the readout beta, kernel field (THEORY §2c)."""
+    train = beta
+    test = kstar.T @ Kinv_beta
+
+    return train, test
+
+
+def outputs_weights(X, X_test, beta):
+    """(train mean, test mean) from the readout beta, weights field (THEORY §2c)."""
+    train = X @ beta
+    test = X_test @ beta
+
+    return train, test

@@ -3,9 +3,9 @@
 # derivation: derive.activations.nngp_kernel
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 3d6cb57427b16139bbb1c0dce5c652361bc72efb09369220ea4dfb5bf8bc6f36
-# content-sha256: f12bf8f90feac8f10ea484a1f7a8a90d10c76da483d7e2bea7fa2a2016a74a6a
-"""NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for linear, erf, relu (THEORY §1)."""
+# inputs-sha256: 901fbe8b2d60c187afb122a760dbbbc4ce8332127d35f86e9777eddf7b49248c
+# content-sha256: 6bd60b087a339609fd70db5650972c083480fa9f01826fcfdb1a42b26eaf62d0
+"""NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for every activation (docs/theory.md §1; codes in ACTIVATIONS)."""
 import math  # noqa: F401
 
 import numpy  # noqa: F401
@@ -16,63 +16,44 @@ ORDER = None
 NMAX = 0
 
 
+#: activation codes of the `act` argument (derive.activations.ACTIVATIONS)
+ACTIVATIONS = ("linear", "erf", "relu")
+
+
 @njit(cache=True)
-def nngp_linear(K_ab_pairs, diag_a, diag_b, out):
-    """K^phi_ab for phi = linear from K_aa, K_bb, K_ab (THEORY §1)."""
+def nngp_pairs(K_ab_pairs, diag_a, diag_b, act, out):
+    """K^phi_ab from K_aa, K_bb, K_ab for the activation with code act (docs/theory.md §1):
+    out[a, c] for the rows a of diag_a and the columns c of diag_b."""
     for a in range(K_ab_pairs.shape[0]):
         K_aa = diag_a[a]
         for c in range(K_ab_pairs.shape[1]):
             K_bb = diag_b[c]
             K_ab = K_ab_pairs[a, c]
-            out[a, c] = K_ab
+            if act == 0:
+                k_phi = K_ab
+            elif act == 1:
+                k_phi = 2*math.asin(2*K_ab/(math.sqrt(2*K_aa + 1)*math.sqrt(2*K_bb + 1)))/math.pi
+            else:
+                relu_0 = math.sqrt(K_aa)
+                relu_1 = math.sqrt(K_bb)
+                relu_2 = relu_0*relu_1
+                relu_3 = max(-1, min(1, K_ab/(relu_0*relu_1)))
+                k_phi = ((0) if (relu_2 <= 0) else ((1/2)*relu_2*(relu_3*(math.pi - math.acos(relu_3)) + math.sqrt(1 - relu_3**2))/math.pi))
+
+            out[a, c] = k_phi
 
 
 @njit(cache=True)
-def nngp_linear_diagonal(k_diag, out):
-    """K^phi_aa for phi = linear (test diagonal, THEORY §1)."""
+def nngp_diagonal(k_diag, act, out):
+    """K^phi_aa from K_aa (the test diagonal, docs/theory.md §1)."""
     for j in range(k_diag.shape[0]):
         K_aa = k_diag[j]
-        out[j] = K_aa
+        if act == 0:
+            k_phi = K_aa
+        elif act == 1:
+            erf_0 = 2*K_aa
+            k_phi = 2*math.asin(erf_0/(erf_0 + 1))/math.pi
+        else:
+            k_phi = ((0) if (K_aa <= 0) else ((1/2)*K_aa))
 
-
-@njit(cache=True)
-def nngp_erf(K_ab_pairs, diag_a, diag_b, out):
-    """K^phi_ab for phi = erf from K_aa, K_bb, K_ab (THEORY §1)."""
-    for a in range(K_ab_pairs.shape[0]):
-        K_aa = diag_a[a]
-        for c in range(K_ab_pairs.shape[1]):
-            K_bb = diag_b[c]
-            K_ab = K_ab_pairs[a, c]
-            out[a, c] = 2*math.asin(2*K_ab/(math.sqrt(2*K_aa + 1)*math.sqrt(2*K_bb + 1)))/math.pi
-
-
-@njit(cache=True)
-def nngp_erf_diagonal(k_diag, out):
-    """K^phi_aa for phi = erf (test diagonal, THEORY §1)."""
-    for j in range(k_diag.shape[0]):
-        K_aa = k_diag[j]
-        x0 = 2*K_aa
-        out[j] = 2*math.asin(x0/(x0 + 1))/math.pi
-
-
-@njit(cache=True)
-def nngp_relu(K_ab_pairs, diag_a, diag_b, out):
-    """K^phi_ab for phi = relu from K_aa, K_bb, K_ab (THEORY §1)."""
-    for a in range(K_ab_pairs.shape[0]):
-        K_aa = diag_a[a]
-        for c in range(K_ab_pairs.shape[1]):
-            K_bb = diag_b[c]
-            K_ab = K_ab_pairs[a, c]
-            x0 = math.sqrt(K_aa)
-            x1 = math.sqrt(K_bb)
-            x2 = x0*x1
-            x3 = max(-1, min(1, K_ab/(x0*x1)))
-            out[a, c] = ((0) if (x2 <= 0) else ((1/2)*x2*(x3*(math.pi - math.acos(x3)) + math.sqrt(1 - x3**2))/math.pi))
-
-
-@njit(cache=True)
-def nngp_relu_diagonal(k_diag, out):
-    """K^phi_aa for phi = relu (test diagonal, THEORY §1)."""
-    for j in range(k_diag.shape[0]):
-        K_aa = k_diag[j]
-        out[j] = ((0) if (K_aa <= 0) else ((1/2)*K_aa))
+        out[j] = k_phi

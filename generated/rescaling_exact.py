@@ -3,8 +3,8 @@
 # derivation: derive.model.action_difference
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 46060ff70bd06569ce61785ce43b5780f731a7eb20d88336b005d521da3b9a7b
-# content-sha256: 6f420cd122dd78c6930771e4e8f46f9ab383e00645c1ac05a5b5eb0b30024909
+# inputs-sha256: d92177840fa72f7aea53ba75b219baaeb4d0496183d53c637f1841bb965614f6
+# content-sha256: 80b52f2ad6b71e81b82162718b6c1428977c4269a1c2db94562278cba2dfeeea
 """Exact 1-D integral over s (THEORY §2a): S(s) - S(s0) without cancellation, and the directional hidden-weight moment given s."""
 import math  # noqa: F401
 
@@ -36,11 +36,19 @@ def action_difference(t_nodes, s0, chi, N, kappa, g_v, lam_modes, yt2_modes, out
 
 
 @njit(cache=True)
-def hidden_weight_direction(s_nodes, chi, N, g_v, g_w_D, Q1_nodes, Q2_nodes, out):
+def hidden_weight_direction(s_nodes, chi, N, g_v, g_w, D, Q1_nodes, Q2_nodes, out):
     """Directional hidden-weight second moment given s (THEORY §2a): u^T (1/N) E[W^T W | s] u - g_w/D for a unit vector u, from Q1 = z^T (g_v s K + kappa)^-1 z and Q2 = z^T (g_v s K + kappa)^-1 yt with z = sqrt(g_w/D) U^T X u."""
     for j in range(s_nodes.shape[0]):
         s = s_nodes[j]
         Q1 = Q1_nodes[j]
         Q2 = Q2_nodes[j]
-        x0 = 1/N
-        out[j] = -Q1*g_v*g_w_D*s*x0 + Q2**2*chi*g_v*g_w_D*s*x0
+        x0 = 1/D
+        x1 = 1/N
+        out[j] = -Q1*g_v*g_w*s*x0*x1 + Q2**2*chi*g_v*g_w*s*x0*x1
+
+
+def direction_modes(U, X, u, g_w, D):
+    """z = sqrt(g_w/D) U^T X u: a unit weight-space direction u in the eigenbasis U of K (THEORY §2a)."""
+    z = (numpy.sqrt(g_w)/numpy.sqrt(D)) * (U.T @ X @ u)
+
+    return z

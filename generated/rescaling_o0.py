@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 3111d1510267e70580729486b07573ac5a567fd0b6a4c15bfbe4cd29f889507b
+# inputs-sha256: 50312d57e852e8a536e2024531b42ea6bbf36ce20bb44ab7226802d16b17f69b
 # content-sha256: 39738e32eb5a327bafc6dc6d266e1f54d69cc9d2d6567b07cddf49b9b5835833
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 0 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

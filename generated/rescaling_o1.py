@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 41801c16be745d5fcb124785cd3bc7a5115ca86c7741f1770a12102edfcac0c0
+# inputs-sha256: 230b7b9d7fbb15ba2cd74a201ed49d21a87acafbe0d55a5c976e7ae92957094c
 # content-sha256: 11b9922e6d83a6872ae7242920539c0151d4a252c3ff5130860bd9aaeccaa3bc
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 1 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

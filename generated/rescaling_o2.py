@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: ec5602e8db4a68cd5bbbce34f1e4b0f348f4d29a7847e230ca452a8a87e2f06c
+# inputs-sha256: 1ed35d5d135683bef324d251debb2c7f51c7aab96ccf9fda1020958fbc63cbe1
 # content-sha256: 1e1cabf0a4f9cf9cd76809354b4ff94f7d79fa99aeb7a9f24f68847f8cd803c6
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 2 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

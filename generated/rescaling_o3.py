@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 2a65c9cbba03e967003f6dbadd89ad33b11c4adbbe6767557e0a07bf12d90d5b
+# inputs-sha256: 1fb0e805a62b015d23417571942c8ae047d492cdbd82ca60f5b96c80179c5824
 # content-sha256: 07a0b9960818641217dd55293791ee23fb0ace6d82d6e30c6318609d6f6b65af
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 3 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

@@ -105,7 +105,6 @@ class Result(Mapping):
         return len(self.to_dict())
 
     def _repr_html_(self) -> str:
-        d = self.to_dict()
         rows = [("chi", f"{self.chi:g}"), ("converged", str(self.converged))]
         if self.converged:
             rows += [("method", f"{self.method}" + ("" if self.order is None else f", order {self.order}")),

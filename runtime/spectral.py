@@ -74,16 +74,15 @@ def nngp_kernels(X: np.ndarray, X_test: np.ndarray | None, g_w: float, activatio
     from msat import generated
 
     mod = generated.nngp_kernels()
-    pair = getattr(mod, f"nngp_{activation}")
-    diag = getattr(mod, f"nngp_{activation}_diagonal")
+    act = mod.ACTIVATIONS.index(activation)
     dK = np.ascontiguousarray(np.diag(K))
     Kphi = np.empty_like(K)
-    pair(K, dK, dK, Kphi)
+    mod.nngp_pairs(K, dK, dK, act, Kphi)
     kstar_phi = np.empty_like(kstar)
     kss_phi = np.empty_like(kss)
     if kss.shape[0]:
-        pair(np.ascontiguousarray(kstar), dK, kss, kstar_phi)
-        diag(kss, kss_phi)
+        mod.nngp_pairs(np.ascontiguousarray(kstar), dK, kss, act, kstar_phi)
+        mod.nngp_diagonal(kss, act, kss_phi)
     return Kphi, kstar_phi, kss_phi
 
 

@@ -19,7 +19,9 @@ from .. import data as _data
 from .. import spectral
 from ..errors import InputError
 from ..methods import exact
-from ..numerics import hmc
+from msat.generated import observables as gen_observables
+
+from ..numerics import chains, hmc
 from ..numerics.observe import alignment_of_spectrum
 from ..predict import predict
 from ..progress import Progress
@@ -41,6 +43,8 @@ class Config:
     statement2_Ns: list
     statement3_Ns: list
     kappa: float = 0.5
+    g_v: float = 1.0
+    g_w: float = 1.0
     seed: int = 0
     mc_samples: int = 40000
     chis: list = field(default_factory=list)
@@ -87,7 +91,7 @@ def compute(cfg: Config, activation: str, progress=True) -> dict:
                + (len(cfg.statement3_Ns) if linear else 0))
     bar = Progress(n_tasks, progress, "[bold]msat run[/bold]")
     rows, raw = {}, {}
-    common = dict(N=N, chi=chis, kappa=kappa, activation=activation)
+    common = dict(N=N, chi=chis, kappa=kappa, g_v=cfg.g_v, g_w=cfg.g_w, activation=activation)
     for m in methods:
         bar.step(m)
         if m.startswith("loop"):
@@ -101,42 +105,42 @@ def compute(cfg: Config, activation: str, progress=True) -> dict:
         raw[m] = res
         rows[m] = {"disc_train": [_disc(y, r["train_mean"])[0] for r in res],
                    "disc_test": [_disc(yt, r["test_mean"])[0] for r in res]}
-    spec_phi = spectral.spectrum(X, y, Xt, 1.0, activation)
+    spec_phi = spectral.spectrum(X, y, Xt, cfg.g_w, activation)
     rows["nngp"]["alignment"] = [alignment_of_spectrum(spec_phi)] * len(chis)
     theory = raw["adaptive_o1"]
     rows["adaptive_o1"]["alignment"] = [r["observables"]["kernel_alignment"] for r in theory]
     if linear:
         rows["adaptive_o1"]["omega"] = [r["observables"]["weight_cov_direction"] for r in theory]
         rows["exact"]["omega"] = []
-    spec = spectral.spectrum(X, y, Xt, 1.0)
+    spec = spectral.spectrum(X, y, Xt, cfg.g_w)
     samp = {k: [] for k in ("disc_train", "disc_train_err", "disc_test", "disc_test_err", "alignment",
                             "alignment_err", "omega", "omega_err", "rhat_max", "ess_min")}
     for j, chi in enumerate(chis):
         bar.step(f"sampling chi = {chi:.3g}")
-        # the learned direction of the theory, X^T alpha with alpha = (y - <f>)/kappa
-        u = X.T @ (y - np.asarray(theory[j]["train_mean"]))
-        u /= np.linalg.norm(u)
-        ch = hmc.run_chains(X, y, Xt, N=N, chi=chi, kappa=kappa, activation=activation,
-                            samples=cfg.samples, chains=cfg.chains, seed=cfg.seed + j, directions=u[None, :])
-        s = hmc.summarise(ch, y, 1.0, cfg.D, X)
+        u = chains.learned_direction(X, y, theory[j]["train_mean"], kappa)  # the theory's direction
+        ch = hmc.run_chains(X, y, Xt, N=N, chi=chi, kappa=kappa, g_v=cfg.g_v, g_w=cfg.g_w,
+                            activation=activation, samples=cfg.samples, chains=cfg.chains,
+                            seed=cfg.seed + j, directions=u[None, :])
+        s = chains.summarise(ch, X, y, kappa, cfg.g_w)
         dt, et = _disc(y, s["train_mean"], s["train_mean_mcse"])
         dv, ev = _disc(yt, s["test_mean"], s["test_mean_mcse"])
-        dirs = hmc.diagnostics(ch, "dirs")
-        al = hmc.diagnostics(ch, "align")
+        dirs = chains.diagnostics(ch, "dirs")
+        al = chains.diagnostics(ch, "align")
         samp["disc_train"].append(dt)
         samp["disc_train_err"].append(et)
         samp["disc_test"].append(dv)
         samp["disc_test_err"].append(ev)
         samp["alignment"].append(s["observables"]["kernel_alignment"])
         samp["alignment_err"].append(float(al["mcse"][0]))
-        samp["omega"].append(float(np.concatenate([c.dirs for c in ch]).mean()) - 1.0 / cfg.D)
+        quad = float(np.concatenate([c.dirs for c in ch]).mean())
+        samp["omega"].append(float(gen_observables.weight_cov_excess(quad, cfg.D, cfg.g_w)))
         samp["omega_err"].append(float(dirs["mcse"][0]))
         samp["rhat_max"].append(s["rhat_max"])
         samp["ess_min"].append(s["ess_min"])
         if linear:
-            z = np.sqrt(1.0 / cfg.D) * spec.U.T @ (X @ u)
+            direction = exact.direction_modes(spec, X, u, cfg.g_w)
             rows["exact"]["omega"].append(
-                exact.moments(spec, N, chi, kappa, 1.0, weight_direction=(z, 1.0 / cfg.D))["weight_cov_direction"])
+                exact.moments(spec, N, chi, kappa, cfg.g_v, weight_direction=direction)["weight_cov_direction"])
     rows["sample"] = samp
     out = {"activation": activation, "config": asdict(cfg), "chis": chis, "rows": rows,
            "adaptive_mc_error": {k: [float(np.max(r.get("mc_error", {}).get(k, [0.0]) or [0.0])) for r in theory]

@@ -18,38 +18,38 @@ def _rms(v):
     return float(np.sqrt(np.mean(v * v))) if v.size else float("nan")
 
 
-def _loop_errors(spec, N, chi, kappa, orders, dressed, ex):
+def _loop_errors(spec, N, chi, kappa, g_v, orders, dressed, ex):
     from ..methods.loop import series, truncate
     from ..numerics.saddle import ActionGradient, find_saddle
 
-    sd = find_saddle(ActionGradient(spec, N, chi, kappa, 1.0, dressed))
+    sd = find_saddle(ActionGradient(spec, N, chi, kappa, g_v, dressed))
     errs = []
     for L in orders:
-        v = truncate(series(spec, N, [sd.s], [chi], kappa, 1.0, L, dressed))
+        v = truncate(series(spec, N, [sd.s], [chi], kappa, g_v, L, dressed))
         errs.append(max(float(np.max(np.abs(v[k][0] - ex[k]))) for k in ("train_mean", "test_mean", "test_var")))
     return errs
 
 
 def orders(cfg, bar):
     ds = _data.builtin("ising", P=cfg.orders_P, D=cfg.orders_D, P_test=10, seed=cfg.seed)
-    spec = spectral.spectrum(ds.X, ds.y, ds.X_test, 1.0)
+    spec = spectral.spectrum(ds.X, ds.y, ds.X_test, cfg.g_w)
     errors = {}
     for regime in ("chi=1", "chi=N"):
         errors[regime] = {"bare": [[] for _ in range(4)], "dressed": [[] for _ in range(4)]}
         for N in cfg.orders_Ns:
             bar.step(f"loop orders, {regime}, N = {N}")
             chi = 1.0 if regime == "chi=1" else float(N)
-            ex = exact.moments(spec, N, chi, cfg.kappa, 1.0)
+            ex = exact.moments(spec, N, chi, cfg.kappa, cfg.g_v)
             for variant in ("bare", "dressed"):
-                for L, e in enumerate(_loop_errors(spec, N, chi, cfg.kappa, range(4), variant == "dressed", ex)):
+                for L, e in enumerate(_loop_errors(spec, N, chi, cfg.kappa, cfg.g_v, range(4), variant == "dressed", ex)):
                     errors[regime][variant][L].append(e)
     # kernel adaptation order 2 (the kernel field's own loop, THEORY §2c), means only
     kf = {"chi=1": [], "chi=N": []}
     for regime in kf:
         for N in cfg.orders_Ns:
             chi = 1.0 if regime == "chi=1" else float(N)
-            ex = exact.moments(spec, N, chi, cfg.kappa, 1.0)
-            r = predict(ds.X, ds.y, ds.X_test, N=N, chi=chi, kappa=cfg.kappa, method="adaptive", order=2)
+            ex = exact.moments(spec, N, chi, cfg.kappa, cfg.g_v)
+            r = predict(ds.X, ds.y, ds.X_test, N=N, chi=chi, kappa=cfg.kappa, g_v=cfg.g_v, g_w=cfg.g_w, method="adaptive", order=2)
             kf[regime].append(max(float(np.max(np.abs(np.array(r[k]) - ex[k]))) for k in ("train_mean", "test_mean")))
     slopes = {}
     for regime, d in errors.items():
@@ -72,12 +72,12 @@ def statement2(cfg, bar):
         bar.step(f"statement 2, N = {N}")
         P = N // 2
         ds = _data.builtin("ising", P=P, D=P, P_test=4, seed=cfg.seed)
-        spec = spectral.spectrum(ds.X, ds.y, ds.X_test, 1.0)
+        spec = spectral.spectrum(ds.X, ds.y, ds.X_test, cfg.g_w)
         for chi, keys in ((1.0, (("tree_chi1", 0, False), ("dressed1_chi1", 1, True))), (float(N), (("tree_chiN", 0, False),))):
-            ex = exact.moments(spec, N, chi, cfg.kappa, 1.0)
+            ex = exact.moments(spec, N, chi, cfg.kappa, cfg.g_v)
             for key, L, dressed in keys:
-                sd = find_saddle(ActionGradient(spec, N, chi, cfg.kappa, 1.0, dressed))
-                v = truncate(series(spec, N, [sd.s], [chi], cfg.kappa, 1.0, L, dressed))
+                sd = find_saddle(ActionGradient(spec, N, chi, cfg.kappa, cfg.g_v, dressed))
+                v = truncate(series(spec, N, [sd.s], [chi], cfg.kappa, cfg.g_v, L, dressed))
                 out[key].append(_rms(v["train_mean"][0] - ex["train_mean"]))
     return out
 
@@ -86,18 +86,18 @@ def statement3(cfg, bar, raw):
     from ..numerics.rescale import effective_rescaling
 
     ds = _data.builtin("ising", P=cfg.orders_P, D=cfg.orders_D, P_test=4, seed=cfg.seed)
-    spec = spectral.spectrum(ds.X, ds.y, ds.X_test, 1.0)
+    spec = spectral.spectrum(ds.X, ds.y, ds.X_test, cfg.g_w)
     out = {"Ns": cfg.statement3_Ns, "order0_residual": [], "order0_relative_residual": [],
            "order1_relative_residual": [], "s_eff": [],
            "ladder_order0_residual": [r["observables"]["s_eff_residual"] for r in raw["adaptive_o0"]]}
     for N in cfg.statement3_Ns:
         bar.step(f"statement 3, N = {N}")
         chis = list(np.geomspace(1.0, N, 6))
-        r0 = predict(ds.X, ds.y, ds.X_test, N=N, chi=chis, kappa=cfg.kappa, method="adaptive", order=0)[-1]
-        r1 = predict(ds.X, ds.y, ds.X_test, N=N, chi=chis, kappa=cfg.kappa, method="adaptive", order=1)[-1]
+        r0 = predict(ds.X, ds.y, ds.X_test, N=N, chi=chis, kappa=cfg.kappa, g_v=cfg.g_v, g_w=cfg.g_w, method="adaptive", order=0)[-1]
+        r1 = predict(ds.X, ds.y, ds.X_test, N=N, chi=chis, kappa=cfg.kappa, g_v=cfg.g_v, g_w=cfg.g_w, method="adaptive", order=1)[-1]
         out["order0_residual"].append(r0["observables"]["s_eff_residual"])
         out["order0_relative_residual"].append(r0["observables"]["s_eff_relative_residual"])
-        e1 = effective_rescaling(spec, r1["train_mean"], cfg.kappa, 1.0)
+        e1 = effective_rescaling(spec, r1["train_mean"], cfg.kappa, cfg.g_v)
         out["order1_relative_residual"].append(e1["s_eff_relative_residual"])
         out["s_eff"].append(e1["s_eff"])
     return out

@@ -3,7 +3,6 @@ numerics.linear_saddle along the ladder from the NNGP, with the adapted kernel, 
 the hidden-weight observables and the effective rescaling (docs/theory.md §4)."""
 from __future__ import annotations
 
-import numpy as np
 
 from ..ladder import Solver, relative_change
 from ..numerics.linear_saddle import LinearSaddle

@@ -101,9 +101,9 @@ def _centre(spec, N, chi, kappa, g_v, s_init):
 def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0, weight_direction=None) -> dict:
     """Exact train/test means, test variance, E[s], Var[s] at one chi, with error estimate.
 
-    ``weight_direction`` = (z, g_w/D) adds "weight_cov_direction": the exact
-    u^T (1/N) E[W^T W] u - g_w/D for the unit weight-space direction u with
-    z = sqrt(g_w/D) U^T X u (THEORY §2a, generated hidden_weight_direction)."""
+    ``weight_direction`` = (z, g_w, D) adds "weight_cov_direction": the exact
+    u^T (1/N) E[W^T W] u - g_w/D for a unit weight-space direction u with z = direction_modes(spec,
+    X, u, g_w) (THEORY §2a, generated hidden_weight_direction)."""
     s0, sigma = _centre(spec, N, chi, kappa, g_v, s_init)
     t_lo, t_hi = _range(spec, s0, sigma, N, chi, kappa, g_v)
     h = STEP * sigma
@@ -131,13 +131,13 @@ def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0, weight_dire
 
     extra = []
     if weight_direction is not None:
-        z, g_w_D = weight_direction
+        z, g_w, D = weight_direction
         R = tab.resolvent[:, 0, :]
         Q1 = np.ascontiguousarray(R @ (z * z))
         Q2 = np.ascontiguousarray(R @ (z * spec.yt))
         om = np.empty_like(t)
         generated.exact().hidden_weight_direction(s_nodes, float(chi), float(N), float(g_v),
-                                                  float(g_w_D), Q1, Q2, om)
+                                                  float(g_w), float(D), Q1, Q2, om)
         extra.append(om)
 
     def integrate_all(mask):
@@ -158,6 +158,12 @@ def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0, weight_dire
         "saddle": s0,
         **({"weight_cov_direction": float(fine[5])} if extra else {}),
     }
+
+
+def direction_modes(spec: Spectrum, X, u, g_w: float):
+    """(z, g_w, D) for ``moments(weight_direction=...)``: z = sqrt(g_w/D) U^T X u (generated)."""
+    D = X.shape[1]
+    return np.asarray(generated.exact().direction_modes(spec.U, X, np.asarray(u, float), g_w, D)), g_w, D
 
 
 class _Solver(SpectralSolver):

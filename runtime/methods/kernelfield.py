@@ -62,9 +62,9 @@ class _Solver(Solver):
         for st in states:
             fld = st.field
             beta1, beta0 = fld.one_loop(st.F)
-            m1, m0 = fld.train_mean(beta1), fld.train_mean(beta0)
-            values = {"train_mean": m1, "test_mean": fld.test_mean(beta1, d.X_test, kstar),
-                      "test_var": st.test_var}
+            m1, t1 = fld.outputs(beta1, d.X_test, kstar)
+            m0, _ = fld.outputs(beta0, d.X_test, kstar)
+            values = {"train_mean": m1, "test_mean": t1, "test_var": st.test_var}
             evals, yCy = fld.kernel_spectrum(st.F)
             obs = {
                 "kernel_alignment": kernel_target_alignment(yCy, d.y @ d.y, np.linalg.norm(evals)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ladder import Point, Solver
-from ..numerics import hmc
+from ..numerics import chains as _chains, hmc
 from ..results import Result
 
 
@@ -18,7 +18,7 @@ class _Solver(Solver):
         chains = hmc.run_chains(d.X, d.y, d.X_test, N=p.N, chi=chi, kappa=p.kappa, g_v=p.g_v, g_w=p.g_w,
                                 activation=p.activation, samples=p.samples, chains=p.chains, seed=p.seed,
                                 progress=self.progress)
-        summary = hmc.summarise(chains, d.y, p.g_w, p.D, d.X)
+        summary = _chains.summarise(chains, d.X, d.y, p.kappa, p.g_w)
         if self.draws is not None:
             self.draws.append({"chi": chi, **{k: np.stack([getattr(c, k) for c in chains])
                                               for k in ("train", "test", "dirs", "align", "accept")}})

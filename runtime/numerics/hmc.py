@@ -1,8 +1,10 @@
-"""Ground truth: samples of a finite two-layer network from its posterior (THEORY §1, §7).
+"""Ground truth: samples of a finite two-layer network from its posterior (docs/theory.md §1, §7).
 
-HMC over all weights (W, a) with the generated log posterior and gradient
-(msat.generated.network_<phi>), preconditioned per weight group (one mass for W, one for a;
-chi = N makes the readout prior stiff), several independent chains in parallel processes.
+HMC over all weights (W, a): the integrator here is plumbing; the log posterior, its gradient, the
+prior scales and the observables of each draw are the generated model's
+(msat.generated.densities, every activation). Preconditioned per weight group (one mass for W,
+one for a; chi = N makes the readout prior stiff), several independent chains in parallel
+processes.
 
 Warm-up per chain: start from a prior draw with a small step, then windows of dual-averaging
 step-size adaptation (target acceptance 0.8) and per-group mass adaptation (mass = 1/variance
@@ -14,20 +16,17 @@ from __future__ import annotations
 
 import math
 import os
-import warnings as _warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
-from msat import generated
+from msat.generated import densities
+from msat.generated.densities import network_log_posterior, network_record
 
 from ..progress import Progress
-from .observe import alignment_of
 
-#: reported outputs must reach these (THEORY §7; issue 4)
-RHAT_MAX = 1.01
-ESS_MIN = 400
 TARGET_ACCEPT = 0.8
 JITTER = 0.2
 
@@ -48,15 +47,106 @@ class ChainResult:
     a: np.ndarray
 
 
+@njit(cache=True)
+def leapfrog_chain(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, act, m_W, m_a, eps, n_leap, n_iter, jitter,
+                   rng, record, accumulate_w, out_train, out_test, out_dirs, out_align, accept, wsum, ksum,
+                   warm_W):
+    """n_iter HMC iterations over (W, a) from the state given (updated in place): per-group masses
+    m_W, m_a, step eps jittered by +-jitter, n_leap leapfrog steps; momenta, jitter and accept draws
+    from the NumPy Generator rng (its stream continues across calls). The log posterior and its
+    gradient, and the observables recorded per draw (with ``record``), are the generated model's
+    (msat.generated.densities); without ``record`` the per-iteration sums of squares of W and a go
+    to warm_W (for the warm-up's mass adaptation)."""
+    Nn, Dn = W.shape
+    P = X.shape[0]
+    gW = np.empty_like(W)
+    ga = np.empty_like(a)
+    H = np.empty((Nn, P))
+    f = np.empty(P)
+    W0 = np.empty_like(W)
+    a0 = np.empty_like(a)
+    gW0 = np.empty_like(W)
+    ga0 = np.empty_like(a)
+    pW = np.empty_like(W)
+    pa = np.empty_like(a)
+    Phi = np.empty((Nn, P))
+    G = np.empty((Nn, P))
+    XT = np.ascontiguousarray(X.T)
+    Ck = np.empty((P, P))
+    logp = network_log_posterior(W, a, X, y, chi, kappa, g_v, g_w, act, gW, ga, H, f, XT, Phi, G)
+    sW = math.sqrt(m_W)
+    sa = math.sqrt(m_a)
+    for it in range(n_iter):
+        e = eps * (1.0 + jitter * (2.0 * rng.random() - 1.0))
+        kin = 0.0
+        for i in range(Nn):
+            pa[i] = sa * rng.standard_normal()
+            kin += pa[i] * pa[i] / m_a
+            a0[i] = a[i]
+            ga0[i] = ga[i]
+            for d in range(Dn):
+                pW[i, d] = sW * rng.standard_normal()
+                kin += pW[i, d] * pW[i, d] / m_W
+                W0[i, d] = W[i, d]
+                gW0[i, d] = gW[i, d]
+        H0 = -logp + 0.5 * kin
+        logp0 = logp
+        lp = logp
+        for step in range(n_leap):
+            for i in range(Nn):
+                pa[i] += 0.5 * e * ga[i]
+                a[i] += e * pa[i] / m_a
+                for d in range(Dn):
+                    pW[i, d] += 0.5 * e * gW[i, d]
+                    W[i, d] += e * pW[i, d] / m_W
+            lp = network_log_posterior(W, a, X, y, chi, kappa, g_v, g_w, act, gW, ga, H, f, XT, Phi, G)
+            for i in range(Nn):
+                pa[i] += 0.5 * e * ga[i]
+                for d in range(Dn):
+                    pW[i, d] += 0.5 * e * gW[i, d]
+        kin = 0.0
+        for i in range(Nn):
+            kin += pa[i] * pa[i] / m_a
+            for d in range(Dn):
+                kin += pW[i, d] * pW[i, d] / m_W
+        H1 = -lp + 0.5 * kin
+        dH = H0 - H1
+        if not math.isfinite(dH):
+            dH = -math.inf
+        acc_prob = 1.0 if dH >= 0.0 else math.exp(dH)
+        accept[it] = acc_prob
+        if rng.random() < acc_prob:
+            logp = lp
+        else:
+            logp = logp0
+            for i in range(Nn):
+                a[i] = a0[i]
+                ga[i] = ga0[i]
+                for d in range(Dn):
+                    W[i, d] = W0[i, d]
+                    gW[i, d] = gW0[i, d]
+        if record:
+            out_align[it] = network_record(W, a, X, X_test, y, dirs, act, accumulate_w, out_train[it],
+                                           out_test[it], out_dirs[it], ksum, wsum, Phi, Ck)
+        else:
+            for i in range(Nn):
+                for d in range(Dn):
+                    warm_W[it, 0] += W[i, d] * W[i, d]
+                warm_W[it, 1] += a[i] * a[i]
+    return logp
+
+
 def _run_chain(args):
     (X, y, X_test, dirs, N, chi, kappa, g_v, g_w, activation, draws, warmup, seed,
      accumulate_w) = args
-    hmc = getattr(generated.network(activation), f"hmc_{activation}")
+    model = densities
+    act = model.ACTIVATIONS.index(activation)
     rng = np.random.default_rng(seed)
     P, D = X.shape
-    W = rng.standard_normal((N, D)) * math.sqrt(g_w / D)
-    a = rng.standard_normal(N) * math.sqrt(g_v / (chi * N))
-    m_W, m_a = D / g_w, chi * N / g_v  # prior precisions: the initial preconditioner
+    var_W, var_a = model.prior_variances(N, D, chi, g_v, g_w)
+    W = rng.standard_normal((N, D)) * math.sqrt(var_W)
+    a = rng.standard_normal(N) * math.sqrt(var_a)
+    m_W, m_a = model.prior_precisions(N, D, chi, g_v, g_w)  # the initial preconditioner
     eps, n_leap = 0.05, 10  # small first steps (THEORY §7: one chain in 64 stuck otherwise)
     dummy = dict(out_train=np.empty((1, P)), out_test=np.empty((1, X_test.shape[0])),
                  out_dirs=np.empty((1, dirs.shape[0])), out_align=np.empty(1), wsum=np.zeros((D, D)),
@@ -66,7 +156,7 @@ def _run_chain(args):
         acc = np.empty(n_iter)
         warm = np.zeros((n_iter, 2))
         o = out or dummy
-        hmc(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, m_W, m_a, eps, n_leap, n_iter,
+        leapfrog_chain(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, act, m_W, m_a, eps, n_leap, n_iter,
             JITTER if record else 0.0, rng,  # one PCG64 stream per chain (numba draws from it)
             record, accumulate_w and record, o["out_train"], o["out_test"], o["out_dirs"],
             o["out_align"], acc, o["wsum"], o["ksum"], warm)
@@ -142,72 +232,3 @@ def run_chains(X, y, X_test, *, N, chi, kappa, g_v=1.0, g_w=1.0, activation="lin
                 bar.step()
     bar.close()
     return results
-
-
-def diagnostics(chains_list, key):
-    """ArviZ R-hat, bulk/tail ESS and MCSE of the mean for an output stacked over chains."""
-    with _warnings.catch_warnings():
-        _warnings.simplefilter("ignore", FutureWarning)
-        import arviz as az
-    arr = np.stack([getattr(c, key) for c in chains_list])  # (chain, draw, ...)
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    ds = az.convert_to_dataset({"x": arr})
-    rhat = az.rhat(ds)["x"].values
-    ess_bulk = az.ess(ds, method="bulk")["x"].values
-    ess_tail = az.ess(ds, method="tail")["x"].values
-    mcse = az.mcse(ds, method="mean")["x"].values
-    return {"rhat": np.atleast_1d(rhat), "ess_bulk": np.atleast_1d(ess_bulk),
-            "ess_tail": np.atleast_1d(ess_tail), "mcse": np.atleast_1d(mcse)}
-
-
-def summarise(chains_list, y, g_w, D, X):
-    """Posterior means/variances, MCSEs, diagnostics and observables of sampled chains."""
-    train = np.concatenate([c.train for c in chains_list])
-    test = np.concatenate([c.test for c in chains_list])
-    d_train = diagnostics(chains_list, "train")
-    d_test = diagnostics(chains_list, "test") if test.shape[1] else None
-    rhat = [d_train["rhat"]] + ([d_test["rhat"]] if d_test else [])
-    ess = [d_train["ess_bulk"], d_train["ess_tail"]] + ([d_test["ess_bulk"], d_test["ess_tail"]] if d_test else [])
-    rhat_max = float(np.nanmax(np.concatenate(rhat)))
-    ess_min = float(np.nanmin(np.concatenate(ess)))
-    n_draws = sum(c.train.shape[0] for c in chains_list)
-    M = sum(c.wsum for c in chains_list) / n_draws  # (1/N) E[W^T W]
-    train_mean = train.mean(axis=0)
-    u = X.T @ (y - train_mean)  # learned direction: X^T alpha with alpha = (y - <f>)/kappa
-    u = u / np.linalg.norm(u) if np.linalg.norm(u) > 0 else u
-    evals, evecs = np.linalg.eigh(M)
-    align = np.concatenate([c.align for c in chains_list])
-    Kbar = sum(c.ksum for c in chains_list) / n_draws  # posterior mean feature kernel E[C]
-    acc = np.array([c.accept.mean() for c in chains_list])
-    warnings = []
-    if rhat_max > RHAT_MAX or ess_min < ESS_MIN:
-        warnings.append(f"sampler diagnostics: R-hat max {rhat_max:.3f} (want <= {RHAT_MAX}), "
-                        f"ESS min {ess_min:.0f} (want >= {ESS_MIN}): increase --samples or --chains")
-    stuck = [i for i, a in enumerate(acc) if a < 0.05]
-    if stuck:
-        warnings.append(f"chains {stuck} stopped moving (acceptance < 5%)")
-    out = {
-        "train_mean": train_mean,
-        "test_mean": test.mean(axis=0),
-        "test_var": test.var(axis=0, ddof=1) if test.shape[0] > 1 else np.zeros(test.shape[1]),
-        "train_var": train.var(axis=0, ddof=1) if train.shape[0] > 1 else np.zeros(train.shape[1]),
-        "train_mean_mcse": d_train["mcse"],
-        "test_mean_mcse": d_test["mcse"] if d_test else np.zeros(0),
-        "rhat_max": rhat_max,
-        "ess_min": ess_min,
-        "observables": {
-            "kernel_alignment": alignment_of(y, Kbar),
-            "kernel_alignment_per_draw": float(align.mean()),
-            "weight_cov_direction": float(u @ M @ u - g_w / D),
-            "weight_cov_top_eigenvalue": float(evals[-1]),
-            "weight_cov_baseline": g_w / D,
-            "weight_cov_top_overlap": float(abs(evecs[:, -1] @ u)),
-            "acceptance": acc.tolist(),
-            "step_size": [c.eps for c in chains_list],
-            "leapfrog_steps": [c.n_leap for c in chains_list],
-        },
-        "warnings": warnings,
-        "weight_second_moment": M,
-    }
-    return out

@@ -18,7 +18,6 @@ B^-1 = Lambda^-1 + E, E = -2 U_r^T Ct U_r from the emitted conjugate field):
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -23,12 +23,14 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
 from msat import generated
+from msat.generated import densities
 
 from ..errors import ConvergenceError
 from ..spectral import nngp_kernels
+from .mala import mala_chains
 
 ESTIMATORS = ("cumulant", "mc")
-#: E_q|w|^2 beyond this multiple of the prior's g_w counts as a diverging single-neuron law
+#: E_q|w|^2 beyond this multiple of its prior mean counts as a diverging single-neuron law
 DIVERGENCE = 1e3
 
 
@@ -62,9 +64,9 @@ class NonlinearSaddle:
         self.N, self.kappa, self.g_v, self.g_w = N, kappa, g_v, g_w
         self.activation, self.order, self.estimator = activation, order, estimator
         self.Kphi, self.kstar_phi, self.kss_phi = nngp_kernels(X, X_test, g_w, activation)
-        neuron = generated.neuron(activation)
-        self._features = getattr(neuron, f"features_{activation}")
-        self._mala = getattr(neuron, f"mala_{activation}")
+        self._model = densities
+        self._act = self._model.ACTIVATIONS.index(activation)
+        self.var_w, self.tilt_limit, self.mean_w2 = self._model.neuron_scales(self.D, g_w)
         lin = generated.linear_adaptation()
         self._field = getattr(lin, f"conjugate_field_o{order}")
         self._predictions = lin.predictions
@@ -73,13 +75,13 @@ class NonlinearSaddle:
         self.XtX_max = float(np.linalg.eigvalsh(self.X.T @ self.X)[-1]) if self.P else 0.0
         if estimator == "cumulant":
             rng = np.random.default_rng(seed)
-            W0 = rng.standard_normal((n_prior, self.D)) * math.sqrt(g_w / self.D)
+            W0 = rng.standard_normal((n_prior, self.D)) * math.sqrt(self.var_w)
             # R replicate blocks of prior draws for the error estimate, plus their union
             self._blocks = np.array_split(self._phi(W0), replicates)
 
     def _phi(self, W):
         out = np.empty((W.shape[0], self.X_all.shape[0]))
-        self._features(self.X_all, np.ascontiguousarray(W), out)
+        self._model.features(self.X_all, np.ascontiguousarray(W), self._act, out)
         return out
 
     # -- field step: Ct from C -------------------------------------------------------------
@@ -114,7 +116,7 @@ class NonlinearSaddle:
         samples = np.empty((max(n_keep, 1), self.D))
         accepted = np.zeros(W.shape[0], dtype=np.int64)
         log_q = np.empty(W.shape[0])
-        kept = self._mala(W, self.X, np.ascontiguousarray(Ct), float(self.D), self.g_w, eps, steps,
+        kept = mala_chains(W, self.X, np.ascontiguousarray(Ct), float(self.D), self.g_w, self._act, eps, steps,
                           burn, thin, seed, accepted, log_q, samples)
         if not np.all(np.isfinite(log_q)) or not np.all(np.isfinite(W)):
             raise ConvergenceError(
@@ -125,10 +127,10 @@ class NonlinearSaddle:
         if kept == 0:
             return None, acc
         w2 = float(np.mean(np.sum(samples[:kept] ** 2, axis=1)))
-        if not w2 < DIVERGENCE * self.g_w:
+        if not w2 < DIVERGENCE * self.mean_w2:
             raise ConvergenceError(
                 "adaptive: single-neuron chains drift to large |w| (q(w) not normalisable at this "
-                "chi?)", {"mean_w2": w2, "prior_mean_w2": self.g_w})
+                "chi?)", {"mean_w2": w2, "prior_mean_w2": self.mean_w2})
         Phi = self._phi(samples[:kept])
         P = self.P
         C = Phi[:, :P].T @ Phi[:, :P] / kept
@@ -141,7 +143,7 @@ class NonlinearSaddle:
         the ray w = t v must stay below the prior's D/(2 g_w) (THEORY §6). Exact for linear phi
         (an eigenvalue), a search over fixed random directions for relu (a necessary condition),
         always true for bounded phi (erf). Returns (ok, ratio)."""
-        limit = self.D / (2 * self.g_w)
+        limit = self.tilt_limit
         if self.activation == "linear":
             ratio = float(np.linalg.eigvalsh(self.X.T @ Ct @ self.X)[-1]) / limit
         elif self.activation == "relu":
@@ -158,7 +160,7 @@ class NonlinearSaddle:
         if self.activation != "relu" or self.estimator != "mc":
             return
         top = float(np.linalg.eigvalsh(Ct)[-1])
-        if not self.D / self.g_w > 2 * max(top, 0.0) * self.XtX_max:
+        if not self._model.relu_margin(self.D, self.g_w, top, self.XtX_max) > 0:
             msg = (f"relu: sufficient normalisability condition of q(w) fails at chi = {chi:g} "
                    "(D/g_w <= 2 lambda_max(Ct)_+ lambda_max(X^T X), THEORY §6)")
             if msg not in warnings:
@@ -234,8 +236,8 @@ class NonlinearSaddle:
             if mc_state is not None and r < len(mc_state):
                 W, eps = mc_state[r][0].copy(), mc_state[r][1].copy()
             else:
-                W = rng.standard_normal((per, self.D)) * math.sqrt(self.g_w / self.D)
-                eps = np.full(per, 0.1 * self.g_w / self.D)
+                W = rng.standard_normal((per, self.D)) * math.sqrt(self.var_w)
+                eps = np.full(per, 0.1 * self.var_w)  # a tenth of the prior variance
             C = self.Kphi.copy() if C0 is None else C0.copy()
             seed = int(rng.integers(2**31 - 1))
             # ramp chi geometrically from the warm start's chi over the first iterations: the
@@ -262,7 +264,7 @@ class NonlinearSaddle:
                             raise
                         # the last update overshot into a non-normalisable q: step back
                         C, eta = C_last + 0.5 * (C - C_last), max(0.5 * eta, 0.02)
-                        W = rng.standard_normal((per, self.D)) * math.sqrt(self.g_w / self.D)
+                        W = rng.standard_normal((per, self.D)) * math.sqrt(self.var_w)
                 else:
                     raise ConvergenceError("adaptive: Monte Carlo fixed point keeps diverging",
                                            {"chi": chi_it})

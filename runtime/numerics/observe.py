@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from msat import generated
+from msat.generated import observables as gen_observables
 
 from ..spectral import Spectrum
 
@@ -55,9 +56,9 @@ def test_var(spec: Spectrum, coef_modes: np.ndarray, coef_scalar: np.ndarray) ->
 
 
 def kernel_target_alignment(yCy: float, yy: float, frobenius: float) -> float:
-    """Kernel-target alignment y^T C y / (|y|^2 ||C||_F) (THEORY §4), from its three parts, so
-    that callers can supply them in whatever basis they hold C (matrix, eigenvalues)."""
-    return float(yCy) / (float(yy) * float(frobenius)) if frobenius > 0 else 0.0
+    """Kernel-target alignment (docs/theory.md §4, generated) from its three parts, so that callers
+    can supply them in whatever basis they hold C (matrix, eigenvalues)."""
+    return float(gen_observables.kernel_target_alignment(float(yCy), float(yy), float(frobenius)))
 
 
 def alignment_of(y, C) -> float:

@@ -95,12 +95,10 @@ class WishartField:
             U, sig, Wt = np.linalg.svd(self.Phi @ L, full_matrices=self.P < self.n)
             T = L @ Wt.T
         r = sig.shape[0]
-        d = self.kappa + self.g * sig**2
         yU = U[:, :r].T @ self.y
         mu, b = np.zeros(self.n), np.zeros(self.n)
-        mu[:r], b[:r] = sig**2 / d, sig * yU / d
-        yAy = np.sum(yU**2 / d) + max(self.y @ self.y - yU @ yU, 0.0) / self.kappa
-        logdet_A = np.sum(np.log(d)) + (self.P - r) * np.log(self.kappa)
+        y_null2 = max(self.y @ self.y - yU @ yU, 0.0)  # y outside the range of C
+        mu[:r], b[:r], yAy, logdet_A = _gen.basis_forms(sig, yU, y_null2, self.P - r, self.kappa, self.g)
         S = _gen.action(np.sum(np.log(f)), self.Q_trace(F), yAy, logdet_A, self.c0, self.chi)
         return Basis(T, mu, b, S, sig**2, yU)
 
@@ -113,37 +111,18 @@ class WishartField:
         return _gen.hessian(bs.mu, self.c0, self.chi, self.g)
 
     def solve_H(self, R, bs, lam, k):
-        """Symmetric Z with H[Z] = R, H[Z] = lam o Z + (k/2)(b w^T + w b^T), w = diag(mu) Z b."""
-        h, b, mu = k / 2, bs.b, bs.mu
-        Li = 1.0 / lam
-        rhs = mu * ((R * Li) @ b)
-        ML = mu[:, None] * (np.outer(b, b) * Li + np.diag(Li @ b**2))
-        w = np.linalg.solve(np.eye(self.n) + h * ML, rhs)
-        return (R - h * (np.outer(b, w) + np.outer(w, b))) * Li
+        """Symmetric Z with H[Z] = R, H[Z] = lam o Z + (k/2)(b w^T + w b^T), w = diag(mu) Z b:
+        the generated n x n system for w (Woodbury), then Z."""
+        _, Li = _gen.hadamard_inverses(lam)
+        S, rhs = _gen.hessian_system(R, Li, bs.b, bs.mu, k / 2)
+        return _gen.hessian_field(R, Li, bs.b, np.linalg.solve(S, rhs), k / 2)
 
     def moments(self, bs, lam, k):
-        """W -> E[X W X], X ~ N(0, H^-1): Hadamard part minus the Woodbury correction (cached per W)."""
-        b, mu = bs.b, bs.mu
-        Lh = 0.5 / lam
-        Omega = np.outer(b, b) * Lh + np.diag(Lh @ b**2)
-        # R = (M^-1 + Omega)^-1 with M = k diag(mu), written without 1/mu (mu can vanish)
-        Rw = np.linalg.solve(np.eye(self.n) + k * mu[:, None] * Omega, k * np.diag(mu))
-        cache = {}
-
-        def moment(W):
-            key = hash(W.tobytes())
-            if key not in cache:
-                E0 = W.T * Lh + np.diag(Lh @ np.diag(W))
-                P1 = (Lh * b[None, :]) @ W
-                P2 = W @ (b[:, None] * Lh)
-                T1 = ((Rw * P1) @ Lh) * b[None, :]
-                T2 = Rw * (P1 @ (b[:, None] * Lh))
-                T3 = np.outer(b, b) * (Lh @ (Rw * W) @ Lh)
-                T4 = b[:, None] * (Lh @ (Rw * P2))
-                cache[key] = E0 - (T1 + T2 + T3 + T4)
-            return cache[key]
-
-        return moment
+        """The Gaussian moments E[X W X], X ~ N(0, H^-1), of the loop (generated.loop_moment_weights)."""
+        Lh, _ = _gen.hadamard_inverses(lam)
+        S, rhs = _gen.woodbury_system(Lh, bs.b, bs.mu, k)
+        R = np.linalg.solve(S, rhs)  # the Woodbury core
+        return [_gen.gaussian_moment(W, Lh, bs.b, R) for W in _gen.loop_moment_weights(bs.mu, bs.b)]
 
     # -- saddle and loop --------------------------------------------------------------------------
     def saddle(self, F0, tol=1e-12, maxiter=100):
@@ -174,21 +153,19 @@ class WishartField:
         """(<beta> to first order, beta(F*)): readout weights in field coordinates (THEORY §2c)."""
         bs = self.basis(F)
         lam, k = self.hessian(bs)
-        moment = self.moments(bs, lam, k)
-        Psi = _gen.loop_source(moment, bs.mu, bs.b, self.c0, self.chi, self.g)
+        E = self.moments(bs, lam, k)
+        Psi = _gen.loop_source(*E, bs.mu, bs.b, self.c0, self.chi, self.g)
         Z = self.solve_H(Psi, bs, lam, k)
-        beta1, beta0 = _gen.readout_one_loop(moment, Z, bs.mu, bs.b, self.g)
+        beta1, beta0 = _gen.readout_one_loop(*E, Z, bs.mu, bs.b, self.g)
         return bs.T @ beta1, bs.T @ beta0
 
     # -- outputs ----------------------------------------------------------------------------------
-    def train_mean(self, beta):
-        return beta if self.Phi is None else self.Phi @ beta
-
-    def test_mean(self, beta, X_test, kstar):
-        """k*^T K^-1 beta (kernel field) or X* beta (weight field): both exact for linear networks."""
+    def outputs(self, beta, X_test, kstar):
+        """(train mean, test mean) from the readout: k*^T K^-1 beta (kernel field) or X* beta
+        (weight field), both exact for linear networks (generated outputs_*)."""
         if self.Phi is None:
-            return kstar.T @ cho_solve(self.K_cho, beta)
-        return X_test @ beta
+            return _gen.outputs_kernel(beta, cho_solve(self.K_cho, beta), kstar)
+        return _gen.outputs_weights(self.Phi, X_test, beta)
 
     def kernel_spectrum(self, F):
         """(nonzero eigenvalues of C = Phi F Phi^T, largest first; y^T C y), without forming C:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from msat.derive import kernelfield as kf
+from msat.derive import fieldbasis, kernelfield as kf
 
 
 def _spd(rng, n):
@@ -78,7 +78,7 @@ def test_derived_forms_equal_the_dense_reference(setup):
 
 def test_structured_hessian_is_hadamard_plus_one_low_rank_term():
     """THEORY §2c: lam_ij = c0 - (g^2/2) mu_i mu_j (in the basis F = I) and chi g^2 b^T X M X b."""
-    st = kf.structured()
+    st = fieldbasis.structured()
     mu_i, mu_j = sp.symbols("mu_i mu_j")
     lam = sum(c * (mu_i ** len(d1)) * (mu_j ** len(d2)) for c, d1, d2 in st.hadamard)
     assert sp.simplify(lam - (kf.c0 - kf.g_v**2 / 2 * mu_i * mu_j)) == 0

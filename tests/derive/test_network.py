@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from msat import generated
+from msat.generated import densities
 from msat.derive import network
 
 
@@ -25,8 +25,9 @@ def test_logp_and_gradient_match_sympy(act):
     vals.update({as_[i]: av[i] for i in range(Nn)})
     ref = float(lp.subs(vals))
     gW, ga = np.empty_like(Wv), np.empty_like(av)
-    f = getattr(generated.network(act), f"logp_grad_{act}")
-    got = f(Wv.copy(), av.copy(), Xv, yv, chi, kappa, g_v, g_w, gW, ga, np.empty((Nn, P)), np.empty(P),
+    model = densities
+    got = model.network_log_posterior(Wv.copy(), av.copy(), Xv, yv, chi, kappa, g_v, g_w, model.ACTIVATIONS.index(act),
+                                      gW, ga, np.empty((Nn, P)), np.empty(P),
             np.ascontiguousarray(Xv.T), np.empty((Nn, P)), np.empty((Nn, P)))
     assert got == pytest.approx(ref, rel=1e-12)
     for i in range(Nn):

@@ -17,7 +17,7 @@ import pytest
 import sympy as sp
 
 from msat import generated
-from msat.derive import kernels
+from msat.derive.kernels import rescaling as kernels
 
 RNG = np.random.default_rng(7)
 

@@ -7,7 +7,6 @@
 - THEORY §9 statement 3 (tree level = 2a tree-level rescaling) and statement 4 (directional
   feature learning ~ chi/N, matching the exact value).
 """
-import math
 
 import numpy as np
 import pytest
@@ -141,7 +140,7 @@ def test_statement_4_directional_feature_learning(ising):
             ob = sol.observables(st, pr["B"], pr["E"], 1.0, D)
             z = np.zeros(spec.P)
             z[sol.mask] = np.sqrt(sol.lam) * ob["direction_r"]
-            ex = exact.moments(spec, N, chi, 0.5, 1.0, weight_direction=(z, 1.0 / D))
+            ex = exact.moments(spec, N, chi, 0.5, 1.0, weight_direction=(z, 1.0, D))
             table[N, chi] = (ob["weight_cov_direction"], ex["weight_cov_direction"])
     for N in (100, 400, 1600):
         w1, w10, wN = (table[N, c][0] for c in (1.0, N / 10, float(N)))

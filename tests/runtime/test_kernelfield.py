@@ -25,7 +25,7 @@ def test_kernel_field_fast_path_equals_dense_reference(P, N, chi):
     C, _ = fast.saddle(K.copy())
     m1, m0 = fast.one_loop(C)
     np.testing.assert_allclose(C, Cd, atol=1e-12)
-    np.testing.assert_allclose(fast.train_mean(m1), m1d, atol=1e-12)
+    np.testing.assert_allclose(fast.outputs(m1, None, np.zeros((P, 0)))[0], m1d, atol=1e-12)
     assert np.max(np.abs(m1 - m0)) > 1e-4  # the loop term is not trivially zero here
 
 
@@ -52,8 +52,8 @@ def test_kernel_and_weight_fields_agree_to_their_own_accuracy():
     for N in (100, 400):
         kf = WishartField.kernel(K, ds.y, N, 1.0, 0.5, 1.0)
         wf = WishartField.weights(ds.X, ds.y, N, 1.0, 0.5, 1.0, 1.0)
-        mk = kf.train_mean(kf.one_loop(kf.saddle(K.copy())[0])[0])
-        mw = wf.train_mean(wf.one_loop(wf.saddle(wf.start_from_kernel(K))[0])[0])
+        mk = kf.outputs(kf.one_loop(kf.saddle(K.copy())[0])[0], None, np.zeros((len(ds.y), 0)))[0]
+        mw = wf.outputs(wf.one_loop(wf.saddle(wf.start_from_kernel(K))[0])[0], np.zeros((0, 9)), None)[0]
         gaps.append(np.max(np.abs(mk - mw)))
     assert gaps[1] < gaps[0] / 10  # ~ N^-2 (16x for 4x N)
     assert gaps[0] < 1e-3

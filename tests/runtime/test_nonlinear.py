@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from msat import generated
+from msat.generated import densities
 from msat.runtime import data, spectral
 from msat.runtime.numerics.linear_saddle import LinearSaddle
+from msat.runtime.numerics.mala import mala_chains
 from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle
 
 
@@ -18,9 +20,10 @@ def test_nngp_kernels_vs_monte_carlo(act):
     K = B @ B.T / 3 + 0.1 * np.eye(P)
     d = np.ascontiguousarray(np.diag(K))
     out = np.empty_like(K)
-    getattr(generated.nngp_kernels(), f"nngp_{act}")(K, d, d, out)
+    mod = generated.nngp_kernels()
+    mod.nngp_pairs(K, d, d, mod.ACTIVATIONS.index(act), out)
     diag = np.empty(P)
-    getattr(generated.nngp_kernels(), f"nngp_{act}_diagonal")(d, diag)
+    mod.nngp_diagonal(d, mod.ACTIVATIONS.index(act), diag)
     M = 400_000
     h = rng.standard_normal((M, P)) @ np.linalg.cholesky(K).T
     phi = {"erf": lambda x: __import__("scipy.special", fromlist=["erf"]).erf(x), "relu": lambda x: np.maximum(x, 0)}[act](h)
@@ -32,8 +35,11 @@ def test_nngp_kernels_vs_monte_carlo(act):
 
 @pytest.mark.parametrize("act", ["linear", "erf", "relu"])
 def test_log_density_gradient_matches_finite_differences(act):
-    mod = generated.neuron(act)
-    f = getattr(mod, f"_log_density_{act}")
+    mod = densities
+    code = mod.ACTIVATIONS.index(act)
+
+    def f(w, X, Ct, D, g_w, *rest):
+        return mod.neuron_log_density(w, X, Ct, D, g_w, code, *rest)
     rng = np.random.default_rng(1)
     P, D = 6, 4
     X = rng.standard_normal((P, D))
@@ -65,7 +71,8 @@ def test_mala_reproduces_the_gaussian_single_neuron_law():
     kept = chains * ((steps - burn + thin - 1) // thin)
     samples = np.empty((kept, D))
     acc = np.zeros(chains, dtype=np.int64)
-    n = generated.neuron("linear").mala_linear(W, X, Ct, float(D), g_w, eps, steps, burn, thin, 7, acc, np.empty(chains), samples)
+    n = mala_chains(W, X, Ct, float(D), g_w, densities.ACTIVATIONS.index("linear"), eps, steps, burn, thin,
+                    7, acc, np.empty(chains), samples)
     assert n == kept
     emp = samples.T @ samples / n
     # batch means over chains for the standard error

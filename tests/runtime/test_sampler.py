@@ -7,7 +7,7 @@ import pytest
 
 from msat.runtime import spectral
 from msat.runtime.methods import exact
-from msat.runtime.numerics import hmc
+from msat.runtime.numerics import chains as chain_stats, hmc
 from msat.runtime import predict
 
 
@@ -41,16 +41,16 @@ def _compare_linear(P, D, N, samples, chains, chis, seed=1):
         dirs /= np.linalg.norm(dirs, axis=1)[:, None]
         ch = hmc.run_chains(X, y, Xt, N=N, chi=chi, kappa=0.5, samples=samples, chains=chains,
                             seed=seed, directions=dirs)
-        s = hmc.summarise(ch, y, 1.0, D, X)
+        s = chain_stats.summarise(ch, X, y, 0.5, 1.0)
         assert s["rhat_max"] < 1.01 and s["ess_min"] > 400, (chi, s["rhat_max"], s["ess_min"])
         zs += list((s["train_mean"] - ex["train_mean"]) / s["train_mean_mcse"])
         zs += list((s["test_mean"] - ex["test_mean"]) / s["test_mean_mcse"])
         zs += list((s["test_var"] - ex["test_var"]) / _mcse_of_variance(ch, "test"))
-        d_mcse = hmc.diagnostics(ch, "dirs")["mcse"]
+        d_mcse = chain_stats.diagnostics(ch, "dirs")["mcse"]
         d_mean = np.concatenate([c.dirs for c in ch]).mean(axis=0)
         for k, u in enumerate(dirs):
             z = np.sqrt(1.0 / D) * spec.U.T @ (X @ u)
-            ex_dir = exact.moments(spec, N, chi, 0.5, 1.0, weight_direction=(z, 1.0 / D))["weight_cov_direction"]
+            ex_dir = exact.moments(spec, N, chi, 0.5, 1.0, weight_direction=(z, 1.0, D))["weight_cov_direction"]
             zs.append((d_mean[k] - 1.0 / D - ex_dir) / d_mcse[k])
     return np.array(zs)
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from . import loops, model
-from .emit import KernelSpec, Statement
+from .. import loops, model
+from ..emit import KernelSpec, Statement
 
 PARAM_ARGS = ["N", "kappa", "g_v"]
 
@@ -199,7 +199,7 @@ def hidden_weight_direction_spec() -> KernelSpec:
     return KernelSpec(
         name="hidden_weight_direction",
         family="row_map",
-        args=["s_nodes", "chi", "N", "g_v", "g_w_D", "Q1_nodes", "Q2_nodes", "out"],
+        args=["s_nodes", "chi", "N", "g_v", "g_w", "D", "Q1_nodes", "Q2_nodes", "out"],
         doc=(
             "Directional hidden-weight second moment given s (THEORY §2a): u^T (1/N) E[W^T W | s] u "
             "- g_w/D for a unit vector u, from Q1 = z^T (g_v s K + kappa)^-1 z and "
@@ -208,6 +208,17 @@ def hidden_weight_direction_spec() -> KernelSpec:
         node=[Statement("out[j]", expr)],
         prelude=[("s", "s_nodes[j]"), ("Q1", "Q1_nodes[j]"), ("Q2", "Q2_nodes[j]")],
         rows="s_nodes.shape[0]",
+    )
+
+
+def direction_modes_spec() -> KernelSpec:
+    return KernelSpec(
+        name="direction_modes",
+        family="numpy_function",
+        args=["U", "X", "u", "g_w", "D"],
+        doc="z = sqrt(g_w/D) U^T X u: a unit weight-space direction u in the eigenbasis U of K (THEORY §2a).",
+        node=[Statement("z", model.direction_modes())],
+        returns="z",
     )
 
 
@@ -246,6 +257,6 @@ def modules(max_order: int = 3):
         "derive.model.action_difference",
         None,
         0,
-        [action_difference_spec(), hidden_weight_direction_spec()],
+        [action_difference_spec(), hidden_weight_direction_spec(), direction_modes_spec()],
     )
     return out

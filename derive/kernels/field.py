@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from . import kernelfield as kf
-from .emit import KernelSpec, code
+from .. import fieldbasis, gaussian, indices, kernelfield as kf
+from ..emit import KernelSpec, Statement, code
 
 _LEAVES = {"Mu": ("diag", "mu"), "b": ("col", "b"), "bT": ("row", "b"), "Q": ("mat", "QT"),
            "X": ("mat", "Z")}
@@ -103,7 +103,7 @@ def _spec(name, args, doc, lines, returns):
 
 
 def specs():
-    st = kf.structured()
+    st = fieldbasis.structured()
     w2, w1 = st.weights
     out = []
     for inst, (c0, q) in kf.priors().items():
@@ -127,24 +127,83 @@ def specs():
                      "d2S[X, X] = sum_ij lam_ij X_ij^2 + k b^T X diag(mu) X b, in the basis.",
                      ["n = mu.shape[0]", f"lam = {_sum(had)}", f"k = {code(k)}"],
                      "0.5 * (lam + lam.T), k"))
-    moments = {}
+    moments = {}  # one set of Gaussian moments E[X W X] for the source and the readout
     src = [f"({code(c)}) * {dense(product(L1 + (('moment', W),) + L3, moments))}"
            for c, L1, W, L3 in st.source]
-    out.append(_spec("loop_source", ["moment", "mu", "b", "c0", "chi", "g_v"],
-                     "Psi with E d3S[X, X, Y] = tr(Psi Y), X ~ N(0, H^-1); moment(W) = E[X W X].",
-                     ["n = mu.shape[0]", *_moment_lines(moments), f"Psi = {_sum(src)}"],
-                     "0.5 * (Psi + Psi.T)"))
-    moments = {}
     beta = [f"({code(c)}) * {_vector(product(R))}" for c, R in st.readout]
     curv = [f"({code(c)}) * {product(L + (('moment', W),) + R, moments)[1]}" for c, L, W, R in st.curvature]
     slope = [f"({code(c)}) * {product(L + ('X',) + R)[1]}" for c, L, R in st.slope]
-    out.append(_spec("readout_one_loop", ["moment", "Z", "mu", "b", "g_v"],
+    names = list(moments.values())
+    out.append(_spec("loop_moment_weights", ["mu", "b"],
+                     "The matrices W whose Gaussian moments E[X W X] the loop source and the readout "
+                     "need, in the order of their arguments %s." % ", ".join(names),
+                     ["n = mu.shape[0]"], "(" + ", ".join(moments) + ",)"))
+    out.append(_spec("loop_source", [*names, "mu", "b", "c0", "chi", "g_v"],
+                     "Psi with E d3S[X, X, Y] = tr(Psi Y), X ~ N(0, H^-1), from the moments E[X W X] "
+                     "(loop_moment_weights).",
+                     ["n = mu.shape[0]", f"Psi = {_sum(src)}"], "0.5 * (Psi + Psi.T)"))
+    out.append(_spec("readout_one_loop", [*names, "Z", "mu", "b", "g_v"],
                      "(beta + %s E d2beta[X, X] + %s dbeta[Z], beta) in the basis: the first-order "
                      "loop term of the readout, Z = H^-1 Psi (THEORY §2c; weights from "
                      "derive.loops.expand_components)." % (w2, w1),
-                     ["n = mu.shape[0]", *_moment_lines(moments), f"beta = {_sum(beta)}",
-                      f"curvature = {_sum(curv)}", f"slope = {_sum(slope)}"],
+                     ["n = mu.shape[0]", f"beta = {_sum(beta)}", f"curvature = {_sum(curv)}",
+                      f"slope = {_sum(slope)}"],
                      f"beta + ({code(sp.nsimplify(w2))}) * curvature + ({code(sp.nsimplify(w1))}) * slope, beta"))
+    return out + gaussian_specs() + basis_specs()
+
+
+def _index(targets, names):
+    return indices.numpy_lines(targets, {k: k for k in names}, code)
+
+
+def gaussian_specs():
+    """The Hessian's inverse pieces and the Gaussian moments (derive.gaussian)."""
+    lam, Lh = gaussian.hadamard_covariance()
+    S_w, rhs_w = gaussian.woodbury_system()
+    S_h, rhs_h, Z = gaussian.hessian_system()
+    arrays = ("W", "Lh", "Li", "b", "mu", "R", "Rhs", "w")
+    return [
+        _spec("hadamard_inverses", ["lam"],
+              "(Lh, Li): Lh = Cov0 scale of the Hadamard part, Cov0(X_ij, X_kl) = Lh_ij (d_ik d_jl + "
+              "d_il d_jk), and Li, the inverse of Z -> lam o Z (THEORY §2c, derive.gaussian).",
+              [f"Lh = {code(Lh)}", f"Li = {code(1 / lam)}"], "Lh, Li"),
+        _spec("woodbury_system", ["Lh", "b", "mu", "k"],
+              "(S, rhs): the Woodbury core R = (M^-1 + Omega)^-1 of the low-rank term solves S R = rhs "
+              "(M = k diag(mu), Omega = Cov0(Xb, Xb)); no 1/mu (derive.gaussian).",
+              ["n = mu.shape[0]", *_index({"S": (S_w, ("p", "q")), "rhs": (rhs_w, ("p", "q"))}, arrays)],
+              "S, rhs"),
+        _spec("gaussian_moment", ["W", "Lh", "b", "R"],
+              "E[X W X] for X ~ N(0, H^-1): the Hadamard part minus the Woodbury correction "
+              "(derive.gaussian.moment, pairwise O(n^3) products).",
+              ["n = W.shape[0]", *_index({"E": (gaussian.moment(), ("i", "l"))}, arrays)], "E"),
+        _spec("hessian_system", ["Rhs", "Li", "b", "mu", "h"],
+              "(S, rhs) with S w = rhs for H[Z] = Rhs, H[Z] = lam o Z + h (b w^T + w b^T), "
+              "w = diag(mu) Z b (derive.gaussian.hessian_system).",
+              ["n = mu.shape[0]", *_index({"S": (S_h, ("i", "q")), "rhs": (rhs_h, ("i",))}, arrays)],
+              "S, rhs"),
+        _spec("hessian_field", ["Rhs", "Li", "b", "w", "h"],
+              "Z = (Rhs - h (b w^T + w b^T)) o Li: the solution of H[Z] = Rhs given w.",
+              ["n = b.shape[0]", *_index({"Z": (Z, ("i", "j"))}, arrays)], "Z"),
+    ]
+
+
+def basis_specs():
+    """Basis quantities from the singular values of Phi F^1/2 (derive.kernelfield.basis_forms) and
+    the outputs from the readout (derive.kernelfield.outputs)."""
+    f = kf.basis_forms()
+    lines = [f"d = {code(f['d'])}", f"mu = {code(f['mu'].subs(f['d'], sp.Symbol('d')))}",
+             f"b = {code(f['b'].subs(f['d'], sp.Symbol('d')))}",
+             f"yAy = numpy.sum({code(f['yAy'].subs(f['d'], sp.Symbol('d')))}) + {code(f['yAy_null'].subs(kf.yu ** 2, sp.Symbol('y_null2')))}",
+             f"logdet_A = numpy.sum(numpy.log(d)) + n_null * {code(f['logdet_A_null'])}"]
+    out = [_spec("basis_forms", ["sig", "yU", "y_null2", "n_null", "kappa", "g_v"],
+                 "(mu, b, y^T A^-1 y, logdet A) from the nonzero singular values sig of Phi F^1/2, "
+                 "y's components yU along them, the squared norm y_null2 of the rest of y and the "
+                 "number n_null of null directions of C (THEORY §2c).", lines, "mu, b, yAy, logdet_A")]
+    for inst, (train, test) in kf.outputs().items():
+        args = ["beta", "Kinv_beta", "kstar"] if inst == "kernel" else ["X", "X_test", "beta"]
+        out.append(KernelSpec(name=f"outputs_{inst}", family="numpy_function", args=args,
+                              doc=f"(train mean, test mean) from the readout beta, {inst} field (THEORY §2c).",
+                              node=[Statement("train", train), Statement("test", test)], returns="train, test"))
     return out
 
 

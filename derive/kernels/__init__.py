@@ -1,0 +1,20 @@
+"""What generated/ holds: kernel specifications (SymPy expressions + template family) per module.
+
+  rescaling    the kernel-rescaling field, loop orders 0..L, saddle and exact integrand (§2a, §3)
+  adaptation   kernel adaptation of linear networks, orders 0 and 1 (§2b)
+  field        the Wishart field's one loop (§2c)
+  nngp         NNGP kernels for every activation (§1)
+  densities    the sampled laws: network posterior and single-neuron law (§1, §2b, §6, §7)
+  observables  alignment, learned direction, weight-covariance excess (§4)
+
+(sections of docs/theory.md)
+"""
+from __future__ import annotations
+
+from . import adaptation, densities, field, nngp, observables, rescaling
+
+
+def modules(max_order: int) -> dict:
+    """{module name: (title, doc, derivation, order, nmax, [KernelSpec])} for every generated module."""
+    return {**rescaling.modules(max_order), **adaptation.modules(), **field.modules(), **nngp.modules(),
+            **densities.modules(), **observables.modules()}

@@ -1,0 +1,96 @@
+"""Diagnostics and summaries of sampled chains (docs/theory.md §7): ArviZ R-hat, bulk/tail ESS and
+Monte Carlo standard errors; posterior means and variances with their MCSE; the observables of the
+sampled networks (feature-kernel alignment, hidden-weight second moment along the learned
+direction, from msat.generated.observables)."""
+from __future__ import annotations
+
+import warnings as _warnings
+
+import numpy as np
+
+from msat.generated import observables as gen_observables
+
+from .observe import alignment_of
+
+#: reported outputs must reach these (docs/theory.md §7)
+RHAT_MAX = 1.01
+ESS_MIN = 400
+
+
+def diagnostics(chains_list, key):
+    """ArviZ R-hat, bulk/tail ESS and MCSE of the mean for an output stacked over chains."""
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore", FutureWarning)
+        import arviz as az
+    arr = np.stack([getattr(c, key) for c in chains_list])  # (chain, draw, ...)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    ds = az.convert_to_dataset({"x": arr})
+    rhat = az.rhat(ds)["x"].values
+    ess_bulk = az.ess(ds, method="bulk")["x"].values
+    ess_tail = az.ess(ds, method="tail")["x"].values
+    mcse = az.mcse(ds, method="mean")["x"].values
+    return {"rhat": np.atleast_1d(rhat), "ess_bulk": np.atleast_1d(ess_bulk),
+            "ess_tail": np.atleast_1d(ess_tail), "mcse": np.atleast_1d(mcse)}
+
+
+def unit(u):
+    """u / |u| (u itself when it vanishes)."""
+    n = np.linalg.norm(u)
+    return u / n if n > 0 else u
+
+
+def learned_direction(X, y, train_mean, kappa):
+    """The unit direction the hidden weights learn (docs/theory.md §4), from the train means."""
+    return unit(gen_observables.learned_direction(X, y, np.asarray(train_mean), kappa))
+
+
+def summarise(chains_list, X, y, kappa, g_w):
+    """Posterior means/variances, MCSEs, diagnostics and observables of sampled chains."""
+    train = np.concatenate([c.train for c in chains_list])
+    test = np.concatenate([c.test for c in chains_list])
+    d_train = diagnostics(chains_list, "train")
+    d_test = diagnostics(chains_list, "test") if test.shape[1] else None
+    rhat = [d_train["rhat"]] + ([d_test["rhat"]] if d_test else [])
+    ess = [d_train["ess_bulk"], d_train["ess_tail"]] + ([d_test["ess_bulk"], d_test["ess_tail"]] if d_test else [])
+    rhat_max = float(np.nanmax(np.concatenate(rhat)))
+    ess_min = float(np.nanmin(np.concatenate(ess)))
+    n_draws = sum(c.train.shape[0] for c in chains_list)
+    M = sum(c.wsum for c in chains_list) / n_draws  # (1/N) E[W^T W]
+    train_mean = train.mean(axis=0)
+    u = learned_direction(X, y, train_mean, kappa)
+    evals, evecs = np.linalg.eigh(M)
+    align = np.concatenate([c.align for c in chains_list])
+    Kbar = sum(c.ksum for c in chains_list) / n_draws  # posterior mean feature kernel E[C]
+    acc = np.array([c.accept.mean() for c in chains_list])
+    warnings = []
+    if rhat_max > RHAT_MAX or ess_min < ESS_MIN:
+        warnings.append(f"sampler diagnostics: R-hat max {rhat_max:.3f} (want <= {RHAT_MAX}), "
+                        f"ESS min {ess_min:.0f} (want >= {ESS_MIN}): increase --samples or --chains")
+    stuck = [i for i, a in enumerate(acc) if a < 0.05]
+    if stuck:
+        warnings.append(f"chains {stuck} stopped moving (acceptance < 5%)")
+    out = {
+        "train_mean": train_mean,
+        "test_mean": test.mean(axis=0),
+        "test_var": test.var(axis=0, ddof=1) if test.shape[0] > 1 else np.zeros(test.shape[1]),
+        "train_var": train.var(axis=0, ddof=1) if train.shape[0] > 1 else np.zeros(train.shape[1]),
+        "train_mean_mcse": d_train["mcse"],
+        "test_mean_mcse": d_test["mcse"] if d_test else np.zeros(0),
+        "rhat_max": rhat_max,
+        "ess_min": ess_min,
+        "observables": {
+            "kernel_alignment": alignment_of(y, Kbar),
+            "kernel_alignment_per_draw": float(align.mean()),
+            "weight_cov_direction": float(gen_observables.weight_cov_excess(u @ M @ u, X.shape[1], g_w)),
+            "weight_cov_top_eigenvalue": float(evals[-1]),
+            "weight_cov_baseline": float(gen_observables.weight_cov_baseline(X.shape[1], g_w)),
+            "weight_cov_top_overlap": float(abs(evecs[:, -1] @ u)),
+            "acceptance": acc.tolist(),
+            "step_size": [c.eps for c in chains_list],
+            "leapfrog_steps": [c.n_leap for c in chains_list],
+        },
+        "warnings": warnings,
+        "weight_second_moment": M,
+    }
+    return out
