@@ -49,3 +49,16 @@ def nngp_kernel(name: str):
         expr = norm / (2 * sp.pi) * (sp.sqrt(1 - cos_t**2) + (sp.pi - t) * cos_t)
         return sp.Piecewise((0, norm <= 0), (expr, True))
     raise KeyError(name)
+
+
+def input_kernels():
+    """(K, k*, k**) of the hidden layer's inputs (THEORY §1): K_ab = (g_w/D) x_a . x_b on the train
+    inputs, k*_at between train and test inputs, k**_t = (g_w/D) |x*_t|^2, in index notation."""
+    from .indices import A, mul, scale, simplify
+
+    g_w, D = sp.symbols("g_w D", positive=True)
+    c = g_w / D
+    K = scale(c, mul(A("X", "a", "d"), A("X", "b", "d")))
+    ks = scale(c, mul(A("X", "a", "d"), A("X_test", "t", "d")))
+    kss = scale(c, mul(A("X_test", "t", "d"), A("X_test", "t", "d")))
+    return simplify(K, ("a", "b")), simplify(ks, ("a", "t")), simplify(kss, ("t",))

@@ -179,3 +179,12 @@ def conjugate_field(order: int):
     sd = saddle(order)
     M = fit_operator()
     return sp.expand(sd.Ct.xreplace({M.I: A}).subs(A * y * y.T * A, alpha * alpha.T))
+
+
+def precision_shift() -> sp.Expr:
+    """The coefficient s in C^-1 = K^-1 + s Ct (linear phi; s = -2): C^-1 - K^-1 on one eigenvalue
+    divided by ct, from the saddle's C(Ct). E = s Ct is the shift of the precision in
+    derive.adaptation_basis."""
+    ct = sp.Symbol("ct", real=True)
+    c_of_ct = _on_eigenvalue(saddle(0).C.subs(Ct, sp.Identity(P) * ct), b, k1, y1)
+    return sp.simplify((1 / c_of_ct - 1 / k1) / ct)

@@ -56,6 +56,9 @@ class MatrixPrinter(NumPyPrinter):
     def _print_OneMatrix(self, expr):
         return "numpy.ones((%s, %s))" % (self._print_dim(expr.shape[0]), self._print_dim(expr.shape[1]))
 
+    def _print_Identity(self, expr):
+        return "numpy.eye(%s)" % self._print_dim(expr.shape[0])
+
     def _print_dim(self, d):
         return f"{d}" if d.is_Integer else f"{d}"
 

@@ -25,6 +25,11 @@ def linear_adaptation():
     return importlib.import_module("msat.generated.adaptive_linear")
 
 
+def nonlinear_adaptation():
+    """Kernel adaptation for any activation: msat.generated.adaptive_nonlinear."""
+    return importlib.import_module("msat.generated.adaptive_nonlinear")
+
+
 def wishart_field():
     """One loop of the Wishart field (kernel or weight space): msat.generated.kernel_field."""
     return importlib.import_module("msat.generated.kernel_field")

@@ -3,8 +3,8 @@
 # derivation: derive.adaptive.saddle + derive.adaptive.reduction + derive.adaptive.predictions
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: f413cbca78bc2552f16b6c044d1abfd108e47fb84970a92d743ef3c467f26cee
-# content-sha256: 4488a1e218e42300d48459fd87f6856931329335cdcc0e5d676e9b2c099f59a1
+# inputs-sha256: c4945b845876dfae5bf97f98d12e7a12c2c98ebd8bc9c683521a018a71cad158
+# content-sha256: c9bce1198398c2d2a1e2a2b91b9c8eaefb1f184c9f475e2ac8d041244ef6808b
 """Kernel adaptation for linear networks (THEORY §2b), orders 0 and 1: per-eigenvalue saddle maps, the conjugate field and the predictions at the saddle."""
 import math  # noqa: F401
 
@@ -84,3 +84,71 @@ def predictions(C, Cs, css, A, alpha, g_v, chi):
     test_var = (g_v/chi) * (((-g_v) * ((numpy.multiply(Cs.T @ A.T, Cs.T)) @ numpy.ones((P, 1))) + css))
 
     return train_mean, test_mean, test_var
+
+
+def saddle_field(inv_lam, a, sigma):
+    """R = diag(1/lam) - sigma a a^T: the field whose matrix function is the adapted kernel (THEORY §2b, derive.adaptation_basis)."""
+    t0 = numpy.outer(a, a)
+    R = numpy.diag(inv_lam) + (-sigma) * t0
+
+    return R
+
+
+def saddle_residual(a, f, y):
+    """F = a - f o y: the fixed-point residual in the eigenbasis of R."""
+    t0 = (f * y)
+    F = a + (-1) * t0
+
+    return F
+
+
+def newton_matrix(Phi, a, y, sigma):
+    """I - J, J the Daleckii-Krein Jacobian of a -> f(R(a)) y in the eigenbasis of R (Phi: divided differences of f over R's eigenvalues)."""
+    n = a.shape[0]
+    t0 = (a * y)
+    t1 = (Phi @ t0)
+    t2 = (Phi * a[:, None])
+    t3 = (t2 * y[None, :])
+    NM = numpy.eye(n) + (sigma) * numpy.diag(t1) + (sigma) * t3
+
+    return NM
+
+
+def nngp_start(lam, y_r, kappa, g_v):
+    """a = U_r^T alpha at C = K, alpha = (g_v K + kappa)^-1 y: the NNGP start (THEORY §5)."""
+    a0 = y_r/(g_v*lam + kappa)
+
+    return a0
+
+
+def precision_shift(Ct):
+    """E with C^-1 = K^-1 + E (linear phi): E = s Ct, s derived from the saddle's C(Ct)."""
+    E = (-2) * (Ct)
+
+    return E
+
+
+def test_forms(B, E, khat, kss):
+    """(C*, c**) in the eigenbasis of K: C* = (I - B E) khat, c** = k** + diag(khat^T (E B E - E) khat), the structured forms of (I - 2 K Ct)^-1 k* and x*^T S x* (THEORY §2b)."""
+    t0 = (B @ E)
+    t1 = (khat.T @ t0.T)
+    t2 = (E.T @ khat)
+    t3 = numpy.einsum("ab,ba->b", t2, t1, optimize=True)
+    t4 = numpy.einsum("ab,ab->b", khat, t2, optimize=True)
+    Cs = khat + (-1) * t1.T
+    css = kss + t3 + (-1) * t4
+
+    return Cs, css
+
+
+def weight_forms(lam, E, a):
+    """(M, v): S = (g_w/D) M^-1 on the range of X^T, M = I + sqrt(Lam) E sqrt(Lam), and the learned direction X^T alpha = V v, v = sqrt(lam) o a (THEORY §2b, §4)."""
+    n = lam.shape[0]
+    sqrt_lam = numpy.sqrt(lam)
+    t0 = (E * sqrt_lam[:, None])
+    t1 = (t0 * sqrt_lam[None, :])
+    t2 = (a * sqrt_lam)
+    M = numpy.eye(n) + t1
+    v = t2
+
+    return M, v

@@ -3,7 +3,7 @@
 # derivation: derive.network + derive.activations + derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 13078fc6f198b66dc69cd12c56df92fcd7849a8e7c916af12ea4b3015a41090a
+# inputs-sha256: 7a256972ee69043141806d173f55cba418d8db810cb0683e8f5a53839d0dec33
 # content-sha256: 8a66290d06002aa35753655ceafd7635eb1fe217271362908efe30e598d070e1
 """Log densities and gradients of the laws msat samples (docs/theory.md §1, §2b, §6, §7): the posterior of a finite network and the adapted single-neuron law, for each activation (argument act, codes in ACTIVATIONS); phi, phi', the observables of one network state."""
 import math  # noqa: F401

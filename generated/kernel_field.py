@@ -3,7 +3,7 @@
 # derivation: derive.kernelfield.structured + derive.loops.expand_components
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 24b73dd7bcaf32bb2a5bd9a860bbed00bbb6a1b1c65fbcc1286b3485d2279d54
+# inputs-sha256: 166769f844b5d32c0ed7c93e15264ff8ba5a96e3d1d82e17e447511391c396bd
 # content-sha256: 6fa667ef4b79eeea48bd44b7a6df433843b6bf42494209bb9e743b0c7007c633
 """The Wishart field's action and its first-order loop term for linear networks (THEORY §2c), in the basis T^T F^-1 T = I, T^T Phi^T A^-1 Phi T = diag(mu), b = T^T Phi^T A^-1 y. NumPy functions; every product is O(n^3) at most."""
 import math  # noqa: F401

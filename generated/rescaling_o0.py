@@ -3,8 +3,8 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 50312d57e852e8a536e2024531b42ea6bbf36ce20bb44ab7226802d16b17f69b
-# content-sha256: 39738e32eb5a327bafc6dc6d266e1f54d69cc9d2d6567b07cddf49b9b5835833
+# inputs-sha256: b0aa9d0238eb43de35bd5ecb92077e64958525c95de6c56e3ecc4af40b1b4db1
+# content-sha256: 2fa72c7df55d877385bd6890ad9e391f8c77477e50b1b893ad9ca04da25ab0c9
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 0 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401
 
@@ -14,6 +14,9 @@ from numba import njit  # noqa: F401
 
 ORDER = 0
 NMAX = 2
+N_ACTION = 3
+N_TABLE = 1
+N_TERMS = 1
 
 
 @njit(cache=True)
@@ -90,3 +93,13 @@ def square_derivatives(M, out):
     for j in range(M.shape[1]):
         M_0 = M[0, j]
         out[0, j] = M_0**2
+
+
+@njit(cache=True)
+def truncated_variance(v, m2, m, out):
+    """Coefficients l = 0..0 of the variance series <v> + <m^2> - <m>^2, the square of the mean series truncated at order 0 (THEORY §4); columns j independent."""
+    for j in range(m.shape[1]):
+        v_0 = v[0, j]
+        m2_0 = m2[0, j]
+        m_0 = m[0, j]
+        out[0, j] = m2_0 - m_0**2 + v_0

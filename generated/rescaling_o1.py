@@ -3,8 +3,8 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 230b7b9d7fbb15ba2cd74a201ed49d21a87acafbe0d55a5c976e7ae92957094c
-# content-sha256: 11b9922e6d83a6872ae7242920539c0151d4a252c3ff5130860bd9aaeccaa3bc
+# inputs-sha256: 6db22d5002be1f02ac6644ac7f2983a945818319989a8d6a942a16bfe347053d
+# content-sha256: 9027cfd1c5e4080ac6a964023af67f5f12d448cdcb8604c779063f3d2961b581
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 1 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401
 
@@ -14,6 +14,9 @@ from numba import njit  # noqa: F401
 
 ORDER = 1
 NMAX = 4
+N_ACTION = 5
+N_TABLE = 3
+N_TERMS = 2
 
 
 @njit(cache=True)
@@ -147,3 +150,17 @@ def square_derivatives(M, out):
         out[0, j] = M_0**2
         out[1, j] = M_1*x0
         out[2, j] = 2*M_1**2 + M_2*x0
+
+
+@njit(cache=True)
+def truncated_variance(v, m2, m, out):
+    """Coefficients l = 0..1 of the variance series <v> + <m^2> - <m>^2, the square of the mean series truncated at order 1 (THEORY §4); columns j independent."""
+    for j in range(m.shape[1]):
+        v_0 = v[0, j]
+        v_1 = v[1, j]
+        m2_0 = m2[0, j]
+        m2_1 = m2[1, j]
+        m_0 = m[0, j]
+        m_1 = m[1, j]
+        out[0, j] = m2_0 - m_0**2 + v_0
+        out[1, j] = m2_1 - 2*m_0*m_1 + v_1

@@ -3,8 +3,8 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 1ed35d5d135683bef324d251debb2c7f51c7aab96ccf9fda1020958fbc63cbe1
-# content-sha256: 1e1cabf0a4f9cf9cd76809354b4ff94f7d79fa99aeb7a9f24f68847f8cd803c6
+# inputs-sha256: ea1bbbeaf8a760713faac0b3cc58a919eedda11ae1b3ab09a38ca6ccee7f5181
+# content-sha256: ae19783fd8080967424bd3fc8baaabadd6ad253dc207919d35fd64d2ad99e092
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 2 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401
 
@@ -14,6 +14,9 @@ from numba import njit  # noqa: F401
 
 ORDER = 2
 NMAX = 6
+N_ACTION = 7
+N_TABLE = 5
+N_TERMS = 3
 
 
 @njit(cache=True)
@@ -220,3 +223,22 @@ def square_derivatives(M, out):
         out[2, j] = 2*M_1**2 + M_2*x0
         out[3, j] = 6*M_1*M_2 + M_3*x0
         out[4, j] = 8*M_1*M_3 + 6*M_2**2 + M_4*x0
+
+
+@njit(cache=True)
+def truncated_variance(v, m2, m, out):
+    """Coefficients l = 0..2 of the variance series <v> + <m^2> - <m>^2, the square of the mean series truncated at order 2 (THEORY §4); columns j independent."""
+    for j in range(m.shape[1]):
+        v_0 = v[0, j]
+        v_1 = v[1, j]
+        v_2 = v[2, j]
+        m2_0 = m2[0, j]
+        m2_1 = m2[1, j]
+        m2_2 = m2[2, j]
+        m_0 = m[0, j]
+        m_1 = m[1, j]
+        m_2 = m[2, j]
+        x0 = 2*m_0
+        out[0, j] = m2_0 - m_0**2 + v_0
+        out[1, j] = m2_1 - m_1*x0 + v_1
+        out[2, j] = m2_2 - m_1**2 - m_2*x0 + v_2

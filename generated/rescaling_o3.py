@@ -3,8 +3,8 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 1fb0e805a62b015d23417571942c8ae047d492cdbd82ca60f5b96c80179c5824
-# content-sha256: 07a0b9960818641217dd55293791ee23fb0ace6d82d6e30c6318609d6f6b65af
+# inputs-sha256: 3f07ed907a64b5bdb163f63a702914ae08f852cd359c1874ec46f058cdd7a199
+# content-sha256: f54bac716789bf750b7d973ff2d717a690d0d2f55c21cc2603f59c8edae98a27
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 3 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401
 
@@ -14,6 +14,9 @@ from numba import njit  # noqa: F401
 
 ORDER = 3
 NMAX = 8
+N_ACTION = 9
+N_TABLE = 7
+N_TERMS = 4
 
 
 @njit(cache=True)
@@ -333,3 +336,26 @@ def square_derivatives(M, out):
         out[4, j] = 8*M_1*M_3 + 6*M_2**2 + M_4*x0
         out[5, j] = 10*M_1*M_4 + 20*M_2*M_3 + M_5*x0
         out[6, j] = 12*M_1*M_5 + 30*M_2*M_4 + 20*M_3**2 + M_6*x0
+
+
+@njit(cache=True)
+def truncated_variance(v, m2, m, out):
+    """Coefficients l = 0..3 of the variance series <v> + <m^2> - <m>^2, the square of the mean series truncated at order 3 (THEORY §4); columns j independent."""
+    for j in range(m.shape[1]):
+        v_0 = v[0, j]
+        v_1 = v[1, j]
+        v_2 = v[2, j]
+        v_3 = v[3, j]
+        m2_0 = m2[0, j]
+        m2_1 = m2[1, j]
+        m2_2 = m2[2, j]
+        m2_3 = m2[3, j]
+        m_0 = m[0, j]
+        m_1 = m[1, j]
+        m_2 = m[2, j]
+        m_3 = m[3, j]
+        x0 = 2*m_0
+        out[0, j] = m2_0 - m_0**2 + v_0
+        out[1, j] = m2_1 - m_1*x0 + v_1
+        out[2, j] = m2_2 - m_1**2 - m_2*x0 + v_2
+        out[3, j] = m2_3 - 2*m_1*m_2 - m_3*x0 + v_3

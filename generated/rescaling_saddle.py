@@ -3,7 +3,7 @@
 # derivation: derive.model.action
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 44fb63b059fc2e3b099bb87ed4f95a6b3dc5ba7f1eb4ca89f0a31e17b8604d3c
+# inputs-sha256: a15ee2614c89c76f9c31ef96171596fd09322b9d3791f7ee709ac2edf39f4d67
 # content-sha256: 0fb9462266b204b1149816ac3458ffc6ee94c7b68aeade26d988d8accb016650
 """Saddle equations of the kernel-rescaling action (THEORY §2a, §5), bare and dressed."""
 import math  # noqa: F401

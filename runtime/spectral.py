@@ -40,15 +40,12 @@ class Spectrum:
 
 
 def linear_kernels(X: np.ndarray, X_test: np.ndarray | None, g_w: float):
-    """K = (g_w/D) X X^T, k* = (g_w/D) X X*^T, k** = (g_w/D) |x*|^2 (linear network, THEORY §1)."""
-    D = X.shape[1]
-    c = g_w / D
-    K = (c * X) @ X.T  # eigh reads one triangle, so round-off asymmetry is harmless
-    if X_test is None or X_test.shape[0] == 0:
-        return K, np.zeros((X.shape[0], 0)), np.zeros(0)
-    kstar = c * (X @ X_test.T)
-    kss = c * np.einsum("ij,ij->i", X_test, X_test)
-    return K, kstar, kss
+    """K = (g_w/D) X X^T, k* = (g_w/D) X X*^T, k** = (g_w/D) |x*|^2 (THEORY §1, generated)."""
+    from msat import generated
+
+    X_test = np.zeros((0, X.shape[1])) if X_test is None else X_test
+    K, kstar, kss = generated.nngp_kernels().input_kernels(X, X_test, g_w)
+    return K, kstar, kss  # eigh reads one triangle, so round-off asymmetry of K is harmless
 
 
 def decompose(K: np.ndarray, y: np.ndarray, kstar: np.ndarray, kss: np.ndarray) -> Spectrum:

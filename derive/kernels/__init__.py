@@ -2,6 +2,7 @@
 
   rescaling    the kernel-rescaling field, loop orders 0..L, saddle and exact integrand (§2a, §3)
   adaptation   kernel adaptation of linear networks, orders 0 and 1 (§2b)
+  nonlinear    kernel adaptation for any activation: fit operator, single-neuron moments (§2b, §6)
   field        the Wishart field's one loop (§2c)
   nngp         NNGP kernels for every activation (§1)
   densities    the sampled laws: network posterior and single-neuron law (§1, §2b, §6, §7)
@@ -11,10 +12,10 @@
 """
 from __future__ import annotations
 
-from . import adaptation, densities, field, nngp, observables, rescaling
+from . import adaptation, densities, field, nngp, nonlinear, observables, rescaling
 
 
 def modules(max_order: int) -> dict:
     """{module name: (title, doc, derivation, order, nmax, [KernelSpec])} for every generated module."""
     return {**rescaling.modules(max_order), **adaptation.modules(), **field.modules(), **nngp.modules(),
-            **densities.modules(), **observables.modules()}
+            **densities.modules(), **observables.modules(), **nonlinear.modules()}

@@ -6,8 +6,52 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .. import adaptive
-from ..emit import KernelSpec, Statement
+from .. import adaptation_basis as basis, adaptive, indices
+from ..emit import KernelSpec, Statement, code
+
+_ARRAYS = {k: k for k in ("inv_lam", "a", "f", "y", "Phi", "khat", "B", "E", "kss", "sqrt_lam")}
+
+
+def _lines(name, args, doc, targets, returns, before=()):
+    lines = list(before) + indices.numpy_lines(targets, _ARRAYS, code)
+    return KernelSpec(name=name, family="numpy_lines", args=args, doc=doc, extra={"lines": lines},
+                      returns=returns)
+
+
+def structured_specs():
+    """The eigenbasis forms of derive.adaptation_basis (structured Newton solver, test quantities,
+    hidden weights)."""
+    lam, y_r, a0 = basis.nngp_start()
+    Cs, css = basis.test_forms()
+    M, v = basis.weight_forms()
+    return [
+        _lines("saddle_field", ["inv_lam", "a", "sigma"],
+               "R = diag(1/lam) - sigma a a^T: the field whose matrix function is the adapted kernel "
+               "(THEORY §2b, derive.adaptation_basis).",
+               {"R": (basis.simplify(basis.field(), ("i", "j")), ("i", "j"))}, "R"),
+        _lines("saddle_residual", ["a", "f", "y"],
+               "F = a - f o y: the fixed-point residual in the eigenbasis of R.",
+               {"F": (basis.simplify(basis.residual(), ("i",)), ("i",))}, "F"),
+        _lines("newton_matrix", ["Phi", "a", "y", "sigma"],
+               "I - J, J the Daleckii-Krein Jacobian of a -> f(R(a)) y in the eigenbasis of R "
+               "(Phi: divided differences of f over R's eigenvalues).",
+               {"NM": (basis.newton_matrix(), ("i", "q"))}, "NM", ["n = a.shape[0]"]),
+        KernelSpec(name="nngp_start", family="numpy_function", args=["lam", "y_r", "kappa", "g_v"],
+                   doc="a = U_r^T alpha at C = K, alpha = (g_v K + kappa)^-1 y: the NNGP start (THEORY §5).",
+                   node=[Statement("a0", a0)], returns="a0"),
+        KernelSpec(name="precision_shift", family="numpy_function", args=["Ct"],
+                   doc="E with C^-1 = K^-1 + E (linear phi): E = s Ct, s derived from the saddle's C(Ct).",
+                   node=[Statement("E", adaptive.precision_shift() * sp.MatrixSymbol("Ct", adaptive.P, adaptive.P))],
+                   returns="E"),
+        _lines("test_forms", ["B", "E", "khat", "kss"],
+               "(C*, c**) in the eigenbasis of K: C* = (I - B E) khat, c** = k** + diag(khat^T (E B E - E) "
+               "khat), the structured forms of (I - 2 K Ct)^-1 k* and x*^T S x* (THEORY §2b).",
+               {"Cs": (Cs, ("i", "t")), "css": (css, ("t",))}, "Cs, css"),
+        _lines("weight_forms", ["lam", "E", "a"],
+               "(M, v): S = (g_w/D) M^-1 on the range of X^T, M = I + sqrt(Lam) E sqrt(Lam), and the "
+               "learned direction X^T alpha = V v, v = sqrt(lam) o a (THEORY §2b, §4).",
+               {"M": (M, ("i", "j")), "v": (v, ("i",))}, "M, v", ["n = lam.shape[0]", "sqrt_lam = numpy.sqrt(lam)"]),
+    ]
 
 
 def adapted_spectrum_spec(order: int) -> KernelSpec:
@@ -80,6 +124,7 @@ def modules():
     for order in adaptive.ORDERS:
         specs += [adapted_spectrum_spec(order), rank_one_spec(order), conjugate_field_spec(order)]
     specs.append(predictions_spec())
+    specs += structured_specs()
     out["adaptive_linear"] = (
         "adaptive_linear: kernel-adaptation saddle of a linear network",
         "Kernel adaptation for linear networks (THEORY §2b), orders 0 and 1: per-eigenvalue saddle "

@@ -3,7 +3,8 @@ and one diagonal kernel for every activation (argument act)."""
 from __future__ import annotations
 
 from .. import activations as acts
-from ..emit import KernelSpec, Statement, cse_lines
+from .. import indices
+from ..emit import KernelSpec, Statement, code, cse_lines
 
 
 def nngp_spec() -> KernelSpec:
@@ -17,8 +18,18 @@ def nngp_spec() -> KernelSpec:
     return KernelSpec(name="nngp", family="nngp", args=[], doc="", extra={"activations": cases})
 
 
+def input_kernels_spec() -> KernelSpec:
+    K, ks, kss = acts.input_kernels()
+    lines = indices.numpy_lines({"K": (K, ("a", "b")), "kstar": (ks, ("a", "t")), "kss": (kss, ("t",))},
+                                {"X": "X", "X_test": "X_test"}, code)
+    return KernelSpec(name="input_kernels", family="numpy_lines", args=["X", "X_test", "g_w"],
+                      doc="(K, k*, k**) = (g_w/D) x . x' between train and test inputs (docs/theory.md §1).",
+                      extra={"lines": ["D = X.shape[1]", *lines]}, returns="K, kstar, kss")
+
+
 def modules():
     return {"nngp": ("nngp: NNGP kernels of the hidden layer",
-                     "NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for every activation "
-                     "(docs/theory.md §1; codes in ACTIVATIONS).",
-                     "derive.activations.nngp_kernel", None, 0, [nngp_spec()])}
+                     "The input kernels and the NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for "
+                     "every activation (docs/theory.md §1; codes in ACTIVATIONS).",
+                     "derive.activations.nngp_kernel + derive.activations.input_kernels", None, 0,
+                     [input_kernels_spec(), nngp_spec()])}

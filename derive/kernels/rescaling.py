@@ -165,6 +165,26 @@ def square_derivatives_spec(order: int) -> KernelSpec:
     )
 
 
+def truncated_variance_spec(order: int) -> KernelSpec:
+    """out[l] = v[l] + m2[l] - sum_i m[i] m[l-i]: the variance series <v> + <m^2> - <m>^2 with the
+    square of the mean series truncated at order L (THEORY §4, derive.loops.series_product)."""
+    L = order
+    v, m2, m = ([sp.Symbol(f"{name}_{l}") for l in range(L + 1)] for name in ("v", "m2", "m"))
+    square = loops.series_product(m, m, L)
+    node = [Statement(f"out[{l}, j]", v[l] + m2[l] - square[l]) for l in range(L + 1)]
+    prelude = [(f"{name}_{l}", f"{name}[{l}, j]") for name in ("v", "m2", "m") for l in range(L + 1)]
+    return KernelSpec(
+        name="truncated_variance",
+        family="row_map",
+        args=["v", "m2", "m", "out"],
+        doc="Coefficients l = 0..%d of the variance series <v> + <m^2> - <m>^2, the square of the mean "
+            "series truncated at order %d (THEORY §4); columns j independent." % (L, L),
+        node=node,
+        prelude=prelude,
+        rows="m.shape[1]",
+    )
+
+
 def action_difference_spec() -> KernelSpec:
     """S(s0 e^t) - S(s0) per node t, cancellation-free (THEORY §2a; exact integral)."""
     delta, delta_expr, diffs = model.action_difference(model.action())
@@ -226,12 +246,15 @@ def modules(max_order: int = 3):
     """All generated modules: {module name: (title, doc, derivation, order, nmax, [specs])}."""
     out = {}
     for L in range(max_order + 1):
+        A, _, O = loops.derivative_symbols(L)
+        sizes = {"NMAX": len(A) - 1, "N_ACTION": len(A), "N_TABLE": len(O), "N_TERMS": L + 1}
         specs = [
             action_derivatives_spec(L),
             weights_spec(L, dressed=False),
             weights_spec(L, dressed=True),
             observable_tables_spec(L),
             square_derivatives_spec(L),
+            truncated_variance_spec(L),
         ]
         out[f"rescaling_o{L}"] = (
             f"rescaling_o{L}: kernel-rescaling field, loop order {L}",
@@ -239,7 +262,7 @@ def modules(max_order: int = 3):
             "(THEORY §3): action derivatives, loop weights (bare and dressed), observable tables." % L,
             "derive.model.action + derive.model.observables + derive.loops.expand",
             L,
-            2 * L + 2,
+            sizes,
             specs,
         )
     out["rescaling_saddle"] = (

@@ -8,7 +8,7 @@ summands, all ladder points and orders are contracted with the eigenvectors in o
 product each (the batching that makes a 200-point ladder cost about one eigendecomposition).
 
 Truncated moments (THEORY §4): the order-L variance is the series of <v> + <m^2> - <m>^2
-truncated at order L, with the square of the mean series truncated as a Cauchy product.
+truncated at order L (generated truncated_variance).
 """
 from __future__ import annotations
 
@@ -24,14 +24,13 @@ from ..spectral import Spectrum
 from . import SpectralSolver
 
 
-def _series_square_truncated(m):
-    """Coefficients l = 0..L of (sum_l m_l)^2, m of shape (L+1, ...)."""
-    L = m.shape[0] - 1
-    out = np.zeros_like(m)
-    for l in range(L + 1):
-        for i in range(l + 1):
-            out[l] += m[i] * m[l - i]
-    return out
+def _truncated_variance(mod, v, m2, m):
+    """The generated truncated variance series over arrays (L+1, ...) (THEORY §4)."""
+    shape = m.shape
+    flat = [np.ascontiguousarray(x.reshape(shape[0], -1)) for x in (v, m2, m)]
+    out = np.empty_like(flat[2])
+    mod.truncated_variance(*flat, out)
+    return out.reshape(shape)
 
 
 def series(spec: Spectrum, N, s_star, chis, kappa, g_v, order: int, dressed: bool,
@@ -46,13 +45,11 @@ def series(spec: Spectrum, N, s_star, chis, kappa, g_v, order: int, dressed: boo
     s_star = np.ascontiguousarray(s_star, dtype=np.float64)
     chis = np.ascontiguousarray(chis, dtype=np.float64)
     J = s_star.shape[0]
-    L = order
-    nd = 2 * L + 3
-    dS0 = np.empty((J, nd))
-    dS1 = np.empty((J, nd))
+    dS0 = np.empty((J, mod.N_ACTION))
+    dS1 = np.empty((J, mod.N_ACTION))
     mod.action_derivatives(s_star, chis, float(N), float(kappa), float(g_v), spec.lam, spec.yt2,
                            dS0, dS1)
-    w = np.empty((J, L + 1, 2 * L + 1))
+    w = np.empty((J, mod.N_TERMS, mod.N_TABLE))
     if dressed:
         mod.weights_dressed(dS0 + dS1, w)
     else:
@@ -70,7 +67,7 @@ def series(spec: Spectrum, N, s_star, chis, kappa, g_v, order: int, dressed: boo
     v = observe.test_var(spec, np.einsum("ljn,jnk->ljk", wl, tab.var),
                          np.einsum("ljn,jn->lj", wl, tab.var_scalar))
     # <m*^2>: derivatives of m*(s) per node, squared by the generated Leibniz kernel
-    n = 2 * L + 1
+    n = mod.N_TABLE
     P_test = spec.P_test
     M = observe.test_mean(spec, tab.test)  # (J, n, P*)
     M = np.ascontiguousarray(np.transpose(M, (1, 0, 2)).reshape(n, J * P_test))
@@ -86,9 +83,9 @@ def series(spec: Spectrum, N, s_star, chis, kappa, g_v, order: int, dressed: boo
     return {
         "train_mean": train,
         "test_mean": test,
-        "test_var": v + msq - _series_square_truncated(test),
+        "test_var": _truncated_variance(mod, v, msq, test),
         "s_mean": s1,
-        "s_var": s2 - _series_square_truncated(s1),
+        "s_var": _truncated_variance(mod, np.zeros_like(s1), s2, s1),
         "weights": w,
     }
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from msat import generated
+from msat.generated import observables as gen_observables
 
 from . import observe
 from ..errors import ConvergenceError
@@ -60,16 +61,14 @@ class LinearSaddle:
         self.inv_lam = 1.0 / self.lam
         self.y_r = spec.yt[self.mask]
         self.r = int(self.mask.sum())
-        mod = generated.linear_adaptation()
+        self._gen = mod = generated.linear_adaptation()
         self._spectrum = getattr(mod, f"adapted_spectrum_o{order}")
         self._sigma = getattr(mod, f"rank_one_coefficient_o{order}")
         self._field = getattr(mod, f"conjugate_field_o{order}")
-        self._predictions = mod.predictions
 
     # -- the map a -> f(R(a)) yt and its Jacobian ------------------------------------------
     def _evaluate(self, a, sigma):
-        R = np.diag(self.inv_lam) - sigma * np.outer(a, a)
-        rho, Q = np.linalg.eigh(R)
+        rho, Q = np.linalg.eigh(self._gen.saddle_field(self.inv_lam, a, sigma))
         if not rho[0] > 0:
             return None
         b = np.empty_like(rho)
@@ -89,8 +88,12 @@ class LinearSaddle:
         return out
 
     def initial(self):
-        """NNGP start (THEORY §5): alpha = (g_v K + kappa)^-1 y, i.e. a = yt/(g_v lam + kappa)."""
-        return self.y_r / (self.g_v * self.lam + self.kappa)
+        """NNGP start (THEORY §5): a = U_r^T alpha with alpha = (g_v K + kappa)^-1 y (generated)."""
+        return self._gen.nngp_start(self.lam, self.y_r, self.kappa, self.g_v)
+
+    def _residual(self, a, ev):
+        rho, Q, b, f, df = ev
+        return Q.T @ a, Q.T @ self.y_r, self._gen.saddle_residual(Q.T @ a, f, Q.T @ self.y_r)
 
     def solve(self, chi: float, a0=None, tol: float = 1e-13, maxiter: int = 60) -> State:
         """Newton with backtracking from a0 (default: the NNGP solution)."""
@@ -107,23 +110,19 @@ class LinearSaddle:
         scale = max(np.linalg.norm(self.y_r) / self.kappa, 1e-300)
         for it in range(1, maxiter + 1):
             rho, Q, b, f, df = ev
-            ahat = Q.T @ a
-            yhat = Q.T @ self.y_r
-            Fhat = ahat - f * yhat
+            ahat, yhat, Fhat = self._residual(a, ev)
             res = np.linalg.norm(Fhat)
             if res <= tol * scale:
                 return State(chi, a, Q, rho, b, f, it, res / scale)
             Phi = self._divided_differences(rho, f, df)
-            J = -sigma * (np.diag(Phi @ (ahat * yhat)) + (ahat[:, None] * Phi) * yhat[None, :])
-            step_hat = np.linalg.solve(np.eye(self.r) - J, -Fhat)
+            step_hat = np.linalg.solve(self._gen.newton_matrix(Phi, ahat, yhat, sigma), -Fhat)
             step = Q @ step_hat
             t = 1.0
             for _ in range(30):
                 trial = a + t * step
                 ev_new = self._evaluate(trial, sigma)
                 if ev_new is not None:
-                    rho2, Q2, b2, f2, df2 = ev_new
-                    res2 = np.linalg.norm(trial - Q2 @ (f2 * (Q2.T @ self.y_r)))
+                    res2 = np.linalg.norm(self._residual(trial, ev_new)[2])
                     if res2 < (1 - 1e-4 * t) * res or res2 <= tol * scale:
                         break
                 t *= 0.5
@@ -140,16 +139,14 @@ class LinearSaddle:
         B = (st.Q * st.b) @ st.Q.T
         A = (st.Q * st.f) @ st.Q.T
         Ct = self._field(A, st.a[:, None], float(self.N), float(st.chi), self.g_v)
-        return B, A, -2.0 * Ct
+        return B, A, self._gen.precision_shift(Ct)
 
     def predictions(self, st: State) -> dict:
         spec = self.spec
         B, A, E = self.matrices(st)
         khat = spec.Kt[:, self.mask].T  # (r, P*)
-        Cs = khat - B @ (E @ khat)
-        EBE_E = E @ B @ E - E
-        css = spec.kss + np.einsum("kt,kl,lt->t", khat, EBE_E, khat)
-        train_r, test, var = self._predictions(B, Cs, css[:, None], A, st.a[:, None], self.g_v, float(st.chi))
+        Cs, css = self._gen.test_forms(B, E, khat, spec.kss)
+        train_r, test, var = self._gen.predictions(B, Cs, css[:, None], A, st.a[:, None], self.g_v, float(st.chi))
         train = spec.U[:, self.mask] @ train_r[:, 0]
         return {"train_mean": train, "test_mean": test[:, 0], "test_var": var[:, 0], "B": B, "E": E}
 
@@ -161,18 +158,17 @@ class LinearSaddle:
         align = observe.kernel_target_alignment(self.y_r @ B @ self.y_r, spec.yt @ spec.yt,
                                                 np.linalg.norm(st.b))
         align_k = observe.alignment_of_spectrum(spec)
-        # hidden weights: S = (g_w/D) M^-1 on the range of X^T, M_r = I + Sigma E Sigma
-        sq = np.sqrt(self.lam)
-        M = np.eye(self.r) + sq[:, None] * E * sq[None, :]
+        # hidden weights: S = var_w M^-1 on the range of X^T (generated weight_forms)
+        M, v = self._gen.weight_forms(self.lam, E, st.a)
         mu, V = np.linalg.eigh(M)
         if not mu[0] > 0:
             raise ConvergenceError("adaptive: hidden-weight covariance not positive definite", {"chi": st.chi})
-        v = sq * st.a
         nv = np.linalg.norm(v)
         v_hat = v / nv if nv > 0 else v
         proj = V.T @ v_hat
-        omega = (g_w / D) * (float(np.sum(proj**2 / mu)) - 1.0)
-        top = (g_w / D) / mu[0]
+        var_w = float(gen_observables.weight_cov_baseline(D, g_w))
+        omega = float(gen_observables.weight_cov_excess(var_w * float(np.sum(proj**2 / mu)), D, g_w))
+        top = var_w / mu[0]
         overlap = float(abs(V[:, 0] @ v_hat))
         return {
             "kernel_alignment": align,
@@ -180,7 +176,7 @@ class LinearSaddle:
             "kernel_top_eigenvalues": b_sorted[:5].tolist(),
             "weight_cov_direction": omega,
             "weight_cov_top_eigenvalue": top,
-            "weight_cov_baseline": g_w / D,
+            "weight_cov_baseline": var_w,
             "weight_cov_top_overlap": overlap,
             "direction_r": v_hat,  # learned direction in the range of X^T (for exact comparisons)
         }

@@ -70,6 +70,7 @@ class NonlinearSaddle:
         lin = generated.linear_adaptation()
         self._field = getattr(lin, f"conjugate_field_o{order}")
         self._predictions = lin.predictions
+        self._moments = generated.nonlinear_adaptation()
         self.n_chains, self.n_steps, self.replicates, self.seed = n_chains, n_steps, replicates, seed
         self._chi_warm = None  # chi of the last Monte Carlo solution (warm starts ramp from it)
         self.XtX_max = float(np.linalg.eigvalsh(self.X.T @ self.X)[-1]) if self.P else 0.0
@@ -87,7 +88,7 @@ class NonlinearSaddle:
     # -- field step: Ct from C -------------------------------------------------------------
     def field(self, C, chi):
         """A = (g_v C + kappa)^-1 (Cholesky; fails unless positive definite), alpha, Ct."""
-        M = self.g_v * C + self.kappa * np.eye(self.P)
+        M = self._moments.fit_operator(C, self.kappa, self.g_v)
         try:
             cf = cho_factor(M)
         except np.linalg.LinAlgError:
@@ -101,13 +102,8 @@ class NonlinearSaddle:
     # -- expectations under q ----------------------------------------------------------------
     def _moments_cumulant(self, Ct, Phi):
         P = self.P
-        F = Phi[:, :P]
-        q = np.sum((F @ Ct) * F, axis=1)
-        dq = q - q.mean()
-        V = (Phi * dq[:, None]).T @ Phi / Phi.shape[0]
-        C = self.Kphi + V[:P, :P]
-        Cs = self.kstar_phi + V[:P, P:]
-        css = self.kss_phi + np.diag(V[P:, P:])
+        C, Cs, css = self._moments.cumulant_moments(Phi[:, :P], Phi[:, P:], Ct, self.Kphi, self.kstar_phi,
+                                                    self.kss_phi)
         return 0.5 * (C + C.T), Cs, css
 
     def _moments_mc(self, Ct, chains, steps, seed, burn=0, thin=1):
@@ -132,10 +128,7 @@ class NonlinearSaddle:
                 "adaptive: single-neuron chains drift to large |w| (q(w) not normalisable at this "
                 "chi?)", {"mean_w2": w2, "prior_mean_w2": self.mean_w2})
         Phi = self._phi(samples[:kept])
-        P = self.P
-        C = Phi[:, :P].T @ Phi[:, :P] / kept
-        Cs = Phi[:, :P].T @ Phi[:, P:] / kept
-        css = np.mean(Phi[:, P:] ** 2, axis=0)
+        C, Cs, css = self._moments.empirical_moments(Phi[:, :self.P], Phi[:, self.P:])
         return (0.5 * (C + C.T), Cs, css), acc
 
     def normalisable(self, Ct):

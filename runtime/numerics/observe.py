@@ -24,7 +24,7 @@ class Tables:
     def __init__(self, spec: Spectrum, s_nodes, chi_nodes, kappa, g_v, order: int):
         mod = generated.rescaling(order)
         J = len(s_nodes)
-        n = 2 * order + 1
+        n = mod.N_TABLE
         K = spec.P
         self.train = np.empty((J, n, K))
         self.test = np.empty((J, n, K))

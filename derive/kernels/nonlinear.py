@@ -1,0 +1,55 @@
+"""Kernel specifications for kernel adaptation with any activation (docs/theory.md §2b, §6):
+generated/adaptive_nonlinear.py -- the fit operator g_v C + kappa whose inverse is A, and the
+moments of the adapted single-neuron law from draws (derive.neuron): empirical under q, and the
+first-order cumulant expansion around the prior."""
+from __future__ import annotations
+
+import sympy as sp
+
+from .. import adaptive, indices, neuron
+from ..emit import KernelSpec, Statement, code
+
+_ARRAYS = {k: k for k in ("F", "Ft", "Ct", "dq")}
+
+
+def _lines(targets):
+    return indices.numpy_lines(targets, _ARRAYS, code)
+
+
+def specs():
+    C1, Cs1, css1 = neuron.first_order_moments()
+    C, Cs, css = neuron.empirical_moments()
+    zeroth = {k: sp.Symbol(k) for k in ("Kphi", "kstar_phi", "kss_phi", "C1", "Cs1", "css1")}
+    return [
+        KernelSpec(name="fit_operator", family="numpy_function", args=["C", "kappa", "g_v"],
+                   doc="g_v C + kappa I, whose inverse is A (THEORY §2b); alpha = A y.",
+                   node=[Statement("P", sp.Symbol("C.shape[0]")), Statement("M", adaptive.fit_operator())],
+                   returns="M"),
+        KernelSpec(name="empirical_moments", family="numpy_lines", args=["F", "Ft"],
+                   doc="(C, C*, c**) = draw means of phi phi^T, phi phi*^T, phi*^2 from the train "
+                       "features F and test features Ft of draws of q (rows; THEORY §2b).",
+                   extra={"lines": ["M = F.shape[0]", *_lines({"C": (C, ("a", "b")), "Cs": (Cs, ("a", "t")),
+                                                               "css": (css, ("t",))})]},
+                   returns="C, Cs, css"),
+        KernelSpec(name="cumulant_moments", family="numpy_lines",
+                   args=["F", "Ft", "Ct", "Kphi", "kstar_phi", "kss_phi"],
+                   doc="(C, C*, c**) to first order in Ct (THEORY §6): the exact NNGP kernels plus the "
+                       "centred covariance of phi phi^T with the tilt q = phi^T Ct phi over prior draws "
+                       "(derive.neuron).",
+                   extra={"lines": ["M = F.shape[0]", *_lines({"q": (neuron.tilt(), ("m",))}),
+                                    "dq = q - numpy.mean(q)",
+                                    *_lines({"C1": (C1, ("a", "b")), "Cs1": (Cs1, ("a", "t")),
+                                             "css1": (css1, ("t",))}),
+                                    f"C = {code(zeroth['Kphi'] + zeroth['C1'])}",
+                                    f"Cs = {code(zeroth['kstar_phi'] + zeroth['Cs1'])}",
+                                    f"css = {code(zeroth['kss_phi'] + zeroth['css1'])}"]},
+                   returns="C, Cs, css"),
+    ]
+
+
+def modules():
+    return {"adaptive_nonlinear": (
+        "adaptive_nonlinear: kernel adaptation for any activation",
+        "Kernel adaptation for any activation (THEORY §2b, §6): the fit operator and the moments of "
+        "the adapted single-neuron law from draws, empirical or to first order in Ct.",
+        "derive.adaptive.fit_operator + derive.neuron", None, 0, specs())}
