@@ -142,7 +142,8 @@ class NonlinearSaddle:
         elif self.activation == "relu":
             if not hasattr(self, "_directions"):
                 V = np.random.default_rng(12345).standard_normal((4096, self.D))
-                self._directions = np.maximum(V / np.linalg.norm(V, axis=1)[:, None] @ self.X.T, 0)
+                self._directions = np.empty((V.shape[0], self.P))  # phi(X v) for unit directions v
+                self._model.features(self.X, V / np.linalg.norm(V, axis=1)[:, None], self._act, self._directions)
             F = self._directions
             ratio = float(np.max(np.sum((F @ Ct) * F, axis=1))) / limit
         else:

@@ -25,6 +25,7 @@ from scipy.linalg import cho_factor, cho_solve
 from msat import generated
 
 from ..errors import ConvergenceError
+from ..spectral import linear_kernels
 
 _gen = generated.wishart_field()
 
@@ -79,7 +80,7 @@ class WishartField:
         """The smaller representation: the kernel field when P < D, else the weight field."""
         P, D = X.shape
         if P < D:
-            return cls.kernel(g_w / D * X @ X.T, y, N, chi, kappa, g_v)
+            return cls.kernel(linear_kernels(X, None, g_w)[0], y, N, chi, kappa, g_v)
         return cls.weights(X, y, N, chi, kappa, g_v, g_w)
 
     # -- basis ------------------------------------------------------------------------------------
