@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from msat import generated
 from msat.derive import adaptive, matcalc
 
 
@@ -77,25 +76,6 @@ def test_saddle_equations_reduce_to_theory(order):
     theory_C = np.linalg.solve(np.eye(P) - 2 * K @ Ct, K)  # (I - 2 K Ct)^-1 K
     np.testing.assert_allclose(_lambdify_matrix(sd.Ct, P, env), theory_Ct, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(_lambdify_matrix(sd.C, P, env), theory_C, rtol=1e-10, atol=1e-12)
-
-
-@pytest.mark.parametrize("order", [0, 1])
-def test_emitted_spectrum_solves_h_of_b_equals_rho(order):
-    red = adaptive.reduction(order)
-    mod = generated.linear_adaptation()
-    rho = np.geomspace(1e-4, 1e4, 41)
-    b, f, df = (np.empty_like(rho) for _ in range(3))
-    N, kappa, g_v = 11.0, 0.35, 1.7
-    getattr(mod, f"adapted_spectrum_o{order}")(rho, N, kappa, g_v, b, f, df)
-    h = sp.lambdify(adaptive.b, red.h.subs({adaptive.N: N, adaptive.kappa: kappa, adaptive.g_v: g_v}))
-    np.testing.assert_allclose(h(b), rho, rtol=1e-12)
-    np.testing.assert_allclose(f, 1 / (g_v * b + kappa), rtol=1e-14)
-    # df/drho against central differences of the emitted f
-    eps = 1e-6 * rho
-    fp, fm = np.empty_like(rho), np.empty_like(rho)
-    getattr(mod, f"adapted_spectrum_o{order}")(rho + eps, N, kappa, g_v, b.copy(), fp, df.copy())
-    getattr(mod, f"adapted_spectrum_o{order}")(rho - eps, N, kappa, g_v, b.copy(), fm, df.copy())
-    np.testing.assert_allclose(df, (fp - fm) / (2 * eps), rtol=1e-6)
 
 
 def test_tree_level_has_no_output_fluctuation_term():

@@ -24,14 +24,17 @@ def test_checked_in_generated_matches_fresh_emission(fresh):
 
 
 def test_headers_carry_provenance_and_content_hash(fresh):
-    for name, text in fresh.items():
-        if name.endswith(".py") and name.startswith("rescaling"):
-            head, body = emit.split_header(text)
-            joined = "".join(head)
-            for key in ("DO NOT EDIT", "inputs-sha256:", "content-sha256:", "sympy", "order:"):
-                assert key in joined, (name, key)
-            assert emit.verify_content(text)
-            assert not emit.verify_content(text.replace("for k in range", "for k in  range", 1))
+    modules = [name for name in fresh if name.endswith(".py") and name != "__init__.py"]
+    assert len(modules) >= 10 and "DO NOT EDIT" in fresh["__init__.py"]
+    for name in modules:
+        text = fresh[name]
+        head, body = emit.split_header(text)
+        joined = "".join(head)
+        for key in ("DO NOT EDIT", "inputs-sha256:", "content-sha256:", "sympy", "order:"):
+            assert key in joined, (name, key)
+        assert emit.verify_content(text), name
+        edited = text[:-1] + " \n"  # one space more at the end of the body
+        assert edited != text and not emit.verify_content(edited), name
 
 
 def test_derive_check_cli_passes_and_detects_edits(tmp_path, capsys):

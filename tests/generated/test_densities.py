@@ -1,0 +1,129 @@
+"""generated/densities.py and generated/nngp.py: the network log posterior and gradient against
+SymPy's gradient of an explicit small network (derive.network.log_posterior_explicit), the
+single-neuron log density's gradient against finite differences, the prior scales against
+quadrature of the log prior, and the NNGP kernels against Monte Carlo over Gaussian
+pre-activations."""
+import numpy as np
+import pytest
+import sympy as sp
+
+from msat.generated import densities, nngp as gen_nngp
+from msat.derive import network
+
+
+@pytest.mark.parametrize("act", ["linear", "erf", "relu"])
+def test_logp_and_gradient_match_sympy(act):
+    rng = np.random.default_rng(3)
+    Nn, P, D = 3, 4, 2
+    Wv = rng.standard_normal((Nn, D))
+    av = rng.standard_normal(Nn)
+    Xv = rng.standard_normal((P, D))
+    yv = rng.standard_normal(P)
+    chi, kappa, g_v, g_w = 2.0, 0.7, 1.3, 0.8
+    Ws = sp.Matrix(Nn, D, lambda i, d: sp.Symbol(f"w{i}{d}", real=True))
+    as_ = [sp.Symbol(f"a{i}", real=True) for i in range(Nn)]
+    params = {network.N: Nn, network.D: D, network.chi: chi, network.kappa: kappa, network.g_v: g_v, network.g_w: g_w}
+    lp = network.log_posterior_explicit(act, Ws.tolist(), as_, Xv.tolist(), yv.tolist(), params)
+    vals = {Ws[i, d]: Wv[i, d] for i in range(Nn) for d in range(D)}
+    vals.update({as_[i]: av[i] for i in range(Nn)})
+    ref = float(lp.subs(vals))
+    gW, ga = np.empty_like(Wv), np.empty_like(av)
+    model = densities
+    got = model.network_log_posterior(Wv.copy(), av.copy(), Xv, yv, chi, kappa, g_v, g_w, model.ACTIVATIONS.index(act),
+                                      gW, ga, np.empty((Nn, P)), np.empty(P),
+            np.ascontiguousarray(Xv.T), np.empty((Nn, P)), np.empty((Nn, P)))
+    assert got == pytest.approx(ref, rel=1e-12)
+    for i in range(Nn):
+        assert ga[i] == pytest.approx(float(sp.diff(lp, as_[i]).subs(vals)), rel=1e-10, abs=1e-12)
+        for d in range(D):
+            assert gW[i, d] == pytest.approx(float(sp.diff(lp, Ws[i, d]).subs(vals)), rel=1e-10, abs=1e-12)
+
+
+@pytest.mark.parametrize("act", ["erf", "relu"])
+def test_nngp_kernels_vs_monte_carlo(act):
+    rng = np.random.default_rng(0)
+    P = 5
+    B = rng.standard_normal((P, 3))
+    K = B @ B.T / 3 + 0.1 * np.eye(P)
+    d = np.ascontiguousarray(np.diag(K))
+    out = np.empty_like(K)
+    mod = gen_nngp
+    mod.nngp_pairs(K, d, d, mod.ACTIVATIONS.index(act), out)
+    diag = np.empty(P)
+    mod.nngp_diagonal(d, mod.ACTIVATIONS.index(act), diag)
+    M = 400_000
+    h = rng.standard_normal((M, P)) @ np.linalg.cholesky(K).T
+    phi = {"erf": lambda x: __import__("scipy.special", fromlist=["erf"]).erf(x), "relu": lambda x: np.maximum(x, 0)}[act](h)
+    mc = phi.T @ phi / M
+    se = np.sqrt(np.var(phi[:, :, None] * phi[:, None, :], axis=0) / M)
+    assert np.all(np.abs(mc - out) < 5 * se + 1e-12)
+    np.testing.assert_allclose(diag, np.diag(out), rtol=1e-12)
+
+
+@pytest.mark.parametrize("act", ["linear", "erf", "relu"])
+def test_log_density_gradient_matches_finite_differences(act):
+    mod = densities
+    code = mod.ACTIVATIONS.index(act)
+
+    def f(w, X, Ct, D, g_w, *rest):
+        return mod.neuron_log_density(w, X, Ct, D, g_w, code, *rest)
+    rng = np.random.default_rng(1)
+    P, D = 6, 4
+    X = rng.standard_normal((P, D))
+    Ct = rng.standard_normal((P, P)) * 0.05
+    Ct = Ct + Ct.T
+    w = rng.standard_normal(D) * 0.5
+    bufs = [np.empty(P) for _ in range(4)]
+    g = np.empty(D)
+    f(w, X, Ct, float(D), 1.0, *bufs, g)
+    for d in range(D):
+        e = np.zeros(D)
+        e[d] = 1e-6
+        gp, gm = np.empty(D), np.empty(D)
+        fd = (f(w + e, X, Ct, float(D), 1.0, *bufs, gp) - f(w - e, X, Ct, float(D), 1.0, *bufs, gm)) / 2e-6
+        assert g[d] == pytest.approx(fd, rel=1e-5, abs=1e-7)
+
+
+def test_prior_scales_are_those_of_the_log_priors():
+    """Variance and precision of each prior, and the neuron's scales, against quadrature of
+    exp(log prior) over one coordinate (derive.network's expressions evaluated by SciPy)."""
+    from scipy.integrate import quad
+
+    N, D, chi, g_v, g_w = 7, 5, 3.0, 1.3, 0.8
+    for expr, var_index in ((network.prior_hidden().subs(network.ww, sp.Symbol("x") ** 2), 0),
+                            (network.prior_readout().subs(network.a_i, sp.Symbol("x")), 1)):
+        logp = sp.lambdify(sp.Symbol("x"), expr.subs({network.N: N, network.D: D, network.chi: chi,
+                                                      network.g_v: g_v, network.g_w: g_w}))
+        Z = quad(lambda x: np.exp(logp(x)), -np.inf, np.inf)[0]
+        m2 = quad(lambda x: x * x * np.exp(logp(x)), -np.inf, np.inf)[0] / Z
+        var = densities.prior_variances(N, D, chi, g_v, g_w)[var_index]
+        prec = densities.prior_precisions(N, D, chi, g_v, g_w)[var_index]
+        assert var == pytest.approx(m2, rel=1e-10) and prec == pytest.approx(1 / m2, rel=1e-10)
+    var_w, limit, mean_w2 = densities.neuron_scales(D, g_w)
+    assert var_w == pytest.approx(g_w / D, rel=1e-14) and mean_w2 == pytest.approx(D * var_w, rel=1e-14)
+    # a tilt t |w|^2 keeps exp(log prior + t |w|^2) normalisable exactly while t < limit
+    assert limit == pytest.approx(1 / (2 * var_w), rel=1e-14)
+
+
+def test_network_record_matches_numpy():
+    """Outputs, directional moments, feature kernel and its alignment of one network state."""
+    rng = np.random.default_rng(4)
+    Nn, P, Pt, D = 5, 6, 3, 4
+    W, a = rng.standard_normal((Nn, D)), rng.standard_normal(Nn)
+    X, Xt, y = rng.standard_normal((P, D)), rng.standard_normal((Pt, D)), rng.standard_normal(P)
+    dirs = rng.standard_normal((2, D))
+    code = densities.ACTIVATIONS.index("erf")
+    out_train, out_test, out_dirs = np.empty(P), np.empty(Pt), np.empty(2)
+    ksum, wsum = np.zeros((P, P)), np.zeros((D, D))
+    align = densities.network_record(W, a, X, Xt, y, dirs, code, True, out_train, out_test, out_dirs, ksum, wsum,
+                                     np.empty((Nn, P)), np.empty((P, P)))
+    from scipy.special import erf
+
+    Phi = erf(X @ W.T)
+    np.testing.assert_allclose(out_train, Phi @ a, rtol=1e-12)
+    np.testing.assert_allclose(out_test, erf(Xt @ W.T) @ a, rtol=1e-12)
+    np.testing.assert_allclose(out_dirs, np.mean((W @ dirs.T) ** 2, axis=0), rtol=1e-12)
+    C = Phi @ Phi.T / Nn
+    np.testing.assert_allclose(ksum, C, rtol=1e-12)
+    np.testing.assert_allclose(wsum, W.T @ W / Nn, rtol=1e-12)
+    assert align == pytest.approx(y @ C @ y / (y @ y * np.linalg.norm(C)), rel=1e-12)
