@@ -13,6 +13,7 @@ A method provides a solver with:
   ``warm(state)``        what the next point starts from;
   ``change(state, prev)`` the relative change of the solution between two points, or None;
   ``results(states)``    the Result objects of the converged states (batched where that pays);
+                         the ladder adds each state's warnings to its result;
   ``retries``            how many times a failing step may be split (0: never).
 """
 from __future__ import annotations
@@ -81,8 +82,9 @@ def solve(solver, chis, setup_seconds: float = 0.0) -> list[Result]:
     t0 = time.perf_counter()
     results = solver.results(states) if states else []
     share = (time.perf_counter() - t0) / max(len(results), 1)
-    for r, s in zip(results, seconds):
+    for r, st, s in zip(results, states, seconds):
         r.seconds = s + share
+        r.warnings += st.warnings
     if results:
         results[0].seconds += setup_seconds
     if failure is not None:
@@ -94,7 +96,11 @@ def _reach(solver, chi_prev, warm, chi, depth):
     """Solve at chi from ``warm`` (the solution at chi_prev); on failure, through the geometric
     mid-point, up to ``depth`` times."""
     try:
-        return solver.solve(chi, warm)
+        try:
+            return solver.solve(chi, warm)
+        except (ZeroDivisionError, OverflowError, FloatingPointError, np.linalg.LinAlgError) as err:
+            raise ConvergenceError(f"numerical failure ({type(err).__name__}: {err}); the data or parameters "
+                                   "are at the edge of float64: rescale them", {"chi": chi}) from None
     except ConvergenceError:
         if depth <= 0 or chi_prev is None:
             raise

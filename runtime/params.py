@@ -23,8 +23,13 @@ ADAPTIVE_ORDERS = {"linear": (0, 1, 2), "erf": (0, 1), "relu": (0, 1)}
 ESTIMATORS = ("auto", "cumulant", "mc")
 #: the fit term chi |y|^2 / kappa and the kernel scale must stay below this (float64 headroom)
 SCALE_MAX = 1e250
-#: kappa below this multiple of g_v tr(K^phi) is under the float64 resolution of the kernel
-KAPPA_RESOLUTION = 2.0 ** -52
+#: the largest kernel entry g_v (g_w/D)|x|^2 and kappa must lie in this range: the loop series
+#: evaluates up to 8th powers of the kernel scale (order 3), which stay finite in float64 there
+KERNEL_RANGE = (1e-35, 1e35)
+#: kappa below this multiple of g_v tr(K^phi) is under the float64 resolution of the kernel: an
+#: eigendecomposition leaves its null modes at ~10 eps ||K||, which weigh ~ that / kappa in every
+#: posterior mean, so this keeps their effect below ~1e-5
+KAPPA_RESOLUTION = 1e6 * 2.0 ** -52
 
 
 @dataclass(frozen=True)
@@ -143,9 +148,19 @@ def check_scales(X, y, X_test, p: Params) -> None:
         norms_test = c * np.einsum("ij,ij->i", X_test / scale, X_test / scale) * scale * scale
         kmax = float(np.max(np.concatenate([norms, norms_test]), initial=0.0))
         yy = float(y @ y)
-    if not (math.isfinite(kmax) and p.g_v * kmax * p.P <= SCALE_MAX):
-        raise InputError(f"inputs too large: the kernel (g_w/D)|x|^2 reaches {kmax:.3g} (largest entry "
-                         f"{big:.3g}), beyond what float64 can evaluate; rescale X")
+    lo, hi = KERNEL_RANGE
+    if not math.isfinite(kmax):
+        raise InputError(f"inputs out of scale: the kernel (g_w/D)|x|^2 overflows float64 (largest input entry "
+                         f"{big:.3g}); rescale X")
+    if kmax > 0:
+        log_k = math.log10(p.g_v) + math.log10(kmax)
+        log_top = min(log_k, math.log10(p.g_v)) if p.activation == "erf" else log_k  # |erf| <= 1
+        if log_k < math.log10(lo) or log_top > math.log10(hi):
+            raise InputError(f"inputs out of scale: the largest kernel entry g_v (g_w/D)|x|^2 is 1e{log_k:.1f} "
+                             f"(largest input entry {big:.3g}); it must lie between {lo:g} and {hi:g}: "
+                             "rescale X or g_v")
+    if not lo <= p.kappa <= hi:
+        raise InputError(f"kappa = {p.kappa:g} is out of scale; it must lie between {lo:g} and {hi:g}")
     if not (math.isfinite(yy) and yy / p.kappa <= SCALE_MAX):
         raise InputError(f"targets too large for kappa = {p.kappa:g}: |y|^2 / kappa = {yy / p.kappa:.3g} "
                          "overflows float64 in the fit term; rescale y or raise kappa")
@@ -155,5 +170,5 @@ def check_scales(X, y, X_test, p: Params) -> None:
     floor = KAPPA_RESOLUTION * trace
     if p.kappa < floor:
         raise InputError(f"kappa = {p.kappa:g} is below the float64 resolution of the kernel "
-                         f"(2^-52 g_v tr K = {floor:.3g}): the posterior is numerically singular; "
+                         f"(1e6 2^-52 g_v tr K = {floor:.3g}): the posterior is numerically singular; "
                          f"use kappa >= {floor:.3g}")

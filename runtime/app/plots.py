@@ -1,6 +1,7 @@
 """Figures of the main job (`msat run`), matplotlib with the Agg backend.
 
-Each function takes the plain numbers that results.json holds and writes one PNG.
+Each function takes the plain numbers that results.json holds and writes one PNG (or, with
+path None, returns the open Figure, which is how tests read back what a figure shows).
 """
 from __future__ import annotations
 
@@ -22,6 +23,15 @@ STYLE = {
     "adaptive_o2": dict(color="darkgreen", ls="--", marker=None, label="kernel field loop (order 2)"),
     "sample": dict(color="tab:red", ls="none", marker="o", label="sampled networks (HMC, ±MCSE)"),
 }
+
+
+def _save(fig, path):
+    """Write the figure; return it (open) when ``path`` is None, for inspection."""
+    if path is None:
+        return fig
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return None
 
 
 def _series(ax, chis, rows, key, err_key=None):
@@ -47,8 +57,7 @@ def discrepancy(path, chis, rows, title):
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="best")
     fig.suptitle(title)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    return _save(fig, path)
 
 
 def orders(path, orders_data, title):
@@ -90,8 +99,7 @@ def orders(path, orders_data, title):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     fig.suptitle(title)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    return _save(fig, path)
 
 
 def features(path, chis, rows, statement3, title):
@@ -130,5 +138,4 @@ def features(path, chis, rows, statement3, title):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.suptitle(title)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    return _save(fig, path)

@@ -36,9 +36,7 @@ class _Solver(Solver):
             obs.pop("direction_r")
             obs.update(effective_rescaling(self.spec, pr["train_mean"], p.kappa, p.g_v))
             obs.update({"newton_iterations": st.iterations, "saddle_residual": st.residual})
-            r = Result.point(p, st.chi, pr, {"observables": obs})
-            r.warnings += st.warnings
-            out.append(r)
+            out.append(Result.point(p, st.chi, pr, {"observables": obs}))
         return out
 
 

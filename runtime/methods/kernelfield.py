@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConvergenceError
+from ..errors import ConvergenceError, InputError
 from ..ladder import Solver, relative_change
 from ..numerics.linear_saddle import LinearSaddle
 from ..numerics.observe import alignment_of_spectrum, kernel_target_alignment
@@ -34,13 +34,19 @@ class _Solver(Solver):
         self.data, self.params = data, params
         self.spec = spectrum(data.X, data.y, data.X_test, params.g_w, "linear")
         self.first = LinearSaddle(self.spec, params.N, params.kappa, params.g_v, 1)
+        # the kernel field needs K invertible; a rank-deficient K (repeated or dependent inputs)
+        # takes the weight field, which needs N > D + 1
+        self.full_rank = bool(self.first.mask.all())
+        if not self.full_rank and params.N <= params.D + 1:
+            raise InputError(f"--order 2: K has rank {self.first.r} < P = {params.P}, so the D x D weight field "
+                             f"is used (docs/theory.md §2c), which needs N > D + 1 = {params.D + 1}; got N = {params.N}")
 
     def solve(self, chi, warm):
         p, d = self.params, self.data
         a_prev, F_prev = warm if warm is not None else (None, None)
         st1 = self.first.solve(chi, a_prev)
         pr1 = self.first.predictions(st1)
-        fld = WishartField.for_data(d.X, d.y, p.N, chi, p.kappa, p.g_v, p.g_w)
+        fld = WishartField.for_data(d.X, d.y, p.N, chi, p.kappa, p.g_v, p.g_w, self.full_rank)
         if F_prev is None:
             U = self.spec.U[:, self.first.mask]
             F_prev = fld.start_from_kernel(U @ pr1["B"] @ U.T)
@@ -75,9 +81,7 @@ class _Solver(Solver):
                 "saddle_newton_iterations": st.iterations,
                 "test_var_source": "kernel adaptation order 1 (the Wishart-field loop corrects the means)",
             }
-            r = Result.point(p, st.chi, values, {"observables": obs})
-            r.warnings += st.warnings
-            out.append(r)
+            out.append(Result.point(p, st.chi, values, {"observables": obs}))
         return out
 
 

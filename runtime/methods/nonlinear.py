@@ -69,9 +69,7 @@ class _Solver(Solver):
             obs.update(effective_rescaling(self.spec_phi, st.predictions["train_mean"], p.kappa, p.g_v))
             extra = {"observables": obs,
                      "mc_error": {k: np.asarray(v).tolist() for k, v in st.mc_error.items()}}
-            r = Result.point(p, st.chi, st.predictions, extra)
-            r.warnings += st.warnings
-            out.append(r)
+            out.append(Result.point(p, st.chi, st.predictions, extra))
         return out
 
 

@@ -22,7 +22,7 @@ class _Solver(Solver):
         if self.draws is not None:
             self.draws.append({"chi": chi, **{k: np.stack([getattr(c, k) for c in chains])
                                               for k in ("train", "test", "dirs", "align", "accept")}})
-        return Point(chi, value=summary)
+        return Point(chi, value=summary, warnings=list(summary["warnings"]))
 
     def results(self, states):
         out = []
@@ -36,9 +36,7 @@ class _Solver(Solver):
                 "ess_min": s["ess_min"],
                 "observables": s["observables"],
             }
-            r = Result.point(self.params, st.chi, s, extra)
-            r.warnings += s["warnings"]
-            out.append(r)
+            out.append(Result.point(self.params, st.chi, s, extra))
         return out
 
 

@@ -69,7 +69,7 @@ class LinearSaddle:
     # -- the map a -> f(R(a)) yt and its Jacobian ------------------------------------------
     def _evaluate(self, a, sigma):
         rho, Q = np.linalg.eigh(self._gen.saddle_field(self.inv_lam, a, sigma))
-        if not rho[0] > 0:
+        if rho.size and not rho[0] > 0:
             return None
         b = np.empty_like(rho)
         f = np.empty_like(rho)
@@ -161,15 +161,16 @@ class LinearSaddle:
         # hidden weights: S = var_w M^-1 on the range of X^T (generated weight_forms)
         M, v = self._gen.weight_forms(self.lam, E, st.a)
         mu, V = np.linalg.eigh(M)
-        if not mu[0] > 0:
+        if mu.size and not mu[0] > 0:
             raise ConvergenceError("adaptive: hidden-weight covariance not positive definite", {"chi": st.chi})
         nv = np.linalg.norm(v)
         v_hat = v / nv if nv > 0 else v
         proj = V.T @ v_hat
         var_w = float(gen_observables.weight_cov_baseline(D, g_w))
         omega = float(gen_observables.weight_cov_excess(var_w * float(np.sum(proj**2 / mu)), D, g_w))
-        top = var_w / mu[0]
-        overlap = float(abs(V[:, 0] @ v_hat))
+        # no modes (K = 0): the prior's covariance, isotropic
+        top = var_w / mu[0] if mu.size else var_w
+        overlap = float(abs(V[:, 0] @ v_hat)) if mu.size else 0.0
         return {
             "kernel_alignment": align,
             "kernel_alignment_nngp": align_k,

@@ -72,14 +72,16 @@ class WishartField:
         X = np.asarray(X, float)
         D = X.shape[1]
         c0, q = _gen.prior_weights(N, D, g_w)
-        return cls(X, (lambda T: q * (T.T @ T), lambda F: q * np.trace(F)), c0, y, chi, kappa, g_v, D,
-                   "weights")
+        f = cls(X, (lambda T: q * (T.T @ T), lambda F: q * np.trace(F)), c0, y, chi, kappa, g_v, D, "weights")
+        f.prior_scale = c0 / q  # the saddle of the prior alone: F = (c0/q) I
+        return f
 
     @classmethod
-    def for_data(cls, X, y, N, chi, kappa, g_v, g_w):
-        """The smaller representation: the kernel field when P < D, else the weight field."""
+    def for_data(cls, X, y, N, chi, kappa, g_v, g_w, full_rank=True):
+        """The smaller representation: the kernel field when P < D and K is invertible
+        (``full_rank``), else the weight field."""
         P, D = X.shape
-        if P < D:
+        if P < D and full_rank:
             return cls.kernel(linear_kernels(X, None, g_w)[0], y, N, chi, kappa, g_v)
         return cls.weights(X, y, N, chi, kappa, g_v, g_w)
 
@@ -184,4 +186,6 @@ class WishartField:
         # directions X cannot see (P < D) keep a prior-sized variance so that F is positive definite
         null = np.eye(self.n) - np.linalg.lstsq(self.Phi, self.Phi, rcond=None)[0]
         F = F + np.trace(F) / self.n * null
+        if not np.trace(F) > 0:  # C = 0 (X = 0): start from the prior's own saddle
+            F = self.prior_scale * np.eye(self.n)
         return 0.5 * (F + F.T)

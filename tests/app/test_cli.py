@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from msat.runtime import data, spectral
 from msat.runtime.app import console
@@ -78,14 +79,33 @@ def test_builtin_dataset_and_csv(tmp_path, capsys):
 
 
 def test_singular_kernel_p_greater_than_d(tmp_path, capsys):
+    """P = 50 > D = 4 (K has rank 4): the exact method equals an independent dense quadrature, the
+    NNGP the dense GP predictor, and the loop series converges to the exact answer order by order."""
+    from tests_support import dense_exact
+
     rng = np.random.default_rng(1)
     X = rng.standard_normal((50, 4))
+    y = np.sign(X[:, 0])
     path = tmp_path / "pd.npz"
-    np.savez(path, X=X, y=np.sign(X[:, 0]), X_test=X[:3])
-    for method in ("exact", "loop", "nngp"):
-        code, out, err = run(["predict", "--data", path, "--N", "80", "--chi", "1,80", "--kappa", "0.3", "--method", method], capsys)
+    np.savez(path, X=X, y=y, X_test=X[:3])
+    K = X @ X.T / 4
+    results = {}
+    for key, extra in (("exact", ["--method", "exact"]), ("nngp", ["--method", "nngp"]),
+                       ("loop", ["--method", "loop"]), ("loop3", ["--method", "loop", "--order", "3", "--dressed"])):
+        code, out, err = run(["predict", "--data", path, "--N", "80", "--chi", "1,80", "--kappa", "0.3"] + extra,
+                             capsys)
         assert code == 0, err
-        assert all(np.all(np.isfinite(r["train_mean"])) for r in json.loads(out))
+        results[key] = json.loads(out)
+    for j, chi in enumerate((1.0, 80.0)):
+        m, mstar, s_mean = dense_exact(X, y, X[:3], 80, chi, 0.3)
+        ex = results["exact"][j]
+        np.testing.assert_allclose(ex["train_mean"], m, atol=1e-11)
+        np.testing.assert_allclose(ex["test_mean"], mstar, atol=1e-11)
+        assert ex["s_mean"] == pytest.approx(s_mean, rel=1e-10)
+        np.testing.assert_allclose(results["nngp"][j]["train_mean"], K @ np.linalg.solve(K + 0.3 * np.eye(50), y),
+                                   atol=1e-10)
+        errs = [np.max(np.abs(np.array(results[k][j]["train_mean"]) - m)) for k in ("nngp", "loop", "loop3")]
+        assert errs[0] > 5 * errs[1] and errs[1] > 100 * errs[2], errs
 
 
 def test_chi_outside_range_warns(npz, capsys):
@@ -172,3 +192,39 @@ def test_ladder_failure_keeps_earlier_points_and_exits_3(npz, capsys, monkeypatc
     assert [r["converged"] for r in rs] == [True, True, False]
     assert rs[2]["chi"] == 7.0 and "error" in rs[2]
     assert "Traceback" not in err and "did not converge" in err
+
+
+FLAG_VALUES = {
+    "--N": ["10", "0", "-3", "2.5", "1e30", "nan", "abc", "9007199254740993"],
+    "--chi": ["1", "1,3,10", "0", "-1", "nan", "inf", "1,,2", "1e-300", "1e300", "x"],
+    "--kappa": ["0.5", "0", "-1", "1e-300", "1e300", "inf", "nan", "k"],
+    "--g-v": ["1", "0", "1e200", "-2", "nan"],
+    "--g-w": ["1", "1e-200", "3", "inf"],
+    "--method": ["nngp", "exact", "loop", "adaptive", "magic", ""],
+    "--order": ["0", "1", "2", "3", "7", "-1", "1.5", "two"],
+    "--activation": ["linear", "erf", "relu", "tanh"],
+    "--P": ["6", "0", "-1", "2.5", "100000000000"],
+    "--D": ["3", "0", "1", "20000000000"],
+    "--P-test": ["2", "0", "-1"],
+    "--seed": ["0", "-1", "1.5", "x"],
+    "--estimator": ["auto", "cumulant", "mc", "bad"],
+    "--mc-samples": ["200", "0", "-5"],
+}
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(sorted(FLAG_VALUES)), max_size=5, unique=True).flatmap(
+    lambda flags: st.tuples(*[st.tuples(st.just(f), st.sampled_from(FLAG_VALUES[f])) for f in flags])))
+def test_any_command_line_exits_0_2_or_3_without_a_traceback(capsys, pairs):
+    """Malformed values anywhere: exit 2 with one line, or a solver failure (3), or results."""
+    args = {"--dataset": "teacher", "--P": "6", "--D": "3", "--P-test": "2", "--N": "10", "--chi": "1",
+            "--kappa": "0.5", "--mc-samples": "400"}
+    args.update(dict(pairs))
+    argv = ["predict"] + [x for kv in args.items() for x in kv]
+    code = console.main(argv)
+    _, err = capsys.readouterr()
+    assert code in (0, 2, 3), (argv, err)
+    assert "Traceback" not in err
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1, (argv, err)

@@ -1,0 +1,79 @@
+"""The one chi ladder (runtime.ladder, docs/theory.md §5) with a scripted solver: warm starts in
+ladder order, retries through geometric intermediate chi, branch-jump warnings, a failing point
+recorded with the points before it kept, and each point's own time."""
+import math
+import time
+
+import numpy as np
+import pytest
+
+from msat.runtime import ladder, params
+from msat.runtime.errors import ConvergenceError
+from msat.runtime.results import Result
+
+PARAMS = params.build(3, 2, 1, N=100, kappa=0.5, method="nngp")
+
+
+class Scripted(ladder.Solver):
+    """Solution x(chi) = chi (or a jump); fails where told; sleeps a given time per chi."""
+
+    def __init__(self, fail=(), jump_at=None, retries=0, sleep=None):
+        self.fail, self.jump_at, self.retries, self.sleep = set(fail), jump_at, retries, sleep or {}
+        self.calls = []
+
+    def solve(self, chi, warm):
+        self.calls.append((chi, warm))
+        time.sleep(self.sleep.get(chi, 0.0))
+        if chi in self.fail and (self.retries == 0 or warm == 1.0):
+            raise ConvergenceError(f"no convergence at {chi:g}", {"iterations": 9})
+        x = 10 * chi if chi == self.jump_at else chi
+        return ladder.Point(chi, value=np.array([x]))
+
+    def warm(self, state):
+        return float(state.value[0])
+
+    def change(self, state, prev):
+        return ladder.relative_change(state.value, prev.value)
+
+    def results(self, states):
+        return [Result.point(PARAMS, st.chi, {"train_mean": st.value, "test_mean": st.value, "test_var": st.value})
+                for st in states]
+
+
+def test_warm_starts_follow_the_ladder_order():
+    s = Scripted()
+    out = ladder.solve(s, [1.0, 5.0, 2.0])
+    assert [c for c, _ in s.calls] == [1.0, 5.0, 2.0]
+    assert [w for _, w in s.calls] == [None, 1.0, 5.0]
+    assert [r.chi for r in out] == [1.0, 5.0, 2.0] and all(r.converged for r in out)
+
+
+def test_a_failing_point_ends_the_ladder_and_keeps_the_points_before():
+    out = ladder.solve(Scripted(fail={4.0}), [1.0, 2.0, 4.0, 8.0])
+    assert [r.converged for r in out] == [True, True, False]
+    assert out[-1].to_dict() == {"chi": 4.0, "converged": False, "error": "no convergence at 4",
+                                 "diagnostics": {"iterations": 9.0}}
+
+
+def test_a_failing_step_is_retried_through_the_geometric_mid_point():
+    s = Scripted(fail={4.0}, retries=2)
+    out = ladder.solve(s, [1.0, 4.0])
+    assert [c for c, _ in s.calls] == [1.0, 4.0, 2.0, 4.0]
+    assert out[-1].converged and any("intermediate chi = 2" in w for w in out[-1].warnings)
+
+
+def test_branch_jumps_are_flagged_between_nearby_chi_only():
+    out = ladder.solve(Scripted(jump_at=1.5), [1.0, 1.5])
+    assert any("possible branch jump" in w for w in out[1].warnings)
+    out = ladder.solve(Scripted(), [1.0, 1.5])  # a 50% change, not more than half
+    assert not any("branch" in w for w in out[1].warnings)
+    out = ladder.solve(Scripted(jump_at=10.0), [1.0, 10.0])  # far apart in chi: no verdict
+    assert not any("branch" in w for w in out[1].warnings)
+
+
+def test_each_point_reports_its_own_time():
+    out = ladder.solve(Scripted(sleep={1.0: 0.0, 2.0: 0.3, 3.0: 0.05}), [1.0, 2.0, 3.0], setup_seconds=0.2)
+    sec = [r.seconds for r in out]
+    assert sec[0] == pytest.approx(0.2, abs=0.05)  # the set-up belongs to the first point
+    assert sec[1] == pytest.approx(0.3, abs=0.05) and sec[2] == pytest.approx(0.05, abs=0.04)
+    assert math.isclose(sum(sec), 0.55, abs_tol=0.1)

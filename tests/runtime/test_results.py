@@ -1,0 +1,54 @@
+"""The result object (runtime.results): the contract's JSON keys and order, item access as on the
+JSON, the notebook display and the labelled xarray form."""
+import json
+
+import numpy as np
+
+from msat.runtime import params
+from msat.runtime.errors import ConvergenceError
+from msat.runtime.results import Result
+
+KEYS = ["method", "order", "params", "chi", "train_mean", "test_mean", "test_var", "s_mean", "s_var",
+        "converged", "seconds", "warnings"]
+
+
+def _result(chi=2.0, method="sample", **extra):
+    p = params.build(3, 2, 2, N=10, kappa=0.5, method=method, samples=10, chains=1)
+    return Result.point(p, chi, {"train_mean": np.array([1.0, 2.0, 3.0]), "test_mean": np.array([0.5, 0.25]),
+                                 "test_var": np.array([0.1, 0.2])},
+                        {"train_mean_mcse": [0.01, 0.02, 0.03], "test_mean_mcse": [0.1, 0.2], "rhat_max": 1.001,
+                         "ess_min": 900.0, **extra})
+
+
+def test_json_object_of_the_contract():
+    r = _result()
+    d = r.to_dict()
+    assert list(d)[:len(KEYS)] == KEYS
+    assert d["params"] == {"N": 10, "kappa": 0.5, "g_v": 1.0, "g_w": 1.0, "activation": "linear", "dressed": False,
+                           "P": 3, "D": 2, "P_test": 2, "samples": 10, "chains": 1, "seed": 0, "chi": 2.0}
+    assert d["order"] is None and d["train_mean"] == [1.0, 2.0, 3.0] and d["test_mean_mcse"] == [0.1, 0.2]
+    assert json.loads(json.dumps(d)) == d
+    assert r["test_var"] == [0.1, 0.2] and isinstance(r.test_var, np.ndarray) and set(r) == set(d)
+
+
+def test_a_chi_outside_one_to_n_is_allowed_with_a_warning():
+    assert _result(chi=50.0).warnings and not _result(chi=5.0).warnings
+
+
+def test_failed_point_record():
+    f = Result.failed(7.0, ConvergenceError("saddle: Newton did not converge", {"iterations": 200}))
+    assert f.to_dict() == {"chi": 7.0, "converged": False, "error": "saddle: Newton did not converge",
+                           "diagnostics": {"iterations": 200.0}}
+
+
+def test_notebook_display_shows_values_and_warnings():
+    html = _result(chi=50.0)._repr_html_()
+    for text in ("msat result", "sample", "0.5", "rhat_max", "outside [1, N]"):
+        assert text in html, text
+
+
+def test_xarray_form():
+    ds = _result().to_xarray()
+    assert ds.train_mean.dims == ("train_point",) and ds.test_var.dims == ("test_point",)
+    np.testing.assert_array_equal(ds.test_mean_mcse.values, [0.1, 0.2])
+    assert ds.attrs["method"] == "sample" and ds.attrs["chi"] == 2.0 and ds.attrs["N"] == 10

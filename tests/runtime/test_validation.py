@@ -1,0 +1,125 @@
+"""Validation in one place (runtime.values, runtime.params, runtime.data): whatever a user passes,
+the only error is InputError with a one-line message (hypothesis), and the limits it enforces:
+float64 scales, kappa below the kernel's resolution, memory a request cannot fit."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from msat.runtime import memory, params, predict, values
+from msat.runtime.data import validate
+from msat.runtime.errors import ConvergenceError, InputError
+
+anything = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5), st.lists(st.floats(allow_nan=True), max_size=3), st.just([]), st.just(object()),
+    st.complex_numbers(max_magnitude=10))
+arrays = st.one_of(
+    anything,
+    st.lists(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=0, max_size=4),
+             min_size=0, max_size=4),
+    st.builds(lambda s, v: np.full(s, v), st.tuples(st.integers(0, 3), st.integers(0, 3)),
+              st.floats(allow_nan=True, allow_infinity=True)),
+    st.builds(lambda s: np.zeros(s, dtype=complex), st.integers(0, 3)),
+    st.builds(lambda s: np.array(["a"] * s), st.integers(0, 3)))
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _one_line(err):
+    assert str(err) and "\n" not in str(err)
+
+
+@FUZZ
+@given(X=arrays, y=arrays, X_test=arrays)
+def test_data_validation_raises_only_input_errors(X, y, X_test):
+    try:
+        ds = validate(X, y, X_test)
+    except InputError as err:
+        _one_line(err)
+        return
+    assert ds.X.dtype == np.float64 and np.all(np.isfinite(ds.X)) and ds.y.shape == (ds.P,)
+
+
+@FUZZ
+@given(N=anything, chi=anything, kappa=anything, g_v=anything, order=anything)
+def test_parameter_validation_raises_only_input_errors(N, chi, kappa, g_v, order):
+    try:
+        values.chi_ladder(chi)
+        params.build(5, 3, 2, N=N, kappa=kappa, g_v=g_v, order=order)
+    except InputError as err:
+        _one_line(err)
+
+
+numbers = st.one_of(st.floats(min_value=1e-300, max_value=1e300), st.integers(1, 10**18),
+                    st.sampled_from([1e-150, 1e150, 1e-151, 2.0**53, 1e-320]))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(N=numbers, chi=numbers, kappa=numbers, g_v=numbers, g_w=numbers, scale=numbers,
+       method=st.sampled_from(["nngp", "exact", "loop", "adaptive"]))
+def test_extreme_numbers_give_an_input_error_a_solver_failure_or_finite_numbers(N, chi, kappa, g_v, g_w, scale,
+                                                                                 method):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((6, 3)) * scale, np.sign(rng.standard_normal(6))
+    try:
+        r = predict(X, y, X[:2], N=N, chi=chi, kappa=kappa, g_v=g_v, g_w=g_w, method=method)
+    except (InputError, ConvergenceError) as err:
+        _one_line(err)
+        return
+    for key in ("train_mean", "test_mean", "test_var"):
+        assert np.all(np.isfinite(getattr(r, key))), (key, getattr(r, key))
+
+
+def test_the_three_bad_inputs_of_the_redesign_are_refused_in_one_line():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10, 4))
+    with pytest.raises(InputError, match="inputs out of scale") as e:
+        predict(X * 1e200, np.sign(X[:, 0]), N=10, chi=1, kappa=0.5)
+    _one_line(e.value)
+    with pytest.raises(InputError, match="kappa") as e:
+        predict(X, np.sign(X[:, 0]), N=10, chi=1, kappa=1e-300)
+    _one_line(e.value)
+    from msat.runtime import data
+
+    with pytest.raises(InputError, match="memory") as e:
+        data.builtin("ising", P=200, D=100_000_000, P_test=20)
+    _one_line(e.value)
+
+
+def test_kappa_below_the_kernel_resolution_is_refused_and_just_above_works():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((8, 3))
+    y = np.sign(X[:, 0])
+    floor = params.KAPPA_RESOLUTION * np.sum(X * X) / 3
+    with pytest.raises(InputError, match="resolution"):
+        predict(X, y, N=10, chi=1, kappa=0.5 * floor, method="nngp")
+    r = predict(X, y, N=10, chi=1, kappa=2 * floor, method="nngp")
+    # near-noiseless GP: the train mean is y projected on the span of the inputs
+    P_range = X @ np.linalg.lstsq(X, y, rcond=None)[0]
+    np.testing.assert_allclose(r.train_mean, P_range, atol=1e-5)
+
+
+def test_memory_estimate_refuses_what_cannot_fit(monkeypatch):
+    monkeypatch.setattr(memory, "available", lambda: 10**9)
+    p = params.build(2000, 10, 0, N=10, kappa=0.5, method="exact")  # about 0.2 GB: fits
+    assert params.memory_needed(p) < 10**9
+    with pytest.raises(InputError, match="memory") as e:
+        params.build(20000, 10, 0, N=10, kappa=0.5, method="exact")  # 20000^2 matrices: 19 GB
+    assert "available" in str(e.value)
+    _one_line(e.value)
+
+
+@pytest.mark.parametrize("value,message", [(0, "positive"), (-1.0, "positive"), (math.nan, "positive"),
+                                           (math.inf, "positive"), (1e-200, "between"), (True, "positive"),
+                                           ("3", "positive")])
+def test_positive_numbers(value, message):
+    with pytest.raises(InputError, match=message):
+        values.positive("kappa", value)
+
+
+def test_widths_must_be_integers_below_2_to_53():
+    assert values.positive("N", 12.0, integer=True) == 12
+    for bad in (2.5, 2.0**53, -3):
+        with pytest.raises(InputError, match="N must"):
+            values.positive("N", bad, integer=True)
