@@ -12,6 +12,8 @@ from msat.runtime import data
 from msat.runtime.app import console, plots
 from msat.runtime.app.run import QUICK
 
+pytestmark = pytest.mark.slow  # Monte Carlo: sampled networks
+
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):

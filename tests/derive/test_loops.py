@@ -70,6 +70,7 @@ def _laplace_reference(order, n_val, obs_power):
     return exact, mpmath.mpf(str(sp.N(approx.subs(n, n_val), 60)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", [0, 1, 2, 3, 4])
 def test_gamma_moments_converge_at_the_predicted_rate(order):
     errs = []

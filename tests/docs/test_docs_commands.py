@@ -128,6 +128,7 @@ def test_docs_have_runnable_blocks_with_known_tags():
         assert not unknown, f"{doc.name}: code blocks tagged {sorted(unknown)}; use bash, python, text or mermaid"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("doc", DOCS, ids=[p.name for p in DOCS])
 def test_documented_commands_run(doc, tmp_path):
     env = _env()

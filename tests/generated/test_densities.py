@@ -39,6 +39,7 @@ def test_logp_and_gradient_match_sympy(act):
             assert gW[i, d] == pytest.approx(float(sp.diff(lp, Ws[i, d]).subs(vals)), rel=1e-10, abs=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("act", ["erf", "relu"])
 def test_nngp_kernels_vs_monte_carlo(act):
     rng = np.random.default_rng(0)

@@ -97,6 +97,7 @@ def test_statement_3_tree_level_is_an_exact_rescaling(ising):
         assert eff["s_eff"] == pytest.approx(s, rel=1e-8) and eff["s_eff_residual"] < 1e-10
 
 
+@pytest.mark.slow
 def test_statement_3_order_one_rescaling_residual_decays(ising):
     ds, spec = ising
     res = []
@@ -108,6 +109,7 @@ def test_statement_3_order_one_rescaling_residual_decays(ising):
     assert res[1] < 0.5 * res[0] and res[2] < 0.5 * res[1], res
 
 
+@pytest.mark.slow
 def test_adaptive_vs_exact_mean_error(ising, record_property):
     """chi = N: error / |exact - NNGP| falls like 1/N; chi = 1: reported (THEORY §2b: it does
     not fall there, the matrix saddle misses the kernel field's own fluctuations)."""
@@ -130,6 +132,7 @@ def test_adaptive_vs_exact_mean_error(ising, record_property):
         assert abs(slope + 1) < 0.2, (order, ratios)
 
 
+@pytest.mark.slow
 def test_statement_4_directional_feature_learning(ising):
     ds, spec = ising
     D = ds.X.shape[1]

@@ -18,6 +18,7 @@ from msat.runtime.methods import exact
 from tests_support import dense_conditionals
 
 
+@pytest.mark.slow
 def test_exact_matches_importance_sampled_prior(small_problem):
     X, y, X_test, spec = small_problem
     N, chi, kappa, g_v = 30, 1.0, 0.5, 1.0

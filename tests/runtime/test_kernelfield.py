@@ -44,6 +44,7 @@ def test_weight_field_fast_path_equals_dense_reference(P, D, N, chi):
     assert np.max(np.abs(b1 - b0)) > 1e-5
 
 
+@pytest.mark.slow
 def test_kernel_and_weight_fields_agree_to_their_own_accuracy():
     """P < D: both fields are exact representations; their one-loop means differ at O(N^-2) only."""
     ds = data.builtin("ising", P=6, D=9, P_test=3, seed=3)
@@ -59,6 +60,7 @@ def test_kernel_and_weight_fields_agree_to_their_own_accuracy():
     assert gaps[0] < 1e-3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("P,D", [(8, 16), (12, 24), (16, 8)])  # kernel, kernel, weight field
 @pytest.mark.parametrize("regime", ["chi=1", "chi=N"])
 def test_order_two_converges_like_n_minus_two_and_beats_the_nngp(P, D, regime):
@@ -79,6 +81,7 @@ def test_order_two_converges_like_n_minus_two_and_beats_the_nngp(P, D, regime):
     assert slope <= -1.8, (slope, errs)
 
 
+@pytest.mark.slow
 def test_statement_2_extended_order_two_converges_where_orders_zero_and_one_do_not_help():
     """chi = 1: 2b orders 0 and 1 are no better than the NNGP; order 2 converges (THEORY §2c)."""
     ds = data.builtin("ising", P=10, D=20, P_test=4, seed=2)

@@ -11,6 +11,7 @@ from msat.runtime import data, spectral
 from msat.runtime.methods import exact
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("regime", ["chi=1", "chi=N"])
 def test_dense_one_loop_converges_like_n_minus_two(regime):
     P, D, kappa = 8, 16, 0.5

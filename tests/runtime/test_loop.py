@@ -45,6 +45,7 @@ def ising_spectrum():
 NS = [100, 200, 400, 800, 1600]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dressed", [False, True], ids=["bare", "dressed"])
 @pytest.mark.parametrize("regime", ["chi=1", "chi=N"])
 def test_loop_error_slopes_on_ising(ising_spectrum, regime, dressed):
@@ -61,6 +62,7 @@ def test_loop_error_slopes_on_ising(ising_spectrum, regime, dressed):
         assert abs(slope + (L + 1)) < 0.3, (regime, dressed, L, slope, e)
 
 
+@pytest.mark.slow
 def test_loop_error_slopes_on_teacher():
     ds = data.builtin("teacher", P=20, D=30, P_test=5, seed=2)
     spec = spectral.spectrum(ds.X, ds.y, ds.X_test, 1.0)
@@ -85,6 +87,7 @@ def _tree_and_dressed_errors(N, chi_of_N, seed=0):
     return out
 
 
+@pytest.mark.slow
 def test_statement_2_scalar_field():
     """THEORY §9.2: at chi = 1 with P = N/2 tree level stalls, dressed order 1 converges;
     at chi = N tree level converges."""

@@ -11,6 +11,7 @@ from msat.runtime.numerics.mala import mala_chains
 from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle
 
 
+@pytest.mark.slow
 def test_mala_reproduces_the_gaussian_single_neuron_law():
     """Linear phi: q(w) is Gaussian with covariance S = ((D/g_w) I - 2 X^T Ct X)^-1 (THEORY §2b)."""
     rng = np.random.default_rng(2)
@@ -42,6 +43,7 @@ def _problem():
     return ds
 
 
+@pytest.mark.slow
 def test_linear_phi_through_the_sampler_matches_the_structured_solver():
     ds = _problem()
     N, kappa, chi = 60, 0.4, 30.0
@@ -54,6 +56,7 @@ def test_linear_phi_through_the_sampler_matches_the_structured_solver():
     assert np.all(np.abs(z) < 5), z
 
 
+@pytest.mark.slow
 def test_cumulant_and_monte_carlo_agree_at_small_chi_over_n():
     ds = _problem()
     N, kappa, chi = 200, 0.4, 2.0
@@ -78,6 +81,7 @@ def test_cumulant_and_monte_carlo_agree_at_small_chi_over_n():
     assert np.max(np.abs(z)) > 5, z
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("act,N", [("erf", 40), ("relu", 200)])
 def test_monte_carlo_at_chi_equal_n_is_reproducible_across_seeds(act, N):
     ds = _problem()

@@ -10,6 +10,8 @@ from msat.runtime.methods import exact
 from msat.runtime.numerics import chains as chain_stats, hmc
 from msat.runtime import predict
 
+pytestmark = pytest.mark.slow  # Monte Carlo: sampled networks
+
 
 def _problem(P=8, D=12, P_test=3, seed=0):
     rng = np.random.default_rng(seed)
