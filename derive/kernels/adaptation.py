@@ -103,19 +103,11 @@ def conjugate_field_spec(order: int) -> KernelSpec:
 
 def predictions_spec() -> KernelSpec:
     preds = adaptive.predictions()
-    node = [Statement(k, v) for k, v in preds.items()]
-    return KernelSpec(
-        name="predictions",
-        family="numpy_function",
-        args=["C", "Cs", "css", "A", "alpha", "g_v", "chi"],
-        doc=(
-            "Predictions at the kernel-adaptation saddle (THEORY §2b): train mean, test mean, test "
-            "variance; column vectors; valid in any orthonormal basis of a subspace holding the "
-            "ranges of C and C*."
-        ),
-        node=[Statement("P", sp.Symbol("C.shape[0]"))] + node,
-        returns=", ".join(preds),
-    )
+    doc = ("Predictions at the kernel-adaptation saddle (THEORY §2b): train mean, test mean, test variance; "
+           "column vectors; valid in any orthonormal basis of a subspace holding the ranges of C and C*.")
+    node = [Statement("P", sp.Symbol("C.shape[0]"))] + [Statement(k, v) for k, v in preds.items()]
+    return KernelSpec(name="predictions", family="numpy_function", args=["C", "Cs", "css", "A", "alpha", "g_v", "chi"],
+                      doc=doc, node=node, returns=", ".join(preds))
 
 
 def modules():

@@ -48,41 +48,31 @@ def _action_statements(orders):
     return node, mode
 
 
+def _action_spec(name: str, orders, doc: str) -> KernelSpec:
+    """A spectral kernel filling dS0[j, i], dS1[j, i] with the derivatives orders[i] of S0 and S1."""
+    node, mode = _action_statements(list(orders))
+    return KernelSpec(name=name, family="spectral",
+                      args=["s_nodes", "chi_nodes", "N", "kappa", "g_v", "lam_modes", "yt2_modes", "dS0", "dS1"],
+                      doc=doc, node=node, mode=mode, mode_locals=["yt2_modes_k"])
+
+
 def action_derivatives_spec(order: int) -> KernelSpec:
     """S0^(n)(s), S1^(n)(s) for n = 0..2L+2 as scalar part + spectral sums."""
     nmax = 2 * order + 2
-    node, mode = _action_statements(list(range(nmax + 1)))
-    return KernelSpec(
-        name="action_derivatives",
-        family="spectral",
-        args=["s_nodes", "chi_nodes", "N", "kappa", "g_v", "lam_modes", "yt2_modes", "dS0", "dS1"],
-        doc=(
-            "d^n S0/ds^n and d^n S1/ds^n, n = 0..%d, at each node (s_j, chi_j) (THEORY §2a, §3). "
-            "S0 = prior + fit (1/hbar), S1 = output fluctuations + measure (hbar^0); "
-            "spectral sums over the eigenpairs (lam_k, yt2_k = (U^T y)_k^2) of K." % nmax
-        ),
-        node=node,
-        mode=mode,
-        mode_locals=["yt2_modes_k"],
-    )
+    return _action_spec(
+        "action_derivatives", range(nmax + 1),
+        "d^n S0/ds^n and d^n S1/ds^n, n = 0..%d, at each node (s_j, chi_j) (THEORY §2a, §3). "
+        "S0 = prior + fit (1/hbar), S1 = output fluctuations + measure (hbar^0); "
+        "spectral sums over the eigenpairs (lam_k, yt2_k = (U^T y)_k^2) of K." % nmax)
 
 
 def saddle_equation_spec() -> KernelSpec:
     """S0', S0'', S1', S1'': the saddle equations (bare S0' = 0, dressed S0' + S1' = 0) and the
     curvatures their Newton steps need; no value of S, so no logarithms per mode."""
-    node, mode = _action_statements([1, 2])
-    return KernelSpec(
-        name="saddle_equation",
-        family="spectral",
-        args=["s_nodes", "chi_nodes", "N", "kappa", "g_v", "lam_modes", "yt2_modes", "dS0", "dS1"],
-        doc=(
-            "Saddle equation of the kernel-rescaling action (THEORY §2a, §3, §5): dS0[j] = (S0', S0''), "
-            "dS1[j] = (S1', S1'') at s_j; the bare saddle solves S0' = 0, the dressed S0' + S1' = 0."
-        ),
-        node=node,
-        mode=mode,
-        mode_locals=["yt2_modes_k"],
-    )
+    return _action_spec(
+        "saddle_equation", (1, 2),
+        "Saddle equation of the kernel-rescaling action (THEORY §2a, §3, §5): dS0[j] = (S0', S0''), "
+        "dS1[j] = (S1', S1'') at s_j; the bare saddle solves S0' = 0, the dressed S0' + S1' = 0.")
 
 
 def weights_spec(order: int, dressed: bool) -> KernelSpec:
@@ -215,20 +205,14 @@ def action_difference_spec() -> KernelSpec:
 
 def hidden_weight_direction_spec() -> KernelSpec:
     """u^T (1/N) E[W^T W | s] u - g_w/D per node from Q1(s), Q2(s) (THEORY §2a)."""
-    expr = model.hidden_weight_direction()
-    return KernelSpec(
-        name="hidden_weight_direction",
-        family="row_map",
-        args=["s_nodes", "chi", "N", "g_v", "g_w", "D", "Q1_nodes", "Q2_nodes", "out"],
-        doc=(
-            "Directional hidden-weight second moment given s (THEORY §2a): u^T (1/N) E[W^T W | s] u "
-            "- g_w/D for a unit vector u, from Q1 = z^T (g_v s K + kappa)^-1 z and "
-            "Q2 = z^T (g_v s K + kappa)^-1 yt with z = sqrt(g_w/D) U^T X u."
-        ),
-        node=[Statement("out[j]", expr)],
-        prelude=[("s", "s_nodes[j]"), ("Q1", "Q1_nodes[j]"), ("Q2", "Q2_nodes[j]")],
-        rows="s_nodes.shape[0]",
-    )
+    doc = ("Directional hidden-weight second moment given s (THEORY §2a): u^T (1/N) E[W^T W | s] u - g_w/D "
+           "for a unit vector u, from Q1 = z^T (g_v s K + kappa)^-1 z and Q2 = z^T (g_v s K + kappa)^-1 yt "
+           "with z = sqrt(g_w/D) U^T X u.")
+    prelude = [("s", "s_nodes[j]"), ("Q1", "Q1_nodes[j]"), ("Q2", "Q2_nodes[j]")]
+    return KernelSpec(name="hidden_weight_direction", family="row_map",
+                      args=["s_nodes", "chi", "N", "g_v", "g_w", "D", "Q1_nodes", "Q2_nodes", "out"], doc=doc,
+                      node=[Statement("out[j]", model.hidden_weight_direction())], prelude=prelude,
+                      rows="s_nodes.shape[0]")
 
 
 def direction_modes_spec() -> KernelSpec:

@@ -34,6 +34,15 @@ def _save(fig, path):
     return None
 
 
+def _label(ax, xlabel, ylabel, title, legend=7, which="major"):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which=which)
+    if legend:
+        ax.legend(fontsize=legend)
+
+
 def _series(ax, chis, rows, key, err_key=None):
     for method, style in STYLE.items():
         if method not in rows or not rows[method].get(key):
@@ -93,11 +102,7 @@ def orders(path, orders_data, title):
         ax.loglog(N2, s2["tree_chi1"], "o-", color="tab:orange", label=r"tree, $\chi=1$, $P=N/2$")
         ax.loglog(N2, s2["dressed1_chi1"], "s-", color="tab:blue", label=r"dressed one loop, $\chi=1$, $P=N/2$")
         ax.loglog(N2, s2["tree_chiN"], "^--", color="tab:red", label=r"tree, $\chi=N$, $P=N/2$")
-        ax.set_xlabel("width N (P = N/2)")
-        ax.set_ylabel("RMS train-mean error vs exact")
-        ax.set_title("statement 2: P comparable to N")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
+        _label(ax, "width N (P = N/2)", "RMS train-mean error vs exact", "statement 2: P comparable to N", 8, "both")
     fig.suptitle(title)
     return _save(fig, path)
 
@@ -111,20 +116,13 @@ def features(path, chis, rows, statement3, title):
         ax.plot(chis, rows["nngp"]["alignment"], color="0.45", ls="--")
     ax.plot([], [], " ", label="rescaled kernel: alignment of K^phi (unchanged)")
     ax.set_xscale("log")
-    ax.set_xlabel(r"$\chi$")
-    ax.set_ylabel(r"kernel-target alignment $y^T C y / (|y|^2 \|C\|_F)$")
-    ax.set_title("adapted kernel aligns with the target")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _label(ax, r"$\chi$", r"kernel-target alignment $y^T C y / (|y|^2 \|C\|_F)$", "adapted kernel aligns with the target")
     ax = axes[1]
     _series(ax, chis, rows, "omega", "omega_err")
     ax.axhline(0.0, color="0.45", ls="--", label="rescaling picture: no direction (0)")
     ax.set_xscale("log")
-    ax.set_xlabel(r"$\chi$")
-    ax.set_ylabel(r"$u^T \frac{1}{N}E[W^T W] u - g_w/D$ along the learned direction")
-    ax.set_title("directional feature learning ~ chi/N")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _label(ax, r"$\chi$", r"$u^T \frac{1}{N}E[W^T W] u - g_w/D$ along the learned direction",
+           "directional feature learning ~ chi/N")
     if statement3:
         ax = axes[2]
         Ns = np.array(statement3["Ns"], dtype=float)
@@ -132,10 +130,7 @@ def features(path, chis, rows, statement3, title):
                   label="kernel adaptation, one loop")
         ax.loglog(Ns, np.maximum(statement3["order0_relative_residual"], 1e-17), "s:", color="tab:green",
                   label="kernel adaptation, tree (exact rescaling)")
-        ax.set_xlabel(r"width N ($\chi = N$)")
-        ax.set_ylabel("residual of the best rescaling of K (relative)")
-        ax.set_title("statement 3: adaptation of the mean = rescaling")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
+        _label(ax, r"width N ($\chi = N$)", "residual of the best rescaling of K (relative)",
+               "statement 3: adaptation of the mean = rescaling", 7, "both")
     fig.suptitle(title)
     return _save(fig, path)

@@ -20,13 +20,10 @@ def mala_chains(W, X, Ct, D, g_w, act, step, n_steps, n_burn, thin, seed, accept
     np.random.seed(seed)
     n_chains, Dw = W.shape
     P = X.shape[0]
-    h = np.empty(P)
-    u = np.empty(P)
-    du = np.empty(P)
-    v = np.empty(P)
-    grad = np.empty(Dw)
-    grad_new = np.empty(Dw)
-    w_new = np.empty(Dw)
+    work = np.empty((4, P))  # Xw, phi, phi' and Ct phi of one neuron
+    steps = np.empty((3, Dw))  # the gradient, the proposal and its gradient
+    h, u, du, v = work[0], work[1], work[2], work[3]
+    grad, w_new, grad_new = steps[0], steps[1], steps[2]
     n_kept = 0
     for i in range(n_chains):
         w = W[i]
