@@ -6,7 +6,6 @@ SymPy is imported only when a command runs.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,18 +16,9 @@ class UsageError(ValueError):
     exit_code = 2
 
 
-def _int(name):
-    def conv(text):
-        try:
-            return int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-    return conv
-
-
 def add_parsers(sub) -> None:
     d = sub.add_parser("derive", help="regenerate generated/ (the numba kernels) from derive/")
-    d.add_argument("--order", type=_int("--order"), default=None,
+    d.add_argument("--order", type=int, default=None,
                    help="highest loop order to emit (default: 3, or what is checked in for --check)")
     d.add_argument("--out", type=Path, default=None, help="output folder (default: generated/)")
     d.add_argument("--check", action="store_true",
@@ -36,7 +26,7 @@ def add_parsers(sub) -> None:
     d.set_defaults(handler=derive)
 
     lt = sub.add_parser("latex", help="LaTeX of the derived terms, order by order")
-    lt.add_argument("--order", type=_int("--order"), default=1)
+    lt.add_argument("--order", type=int, default=1)
     lt.add_argument("--observable", default=None,
                     help="train_mean, test_mean, test_var, field_s or resolvent (default: a generic O)")
     lt.add_argument("--markdown", action="store_true", help="the docs/formulas.md page")

@@ -15,31 +15,18 @@ def rescaling(order):
     return importlib.import_module("msat.generated.rescaling_o%d" % order)
 
 
-def saddle():
-    """The saddle-equation module: msat.generated.rescaling_saddle."""
-    return importlib.import_module("msat.generated.rescaling_saddle")
+def _module(name, doc):
+    """An accessor that imports msat.generated.<name> when called."""
+    def load():
+        return importlib.import_module("msat.generated." + name)
+
+    load.__doc__ = doc + ": msat.generated." + name
+    return load
 
 
-def linear_adaptation():
-    """Kernel-adaptation saddle maps of a linear network: msat.generated.adaptive_linear."""
-    return importlib.import_module("msat.generated.adaptive_linear")
-
-
-def nonlinear_adaptation():
-    """Kernel adaptation for any activation: msat.generated.adaptive_nonlinear."""
-    return importlib.import_module("msat.generated.adaptive_nonlinear")
-
-
-def wishart_field():
-    """One loop of the Wishart field (kernel or weight space): msat.generated.kernel_field."""
-    return importlib.import_module("msat.generated.kernel_field")
-
-
-def nngp_kernels():
-    """NNGP kernels (linear, erf, relu): msat.generated.nngp."""
-    return importlib.import_module("msat.generated.nngp")
-
-
-def exact():
-    """The exact-integrand module: msat.generated.rescaling_exact."""
-    return importlib.import_module("msat.generated.rescaling_exact")
+saddle = _module("rescaling_saddle", "The saddle equations of the kernel-rescaling action")
+exact = _module("rescaling_exact", "The exact-integrand module")
+linear_adaptation = _module("adaptive_linear", "Kernel adaptation of a linear network")
+nonlinear_adaptation = _module("adaptive_nonlinear", "Kernel adaptation for any activation")
+wishart_field = _module("kernel_field", "One loop of the Wishart field (kernel or weight space)")
+nngp_kernels = _module("nngp", "Input and NNGP kernels, every activation")

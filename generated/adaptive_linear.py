@@ -3,7 +3,7 @@
 # derivation: derive.adaptive.saddle + derive.adaptive.reduction + derive.adaptive.predictions
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: c4945b845876dfae5bf97f98d12e7a12c2c98ebd8bc9c683521a018a71cad158
+# inputs-sha256: 68d605d73649fb855b9b37f5021858828c708231f71a3d0f0163775b27f2b46f
 # content-sha256: c9bce1198398c2d2a1e2a2b91b9c8eaefb1f184c9f475e2ac8d041244ef6808b
 """Kernel adaptation for linear networks (THEORY §2b), orders 0 and 1: per-eigenvalue saddle maps, the conjugate field and the predictions at the saddle."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.adaptive.fit_operator + derive.neuron
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 1e6009d3221be2699a9cf7f14471e14ed90b21346d2fc341d35c2b25b1e7ea08
+# inputs-sha256: cc594b666087578ebfd2017762c5c4c6fe7396d0ed9532bfc36ac13320aea1ba
 # content-sha256: 14c69dcce3b8bb3029c74ad5ad2c352c602e014c7b76d1de9582f68f28ff5aea
 """Kernel adaptation for any activation (THEORY §2b, §6): the fit operator and the moments of the adapted single-neuron law from draws, empirical or to first order in Ct."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.kernelfield.structured + derive.loops.expand_components
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 166769f844b5d32c0ed7c93e15264ff8ba5a96e3d1d82e17e447511391c396bd
+# inputs-sha256: 3380b91c0c4107fbecd443198ab923d6a4651bc29a9232343a0082420d15c3de
 # content-sha256: 6fa667ef4b79eeea48bd44b7a6df433843b6bf42494209bb9e743b0c7007c633
 """The Wishart field's action and its first-order loop term for linear networks (THEORY §2c), in the basis T^T F^-1 T = I, T^T Phi^T A^-1 Phi T = diag(mu), b = T^T Phi^T A^-1 y. NumPy functions; every product is O(n^3) at most."""
 import math  # noqa: F401

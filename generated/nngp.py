@@ -3,7 +3,7 @@
 # derivation: derive.activations.nngp_kernel + derive.activations.input_kernels
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 2222444dea7225d28282baf18448e4ecd3c982e3fca3bffa121309d56c1b072e
+# inputs-sha256: 091476b4b2a47600bca965fd00490dc7b1614492717fe9b31a79a6fd5c2cbe49
 # content-sha256: 75d269f029cbeb22806d89408cb8fde7cf1111b33f2ed2e266d83ca5d18dff89
 """The input kernels and the NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for every activation (docs/theory.md §1; codes in ACTIVATIONS)."""
 import math  # noqa: F401

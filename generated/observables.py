@@ -3,7 +3,7 @@
 # derivation: derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 38a27f6012fbd790acf3e06d2d4dc05d2cd02ebc871cdc2b16d2ac5f0514b63c
+# inputs-sha256: c05d63a9f72b70ae106908e14e56ba7375acb138e2cf2d939bbe1acfb675a5f2
 # content-sha256: 6c562eca5707dc5af6ba83c1015c7f2434d0064fb517811119905ae18dd72e6a
 """Observables shared by every method (docs/theory.md §4)."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action_difference
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: f082b00dcdbcf9b807b7fab679f93de0bf5aa95eb233ebcfc4eb86efa36bec46
+# inputs-sha256: 9a68b9c0eb1258a9490c27f66df3ffe642794cbc9859ff95e08fcbdb021dba62
 # content-sha256: 80b52f2ad6b71e81b82162718b6c1428977c4269a1c2db94562278cba2dfeeea
 """Exact 1-D integral over s (THEORY §2a): S(s) - S(s0) without cancellation, and the directional hidden-weight moment given s."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: b0aa9d0238eb43de35bd5ecb92077e64958525c95de6c56e3ecc4af40b1b4db1
+# inputs-sha256: 32aa751e732d4e6e5957f61e56093538959b38add36cedbcbe24e6f2a80a24ed
 # content-sha256: 2fa72c7df55d877385bd6890ad9e391f8c77477e50b1b893ad9ca04da25ab0c9
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 0 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

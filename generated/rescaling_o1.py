@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 6db22d5002be1f02ac6644ac7f2983a945818319989a8d6a942a16bfe347053d
+# inputs-sha256: 1a3a8fc357364e2eb2fefddf7cc585bae0445129579c4335754c92529b0e4c3a
 # content-sha256: 9027cfd1c5e4080ac6a964023af67f5f12d448cdcb8604c779063f3d2961b581
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 1 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: ea1bbbeaf8a760713faac0b3cc58a919eedda11ae1b3ab09a38ca6ccee7f5181
+# inputs-sha256: 8c295bcc9f3be6162389a351a84441ae6e6cc3f0f8cbe5f03662a52894275af5
 # content-sha256: ae19783fd8080967424bd3fc8baaabadd6ad253dc207919d35fd64d2ad99e092
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 2 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

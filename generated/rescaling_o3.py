@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 3f07ed907a64b5bdb163f63a702914ae08f852cd359c1874ec46f058cdd7a199
+# inputs-sha256: 4973ac03303e2ac9be656b32fb88fde4ffb9d590d9a46798d3311d66eaeb9225
 # content-sha256: f54bac716789bf750b7d973ff2d717a690d0d2f55c21cc2603f59c8edae98a27
 """Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 3 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: a15ee2614c89c76f9c31ef96171596fd09322b9d3791f7ee709ac2edf39f4d67
+# inputs-sha256: 54a50a17f540c4b7641ad51194db33e34c945feadd1b3db24fdc154b4434fa1a
 # content-sha256: 0fb9462266b204b1149816ac3458ffc6ee94c7b68aeade26d988d8accb016650
 """Saddle equations of the kernel-rescaling action (THEORY §2a, §5), bare and dressed."""
 import math  # noqa: F401

@@ -9,10 +9,10 @@ from ..emit import KernelSpec, Statement, code, cse_lines
 
 def nngp_spec() -> KernelSpec:
     cases = []
-    for code, name in enumerate(acts.ACTIVATIONS):
+    for act, name in enumerate(acts.ACTIVATIONS):
         expr = acts.nngp_kernel(name)
         diag = expr.subs({acts.Kab: acts.Kaa, acts.Kbb: acts.Kaa})
-        cases.append({"name": name, "code": code,
+        cases.append({"name": name, "code": act,
                       "pair": cse_lines([Statement("k_phi", expr)], f"{name}_"),
                       "diagonal": cse_lines([Statement("k_phi", diag)], f"{name}_")})
     return KernelSpec(name="nngp", family="nngp", args=[], doc="", extra={"activations": cases})

@@ -1,20 +1,16 @@
-"""Kernel-adaptation saddle of a linear network, structured solver (THEORY §2b, §5).
+"""Kernel-adaptation saddle of a linear network, structured solver (docs/theory.md §2b, §5).
 
-The saddle equations (derived in derive.adaptive) reduce, in the eigenbasis of K restricted to its
-range (r = rank K modes, lam > 0), to one r-vector unknown a = U_r^T alpha:
-
-    R(a) = Lambda^-1 - sigma a a^T,      B = h^-1(R),   A_r = f(B),   a = A_r U_r^T y,
-
-with the per-eigenvalue maps h^-1, f and their derivative emitted in generated.adaptive_linear.
-Newton on F(a) = a - f(R(a)) yt in the eigenbasis Q of R: its Jacobian follows from the
-Daleckii-Krein formula for the derivative of a matrix function (divided differences of f over the
-eigenvalues of R). Each Newton step costs one r x r eigendecomposition and one r x r solve; K is
-never inverted and nothing of size P x P is iterated on. A step is accepted only if R stays
+The saddle equations (derive.adaptive) reduce, in the eigenbasis of K restricted to its range
+(r = rank K modes, lam > 0), to one r-vector unknown a = U_r^T alpha: the field
+R(a) = Lambda^-1 - sigma a a^T, the adapted kernel B = h^-1(R), A_r = f(B), and the fixed point
+a = A_r U_r^T y. Every one of those forms is generated (generated.adaptive_linear: saddle_field,
+adapted_spectrum_o*, saddle_residual, newton_matrix, nngp_start, precision_shift, test_forms,
+weight_forms; derived in derive.adaptation_basis). This module is the plumbing: the eigendecomposition
+of R, the divided differences of f over its eigenvalues (the Daleckii-Krein derivative of a
+matrix function), the Newton solve with backtracking, and the eigendecomposition of the
+hidden-weight precision. Each Newton step costs one r x r eigendecomposition and one r x r solve;
+K is never inverted and nothing of size P x P is iterated on. A step is accepted only if R stays
 positive definite (equivalently S = E_q[w w^T] positive definite; g_v C + kappa then is too).
-
-Test quantities (linear-algebra rewrites of C* = X S X*^T and c** = x*^T S x* with
-B^-1 = Lambda^-1 + E, E = -2 U_r^T Ct U_r from the emitted conjugate field):
-    U_r^T C* = (I - B E) k^,   c** = k** + diag(k^T (E B E - E) k^),   k^ = U_r^T k*.
 """
 from __future__ import annotations
 

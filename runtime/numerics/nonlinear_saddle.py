@@ -1,18 +1,20 @@
-"""Kernel adaptation for non-linear activations (THEORY §2b, §6).
+"""Kernel adaptation for non-linear activations (docs/theory.md §2b, §6).
 
 The saddle couples C = E_q[phi phi^T] under the adapted single-neuron law
-q(w) ∝ N(w; 0, g_w/D) exp(phi(Xw)^T Ct phi(Xw)) with Ct = Ct(A, alpha) (emitted conjugate field,
-derive.adaptive). Two estimators of the expectations under q:
+q(w) ∝ N(w; 0, g_w/D) exp(phi(Xw)^T Ct phi(Xw)) with Ct = Ct(A, alpha) (generated conjugate field).
+Two estimators of the expectations under q, both with generated moments
+(generated.adaptive_nonlinear, derived in derive.neuron):
 
-  cumulant   (small Ct, chi/N small): C ≈ K^phi + V[Ct], V[M] = E[phi phi^T (phi^T M phi)]
-             - K^phi tr(M K^phi) under the prior, estimated from one set of prior draws of w
-             (common random numbers, so the fixed-point map is deterministic); K^phi is exact
-             (generated NNGP kernels); the P^4 tensor is never stored.
-  mc         (any Ct): MALA chains in R^D under q (generated sampler, phi and phi' inlined).
+  cumulant   (small Ct, chi/N small): C = K^phi plus the first-order tilt, the centred covariance
+             of phi phi^T with phi^T Ct phi over one set of prior draws of w (common random numbers,
+             so the fixed-point map is deterministic); K^phi is exact; no P^4 tensor is stored.
+  mc         (any Ct): draw means under q from MALA chains (numerics.mala with the generated
+             single-neuron log density).
 
 Both solve the fixed point by damped iteration from the NNGP (or a warm start along the chi
 ladder). The Monte Carlo error is the spread of R independent replicate solves divided by
-sqrt(R). Test quantities C* and c** come from the same draws (features of [X; X*]).
+sqrt(R). Test quantities C* and c** come from the same draws (features of [X; X*]). The tilt
+limits of normalisability are generated (densities.neuron_scales, relu_margin).
 """
 from __future__ import annotations
 

@@ -1,19 +1,17 @@
-"""The Wishart field's own loop for linear networks, structured O(n^3) path (THEORY §2c).
+"""The Wishart field's own loop for linear networks, structured O(n^3) path (docs/theory.md §2c).
 
 Two exact representations, one action (derive.kernelfield):
   kernel field  F = C (P x P, needs K invertible)     ``WishartField.kernel``
   weight field  F = S_w (D x D, any P and D)           ``WishartField.weights``
-``WishartField.for_data`` picks the smaller one, as THEORY §2c says (weights when P >= D).
+``WishartField.for_data`` picks the smaller one (the weight field when P >= D or K is singular).
 
 Everything happens in the basis T with F = T T^T and T^T Phi^T A^-1 Phi T = diag(mu): T comes from
 one eigendecomposition of F and the SVD of Phi F^1/2 (an n x n or P x D problem, never P^2 x P^2).
-In it the Hessian is a Hadamard weight lam plus one low-rank term (generated kernel_field.hessian),
-so H^-1 is a Hadamard division and an n x n solve (Woodbury); the loop term needs the Gaussian moments
-E[X W X], X ~ N(0, H^-1), whose Hadamard part is closed-form and whose low-rank correction costs
-four matrix products. The gradient, Hessian weights, loop source and readout loop term are the
-generated functions of msat.generated.kernel_field; this module holds the linear-algebra plumbing
-(basis, solves, moments, Newton). Tests compare the whole path with a dense n^2 x n^2 reference
-(tests/kernelfield_dense.py) for both fields.
+The formulas are generated (msat.generated.kernel_field): the basis forms, the action, the
+gradient, the Hessian (a Hadamard weight plus one low-rank term), its Woodbury solve, the Gaussian
+moments E[X W X] of the loop, the loop source, the readout loop term and the outputs. This module
+holds the plumbing: eigendecompositions, SVDs, the n x n solves, the Newton iteration. Tests
+compare the whole path with a dense n^2 x n^2 reference (tests/kernelfield_dense.py).
 """
 from __future__ import annotations
 
