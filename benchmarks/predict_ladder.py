@@ -1,7 +1,7 @@
 """Benchmark: a 200-point chi ladder costs about one eigendecomposition.
 
 Measures, in one run and interleaved:
-  A  msat.runtime.predict.predict(X, y, X_test, N=4000, chi=<200-point geometric ladder>,
+  A  msat.runtime.predict(X, y, X_test, N=4000, chi=<200-point geometric ladder>,
      kappa=0.5, method="loop", order=2)  -- kernel, eigendecomposition, 200 saddles, loop series;
   B  the same linear-algebra floor by hand: K = X X^T / D, k* = X X*^T / D, np.linalg.eigh(K).
 and prints the ratio A/B against the target (<= 1.2), plus, for context, the ratio of a 20-point

@@ -1,6 +1,7 @@
 """Sampler benchmarks (issue 4), measured in one run.
 
-(a) HMC gradient evaluations per second: the generated numba sampler vs a plain NumPy
+(a) HMC gradient evaluations per second: msat's numba HMC (numerics.hmc with the generated log
+    posterior) vs a plain NumPy
     implementation of the same HMC (same model, same leapfrog, vectorised NumPy gradient),
     P = 20, D = 20, N = 50. Target >= 5x.
 (b) theory vs sampler at P = 100, N = 500 (linear network, chi = 1 and chi = N): the time the
