@@ -1,4 +1,4 @@
-"""Wishart-field one loop (THEORY §2c, `--method adaptive --order 2`), measured in one run.
+"""Wishart-field one loop (docs/theory.md §2c, `--method adaptive --order 2`), measured in one run.
 
 (a) P = 1000, D = 2000 (kernel field, 1000 x 1000): one warm-started chi point (Newton for the
     saddle from the previous chi's C, then the loop term) as a ratio to one numpy.linalg.eigh of

@@ -1,4 +1,4 @@
-"""Measured log-log slopes of the loop-series error against the exact integral (THEORY §3).
+"""Measured log-log slopes of the loop-series error against the exact integral (docs/theory.md §3).
 
 Ising task, P = 40, D = 60, P_test = 10, kappa = 0.5, N = 100..1600; error = max abs difference
 over train means, test means and truncated test variances; points below 1e-13 (round-off) are

@@ -1,4 +1,4 @@
-"""Agreement table of sampled linear networks with the exact posterior (THEORY §7), as z-scores.
+"""Agreement table of sampled linear networks with the exact posterior (docs/theory.md §7), as z-scores.
 
 For P = 8, D = 12, N = 20 and P = 50, D = 60, N = 100, chi in {1, sqrt(N), N}: z = (sampled -
 exact) / MCSE for every train mean, test mean, test variance and directional hidden-weight moment.

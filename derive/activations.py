@@ -1,9 +1,9 @@
-"""Activations, their derivatives and their NNGP kernels (THEORY §1, §6).
+"""Activations, their derivatives and their NNGP kernels (docs/theory.md §1, §6).
 
 phi(h) for linear, erf and relu, the derivative phi'(h) by SymPy differentiation (the
 single-neuron sampler's gradient needs it), and the arc-sine / arc-cosine NNGP kernels
 K^phi_ab = E_{h ~ N(0, K)}[phi(h_a) phi(h_b)] in terms of (K_aa, K_bb, K_ab). The closed forms
-are THEORY §1's; tests check them against Monte Carlo over Gaussian pre-activations.
+are docs/theory.md §1's; tests check them against Monte Carlo over Gaussian pre-activations.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def dphi(name: str):
 
 
 def nngp_kernel(name: str):
-    """K^phi_ab as an expression in K_aa, K_bb, K_ab (THEORY §1)."""
+    """K^phi_ab as an expression in K_aa, K_bb, K_ab (docs/theory.md §1)."""
     if name == "linear":
         return Kab
     if name == "erf":
@@ -52,7 +52,7 @@ def nngp_kernel(name: str):
 
 
 def input_kernels():
-    """(K, k*, k**) of the hidden layer's inputs (THEORY §1): K_ab = (g_w/D) x_a . x_b on the train
+    """(K, k*, k**) of the hidden layer's inputs (docs/theory.md §1): K_ab = (g_w/D) x_a . x_b on the train
     inputs, k*_at between train and test inputs, k**_t = (g_w/D) |x*_t|^2, in index notation."""
     from .indices import A, mul, scale, simplify
 

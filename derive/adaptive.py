@@ -1,4 +1,4 @@
-"""Kernel adaptation: the matrix-field action and its saddle (THEORY §2b).
+"""Kernel adaptation: the matrix-field action and its saddle (docs/theory.md §2b).
 
   Z = int dC dCt exp(-N tr(Ct C) + N W(Ct) + L(C)),
   L(C) = -(chi/2) y^T (g_v C + kappa)^-1 y - (1/2) logdet(g_v C + kappa)   [one-loop]
@@ -47,7 +47,7 @@ def _sym(expr):
 
 
 def fit_operator():
-    """g_v C + kappa I, whose inverse is THEORY's A."""
+    """g_v C + kappa I, whose inverse is docs/theory.md's A."""
     return g_v * C + kappa * sp.Identity(P)
 
 
@@ -153,7 +153,7 @@ def reduction(order: int) -> Reduction:
 
 
 # ----------------------------------------------------------------------------- predictions
-# Predictions at the saddle (THEORY §2b), as matrix expressions in the saddle quantities. They
+# Predictions at the saddle (docs/theory.md §2b), as matrix expressions in the saddle quantities. They
 # hold in any orthonormal basis restricted to a subspace that contains the range of C and C*
 # (runtime passes the eigenbasis of K restricted to its range).
 Cs = sp.MatrixSymbol("Cs", P, Q)  # C* = E_q[phi(X w) phi(X* w)^T]

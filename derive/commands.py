@@ -1,4 +1,4 @@
-"""The derive-side commands of `msat` (DESIGN contract): ``msat derive`` regenerates generated/
+"""The derive-side commands of `msat` (the contract in docs/cli.md): ``msat derive`` regenerates generated/
 (``--check`` compares it with a fresh emission) and ``msat latex`` prints the derived terms.
 
 Exit codes: 0 success, 1 ``--check`` found files that differ, 2 bad input (UsageError).

@@ -40,7 +40,7 @@ def code(expr) -> str:
 
 class MatrixPrinter(NumPyPrinter):
     """NumPy printer for matrix expressions: products with @, scalars multiplied, no inverses
-    (THEORY: never invert a kernel, so an Inverse reaching the printer is an error)."""
+    (docs/theory.md: never invert a kernel, so an Inverse reaching the printer is an error)."""
 
     def __init__(self):
         super().__init__({"fully_qualified_modules": True})

@@ -1,4 +1,4 @@
-"""The Wishart field's derivatives in the field basis (THEORY §2c): the O(n^3) structure.
+"""The Wishart field's derivatives in the field basis (docs/theory.md §2c): the O(n^3) structure.
 
 In the basis T with T^T F^-1 T = I and T^T Phi^T A^-1 Phi T = diag(mu) (F = T T^T; T comes from
 the SVD of Phi F^1/2), the chains Phi^T A^-1 Phi, y^T A^-1 Phi, Phi^T A^-1 y become diag(mu), b^T,

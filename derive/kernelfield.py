@@ -1,4 +1,4 @@
-"""The Wishart field's own action for linear networks and its derivatives (THEORY §2c).
+"""The Wishart field's own action for linear networks and its derivatives (docs/theory.md §2c).
 
 One action covers both exact representations of §2c. A symmetric n x n field F enters the
 outputs through a P x n map Phi:
@@ -90,7 +90,7 @@ sig, yu = sp.symbols("sig yU", real=True)
 
 
 def basis_forms() -> dict:
-    """The basis quantities on one singular value sig of Phi F^1/2 (THEORY §2c): with F = T T^T,
+    """The basis quantities on one singular value sig of Phi F^1/2 (docs/theory.md §2c): with F = T T^T,
     Phi T = U diag(sig) and yU = U^T y, the chains Phi^T A^-1 Phi, Phi^T A^-1 y, y^T A^-1 y and
     logdet A are diagonal, so each is the 1 x 1 evaluation of its matrix expression at P = n = 1,
     F = 1, Phi = sig, y = yU; sig = 0 gives the null space of C (A = kappa there)."""
@@ -116,7 +116,7 @@ def basis_forms() -> dict:
 
 
 def outputs() -> dict:
-    """Train and test means from the readout beta (THEORY §2c), both exact for linear networks:
+    """Train and test means from the readout beta (docs/theory.md §2c), both exact for linear networks:
     kernel field Phi = I, test mean k*^T K^-1 beta; weight field Phi = X, test mean X* beta."""
     Pt, Dd = sp.symbols("P_test D_in", integer=True, positive=True)
     beta = sp.MatrixSymbol("beta", P, 1)

@@ -1,4 +1,4 @@
-"""Loop-expansion engine for a one-dimensional field (THEORY §3).
+"""Loop-expansion engine for a one-dimensional field (docs/theory.md §3).
 
 Input: an action split by scale class, S = (1/hbar) S0 + S1, expanded around the saddle s0 of S0
 (so S0'(s0) = 0), and an observable O(s). Output: the coefficients c_l of
@@ -14,7 +14,7 @@ Nothing here is a table of known formulas. The coefficients follow from three me
    then the ratio <O e^-V>_0 / <e^-V>_0 as a series in eps; odd powers vanish.
 
 The "dressed" variant puts every term into the saddle (S1 = 0, S0 = full action): the same engine
-with the S1 coefficients set to zero. Its first order reproduces THEORY §3's check formula
+with the S1 coefficients set to zero. Its first order reproduces docs/theory.md §3's check formula
 <O> = O + O''/(2 S'') - O' S'''/(2 S''^2) (tests/derive/test_loops.py).
 
 Polynomial arithmetic uses sympy.polys.rings (sparse polynomials over QQ), which keeps order 4 and
@@ -70,7 +70,7 @@ def derivative_symbols(order: int):
 
 @lru_cache(maxsize=None)
 def expand(order: int, dressed: bool = False) -> Expansion:
-    """Derive c_0..c_L of <O> (THEORY §3) by Taylor expansion and Wick contraction."""
+    """Derive c_0..c_L of <O> (docs/theory.md §3) by Taylor expansion and Wick contraction."""
     if order < 0:
         raise ValueError("order must be >= 0")
     L = order
@@ -155,7 +155,7 @@ def truncated(series, order: int):
 
 
 def series_product(a, b, order: int):
-    """Cauchy product of two coefficient lists, truncated at ``order`` (THEORY §4 truncated moments)."""
+    """Cauchy product of two coefficient lists, truncated at ``order`` (docs/theory.md §4 truncated moments)."""
     return [sum(a[i] * b[l - i] for i in range(l + 1)) for l in range(order + 1)]
 
 
@@ -174,7 +174,7 @@ def _isserlis(indices, G):
 
 
 def expand_components(n: int):
-    """First-order loop coefficient of <O> for an n-component field, dressed (THEORY §2c, §3).
+    """First-order loop coefficient of <O> for an n-component field, dressed (docs/theory.md §2c, §3).
 
     Same machinery as ``expand``: Taylor expansion around the saddle in eps = sqrt(hbar),
     exp(-V) to second order in eps, Gaussian moments of covariance G = H^-1 by Wick's theorem

@@ -2,7 +2,7 @@
 
 SymPy differentiates Trace, Inverse and products of MatrixSymbols but has no rule for the
 log-determinant (``log(Determinant(M)).diff(M)`` returns 0 in SymPy 1.14). The actions of
-THEORY §2b/§2c are built from exactly these pieces, so this module supplies one small
+docs/theory.md §2b/§2c are built from exactly these pieces, so this module supplies one small
 differentiator, rule by rule, with the log-determinant as the class ``LogDet`` whose derivative is
 Jacobi's formula d logdet M = tr(M^-1 dM):
 

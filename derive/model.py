@@ -1,11 +1,11 @@
-"""The kernel-rescaling action S(s) of a Bayesian two-layer linear network (THEORY §2a).
+"""The kernel-rescaling action S(s) of a Bayesian two-layer linear network (docs/theory.md §2a).
 
 Every term is written per eigenmode of K (K = U diag(lam) U^T, yt = U^T y), so that S(s) and each
 of its s-derivatives is a scalar part plus a spectral sum  sum_k weight_k * summand(s, lam_k).
-Terms carry their scale class (THEORY §3): prior (scale N) and fit (scale chi) count at 1/hbar,
+Terms carry their scale class (docs/theory.md §3): prior (scale N) and fit (scale chi) count at 1/hbar,
 output fluctuations and the measure at hbar^0.
 
-Observables (THEORY §2a, §4) follow the same pattern: a summand in (s, lam) that runtime contracts
+Observables (docs/theory.md §2a, §4) follow the same pattern: a summand in (s, lam) that runtime contracts
 with a coefficient matrix built from the eigenvectors (linear-algebra plumbing only).
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ t = sp.Symbol("t", real=True)
 
 PARAMS = (N, chi, kappa, g_v)
 
-#: scale classes: which power of 1/hbar a term carries in the loop counting of THEORY §3
+#: scale classes: which power of 1/hbar a term carries in the loop counting of docs/theory.md §3
 HBAR_INVERSE = ("prior", "fit")
 HBAR_ZERO = ("fluctuation", "measure")
 
@@ -50,7 +50,7 @@ class Term:
 
 
 def action() -> tuple[Term, ...]:
-    """S(s) of THEORY §2a, term by term with scale classes."""
+    """S(s) of docs/theory.md §2a, term by term with scale classes."""
     d = g_v * s * lam + kappa  # eigenvalue of g_v s K + kappa
     return (
         Term("prior", "prior", "N", N * (s - sp.log(s)) / 2, None),
@@ -86,7 +86,7 @@ class Observable:
 
 
 def observables() -> tuple[Observable, ...]:
-    """Observables given s (THEORY §2a): train/test mean, test variance of f(x*), and s itself.
+    """Observables given s (docs/theory.md §2a): train/test mean, test variance of f(x*), and s itself.
 
     train_mean: m(s) = U diag(r) yt              (coefficient U_ak yt_k)
     test_mean:  m*(s) = Kt diag(q) yt, Kt = k*^T U (coefficient Kt_jk yt_k)
@@ -117,7 +117,7 @@ n_P, n_D = sp.symbols("P D_in", integer=True, positive=True)
 
 def direction_modes():
     """z = sqrt(g_w/D) U^T X u: a weight-space direction u in the eigenbasis of K = U diag(lam) U^T
-    (THEORY §2a), the vector the quadratic forms Q1, Q2 contract with."""
+    (docs/theory.md §2a), the vector the quadratic forms Q1, Q2 contract with."""
     U = sp.MatrixSymbol("U", n_P, n_P)
     X = sp.MatrixSymbol("X", n_P, n_D)
     u = sp.MatrixSymbol("u", n_D, 1)
@@ -125,7 +125,7 @@ def direction_modes():
 
 
 def hidden_weight_direction():
-    """u^T (1/N) E[W^T W | s] u - g_w/D for a unit vector u (THEORY §2a):
+    """u^T (1/N) E[W^T W | s] u - g_w/D for a unit vector u (docs/theory.md §2a):
     (g_w/D)(1 - 1/N) + (chi/(N g_v s)) (u^T Sigma_u u + (u^T mu)^2) - g_w/D with
     u^T mu = g_v s sqrt(g_w/D) Q2 and u^T Sigma_u u = (g_v s/chi)(g_w/D)(1 - g_v s Q1)."""
     u_mu = g_v * s * sp.sqrt(g_w_D) * Q2

@@ -1,4 +1,4 @@
-"""The posterior of a finite two-layer network (THEORY §1, §7): log density terms by scale class.
+"""The posterior of a finite two-layer network (docs/theory.md §1, §7): log density terms by scale class.
 
 log p(W, a | D) = sum_mu ell(y_mu - f_mu) + sum_i prior_a(a_i) + sum_i prior_w(|w_i|^2) + const,
   f_mu = sum_i a_i phi(w_i . x_mu),
@@ -22,7 +22,7 @@ N, D, chi, kappa, g_v, g_w = sp.symbols("N D chi kappa g_v g_w", positive=True)
 
 
 def likelihood():
-    """ell per data point as a function of the output f_mu (THEORY §1)."""
+    """ell per data point as a function of the output f_mu (docs/theory.md §1)."""
     return -(chi / (2 * kappa)) * (y_mu - f_mu) ** 2
 
 

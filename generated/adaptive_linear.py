@@ -4,8 +4,8 @@
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
 # inputs-sha256: 68d605d73649fb855b9b37f5021858828c708231f71a3d0f0163775b27f2b46f
-# content-sha256: c9bce1198398c2d2a1e2a2b91b9c8eaefb1f184c9f475e2ac8d041244ef6808b
-"""Kernel adaptation for linear networks (THEORY §2b), orders 0 and 1: per-eigenvalue saddle maps, the conjugate field and the predictions at the saddle."""
+# content-sha256: 7cd71b73746e7cd799ef04e7323fc61e6de585b140bba3d690d11d4357b2f8a3
+"""Kernel adaptation for linear networks (docs/theory.md §2b), orders 0 and 1: per-eigenvalue saddle maps, the conjugate field and the predictions at the saddle."""
 import math  # noqa: F401
 
 import numpy  # noqa: F401
@@ -18,7 +18,7 @@ NMAX = 0
 
 @njit(cache=True)
 def adapted_spectrum_o0(rho_modes, N, kappa, g_v, b_out, f_out, df_out):
-    """Kernel-adaptation saddle, order 0 (THEORY §2b), on the eigenvalues rho of R = Lambda^-1 - sigma a a^T: C-eigenvalue b = h^-1(rho) with h(b) = 1/b, A-eigenvalue f = 1/(g_v b + kappa), and df/drho = f'(b)/h'(b) (derive.adaptive)."""
+    """Kernel-adaptation saddle, order 0 (docs/theory.md §2b), on the eigenvalues rho of R = Lambda^-1 - sigma a a^T: C-eigenvalue b = h^-1(rho) with h(b) = 1/b, A-eigenvalue f = 1/(g_v b + kappa), and df/drho = f'(b)/h'(b) (derive.adaptive)."""
     for j in range(rho_modes.shape[0]):
         rho = rho_modes[j]
         b = 1/rho
@@ -37,7 +37,7 @@ def rank_one_coefficient_o0(N, chi, g_v):
 
 
 def conjugate_field_o0(A, alpha, N, chi, g_v):
-    """Ct at the saddle, order 0 (THEORY §2b): derived dS/dC = 0 solved for Ct."""
+    """Ct at the saddle, order 0 (docs/theory.md §2b): derived dS/dC = 0 solved for Ct."""
     Ct = ((1/2)*chi*g_v/N) * (alpha @ alpha.T)
 
     return Ct
@@ -45,7 +45,7 @@ def conjugate_field_o0(A, alpha, N, chi, g_v):
 
 @njit(cache=True)
 def adapted_spectrum_o1(rho_modes, N, kappa, g_v, b_out, f_out, df_out):
-    """Kernel-adaptation saddle, order 1 (THEORY §2b), on the eigenvalues rho of R = Lambda^-1 - sigma a a^T: C-eigenvalue b = h^-1(rho) with h(b) = (N*(b*g_v + kappa) - b*g_v)/(N*b*(b*g_v + kappa)), A-eigenvalue f = 1/(g_v b + kappa), and df/drho = f'(b)/h'(b) (derive.adaptive)."""
+    """Kernel-adaptation saddle, order 1 (docs/theory.md §2b), on the eigenvalues rho of R = Lambda^-1 - sigma a a^T: C-eigenvalue b = h^-1(rho) with h(b) = (N*(b*g_v + kappa) - b*g_v)/(N*b*(b*g_v + kappa)), A-eigenvalue f = 1/(g_v b + kappa), and df/drho = f'(b)/h'(b) (derive.adaptive)."""
     for j in range(rho_modes.shape[0]):
         rho = rho_modes[j]
         b = ((2*N*kappa/(-N*g_v + N*kappa*rho + g_v + math.sqrt(4*N**2*g_v*kappa*rho + (-N*g_v + N*kappa*rho + g_v)**2))) if (-N*g_v + N*kappa*rho + g_v >= 0) else ((1/2)*(N*g_v - N*kappa*rho - g_v + math.sqrt(4*N**2*g_v*kappa*rho + (-N*g_v + N*kappa*rho + g_v)**2))/(N*g_v*rho)))
@@ -70,14 +70,14 @@ def rank_one_coefficient_o1(N, chi, g_v):
 
 
 def conjugate_field_o1(A, alpha, N, chi, g_v):
-    """Ct at the saddle, order 1 (THEORY §2b): derived dS/dC = 0 solved for Ct."""
+    """Ct at the saddle, order 1 (docs/theory.md §2b): derived dS/dC = 0 solved for Ct."""
     Ct = (-1/2*g_v/N) * (A) + ((1/2)*chi*g_v/N) * (alpha @ alpha.T)
 
     return Ct
 
 
 def predictions(C, Cs, css, A, alpha, g_v, chi):
-    """Predictions at the kernel-adaptation saddle (THEORY §2b): train mean, test mean, test variance; column vectors; valid in any orthonormal basis of a subspace holding the ranges of C and C*."""
+    """Predictions at the kernel-adaptation saddle (docs/theory.md §2b): train mean, test mean, test variance; column vectors; valid in any orthonormal basis of a subspace holding the ranges of C and C*."""
     P = C.shape[0]
     train_mean = (g_v) * (C @ alpha)
     test_mean = (g_v) * (Cs.T @ alpha)
@@ -87,7 +87,7 @@ def predictions(C, Cs, css, A, alpha, g_v, chi):
 
 
 def saddle_field(inv_lam, a, sigma):
-    """R = diag(1/lam) - sigma a a^T: the field whose matrix function is the adapted kernel (THEORY §2b, derive.adaptation_basis)."""
+    """R = diag(1/lam) - sigma a a^T: the field whose matrix function is the adapted kernel (docs/theory.md §2b, derive.adaptation_basis)."""
     t0 = numpy.outer(a, a)
     R = numpy.diag(inv_lam) + (-sigma) * t0
 
@@ -115,7 +115,7 @@ def newton_matrix(Phi, a, y, sigma):
 
 
 def nngp_start(lam, y_r, kappa, g_v):
-    """a = U_r^T alpha at C = K, alpha = (g_v K + kappa)^-1 y: the NNGP start (THEORY §5)."""
+    """a = U_r^T alpha at C = K, alpha = (g_v K + kappa)^-1 y: the NNGP start (docs/theory.md §5)."""
     a0 = y_r/(g_v*lam + kappa)
 
     return a0
@@ -129,7 +129,7 @@ def precision_shift(Ct):
 
 
 def test_forms(B, E, khat, kss):
-    """(C*, c**) in the eigenbasis of K: C* = (I - B E) khat, c** = k** + diag(khat^T (E B E - E) khat), the structured forms of (I - 2 K Ct)^-1 k* and x*^T S x* (THEORY §2b)."""
+    """(C*, c**) in the eigenbasis of K: C* = (I - B E) khat, c** = k** + diag(khat^T (E B E - E) khat), the structured forms of (I - 2 K Ct)^-1 k* and x*^T S x* (docs/theory.md §2b)."""
     t0 = (B @ E)
     t1 = (khat.T @ t0.T)
     t2 = (E.T @ khat)
@@ -142,7 +142,7 @@ def test_forms(B, E, khat, kss):
 
 
 def weight_forms(lam, E, a):
-    """(M, v): S = (g_w/D) M^-1 on the range of X^T, M = I + sqrt(Lam) E sqrt(Lam), and the learned direction X^T alpha = V v, v = sqrt(lam) o a (THEORY §2b, §4)."""
+    """(M, v): S = (g_w/D) M^-1 on the range of X^T, M = I + sqrt(Lam) E sqrt(Lam), and the learned direction X^T alpha = V v, v = sqrt(lam) o a (docs/theory.md §2b, §4)."""
     n = lam.shape[0]
     sqrt_lam = numpy.sqrt(lam)
     t0 = (E * sqrt_lam[:, None])

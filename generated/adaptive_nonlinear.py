@@ -4,8 +4,8 @@
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
 # inputs-sha256: cc594b666087578ebfd2017762c5c4c6fe7396d0ed9532bfc36ac13320aea1ba
-# content-sha256: 14c69dcce3b8bb3029c74ad5ad2c352c602e014c7b76d1de9582f68f28ff5aea
-"""Kernel adaptation for any activation (THEORY §2b, §6): the fit operator and the moments of the adapted single-neuron law from draws, empirical or to first order in Ct."""
+# content-sha256: 002e8f2387b8c4a7a9798407687f52ed4f8b437043aa9314efe00e3248530540
+"""Kernel adaptation for any activation (docs/theory.md §2b, §6): the fit operator and the moments of the adapted single-neuron law from draws, empirical or to first order in Ct."""
 import math  # noqa: F401
 
 import numpy  # noqa: F401
@@ -17,7 +17,7 @@ NMAX = 0
 
 
 def fit_operator(C, kappa, g_v):
-    """g_v C + kappa I, whose inverse is A (THEORY §2b); alpha = A y."""
+    """g_v C + kappa I, whose inverse is A (docs/theory.md §2b); alpha = A y."""
     P = C.shape[0]
     M = (g_v) * (C) + (kappa) * (numpy.eye(P))
 
@@ -25,7 +25,7 @@ def fit_operator(C, kappa, g_v):
 
 
 def empirical_moments(F, Ft):
-    """(C, C*, c**) = draw means of phi phi^T, phi phi*^T, phi*^2 from the train features F and test features Ft of draws of q (rows; THEORY §2b)."""
+    """(C, C*, c**) = draw means of phi phi^T, phi phi*^T, phi*^2 from the train features F and test features Ft of draws of q (rows; docs/theory.md §2b)."""
     M = F.shape[0]
     t0 = (F.T @ F)
     t1 = (F.T @ Ft)
@@ -38,7 +38,7 @@ def empirical_moments(F, Ft):
 
 
 def cumulant_moments(F, Ft, Ct, Kphi, kstar_phi, kss_phi):
-    """(C, C*, c**) to first order in Ct (THEORY §6): the exact NNGP kernels plus the centred covariance of phi phi^T with the tilt q = phi^T Ct phi over prior draws (derive.neuron)."""
+    """(C, C*, c**) to first order in Ct (docs/theory.md §6): the exact NNGP kernels plus the centred covariance of phi phi^T with the tilt q = phi^T Ct phi over prior draws (derive.neuron)."""
     M = F.shape[0]
     t0 = (Ct.T @ F.T)
     t1 = numpy.einsum("ab,ba->a", F, t0, optimize=True)

@@ -4,8 +4,8 @@
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
 # inputs-sha256: 3380b91c0c4107fbecd443198ab923d6a4651bc29a9232343a0082420d15c3de
-# content-sha256: 6fa667ef4b79eeea48bd44b7a6df433843b6bf42494209bb9e743b0c7007c633
-"""The Wishart field's action and its first-order loop term for linear networks (THEORY §2c), in the basis T^T F^-1 T = I, T^T Phi^T A^-1 Phi T = diag(mu), b = T^T Phi^T A^-1 y. NumPy functions; every product is O(n^3) at most."""
+# content-sha256: 2e22887f88175f22f7ae08b49f62971030ca1d3064de62dbfbcd7fda739cddc8
+"""The Wishart field's action and its first-order loop term for linear networks (docs/theory.md §2c), in the basis T^T F^-1 T = I, T^T Phi^T A^-1 Phi T = diag(mu), b = T^T Phi^T A^-1 y. NumPy functions; every product is O(n^3) at most."""
 import math  # noqa: F401
 
 import numpy  # noqa: F401
@@ -17,7 +17,7 @@ NMAX = 0
 
 
 def prior_kernel(N, P):
-    """(c0, q) of the Wishart prior: -c0 logdet F + tr(Q F), Q = q K^-1 (kernel field C, n = P) (THEORY §2c)."""
+    """(c0, q) of the Wishart prior: -c0 logdet F + tr(Q F), Q = q K^-1 (kernel field C, n = P) (docs/theory.md §2c)."""
     c0 = (1/2)*N - 1/2*P - 1/2
     q = (1/2)*N
 
@@ -25,7 +25,7 @@ def prior_kernel(N, P):
 
 
 def prior_weights(N, D, g_w):
-    """(c0, q) of the Wishart prior: -c0 logdet F + tr(Q F), Q = q I (weight field S_w, n = D) (THEORY §2c)."""
+    """(c0, q) of the Wishart prior: -c0 logdet F + tr(Q F), Q = q I (weight field S_w, n = D) (docs/theory.md §2c)."""
     c0 = -1/2*D + (1/2)*N - 1/2
     q = (1/2)*D*N/g_w
 
@@ -33,7 +33,7 @@ def prior_weights(N, D, g_w):
 
 
 def action(logdet_F, tr_QF, yAy, logdet_A, c0, chi):
-    """S(F) from its four traces (THEORY §2c)."""
+    """S(F) from its four traces (docs/theory.md §2c)."""
     S = -c0*logdet_F + (1/2)*chi*yAy + (1/2)*logdet_A + tr_QF
 
     return S
@@ -72,7 +72,7 @@ def loop_source(E0, E1, E2, mu, b, c0, chi, g_v):
 
 
 def readout_one_loop(E0, E1, E2, Z, mu, b, g_v):
-    """(beta + 1/2 E d2beta[X, X] + -1/2 dbeta[Z], beta) in the basis: the first-order loop term of the readout, Z = H^-1 Psi (THEORY §2c; weights from derive.loops.expand_components)."""
+    """(beta + 1/2 E d2beta[X, X] + -1/2 dbeta[Z], beta) in the basis: the first-order loop term of the readout, Z = H^-1 Psi (docs/theory.md §2c; weights from derive.loops.expand_components)."""
     n = mu.shape[0]
     beta = (g_v) * b
     curvature = (-2*g_v**2) * (E0 @ b) + (2*g_v**3) * ((mu[:, None] * E0) @ b)
@@ -82,7 +82,7 @@ def readout_one_loop(E0, E1, E2, Z, mu, b, g_v):
 
 
 def hadamard_inverses(lam):
-    """(Lh, Li): Lh = Cov0 scale of the Hadamard part, Cov0(X_ij, X_kl) = Lh_ij (d_ik d_jl + d_il d_jk), and Li, the inverse of Z -> lam o Z (THEORY §2c, derive.gaussian)."""
+    """(Lh, Li): Lh = Cov0 scale of the Hadamard part, Cov0(X_ij, X_kl) = Lh_ij (d_ik d_jl + d_il d_jk), and Li, the inverse of Z -> lam o Z (docs/theory.md §2c, derive.gaussian)."""
     Lh = (1/2)/lam
     Li = 1/lam
 
@@ -160,7 +160,7 @@ def hessian_field(Rhs, Li, b, w, h):
 
 
 def basis_forms(sig, yU, y_null2, n_null, kappa, g_v):
-    """(mu, b, y^T A^-1 y, logdet A) from the nonzero singular values sig of Phi F^1/2, y's components yU along them, the squared norm y_null2 of the rest of y and the number n_null of null directions of C (THEORY §2c)."""
+    """(mu, b, y^T A^-1 y, logdet A) from the nonzero singular values sig of Phi F^1/2, y's components yU along them, the squared norm y_null2 of the rest of y and the number n_null of null directions of C (docs/theory.md §2c)."""
     d = g_v*sig**2 + kappa
     mu = sig**2/d
     b = sig*yU/d
@@ -171,7 +171,7 @@ def basis_forms(sig, yU, y_null2, n_null, kappa, g_v):
 
 
 def outputs_kernel(beta, Kinv_beta, kstar):
-    """(train mean, test mean) from the readout beta, kernel field (THEORY §2c)."""
+    """(train mean, test mean) from the readout beta, kernel field (docs/theory.md §2c)."""
     train = beta
     test = kstar.T @ Kinv_beta
 
@@ -179,7 +179,7 @@ def outputs_kernel(beta, Kinv_beta, kstar):
 
 
 def outputs_weights(X, X_test, beta):
-    """(train mean, test mean) from the readout beta, weights field (THEORY §2c)."""
+    """(train mean, test mean) from the readout beta, weights field (docs/theory.md §2c)."""
     train = X @ beta
     test = X_test @ beta
 

@@ -4,8 +4,8 @@
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
 # inputs-sha256: 9a68b9c0eb1258a9490c27f66df3ffe642794cbc9859ff95e08fcbdb021dba62
-# content-sha256: 80b52f2ad6b71e81b82162718b6c1428977c4269a1c2db94562278cba2dfeeea
-"""Exact 1-D integral over s (THEORY §2a): S(s) - S(s0) without cancellation, and the directional hidden-weight moment given s."""
+# content-sha256: fea8590c2380eecd268258c467a920c601031cf43b07a635e9ac3b57c7e108e1
+"""Exact 1-D integral over s (docs/theory.md §2a): S(s) - S(s0) without cancellation, and the directional hidden-weight moment given s."""
 import math  # noqa: F401
 
 import numpy  # noqa: F401
@@ -18,7 +18,7 @@ NMAX = 0
 
 @njit(cache=True)
 def action_difference(t_nodes, s0, chi, N, kappa, g_v, lam_modes, yt2_modes, out):
-    """S(s) - S(s0) at s = s0 exp(t_j) for the exact 1-D integral of THEORY §2a, written with log1p/expm1 and factored differences so that it keeps full absolute accuracy although S itself is O(N chi)."""
+    """S(s) - S(s0) at s = s0 exp(t_j) for the exact 1-D integral of docs/theory.md §2a, written with log1p/expm1 and factored differences so that it keeps full absolute accuracy although S itself is O(N chi)."""
     for j in range(t_nodes.shape[0]):
         t = t_nodes[j]
         delta = s0*math.expm1(t)
@@ -37,7 +37,7 @@ def action_difference(t_nodes, s0, chi, N, kappa, g_v, lam_modes, yt2_modes, out
 
 @njit(cache=True)
 def hidden_weight_direction(s_nodes, chi, N, g_v, g_w, D, Q1_nodes, Q2_nodes, out):
-    """Directional hidden-weight second moment given s (THEORY §2a): u^T (1/N) E[W^T W | s] u - g_w/D for a unit vector u, from Q1 = z^T (g_v s K + kappa)^-1 z and Q2 = z^T (g_v s K + kappa)^-1 yt with z = sqrt(g_w/D) U^T X u."""
+    """Directional hidden-weight second moment given s (docs/theory.md §2a): u^T (1/N) E[W^T W | s] u - g_w/D for a unit vector u, from Q1 = z^T (g_v s K + kappa)^-1 z and Q2 = z^T (g_v s K + kappa)^-1 yt with z = sqrt(g_w/D) U^T X u."""
     for j in range(s_nodes.shape[0]):
         s = s_nodes[j]
         Q1 = Q1_nodes[j]
@@ -48,7 +48,7 @@ def hidden_weight_direction(s_nodes, chi, N, g_v, g_w, D, Q1_nodes, Q2_nodes, ou
 
 
 def direction_modes(U, X, u, g_w, D):
-    """z = sqrt(g_w/D) U^T X u: a unit weight-space direction u in the eigenbasis U of K (THEORY §2a)."""
+    """z = sqrt(g_w/D) U^T X u: a unit weight-space direction u in the eigenbasis U of K (docs/theory.md §2a)."""
     z = (numpy.sqrt(g_w)/numpy.sqrt(D)) * (U.T @ X @ u)
 
     return z

@@ -4,8 +4,8 @@
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
 # inputs-sha256: 32aa751e732d4e6e5957f61e56093538959b38add36cedbcbe24e6f2a80a24ed
-# content-sha256: 2fa72c7df55d877385bd6890ad9e391f8c77477e50b1b893ad9ca04da25ab0c9
-"""Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 0 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
+# content-sha256: de0ab3eb453fdf9323d87846cf5523f1f8649c7633a63348a568b6a910a09eaf
+"""Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 0 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401
 
 import numpy  # noqa: F401
@@ -21,7 +21,7 @@ N_TERMS = 1
 
 @njit(cache=True)
 def action_derivatives(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, dS0, dS1):
-    """d^n S0/ds^n and d^n S1/ds^n, n = 0..2, at each node (s_j, chi_j) (THEORY §2a, §3). S0 = prior + fit (1/hbar), S1 = output fluctuations + measure (hbar^0); spectral sums over the eigenpairs (lam_k, yt2_k = (U^T y)_k^2) of K."""
+    """d^n S0/ds^n and d^n S1/ds^n, n = 0..2, at each node (s_j, chi_j) (docs/theory.md §2a, §3). S0 = prior + fit (1/hbar), S1 = output fluctuations + measure (hbar^0); spectral sums over the eigenpairs (lam_k, yt2_k = (U^T y)_k^2) of K."""
     for j in range(s_nodes.shape[0]):
         s = s_nodes[j]
         chi = chi_nodes[j]
@@ -55,21 +55,21 @@ def action_derivatives(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, 
 
 @njit(cache=True)
 def weights_bare(dA, dB, w):
-    """Loop weights to order 0 (THEORY §3), A = S0^(n) (prior + fit), B = S1^(n) at the saddle: <O>_l = sum_n w[j, l, n] O^(n)(s*_j). Derived by derive.loops.expand."""
+    """Loop weights to order 0 (docs/theory.md §3), A = S0^(n) (prior + fit), B = S1^(n) at the saddle: <O>_l = sum_n w[j, l, n] O^(n)(s*_j). Derived by derive.loops.expand."""
     for j in range(dA.shape[0]):
         w[j, 0, 0] = 1
 
 
 @njit(cache=True)
 def weights_dressed(dA, w):
-    """Loop weights to order 0 (THEORY §3), all terms in the saddle: A = S^(n) at the saddle: <O>_l = sum_n w[j, l, n] O^(n)(s*_j). Derived by derive.loops.expand."""
+    """Loop weights to order 0 (docs/theory.md §3), all terms in the saddle: A = S^(n) at the saddle: <O>_l = sum_n w[j, l, n] O^(n)(s*_j). Derived by derive.loops.expand."""
     for j in range(dA.shape[0]):
         w[j, 0, 0] = 1
 
 
 @njit(cache=True)
 def observable_tables(s_nodes, chi_nodes, kappa, g_v, lam_modes, train_mean_modes, test_mean_modes, test_var_modes, test_var_scalar, field_s_scalar, resolvent_modes):
-    """d^n/ds^n, n = 0..0, of the observables of THEORY §2a at each node: per-mode summands (contracted by runtime with U, k*^T U) and scalar parts. Observables: train_mean, test_mean, test_var, field_s, resolvent."""
+    """d^n/ds^n, n = 0..0, of the observables of docs/theory.md §2a at each node: per-mode summands (contracted by runtime with U, k*^T U) and scalar parts. Observables: train_mean, test_mean, test_var, field_s, resolvent."""
     for j in range(s_nodes.shape[0]):
         s = s_nodes[j]
         chi = chi_nodes[j]
@@ -97,7 +97,7 @@ def square_derivatives(M, out):
 
 @njit(cache=True)
 def truncated_variance(v, m2, m, out):
-    """Coefficients l = 0..0 of the variance series <v> + <m^2> - <m>^2, the square of the mean series truncated at order 0 (THEORY §4); columns j independent."""
+    """Coefficients l = 0..0 of the variance series <v> + <m^2> - <m>^2, the square of the mean series truncated at order 0 (docs/theory.md §4); columns j independent."""
     for j in range(m.shape[1]):
         v_0 = v[0, j]
         m2_0 = m2[0, j]

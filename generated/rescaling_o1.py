@@ -4,8 +4,8 @@
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
 # inputs-sha256: 1a3a8fc357364e2eb2fefddf7cc585bae0445129579c4335754c92529b0e4c3a
-# content-sha256: 9027cfd1c5e4080ac6a964023af67f5f12d448cdcb8604c779063f3d2961b581
-"""Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order 1 (THEORY §3): action derivatives, loop weights (bare and dressed), observable tables."""
+# content-sha256: 32cda6e1eb5cc871739d1314fad11ed28fa761e20cf706c69a058ac2a31ebed4
+"""Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 1 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401
 
 import numpy  # noqa: F401
@@ -21,7 +21,7 @@ N_TERMS = 2
 
 @njit(cache=True)
 def action_derivatives(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, dS0, dS1):
-    """d^n S0/ds^n and d^n S1/ds^n, n = 0..4, at each node (s_j, chi_j) (THEORY §2a, §3). S0 = prior + fit (1/hbar), S1 = output fluctuations + measure (hbar^0); spectral sums over the eigenpairs (lam_k, yt2_k = (U^T y)_k^2) of K."""
+    """d^n S0/ds^n and d^n S1/ds^n, n = 0..4, at each node (s_j, chi_j) (docs/theory.md §2a, §3). S0 = prior + fit (1/hbar), S1 = output fluctuations + measure (hbar^0); spectral sums over the eigenpairs (lam_k, yt2_k = (U^T y)_k^2) of K."""
     for j in range(s_nodes.shape[0]):
         s = s_nodes[j]
         chi = chi_nodes[j]
@@ -69,7 +69,7 @@ def action_derivatives(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, 
 
 @njit(cache=True)
 def weights_bare(dA, dB, w):
-    """Loop weights to order 1 (THEORY §3), A = S0^(n) (prior + fit), B = S1^(n) at the saddle: <O>_l = sum_n w[j, l, n] O^(n)(s*_j). Derived by derive.loops.expand."""
+    """Loop weights to order 1 (docs/theory.md §3), A = S0^(n) (prior + fit), B = S1^(n) at the saddle: <O>_l = sum_n w[j, l, n] O^(n)(s*_j). Derived by derive.loops.expand."""
     for j in range(dA.shape[0]):
         A_2 = dA[j, 2]
         A_3 = dA[j, 3]
@@ -84,7 +84,7 @@ def weights_bare(dA, dB, w):
 
 @njit(cache=True)
 def weights_dressed(dA, w):
-    """Loop weights to order 1 (THEORY §3), all terms in the saddle: A = S^(n) at the saddle: <O>_l = sum_n w[j, l, n] O^(n)(s*_j). Derived by derive.loops.expand."""
+    """Loop weights to order 1 (docs/theory.md §3), all terms in the saddle: A = S^(n) at the saddle: <O>_l = sum_n w[j, l, n] O^(n)(s*_j). Derived by derive.loops.expand."""
     for j in range(dA.shape[0]):
         A_2 = dA[j, 2]
         A_3 = dA[j, 3]
@@ -98,7 +98,7 @@ def weights_dressed(dA, w):
 
 @njit(cache=True)
 def observable_tables(s_nodes, chi_nodes, kappa, g_v, lam_modes, train_mean_modes, test_mean_modes, test_var_modes, test_var_scalar, field_s_scalar, resolvent_modes):
-    """d^n/ds^n, n = 0..2, of the observables of THEORY §2a at each node: per-mode summands (contracted by runtime with U, k*^T U) and scalar parts. Observables: train_mean, test_mean, test_var, field_s, resolvent."""
+    """d^n/ds^n, n = 0..2, of the observables of docs/theory.md §2a at each node: per-mode summands (contracted by runtime with U, k*^T U) and scalar parts. Observables: train_mean, test_mean, test_var, field_s, resolvent."""
     for j in range(s_nodes.shape[0]):
         s = s_nodes[j]
         chi = chi_nodes[j]
@@ -154,7 +154,7 @@ def square_derivatives(M, out):
 
 @njit(cache=True)
 def truncated_variance(v, m2, m, out):
-    """Coefficients l = 0..1 of the variance series <v> + <m^2> - <m>^2, the square of the mean series truncated at order 1 (THEORY §4); columns j independent."""
+    """Coefficients l = 0..1 of the variance series <v> + <m^2> - <m>^2, the square of the mean series truncated at order 1 (docs/theory.md §4); columns j independent."""
     for j in range(m.shape[1]):
         v_0 = v[0, j]
         v_1 = v[1, j]

@@ -4,8 +4,8 @@
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
 # inputs-sha256: 54a50a17f540c4b7641ad51194db33e34c945feadd1b3db24fdc154b4434fa1a
-# content-sha256: 0fb9462266b204b1149816ac3458ffc6ee94c7b68aeade26d988d8accb016650
-"""Saddle equations of the kernel-rescaling action (THEORY §2a, §5), bare and dressed."""
+# content-sha256: 9df39cf3c487f61b64ca910003b9f7eb2297977c070e9c10ce63d366b1b259b5
+"""Saddle equations of the kernel-rescaling action (docs/theory.md §2a, §5), bare and dressed."""
 import math  # noqa: F401
 
 import numpy  # noqa: F401
@@ -18,7 +18,7 @@ NMAX = 2
 
 @njit(cache=True)
 def saddle_equation(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, dS0, dS1):
-    """Saddle equation of the kernel-rescaling action (THEORY §2a, §3, §5): dS0[j] = (S0', S0''), dS1[j] = (S1', S1'') at s_j; the bare saddle solves S0' = 0, the dressed S0' + S1' = 0."""
+    """Saddle equation of the kernel-rescaling action (docs/theory.md §2a, §3, §5): dS0[j] = (S0', S0''), dS1[j] = (S1', S1'') at s_j; the bare saddle solves S0' = 0, the dressed S0' + S1' = 0."""
     for j in range(s_nodes.shape[0]):
         s = s_nodes[j]
         chi = chi_nodes[j]

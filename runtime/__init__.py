@@ -1,6 +1,6 @@
 """msat.runtime: numbers at run time (NumPy, SciPy, numba; no SymPy on the hot path).
 
-The public API, as DESIGN.md states it: ``predict``, ``sample`` and ``run`` are functions.
+The public API (docs/cli.md): ``predict``, ``sample`` and ``run`` are functions.
 Layers, top to bottom: app (cli, run, plots, report) -> predict -> methods -> numerics ->
 data, spectral, params, results, errors (docs/architecture.md).
 """

@@ -87,9 +87,20 @@ def solve(solver, chis, setup_seconds: float = 0.0) -> list[Result]:
         r.warnings += st.warnings
     if results:
         results[0].seconds += setup_seconds
+    for k, r in enumerate(results):  # a non-finite number is a failure, never a result
+        if not _finite(r):
+            failure = Result.failed(r.chi, ConvergenceError(
+                "non-finite result: the data or parameters are at the edge of float64; rescale them", {}))
+            results = results[:k]
+            break
     if failure is not None:
         results.append(failure)
     return results
+
+
+def _finite(r: Result) -> bool:
+    arrays = [r.train_mean, r.test_mean, r.test_var] + [v for v in (r.s_mean, r.s_var) if v is not None]
+    return all(np.all(np.isfinite(a)) for a in arrays)
 
 
 def _reach(solver, chi_prev, warm, chi, depth):

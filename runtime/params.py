@@ -55,7 +55,7 @@ class Params:
     chains: int = 4
 
     def public(self) -> dict:
-        """The "params" of a result object (the DESIGN contract's keys for this method)."""
+        """The "params" of a result object (the keys docs/cli.md lists for this method)."""
         out = {k: getattr(self, k) for k in ("N", "kappa", "g_v", "g_w", "activation", "dressed",
                                               "P", "D", "P_test")}
         if self.method == "sample":
@@ -139,26 +139,28 @@ def check_scales(X, y, X_test, p: Params) -> None:
     the kernel (g_w/D) |x|^2 of the largest input, the fit term chi |y|^2 / kappa at chi = 1, and a
     kappa below the float64 resolution of g_v K^phi (the posterior is then numerically singular)."""
     c = p.g_w / p.D
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         big = max(float(np.max(np.abs(X), initial=0.0)), float(np.max(np.abs(X_test), initial=0.0)))
         scale = big if big > 0 else 1.0
-        # squared norms of the inputs scaled by their largest entry first, so that they overflow
-        # only when the kernel itself does
-        norms = c * np.einsum("ij,ij->i", X / scale, X / scale) * scale * scale
-        norms_test = c * np.einsum("ij,ij->i", X_test / scale, X_test / scale) * scale * scale
-        kmax = float(np.max(np.concatenate([norms, norms_test]), initial=0.0))
+        # squared norms of the inputs scaled by their largest entry, so that neither overflow nor
+        # underflow hides the size of the kernel: log10 kmax = log10(c scale^2 max |x/scale|^2)
+        norms = np.einsum("ij,ij->i", X / scale, X / scale)
+        norms_test = np.einsum("ij,ij->i", X_test / scale, X_test / scale)
+        top = float(np.max(np.concatenate([norms, norms_test]), initial=0.0))
+        log_kmax = math.log10(c) + 2 * math.log10(scale) + math.log10(top) if top > 0 else -math.inf
+        norms = c * norms * scale * scale
         yy = float(y @ y)
     lo, hi = KERNEL_RANGE
-    if not math.isfinite(kmax):
-        raise InputError(f"inputs out of scale: the kernel (g_w/D)|x|^2 overflows float64 (largest input entry "
-                         f"{big:.3g}); rescale X")
-    if kmax > 0:
-        log_k = math.log10(p.g_v) + math.log10(kmax)
-        log_top = min(log_k, math.log10(p.g_v)) if p.activation == "erf" else log_k  # |erf| <= 1
-        if log_k < math.log10(lo) or log_top > math.log10(hi):
-            raise InputError(f"inputs out of scale: the largest kernel entry g_v (g_w/D)|x|^2 is 1e{log_k:.1f} "
-                             f"(largest input entry {big:.3g}); it must lie between {lo:g} and {hi:g}: "
-                             "rescale X or g_v")
+    if top > 0:
+        # the kernel enters alone (k*^T U, k**) and times g_v: both must stay in range
+        log_gk = math.log10(p.g_v) + log_kmax
+        logs = [log_gk, log_kmax]
+        if p.activation == "erf":  # |erf| <= 1 caps K^phi from above
+            logs = [min(log_gk, math.log10(p.g_v)), min(log_kmax, 0.0)]
+        if min(logs) < math.log10(lo) or max(logs) > math.log10(hi):
+            raise InputError(f"inputs out of scale: the largest kernel entry (g_w/D)|x|^2 is 1e{log_kmax:.1f} "
+                             f"and g_v times it 1e{log_gk:.1f} (largest input entry {big:.3g}); both must lie "
+                             f"between {lo:g} and {hi:g}: rescale X, g_w or g_v")
     if not lo <= p.kappa <= hi:
         raise InputError(f"kappa = {p.kappa:g} is out of scale; it must lie between {lo:g} and {hi:g}")
     if not (math.isfinite(yy) and yy / p.kappa <= SCALE_MAX):

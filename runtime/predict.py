@@ -1,4 +1,4 @@
-"""The Python API behind `msat predict` and `msat sample` (DESIGN contract): validate the data and
+"""The Python API behind `msat predict` and `msat sample` (the contract in docs/cli.md): validate the data and
 every parameter once, build the method's solver, run the chi ladder (docs/theory.md §5).
 
     data -> Params -> methods.<method>.solver -> ladder.solve -> [Result]
@@ -15,7 +15,7 @@ from .errors import ConvergenceError
 def predict(X, y, X_test=None, *, N, chi, kappa, g_v=1.0, g_w=1.0, activation="linear",
             method=None, order=1, dressed=False, estimator="auto", seed=0, mc_samples=None,
             samples=1000, chains=4, progress=False, draws=None):
-    """Posterior predictions of a Bayesian two-layer network (docs/theory.md; DESIGN contract).
+    """Posterior predictions of a Bayesian two-layer network (docs/theory.md; the contract in docs/cli.md).
 
     Returns one :class:`~msat.runtime.results.Result`, or a list of them (one per chi, in ladder
     order) when ``chi`` is a ladder (a sequence, or a string with commas). Each behaves as the

@@ -1,4 +1,4 @@
-"""The result object of one chi point (DESIGN contract): values and metadata together.
+"""The result object of one chi point (the contract in docs/cli.md): values and metadata together.
 
 Attributes hold NumPy arrays; ``to_dict()`` gives the JSON object of the contract (lists, the
 keys in contract order) and item access reads that object, so ``r["test_mean"]`` works as it does

@@ -1,8 +1,8 @@
 """One eigendecomposition per data set: the spectral data every scalar-field evaluation uses.
 
-THEORY §2a: with K = U diag(lam) U^T and yt = U^T y, every term of S(s) and every observable is a
+docs/theory.md §2a: with K = U diag(lam) U^T and yt = U^T y, every term of S(s) and every observable is a
 spectral sum over modes. This module is linear-algebra plumbing only: it builds K, k*, k** of a
-linear network (THEORY §1) by BLAS products and diagonalises K once. K is never inverted.
+linear network (docs/theory.md §1) by BLAS products and diagonalises K once. K is never inverted.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class Spectrum:
 
 
 def linear_kernels(X: np.ndarray, X_test: np.ndarray | None, g_w: float):
-    """K = (g_w/D) X X^T, k* = (g_w/D) X X*^T, k** = (g_w/D) |x*|^2 (THEORY §1, generated)."""
+    """K = (g_w/D) X X^T, k* = (g_w/D) X X*^T, k** = (g_w/D) |x*|^2 (docs/theory.md §1, generated)."""
     from msat import generated
 
     X_test = np.zeros((0, X.shape[1])) if X_test is None else X_test
@@ -64,7 +64,7 @@ def decompose(K: np.ndarray, y: np.ndarray, kstar: np.ndarray, kss: np.ndarray) 
 
 
 def nngp_kernels(X: np.ndarray, X_test: np.ndarray | None, g_w: float, activation: str):
-    """K^phi, k*^phi, k**^phi of the hidden layer (THEORY §1) from the generated NNGP kernels."""
+    """K^phi, k*^phi, k**^phi of the hidden layer (docs/theory.md §1) from the generated NNGP kernels."""
     K, kstar, kss = linear_kernels(X, X_test, g_w)
     if activation == "linear":
         return K, kstar, kss

@@ -1,4 +1,4 @@
-"""Dense reference for the Wishart field's one loop (THEORY §2c), for tests only.
+"""Dense reference for the Wishart field's one loop (docs/theory.md §2c), for tests only.
 
 S(F) = -c0 logdet F + tr(Q F) + (chi/2) y^T A^-1 y + (1/2) logdet A, A = g Phi F Phi^T + kappa, and
 the readout beta(F) = g F Phi^T A^-1 y, written out with numpy by hand (independently of

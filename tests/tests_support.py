@@ -4,7 +4,7 @@ import numpy as np
 
 def dense_conditionals(K, kstar, kss, y, s, chi, kappa, g_v):
     """For each s: log-likelihood -(chi/2) y^T A^-1 y - (1/2) logdet A with A = g_v s K + kappa,
-    and the conditional train mean, test mean and test variance of THEORY §2a (dense solves)."""
+    and the conditional train mean, test mean and test variance of docs/theory.md §2a (dense solves)."""
     P = K.shape[0]
     A = g_v * s[:, None, None] * K[None] + kappa * np.eye(P)[None]
     sign, logdet = np.linalg.slogdet(A)
@@ -19,7 +19,7 @@ def dense_conditionals(K, kstar, kss, y, s, chi, kappa, g_v):
 
 
 def dense_exact(X, y, X_test, N, chi, kappa, g_v=1.0, g_w=1.0):
-    """Exact posterior means of a linear network (THEORY §2a) by adaptive quadrature
+    """Exact posterior means of a linear network (docs/theory.md §2a) by adaptive quadrature
     (scipy.integrate.quad_vec) over t = ln s of the dense conditionals, with the Gamma(N/2, 2/N)
     prior of s: (train mean, test mean, <s>). No spectral code of msat is used."""
     from scipy.integrate import quad_vec

@@ -27,7 +27,7 @@ def structured_specs():
     return [
         _lines("saddle_field", ["inv_lam", "a", "sigma"],
                "R = diag(1/lam) - sigma a a^T: the field whose matrix function is the adapted kernel "
-               "(THEORY §2b, derive.adaptation_basis).",
+               "(docs/theory.md §2b, derive.adaptation_basis).",
                {"R": (basis.simplify(basis.field(), ("i", "j")), ("i", "j"))}, "R"),
         _lines("saddle_residual", ["a", "f", "y"],
                "F = a - f o y: the fixed-point residual in the eigenbasis of R.",
@@ -37,7 +37,7 @@ def structured_specs():
                "(Phi: divided differences of f over R's eigenvalues).",
                {"NM": (basis.newton_matrix(), ("i", "q"))}, "NM", ["n = a.shape[0]"]),
         KernelSpec(name="nngp_start", family="numpy_function", args=["lam", "y_r", "kappa", "g_v"],
-                   doc="a = U_r^T alpha at C = K, alpha = (g_v K + kappa)^-1 y: the NNGP start (THEORY §5).",
+                   doc="a = U_r^T alpha at C = K, alpha = (g_v K + kappa)^-1 y: the NNGP start (docs/theory.md §5).",
                    node=[Statement("a0", a0)], returns="a0"),
         KernelSpec(name="precision_shift", family="numpy_function", args=["Ct"],
                    doc="E with C^-1 = K^-1 + E (linear phi): E = s Ct, s derived from the saddle's C(Ct).",
@@ -45,11 +45,11 @@ def structured_specs():
                    returns="E"),
         _lines("test_forms", ["B", "E", "khat", "kss"],
                "(C*, c**) in the eigenbasis of K: C* = (I - B E) khat, c** = k** + diag(khat^T (E B E - E) "
-               "khat), the structured forms of (I - 2 K Ct)^-1 k* and x*^T S x* (THEORY §2b).",
+               "khat), the structured forms of (I - 2 K Ct)^-1 k* and x*^T S x* (docs/theory.md §2b).",
                {"Cs": (Cs, ("i", "t")), "css": (css, ("t",))}, "Cs, css"),
         _lines("weight_forms", ["lam", "E", "a"],
                "(M, v): S = (g_w/D) M^-1 on the range of X^T, M = I + sqrt(Lam) E sqrt(Lam), and the "
-               "learned direction X^T alpha = V v, v = sqrt(lam) o a (THEORY §2b, §4).",
+               "learned direction X^T alpha = V v, v = sqrt(lam) o a (docs/theory.md §2b, §4).",
                {"M": (M, ("i", "j")), "v": (v, ("i",))}, "M, v", ["n = lam.shape[0]", "sqrt_lam = numpy.sqrt(lam)"]),
     ]
 
@@ -67,7 +67,7 @@ def adapted_spectrum_spec(order: int) -> KernelSpec:
         family="row_map",
         args=["rho_modes", "N", "kappa", "g_v", "b_out", "f_out", "df_out"],
         doc=(
-            "Kernel-adaptation saddle, order %d (THEORY §2b), on the eigenvalues rho of "
+            "Kernel-adaptation saddle, order %d (docs/theory.md §2b), on the eigenvalues rho of "
             "R = Lambda^-1 - sigma a a^T: C-eigenvalue b = h^-1(rho) with h(b) = %s, "
             "A-eigenvalue f = 1/(g_v b + kappa), and df/drho = f'(b)/h'(b) (derive.adaptive)."
             % (order, sp.sstr(red.h))
@@ -95,7 +95,7 @@ def conjugate_field_spec(order: int) -> KernelSpec:
         name=f"conjugate_field_o{order}",
         family="numpy_function",
         args=["A", "alpha", "N", "chi", "g_v"],
-        doc="Ct at the saddle, order %d (THEORY §2b): derived dS/dC = 0 solved for Ct." % order,
+        doc="Ct at the saddle, order %d (docs/theory.md §2b): derived dS/dC = 0 solved for Ct." % order,
         node=[Statement("Ct", adaptive.conjugate_field(order))],
         returns="Ct",
     )
@@ -103,7 +103,7 @@ def conjugate_field_spec(order: int) -> KernelSpec:
 
 def predictions_spec() -> KernelSpec:
     preds = adaptive.predictions()
-    doc = ("Predictions at the kernel-adaptation saddle (THEORY §2b): train mean, test mean, test variance; "
+    doc = ("Predictions at the kernel-adaptation saddle (docs/theory.md §2b): train mean, test mean, test variance; "
            "column vectors; valid in any orthonormal basis of a subspace holding the ranges of C and C*.")
     node = [Statement("P", sp.Symbol("C.shape[0]"))] + [Statement(k, v) for k, v in preds.items()]
     return KernelSpec(name="predictions", family="numpy_function", args=["C", "Cs", "css", "A", "alpha", "g_v", "chi"],
@@ -119,7 +119,7 @@ def modules():
     specs += structured_specs()
     out["adaptive_linear"] = (
         "adaptive_linear: kernel-adaptation saddle of a linear network",
-        "Kernel adaptation for linear networks (THEORY §2b), orders 0 and 1: per-eigenvalue saddle "
+        "Kernel adaptation for linear networks (docs/theory.md §2b), orders 0 and 1: per-eigenvalue saddle "
         "maps, the conjugate field and the predictions at the saddle.",
         "derive.adaptive.saddle + derive.adaptive.reduction + derive.adaptive.predictions",
         1,

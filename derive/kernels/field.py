@@ -1,4 +1,4 @@
-"""Kernel specifications for the Wishart field's one loop (THEORY §2c): generated/kernel_field.py.
+"""Kernel specifications for the Wishart field's one loop (docs/theory.md §2c): generated/kernel_field.py.
 
 derive.kernelfield.structured() gives every derivative as products of basis quantities
 (diag(mu), b, b^T, Q_T, the direction, Gaussian moments E[X W X]); this module prints those products
@@ -111,10 +111,10 @@ def specs():
         what = {"kernel": "Q = q K^-1 (kernel field C, n = P)",
                 "weights": "Q = q I (weight field S_w, n = D)"}[inst]
         out.append(_spec(f"prior_{inst}", args,
-                         f"(c0, q) of the Wishart prior: -c0 logdet F + tr(Q F), {what} (THEORY §2c).",
+                         f"(c0, q) of the Wishart prior: -c0 logdet F + tr(Q F), {what} (docs/theory.md §2c).",
                          [f"c0 = {code(c0)}", f"q = {code(q)}"], "c0, q"))
     out.append(_spec("action", ["logdet_F", "tr_QF", "yAy", "logdet_A", "c0", "chi"],
-                     "S(F) from its four traces (THEORY §2c).",
+                     "S(F) from its four traces (docs/theory.md §2c).",
                      [f"S = {code(kf.scalar_action())}"], "S"))
     grad = [f"({code(c)}) * {dense(product(L))}" for c, L in st.gradient]
     out.append(_spec("gradient", ["QT", "mu", "b", "c0", "chi", "g_v"],
@@ -144,7 +144,7 @@ def specs():
                      ["n = mu.shape[0]", f"Psi = {_sum(src)}"], "0.5 * (Psi + Psi.T)"))
     out.append(_spec("readout_one_loop", [*names, "Z", "mu", "b", "g_v"],
                      "(beta + %s E d2beta[X, X] + %s dbeta[Z], beta) in the basis: the first-order "
-                     "loop term of the readout, Z = H^-1 Psi (THEORY §2c; weights from "
+                     "loop term of the readout, Z = H^-1 Psi (docs/theory.md §2c; weights from "
                      "derive.loops.expand_components)." % (w2, w1),
                      ["n = mu.shape[0]", f"beta = {_sum(beta)}", f"curvature = {_sum(curv)}",
                       f"slope = {_sum(slope)}"],
@@ -165,7 +165,7 @@ def gaussian_specs():
     return [
         _spec("hadamard_inverses", ["lam"],
               "(Lh, Li): Lh = Cov0 scale of the Hadamard part, Cov0(X_ij, X_kl) = Lh_ij (d_ik d_jl + "
-              "d_il d_jk), and Li, the inverse of Z -> lam o Z (THEORY §2c, derive.gaussian).",
+              "d_il d_jk), and Li, the inverse of Z -> lam o Z (docs/theory.md §2c, derive.gaussian).",
               [f"Lh = {code(Lh)}", f"Li = {code(1 / lam)}"], "Lh, Li"),
         _spec("woodbury_system", ["Lh", "b", "mu", "k"],
               "(S, rhs): the Woodbury core R = (M^-1 + Omega)^-1 of the low-rank term solves S R = rhs "
@@ -198,11 +198,11 @@ def basis_specs():
     out = [_spec("basis_forms", ["sig", "yU", "y_null2", "n_null", "kappa", "g_v"],
                  "(mu, b, y^T A^-1 y, logdet A) from the nonzero singular values sig of Phi F^1/2, "
                  "y's components yU along them, the squared norm y_null2 of the rest of y and the "
-                 "number n_null of null directions of C (THEORY §2c).", lines, "mu, b, yAy, logdet_A")]
+                 "number n_null of null directions of C (docs/theory.md §2c).", lines, "mu, b, yAy, logdet_A")]
     for inst, (train, test) in kf.outputs().items():
         args = ["beta", "Kinv_beta", "kstar"] if inst == "kernel" else ["X", "X_test", "beta"]
         out.append(KernelSpec(name=f"outputs_{inst}", family="numpy_function", args=args,
-                              doc=f"(train mean, test mean) from the readout beta, {inst} field (THEORY §2c).",
+                              doc=f"(train mean, test mean) from the readout beta, {inst} field (docs/theory.md §2c).",
                               node=[Statement("train", train), Statement("test", test)], returns="train, test"))
     return out
 
@@ -211,7 +211,7 @@ def modules():
     return {
         "kernel_field": (
             "kernel_field: one loop of the Wishart field (kernel or weight space)",
-            "The Wishart field's action and its first-order loop term for linear networks (THEORY "
+            "The Wishart field's action and its first-order loop term for linear networks (docs/theory.md "
             "§2c), in the basis T^T F^-1 T = I, T^T Phi^T A^-1 Phi T = diag(mu), b = T^T Phi^T A^-1 y. "
             "NumPy functions; every product is O(n^3) at most.",
             "derive.kernelfield.structured + derive.loops.expand_components",

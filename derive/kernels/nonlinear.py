@@ -22,18 +22,18 @@ def specs():
     zeroth = {k: sp.Symbol(k) for k in ("Kphi", "kstar_phi", "kss_phi", "C1", "Cs1", "css1")}
     return [
         KernelSpec(name="fit_operator", family="numpy_function", args=["C", "kappa", "g_v"],
-                   doc="g_v C + kappa I, whose inverse is A (THEORY §2b); alpha = A y.",
+                   doc="g_v C + kappa I, whose inverse is A (docs/theory.md §2b); alpha = A y.",
                    node=[Statement("P", sp.Symbol("C.shape[0]")), Statement("M", adaptive.fit_operator())],
                    returns="M"),
         KernelSpec(name="empirical_moments", family="numpy_lines", args=["F", "Ft"],
                    doc="(C, C*, c**) = draw means of phi phi^T, phi phi*^T, phi*^2 from the train "
-                       "features F and test features Ft of draws of q (rows; THEORY §2b).",
+                       "features F and test features Ft of draws of q (rows; docs/theory.md §2b).",
                    extra={"lines": ["M = F.shape[0]", *_lines({"C": (C, ("a", "b")), "Cs": (Cs, ("a", "t")),
                                                                "css": (css, ("t",))})]},
                    returns="C, Cs, css"),
         KernelSpec(name="cumulant_moments", family="numpy_lines",
                    args=["F", "Ft", "Ct", "Kphi", "kstar_phi", "kss_phi"],
-                   doc="(C, C*, c**) to first order in Ct (THEORY §6): the exact NNGP kernels plus the "
+                   doc="(C, C*, c**) to first order in Ct (docs/theory.md §6): the exact NNGP kernels plus the "
                        "centred covariance of phi phi^T with the tilt q = phi^T Ct phi over prior draws "
                        "(derive.neuron).",
                    extra={"lines": ["M = F.shape[0]", *_lines({"q": (neuron.tilt(), ("m",))}),
@@ -50,6 +50,6 @@ def specs():
 def modules():
     return {"adaptive_nonlinear": (
         "adaptive_nonlinear: kernel adaptation for any activation",
-        "Kernel adaptation for any activation (THEORY §2b, §6): the fit operator and the moments of "
+        "Kernel adaptation for any activation (docs/theory.md §2b, §6): the fit operator and the moments of "
         "the adapted single-neuron law from draws, empirical or to first order in Ct.",
         "derive.adaptive.fit_operator + derive.neuron", None, 0, specs())}

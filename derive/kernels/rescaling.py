@@ -1,11 +1,11 @@
-"""Kernel specifications for the kernel-rescaling field (THEORY §2a, §3): what generated/ holds.
+"""Kernel specifications for the kernel-rescaling field (docs/theory.md §2a, §3): what generated/ holds.
 
 For each loop order L one module ``rescaling_o{L}`` with
-  action_derivatives   S0^(n), S1^(n) at given s, n = 0..2L+2 (hbar-split of THEORY §3)
+  action_derivatives   S0^(n), S1^(n) at given s, n = 0..2L+2 (hbar-split of docs/theory.md §3)
   weights_bare         w[l, n]: <O>_l = sum_n w[l, n] O^(n), saddle of S0 (A = S0, B = S1)
   weights_dressed      the same with every term in the saddle (A = S0 + S1)
   observable_tables    d^n/ds^n of each observable's summand and scalar part, n = 0..2L
-  square_derivatives   d^n/ds^n of O(s)^2 from those of O (for truncated variances, THEORY §4)
+  square_derivatives   d^n/ds^n of O(s)^2 from those of O (for truncated variances, docs/theory.md §4)
 and one order-free module ``rescaling_exact`` with the cancellation-free S(s0 e^t) - S(s0) for the
 exact 1-D integral. Every expression comes from derive.model / derive.loops by differentiation
 and expansion; nothing numerical is typed here.
@@ -61,7 +61,7 @@ def action_derivatives_spec(order: int) -> KernelSpec:
     nmax = 2 * order + 2
     return _action_spec(
         "action_derivatives", range(nmax + 1),
-        "d^n S0/ds^n and d^n S1/ds^n, n = 0..%d, at each node (s_j, chi_j) (THEORY §2a, §3). "
+        "d^n S0/ds^n and d^n S1/ds^n, n = 0..%d, at each node (s_j, chi_j) (docs/theory.md §2a, §3). "
         "S0 = prior + fit (1/hbar), S1 = output fluctuations + measure (hbar^0); "
         "spectral sums over the eigenpairs (lam_k, yt2_k = (U^T y)_k^2) of K." % nmax)
 
@@ -71,7 +71,7 @@ def saddle_equation_spec() -> KernelSpec:
     curvatures their Newton steps need; no value of S, so no logarithms per mode."""
     return _action_spec(
         "saddle_equation", (1, 2),
-        "Saddle equation of the kernel-rescaling action (THEORY §2a, §3, §5): dS0[j] = (S0', S0''), "
+        "Saddle equation of the kernel-rescaling action (docs/theory.md §2a, §3, §5): dS0[j] = (S0', S0''), "
         "dS1[j] = (S1', S1'') at s_j; the bare saddle solves S0' = 0, the dressed S0' + S1' = 0.")
 
 
@@ -96,7 +96,7 @@ def weights_spec(order: int, dressed: bool) -> KernelSpec:
         family="row_map",
         args=args,
         doc=(
-            "Loop weights to order %d (THEORY §3), %s at the saddle: "
+            "Loop weights to order %d (docs/theory.md §3), %s at the saddle: "
             "<O>_l = sum_n w[j, l, n] O^(n)(s*_j). Derived by derive.loops.expand." % (order, what)
         ),
         node=node,
@@ -123,7 +123,7 @@ def observable_tables_spec(order: int) -> KernelSpec:
         family="spectral",
         args=["s_nodes", "chi_nodes", "kappa", "g_v", "lam_modes"] + args_out,
         doc=(
-            "d^n/ds^n, n = 0..%d, of the observables of THEORY §2a at each node: per-mode summands "
+            "d^n/ds^n, n = 0..%d, of the observables of docs/theory.md §2a at each node: per-mode summands "
             "(contracted by runtime with U, k*^T U) and scalar parts. Observables: %s."
             % (nmax, ", ".join(o.name for o in model.observables()))
         ),
@@ -157,7 +157,7 @@ def square_derivatives_spec(order: int) -> KernelSpec:
 
 def truncated_variance_spec(order: int) -> KernelSpec:
     """out[l] = v[l] + m2[l] - sum_i m[i] m[l-i]: the variance series <v> + <m^2> - <m>^2 with the
-    square of the mean series truncated at order L (THEORY §4, derive.loops.series_product)."""
+    square of the mean series truncated at order L (docs/theory.md §4, derive.loops.series_product)."""
     L = order
     v, m2, m = ([sp.Symbol(f"{name}_{l}") for l in range(L + 1)] for name in ("v", "m2", "m"))
     square = loops.series_product(m, m, L)
@@ -168,7 +168,7 @@ def truncated_variance_spec(order: int) -> KernelSpec:
         family="row_map",
         args=["v", "m2", "m", "out"],
         doc="Coefficients l = 0..%d of the variance series <v> + <m^2> - <m>^2, the square of the mean "
-            "series truncated at order %d (THEORY §4); columns j independent." % (L, L),
+            "series truncated at order %d (docs/theory.md §4); columns j independent." % (L, L),
         node=node,
         prelude=prelude,
         rows="m.shape[1]",
@@ -176,7 +176,7 @@ def truncated_variance_spec(order: int) -> KernelSpec:
 
 
 def action_difference_spec() -> KernelSpec:
-    """S(s0 e^t) - S(s0) per node t, cancellation-free (THEORY §2a; exact integral)."""
+    """S(s0 e^t) - S(s0) per node t, cancellation-free (docs/theory.md §2a; exact integral)."""
     delta, delta_expr, diffs = model.action_difference(model.action())
     node = [Statement("out[j]", sum((d for tm, d in diffs if tm.weight is None), sp.S.Zero))]
     per_weight = {}
@@ -190,7 +190,7 @@ def action_difference_spec() -> KernelSpec:
         family="spectral",
         args=["t_nodes", "s0", "chi", "N", "kappa", "g_v", "lam_modes", "yt2_modes", "out"],
         doc=(
-            "S(s) - S(s0) at s = s0 exp(t_j) for the exact 1-D integral of THEORY §2a, written with "
+            "S(s) - S(s0) at s = s0 exp(t_j) for the exact 1-D integral of docs/theory.md §2a, written with "
             "log1p/expm1 and factored differences so that it keeps full absolute accuracy although "
             "S itself is O(N chi)."
         ),
@@ -204,8 +204,8 @@ def action_difference_spec() -> KernelSpec:
 
 
 def hidden_weight_direction_spec() -> KernelSpec:
-    """u^T (1/N) E[W^T W | s] u - g_w/D per node from Q1(s), Q2(s) (THEORY §2a)."""
-    doc = ("Directional hidden-weight second moment given s (THEORY §2a): u^T (1/N) E[W^T W | s] u - g_w/D "
+    """u^T (1/N) E[W^T W | s] u - g_w/D per node from Q1(s), Q2(s) (docs/theory.md §2a)."""
+    doc = ("Directional hidden-weight second moment given s (docs/theory.md §2a): u^T (1/N) E[W^T W | s] u - g_w/D "
            "for a unit vector u, from Q1 = z^T (g_v s K + kappa)^-1 z and Q2 = z^T (g_v s K + kappa)^-1 yt "
            "with z = sqrt(g_w/D) U^T X u.")
     prelude = [("s", "s_nodes[j]"), ("Q1", "Q1_nodes[j]"), ("Q2", "Q2_nodes[j]")]
@@ -220,7 +220,7 @@ def direction_modes_spec() -> KernelSpec:
         name="direction_modes",
         family="numpy_function",
         args=["U", "X", "u", "g_w", "D"],
-        doc="z = sqrt(g_w/D) U^T X u: a unit weight-space direction u in the eigenbasis U of K (THEORY §2a).",
+        doc="z = sqrt(g_w/D) U^T X u: a unit weight-space direction u in the eigenbasis U of K (docs/theory.md §2a).",
         node=[Statement("z", model.direction_modes())],
         returns="z",
     )
@@ -242,8 +242,8 @@ def modules(max_order: int = 3):
         ]
         out[f"rescaling_o{L}"] = (
             f"rescaling_o{L}: kernel-rescaling field, loop order {L}",
-            "Kernel-rescaling field of a linear network (THEORY §2a), loop expansion to order %d "
-            "(THEORY §3): action derivatives, loop weights (bare and dressed), observable tables." % L,
+            "Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order %d "
+            "(docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables." % L,
             "derive.model.action + derive.model.observables + derive.loops.expand",
             L,
             sizes,
@@ -251,7 +251,7 @@ def modules(max_order: int = 3):
         )
     out["rescaling_saddle"] = (
         "rescaling_saddle: kernel-rescaling field, saddle equations",
-        "Saddle equations of the kernel-rescaling action (THEORY §2a, §5), bare and dressed.",
+        "Saddle equations of the kernel-rescaling action (docs/theory.md §2a, §5), bare and dressed.",
         "derive.model.action",
         None,
         2,
@@ -259,7 +259,7 @@ def modules(max_order: int = 3):
     )
     out["rescaling_exact"] = (
         "rescaling_exact: kernel-rescaling field, exact 1-D integrand",
-        "Exact 1-D integral over s (THEORY §2a): S(s) - S(s0) without cancellation, and the "
+        "Exact 1-D integral over s (docs/theory.md §2a): S(s) - S(s0) without cancellation, and the "
         "directional hidden-weight moment given s.",
         "derive.model.action_difference",
         None,

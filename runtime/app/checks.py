@@ -5,7 +5,7 @@ import numpy as np
 
 
 def checks(res: dict) -> list[dict]:
-    """THEORY §9's statements on the run's own numbers."""
+    """docs/theory.md §9's statements on the run's own numbers."""
     rows, chis = res["rows"], res["chis"]
     linear = res["activation"] == "linear"
     out = []
@@ -53,7 +53,7 @@ def checks(res: dict) -> list[dict]:
         hidden = (f"directional hidden-weight moment grows {om_t[0]:.2e} -> {om_t[-1]:.2e} (theory), "
                   f"{om_s[0]:.2e} -> {om_s[-1]:.2e} (sampled)")
     else:
-        grows = agree = True  # the non-linear theory's hidden weights are not computed (THEORY §6)
+        grows = agree = True  # the non-linear theory's hidden weights are not computed (docs/theory.md §6)
         hidden = f"directional hidden-weight moment of sampled networks grows {om_s[0]:.2e} -> {om_s[-1]:.2e}"
     ok = grows and agree and s_grows and al_grows and al_agree
     out.append({"statement": 4, "status": "PASS" if ok else "FAIL", "figure": "fig_features.png",

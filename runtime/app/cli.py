@@ -1,4 +1,4 @@
-"""The run-time commands of `msat` (DESIGN contract): predict, sample, run.
+"""The run-time commands of `msat` (the contract in docs/cli.md): predict, sample, run.
 
 Arguments are parsed into numbers here and validated once, by runtime.params / runtime.values,
 like every API call. Exit codes: 0 success, 2 bad input, 3 a solver did not converge (a ladder

@@ -4,7 +4,7 @@ From standard (chi = 1) to mean-field (chi = N) scaling, every method on one chi
 NNGP, loop orders (tree level, dressed one to three loops) and the exact 1-D integral for linear
 networks, kernel adaptation (orders 0, 1) and sampled finite networks (HMC). Writes
 fig_discrepancy.png, fig_orders.png, fig_features.png, results.json and results.csv, prints a
-summary table, and checks THEORY §9's four statements on its own numbers (PASS/FAIL; a FAIL
+summary table, and checks docs/theory.md §9's four statements on its own numbers (PASS/FAIL; a FAIL
 exits non-zero).
 """
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Config:
         self.chis = [float(c) for c in np.geomspace(1.0, self.N, self.n_chi)]
 
 
-# P/N = 0.1: the kernel-adaptation saddle is accurate to O(P/N) (THEORY §2b), so statement 1 can be
+# P/N = 0.1: the kernel-adaptation saddle is accurate to O(P/N) (docs/theory.md §2b), so statement 1 can be
 # checked against sampled networks at every chi including chi = 1
 QUICK = Config(P=12, D=24, P_test=24, N=120, n_chi=5, samples=600, chains=2, orders_P=16, orders_D=24,
                orders_Ns=[50, 100, 200, 400, 800], statement2_Ns=[20, 40, 80, 160],
@@ -159,7 +159,7 @@ def compute(cfg: Config, activation: str, progress=True) -> dict:
 
 
 def run(out="msat-run", *, quick=False, activation="linear", progress=False, console=None) -> dict:
-    """The main job (DESIGN contract `msat run`): compute, check docs/theory.md §9's statements,
+    """The main job (`msat run` in docs/cli.md): compute, check docs/theory.md §9's statements,
     write the figures, results.json and results.csv into ``out``, print the summary. Returns the
     results (``res["checks"]`` holds the PASS/FAIL of each statement)."""
     from rich.console import Console

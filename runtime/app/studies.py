@@ -43,7 +43,7 @@ def orders(cfg, bar):
             for variant in ("bare", "dressed"):
                 for L, e in enumerate(_loop_errors(spec, N, chi, cfg.kappa, cfg.g_v, range(4), variant == "dressed", ex)):
                     errors[regime][variant][L].append(e)
-    # kernel adaptation order 2 (the kernel field's own loop, THEORY §2c), means only
+    # kernel adaptation order 2 (the kernel field's own loop, docs/theory.md §2c), means only
     kf = {"chi=1": [], "chi=N": []}
     for regime in kf:
         for N in cfg.orders_Ns:

@@ -1,4 +1,4 @@
-"""Exact posterior moments of a linear network: the 1-D integral over s (THEORY §2a).
+"""Exact posterior moments of a linear network: the 1-D integral over s (docs/theory.md §2a).
 
 <O> = int ds O(s) e^{-S(s)} / int ds e^{-S(s)}, total variance = E_s[v*(s)] + Var_s[m*(s)].
 
@@ -103,7 +103,7 @@ def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0, weight_dire
 
     ``weight_direction`` = (z, g_w, D) adds "weight_cov_direction": the exact
     u^T (1/N) E[W^T W] u - g_w/D for a unit weight-space direction u with z = direction_modes(spec,
-    X, u, g_w) (THEORY §2a, generated hidden_weight_direction)."""
+    X, u, g_w) (docs/theory.md §2a, generated hidden_weight_direction)."""
     s0, sigma = _centre(spec, N, chi, kappa, g_v, s_init)
     t_lo, t_hi = _range(spec, s0, sigma, N, chi, kappa, g_v)
     h = STEP * sigma

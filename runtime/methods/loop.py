@@ -1,4 +1,4 @@
-"""Loop-expanded posterior moments of the kernel-rescaling field (THEORY §3, §4), batched over a
+"""Loop-expanded posterior moments of the kernel-rescaling field (docs/theory.md §3, §4), batched over a
 chi ladder.
 
 Per ladder point j: the saddle s*_j (runtime.solve), the action derivatives and the loop weights
@@ -7,7 +7,7 @@ w[j, l, n] from the generated kernels of the requested order, and the observable
 summands, all ladder points and orders are contracted with the eigenvectors in one matrix-matrix
 product each (the batching that makes a 200-point ladder cost about one eigendecomposition).
 
-Truncated moments (THEORY §4): the order-L variance is the series of <v> + <m^2> - <m>^2
+Truncated moments (docs/theory.md §4): the order-L variance is the series of <v> + <m^2> - <m>^2
 truncated at order L (generated truncated_variance).
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from . import SpectralSolver
 
 
 def _truncated_variance(mod, v, m2, m):
-    """The generated truncated variance series over arrays (L+1, ...) (THEORY §4)."""
+    """The generated truncated variance series over arrays (L+1, ...) (docs/theory.md §4)."""
     shape = m.shape
     flat = [np.ascontiguousarray(x.reshape(shape[0], -1)) for x in (v, m2, m)]
     out = np.empty_like(flat[2])

@@ -9,7 +9,7 @@ processes.
 Warm-up per chain: start from a prior draw with a small step, then windows of dual-averaging
 step-size adaptation (target acceptance 0.8) and per-group mass adaptation (mass = 1/variance
 of the group's coordinates over the window); the trajectory length is set from the step. During
-sampling the step is jittered (+-20%) and chains that stop moving are reported (THEORY §7).
+sampling the step is jittered (+-20%) and chains that stop moving are reported (docs/theory.md §7).
 Diagnostics (R-hat over chains, bulk/tail ESS, Monte Carlo standard errors) come from ArviZ.
 """
 from __future__ import annotations
@@ -147,7 +147,7 @@ def _run_chain(args):
     W = rng.standard_normal((N, D)) * math.sqrt(var_W)
     a = rng.standard_normal(N) * math.sqrt(var_a)
     m_W, m_a = model.prior_precisions(N, D, chi, g_v, g_w)  # the initial preconditioner
-    eps, n_leap = 0.05, 10  # small first steps (THEORY §7: one chain in 64 stuck otherwise)
+    eps, n_leap = 0.05, 10  # small first steps (docs/theory.md §7: one chain in 64 stuck otherwise)
     dummy = dict(out_train=np.empty((1, P)), out_test=np.empty((1, X_test.shape[0])),
                  out_dirs=np.empty((1, dirs.shape[0])), out_align=np.empty(1), wsum=np.zeros((D, D)),
                  ksum=np.zeros((P, P)))

@@ -84,7 +84,7 @@ class LinearSaddle:
         return out
 
     def initial(self):
-        """NNGP start (THEORY §5): a = U_r^T alpha with alpha = (g_v K + kappa)^-1 y (generated)."""
+        """NNGP start (docs/theory.md §5): a = U_r^T alpha with alpha = (g_v K + kappa)^-1 y (generated)."""
         return self._gen.nngp_start(self.lam, self.y_r, self.kappa, self.g_v)
 
     def _residual(self, a, ev):
@@ -147,7 +147,7 @@ class LinearSaddle:
         return {"train_mean": train, "test_mean": test[:, 0], "test_var": var[:, 0], "B": B, "E": E}
 
     def observables(self, st: State, B, E, g_w: float, D: int) -> dict:
-        """Adapted kernel, alignment, hidden-weight covariance (THEORY §4)."""
+        """Adapted kernel, alignment, hidden-weight covariance (docs/theory.md §4)."""
         spec = self.spec
         b_sorted = np.sort(st.b)[::-1]
         # B holds C on the range of K (C vanishes elsewhere): same quadratic form and norm

@@ -135,7 +135,7 @@ class NonlinearSaddle:
 
     def normalisable(self, Ct):
         """Whether q(w) can be normalised: max over unit v of the tilt phi(Xv)^T Ct phi(Xv) along
-        the ray w = t v must stay below the prior's D/(2 g_w) (THEORY §6). Exact for linear phi
+        the ray w = t v must stay below the prior's D/(2 g_w) (docs/theory.md §6). Exact for linear phi
         (an eigenvalue), a search over fixed random directions for relu (a necessary condition),
         always true for bounded phi (erf). Returns (ok, ratio)."""
         limit = self.tilt_limit
@@ -158,7 +158,7 @@ class NonlinearSaddle:
         top = float(np.linalg.eigvalsh(Ct)[-1])
         if not self._model.relu_margin(self.D, self.g_w, top, self.XtX_max) > 0:
             msg = (f"relu: sufficient normalisability condition of q(w) fails at chi = {chi:g} "
-                   "(D/g_w <= 2 lambda_max(Ct)_+ lambda_max(X^T X), THEORY §6)")
+                   "(D/g_w <= 2 lambda_max(Ct)_+ lambda_max(X^T X), docs/theory.md §6)")
             if msg not in warnings:
                 warnings.append(msg)
 
@@ -209,7 +209,7 @@ class NonlinearSaddle:
             # replicas use 1/R of the draws: their spread / sqrt(R) estimates the error of the union
             return self._package(chi, *sol, replicas, warnings)
         if C0 is None and not self.normalisable(self.field(self.Kphi, chi)[2])[0]:
-            # anneal from chi ~ 1 (THEORY §5): a cold start at large chi/N tilts q(w) so far that
+            # anneal from chi ~ 1 (docs/theory.md §5): a cold start at large chi/N tilts q(w) so far that
             # it is not normalisable; halve chi down to ~1, then climb back warm-started
             steps, c = [], chi
             while c / 2 >= min(1.0, chi):
@@ -251,7 +251,7 @@ class NonlinearSaddle:
                         if not ok:
                             raise ConvergenceError(
                                 "adaptive: the single-neuron law q(w) is not normalisable "
-                                f"(tilt/prior = {ratio:.3g} > 1, THEORY §6)", {"chi": chi_it})
+                                f"(tilt/prior = {ratio:.3g} > 1, docs/theory.md §6)", {"chi": chi_it})
                         mom, acc = self._moments_mc(Ct, (W, eps), self.n_steps, seed + it,
                                                     burn=self.n_steps // 4, thin=4)
                         break

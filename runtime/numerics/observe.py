@@ -1,4 +1,4 @@
-"""Observables of the kernel-rescaling field at given s (THEORY §2a, §4).
+"""Observables of the kernel-rescaling field at given s (docs/theory.md §2a, §4).
 
 The generated kernel ``observable_tables`` gives, per node and derivative order, the per-mode
 summands and scalar parts of each observable; this module only contracts them with the spectral

@@ -1,7 +1,7 @@
-"""Effective rescaling of the NNGP kernel (THEORY §4, §9 statement 3).
+"""Effective rescaling of the NNGP kernel (docs/theory.md §4, §9 statement 3).
 
 s_eff is the s whose rescaled predictor g_v s K (g_v s K + kappa)^-1 y (the kernel-rescaling train
-mean of THEORY §2a, from the generated observable tables) is closest in least squares to a given
+mean of docs/theory.md §2a, from the generated observable tables) is closest in least squares to a given
 train-mean prediction; the residual of that fit says how much of the prediction no rescaling of
 the kernel can produce. A 1-D minimisation in ln s (Brent) -- root-finding plumbing only.
 """

@@ -1,4 +1,4 @@
-"""Saddle points of the kernel-rescaling action (THEORY §2a, §3, §5).
+"""Saddle points of the kernel-rescaling action (docs/theory.md §2a, §3, §5).
 
 bare:    S0'(s) = 0, S0 = prior + fit (tree level and the hbar-counted loop series);
 dressed: S'(s) = 0 with every term of S (the resummed variant; also the centre of the exact

@@ -54,11 +54,11 @@ class WishartField:
 
     @classmethod
     def kernel(cls, K, y, N, chi, kappa, g_v):
-        """The P x P kernel field C (THEORY §2c); K must be invertible (P <= D)."""
+        """The P x P kernel field C (docs/theory.md §2c); K must be invertible (P <= D)."""
         K = np.asarray(K, float)
         c0, q = _gen.prior_kernel(N, K.shape[0])
         cho = cho_factor(K)
-        Qm = q * cho_solve(cho, np.eye(K.shape[0]))  # the action holds K^-1 itself (THEORY §2c)
+        Qm = q * cho_solve(cho, np.eye(K.shape[0]))  # the action holds K^-1 itself (docs/theory.md §2c)
         f = cls(None, (lambda T: T.T @ (Qm @ T), lambda F: np.sum(Qm * F)), c0, y, chi, kappa, g_v,
                 K.shape[0], "kernel")
         f.K_cho = cho
@@ -66,7 +66,7 @@ class WishartField:
 
     @classmethod
     def weights(cls, X, y, N, chi, kappa, g_v, g_w):
-        """The D x D weight field S_w, C = X S_w X^T (THEORY §2c); any P and D."""
+        """The D x D weight field S_w, C = X S_w X^T (docs/theory.md §2c); any P and D."""
         X = np.asarray(X, float)
         D = X.shape[1]
         c0, q = _gen.prior_weights(N, D, g_w)
@@ -151,7 +151,7 @@ class WishartField:
         raise ConvergenceError(f"{self.name} field: Newton did not converge", {"iterations": maxiter})
 
     def one_loop(self, F):
-        """(<beta> to first order, beta(F*)): readout weights in field coordinates (THEORY §2c)."""
+        """(<beta> to first order, beta(F*)): readout weights in field coordinates (docs/theory.md §2c)."""
         bs = self.basis(F)
         lam, k = self.hessian(bs)
         E = self.moments(bs, lam, k)

@@ -1,4 +1,4 @@
-"""CLI contract of DESIGN.md: JSON keys, ladders, exit codes, one-line errors, no tracebacks."""
+"""The CLI contract (docs/cli.md): JSON keys, ladders, exit codes, one-line errors, no tracebacks."""
 import json
 import subprocess
 import sys

@@ -1,5 +1,5 @@
 """Kernel-adaptation derivation (derive.adaptive, derive.matcalc) against independent references:
-finite differences of the action on random matrices, THEORY §2b's saddle equations evaluated
+finite differences of the action on random matrices, docs/theory.md §2b's saddle equations evaluated
 numerically, and the emitted per-eigenvalue maps against their defining equation h(b) = rho."""
 import numpy as np
 import pytest

@@ -1,6 +1,6 @@
-"""The Wishart field's action (THEORY §2c, derive.kernelfield): directional derivatives against
+"""The Wishart field's action (docs/theory.md §2c, derive.kernelfield): directional derivatives against
 central finite differences of the action on explicit matrices, against the hand-written dense
-reference, and the structured (basis) forms against what THEORY §2c writes down."""
+reference, and the structured (basis) forms against what docs/theory.md §2c writes down."""
 import numpy as np
 import pytest
 import sympy as sp
@@ -77,7 +77,7 @@ def test_derived_forms_equal_the_dense_reference(setup):
 
 
 def test_structured_hessian_is_hadamard_plus_one_low_rank_term():
-    """THEORY §2c: lam_ij = c0 - (g^2/2) mu_i mu_j (in the basis F = I) and chi g^2 b^T X M X b."""
+    """docs/theory.md §2c: lam_ij = c0 - (g^2/2) mu_i mu_j (in the basis F = I) and chi g^2 b^T X M X b."""
     st = fieldbasis.structured()
     mu_i, mu_j = sp.symbols("mu_i mu_j")
     lam = sum(c * (mu_i ** len(d1)) * (mu_j ** len(d2)) for c, d1, d2 in st.hadamard)

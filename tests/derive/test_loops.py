@@ -1,6 +1,6 @@
 """The loop-expansion engine (derive.loops) against independent references.
 
-References: THEORY §3's check formula (a symbolic identity), and a one-dimensional integral whose
+References: docs/theory.md §3's check formula (a symbolic identity), and a one-dimensional integral whose
 moments are known in closed form to every order (a Gamma density), expanded with SymPy's own
 series machinery rather than through the engine's Wick contraction.
 """
@@ -83,7 +83,7 @@ def test_gamma_moments_converge_at_the_predicted_rate(order):
 
 
 def test_many_component_first_order_is_the_index_formula():
-    """THEORY §2c: <O> = O + (1/2) O_ij H^-1_ij - (1/2) O_i H^-1_ij S_jkl H^-1_kl, from the same
+    """docs/theory.md §2c: <O> = O + (1/2) O_ij H^-1_ij - (1/2) O_i H^-1_ij S_jkl H^-1_kl, from the same
     Taylor + Wick machinery for a two-component field (every index pattern appears at n = 2)."""
     c1, s = loops.expand_components(2)
     G, O1, O2, S3 = s["G"], s["O1"], s["O2"], s["S3"]

@@ -88,7 +88,7 @@ def test_eigenbasis_forms_equal_their_dense_definitions(P, D):
     kss = g_w / D * np.einsum("td,td->t", Xt, Xt)
     S = np.linalg.inv(D / g_w * np.eye(D) - 2 * X.T @ Ct @ X)
     E = gen.precision_shift(U.T @ Ct @ U)
-    C = np.linalg.solve(np.eye(P) - 2 * K @ Ct, K)  # (I - 2 K Ct)^-1 K, THEORY §2b
+    C = np.linalg.solve(np.eye(P) - 2 * K @ Ct, K)  # (I - 2 K Ct)^-1 K, docs/theory.md §2b
     B = U.T @ C @ U
     Cs, css = gen.test_forms(B, E, U.T @ kstar, kss)
     np.testing.assert_allclose(U @ Cs, np.linalg.solve(np.eye(P) - 2 * K @ Ct, kstar), atol=1e-12)

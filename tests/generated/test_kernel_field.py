@@ -1,4 +1,4 @@
-"""Every emitted function of generated/kernel_field.py (THEORY §2c) against finite differences of the
+"""Every emitted function of generated/kernel_field.py (docs/theory.md §2c) against finite differences of the
 action or the hand-written dense reference, in the basis T (F = T T^T, T^T Phi^T A^-1 Phi T = diag mu),
 for the weight field (P > D, P < D) and the kernel field."""
 import numpy as np

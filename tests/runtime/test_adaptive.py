@@ -1,10 +1,10 @@
-"""Kernel adaptation for linear networks (THEORY §2b) against independent references.
+"""Kernel adaptation for linear networks (docs/theory.md §2b) against independent references.
 
-- a dense P x P reference: damped iteration of THEORY §2b's equations C = (I - 2 K Ct)^-1 K,
+- a dense P x P reference: damped iteration of docs/theory.md §2b's equations C = (I - 2 K Ct)^-1 K,
   Ct = (g_v/2N)(chi alpha alpha^T - [A]) written out here with numpy, and the test quantities
   C* = X S X*^T, c** = x*^T S x* with S = ((D/g_w) I - 2 X^T Ct X)^-1;
-- the exact 1-D integral (THEORY §2a) for the mean outputs and the hidden weights;
-- THEORY §9 statement 3 (tree level = 2a tree-level rescaling) and statement 4 (directional
+- the exact 1-D integral (docs/theory.md §2a) for the mean outputs and the hidden weights;
+- docs/theory.md §9 statement 3 (tree level = 2a tree-level rescaling) and statement 4 (directional
   feature learning ~ chi/N, matching the exact value).
 """
 
@@ -35,7 +35,7 @@ def dense_reference(X, y, X_test, N, chi, kappa, g_v, g_w, order, iters=20000):
     alpha = A @ y
     Ct = g_v / (2 * N) * (chi * np.outer(alpha, alpha) - (A if order else 0))
     S = np.linalg.inv(D / g_w * np.eye(D) - 2 * X.T @ Ct @ X)
-    # plain damped iteration can land on an unphysical branch (THEORY §2b): refuse it
+    # plain damped iteration can land on an unphysical branch (docs/theory.md §2b): refuse it
     assert np.linalg.eigvalsh(S)[0] > 0, "dense reference reached an unphysical branch"
     Cs = X @ S @ X_test.T
     css = np.einsum("td,de,te->t", X_test, S, X_test)
@@ -111,7 +111,7 @@ def test_statement_3_order_one_rescaling_residual_decays(ising):
 
 @pytest.mark.slow
 def test_adaptive_vs_exact_mean_error(ising, record_property):
-    """chi = N: error / |exact - NNGP| falls like 1/N; chi = 1: reported (THEORY §2b: it does
+    """chi = N: error / |exact - NNGP| falls like 1/N; chi = 1: reported (docs/theory.md §2b: it does
     not fall there, the matrix saddle misses the kernel field's own fluctuations)."""
     ds, spec = ising
     nngp = spec.U @ (spec.lam / (spec.lam + 0.5) * spec.yt)

@@ -1,8 +1,8 @@
-"""Exact 1-D integral over s (THEORY §2a) against independent references.
+"""Exact 1-D integral over s (docs/theory.md §2a) against independent references.
 
 1. Monte Carlo: s from its Gamma prior, reweighted by the likelihood computed with dense linear
    algebra (numpy solve/slogdet on K, not the spectral kernels), at chi = 1.
-2. mpmath.quad at 30 digits of the same integral written directly from THEORY §2a, including a
+2. mpmath.quad at 30 digits of the same integral written directly from docs/theory.md §2a, including a
    sharply peaked posterior (large N and chi = N).
 3. The grid-halving estimate is at round-off and the result does not move when the grid is
    refined further.
@@ -43,7 +43,7 @@ def test_exact_matches_importance_sampled_prior(small_problem):
 
 
 def _mp_reference(spec, N, chi, kappa, g_v, s0, sigma):
-    """<m*_0>, <s>, <s^2> by mpmath.quad from the formulas of THEORY §2a (30 digits)."""
+    """<m*_0>, <s>, <s^2> by mpmath.quad from the formulas of docs/theory.md §2a (30 digits)."""
     mpmath.mp.dps = 30
     lam = [mpmath.mpf(float(v)) for v in spec.lam]
     yt2 = [mpmath.mpf(float(v)) ** 2 for v in spec.yt]

@@ -1,4 +1,4 @@
-"""Wishart-field one loop, structured path (THEORY §2c; `--method adaptive --order 2`): fast path =
+"""Wishart-field one loop, structured path (docs/theory.md §2c; `--method adaptive --order 2`): fast path =
 dense n^2 x n^2 reference for the kernel field and the weight field, and convergence to the exact
 posterior mean like N^-2 (P < D through the kernel field, P >= D through the weight field)."""
 import json
@@ -83,7 +83,7 @@ def test_order_two_converges_like_n_minus_two_and_beats_the_nngp(P, D, regime):
 
 @pytest.mark.slow
 def test_statement_2_extended_order_two_converges_where_orders_zero_and_one_do_not_help():
-    """chi = 1: 2b orders 0 and 1 are no better than the NNGP; order 2 converges (THEORY §2c)."""
+    """chi = 1: 2b orders 0 and 1 are no better than the NNGP; order 2 converges (docs/theory.md §2c)."""
     ds = data.builtin("ising", P=10, D=20, P_test=4, seed=2)
     spec = spectral.spectrum(ds.X, ds.y, ds.X_test, 1.0)
     rows = []

@@ -1,4 +1,4 @@
-"""THEORY §2c on the dense reference: the kernel field's first-order Laplace correction converges
+"""docs/theory.md §2c on the dense reference: the kernel field's first-order Laplace correction converges
 to the exact posterior mean like N^-2 and beats the NNGP at every N, at chi = 1 and chi = N.
 
 This checks the physics of the one-loop formula and the dense reference that the structured

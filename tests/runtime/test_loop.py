@@ -1,8 +1,8 @@
-"""Loop series of the kernel-rescaling field (THEORY §3) against the exact 1-D integral.
+"""Loop series of the kernel-rescaling field (docs/theory.md §3) against the exact 1-D integral.
 
 The order-L truncation error must fall like N^-(L+1) at fixed P, at chi = 1 and chi = N, for the
 bare and the dressed variant (measured log-log slope within 0.3). Errors are absolute, maximised
-over train means, test means and the truncated test variances (THEORY §4); points at round-off
+over train means, test means and the truncated test variances (docs/theory.md §4); points at round-off
 (below 1e-13) are left out of the fit.
 """
 import math
@@ -89,7 +89,7 @@ def _tree_and_dressed_errors(N, chi_of_N, seed=0):
 
 @pytest.mark.slow
 def test_statement_2_scalar_field():
-    """THEORY §9.2: at chi = 1 with P = N/2 tree level stalls, dressed order 1 converges;
+    """docs/theory.md §9, statement 2: at chi = 1 with P = N/2 tree level stalls, dressed order 1 converges;
     at chi = N tree level converges."""
     Ns = [40, 80, 160, 320]
     at1 = np.array([_tree_and_dressed_errors(N, lambda N: 1.0) for N in Ns])

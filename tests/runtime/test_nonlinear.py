@@ -13,7 +13,7 @@ from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle
 
 @pytest.mark.slow
 def test_mala_reproduces_the_gaussian_single_neuron_law():
-    """Linear phi: q(w) is Gaussian with covariance S = ((D/g_w) I - 2 X^T Ct X)^-1 (THEORY §2b)."""
+    """Linear phi: q(w) is Gaussian with covariance S = ((D/g_w) I - 2 X^T Ct X)^-1 (docs/theory.md §2b)."""
     rng = np.random.default_rng(2)
     P, D, g_w = 5, 3, 1.0
     X = rng.standard_normal((P, D))
@@ -101,7 +101,7 @@ def test_monte_carlo_at_chi_equal_n_is_reproducible_across_seeds(act, N):
 
 def test_normalisability_check_of_the_single_neuron_law():
     """q(w) ∝ N(0, g_w/D) exp(phi^T Ct phi) along w = t v: normalisable iff the tilt
-    phi(Xv)^T Ct phi(Xv) < D/(2 g_w) for every unit v (THEORY §6). With Ct = c I the tilt is
+    phi(Xv)^T Ct phi(Xv) < D/(2 g_w) for every unit v (docs/theory.md §6). With Ct = c I the tilt is
     c |phi(Xv)|^2 <= c sigma_1^2 (sigma_1 the top singular value of X); for relu one of +-v_1
     reaches at least c sigma_1^2 / 2."""
     ds = _problem()

@@ -1,5 +1,5 @@
-"""Sampled finite networks (THEORY §7) against the exact posterior of linear networks
-(THEORY §2a) and the kernel-adaptation theory of erf networks; diagnostics and determinism."""
+"""Sampled finite networks (docs/theory.md §7) against the exact posterior of linear networks
+(docs/theory.md §2a) and the kernel-adaptation theory of erf networks; diagnostics and determinism."""
 import warnings
 
 import numpy as np
