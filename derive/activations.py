@@ -62,3 +62,11 @@ def input_kernels():
     ks = scale(c, mul(A("X", "a", "d"), A("X_test", "t", "d")))
     kss = scale(c, mul(A("X_test", "t", "d"), A("X_test", "t", "d")))
     return simplify(K, ("a", "b")), simplify(ks, ("a", "t")), simplify(kss, ("t",))
+
+
+def layer_preactivations():
+    """The covariance of layer l's preactivations from the kernel of layer l-1: g_l K_{l-1}
+    (h^l = W_l phi(h^{l-1}), W_l ~ N(0, g_l/N_{l-1}); docs/theory.md §2d)."""
+    g, K = sp.Symbol("g", positive=True), sp.MatrixSymbol("K", sp.Symbol("n", integer=True, positive=True),
+                                                              sp.Symbol("m", integer=True, positive=True))
+    return g * K

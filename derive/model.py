@@ -170,3 +170,33 @@ def action_difference(terms):
         diff = _difference(term.expr, delta).subs(log1p(delta / s0), t)
         out.append((term, sp.collect(sp.expand(diff), t) if term.weight is None else diff))
     return delta, s0 * expm1(t), out
+
+
+# ----------------------------------------------------------------------------- deep linear networks
+#: log-rescaling offsets from a mode and the tilt of a layer's prior (docs/theory.md §2d)
+delta = sp.Symbol("delta", real=True)
+theta = sp.Symbol("theta", real=True)
+shape = sp.Symbol("k", positive=True)
+
+
+def likelihood_terms(terms=None):
+    """The terms of S that depend on the rescaling only through the kernel g_v u K (fit and output
+    fluctuations): for L layers they depend on the total rescaling u = s_1 ... s_L alone."""
+    return tuple(tm for tm in (terms or action()) if tm.klass in ("fit", "fluctuation"))
+
+
+def layer_log_density():
+    """(log density of t = ln s_l relative to its mode, mode, shape k) for one layer's Gamma prior
+    tilted by e^(theta t) (docs/theory.md §2d): from the prior and measure terms of S with s = e^t
+    and the Jacobian ds = s dt. The result is -k (expm1(delta) - delta) with k = N/2 + theta, a
+    form without cancellation near the mode; derived and checked here."""
+    tt = sp.Symbol("t", real=True)
+    own = [tm.expr for tm in action() if tm.klass in ("prior", "measure")]
+    logp = -sum(own, sp.S.Zero).subs(s, sp.exp(tt)) + tt + theta * tt
+    (mode,) = sp.solve(sp.diff(logp, tt), tt)
+    relative = sp.expand(logp.subs(tt, mode + delta) - logp.subs(tt, mode))
+    k = sp.simplify(-sp.diff(relative, delta, 2).subs(delta, 0))  # curvature at the mode
+    form = -k * (expm1(delta) - delta)
+    if sp.simplify(relative - form.rewrite(sp.exp)) != 0:
+        raise ValueError("the tilted layer prior is not a log-Gamma density")
+    return form, mode, k

@@ -3,8 +3,8 @@
 # derivation: derive.activations.nngp_kernel + derive.activations.input_kernels
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 091476b4b2a47600bca965fd00490dc7b1614492717fe9b31a79a6fd5c2cbe49
-# content-sha256: 75d269f029cbeb22806d89408cb8fde7cf1111b33f2ed2e266d83ca5d18dff89
+# inputs-sha256: 356628da429824c141ca21c6c7c98f8aa305215c51fdd905c86d189c694da81e
+# content-sha256: 28cb3e29a9381a86a8c713325d76dcbd177f3dbe8c385155c50196cb728aa637
 """The input kernels and the NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for every activation (docs/theory.md §1; codes in ACTIVATIONS)."""
 import math  # noqa: F401
 
@@ -27,6 +27,13 @@ def input_kernels(X, X_test, g_w):
     kss = (g_w/D) * t2
 
     return K, kstar, kss
+
+
+def layer_preactivations(K, g):
+    """g K: the covariance of a layer's preactivations from the previous layer's kernel (docs/theory.md §2d)."""
+    C = (g) * (K)
+
+    return C
 
 
 #: activation codes of the `act` argument (derive.activations.ACTIVATIONS)

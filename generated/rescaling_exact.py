@@ -3,8 +3,8 @@
 # derivation: derive.model.action_difference
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 9a68b9c0eb1258a9490c27f66df3ffe642794cbc9859ff95e08fcbdb021dba62
-# content-sha256: fea8590c2380eecd268258c467a920c601031cf43b07a635e9ac3b57c7e108e1
+# inputs-sha256: 42abea4cc1b3c3a8f630989945009c8ffb269f878774f42f49a466df670c550a
+# content-sha256: aa7faedd6e29fe63b391453a286440191a1f39e77a0c4ad6db491b594a8cd2eb
 """Exact 1-D integral over s (docs/theory.md §2a): S(s) - S(s0) without cancellation, and the directional hidden-weight moment given s."""
 import math  # noqa: F401
 
@@ -52,3 +52,62 @@ def direction_modes(U, X, u, g_w, D):
     z = (numpy.sqrt(g_w)/numpy.sqrt(D)) * (U.T @ X @ u)
 
     return z
+
+
+@njit(cache=True)
+def likelihood_difference(t_nodes, s0, chi, kappa, g_v, lam_modes, yt2_modes, out):
+    """F(u0 exp(t_j)) - F(u0), F = fit + output fluctuations of S as a function of the total rescaling u (docs/theory.md §2d), cancellation-free."""
+    for j in range(t_nodes.shape[0]):
+        t = t_nodes[j]
+        delta = s0*math.expm1(t)
+        out[j] = 0
+
+        for k in range(lam_modes.shape[0]):
+            lam = lam_modes[k]
+            yt2_modes_k = yt2_modes[k]
+            x0 = g_v*lam
+            x1 = kappa + s0*x0
+            x2 = delta*x0
+            x3 = x2/x1
+            out[j] += -1/2*chi*x3*yt2_modes_k/(x1 + x2) + (1/2)*math.log1p(x3)
+
+
+@njit(cache=True)
+def likelihood_slopes(s_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF):
+    """dF[j] = (F'(u), F''(u)) at u = s_nodes[j]: the slopes of the likelihood part of S in the total rescaling (docs/theory.md §2d)."""
+    for j in range(s_nodes.shape[0]):
+        s = s_nodes[j]
+        chi = chi_nodes[j]
+        dF[j, 0] = 0
+        dF[j, 1] = 0
+
+        for k in range(lam_modes.shape[0]):
+            lam = lam_modes[k]
+            yt2_modes_k = yt2_modes[k]
+            x0 = g_v*lam
+            x1 = kappa + s*x0
+            x2 = (1/2)*x0
+            x3 = x1**(-2)
+            x4 = g_v**2*lam**2
+            x5 = chi*yt2_modes_k
+            dF[j, 0] += x2/x1
+            dF[j, 1] += -1/2*x3*x4
+            dF[j, 0] += -x2*x3*x5
+            dF[j, 1] += x4*x5/x1**3
+
+
+@njit(cache=True)
+def layer_mode(N, theta):
+    """(mode, k): the mode in t = ln s of one layer's Gamma prior tilted by exp(theta t), and its shape k = N/2 + theta (docs/theory.md §2d)."""
+    mode = math.log((N + 2*theta)/N)
+    k = (1/2)*N + theta
+
+    return mode, k
+
+
+@njit(cache=True)
+def layer_log_density(delta_nodes, k, out):
+    """log density of t = ln s_l at mode + delta relative to the mode, for a tilted layer prior of shape k: -k (expm1(delta) - delta) (docs/theory.md §2d)."""
+    for j in range(delta_nodes.shape[0]):
+        delta = delta_nodes[j]
+        out[j] = -k*(-delta + math.expm1(delta))

@@ -19,6 +19,8 @@ AVAILABLE = {"linear": ("nngp", "exact", "loop", "adaptive", "sample"),
              "erf": ("nngp", "adaptive", "sample"), "relu": ("nngp", "adaptive", "sample")}
 #: kernel-adaptation orders built per activation
 ADAPTIVE_ORDERS = {"linear": (0, 1, 2), "erf": (0, 1), "relu": (0, 1)}
+#: methods built for networks with more than one hidden layer (docs/theory.md §2d)
+DEEP_AVAILABLE = {"linear": ("nngp", "exact"), "erf": ("nngp",), "relu": ("nngp",)}
 #: non-linear adaptive estimators: cumulant expansion, single-neuron Monte Carlo, or chosen by chi/N
 ESTIMATORS = ("auto", "cumulant", "mc")
 #: the fit term chi |y|^2 / kappa and the kernel scale must stay below this (float64 headroom)
@@ -37,10 +39,10 @@ class Params:
     """Every parameter of one request (docs/theory.md §1), validated. ``order`` is the order that
     runs (None for nngp, exact and sample)."""
 
-    N: int
+    N: int  # the last hidden layer's width
     kappa: float
     g_v: float
-    g_w: float
+    g_w: float  # the first hidden layer's prior scale
     activation: str
     method: str
     order: int | None
@@ -53,11 +55,18 @@ class Params:
     mc_samples: int | None = None
     samples: int = 1000
     chains: int = 4
+    widths: tuple = ()  # hidden-layer widths, first to last (depth = len)
+    g_ws: tuple = ()  # hidden-layer prior scales, one per layer
+
+    @property
+    def depth(self) -> int:
+        return len(self.widths)
 
     def public(self) -> dict:
         """The "params" of a result object (the keys docs/cli.md lists for this method)."""
-        out = {k: getattr(self, k) for k in ("N", "kappa", "g_v", "g_w", "activation", "dressed",
-                                              "P", "D", "P_test")}
+        out = {k: getattr(self, k) for k in ("N", "kappa", "g_v")}
+        out.update(g_w=list(self.g_ws), activation=self.activation, dressed=self.dressed, P=self.P, D=self.D,
+                   P_test=self.P_test, widths=list(self.widths), depth=self.depth)
         if self.method == "sample":
             out.update(samples=self.samples, chains=self.chains, seed=self.seed)
         elif self.method == "adaptive":
@@ -68,13 +77,61 @@ class Params:
         return Params(**{**asdict(self), **changes})
 
 
-def build(P, D, P_test, *, N, kappa, g_v=1.0, g_w=1.0, activation="linear", method=None, order=1,
-          dressed=False, estimator="auto", seed=0, mc_samples=None, samples=1000, chains=4) -> Params:
+def _listed(name, value):
+    """A number, a sequence, or a comma-separated string -> list of raw items."""
+    if isinstance(value, str):
+        parts = [q.strip() for q in value.split(",")]
+        if any(q == "" for q in parts):
+            raise InputError(f"{name} must be a number or a comma-separated list, got {value!r}")
+        out = []
+        for q in parts:
+            try:
+                out.append(int(q))
+            except ValueError:
+                try:
+                    out.append(float(q))
+                except ValueError:
+                    raise InputError(f"{name} must be a number or a comma-separated list, got {value!r}") from None
+        return out
+    if isinstance(value, (list, tuple, np.ndarray)):
+        out = list(np.asarray(value, dtype=object).ravel())
+        if not out:
+            raise InputError(f"{name} is empty")
+        return out
+    return [value]
+
+
+def architecture(N=None, widths=None, depth=None, g_w=1.0):
+    """(widths, g_ws) of the hidden layers (docs/theory.md §2d) from the ways a user can say them:
+    widths N1,...,NL; depth L with width N; or N alone (one hidden layer). g_w is one value or one
+    per layer."""
+    if widths is not None:
+        widths = tuple(values.positive("widths", w, integer=True) for w in _listed("widths", widths))
+        if depth is not None and values.count("depth", depth, minimum=1) != len(widths):
+            raise InputError(f"--depth {depth} conflicts with --widths of {len(widths)} layers")
+        if N is not None and values.positive("N", N, integer=True) != widths[-1]:
+            raise InputError(f"--N {N} conflicts with --widths (last width {widths[-1]}); give one of them")
+    else:
+        if N is None:
+            raise InputError("N (the hidden width) is required unless widths are given")
+        depth = 1 if depth is None else values.count("depth", depth, minimum=1)
+        widths = (values.positive("N", N, integer=True),) * depth
+    g_ws = [values.positive("g_w", g) for g in _listed("g_w", g_w)]
+    if len(g_ws) == 1:
+        g_ws = g_ws * len(widths)
+    if len(g_ws) != len(widths):
+        raise InputError(f"g_w takes one value or one per hidden layer ({len(widths)}), got {len(g_ws)}")
+    return widths, tuple(g_ws)
+
+
+def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None, activation="linear",
+          method=None, order=1, dressed=False, estimator="auto", seed=0, mc_samples=None, samples=1000,
+          chains=4) -> Params:
     """Validate every parameter of a request on data of shape (P, D), P_test test points."""
-    N = values.positive("N", N, integer=True)
+    widths, g_ws = architecture(N, widths, depth, g_w)
+    N, g_w = widths[-1], g_ws[0]
     kappa = values.positive("kappa", kappa)
     g_v = values.positive("g_v", g_v)
-    g_w = values.positive("g_w", g_w)
     activation = values.choice("activation", activation, ACTIVATIONS)
     if method is None:
         method = "loop" if activation == "linear" else "adaptive"
@@ -82,6 +139,10 @@ def build(P, D, P_test, *, N, kappa, g_v=1.0, g_w=1.0, activation="linear", meth
     if method not in AVAILABLE[activation]:
         raise InputError(f"method {method!r} is not available for activation {activation!r} in this "
                          f"version (available: {', '.join(AVAILABLE[activation])})")
+    if len(widths) > 1 and method not in DEEP_AVAILABLE[activation]:
+        raise InputError(f"method {method!r} is not available for {activation} networks with "
+                         f"{len(widths)} hidden layers in this version (available at depth > 1: "
+                         f"{', '.join(DEEP_AVAILABLE[activation])})")
     order = values.order(order)
     if method == "adaptive" and order not in ADAPTIVE_ORDERS[activation]:
         raise InputError(f"--method adaptive supports --order "
@@ -107,7 +168,7 @@ def build(P, D, P_test, *, N, kappa, g_v=1.0, g_w=1.0, activation="linear", meth
     p = Params(N=N, kappa=kappa, g_v=g_v, g_w=g_w, activation=activation, method=method,
                order=order if method in ("loop", "adaptive") else None, dressed=bool(dressed),
                P=int(P), D=int(D), P_test=int(P_test), estimator=estimator, seed=seed,
-               mc_samples=mc_samples, samples=samples, chains=chains)
+               mc_samples=mc_samples, samples=samples, chains=chains, widths=widths, g_ws=g_ws)
     memory.require(memory_needed(p), f"{method} on P = {P}, D = {D}, P_test = {P_test}, N = {N}",
                    "reduce P, D or N (or --samples/--chains for sampling)")
     return p
@@ -138,7 +199,8 @@ def check_scales(X, y, X_test, p: Params) -> None:
     """Refuse data and parameters whose products overflow or underflow float64 in the theory:
     the kernel (g_w/D) |x|^2 of the largest input, the fit term chi |y|^2 / kappa at chi = 1, and a
     kappa below the float64 resolution of g_v K^phi (the posterior is then numerically singular)."""
-    c = p.g_w / p.D
+    # the last layer's kernel: prod g_l (g_w,1/D) |x|^2 for linear (relu halves it per layer); erf caps it
+    c = (math.prod(p.g_ws) if p.activation != "erf" else p.g_w) / p.D
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         big = max(float(np.max(np.abs(X), initial=0.0)), float(np.max(np.abs(X_test), initial=0.0)))
         scale = big if big > 0 else 1.0

@@ -12,9 +12,9 @@ from .data import validate
 from .errors import ConvergenceError
 
 
-def predict(X, y, X_test=None, *, N, chi, kappa, g_v=1.0, g_w=1.0, activation="linear",
-            method=None, order=1, dressed=False, estimator="auto", seed=0, mc_samples=None,
-            samples=1000, chains=4, progress=False, draws=None):
+def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None,
+            activation="linear", method=None, order=1, dressed=False, estimator="auto", seed=0,
+            mc_samples=None, samples=1000, chains=4, progress=False, draws=None):
     """Posterior predictions of a Bayesian two-layer network (docs/theory.md; the contract in docs/cli.md).
 
     Returns one :class:`~msat.runtime.results.Result`, or a list of them (one per chi, in ladder
@@ -22,6 +22,10 @@ def predict(X, y, X_test=None, *, N, chi, kappa, g_v=1.0, g_w=1.0, activation="l
     contract's JSON object (``r["test_mean"]``, ``r.to_dict()``) and holds arrays as attributes
     (``r.test_mean``). Raises InputError for bad input and ConvergenceError when a single-chi
     solve fails (a failing ladder point is recorded instead, the points before it kept).
+
+    The hidden layers: ``N`` alone is one layer of width N; ``depth=L`` with ``N`` is L layers of
+    width N; ``widths=[N1, ..., NL]`` sets each width (docs/theory.md §2d). ``g_w`` is one value or
+    one per layer; chi scales the readout only.
 
     ``method``: nngp, exact, loop, adaptive or sample (default: loop for linear networks,
     adaptive otherwise); ``order``: loop or kernel-adaptation order; ``dressed``: loop series
@@ -33,7 +37,7 @@ def predict(X, y, X_test=None, *, N, chi, kappa, g_v=1.0, g_w=1.0, activation="l
     """
     chis, is_ladder = values.chi_ladder(chi)
     data = validate(X, y, X_test)
-    p = _params.build(data.P, data.D, data.P_test, N=N, kappa=kappa, g_v=g_v, g_w=g_w,
+    p = _params.build(data.P, data.D, data.P_test, N=N, kappa=kappa, g_v=g_v, g_w=g_w, widths=widths, depth=depth,
                       activation=activation, method=method, order=order, dressed=dressed,
                       estimator=estimator, seed=seed, mc_samples=mc_samples, samples=samples,
                       chains=chains)
@@ -46,10 +50,11 @@ def predict(X, y, X_test=None, *, N, chi, kappa, g_v=1.0, g_w=1.0, activation="l
     return results if is_ladder else results[0]
 
 
-def sample(X, y, X_test=None, *, N, chi, kappa, g_v=1.0, g_w=1.0, activation="linear", samples=1000,
-           chains=4, seed=0, draws=None, progress=False):
+def sample(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None,
+           activation="linear", samples=1000, chains=4, seed=0, draws=None, progress=False):
     """Finite networks sampled from the posterior (docs/theory.md §7): ``predict`` with
     ``method="sample"``; results add train_mean_mcse, test_mean_mcse, train_var, rhat_max, ess_min."""
-    return predict(X, y, X_test, N=N, chi=chi, kappa=kappa, g_v=g_v, g_w=g_w, activation=activation,
+    return predict(X, y, X_test, N=N, chi=chi, kappa=kappa, g_v=g_v, g_w=g_w, widths=widths, depth=depth,
+                   activation=activation,
                    method="sample", samples=samples, chains=chains, seed=seed, draws=draws,
                    progress=progress)

@@ -63,15 +63,8 @@ def decompose(K: np.ndarray, y: np.ndarray, kstar: np.ndarray, kss: np.ndarray) 
     )
 
 
-def nngp_kernels(X: np.ndarray, X_test: np.ndarray | None, g_w: float, activation: str):
-    """K^phi, k*^phi, k**^phi of the hidden layer (docs/theory.md §1) from the generated NNGP kernels."""
-    K, kstar, kss = linear_kernels(X, X_test, g_w)
-    if activation == "linear":
-        return K, kstar, kss
-    from msat import generated
-
-    mod = generated.nngp_kernels()
-    act = mod.ACTIVATIONS.index(activation)
+def _phi_kernels(mod, act, K, kstar, kss):
+    """K^phi of one layer from the covariance of its preactivations (generated NNGP kernels)."""
     dK = np.ascontiguousarray(np.diag(K))
     Kphi = np.empty_like(K)
     mod.nngp_pairs(K, dK, dK, act, Kphi)
@@ -81,6 +74,23 @@ def nngp_kernels(X: np.ndarray, X_test: np.ndarray | None, g_w: float, activatio
         mod.nngp_pairs(np.ascontiguousarray(kstar), dK, kss, act, kstar_phi)
         mod.nngp_diagonal(kss, act, kss_phi)
     return Kphi, kstar_phi, kss_phi
+
+
+def nngp_kernels(X: np.ndarray, X_test: np.ndarray | None, g_w, activation: str):
+    """K^phi, k*^phi, k**^phi of the last hidden layer (docs/theory.md §1, §2d): ``g_w`` is one prior
+    scale (one hidden layer) or one per layer. The preactivations of layer l have covariance
+    g_l K_{l-1} (generated ``layer_preactivations``), K_0 = X X^T / D."""
+    from msat import generated
+
+    mod = generated.nngp_kernels()
+    g_ws = (g_w,) if np.ndim(g_w) == 0 else tuple(g_w)
+    K, kstar, kss = linear_kernels(X, X_test, g_ws[0])
+    for layer, g in enumerate(g_ws):
+        if layer:
+            K, kstar, kss = (mod.layer_preactivations(M, g) for M in (K, kstar, kss))
+        if activation != "linear":
+            K, kstar, kss = _phi_kernels(mod, mod.ACTIVATIONS.index(activation), K, kstar, kss)
+    return K, kstar, kss
 
 
 def spectrum(X: np.ndarray, y: np.ndarray, X_test: np.ndarray | None, g_w: float,

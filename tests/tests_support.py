@@ -18,10 +18,11 @@ def dense_conditionals(K, kstar, kss, y, s, chi, kappa, g_v):
     return loglik, m, mstar, vstar
 
 
-def dense_exact(X, y, X_test, N, chi, kappa, g_v=1.0, g_w=1.0):
+def dense_exact(X, y, X_test, N, chi, kappa, g_v=1.0, g_w=1.0, log_prior=None, width=None):
     """Exact posterior means of a linear network (docs/theory.md §2a) by adaptive quadrature
     (scipy.integrate.quad_vec) over t = ln s of the dense conditionals, with the Gamma(N/2, 2/N)
-    prior of s: (train mean, test mean, <s>). No spectral code of msat is used."""
+    prior of s, or ``log_prior(t)`` (the log density of t = ln u, §2d) when given: (train mean,
+    test mean, <s>). No spectral code of msat is used."""
     from scipy.integrate import quad_vec
     from scipy.optimize import minimize_scalar
 
@@ -33,7 +34,7 @@ def dense_exact(X, y, X_test, N, chi, kappa, g_v=1.0, g_w=1.0):
     def log_w(t):  # log density of t = ln s: prior exp(-N(s - ln s)/2 - ln s) ds, ds = s dt
         s = np.exp(t)
         loglik = dense_conditionals(K, kstar, kss, y, np.array([s]), chi, kappa, g_v)[0][0]
-        return -N * (s - t) / 2 + loglik
+        return (log_prior(t) if log_prior else -N * (s - t) / 2) + loglik
 
     t0 = minimize_scalar(lambda t: -log_w(t), bounds=(-20, 20), method="bounded", options={"xatol": 1e-12}).x
     lw0 = log_w(t0)
@@ -44,7 +45,7 @@ def dense_exact(X, y, X_test, N, chi, kappa, g_v=1.0, g_w=1.0):
         w = np.exp(log_w(t) - lw0)
         return w * np.concatenate([[1.0, s], m[0], mstar[0]])
 
-    width = 40.0 / np.sqrt(N)
+    width = width or 40.0 / np.sqrt(N)
     total = quad_vec(f, t0 - width, t0 + width, epsabs=1e-14, epsrel=1e-12, limit=500)[0]
     P = len(y)
     return total[2:2 + P] / total[0], total[2 + P:] / total[0], total[1] / total[0]

@@ -27,9 +27,16 @@ def input_kernels_spec() -> KernelSpec:
                       extra={"lines": ["D = X.shape[1]", *lines]}, returns="K, kstar, kss")
 
 
+def layer_spec() -> KernelSpec:
+    return KernelSpec(name="layer_preactivations", family="numpy_function", args=["K", "g"],
+                      doc="g K: the covariance of a layer's preactivations from the previous layer's kernel "
+                          "(docs/theory.md §2d).",
+                      node=[Statement("C", acts.layer_preactivations())], returns="C")
+
+
 def modules():
     return {"nngp": ("nngp: NNGP kernels of the hidden layer",
                      "The input kernels and the NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for "
                      "every activation (docs/theory.md §1; codes in ACTIVATIONS).",
                      "derive.activations.nngp_kernel + derive.activations.input_kernels", None, 0,
-                     [input_kernels_spec(), nngp_spec()])}
+                     [input_kernels_spec(), layer_spec(), nngp_spec()])}

@@ -27,12 +27,15 @@ def _derivatives(expr, nmax):
     return [sp.factor(sp.together(e)) if e != 0 else sp.S.Zero for e in out]
 
 
-def _action_statements(orders):
-    """Statements d^n S0/ds^n -> dS0[j, i], d^n S1/ds^n -> dS1[j, i] for n = orders[i]."""
+def _action_statements(orders, groups=None):
+    """Statements d^n S0/ds^n -> dS0[j, i], d^n S1/ds^n -> dS1[j, i] for n = orders[i] (or, with
+    ``groups``, for each (target, terms) pair given)."""
     nmax = max(orders)
-    S0, S1 = model.split(model.action(), dressed=False)
+    if groups is None:
+        S0, S1 = model.split(model.action(), dressed=False)
+        groups = (("dS0", S0), ("dS1", S1))
     node, mode = [], []
-    for target, terms in (("dS0", S0), ("dS1", S1)):
+    for target, terms in groups:
         scalar = _derivatives(sum((t.expr for t in terms if t.weight is None), sp.S.Zero), nmax)
         for i, n in enumerate(orders):
             node.append(Statement(f"{target}[j, {i}]", scalar[n]))
@@ -175,9 +178,9 @@ def truncated_variance_spec(order: int) -> KernelSpec:
     )
 
 
-def action_difference_spec() -> KernelSpec:
-    """S(s0 e^t) - S(s0) per node t, cancellation-free (docs/theory.md §2a; exact integral)."""
-    delta, delta_expr, diffs = model.action_difference(model.action())
+def _difference_spec(name: str, terms, doc: str) -> KernelSpec:
+    """A spectral kernel out[j] = sum of the terms at s0 exp(t_j) minus at s0, cancellation-free."""
+    delta, delta_expr, diffs = model.action_difference(terms)
     node = [Statement("out[j]", sum((d for tm, d in diffs if tm.weight is None), sp.S.Zero))]
     per_weight = {}
     for tm, d in diffs:
@@ -185,22 +188,47 @@ def action_difference_spec() -> KernelSpec:
             per_weight.setdefault(tm.weight, sp.S.Zero)
             per_weight[tm.weight] += d if tm.weight == "one" else sp.Symbol(f"{tm.weight}_modes_k") * d
     mode = [Statement("out[j]", sum(per_weight.values(), sp.S.Zero), "+=")]
-    spec = KernelSpec(
-        name="action_difference",
-        family="spectral",
-        args=["t_nodes", "s0", "chi", "N", "kappa", "g_v", "lam_modes", "yt2_modes", "out"],
-        doc=(
-            "S(s) - S(s0) at s = s0 exp(t_j) for the exact 1-D integral of docs/theory.md §2a, written with "
-            "log1p/expm1 and factored differences so that it keeps full absolute accuracy although "
-            "S itself is O(N chi)."
-        ),
-        node=node,
-        mode=mode,
-        prelude=[("delta", delta_expr)],
-        node_vars=[("t", "t_nodes")],
-        mode_locals=["yt2_modes_k"],
-    )
-    return spec
+    args = ["t_nodes", "s0", "chi", "N", "kappa", "g_v", "lam_modes", "yt2_modes", "out"]
+    if not any(tm.klass == "prior" for tm in terms):
+        args.remove("N")
+    return KernelSpec(name=name, family="spectral", args=args, doc=doc, node=node, mode=mode,
+                      prelude=[("delta", delta_expr)], node_vars=[("t", "t_nodes")], mode_locals=["yt2_modes_k"])
+
+
+def action_difference_spec() -> KernelSpec:
+    """S(s0 e^t) - S(s0) per node t, cancellation-free (docs/theory.md §2a; exact integral)."""
+    return _difference_spec(
+        "action_difference", model.action(),
+        "S(s) - S(s0) at s = s0 exp(t_j) for the exact 1-D integral of docs/theory.md §2a, written with "
+        "log1p/expm1 and factored differences so that it keeps full absolute accuracy although "
+        "S itself is O(N chi).")
+
+
+def deep_specs() -> list:
+    """The exact integral of a deep linear network over the total rescaling u (docs/theory.md §2d):
+    the likelihood part of S (fit + output fluctuations, a function of u alone), its u-derivatives,
+    and each layer's tilted log-Gamma prior in t = ln s_l relative to its mode."""
+    like = model.likelihood_terms()
+    node, mode = _action_statements([1, 2], groups=(("dF", like),))
+    form, mode_t, k = model.layer_log_density()
+    return [
+        _difference_spec("likelihood_difference", like,
+                         "F(u0 exp(t_j)) - F(u0), F = fit + output fluctuations of S as a function of the total "
+                         "rescaling u (docs/theory.md §2d), cancellation-free."),
+        KernelSpec(name="likelihood_slopes", family="spectral",
+                   args=["s_nodes", "chi_nodes", "kappa", "g_v", "lam_modes", "yt2_modes", "dF"],
+                   doc="dF[j] = (F'(u), F''(u)) at u = s_nodes[j]: the slopes of the likelihood part of S in the "
+                       "total rescaling (docs/theory.md §2d).", node=node, mode=mode, mode_locals=["yt2_modes_k"]),
+        KernelSpec(name="layer_mode", family="scalar", args=["N", "theta"],
+                   doc="(mode, k): the mode in t = ln s of one layer's Gamma prior tilted by exp(theta t), and its "
+                       "shape k = N/2 + theta (docs/theory.md §2d).",
+                   node=[Statement("mode", mode_t), Statement("k", k)], returns="mode, k"),
+        KernelSpec(name="layer_log_density", family="row_map", args=["delta_nodes", "k", "out"],
+                   doc="log density of t = ln s_l at mode + delta relative to the mode, for a tilted layer prior of "
+                       "shape k: -k (expm1(delta) - delta) (docs/theory.md §2d).",
+                   node=[Statement("out[j]", form.subs(model.N / 2 + model.theta, model.shape))],
+                   prelude=[("delta", "delta_nodes[j]")], rows="delta_nodes.shape[0]"),
+    ]
 
 
 def hidden_weight_direction_spec() -> KernelSpec:
@@ -264,6 +292,6 @@ def modules(max_order: int = 3):
         "derive.model.action_difference",
         None,
         0,
-        [action_difference_spec(), hidden_weight_direction_spec(), direction_modes_spec()],
+        [action_difference_spec(), hidden_weight_direction_spec(), direction_modes_spec()] + deep_specs(),
     )
     return out

@@ -43,11 +43,15 @@ def _data_options(p) -> None:
 
 
 def _model_options(p) -> None:
-    p.add_argument("--N", type=number("--N"), required=True, help="hidden width")
+    p.add_argument("--N", type=number("--N"), default=None,
+                   help="hidden width (required unless --widths is given)")
+    p.add_argument("--depth", type=number("--depth"), default=None, help="number of hidden layers of width N")
+    p.add_argument("--widths", default=None, help="widths of the hidden layers, first to last: N1,N2,...")
     p.add_argument("--chi", required=True, help="scaling parameter, one value or a ladder 1,2,5")
     p.add_argument("--kappa", type=number("--kappa"), required=True, help="output noise")
     p.add_argument("--g-v", dest="g_v", type=number("--g-v"), default=1.0, help="readout prior scale")
-    p.add_argument("--g-w", dest="g_w", type=number("--g-w"), default=1.0, help="hidden prior scale")
+    p.add_argument("--g-w", dest="g_w", default="1",
+                   help="hidden prior scale: one value or one per layer (g1,g2,...)")
     p.add_argument("--activation", default="linear", help="linear, erf or relu")
 
 
@@ -147,8 +151,8 @@ def _cmd_predict(args) -> int:
     ds = _load_data(args)
     chis, _ = chi_ladder(args.chi)
     draws = [] if getattr(args, "draws", None) is not None else None
-    results = predict(ds.X, ds.y, ds.X_test, N=args.N, chi=chis, kappa=args.kappa,
-                      g_v=args.g_v, g_w=args.g_w, activation=args.activation, method=args.method,
+    results = predict(ds.X, ds.y, ds.X_test, N=args.N, widths=args.widths, depth=args.depth, chi=chis,
+                      kappa=args.kappa, g_v=args.g_v, g_w=args.g_w, activation=args.activation, method=args.method,
                       order=args.order, dressed=args.dressed, estimator=args.estimator,
                       seed=args.seed, mc_samples=args.mc_samples, samples=args.samples,
                       chains=args.chains, progress=sys.stderr.isatty(), draws=draws)

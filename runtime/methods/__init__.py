@@ -23,7 +23,7 @@ class SpectralSolver(Solver):
 
     def __init__(self, data, params):
         self.data, self.params = data, params
-        self.spec = spectrum(data.X, data.y, data.X_test, params.g_w, params.activation)
+        self.spec = spectrum(data.X, data.y, data.X_test, params.g_ws, params.activation)
 
 
 def module_name(params) -> str:

@@ -20,8 +20,8 @@ from msat import generated
 
 from ..errors import ConvergenceError
 from ..ladder import Point
-from ..numerics import observe
-from ..numerics.saddle import ActionGradient, find_saddle
+from ..numerics import observe, product_prior
+from ..numerics.saddle import U_MAX, ActionGradient, find_saddle
 from ..results import Result
 from ..spectral import Spectrum
 from . import SpectralSolver
@@ -98,6 +98,26 @@ def _centre(spec, N, chi, kappa, g_v, s_init):
     return s0, 1.0 / math.sqrt(curv)
 
 
+def _integrator(spec: Spectrum, s_nodes, w, chi, kappa, g_v):
+    """(tables, integrate): the observables of docs/theory.md §2a at the nodes, and the posterior
+    moments they give for node weights w restricted to a mask (the law of total variance for the
+    test variance)."""
+    tab = observe.Tables(spec, s_nodes, np.full_like(s_nodes, chi), kappa, g_v, order=0)
+    mstar = observe.test_mean(spec, tab.test[:, 0, :])  # (nodes, P*)
+    vstar = observe.test_var(spec, tab.var[:, 0, :], tab.var_scalar[:, 0])
+
+    def integrate(mask):
+        p = w[mask] / w[mask].sum()
+        train = observe.train_mean(spec, p @ tab.train[mask, 0, :])
+        test = p @ mstar[mask]
+        tvar = p @ vstar[mask] + p @ (mstar[mask] - test) ** 2
+        sm = p @ s_nodes[mask]
+        sv = p @ (s_nodes[mask] - sm) ** 2
+        return train, test, tvar, sm, sv
+
+    return tab, integrate
+
+
 def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0, weight_direction=None) -> dict:
     """Exact train/test means, test variance, E[s], Var[s] at one chi, with error estimate.
 
@@ -115,19 +135,7 @@ def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0, weight_dire
         raise ConvergenceError("exact: non-finite integrand", {"s0": s0})
     w = np.exp(lw - lw.max())
     s_nodes = s0 * np.exp(t)
-    tab = observe.Tables(spec, s_nodes, np.full_like(t, chi), kappa, g_v, order=0)
-    m_nodes = tab.test[:, 0, :]
-    mstar = observe.test_mean(spec, m_nodes)  # (nodes, P*)
-    vstar = observe.test_var(spec, tab.var[:, 0, :], tab.var_scalar[:, 0])
-
-    def integrate(mask):
-        p = w[mask] / w[mask].sum()
-        train = observe.train_mean(spec, p @ tab.train[mask, 0, :])
-        test = p @ mstar[mask]
-        tvar = p @ vstar[mask] + p @ (mstar[mask] - test) ** 2
-        sm = p @ s_nodes[mask]
-        sv = p @ (s_nodes[mask] - sm) ** 2
-        return train, test, tvar, sm, sv
+    tab, integrate = _integrator(spec, s_nodes, w, chi, kappa, g_v)
 
     extra = []
     if weight_direction is not None:
@@ -160,6 +168,66 @@ def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0, weight_dire
     }
 
 
+def _likelihood_slopes(spec, tau, chi, kappa, g_v):
+    """(dF/dtau, d2F/dtau2) of the likelihood part F of S at u = e^tau (generated slopes in u)."""
+    u = np.array([math.exp(tau)])
+    d = np.empty((1, 2))
+    generated.exact().likelihood_slopes(u, np.array([float(chi)]), float(kappa), float(g_v), spec.lam, spec.yt2, d)
+    return u[0] * d[0, 0], u[0] * d[0, 0] + u[0] ** 2 * d[0, 1]
+
+
+def _deep_centre(spec, widths, chi, kappa, g_v, tau_init):
+    """tau* of the joint mode of the layers' log s_l and the likelihood: each layer's stationarity
+    gives e^(t_l) = 1 - 2 F_tau / N_l, so tau = sum_l ln(1 - 2 F_tau(tau) / N_l), a 1-D root."""
+    from scipy.optimize import brentq
+
+    def psi(tau):
+        arg = [1 - 2 * _likelihood_slopes(spec, tau, chi, kappa, g_v)[0] / N for N in widths]
+        return sum(math.log(a) for a in arg) - tau if min(arg) > 0 else -math.inf
+
+    lo, hi, step = tau_init - 0.5, tau_init + 0.5, 0.5
+    while psi(lo) <= 0 or psi(hi) >= 0:
+        if lo < -U_MAX or hi > U_MAX:
+            raise ConvergenceError("exact: no mode of the deep integrand found", {"tau_init": tau_init})
+        lo, hi, step = (lo - step if psi(lo) <= 0 else lo), (hi + step if psi(hi) >= 0 else hi), 2 * step
+    return brentq(lambda t: max(psi(t), -1e300), lo, hi, xtol=1e-14, rtol=1e-15)
+
+
+def deep_moments(spec: Spectrum, widths, chi, kappa, g_v, tau_init: float = 0.0) -> dict:
+    """Exact moments of a deep linear network (docs/theory.md §2d): the integral over tau = ln u with
+    the prior of the product u of the layers' Gamma variables (numerics.product_prior, tilted to the
+    posterior) times exp(-F), F the likelihood part of S. The error estimate repeats the whole
+    computation, convolution included, at twice the step."""
+    gen = generated.exact()
+    tau0 = _deep_centre(spec, widths, chi, kappa, g_v, tau_init)
+    F_tau, F_tt = _likelihood_slopes(spec, tau0, chi, kappa, g_v)
+    theta = -F_tau
+    ks = [k for _, k in product_prior.layer_widths(widths, theta)]
+    sigma = 1.0 / math.sqrt(1.0 / sum(1.0 / k for k in ks) + max(F_tt, 0.0))
+    h = STEP * min(sigma, min(1.0 / math.sqrt(k) for k in ks))
+
+    def on_grid(step):
+        i0, logp = product_prior.log_density(widths, theta, step)
+        tau = (i0 + np.arange(logp.shape[0])) * step
+        finite = np.isfinite(logp)
+        tau, logp = tau[finite], logp[finite]
+        dF = np.empty_like(tau)
+        gen.likelihood_difference(tau - tau0, math.exp(tau0), float(chi), float(kappa), float(g_v),
+                                  spec.lam, spec.yt2, dF)
+        # untilt and add the likelihood together: their first orders cancel at tau0 (theta = -F_tau)
+        lw = logp - (theta * (tau - tau0) + dF)
+        keep = lw > np.max(lw) - LOG_CUTOFF
+        tau, lw = tau[keep], lw[keep]
+        _, integrate = _integrator(spec, np.exp(tau), np.exp(lw - lw.max()), chi, kappa, g_v)
+        return integrate(np.ones(tau.shape[0], dtype=bool)), tau.shape[0]
+
+    fine, nodes = on_grid(h)
+    coarse, _ = on_grid(2 * h)
+    err = max(float(np.max(np.abs(np.atleast_1d(a - b)), initial=0.0)) for a, b in zip(fine, coarse))
+    return {"train_mean": fine[0], "test_mean": fine[1], "test_var": fine[2], "s_mean": float(fine[3]),
+            "s_var": float(fine[4]), "quadrature_error": err, "nodes": int(nodes), "saddle": math.exp(tau0)}
+
+
 def direction_modes(spec: Spectrum, X, u, g_w: float):
     """(z, g_w, D) for ``moments(weight_direction=...)``: z = sqrt(g_w/D) U^T X u (generated)."""
     D = X.shape[1]
@@ -172,7 +240,10 @@ class _Solver(SpectralSolver):
 
     def solve(self, chi, warm):
         p = self.params
-        m = moments(self.spec, p.N, chi, p.kappa, p.g_v, s_init=1.0 if warm is None else warm)
+        if p.depth > 1:
+            m = deep_moments(self.spec, p.widths, chi, p.kappa, p.g_v, 0.0 if warm is None else math.log(warm))
+        else:
+            m = moments(self.spec, p.N, chi, p.kappa, p.g_v, s_init=1.0 if warm is None else warm)
         return Point(chi, value=m)
 
     def warm(self, state):
@@ -185,5 +256,5 @@ class _Solver(SpectralSolver):
 
 
 def solver(data, params, **_):
-    """`--method exact` (docs/theory.md §2a): the exact posterior of a linear network."""
+    """`--method exact` (docs/theory.md §2a, §2d): the exact posterior of a linear network, any depth."""
     return _Solver(data, params)

@@ -1,0 +1,135 @@
+"""Deep networks (docs/theory.md §2d): the depth contract (widths, depth, g_w per layer), the deep
+NNGP kernels against Monte Carlo over random deep networks, and the exact posterior of deep
+linear networks -- the integral over u = s_1 ... s_L with the prior of a product of Gammas --
+against independent references: the one-layer exact method at depth 1, and at depth 2 a SciPy
+quadrature of dense solves with the density of a product of two Gammas from adaptive quadrature."""
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import special
+
+from msat.runtime import data, params, predict
+from msat.runtime.app import console
+from msat.runtime.errors import InputError
+from msat.runtime.methods import exact
+from msat.runtime.spectral import nngp_kernels, spectrum
+from tests_support import dense_exact
+
+
+@pytest.mark.parametrize("N,chi", [(3, 1.0), (20, 1.0), (20, 20.0), (400, 400.0), (10**5, 10**5)])
+def test_deep_integral_at_depth_one_is_the_one_layer_integral(N, chi):
+    ds = data.builtin("teacher", P=8, D=12, P_test=3, seed=1)
+    spec = spectrum(ds.X, ds.y, ds.X_test, 1.0)
+    a, b = exact.moments(spec, N, chi, 0.5, 1.0), exact.deep_moments(spec, [N], chi, 0.5, 1.0)
+    for k in ("train_mean", "test_mean", "test_var"):
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-12, atol=1e-15, err_msg=k)
+    assert b["s_mean"] == pytest.approx(a["s_mean"], rel=1e-12)
+
+
+def _log_product_density(N1, N2):
+    """log density of tau = ln(s1 s2), s_l ~ Gamma(N_l/2, rate N_l/2), by adaptive quadrature of the
+    convolution of the two log-Gamma densities (scipy.integrate.quad; no grid, no tilting)."""
+    from scipy.integrate import quad
+    from scipy.optimize import minimize_scalar
+
+    def log_gamma_t(t, N):  # density of t = ln s
+        k = N / 2
+        return k * t - k * math.exp(t) + k * math.log(k) - special.gammaln(k)
+
+    def logp(tau):
+        def g(t):  # concave in t: one peak
+            return log_gamma_t(t, N1) + log_gamma_t(tau - t, N2)
+
+        t_peak = minimize_scalar(lambda t: -g(t), bounds=(tau - 15, 15), method="bounded",
+                                 options={"xatol": 1e-10}).x
+        peak = g(t_peak)
+        val = quad(lambda t: math.exp(g(t) - peak), -40, 15, limit=400, epsabs=0, epsrel=1e-13,
+                   points=[t_peak])[0]
+        return peak + math.log(val) if val > 0 else -math.inf
+
+    return logp
+
+
+@pytest.mark.parametrize("widths,chi", [((10, 30), 1.0), ((10, 30), 30.0), ((6, 600), 1.0), ((6, 600), 600.0),
+                                        ((40, 40), 40.0), ((200, 2000), 2000.0)])
+def test_depth_two_exact_equals_a_dense_quadrature_with_the_product_density(widths, chi):
+    from scipy.integrate import quad
+
+    logp = _log_product_density(*widths)
+    assert quad(lambda t: math.exp(logp(t)), -25, 4, limit=400)[0] == pytest.approx(1.0, rel=1e-9)
+    ds = data.builtin("ising", P=8, D=12, P_test=3, seed=2)
+    g_ws = (1.3, 0.7)
+    m, mstar, u_mean = dense_exact(ds.X, ds.y, ds.X_test, None, chi, 0.5, g_w=math.prod(g_ws), log_prior=logp,
+                                   width=40.0 / math.sqrt(min(widths)))
+    r = predict(ds.X, ds.y, ds.X_test, widths=list(widths), g_w=list(g_ws), chi=chi, kappa=0.5, method="exact")
+    np.testing.assert_allclose(r.train_mean, m, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(r.test_mean, mstar, rtol=1e-9, atol=1e-11)
+    assert r.s_mean == pytest.approx(u_mean, rel=1e-9)
+    assert r["quadrature_error"] < 1e-11
+
+
+def test_depth_acts_first_like_a_smaller_width():
+    """With equal widths the prior of u has variance ~ 2L/N: at chi = 1 a deep linear network's
+    correction to the NNGP grows with depth (docs/theory.md §2d)."""
+    ds = data.builtin("ising", P=12, D=20, P_test=4, seed=0)
+    nn = predict(ds.X, ds.y, ds.X_test, N=60, chi=1.0, kappa=0.5, method="nngp")
+    gaps = [np.max(np.abs(predict(ds.X, ds.y, ds.X_test, N=60, depth=L, chi=1.0, kappa=0.5, method="exact").test_mean
+                          - nn.test_mean)) for L in (1, 2, 3)]
+    assert gaps[0] < gaps[1] < gaps[2]
+    assert gaps[2] / gaps[0] == pytest.approx(3, rel=0.3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("activation", ["erf", "relu"])
+def test_deep_nngp_kernels_equal_monte_carlo_over_random_networks(activation):
+    rng = np.random.default_rng(3)
+    P, D, widths, g_ws = 4, 5, (1, 1, 1), (1.2, 0.8, 1.5)
+    X = rng.standard_normal((P, D))
+    K = nngp_kernels(X, None, g_ws, activation)[0]
+    phi = {"erf": special.erf, "relu": lambda h: np.maximum(h, 0)}[activation]
+    M, width = 40000, 400
+    acc = np.zeros((P, P))
+    acc2 = np.zeros((P, P))
+    for _ in range(M // width):  # width units of independent networks: unit-averaged kernels
+        h = X @ rng.standard_normal((D, width)) * math.sqrt(g_ws[0] / D)
+        for layer, g in enumerate(g_ws[1:], start=1):
+            h = phi(h) @ rng.standard_normal((width, width)) * math.sqrt(g / width)
+        f = phi(h)
+        Ck = f @ f.T / width
+        acc += Ck
+        acc2 += Ck * Ck
+    n = M // width
+    mean, se = acc / n, np.sqrt((acc2 / n - (acc / n) ** 2) / n)
+    assert np.all(np.abs(mean - K) < 5 * se + 0.02 * np.abs(K)), (mean, K)
+
+
+def test_depth_contract():
+    p = params.build(5, 3, 2, widths="50,200", g_w="1.2,0.8", kappa=0.5, method="exact")
+    assert p.N == 200 and p.widths == (50, 200) and p.g_ws == (1.2, 0.8) and p.depth == 2
+    pub = p.public()
+    assert pub["N"] == 200 and pub["widths"] == [50, 200] and pub["depth"] == 2 and pub["g_w"] == [1.2, 0.8]
+    assert params.build(5, 3, 2, N=30, depth=3, kappa=0.5, method="nngp").widths == (30, 30, 30)
+    assert params.build(5, 3, 2, N=30, kappa=0.5, method="nngp").public()["g_w"] == [1.0]
+    for kw, match in ((dict(widths="50,200", depth=3), "conflicts"), (dict(widths="50,200", N=30), "conflicts"),
+                      (dict(widths="50,200", g_w="1,2,3"), "one per hidden layer"), (dict(), "required"),
+                      (dict(widths="50,x"), "widths"), (dict(N=30, depth=0), "depth"),
+                      (dict(N=30, depth=2, method="loop"), "not available")):
+        kw = {"method": "exact", **kw}
+        with pytest.raises(InputError, match=match):
+            params.build(5, 3, 2, kappa=0.5, **kw)
+
+
+def test_deep_cli(tmp_path, capsys):
+    base = ["predict", "--dataset", "teacher", "--P", "8", "--D", "5", "--P-test", "2", "--chi", "1,20",
+            "--kappa", "0.5", "--method", "exact"]
+    assert console.main(base + ["--widths", "20,20", "--g-w", "1,2"]) == 0
+    rs = json.loads(capsys.readouterr().out)
+    assert rs[0]["params"]["widths"] == [20, 20] and rs[0]["params"]["N"] == 20 and rs[1]["s_mean"] > 0
+    assert console.main(base + ["--N", "20", "--depth", "2", "--g-w", "1,2"]) == 0
+    assert json.loads(capsys.readouterr().out)[1]["test_mean"] == rs[1]["test_mean"]
+    for bad in (["--widths", "10,20", "--depth", "3"], ["--N", "10", "--depth", "2", "--method", "loop"], []):
+        code = console.main([a for a in base if a not in ("--method", "exact")] + bad if "--method" in bad else base + bad)
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1, (bad, err)
