@@ -85,7 +85,7 @@ def test_depth_acts_first_like_a_smaller_width():
 @pytest.mark.parametrize("activation", ["erf", "relu"])
 def test_deep_nngp_kernels_equal_monte_carlo_over_random_networks(activation):
     rng = np.random.default_rng(3)
-    P, D, widths, g_ws = 4, 5, (1, 1, 1), (1.2, 0.8, 1.5)
+    P, D, g_ws = 4, 5, (1.2, 0.8, 1.5)
     X = rng.standard_normal((P, D))
     K = nngp_kernels(X, None, g_ws, activation)[0]
     phi = {"erf": special.erf, "relu": lambda h: np.maximum(h, 0)}[activation]
@@ -94,7 +94,7 @@ def test_deep_nngp_kernels_equal_monte_carlo_over_random_networks(activation):
     acc2 = np.zeros((P, P))
     for _ in range(M // width):  # width units of independent networks: unit-averaged kernels
         h = X @ rng.standard_normal((D, width)) * math.sqrt(g_ws[0] / D)
-        for layer, g in enumerate(g_ws[1:], start=1):
+        for g in g_ws[1:]:
             h = phi(h) @ rng.standard_normal((width, width)) * math.sqrt(g / width)
         f = phi(h)
         Ck = f @ f.T / width
