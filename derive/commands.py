@@ -20,6 +20,9 @@ def add_parsers(sub) -> None:
     d = sub.add_parser("derive", help="regenerate generated/ (the numba kernels) from derive/")
     d.add_argument("--order", type=int, default=None,
                    help="highest loop order to emit (default: 3, or what is checked in for --check)")
+    d.add_argument("--depth", type=int, default=None,
+                   help="highest depth of the deep linear network modules (default: 3, or what is checked in "
+                        "for --check)")
     d.add_argument("--out", type=Path, default=None, help="output folder (default: generated/)")
     d.add_argument("--check", action="store_true",
                    help="exit 1 when the folder differs from a fresh emission (prints a diff)")
@@ -30,6 +33,8 @@ def add_parsers(sub) -> None:
     lt.add_argument("--observable", default=None,
                     help="train_mean, test_mean, test_var, field_s or resolvent (default: a generic O)")
     lt.add_argument("--markdown", action="store_true", help="the docs/formulas.md page")
+    lt.add_argument("--depth", type=int, default=None,
+                    help="a deep linear network with this many hidden layers (docs/theory.md §2d)")
     lt.set_defaults(handler=latex)
 
 
@@ -39,23 +44,27 @@ def derive(args) -> int:
     out = args.out or driver.GENERATED_DIR
     if args.order is not None and args.order < 0:
         raise UsageError(f"--order must be a non-negative integer, got {args.order}")
+    if args.depth is not None and args.depth < 1:
+        raise UsageError(f"--depth must be a positive integer, got {args.depth}")
     if args.check:
         order = args.order if args.order is not None else driver.checked_in_order(out)
-        diffs = driver.check(out, driver.emit(order))
+        depth = args.depth if args.depth is not None else driver.checked_in_depth(out)
+        diffs = driver.check(out, driver.emit(order, depth))
         if diffs:
             sys.stdout.write("".join(diffs))
             print(f"msat derive --check: {len(diffs)} file(s) in {out} differ from a fresh "
                   "emission; run `msat derive` to update", file=sys.stderr)
             return 1
-        print(f"msat derive --check: {out} matches a fresh emission (orders 0..{order})")
+        print(f"msat derive --check: {out} matches a fresh emission (orders 0..{order}, depths 1..{depth})")
         return 0
     order = args.order if args.order is not None else driver.DEFAULT_ORDER
-    files = driver.emit(order)
+    depth = args.depth if args.depth is not None else driver.DEFAULT_DEPTH
+    files = driver.emit(order, depth)
     try:
         driver.write(out, files)
     except OSError as err:
         raise UsageError(f"cannot write {out}: {err.strerror}") from None
-    print(f"wrote {len(files)} files to {out} (orders 0..{order})")
+    print(f"wrote {len(files)} files to {out} (orders 0..{order}, depths 1..{depth})")
     return 0
 
 
@@ -68,5 +77,19 @@ def latex(args) -> int:
         names = [o.name for o in model.observables()]
         if args.observable not in names:
             raise UsageError(f"unknown observable {args.observable!r} (choose from {', '.join(names)})")
+    if args.depth is not None:
+        from . import driver
+
+        if args.depth < 1:
+            raise UsageError(f"--depth must be a positive integer, got {args.depth}")
+        if args.markdown or args.observable:
+            raise UsageError("--depth prints the deep series for a generic O; drop --markdown and --observable")
+        if args.depth > driver.checked_in_depth() or args.order > driver.checked_in_order():
+            raise UsageError(f"depth {args.depth} at loop order {args.order} is not generated; run "
+                             f"`msat derive --depth {args.depth} --order {args.order}` to emit it")
+        from .latex_deep import deep_text
+
+        sys.stdout.write(deep_text(args.depth, args.order))
+        return 0
     sys.stdout.write(_latex.document(args.order) if args.markdown else _latex.text(args.order, args.observable))
     return 0

@@ -9,12 +9,8 @@ from __future__ import annotations
 import sympy as sp
 
 from . import loops, model
-
-LATEX_SETTINGS = {"fold_short_frac": False, "mul_symbol": None, "order": "lex"}
-
-
-def tex(expr, names=None) -> str:
-    return sp.latex(expr, symbol_names=names or {}, **LATEX_SETTINGS)
+from .latex_deep import deep_section
+from .printing import tex
 
 
 def _rename(expr, O_name: str):
@@ -133,6 +129,7 @@ def document(order: int = 3) -> str:
     for l, b, d in order_lines(order):
         out += [f"### Order {l}", "", "$$", rf"c_{{{l}}}^{{\mathrm{{bare}}}} = {b}", "$$", "",
                 "$$", rf"c_{{{l}}}^{{\mathrm{{dressed}}}} = {d}", "$$", ""]
+    out += deep_section()
     out += adaptive_section()
     out += kernel_field_section()
     return "\n".join(out)

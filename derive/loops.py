@@ -39,6 +39,20 @@ def _double_factorial_odd(m: int) -> int:
     return out
 
 
+def wick(R, poly, xi: int, ai: int):
+    """Gaussian expectation of a polynomial in x of variance a: x^(2m) -> (2m-1)!! a^m."""
+    out = R(0)
+    for monom, coeff in poly.terms():
+        k = monom[xi]
+        if k % 2:
+            continue
+        new = list(monom)
+        new[xi] = 0
+        new[ai] += k // 2
+        out += R({tuple(new): coeff * _double_factorial_odd(k // 2)})
+    return out
+
+
 @dataclass(frozen=True)
 class Expansion:
     """Loop coefficients of <O> for one order L and one variant.
@@ -104,17 +118,7 @@ def expand(order: int, dressed: bool = False) -> Expansion:
     ai = names.index("a")
 
     def gauss(poly):
-        out = R(0)
-        for monom, coeff in poly.terms():
-            k = monom[xi]
-            if k % 2:
-                continue
-            m = k // 2
-            new = list(monom)
-            new[xi] = 0
-            new[ai] += m
-            out += R({tuple(new): coeff * _double_factorial_odd(m)})
-        return out
+        return wick(R, poly, xi, ai)
 
     Den = [gauss(E[p]) for p in range(pmax + 1)]
     Num = []

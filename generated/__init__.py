@@ -1,8 +1,10 @@
 # msat.generated: numba kernels written by `msat derive` -- DO NOT EDIT.
-"""Registry of generated kernel modules (loop orders 0..3, plus the exact integrand)."""
+"""Registry of generated kernel modules (loop orders 0..3, deep linear networks of depth
+1..3, plus the exact integrand)."""
 import importlib
 
 MAX_ORDER = 3
+MAX_DEPTH = 3
 
 
 def rescaling(order):
@@ -13,6 +15,18 @@ def rescaling(order):
             % (order, MAX_ORDER, order)
         )
     return importlib.import_module("msat.generated.rescaling_o%d" % order)
+
+
+def deep(depth, order):
+    """The loop modules of a deep linear network: (msat.generated.deep_layers_d<depth>_o<order>,
+    msat.generated.deep_series_o<order>)."""
+    if not (1 <= depth <= MAX_DEPTH and 0 <= order <= MAX_ORDER):
+        raise ValueError(
+            "depth %d at loop order %d is not generated (available: depths 1..%d, orders 0..%d); "
+            "run `msat derive --depth %d --order %d`" % (depth, order, MAX_DEPTH, MAX_ORDER, depth, order)
+        )
+    return (importlib.import_module("msat.generated.deep_layers_d%d_o%d" % (depth, order)),
+            importlib.import_module("msat.generated.deep_series_o%d" % order))
 
 
 def _module(name, doc):

@@ -3,7 +3,7 @@
 # derivation: derive.network + derive.activations + derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 686c971e86d39f6c102dde2cc795fe74c3f841c37a27a2597003b5c21931918a
+# inputs-sha256: db2806c58bbdda5573090ec3e3f8679650f02ddaa9e995d5fc3349a7c3e3e26b
 # content-sha256: 8a66290d06002aa35753655ceafd7635eb1fe217271362908efe30e598d070e1
 """Log densities and gradients of the laws msat samples (docs/theory.md §1, §2b, §6, §7): the posterior of a finite network and the adapted single-neuron law, for each activation (argument act, codes in ACTIVATIONS); phi, phi', the observables of one network state."""
 import math  # noqa: F401

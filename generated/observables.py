@@ -3,7 +3,7 @@
 # derivation: derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: c05d63a9f72b70ae106908e14e56ba7375acb138e2cf2d939bbe1acfb675a5f2
+# inputs-sha256: f09bd91928acde35b100eef91bbd326b6417c52dcaa2dc3cf218e918c360b7fd
 # content-sha256: 6c562eca5707dc5af6ba83c1015c7f2434d0064fb517811119905ae18dd72e6a
 """Observables shared by every method (docs/theory.md §4)."""
 import math  # noqa: F401

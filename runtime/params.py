@@ -20,7 +20,7 @@ AVAILABLE = {"linear": ("nngp", "exact", "loop", "adaptive", "sample"),
 #: kernel-adaptation orders built per activation
 ADAPTIVE_ORDERS = {"linear": (0, 1, 2), "erf": (0, 1), "relu": (0, 1)}
 #: methods built for networks with more than one hidden layer (docs/theory.md §2d)
-DEEP_AVAILABLE = {"linear": ("nngp", "exact"), "erf": ("nngp",), "relu": ("nngp",)}
+DEEP_AVAILABLE = {"linear": ("nngp", "exact", "loop"), "erf": ("nngp",), "relu": ("nngp",)}
 #: non-linear adaptive estimators: cumulant expansion, single-neuron Monte Carlo, or chosen by chi/N
 ESTIMATORS = ("auto", "cumulant", "mc")
 #: the fit term chi |y|^2 / kappa and the kernel scale must stay below this (float64 headroom)
@@ -154,6 +154,11 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
         if order > generated.MAX_ORDER:
             raise InputError(f"loop order {order} is not generated (available: 0..{generated.MAX_ORDER}); "
                              f"run `msat derive --order {order}` to emit it")
+        if len(widths) > 1:
+            try:
+                generated.deep(len(widths), order)
+            except (ValueError, ImportError) as err:
+                raise InputError(str(err).splitlines()[0]) from None
     estimator = values.choice("estimator", estimator, ESTIMATORS)
     seed = values.seed(seed)
     if mc_samples is not None:

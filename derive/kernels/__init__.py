@@ -1,6 +1,7 @@
 """What generated/ holds: kernel specifications (SymPy expressions + template family) per module.
 
   rescaling    the kernel-rescaling field, loop orders 0..L, saddle and exact integrand (§2a, §3)
+  deep         the loop series of deep linear networks, per order and depth (§2d)
   adaptation   kernel adaptation of linear networks, orders 0 and 1 (§2b)
   nonlinear    kernel adaptation for any activation: fit operator, single-neuron moments (§2b, §6)
   field        the Wishart field's one loop (§2c)
@@ -12,10 +13,11 @@
 """
 from __future__ import annotations
 
-from . import adaptation, densities, field, nngp, nonlinear, observables, rescaling
+from . import adaptation, deep, densities, field, nngp, nonlinear, observables, rescaling
 
 
-def modules(max_order: int) -> dict:
+def modules(max_order: int, max_depth: int = 3) -> dict:
     """{module name: (title, doc, derivation, order, nmax, [KernelSpec])} for every generated module."""
-    return {**rescaling.modules(max_order), **adaptation.modules(), **field.modules(), **nngp.modules(),
-            **densities.modules(), **observables.modules(), **nonlinear.modules()}
+    return {**rescaling.modules(max_order), **deep.modules(max_order, max_depth), **adaptation.modules(),
+            **field.modules(), **nngp.modules(), **densities.modules(), **observables.modules(),
+            **nonlinear.modules()}

@@ -17,7 +17,7 @@ import numpy as np
 from msat import generated
 
 from ..ladder import Point
-from ..numerics import observe
+from ..numerics import deep_saddle, observe
 from ..numerics.saddle import ActionGradient, find_saddle
 from ..results import Result
 from ..spectral import Spectrum
@@ -54,6 +54,17 @@ def series(spec: Spectrum, N, s_star, chis, kappa, g_v, order: int, dressed: boo
         mod.weights_dressed(dS0 + dS1, w)
     else:
         mod.weights_bare(dS0, dS1, w)
+    return contract(spec, s_star, chis, kappa, g_v, order, w, per_order)
+
+
+def contract(spec: Spectrum, s_star, chis, kappa, g_v, order: int, w, per_order: bool = True) -> dict:
+    """The series coefficients of every observable from loop weights w[j, l, n] on the n-th
+    derivatives in the rescaling at s_star[j] (docs/theory.md §3, §4): one matrix product with the
+    eigenvectors per observable for all ladder points and orders."""
+    mod = generated.rescaling(order)
+    s_star = np.ascontiguousarray(s_star, dtype=np.float64)
+    chis = np.ascontiguousarray(chis, dtype=np.float64)
+    J = s_star.shape[0]
     tab = observe.Tables(spec, s_star, chis, kappa, g_v, order)
     wl = np.transpose(w, (1, 0, 2))  # (L+1, J, n)
 
@@ -90,6 +101,31 @@ def series(spec: Spectrum, N, s_star, chis, kappa, g_v, order: int, dressed: boo
     }
 
 
+def deep_weights(spec: Spectrum, widths, thetas, chis, kappa, g_v, order: int, dressed: bool):
+    """(u*, w) for a deep linear network (docs/theory.md §2d): the total rescaling u* = e^T at the
+    saddles theta_j and the loop weights on the u-derivatives of the observables, from the
+    generated layer cumulants, likelihood levels, outer levels and weights."""
+    layers, ser = generated.deep(len(widths), order)
+    variant = "dressed" if dressed else "bare"
+    thetas = np.ascontiguousarray(thetas, dtype=np.float64)
+    chis = np.ascontiguousarray(chis, dtype=np.float64)
+    J = thetas.shape[0]
+    T, dT = np.empty(J), np.empty(J)
+    kap = np.empty((J, len(ser.CUMULANTS)))
+    getattr(layers, f"layers_{variant}")(thetas, np.ascontiguousarray(widths, dtype=np.float64), T, dT, kap)
+    dF = np.empty((J, len(ser.LIKELIHOOD)))
+    getattr(ser, f"likelihood_{variant}")(T, chis, float(kappa), float(g_v), spec.lam, spec.yt2, dF)
+    lev = np.empty((J, len(ser.LEVELS)))
+    if ser.LEVELS:  # order 0 needs no level (the tree level is the saddle)
+        ser.outer_levels(thetas, kap, dF, lev)
+    wT = np.empty((J, ser.N_TERMS, ser.N_TABLE))
+    ser.weights(lev, wT)
+    u = np.exp(T)
+    w = np.empty_like(wT)
+    ser.linear_weights(u, wT, w)
+    return u, w
+
+
 def truncate(coeffs: dict) -> dict:
     """Sum the series coefficients l = 0..L (hbar = 1)."""
     return {k: v.sum(axis=0) for k, v in coeffs.items() if k != "weights"}
@@ -119,6 +155,31 @@ class _Solver(SpectralSolver):
                 for j, chi in enumerate(chis)]
 
 
+class _DeepSolver(SpectralSolver):
+    """Deep linear networks (docs/theory.md §2d): the L-field saddle along the ladder as one root in
+    the conjugate variable theta (warm-started), then every point's series in one batch."""
+
+    def solve(self, chi, warm):
+        p = self.params
+        sd = deep_saddle.find_saddle(
+            deep_saddle.DeepAction(self.spec, p.widths, chi, p.kappa, p.g_v, p.dressed, p.order), warm)
+        return Point(chi, value=sd.theta)
+
+    def warm(self, state):
+        return state.value
+
+    def results(self, states):
+        p = self.params
+        thetas = np.array([st.value for st in states])
+        chis = [st.chi for st in states]
+        u, w = deep_weights(self.spec, p.widths, thetas, chis, p.kappa, p.g_v, p.order, p.dressed)
+        vals = truncate(contract(self.spec, u, chis, p.kappa, p.g_v, p.order, w, per_order=False))
+        return [Result.point(p, chi, {k: v[j] for k, v in vals.items()},
+                             {"dressed": p.dressed, "saddle": float(u[j])})
+                for j, chi in enumerate(chis)]
+
+
 def solver(data, params, **_):
-    """`--method loop` (docs/theory.md §3): the loop series of the kernel-rescaling field."""
-    return _Solver(data, params)
+    """`--method loop` (docs/theory.md §3, §2d): the loop series of the kernel-rescaling field, or of
+    the L-field action of a deep linear network."""
+    return (_DeepSolver if params.depth > 1 else _Solver)(data, params)

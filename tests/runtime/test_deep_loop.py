@@ -1,0 +1,99 @@
+"""The loop series of deep linear networks (docs/theory.md §2d, §3) against independent references:
+the one-layer series at depth 1 (a different derivation: one field in s, no conjugate variable),
+and the exact deep integral (numerics.product_prior), whose error the order-k series must shrink
+like N^-(k+1) at depth 2 and 3, standard and mean-field scaling, bare and dressed."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from msat.runtime import data, ladder, params, predict
+from msat.runtime.app import console
+from msat.runtime.methods import loop
+
+KEYS = ("train_mean", "test_mean", "test_var", "s_mean", "s_var")
+
+
+@pytest.mark.parametrize("dressed", [False, True])
+@pytest.mark.parametrize("order", [0, 1, 2, 3])
+def test_depth_one_of_the_deep_series_is_the_one_layer_series(order, dressed):
+    ds = data.builtin("teacher", P=8, D=12, P_test=3, seed=1)
+    for N, chis in ((20, [1.0]), (20, [1.0, 20.0]), (400, [1.0, 20.0, 400.0]), (10**5, [1.0, 316.0, 10.0**5])):
+        p = params.build(8, 12, 3, N=N, kappa=0.5, method="loop", order=order, dressed=dressed)
+        one = ladder.solve(loop._Solver(ds, p), chis)
+        deep = ladder.solve(loop._DeepSolver(ds, p), chis)
+        for a, b in zip(one, deep):
+            assert b.chi == a.chi
+            for k in ("train_mean", "test_mean", "s_mean"):
+                np.testing.assert_allclose(b[k], a[k], rtol=1e-12, atol=1e-16, err_msg=f"{k} N={N}")
+            # variances are <v> + <m^2> - <m>^2 in both paths: compare at the scale of their terms
+            # (the prior variance g_v u k**/chi and m^2), where both carry the same round-off
+            scale = a["s_mean"] * float(np.max(np.sum(ds.X_test**2, axis=1))) / 12 / a.chi
+            scale += float(np.max(np.square(a["test_mean"])))
+            np.testing.assert_allclose(b["test_var"], a["test_var"], rtol=1e-12, atol=1e-12 * scale)
+            assert b["s_var"] == pytest.approx(a["s_var"], rel=1e-12, abs=1e-12 * a["s_mean"] ** 2)
+
+
+def _slope(Ns, errs, floor):
+    """Least-squares log-log slope over the last three points above the round-off floor."""
+    pts = [(n, e) for n, e in zip(Ns, errs) if e > floor][-3:]
+    assert len(pts) == 3, (Ns, errs)
+    x, y = np.log([n for n, _ in pts]), np.log([e for _, e in pts])
+    return float(np.polyfit(x, y, 1)[0])
+
+
+@pytest.mark.parametrize("dressed", [False, True], ids=["bare", "dressed"])
+@pytest.mark.parametrize("scaling", ["standard", "mean-field"])
+@pytest.mark.parametrize("depth", [2, 3])
+def test_order_k_error_falls_like_N_to_the_minus_k_plus_one(depth, scaling, dressed):
+    ds = data.builtin("teacher", P=12, D=20, P_test=3, seed=1)
+    Ns = [50, 100, 200, 400, 800, 1600]
+    errs = {k: [] for k in range(4)}
+    floors = []
+    for N in Ns:
+        chi = float(N) if scaling == "mean-field" else 1.0
+        chis = list(np.geomspace(1.0, chi, 6)) if chi > 1 else [1.0]
+        ex = predict(ds.X, ds.y, ds.X_test, N=N, depth=depth, chi=chis, kappa=0.5, method="exact")[-1]
+        scale = max(np.max(np.abs(ex[k])) for k in ("train_mean", "test_mean", "test_var"))
+        floors.append(max(1e-13 * scale, 100 * ex["quadrature_error"]))
+        for k in range(4):
+            r = predict(ds.X, ds.y, ds.X_test, N=N, depth=depth, chi=chis, kappa=0.5, method="loop", order=k,
+                        dressed=dressed)[-1]
+            errs[k].append(max(float(np.max(np.abs(np.subtract(r[q], ex[q]))))
+                               for q in ("train_mean", "test_mean", "test_var")))
+    for k in range(4):
+        slope = _slope(Ns, errs[k], max(floors))
+        assert abs(slope + (k + 1)) < 0.3, (k, slope, errs[k])
+
+
+def test_deep_loop_ladder_and_result_contract():
+    ds = data.builtin("teacher", P=10, D=6, P_test=2, seed=3)
+    rs = predict(ds.X, ds.y, ds.X_test, widths=[30, 60, 45], g_w=[1.2, 0.9, 1.0], chi=[1.0, 5.0, 45.0], kappa=0.4,
+                 method="loop", order=2)
+    assert [r.chi for r in rs] == [1.0, 5.0, 45.0]
+    for r in rs:
+        assert r.converged and r.params["depth"] == 3 and r.params["widths"] == [30, 60, 45]
+        assert r.s_mean > 0 and r.s_var > 0 and r["saddle"] > 0
+        assert np.all(np.asarray(r.test_var) > 0)
+    ex = predict(ds.X, ds.y, ds.X_test, widths=[30, 60, 45], g_w=[1.2, 0.9, 1.0], chi=[1.0, 5.0, 45.0], kappa=0.4,
+                 method="exact")
+    for a, b in zip(rs, ex):  # order 2 at widths ~ 50: close to the exact posterior already
+        np.testing.assert_allclose(a.test_mean, b.test_mean, atol=5e-3 * max(1.0, np.max(np.abs(b.test_mean))))
+
+
+def test_deep_loop_from_the_cli(capsys):
+    code = console.main(["predict", "--dataset", "teacher", "--P", "10", "--D", "6", "--widths", "40,40",
+                         "--chi", "1,40", "--kappa", "0.5", "--method", "loop", "--order", "1"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 2 and all(math.isfinite(r["s_mean"]) for r in rows)
+    assert rows[1]["params"]["depth"] == 2 and rows[1]["order"] == 1
+
+
+def test_depth_that_is_not_generated_names_the_derive_command(capsys):
+    code = console.main(["predict", "--dataset", "teacher", "--P", "10", "--D", "6", "--depth", "4", "--N", "40",
+                         "--chi", "1", "--kappa", "0.5", "--method", "loop", "--order", "1"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "msat derive --depth 4 --order 1" in err[0]
