@@ -3,7 +3,7 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: d7abb37d1e1faca019d3e7f84b0a477f5ea8b804c37463d07c00c1851dd8b0dd
+# inputs-sha256: d4d694221f9408e3f32abb33671d064510e6f64ff354fbee5799afd64d3e3535
 # content-sha256: 95f3d74cd584550cb8cfcfc084b5d85f7d38c93a73fb300170110c728a9beef8
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 0, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401

@@ -3,8 +3,8 @@
 # derivation: derive.network + derive.activations + derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: db2806c58bbdda5573090ec3e3f8679650f02ddaa9e995d5fc3349a7c3e3e26b
-# content-sha256: 8a66290d06002aa35753655ceafd7635eb1fe217271362908efe30e598d070e1
+# inputs-sha256: 121bdb80ec14958bbc51af5eab17a29274386ca40ad6a559808e934379b81fb8
+# content-sha256: 79b86f60b24f21d2c5fa867492e3eda961d1d58e04e96ee650fcb53a0c059eef
 """Log densities and gradients of the laws msat samples (docs/theory.md §1, §2b, §6, §7): the posterior of a finite network and the adapted single-neuron law, for each activation (argument act, codes in ACTIVATIONS); phi, phi', the observables of one network state."""
 import math  # noqa: F401
 
@@ -255,3 +255,173 @@ def features(X_rec, W, act, out):
             for d in range(X_rec.shape[1]):
                 acc += X_rec[a, d] * W[i, d]
             out[i, a] = phi(acc, act)
+
+
+@njit(cache=True)
+def deep_offsets(widths, D):
+    """Offsets of W_1, ..., W_L and v in the flat parameter vector of a deep network (docs/theory.md
+    §2d): theta = [W_1 (N_1 x D), W_2 (N_2 x N_1), ..., W_L (N_L x N_{L-1}), v (N_L)], row-major."""
+    L = widths.shape[0]
+    offs = np.empty(L + 2, dtype=np.int64)
+    offs[0] = 0
+    fan = D
+    for l in range(L):
+        offs[l + 1] = offs[l] + widths[l] * fan
+        fan = widths[l]
+    offs[L + 1] = offs[L] + widths[L - 1]
+    return offs
+
+
+@njit(cache=True)
+def deep_forward(theta, widths, XT, act, H, A, f):
+    """Forward pass of a deep network on the columns of XT (D x P): H_l = W_l A_{l-1} (A_0 = XT),
+    A_l = phi(H_l), f = v^T A_L (docs/theory.md §2d). H and A are flat work arrays of
+    sum(widths) * P entries, layer after layer."""
+    L = widths.shape[0]
+    Dn, P = XT.shape
+    offs = deep_offsets(widths, Dn)
+    prev = XT
+    h = 0
+    fan = Dn
+    for l in range(L):
+        n = widths[l]
+        W = theta[offs[l]:offs[l + 1]].reshape((n, fan))
+        Hl = H[h:h + n * P].reshape((n, P))
+        Al = A[h:h + n * P].reshape((n, P))
+        np.dot(W, prev, Hl)
+        for i in range(n):
+            for mu in range(P):
+                Al[i, mu] = phi(Hl[i, mu], act)
+        prev = Al
+        h += n * P
+        fan = n
+    v = theta[offs[L]:offs[L + 1]]
+    np.dot(v, prev, f)
+
+
+@njit(cache=True)
+def deep_log_posterior(theta, widths, XT, y, chi, kappa, g_v, g_ws, act, grad, H, A, B, f):
+    """log p(W_1, ..., W_L, v | D) up to a constant and its gradient (docs/theory.md §2d, §7).
+
+    The likelihood and the prior slopes are the two-layer network's SymPy expressions (derive.network)
+    with each layer's fan-in and g_l in place of D and g_w, and N_L in place of N for the readout;
+    the gradient is back-propagation: B_L = (v dell^T) o phi'(H_L), B_{l-1} = (W_l^T B_l) o
+    phi'(H_{l-1}), dW_l = B_l A_{l-1}^T (A_0 = X^T, contiguous), dv = A_L dell. H, A, B are flat
+    work arrays of sum(widths) * P entries; f has P entries.
+    """
+    L = widths.shape[0]
+    Dn, P = XT.shape
+    offs = deep_offsets(widths, Dn)
+    deep_forward(theta, widths, XT, act, H, A, f)
+    logp = 0.0
+    for mu in range(P):
+        y_mu = y[mu]
+        f_mu = f[mu]
+        likelihood_0 = (1/2)*chi/kappa
+        ell = -likelihood_0*(-f_mu + y_mu)**2
+        dell = -likelihood_0*(2*f_mu - 2*y_mu)
+
+        logp += ell
+        f[mu] = dell  # the slope d ell / d f_mu
+    N = float(widths[L - 1])
+    top = 0
+    for l in range(L - 1):
+        top += widths[l] * P
+    AL = A[top:top + widths[L - 1] * P].reshape((widths[L - 1], P))
+    v = theta[offs[L]:offs[L + 1]]
+    gv = grad[offs[L]:offs[L + 1]]
+    np.dot(AL, f, gv)
+    for i in range(widths[L - 1]):
+        a_i = v[i]
+        readout_0 = N*chi/g_v
+        prior_a = -1/2*a_i**2*readout_0
+        slope_a = -a_i*readout_0
+
+        logp += prior_a
+        gv[i] += slope_a
+    h = top
+    for l in range(L - 1, -1, -1):
+        n = widths[l]
+        fan = widths[l - 1] if l > 0 else Dn
+        Hl = H[h:h + n * P].reshape((n, P))
+        Bl = B[h:h + n * P].reshape((n, P))
+        if l == L - 1:
+            for i in range(n):
+                for mu in range(P):
+                    Bl[i, mu] = v[i] * f[mu] * dphi(Hl[i, mu], act)
+        else:
+            nxt = widths[l + 1]
+            Wn = theta[offs[l + 1]:offs[l + 2]].reshape((nxt, n))
+            Bn = B[h + n * P:h + n * P + nxt * P].reshape((nxt, P))
+            np.dot(Wn.T, Bn, Bl)
+            for i in range(n):
+                for mu in range(P):
+                    Bl[i, mu] *= dphi(Hl[i, mu], act)
+        W = theta[offs[l]:offs[l + 1]].reshape((n, fan))
+        gW = grad[offs[l]:offs[l + 1]].reshape((n, fan))
+        if l > 0:
+            prev = A[h - fan * P:h].reshape((fan, P))
+            np.dot(Bl, prev.T, gW)
+        else:
+            np.dot(Bl, XT.T, gW)
+        D = float(fan)
+        g_w = g_ws[l]
+        for i in range(n):
+            ww = 0.0
+            for d in range(fan):
+                ww += W[i, d] * W[i, d]
+            hidden_0 = D/g_w
+            prior_w = -1/2*hidden_0*ww
+            slope_w = -hidden_0
+
+            logp += prior_w
+            for d in range(fan):
+                gW[i, d] += slope_w * W[i, d]
+        if l > 0:
+            h -= fan * P
+    return logp
+
+
+@njit(cache=True)
+def deep_record(theta, widths, XT, XT_test, y, dirs, act, H, A, out_train, out_test, out_dirs,
+                ksums, wsum, aligns):
+    """The observables of one deep network state (docs/theory.md §2d, §4): outputs on X and X_test,
+    (1/N_1) sum_i (w_i . u)^2 over the first layer's rows for the rows u of dirs, each layer's
+    feature kernel C_l = (1/N_l) A_l^T A_l added to ksums[l] with its kernel-target alignment in
+    aligns[l], and (1/N_1) W_1^T W_1 added to wsum."""
+    L = widths.shape[0]
+    Dn, P = XT.shape
+    offs = deep_offsets(widths, Dn)
+    deep_forward(theta, widths, XT_test, act, H, A, out_test)
+    deep_forward(theta, widths, XT, act, H, A, out_train)
+    n1 = widths[0]
+    W1 = theta[offs[0]:offs[1]].reshape((n1, Dn))
+    for k in range(dirs.shape[0]):
+        acc = 0.0
+        for i in range(n1):
+            proj = 0.0
+            for d in range(Dn):
+                proj += W1[i, d] * dirs[k, d]
+            acc += proj * proj
+        out_dirs[k] = acc / n1
+    wsum += np.dot(W1.T, W1) / n1
+    yy = 0.0
+    for mu in range(P):
+        yy += y[mu] * y[mu]
+    h = 0
+    for l in range(L):
+        n = widths[l]
+        Al = A[h:h + n * P].reshape((n, P))
+        Ck = np.dot(Al.T, Al) / n
+        ksums[l] += Ck
+        yCy = 0.0
+        fro2 = 0.0  # ||C||_F^2
+        for mu in range(P):
+            for nu in range(P):
+                yCy += y[mu] * Ck[mu, nu] * y[nu]
+                fro2 += Ck[mu, nu] * Ck[mu, nu]
+        fro = math.sqrt(fro2)
+        alignment = ((0) if (fro <= 0) else (yCy/(fro*yy)))
+
+        aligns[l] = alignment
+        h += n * P

@@ -3,7 +3,7 @@
 # derivation: derive.model.action_difference
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: de69ba42162d1ec175f587e312f990151344eff46a8ba35562c2778e6ba883b4
+# inputs-sha256: 183201a75d9537eb535cf0c7d66962a5122ceb6e348466407909bd7466ca32dc
 # content-sha256: aa7faedd6e29fe63b391453a286440191a1f39e77a0c4ad6db491b594a8cd2eb
 """Exact 1-D integral over s (docs/theory.md §2a): S(s) - S(s0) without cancellation, and the directional hidden-weight moment given s."""
 import math  # noqa: F401

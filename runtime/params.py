@@ -20,7 +20,7 @@ AVAILABLE = {"linear": ("nngp", "exact", "loop", "adaptive", "sample"),
 #: kernel-adaptation orders built per activation
 ADAPTIVE_ORDERS = {"linear": (0, 1, 2), "erf": (0, 1), "relu": (0, 1)}
 #: methods built for networks with more than one hidden layer (docs/theory.md §2d)
-DEEP_AVAILABLE = {"linear": ("nngp", "exact", "loop"), "erf": ("nngp",), "relu": ("nngp",)}
+DEEP_AVAILABLE = {"linear": ("nngp", "exact", "loop", "sample"), "erf": ("nngp", "sample"), "relu": ("nngp", "sample")}
 #: non-linear adaptive estimators: cumulant expansion, single-neuron Monte Carlo, or chosen by chi/N
 ESTIMATORS = ("auto", "cumulant", "mc")
 #: the fit term chi |y|^2 / kappa and the kernel scale must stay below this (float64 headroom)
@@ -186,7 +186,10 @@ def memory_needed(p: Params, n_chi: int = 1) -> float:
     data = f8 * (P + Pt) * D
     kernel = f8 * (6.0 * P * P + 3.0 * P * Pt)  # K, eigenvectors, LAPACK workspace, k*^T U
     if p.method == "sample":
-        per_chain = f8 * (14.0 * N * D + 3.0 * N * P + P * P + D * D + p.samples * (P + Pt + 4))
+        weights = sum(n * fan for n, fan in zip(p.widths, (D,) + tuple(p.widths[:-1])))
+        units, L = sum(p.widths), p.depth
+        per_chain = f8 * (14.0 * weights + 3.0 * units * max(P, Pt) + L * P * P + D * D
+                          + p.samples * (P + Pt + 4 + L))
         parallel = min(p.chains, 2)
         return data + parallel * per_chain + f8 * p.chains * p.samples * (P + Pt)
     if p.activation != "linear" and p.method == "adaptive":

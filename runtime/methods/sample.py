@@ -1,11 +1,12 @@
-"""`--method sample` / `msat sample` (docs/theory.md §7): finite networks sampled from the
-posterior by HMC over all weights (numerics.hmc), with ArviZ diagnostics and Monte Carlo errors."""
+"""`--method sample` / `msat sample` (docs/theory.md §7, §2d): finite networks sampled from the
+posterior by HMC over all weights (numerics.hmc for one hidden layer, numerics.deep_hmc for several),
+with ArviZ diagnostics and Monte Carlo errors."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..ladder import Point, Solver
-from ..numerics import chains as _chains, hmc
+from ..numerics import chains as _chains, deep_hmc, hmc
 from ..results import Result
 
 
@@ -15,9 +16,12 @@ class _Solver(Solver):
 
     def solve(self, chi, warm):
         p, d = self.params, self.data
-        chains = hmc.run_chains(d.X, d.y, d.X_test, N=p.N, chi=chi, kappa=p.kappa, g_v=p.g_v, g_w=p.g_w,
-                                activation=p.activation, samples=p.samples, chains=p.chains, seed=p.seed,
-                                progress=self.progress)
+        common = dict(chi=chi, kappa=p.kappa, g_v=p.g_v, activation=p.activation, samples=p.samples,
+                      chains=p.chains, seed=p.seed, progress=self.progress)
+        if p.depth > 1:
+            chains = deep_hmc.run_chains(d.X, d.y, d.X_test, widths=p.widths, g_ws=p.g_ws, **common)
+        else:
+            chains = hmc.run_chains(d.X, d.y, d.X_test, N=p.N, g_w=p.g_w, **common)
         summary = _chains.summarise(chains, d.X, d.y, p.kappa, p.g_w)
         if self.draws is not None:
             self.draws.append({"chi": chi, **{k: np.stack([getattr(c, k) for c in chains])

@@ -82,6 +82,7 @@ def summarise(chains_list, X, y, kappa, g_w):
         "observables": {
             "kernel_alignment": alignment_of(y, Kbar),
             "kernel_alignment_per_draw": float(align.mean()),
+            "layers": _layers(chains_list, y, n_draws),
             "weight_cov_direction": float(gen_observables.weight_cov_excess(u @ M @ u, X.shape[1], g_w)),
             "weight_cov_top_eigenvalue": float(evals[-1]),
             "weight_cov_baseline": float(gen_observables.weight_cov_baseline(X.shape[1], g_w)),
@@ -94,3 +95,17 @@ def summarise(chains_list, X, y, kappa, g_w):
         "weight_second_moment": M,
     }
     return out
+
+
+def _layers(chains_list, y, n_draws):
+    """The kernel observables of each hidden layer, first to last (docs/theory.md §2d): the
+    alignment of the posterior mean kernel E[C_l] and the mean per-draw alignment."""
+    if getattr(chains_list[0], "layer_ksums", None) is None:  # one hidden layer
+        ksums = [sum(c.ksum for c in chains_list)]
+        aligns = [np.concatenate([c.align for c in chains_list])]
+    else:
+        L = chains_list[0].layer_ksums.shape[0]
+        ksums = [sum(c.layer_ksums[l] for c in chains_list) for l in range(L)]
+        aligns = [np.concatenate([c.layer_aligns[:, l] for c in chains_list]) for l in range(L)]
+    return [{"kernel_alignment": alignment_of(y, k / n_draws), "kernel_alignment_per_draw": float(a.mean())}
+            for k, a in zip(ksums, aligns)]

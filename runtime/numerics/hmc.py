@@ -152,47 +152,57 @@ def _run_chain(args):
                  out_dirs=np.empty((1, dirs.shape[0])), out_align=np.empty(1), wsum=np.zeros((D, D)),
                  ksum=np.zeros((P, P)))
 
-    def run(n_iter, record, eps, n_leap, out=None):
+    def run(n_iter, record, eps, n_leap, masses, out=None):
         acc = np.empty(n_iter)
         warm = np.zeros((n_iter, 2))
         o = out or dummy
-        leapfrog_chain(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, act, m_W, m_a, eps, n_leap, n_iter,
-            JITTER if record else 0.0, rng,  # one PCG64 stream per chain (numba draws from it)
+        leapfrog_chain(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, act, masses[0], masses[1], eps, n_leap,
+            n_iter, JITTER if record else 0.0, rng,  # one PCG64 stream per chain (numba draws from it)
             record, accumulate_w and record, o["out_train"], o["out_test"], o["out_dirs"],
             o["out_align"], acc, o["wsum"], o["ksum"], warm)
         return acc, warm
 
-    # warm-up: windows of step-size (dual averaging) and per-group mass adaptation
+    def step(eps, n_leap, masses):
+        acc, warm = run(1, False, eps, n_leap, masses)
+        return acc[0], warm[0]
+
+    eps, n_leap, masses = adapt(step, warmup, (N * D, N), (m_W, m_a), eps, n_leap)
+    out = dict(out_train=np.empty((draws, P)), out_test=np.empty((draws, X_test.shape[0])),
+               out_dirs=np.empty((draws, dirs.shape[0])), out_align=np.empty(draws),
+               wsum=np.zeros((D, D)), ksum=np.zeros((P, P)))
+    acc, _ = run(draws, True, eps, n_leap, masses, out)
+    return ChainResult(out["out_train"], out["out_test"], out["out_dirs"], out["out_align"], acc,
+                       out["wsum"], out["ksum"], eps, n_leap, masses, W, a)
+
+
+def adapt(step, warmup, sizes, masses, eps, n_leap):
+    """Warm-up (docs/theory.md §7): windows of dual-averaging step-size adaptation (target acceptance
+    0.8) and per-group mass adaptation. ``step(eps, n_leap, masses)`` runs one HMC iteration and
+    returns its acceptance probability and each group's sum of squares; ``sizes`` are the groups'
+    numbers of coordinates. Returns (eps, n_leap, masses) for sampling."""
     windows = _windows(warmup)
     for k, n in enumerate(windows):
         log_eps_bar, h_bar, mu, t0, gamma, kappa_da = 0.0, 0.0, math.log(10 * eps), 10.0, 0.05, 0.75
-        sq_W, sq_a = [], []
+        sq = []
         for t in range(1, n + 1):
-            acc, warm = run(1, False, eps, n_leap)
-            h_bar = (1 - 1 / (t + t0)) * h_bar + (TARGET_ACCEPT - acc[0]) / (t + t0)
+            acc, sums = step(eps, n_leap, masses)
+            h_bar = (1 - 1 / (t + t0)) * h_bar + (TARGET_ACCEPT - acc) / (t + t0)
             log_eps = mu - math.sqrt(t) / gamma * h_bar
             eta = t ** (-kappa_da)
             log_eps_bar = eta * log_eps + (1 - eta) * log_eps_bar
             eps = math.exp(log_eps)
-            sq_W.append(warm[0, 0])
-            sq_a.append(warm[0, 1])
+            sq.append([float(x) for x in sums])
         eps = math.exp(log_eps_bar)
         if k < len(windows) - 1 and n >= 20:
             # mass = 1 / (per-coordinate second moment over the window's second half); the
-            # posterior means of W and a vanish by the sign symmetry of the network
-            half = len(sq_W) // 2
-            var_W = float(np.mean(sq_W[half:])) / (N * D)
-            var_a = float(np.mean(sq_a[half:])) / N
-            if var_W > 0 and var_a > 0:
-                m_W, m_a = 1.0 / var_W, 1.0 / var_a
+            # posterior means of the weights vanish by the sign symmetry of the network
+            half = len(sq) // 2
+            var = [float(np.mean([q[g] for q in sq[half:]])) / sizes[g] for g in range(len(sizes))]
+            if all(v > 0 for v in var):
+                masses = tuple(1.0 / v for v in var)
                 eps = 0.5 * eps  # the new metric changes the scale: restart the step search lower
         n_leap = int(min(max(math.ceil(1.5 / eps), 4), 200))
-    out = dict(out_train=np.empty((draws, P)), out_test=np.empty((draws, X_test.shape[0])),
-               out_dirs=np.empty((draws, dirs.shape[0])), out_align=np.empty(draws),
-               wsum=np.zeros((D, D)), ksum=np.zeros((P, P)))
-    acc, _ = run(draws, True, eps, n_leap, out)
-    return ChainResult(out["out_train"], out["out_test"], out["out_dirs"], out["out_align"], acc,
-                       out["wsum"], out["ksum"], eps, n_leap, (m_W, m_a), W, a)
+    return eps, n_leap, masses
 
 
 def _windows(warmup: int):
@@ -217,16 +227,21 @@ def run_chains(X, y, X_test, *, N, chi, kappa, g_v=1.0, g_w=1.0, activation="lin
     seeds = np.random.SeedSequence(seed).generate_state(chains)
     jobs = [(X, y, X_test, dirs, int(N), float(chi), float(kappa), float(g_v), float(g_w),
              activation, int(samples), int(warmup), int(s), accumulate_w) for s in seeds]
-    processes = processes if processes is not None else min(chains, os.cpu_count() or 1)
-    results = [None] * chains
-    bar = Progress(chains, progress, "sampling chains")
+    return run_jobs(_run_chain, jobs, processes, progress)
+
+
+def run_jobs(fn, jobs, processes=None, progress=False):
+    """fn over the chains' jobs, in parallel processes (in order of the jobs), with a progress bar."""
+    processes = processes if processes is not None else min(len(jobs), os.cpu_count() or 1)
+    results = [None] * len(jobs)
+    bar = Progress(len(jobs), progress, "sampling chains")
     if processes <= 1:
         for i, job in enumerate(jobs):
-            results[i] = _run_chain(job)
+            results[i] = fn(job)
             bar.step()
     else:
         with ProcessPoolExecutor(max_workers=processes) as pool:
-            futures = {pool.submit(_run_chain, job): i for i, job in enumerate(jobs)}
+            futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
             for fut in as_completed(futures):
                 results[futures[fut]] = fut.result()
                 bar.step()
