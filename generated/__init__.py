@@ -42,5 +42,6 @@ saddle = _module("rescaling_saddle", "The saddle equations of the kernel-rescali
 exact = _module("rescaling_exact", "The exact-integrand module")
 linear_adaptation = _module("adaptive_linear", "Kernel adaptation of a linear network")
 nonlinear_adaptation = _module("adaptive_nonlinear", "Kernel adaptation for any activation")
+deep_linear_adaptation = _module("adaptive_deep_linear", "One layer of the kernel-adaptation chain, deep linear networks")
 wishart_field = _module("kernel_field", "One loop of the Wishart field (kernel or weight space)")
 nngp_kernels = _module("nngp", "Input and NNGP kernels, every activation")

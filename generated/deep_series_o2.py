@@ -3,7 +3,7 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 70a9f787b30ca028c2740855f1b8985a761fb7f9b9ac05f737b42a118d06af80
+# inputs-sha256: 6e22a4f2c9c258b5a8de5ab7bb371571c77bc34b05f8b01e24ffeab6c3edd288
 # content-sha256: fe49b26689b0b15759500f47b85955145761326ba124d6ed74a0c6b01c318b31
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 2, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401

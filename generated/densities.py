@@ -3,7 +3,7 @@
 # derivation: derive.network + derive.activations + derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 121bdb80ec14958bbc51af5eab17a29274386ca40ad6a559808e934379b81fb8
+# inputs-sha256: 7679fce1bbf36faf607a2a3c6b622b40aa59c6ea9f9652bb17c23a7b16ab3430
 # content-sha256: 79b86f60b24f21d2c5fa867492e3eda961d1d58e04e96ee650fcb53a0c059eef
 """Log densities and gradients of the laws msat samples (docs/theory.md §1, §2b, §6, §7): the posterior of a finite network and the adapted single-neuron law, for each activation (argument act, codes in ACTIVATIONS); phi, phi', the observables of one network state."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.activations.nngp_kernel + derive.activations.input_kernels
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: eeb4c604bb2ed8249c1622492fdf58caa7c94b99cf99a74f8137a1359db1a8f2
+# inputs-sha256: abc6fd2f0e654a789ee848af87f5d9fe09b6242c220866bd5c1497e126c0d2c0
 # content-sha256: 28cb3e29a9381a86a8c713325d76dcbd177f3dbe8c385155c50196cb728aa637
 """The input kernels and the NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for every activation (docs/theory.md §1; codes in ACTIVATIONS)."""
 import math  # noqa: F401

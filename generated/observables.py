@@ -3,7 +3,7 @@
 # derivation: derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 2d03dac790fb008419c5fbeb40ce0a648530f2330c66aadf715949a3785855db
+# inputs-sha256: 287aaff8e84627959c30ae0d697c5e3745399b9fcf3c44e0b24872e7de09af46
 # content-sha256: 6c562eca5707dc5af6ba83c1015c7f2434d0064fb517811119905ae18dd72e6a
 """Observables shared by every method (docs/theory.md §4)."""
 import math  # noqa: F401

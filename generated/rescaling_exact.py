@@ -3,7 +3,7 @@
 # derivation: derive.model.action_difference
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 183201a75d9537eb535cf0c7d66962a5122ceb6e348466407909bd7466ca32dc
+# inputs-sha256: dd7c2d954a634bb5629ae07ff931dae5ee1407715ecb734de495f053fe28c41a
 # content-sha256: aa7faedd6e29fe63b391453a286440191a1f39e77a0c4ad6db491b594a8cd2eb
 """Exact 1-D integral over s (docs/theory.md §2a): S(s) - S(s0) without cancellation, and the directional hidden-weight moment given s."""
 import math  # noqa: F401

@@ -20,7 +20,7 @@ AVAILABLE = {"linear": ("nngp", "exact", "loop", "adaptive", "sample"),
 #: kernel-adaptation orders built per activation
 ADAPTIVE_ORDERS = {"linear": (0, 1, 2), "erf": (0, 1), "relu": (0, 1)}
 #: methods built for networks with more than one hidden layer (docs/theory.md §2d)
-DEEP_AVAILABLE = {"linear": ("nngp", "exact", "loop", "sample"), "erf": ("nngp", "sample"), "relu": ("nngp", "sample")}
+DEEP_AVAILABLE = {"linear": ("nngp", "exact", "loop", "adaptive", "sample"), "erf": ("nngp", "sample"), "relu": ("nngp", "sample")}
 #: non-linear adaptive estimators: cumulant expansion, single-neuron Monte Carlo, or chosen by chi/N
 ESTIMATORS = ("auto", "cumulant", "mc")
 #: the fit term chi |y|^2 / kappa and the kernel scale must stay below this (float64 headroom)
@@ -148,6 +148,9 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
         raise InputError(f"--method adaptive supports --order "
                          f"{', '.join(map(str, ADAPTIVE_ORDERS[activation]))} for activation "
                          f"{activation!r}, got {order}")
+    if method == "adaptive" and order == 2 and len(widths) > 1:
+        raise InputError(f"--method adaptive --order 2 is not available with {len(widths)} hidden layers in "
+                         f"this version (at depth > 1: orders 0 and 1)")
     if method == "loop":
         from msat import generated
 

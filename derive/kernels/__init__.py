@@ -3,6 +3,7 @@
   rescaling    the kernel-rescaling field, loop orders 0..L, saddle and exact integrand (§2a, §3)
   deep         the loop series of deep linear networks, per order and depth (§2d)
   adaptation   kernel adaptation of linear networks, orders 0 and 1 (§2b)
+  deep_chain   one layer of the kernel-adaptation chain, deep linear networks (§2d)
   nonlinear    kernel adaptation for any activation: fit operator, single-neuron moments (§2b, §6)
   field        the Wishart field's one loop (§2c)
   nngp         NNGP kernels for every activation (§1)
@@ -13,11 +14,11 @@
 """
 from __future__ import annotations
 
-from . import adaptation, deep, densities, field, nngp, nonlinear, observables, rescaling
+from . import adaptation, deep, deep_chain, densities, field, nngp, nonlinear, observables, rescaling
 
 
 def modules(max_order: int, max_depth: int = 3) -> dict:
     """{module name: (title, doc, derivation, order, nmax, [KernelSpec])} for every generated module."""
-    return {**rescaling.modules(max_order), **deep.modules(max_order, max_depth), **adaptation.modules(),
+    return {**rescaling.modules(max_order), **deep.modules(max_order, max_depth), **adaptation.modules(), **deep_chain.modules(),
             **field.modules(), **nngp.modules(), **densities.modules(), **observables.modules(),
             **nonlinear.modules()}

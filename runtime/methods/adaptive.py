@@ -41,4 +41,8 @@ class _Solver(Solver):
 
 
 def solver(data, params, **_):
+    if params.depth > 1:
+        from .deep_adaptive import DeepSolver
+
+        return DeepSolver(data, params)
     return _Solver(data, params)

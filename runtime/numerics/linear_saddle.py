@@ -148,32 +148,40 @@ class LinearSaddle:
 
     def observables(self, st: State, B, E, g_w: float, D: int) -> dict:
         """Adapted kernel, alignment, hidden-weight covariance (docs/theory.md §4)."""
-        spec = self.spec
-        b_sorted = np.sort(st.b)[::-1]
-        # B holds C on the range of K (C vanishes elsewhere): same quadratic form and norm
-        align = observe.kernel_target_alignment(self.y_r @ B @ self.y_r, spec.yt @ spec.yt,
-                                                np.linalg.norm(st.b))
-        align_k = observe.alignment_of_spectrum(spec)
-        # hidden weights: S = var_w M^-1 on the range of X^T (generated weight_forms)
-        M, v = self._gen.weight_forms(self.lam, E, st.a)
-        mu, V = np.linalg.eigh(M)
-        if mu.size and not mu[0] > 0:
-            raise ConvergenceError("adaptive: hidden-weight covariance not positive definite", {"chi": st.chi})
-        nv = np.linalg.norm(v)
-        v_hat = v / nv if nv > 0 else v
-        proj = V.T @ v_hat
-        var_w = float(gen_observables.weight_cov_baseline(D, g_w))
-        omega = float(gen_observables.weight_cov_excess(var_w * float(np.sum(proj**2 / mu)), D, g_w))
-        # no modes (K = 0): the prior's covariance, isotropic
-        top = var_w / mu[0] if mu.size else var_w
-        overlap = float(abs(V[:, 0] @ v_hat)) if mu.size else 0.0
-        return {
-            "kernel_alignment": align,
-            "kernel_alignment_nngp": align_k,
-            "kernel_top_eigenvalues": b_sorted[:5].tolist(),
-            "weight_cov_direction": omega,
-            "weight_cov_top_eigenvalue": top,
-            "weight_cov_baseline": var_w,
-            "weight_cov_top_overlap": overlap,
-            "direction_r": v_hat,  # learned direction in the range of X^T (for exact comparisons)
-        }
+        k = kernel_observables(self.spec, self.y_r, B, st.b)
+        out = {"kernel_alignment": k["kernel_alignment"],
+               "kernel_alignment_nngp": observe.alignment_of_spectrum(self.spec),
+               "kernel_top_eigenvalues": k["kernel_top_eigenvalues"], "layers": [k]}
+        out.update(weight_observables(self._gen, self.lam, E, st.a, g_w, D, st.chi))
+        return out
+
+
+def kernel_observables(spec: Spectrum, y_r, B, b) -> dict:
+    """Alignment and top eigenvalues of an adapted kernel held on the range of K (B = U_r^T C U_r,
+    eigenvalues b; C vanishes elsewhere: same quadratic form and norm) (docs/theory.md §4)."""
+    return {"kernel_alignment": observe.kernel_target_alignment(y_r @ B @ y_r, spec.yt @ spec.yt, np.linalg.norm(b)),
+            "kernel_top_eigenvalues": np.sort(b)[::-1][:5].tolist()}
+
+
+def weight_observables(gen, lam, E, a, g_w: float, D: int, chi: float) -> dict:
+    """Hidden-weight covariance S = var_w M^-1 on the range of X^T (generated weight_forms, from the
+    precision shift E) along the learned direction X^T alpha (docs/theory.md §4)."""
+    M, v = gen.weight_forms(lam, E, a)
+    mu, V = np.linalg.eigh(M)
+    if mu.size and not mu[0] > 0:
+        raise ConvergenceError("adaptive: hidden-weight covariance not positive definite", {"chi": chi})
+    nv = np.linalg.norm(v)
+    v_hat = v / nv if nv > 0 else v
+    proj = V.T @ v_hat
+    var_w = float(gen_observables.weight_cov_baseline(D, g_w))
+    omega = float(gen_observables.weight_cov_excess(var_w * float(np.sum(proj**2 / mu)), D, g_w))
+    # no modes (K = 0): the prior's covariance, isotropic
+    top = var_w / mu[0] if mu.size else var_w
+    overlap = float(abs(V[:, 0] @ v_hat)) if mu.size else 0.0
+    return {
+        "weight_cov_direction": omega,
+        "weight_cov_top_eigenvalue": top,
+        "weight_cov_baseline": var_w,
+        "weight_cov_top_overlap": overlap,
+        "direction_r": v_hat,  # learned direction in the range of X^T (for exact comparisons)
+    }

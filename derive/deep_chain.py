@@ -1,0 +1,63 @@
+"""Kernel adaptation at depth, linear networks (docs/theory.md §2d): one layer of the chain.
+
+Given the layer below, a unit's preactivations are h ~ N(0, Sigma) with Sigma = g_l C_{l-1}; the layer's
+conjugate field T = Ct_l tilts that law by exp(h^T T h), and its cumulant generator is the Gaussian
+integral
+
+    W(T; Sigma) = -(1/2) logdet(I - 2 Sigma T).
+
+The chain's saddle (S = sum_l N_l [tr(Ct_l C_l) - W_l(Ct_l; g_l C_{l-1})] - L(C_L)) needs its two
+first derivatives, written without any inverse of Sigma (which is singular when P > D):
+
+    C_l      = dW/dT      = (I - 2 Sigma T)^-1 Sigma         (the adapted kernel, forward pass)
+    dW/dSigma             = T (I - 2 Sigma T)^-1             (backward pass)
+    Ct_{l-1} = (N_l/N_{l-1}) g_l dW/dSigma(Ct_l; g_l C_{l-1})
+
+and the test quantities of the tilted law: with Sigma_* = the train-test block of the preactivation
+covariance and sigma_** its test diagonal, the tilt leaves the law of the test preactivations given the
+train ones unchanged, so
+
+    C_*  = (I - 2 Sigma T)^-1 Sigma_*,      c_** = sigma_** + 2 diag(Sigma_*^T (I - 2 T Sigma)^-1 T Sigma_*).
+
+The top field Ct_L is the two-layer one (derive.adaptive.conjugate_field). Every form is a matrix
+expression valid in any orthonormal basis of a subspace holding the ranges of the Sigma's (the range
+of X for linear networks), which is where the runtime evaluates it. The closed forms are checked
+against SymPy derivatives of the explicit log-determinant in tests/derive/test_deep_chain.py.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.codegen.matrix_nodes import MatrixSolve
+
+n, q = sp.symbols("n q", integer=True, positive=True)  # basis size, number of test points
+Sigma = sp.MatrixSymbol("Sigma", n, n)
+T = sp.MatrixSymbol("T", n, n)
+Ss = sp.MatrixSymbol("Ss", n, q)  # Sigma_*: train-test block
+sss = sp.MatrixSymbol("sss", q, 1)  # sigma_**: test diagonal
+g_l, N_l, N_prev = sp.symbols("g_l N_l N_prev", positive=True)
+I = sp.Identity(n)
+
+
+def layer_log_partition(Sigma_, T_):
+    """W(T; Sigma) for explicit (SymPy Matrix) arguments."""
+    return -sp.log((sp.eye(Sigma_.shape[0]) - 2 * Sigma_ * T_).det()) / 2
+
+
+def layer_kernel():
+    """C_l = dW/dT = (I - 2 Sigma T)^-1 Sigma, as a solve."""
+    return MatrixSolve(I - 2 * Sigma * T, Sigma)
+
+
+def layer_backward():
+    """dW/dSigma = T (I - 2 Sigma T)^-1 = (I - 2 T Sigma)^-1 T (push-through), as a solve, times the
+    chain factor (N_l/N_{l-1}) g_l: the conjugate field of the layer below. Like C_l = dW/dT it is
+    the transpose of the entrywise gradient, which is the same for symmetric Sigma and T."""
+    return (N_l / N_prev) * g_l * MatrixSolve(I - 2 * T * Sigma, T)
+
+
+def layer_test_forms():
+    """(C_*, c_**) of the tilted law: the train-test block and the test diagonal."""
+    ones = sp.OneMatrix(n, 1)
+    Cs = MatrixSolve(I - 2 * Sigma * T, Ss)
+    quad = sp.HadamardProduct(Ss, MatrixSolve(I - 2 * T * Sigma, T) * Ss).T * ones
+    return Cs, sss + 2 * quad

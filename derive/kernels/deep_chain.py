@@ -1,0 +1,41 @@
+"""Kernel specifications of the deep kernel-adaptation chain, linear networks (docs/theory.md §2d):
+generated/adaptive_deep_linear.py, one layer's forward map, backward map and test forms (NumPy
+matrix functions; derive.deep_chain). The top field and the predictions are adaptive_linear's."""
+from __future__ import annotations
+
+import sympy as sp
+
+from .. import deep_chain
+from ..emit import KernelSpec, Statement
+
+
+def specs():
+    Cs, css = deep_chain.layer_test_forms()
+    return [
+        KernelSpec(name="layer_kernel", family="numpy_function", args=["Sigma", "T"],
+                   doc="C_l = (I - 2 Sigma T)^-1 Sigma: the adapted kernel of one layer, Sigma = g_l C_{l-1}, "
+                       "T = Ct_l (docs/theory.md §2d, derive.deep_chain).",
+                   node=[Statement("n", sp.Symbol("Sigma.shape[0]")), Statement("C", deep_chain.layer_kernel())], returns="C"),
+        KernelSpec(name="layer_backward", family="numpy_function", args=["Sigma", "T", "g_l", "N_l", "N_prev"],
+                   doc="Ct_{l-1} = (N_l/N_{l-1}) g_l T (I - 2 Sigma T)^-1: the backward pass of the chain's "
+                       "saddle (docs/theory.md §2d, derive.deep_chain).",
+                   node=[Statement("n", sp.Symbol("Sigma.shape[0]")), Statement("Ct", deep_chain.layer_backward())],
+                   returns="Ct"),
+        KernelSpec(name="layer_test_forms", family="numpy_function", args=["Sigma", "T", "Ss", "sss"],
+                   doc="(C_*, c_**) of one layer's tilted law from the preactivation blocks Sigma_* and "
+                       "sigma_** (column) (docs/theory.md §2d, derive.deep_chain).",
+                   node=[Statement("n", sp.Symbol("Sigma.shape[0]")), Statement("Cs", Cs), Statement("css", css)],
+                   returns="Cs, css"),
+    ]
+
+
+def modules():
+    return {"adaptive_deep_linear": (
+        "adaptive_deep_linear: one layer of the kernel-adaptation chain of a deep linear network",
+        "Kernel adaptation at depth for linear networks (docs/theory.md §2d): the adapted kernel of one "
+        "layer, the backward pass of the chain's saddle and the test forms of the tilted law.",
+        "derive.deep_chain",
+        1,
+        0,
+        specs(),
+    )}

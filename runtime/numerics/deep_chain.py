@@ -1,0 +1,172 @@
+"""Kernel-adaptation chain of a deep linear network (docs/theory.md §2d, §5), orders 0 and 1.
+
+Unknowns: the conjugate fields Ct_1..Ct_L. One sweep of the saddle map (generated.adaptive_deep_linear,
+top field generated.adaptive_linear): the forward pass C_l = (I - 2 Sigma_l Ct_l)^-1 Sigma_l with
+Sigma_1 = K, Sigma_l = g_l C_{l-1}; the top field Ct_L(A, alpha) with A = (g_v C_L + kappa)^-1; the
+backward pass Ct_{l-1} = (N_l/N_{l-1}) g_l Ct_l (I - 2 Sigma_l Ct_l)^-1. Every Sigma_l and C_l lives
+in the range of K, so the whole chain is solved on U_r^T (.) U_r, r = rank K <= min(P, D): nothing of
+size P x P is iterated on and K is never inverted. The fixed point is found by Anderson-accelerated
+iteration of the sweep (a plain step whenever the accelerated one leaves the feasible set), and a
+state is accepted only if every C_l and g_v C_L + kappa are positive definite on the range.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg
+
+from msat import generated
+
+from ..errors import ConvergenceError
+from ..spectral import Spectrum
+from .linear_saddle import RANK_RTOL
+
+#: history length of the Anderson acceleration
+MEMORY = 6
+
+
+@dataclass
+class ChainState:
+    """A converged chain at one chi (matrices on the range of K, r x r)."""
+
+    chi: float
+    T: list  # Ct_l projected, first to last
+    Sigma: list  # preactivation covariances Sigma_l
+    C: list  # adapted kernels C_l
+    A: np.ndarray  # (g_v C_L + kappa)^-1 on the range
+    a: np.ndarray  # U_r^T alpha
+    iterations: int
+    residual: float
+    warnings: list = field(default_factory=list)
+
+
+def _pd(M) -> bool:
+    """Positive definite (a Cholesky factorisation exists): cheaper than eigenvalues."""
+    try:
+        np.linalg.cholesky(M)
+    except np.linalg.LinAlgError:
+        return False
+    return True
+
+
+class DeepChain:
+    """The chain's saddle for widths N_1..N_L, prior scales g_1..g_L (g_1 is inside the spectrum's K)."""
+
+    def __init__(self, spec: Spectrum, widths, g_ws, kappa: float, g_v: float, order: int):
+        if order not in (0, 1):
+            raise ValueError("linear kernel-adaptation orders are 0 and 1")
+        lam = spec.lam
+        self.spec, self.order = spec, order
+        self.widths, self.g_ws = [float(n) for n in widths], [float(g) for g in g_ws]
+        self.kappa, self.g_v = float(kappa), float(g_v)
+        self.mask = lam > RANK_RTOL * max(lam.max(initial=0.0), 1e-300)
+        self.lam, self.y_r = lam[self.mask], spec.yt[self.mask]
+        self.r = int(self.mask.sum())
+        self.layer = generated.deep_linear_adaptation()
+        self.linear = generated.linear_adaptation()
+        self.top = getattr(self.linear, f"conjugate_field_o{order}")
+
+    # -- one sweep of the saddle map ------------------------------------------------------------
+    def forward(self, T):
+        """(Sigma_l, C_l) for the fields T, or None when a layer's tilted law is not normalisable."""
+        Sigma, Sigmas, Cs = np.diag(self.lam), [], []
+        for l, Tl in enumerate(T):
+            if l:
+                Sigma = self.g_ws[l] * Cs[-1]
+            C = self.layer.layer_kernel(Sigma, Tl)
+            C = 0.5 * (C + C.T)
+            if not _pd(C):
+                return None
+            Sigmas.append(Sigma)
+            Cs.append(C)
+        return Sigmas, Cs
+
+    def sweep(self, T, chi):
+        """The saddle map T -> T' and the forward quantities at T (None if infeasible)."""
+        fw = self.forward(T)
+        if fw is None:
+            return None
+        Sigmas, Cs = fw
+        G = self.g_v * Cs[-1] + self.kappa * np.eye(self.r)
+        try:
+            Lg = np.linalg.cholesky(G)
+        except np.linalg.LinAlgError:
+            return None
+        Li = scipy.linalg.solve_triangular(Lg, np.eye(self.r), lower=True)
+        A = Li.T @ Li
+        a = A @ self.y_r
+        new = [None] * len(T)
+        new[-1] = self.top(A, a[:, None], self.widths[-1], float(chi), self.g_v)
+        for l in range(len(T) - 1, 0, -1):
+            Tl = self.layer.layer_backward(Sigmas[l], new[l], self.g_ws[l], self.widths[l], self.widths[l - 1])
+            new[l - 1] = 0.5 * (Tl + Tl.T)
+        return new, (Sigmas, Cs, A, a)
+
+    # -- the fixed point ------------------------------------------------------------------------------
+    def initial(self):
+        """The NNGP (docs/theory.md §5): every conjugate field zero."""
+        return [np.zeros((self.r, self.r)) for _ in self.widths]
+
+    def solve(self, chi: float, T0=None, tol: float = 1e-13, maxiter: int = 2000) -> ChainState:
+        L, r = len(self.widths), self.r
+        x = np.concatenate([t.ravel() for t in (T0 or self.initial())])
+
+        def unpack(v):
+            return [v[l * r * r:(l + 1) * r * r].reshape(r, r) for l in range(L)]
+
+        out = self.sweep(unpack(x), chi)
+        if out is None:
+            raise ConvergenceError("adaptive: infeasible start (a layer's adapted kernel is not positive definite)",
+                                   {"chi": chi})
+        # Anderson history: differences of iterates and of residuals, rows of two ring buffers
+        dX, dF = np.empty((MEMORY, x.size)), np.empty((MEMORY, x.size))
+        filled, slot = 0, 0
+        x_prev = g_prev = None
+        res = np.inf
+        for it in range(1, maxiter + 1):
+            new, fw = out
+            g = np.concatenate([t.ravel() for t in new]) - x
+            scale = max(np.linalg.norm(x), np.linalg.norm(g + x), 1e-300)
+            res = np.linalg.norm(g) / scale
+            if res <= tol or (r == 0):
+                Sigmas, Cs, A, a = fw
+                return ChainState(chi, unpack(x), Sigmas, Cs, A, a, it, res)
+            if x_prev is not None:
+                np.subtract(x, x_prev, out=dX[slot])
+                np.subtract(g, g_prev, out=dF[slot])
+                slot, filled = (slot + 1) % MEMORY, min(filled + 1, MEMORY)
+            x_prev, g_prev = x, g
+            cand = x + g
+            if filled:  # Anderson (type II): least squares over the residual differences, via their Gram matrix
+                Fm, Xm = dF[:filled], dX[:filled]
+                gamma = np.linalg.lstsq(Fm @ Fm.T, Fm @ g, rcond=1e-12)[0]
+                cand -= gamma @ Xm + gamma @ Fm
+            trial = self.sweep(unpack(cand), chi)
+            if trial is None:  # the accelerated step left the feasible set: a damped plain step
+                filled, slot, x_prev = 0, 0, None
+                for t in (1.0, 0.5, 0.25, 0.125, 0.0625):
+                    cand = x + t * g
+                    trial = self.sweep(unpack(cand), chi)
+                    if trial is not None:
+                        break
+                else:
+                    raise ConvergenceError("adaptive: the chain left the feasible set (a layer's adapted "
+                                           "kernel is not positive definite)", {"chi": chi, "iterations": it})
+            x, out = cand, trial
+        raise ConvergenceError("adaptive: the deep chain did not converge",
+                               {"chi": chi, "iterations": maxiter, "residual": res})
+
+    # -- quantities at the saddle -----------------------------------------------------------------
+    def predictions(self, st: ChainState) -> dict:
+        """Train/test means and test variances (generated predictions of §2b on the last layer, test
+        blocks carried through the layers by the generated test forms)."""
+        spec = self.spec
+        Ss = spec.Kt[:, self.mask].T
+        sss = spec.kss[:, None]
+        for l, (Sigma, T) in enumerate(zip(st.Sigma, st.T)):
+            if l:
+                Ss, sss = self.g_ws[l] * Ss, self.g_ws[l] * sss
+            Ss, sss = self.layer.layer_test_forms(Sigma, T, Ss, sss)
+        train_r, test, var = self.linear.predictions(st.C[-1], Ss, sss, st.A, st.a[:, None], self.g_v, float(st.chi))
+        return {"train_mean": spec.U[:, self.mask] @ train_r[:, 0], "test_mean": test[:, 0], "test_var": var[:, 0]}

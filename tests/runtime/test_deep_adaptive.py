@@ -1,0 +1,124 @@
+"""Kernel adaptation at depth, linear networks (docs/theory.md §2d): the chain's order-0 mean equals
+the tree level of the L-field scalar action (an independent 1-D root for u = prod s_l, and the loop
+series at order 0) at chi = 1, sqrt(N), N; the mean-field limit c = (1 - x)^L; depth 1 equals the
+two-layer structured saddle; the order-1 error against the exact integral falls like 1/N; the
+result contract (``layers``) and the CLI."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+from msat.runtime import predict, spectral
+from msat.runtime.numerics.deep_chain import DeepChain
+from msat.runtime.numerics.linear_saddle import LinearSaddle
+
+
+def _problem(P=12, D=20, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((P, D))
+    return X, np.tanh(X[:, 0] + 0.5 * X[:, 1]), rng.standard_normal((3, D))
+
+
+def _tree_level(X, y, X_test, widths, g_ws, chi, kappa, g_v):
+    """Saddle of prior + fit in the s_l (docs/theory.md §2d): N_l (s_l - 1) = chi g_v u alpha^T K_L alpha
+    for every l, u = prod s_l, so u solves one scalar equation; the mean at the tree level."""
+    D = X.shape[1]
+    K = np.prod(g_ws) * X @ X.T / D
+    ks = np.prod(g_ws) * X @ X_test.T / D
+    lam, U = np.linalg.eigh(K)
+    yt = U.T @ y
+
+    def excess(u):
+        c = chi * g_v * u * np.sum(lam * (yt / (g_v * u * lam + kappa)) ** 2)
+        return np.prod([1 + c / n for n in widths]) - u
+
+    u = brentq(excess, 1e-8, 1e8, xtol=1e-15, rtol=1e-15)
+    alpha = np.linalg.solve(g_v * u * K + kappa * np.eye(len(y)), y)
+    return g_v * u * K @ alpha, g_v * u * ks.T @ alpha
+
+
+@pytest.mark.parametrize("widths, g_ws", [([30, 40], [1.0, 1.0]), ([30, 40, 50], [1.2, 0.9, 1.1])])
+def test_order_zero_chain_is_the_tree_level_of_the_scalar_action(widths, g_ws):
+    X, y, Xt = _problem()
+    N = widths[-1]
+    chis = [1.0, float(np.sqrt(N)), float(N)]
+    ad = predict(X, y, Xt, widths=widths, g_w=g_ws, chi=chis, kappa=0.5, g_v=1.3, method="adaptive", order=0)
+    lp = predict(X, y, Xt, widths=widths, g_w=g_ws, chi=chis, kappa=0.5, g_v=1.3, method="loop", order=0)
+    for r, rl, chi in zip(ad, lp, chis):
+        assert r["converged"]
+        train, test = _tree_level(X, y, Xt, widths, g_ws, chi, 0.5, 1.3)
+        np.testing.assert_allclose(r["train_mean"], train, atol=1e-9)
+        np.testing.assert_allclose(r["test_mean"], test, atol=1e-9)
+        np.testing.assert_allclose(r["test_mean"], rl["test_mean"], atol=1e-9)
+        assert len(r["observables"]["layers"]) == len(widths)
+
+
+@pytest.mark.parametrize("L", [1, 2, 3])
+def test_mean_field_limit(L):
+    """C_0 = I, |y| = 1, equal widths, every g = 1: c_L = (1 - x)^L, x = -gamma^2 c_L/(kappa + c_L)^2."""
+    D = 6
+    X, y = np.sqrt(D) * np.eye(D), np.array([0.6, 0.8, 0, 0, 0, 0])
+    kappa, N, gamma2 = 0.5, 1000, 1.5
+    chain = DeepChain(spectral.spectrum(X, y, np.zeros((0, D)), 1.0), [N] * L, [1.0] * L, kappa, 1.0, 0)
+    T = None
+    for g2 in np.linspace(0.1, gamma2, 8):  # along a chi ladder (docs/theory.md §5)
+        T = chain.solve(g2 * N, T).T
+    st = chain.solve(gamma2 * N, T)
+    c_chain = chain.y_r @ st.C[-1] @ chain.y_r
+    c = brentq(lambda c: (1 + gamma2 * c / (kappa + c) ** 2) ** L - c, 1e-9, 1e6, xtol=1e-15)
+    assert c_chain == pytest.approx(c, rel=1e-10)
+    assert c_chain > 1.5  # far from the NNGP value 1: the test can tell
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_depth_one_is_the_two_layer_saddle(order):
+    rng = np.random.default_rng(0)
+    X, y, Xt = rng.standard_normal((10, 6)), rng.standard_normal(10), rng.standard_normal((3, 6))
+    spec = spectral.spectrum(X, y, Xt, 1.3)
+    chain, two = DeepChain(spec, [50], [1.3], 0.4, 1.2, order), LinearSaddle(spec, 50, 0.4, 1.2, order)
+    T = a = None
+    for chi in np.geomspace(1, 50, 6):
+        st, s2 = chain.solve(chi, T), two.solve(chi, a)
+        T, a = st.T, s2.a
+        p1, p2 = chain.predictions(st), two.predictions(s2)
+        for k in ("train_mean", "test_mean", "test_var"):
+            np.testing.assert_allclose(p1[k], p2[k], rtol=1e-12, atol=1e-13)
+
+
+def test_order_one_error_falls_like_one_over_n():
+    X, y, Xt = _problem(P=10, D=14)
+    Ns, errs = [40, 80, 160, 320], []
+    for N in Ns:
+        chis = list(np.geomspace(1, N, 6))
+        ad = predict(X, y, Xt, depth=2, N=N, chi=chis, kappa=0.5, method="adaptive", order=1)[-1]
+        ex = predict(X, y, Xt, depth=2, N=N, chi=float(N), kappa=0.5, method="exact")
+        errs.append(max(np.max(np.abs(np.subtract(ad[k], ex[k]))) for k in ("train_mean", "test_mean")))
+    slope = np.polyfit(np.log(Ns), np.log(errs), 1)[0]
+    assert -1.3 < slope < -0.7, (errs, slope)
+
+
+def test_deep_adaptive_cli_contract():
+    out = subprocess.run([sys.executable, "-m", "msat.runtime.app.console", "predict", "--dataset", "teacher",
+                          "--P", "20", "--D", "10", "--widths", "30,40", "--chi", "1,40", "--kappa", "0.3",
+                          "--method", "adaptive", "--order", "1"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    rs = json.loads(out.stdout)
+    for r in rs:
+        assert r["converged"] and r["order"] == 1 and r["params"]["depth"] == 2
+        obs = r["observables"]
+        assert len(obs["layers"]) == 2
+        assert obs["kernel_alignment"] == obs["layers"][-1]["kernel_alignment"]
+        assert {"weight_cov_direction", "weight_cov_top_eigenvalue", "s_eff"} <= set(obs)
+    one = predict(*_problem()[:2], N=30, chi=1.0, kappa=0.5, method="adaptive", order=1)
+    assert len(one["observables"]["layers"]) == 1
+
+
+def test_order_two_at_depth_is_refused():
+    from msat.runtime import params
+    from msat.runtime.errors import InputError
+
+    with pytest.raises(InputError, match="order 2 is not available with 2 hidden layers"):
+        params.build(8, 5, 2, N=20, depth=2, kappa=0.5, method="adaptive", order=2)
