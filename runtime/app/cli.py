@@ -94,13 +94,16 @@ def add_parsers(sub) -> None:
     rn.add_argument("--out", type=Path, default=Path("msat-run"), help="output folder (default msat-run)")
     rn.add_argument("--quick", action="store_true", help="smaller sizes (under two minutes)")
     rn.add_argument("--activation", default="linear", help="linear or erf")
+    rn.add_argument("--depth", type=number("--depth"), default=1,
+                    help="hidden layers of width N (default 1; depth > 1: linear networks)")
     rn.set_defaults(handler=_cmd_run)
 
 
 def _cmd_run(args) -> int:
     from .run import run
 
-    res = run(args.out, quick=args.quick, activation=args.activation, progress=sys.stderr.isatty())
+    res = run(args.out, quick=args.quick, activation=args.activation, depth=args.depth,
+              progress=sys.stderr.isatty())
     return 0 if all(c["status"] == "PASS" for c in res["checks"]) else 1
 
 

@@ -2,7 +2,8 @@
 
 From standard (chi = 1) to mean-field (chi = N) scaling, every method on one chi ladder:
 NNGP, loop orders (tree level, dressed one to three loops) and the exact 1-D integral for linear
-networks, kernel adaptation (orders 0, 1) and sampled finite networks (HMC). Writes
+networks, kernel adaptation (orders 0, 1) and sampled finite networks (HMC); with ``depth`` L > 1
+the same for a linear network of L hidden layers of width N (docs/theory.md §2d). Writes
 fig_discrepancy.png, fig_orders.png, fig_features.png, results.json and results.csv, prints a
 summary table, and checks docs/theory.md §9's four statements on its own numbers (PASS/FAIL; a FAIL
 exits non-zero).
@@ -21,7 +22,7 @@ from ..errors import InputError
 from ..methods import exact
 from msat.generated import observables as gen_observables
 
-from ..numerics import chains, hmc
+from ..numerics import chains, deep_hmc, hmc
 from ..numerics.observe import alignment_of_spectrum
 from ..predict import predict
 from ..progress import Progress
@@ -78,7 +79,7 @@ def _disc(y, m, mcse=None):
     return r, err
 
 
-def compute(cfg: Config, activation: str, progress=True) -> dict:
+def compute(cfg: Config, activation: str, progress=True, depth: int = 1) -> dict:
     """Every number of the figures, as plain lists."""
     linear = activation == "linear"
     ds = _data.builtin("ising", P=cfg.P, D=cfg.D, P_test=cfg.P_test, seed=cfg.seed)
@@ -87,11 +88,13 @@ def compute(cfg: Config, activation: str, progress=True) -> dict:
     methods = (["nngp", "exact", "loop_o0", "loop_o1", "loop_o2", "loop_o3", "adaptive_o0", "adaptive_o1",
                 "adaptive_o2"]
                if linear else ["nngp", "adaptive_o0", "adaptive_o1"])
+    if depth > 1:  # the kernel field's own loop (order 2) is a one-layer method
+        methods.remove("adaptive_o2")
     n_tasks = (len(methods) + len(chis) + 2 * len(cfg.orders_Ns) + len(cfg.statement2_Ns)
                + (len(cfg.statement3_Ns) if linear else 0))
     bar = Progress(n_tasks, progress, "[bold]msat run[/bold]")
     rows, raw = {}, {}
-    common = dict(N=N, chi=chis, kappa=kappa, g_v=cfg.g_v, g_w=cfg.g_w, activation=activation)
+    common = dict(N=N, depth=depth, chi=chis, kappa=kappa, g_v=cfg.g_v, g_w=cfg.g_w, activation=activation)
     for m in methods:
         bar.step(m)
         if m.startswith("loop"):
@@ -111,6 +114,7 @@ def compute(cfg: Config, activation: str, progress=True) -> dict:
     rows["adaptive_o1"]["alignment"] = [r["observables"]["kernel_alignment"] for r in theory]
     if linear:
         rows["adaptive_o1"]["omega"] = [r["observables"]["weight_cov_direction"] for r in theory]
+    if linear and depth == 1:  # the exact weight moment is the one-layer integral's (docs/theory.md §2a)
         rows["exact"]["omega"] = []
     spec = spectral.spectrum(X, y, Xt, cfg.g_w)
     samp = {k: [] for k in ("disc_train", "disc_train_err", "disc_test", "disc_test_err", "alignment",
@@ -118,9 +122,12 @@ def compute(cfg: Config, activation: str, progress=True) -> dict:
     for j, chi in enumerate(chis):
         bar.step(f"sampling chi = {chi:.3g}")
         u = chains.learned_direction(X, y, theory[j]["train_mean"], kappa)  # the theory's direction
-        ch = hmc.run_chains(X, y, Xt, N=N, chi=chi, kappa=kappa, g_v=cfg.g_v, g_w=cfg.g_w,
-                            activation=activation, samples=cfg.samples, chains=cfg.chains,
-                            seed=cfg.seed + j, directions=u[None, :])
+        sampling = dict(chi=chi, kappa=kappa, g_v=cfg.g_v, activation=activation, samples=cfg.samples,
+                        chains=cfg.chains, seed=cfg.seed + j, directions=u[None, :])
+        if depth > 1:
+            ch = deep_hmc.run_chains(X, y, Xt, widths=[N] * depth, g_ws=[cfg.g_w] * depth, **sampling)
+        else:
+            ch = hmc.run_chains(X, y, Xt, N=N, g_w=cfg.g_w, **sampling)
         s = chains.summarise(ch, X, y, kappa, cfg.g_w)
         dt, et = _disc(y, s["train_mean"], s["train_mean_mcse"])
         dv, ev = _disc(yt, s["test_mean"], s["test_mean_mcse"])
@@ -137,12 +144,12 @@ def compute(cfg: Config, activation: str, progress=True) -> dict:
         samp["omega_err"].append(float(dirs["mcse"][0]))
         samp["rhat_max"].append(s["rhat_max"])
         samp["ess_min"].append(s["ess_min"])
-        if linear:
+        if linear and depth == 1:
             direction = exact.direction_modes(spec, X, u, cfg.g_w)
             rows["exact"]["omega"].append(
                 exact.moments(spec, N, chi, kappa, cfg.g_v, weight_direction=direction)["weight_cov_direction"])
     rows["sample"] = samp
-    out = {"activation": activation, "config": asdict(cfg), "chis": chis, "rows": rows,
+    out = {"activation": activation, "depth": depth, "config": asdict(cfg), "chis": chis, "rows": rows,
            "adaptive_mc_error": {k: [float(np.max(r.get("mc_error", {}).get(k, [0.0]) or [0.0])) for r in theory]
                                  for k in ("train_mean", "test_mean")},
            "predict_points": [{"method": "exact" if linear else "adaptive", "order": None if linear else 1,
@@ -150,15 +157,15 @@ def compute(cfg: Config, activation: str, progress=True) -> dict:
                               for i in (0, len(chis) - 1)]}
     # the loop expansion and its exact reference exist for the linear network only: fig_orders
     # shows the linear network whatever the activation of the ladder
-    out["orders"] = studies.orders(cfg, bar)
-    out["orders"]["statement2"] = studies.statement2(cfg, bar)
+    out["orders"] = studies.orders(cfg, bar, depth)
+    out["orders"]["statement2"] = studies.statement2(cfg, bar, depth)
     if linear:
-        out["statement3"] = studies.statement3(cfg, bar, raw)
+        out["statement3"] = studies.statement3(cfg, bar, raw, depth)
     bar.close()
     return out
 
 
-def run(out="msat-run", *, quick=False, activation="linear", progress=False, console=None) -> dict:
+def run(out="msat-run", *, quick=False, activation="linear", depth=1, progress=False, console=None) -> dict:
     """The main job (`msat run` in docs/cli.md): compute, check docs/theory.md §9's statements,
     write the figures, results.json and results.csv into ``out``, print the summary. Returns the
     results (``res["checks"]`` holds the PASS/FAIL of each statement)."""
@@ -168,6 +175,11 @@ def run(out="msat-run", *, quick=False, activation="linear", progress=False, con
 
     if activation not in ("linear", "erf"):
         raise InputError(f"msat run supports --activation linear or erf, got {activation!r}")
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+        raise InputError(f"msat run --depth must be a positive integer, got {depth!r}")
+    if depth > 1 and activation != "linear":
+        raise InputError("msat run --depth > 1 supports --activation linear in this version "
+                         "(kernel adaptation at depth is built for linear networks)")
     console = console or Console()
     t0 = time.perf_counter()
     out = Path(out)
@@ -176,13 +188,15 @@ def run(out="msat-run", *, quick=False, activation="linear", progress=False, con
     except OSError as err:
         raise InputError(f"cannot create {out}: {err.strerror}") from None
     cfg = QUICK if quick else FULL
-    res = compute(cfg, activation, progress)
+    res = compute(cfg, activation, progress, depth)
     res["checks"] = checks.checks(res)
     chis = res["chis"]
-    title = (f"Ising task, {activation} network, P = {cfg.P}, D = {cfg.D}, N = {cfg.N}, "
+    layers = f"{depth} hidden layers of " if depth > 1 else ""
+    title = (f"Ising task, {activation} network, P = {cfg.P}, D = {cfg.D}, {layers}N = {cfg.N}, "
              f"kappa = {cfg.kappa}")
     plots.discrepancy(out / "fig_discrepancy.png", chis, res["rows"], title)
-    plots.orders(out / "fig_orders.png", res["orders"], "Loop expansion vs exact, linear network (Ising task)")
+    plots.orders(out / "fig_orders.png", res["orders"], "Loop expansion vs exact, linear network"
+                 + (f" of {depth} hidden layers" if depth > 1 else "") + " (Ising task)")
     plots.features(out / "fig_features.png", chis, res["rows"], res.get("statement3"), title)
     res["seconds"] = time.perf_counter() - t0
     report.write_json(out / "results.json", res)

@@ -1,6 +1,7 @@
 """Convergence studies of the main job against the exact integral (docs/theory.md §3, §9):
 loop-order errors against N at chi = 1 and chi = N with their slopes, kernel adaptation order 2,
-statement 2 (P comparable to N) and statement 3 (the adapted mean as a rescaling)."""
+statement 2 (P comparable to N) and statement 3 (the adapted mean as a rescaling). At depth L > 1 the
+same studies run on L hidden layers of width N through ``predict`` (docs/theory.md §2d)."""
 from __future__ import annotations
 
 import math
@@ -30,7 +31,24 @@ def _loop_errors(spec, N, chi, kappa, g_v, orders, dressed, ex):
     return errs
 
 
-def orders(cfg, bar):
+def _loop_errors_deep(ds, N, chi, cfg, depth, orders, dressed, ex):
+    errs = []
+    for L in orders:
+        v = predict(ds.X, ds.y, ds.X_test, N=N, depth=depth, chi=chi, kappa=cfg.kappa, g_v=cfg.g_v, g_w=cfg.g_w,
+                    method="loop", order=L, dressed=dressed)
+        errs.append(max(float(np.max(np.abs(np.asarray(v[k]) - np.asarray(ex[k]))))
+                        for k in ("train_mean", "test_mean", "test_var")))
+    return errs
+
+
+def _exact(ds, spec, N, chi, cfg, depth):
+    if depth == 1:
+        return exact.moments(spec, N, chi, cfg.kappa, cfg.g_v)
+    return predict(ds.X, ds.y, ds.X_test, N=N, depth=depth, chi=chi, kappa=cfg.kappa, g_v=cfg.g_v, g_w=cfg.g_w,
+                   method="exact")
+
+
+def orders(cfg, bar, depth=1):
     ds = _data.builtin("ising", P=cfg.orders_P, D=cfg.orders_D, P_test=10, seed=cfg.seed)
     spec = spectral.spectrum(ds.X, ds.y, ds.X_test, cfg.g_w)
     errors = {}
@@ -39,12 +57,15 @@ def orders(cfg, bar):
         for N in cfg.orders_Ns:
             bar.step(f"loop orders, {regime}, N = {N}")
             chi = 1.0 if regime == "chi=1" else float(N)
-            ex = exact.moments(spec, N, chi, cfg.kappa, cfg.g_v)
+            ex = _exact(ds, spec, N, chi, cfg, depth)
             for variant in ("bare", "dressed"):
-                for L, e in enumerate(_loop_errors(spec, N, chi, cfg.kappa, cfg.g_v, range(4), variant == "dressed", ex)):
+                dressed = variant == "dressed"
+                errs = (_loop_errors(spec, N, chi, cfg.kappa, cfg.g_v, range(4), dressed, ex) if depth == 1 else
+                        _loop_errors_deep(ds, N, chi, cfg, depth, range(4), dressed, ex))
+                for L, e in enumerate(errs):
                     errors[regime][variant][L].append(e)
     # kernel adaptation order 2 (the kernel field's own loop, docs/theory.md §2c), means only
-    kf = {"chi=1": [], "chi=N": []}
+    kf = {"chi=1": [], "chi=N": []} if depth == 1 else {}
     for regime in kf:
         for N in cfg.orders_Ns:
             chi = 1.0 if regime == "chi=1" else float(N)
@@ -63,7 +84,7 @@ def orders(cfg, bar):
     return {"P": cfg.orders_P, "Ns": cfg.orders_Ns, "errors": errors, "slopes": slopes, "adaptive_o2": kf}
 
 
-def statement2(cfg, bar):
+def statement2(cfg, bar, depth=1):
     from ..methods.loop import series, truncate
     from ..numerics.saddle import ActionGradient, find_saddle
 
@@ -74,15 +95,19 @@ def statement2(cfg, bar):
         ds = _data.builtin("ising", P=P, D=P, P_test=4, seed=cfg.seed)
         spec = spectral.spectrum(ds.X, ds.y, ds.X_test, cfg.g_w)
         for chi, keys in ((1.0, (("tree_chi1", 0, False), ("dressed1_chi1", 1, True))), (float(N), (("tree_chiN", 0, False),))):
-            ex = exact.moments(spec, N, chi, cfg.kappa, cfg.g_v)
+            ex = _exact(ds, spec, N, chi, cfg, depth)
             for key, L, dressed in keys:
-                sd = find_saddle(ActionGradient(spec, N, chi, cfg.kappa, cfg.g_v, dressed))
-                v = truncate(series(spec, N, [sd.s], [chi], cfg.kappa, cfg.g_v, L, dressed))
-                out[key].append(_rms(v["train_mean"][0] - ex["train_mean"]))
+                if depth == 1:
+                    sd = find_saddle(ActionGradient(spec, N, chi, cfg.kappa, cfg.g_v, dressed))
+                    m = truncate(series(spec, N, [sd.s], [chi], cfg.kappa, cfg.g_v, L, dressed))["train_mean"][0]
+                else:
+                    m = predict(ds.X, ds.y, ds.X_test, N=N, depth=depth, chi=chi, kappa=cfg.kappa, g_v=cfg.g_v,
+                                g_w=cfg.g_w, method="loop", order=L, dressed=dressed)["train_mean"]
+                out[key].append(_rms(np.asarray(m) - np.asarray(ex["train_mean"])))
     return out
 
 
-def statement3(cfg, bar, raw):
+def statement3(cfg, bar, raw, depth=1):
     from ..numerics.rescale import effective_rescaling
 
     ds = _data.builtin("ising", P=cfg.orders_P, D=cfg.orders_D, P_test=4, seed=cfg.seed)
@@ -93,8 +118,9 @@ def statement3(cfg, bar, raw):
     for N in cfg.statement3_Ns:
         bar.step(f"statement 3, N = {N}")
         chis = list(np.geomspace(1.0, N, 6))
-        r0 = predict(ds.X, ds.y, ds.X_test, N=N, chi=chis, kappa=cfg.kappa, g_v=cfg.g_v, g_w=cfg.g_w, method="adaptive", order=0)[-1]
-        r1 = predict(ds.X, ds.y, ds.X_test, N=N, chi=chis, kappa=cfg.kappa, g_v=cfg.g_v, g_w=cfg.g_w, method="adaptive", order=1)[-1]
+        common = dict(N=N, depth=depth, chi=chis, kappa=cfg.kappa, g_v=cfg.g_v, g_w=cfg.g_w, method="adaptive")
+        r0 = predict(ds.X, ds.y, ds.X_test, order=0, **common)[-1]
+        r1 = predict(ds.X, ds.y, ds.X_test, order=1, **common)[-1]
         out["order0_residual"].append(r0["observables"]["s_eff_residual"])
         out["order0_relative_residual"].append(r0["observables"]["s_eff_relative_residual"])
         e1 = effective_rescaling(spec, r1["train_mean"], cfg.kappa, cfg.g_v)

@@ -85,3 +85,30 @@ def test_quick_run_numbers_unchanged_by_the_redesign(quick_run):
     _, out = quick_run
     res = json.loads((out / "results.json").read_text())
     numbers_guard.compare_run(res, numbers_guard.reference("run_quick_06cb2ef.json"))
+
+
+def test_quick_run_at_depth_two(tmp_path):
+    """`msat run --quick --depth 2`: the same table, figures and §9 checks for two hidden layers; its
+    exact numbers against the deep exact integral called directly, and its sampled networks against it."""
+    from msat.runtime import predict
+
+    assert console.main(["run", "--quick", "--depth", "2", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["depth"] == 2
+    assert all(c["status"] == "PASS" for c in res["checks"]), res["checks"]
+    for name in ("fig_discrepancy.png", "fig_orders.png", "fig_features.png", "results.csv"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert "adaptive_o2" not in res["rows"]
+    ds = data.builtin("ising", P=QUICK.P, D=QUICK.D, P_test=QUICK.P_test, seed=QUICK.seed)
+    ex = predict(ds.X, ds.y, ds.X_test, N=QUICK.N, depth=2, chi=res["chis"], kappa=QUICK.kappa, method="exact")
+    s = res["rows"]["sample"]
+    for j, r in enumerate(ex):
+        d = np.sqrt(np.mean((ds.y - np.asarray(r["train_mean"])) ** 2))
+        assert res["rows"]["exact"]["disc_train"][j] == pytest.approx(d, rel=1e-12)
+        assert abs(s["disc_train"][j] - d) < 4 * s["disc_train_err"][j] + 1e-12
+
+
+@pytest.mark.parametrize("extra", [["--depth", "2", "--activation", "erf"], ["--depth", "0"]])
+def test_run_rejects_bad_depth(capsys, tmp_path, extra):
+    assert console.main(["run", "--quick", "--out", str(tmp_path), *extra]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
