@@ -61,3 +61,27 @@ def layer_test_forms():
     Cs = MatrixSolve(I - 2 * Sigma * T, Ss)
     quad = sp.HadamardProduct(Ss, MatrixSolve(I - 2 * T * Sigma, T) * Ss).T * ones
     return Cs, sss + 2 * quad
+
+
+# -- any activation: the backward pass in Stein form -------------------------------------------------
+m = sp.Symbol("m", integer=True, positive=True)  # number of draws of the tilted law
+Zp = sp.MatrixSymbol("Zp", m, n)  # rows: Sigma^+ h for draws h of q_l (train preactivations)
+Phi = sp.MatrixSymbol("Phi", m, n)  # rows: phi(h)
+dPhi = sp.MatrixSymbol("dPhi", m, n)  # rows: phi'(h)
+Ct = sp.MatrixSymbol("Ct", n, n)  # the layer's conjugate field (symmetric)
+wts = sp.MatrixSymbol("wts", m, 1)  # weights of the draws (summing to 1)
+
+
+def tilt_gradient():
+    """Rows grad G(h) = 2 phi'(h) o (Ct phi(h)) of the tilt G = phi(h)^T Ct phi(h), Ct symmetric."""
+    return 2 * sp.HadamardProduct(dPhi, Phi * Ct)
+
+
+def stein_backward():
+    """Ct_{l-1} = (N_l/N_{l-1}) g_l dW/dSigma with Stein's lemma, first derivatives of phi only:
+    dW/dSigma = (1/2) sym E_q[(Sigma^+ h) grad G(h)^T], the expectation a weighted sum over draws
+    (Sigma^+ the pseudo-inverse: only the range of Sigma reaches the layer below, whose features lie in
+    it). For linear phi it is T (I - 2 Sigma T)^-1 on the range of Sigma (tests/derive/test_deep_chain.py);
+    unlike Price's second-derivative form it is right for ReLU, whose phi'' is a delta."""
+    E = Zp.T * sp.HadamardProduct(wts * sp.OneMatrix(1, n), tilt_gradient())
+    return (N_l / N_prev) * g_l * (E + E.T) / 4

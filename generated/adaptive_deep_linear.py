@@ -3,9 +3,9 @@
 # derivation: derive.deep_chain
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 48c98da89ab44a9c8a52e01ef22e7bb94cb7d1ec9ac2164649c6a3ad6ddb7b4a
-# content-sha256: 176985a792c3234d92f51d878a3d71ab5696c8dafdb5953d3887a3c4e3dff479
-"""Kernel adaptation at depth for linear networks (docs/theory.md §2d): the adapted kernel of one layer, the backward pass of the chain's saddle and the test forms of the tilted law."""
+# inputs-sha256: 7e0c02b1509c8e32cdaf97538524bc589d07f4e38f87579ad054fdeb5a879aa3
+# content-sha256: c299e007f1cb331d0e1f8588ad15dc43af7e99f13afe82ba9a00eaf495b73bcc
+"""Kernel adaptation at depth for linear networks (docs/theory.md §2d): the adapted kernel of one layer, the backward pass of the chain's saddle (closed form for linear phi, Stein form for any phi) and the test forms of the tilted law."""
 import math  # noqa: F401
 
 import numpy  # noqa: F401
@@ -39,3 +39,11 @@ def layer_test_forms(Sigma, T, Ss, sss):
     css = (2) * ((numpy.multiply(Ss.T @ (numpy.linalg.solve(numpy.eye(n) + (-2) * (T @ Sigma), T)).T, Ss.T)) @ numpy.ones((n, 1))) + sss
 
     return Cs, css
+
+
+def stein_backward(Zp, Phi, dPhi, Ct, wts, g_l, N_l, N_prev):
+    """Ct_{l-1} = (N_l/N_{l-1}) g_l (1/2) sym E_q[(Sigma^+ h) grad G^T], grad G = 2 phi'(h) o (Ct phi(h)): the backward pass for any activation from weighted draws of q_l (rows of Zp = Sigma^+ h, Phi, dPhi; weights wts summing to 1) (docs/theory.md §2d, derive.deep_chain)."""
+    n = Ct.shape[0]
+    Ct_prev = ((1/4)*N_l*g_l/N_prev) * (((numpy.multiply((2) * ((numpy.multiply(Ct.T @ Phi.T, dPhi.T))), numpy.ones((n, 1)) @ wts.T)) @ Zp + Zp.T @ (numpy.multiply((2) * ((numpy.multiply(Phi @ Ct, dPhi))), wts @ numpy.ones((1, n))))))
+
+    return Ct_prev

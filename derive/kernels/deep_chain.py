@@ -26,6 +26,13 @@ def specs():
                        "sigma_** (column) (docs/theory.md §2d, derive.deep_chain).",
                    node=[Statement("n", sp.Symbol("Sigma.shape[0]")), Statement("Cs", Cs), Statement("css", css)],
                    returns="Cs, css"),
+        KernelSpec(name="stein_backward", family="numpy_function",
+                   args=["Zp", "Phi", "dPhi", "Ct", "wts", "g_l", "N_l", "N_prev"],
+                   doc="Ct_{l-1} = (N_l/N_{l-1}) g_l (1/2) sym E_q[(Sigma^+ h) grad G^T], grad G = 2 phi'(h) o "
+                       "(Ct phi(h)): the backward pass for any activation from weighted draws of q_l (rows of "
+                       "Zp = Sigma^+ h, Phi, dPhi; weights wts summing to 1) (docs/theory.md §2d, derive.deep_chain).",
+                   node=[Statement("n", sp.Symbol("Ct.shape[0]")), Statement("Ct_prev", deep_chain.stein_backward())],
+                   returns="Ct_prev"),
     ]
 
 
@@ -33,7 +40,8 @@ def modules():
     return {"adaptive_deep_linear": (
         "adaptive_deep_linear: one layer of the kernel-adaptation chain of a deep linear network",
         "Kernel adaptation at depth for linear networks (docs/theory.md §2d): the adapted kernel of one "
-        "layer, the backward pass of the chain's saddle and the test forms of the tilted law.",
+        "layer, the backward pass of the chain's saddle (closed form for linear phi, Stein form for any phi) and the "
+        "test forms of the tilted law.",
         "derive.deep_chain",
         1,
         0,
