@@ -85,3 +85,15 @@ def stein_backward():
     unlike Price's second-derivative form it is right for ReLU, whose phi'' is a delta."""
     E = Zp.T * sp.HadamardProduct(wts * sp.OneMatrix(1, n), tilt_gradient())
     return (N_l / N_prev) * g_l * (E + E.T) / 4
+
+
+wts0 = sp.MatrixSymbol("wts0", m, 1)  # the same draws weighted to the untilted law
+
+
+def score_backward():
+    """The same field from the score of the Gaussian instead of phi': dW/dSigma = E_q[d ln N(h; 0, Sigma)/dSigma]
+    = (1/2) E_q[Sigma^+ h h^T Sigma^+ - Sigma^+], with Sigma^+ = E_prior[Sigma^+ h h^T Sigma^+] estimated on the
+    same draws (a control variate): (1/2) sum_i (wts_i - wts0_i) (Sigma^+ h_i)(Sigma^+ h_i)^T. No derivative
+    of phi at all, so the estimate moves continuously with the fields even for ReLU, whose phi' is a step."""
+    E = Zp.T * sp.HadamardProduct((wts - wts0) * sp.OneMatrix(1, n), Zp)
+    return (N_l / N_prev) * g_l * E / 2

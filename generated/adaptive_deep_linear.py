@@ -3,8 +3,8 @@
 # derivation: derive.deep_chain
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 7e0c02b1509c8e32cdaf97538524bc589d07f4e38f87579ad054fdeb5a879aa3
-# content-sha256: c299e007f1cb331d0e1f8588ad15dc43af7e99f13afe82ba9a00eaf495b73bcc
+# inputs-sha256: ef199de81d6617fe9b11a16b61d0cff6319e71c83f9a87701b74a81db406d550
+# content-sha256: 0642dde7544d49a0787a38bbac98082d68c4d557c0b9107fbe3a052a3a473072
 """Kernel adaptation at depth for linear networks (docs/theory.md §2d): the adapted kernel of one layer, the backward pass of the chain's saddle (closed form for linear phi, Stein form for any phi) and the test forms of the tilted law."""
 import math  # noqa: F401
 
@@ -45,5 +45,13 @@ def stein_backward(Zp, Phi, dPhi, Ct, wts, g_l, N_l, N_prev):
     """Ct_{l-1} = (N_l/N_{l-1}) g_l (1/2) sym E_q[(Sigma^+ h) grad G^T], grad G = 2 phi'(h) o (Ct phi(h)): the backward pass for any activation from weighted draws of q_l (rows of Zp = Sigma^+ h, Phi, dPhi; weights wts summing to 1) (docs/theory.md §2d, derive.deep_chain)."""
     n = Ct.shape[0]
     Ct_prev = ((1/4)*N_l*g_l/N_prev) * (((numpy.multiply((2) * ((numpy.multiply(Ct.T @ Phi.T, dPhi.T))), numpy.ones((n, 1)) @ wts.T)) @ Zp + Zp.T @ (numpy.multiply((2) * ((numpy.multiply(Phi @ Ct, dPhi))), wts @ numpy.ones((1, n))))))
+
+    return Ct_prev
+
+
+def score_backward(Zp, wts, wts0, g_l, N_l, N_prev):
+    """Ct_{l-1} = (N_l/N_{l-1}) g_l (1/2) sum_i (wts_i - wts0_i) (Sigma^+ h_i)(Sigma^+ h_i)^T: the backward pass from the score of the Gaussian, no phi' (draws weighted to the tilted and the untilted law) (docs/theory.md §2d, derive.deep_chain)."""
+    n = Zp.shape[1]
+    Ct_prev = ((1/2)*N_l*g_l/N_prev) * (Zp.T @ (numpy.multiply((wts + (-1) * (wts0)) @ numpy.ones((1, n)), Zp)))
 
     return Ct_prev

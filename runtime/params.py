@@ -20,7 +20,8 @@ AVAILABLE = {"linear": ("nngp", "exact", "loop", "adaptive", "sample"),
 #: kernel-adaptation orders built per activation
 ADAPTIVE_ORDERS = {"linear": (0, 1, 2), "erf": (0, 1), "relu": (0, 1)}
 #: methods built for networks with more than one hidden layer (docs/theory.md §2d)
-DEEP_AVAILABLE = {"linear": ("nngp", "exact", "loop", "adaptive", "sample"), "erf": ("nngp", "sample"), "relu": ("nngp", "sample")}
+DEEP_AVAILABLE = {"linear": ("nngp", "exact", "loop", "adaptive", "sample"), "erf": ("nngp", "adaptive", "sample"),
+                  "relu": ("nngp", "adaptive", "sample")}
 #: non-linear adaptive estimators: cumulant expansion, single-neuron Monte Carlo, or chosen by chi/N
 ESTIMATORS = ("auto", "cumulant", "mc")
 #: the fit term chi |y|^2 / kappa and the kernel scale must stay below this (float64 headroom)
@@ -148,6 +149,9 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
         raise InputError(f"--method adaptive supports --order "
                          f"{', '.join(map(str, ADAPTIVE_ORDERS[activation]))} for activation "
                          f"{activation!r}, got {order}")
+    if method == "adaptive" and len(widths) > 1 and activation != "linear" and estimator not in (None, "auto"):
+        raise InputError(f"--estimator {estimator} does not apply with {len(widths)} hidden layers: the deep "
+                         "chain uses importance sums over fixed draws (set their number with --mc-samples)")
     if method == "adaptive" and order == 2 and len(widths) > 1:
         raise InputError(f"--method adaptive --order 2 is not available with {len(widths)} hidden layers in "
                          f"this version (at depth > 1: orders 0 and 1)")
@@ -195,6 +199,10 @@ def memory_needed(p: Params, n_chi: int = 1) -> float:
                           + p.samples * (P + Pt + 4 + L))
         parallel = min(p.chains, 2)
         return data + parallel * per_chain + f8 * p.chains * p.samples * (P + Pt)
+    if p.activation != "linear" and p.method == "adaptive" and p.depth > 1:
+        # per replicate draw set: features, slopes, weights of every layer; fields and kernels P x P
+        draws = (p.mc_samples or 32000) / 8
+        return data + kernel + f8 * (8.0 * draws * (P + Pt) * p.depth + 20.0 * p.depth * P * P)
     if p.activation != "linear" and p.method == "adaptive":
         n = P + Pt
         draws = p.mc_samples or 20000

@@ -63,7 +63,7 @@ def decompose(K: np.ndarray, y: np.ndarray, kstar: np.ndarray, kss: np.ndarray) 
     )
 
 
-def _phi_kernels(mod, act, K, kstar, kss):
+def phi_kernels(mod, act, K, kstar, kss):
     """K^phi of one layer from the covariance of its preactivations (generated NNGP kernels)."""
     dK = np.ascontiguousarray(np.diag(K))
     Kphi = np.empty_like(K)
@@ -89,7 +89,7 @@ def nngp_kernels(X: np.ndarray, X_test: np.ndarray | None, g_w, activation: str)
         if layer:
             K, kstar, kss = (mod.layer_preactivations(M, g) for M in (K, kstar, kss))
         if activation != "linear":
-            K, kstar, kss = _phi_kernels(mod, mod.ACTIVATIONS.index(activation), K, kstar, kss)
+            K, kstar, kss = phi_kernels(mod, mod.ACTIVATIONS.index(activation), K, kstar, kss)
     return K, kstar, kss
 
 

@@ -33,6 +33,12 @@ def specs():
                        "Zp = Sigma^+ h, Phi, dPhi; weights wts summing to 1) (docs/theory.md §2d, derive.deep_chain).",
                    node=[Statement("n", sp.Symbol("Ct.shape[0]")), Statement("Ct_prev", deep_chain.stein_backward())],
                    returns="Ct_prev"),
+        KernelSpec(name="score_backward", family="numpy_function", args=["Zp", "wts", "wts0", "g_l", "N_l", "N_prev"],
+                   doc="Ct_{l-1} = (N_l/N_{l-1}) g_l (1/2) sum_i (wts_i - wts0_i) (Sigma^+ h_i)(Sigma^+ h_i)^T: the "
+                       "backward pass from the score of the Gaussian, no phi' (draws weighted to the tilted and the "
+                       "untilted law) (docs/theory.md §2d, derive.deep_chain).",
+                   node=[Statement("n", sp.Symbol("Zp.shape[1]")), Statement("Ct_prev", deep_chain.score_backward())],
+                   returns="Ct_prev"),
     ]
 
 

@@ -5,7 +5,7 @@
   nngp         infinite width (§1)
   exact        the exact 1-D integral over the rescaling field, linear networks (§2a)
   loop         its loop series to any generated order (§3)
-  adaptive     kernel adaptation, linear networks, orders 0 and 1 (§2b)
+  adaptive     kernel adaptation, linear networks, orders 0 and 1 (§2b); deep chains, any activation (§2d)
   kernelfield  the Wishart field's own loop, linear networks, order 2 (§2c)
   nonlinear    kernel adaptation for erf and relu (§2b, §6)
   sample       finite networks sampled by HMC (§7)
@@ -29,6 +29,8 @@ class SpectralSolver(Solver):
 def module_name(params) -> str:
     """The method module that serves a request."""
     if params.method == "adaptive":
+        if params.depth > 1:
+            return "adaptive"  # the deep chains, every activation (docs/theory.md §2d)
         if params.activation != "linear":
             return "nonlinear"
         return "kernelfield" if params.order == 2 else "adaptive"

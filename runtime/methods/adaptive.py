@@ -42,7 +42,7 @@ class _Solver(Solver):
 
 def solver(data, params, **_):
     if params.depth > 1:
-        from .deep_adaptive import DeepSolver
+        from .deep_adaptive import DeepNonlinearSolver, DeepSolver
 
-        return DeepSolver(data, params)
+        return (DeepSolver if params.activation == "linear" else DeepNonlinearSolver)(data, params)
     return _Solver(data, params)

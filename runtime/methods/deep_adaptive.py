@@ -1,7 +1,7 @@
-"""`--method adaptive --order 0|1` for deep linear networks (docs/theory.md §2d): the chain of
-numerics.deep_chain along the ladder from the NNGP, with each layer's adapted kernel (``layers``),
-the last layer's kernel observables, the first layer's hidden-weight observables and the effective
-total rescaling u (docs/theory.md §4)."""
+"""`--method adaptive --order 0|1` for deep networks (docs/theory.md §2d): for linear networks the chain
+of numerics.deep_chain, for erf and relu that of numerics.deep_nonlinear, along the ladder from the
+NNGP, with each layer's adapted kernel (``layers``), the last layer's kernel observables, the first
+layer's hidden-weight observables (linear) and the effective rescaling (docs/theory.md §4)."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,10 +9,17 @@ import numpy as np
 from ..ladder import Solver, relative_change
 from ..numerics import observe
 from ..numerics.deep_chain import DeepChain
+from ..numerics.deep_nonlinear import DeepNonlinearChain
 from ..numerics.linear_saddle import kernel_observables, weight_observables
 from ..numerics.rescale import effective_rescaling
 from ..results import Result
 from ..spectral import spectrum
+
+
+#: Monte Carlo draws (all replicates together) of the non-linear chain, unless --mc-samples says otherwise
+DRAWS = 32000
+#: independent replicates of the non-linear chain (their spread gives the Monte Carlo error)
+REPLICATES = 8
 
 
 class DeepSolver(Solver):
@@ -52,4 +59,47 @@ class DeepSolver(Solver):
             obs.update(effective_rescaling(self.spec, pr["train_mean"], p.kappa, p.g_v))
             obs.update({"iterations": st.iterations, "saddle_residual": st.residual})
             out.append(Result.point(p, st.chi, pr, {"observables": obs}))
+        return out
+
+
+class DeepNonlinearSolver(Solver):
+    """erf and relu networks: the chain of numerics.deep_nonlinear (importance sums over fixed draws,
+    Monte Carlo error from independent replicates)."""
+
+    retries = 8
+
+    def __init__(self, data, params):
+        self.data, self.params = data, params
+        self.spec_phi = spectrum(data.X, data.y, data.X_test, params.g_ws, params.activation)
+        draws = params.mc_samples or DRAWS
+        self.chain = DeepNonlinearChain(data.X, data.y, data.X_test, params.widths, params.g_ws, params.kappa,
+                                        params.g_v, params.activation, params.order,
+                                        draws=max(int(draws) // REPLICATES, 100), replicates=REPLICATES,
+                                        seed=params.seed)
+
+    def solve(self, chi, warm):
+        return self.chain.solve(chi, warm)
+
+    def warm(self, state):
+        return state.warm
+
+    def change(self, state, prev):
+        return relative_change(np.concatenate([c[0].ravel() for c in state.C]),
+                               np.concatenate([c[0].ravel() for c in prev.C]))
+
+    def results(self, states):
+        p, y, out = self.params, self.data.y, []
+        yy = float(y @ y)
+        for st in states:
+            layers = [{"kernel_alignment": observe.kernel_target_alignment(y @ C @ y, yy, np.linalg.norm(C)),
+                       "kernel_top_eigenvalues": np.linalg.eigvalsh(C)[::-1][:5].tolist()} for C, _, _ in st.C]
+            obs = {"kernel_alignment": layers[-1]["kernel_alignment"],
+                   "kernel_alignment_nngp": observe.alignment_of_spectrum(self.spec_phi),
+                   "kernel_top_eigenvalues": layers[-1]["kernel_top_eigenvalues"], "layers": layers,
+                   "estimator": "importance", "effective_sample_fraction": st.ess, "iterations": st.iterations}
+            obs.update(effective_rescaling(self.spec_phi, st.predictions["train_mean"], p.kappa, p.g_v))
+            err = {k: np.asarray(v).tolist() for k, v in st.mc_error.items()}
+            extra = {"train_mean_mcse": err["train_mean"], "test_mean_mcse": err["test_mean"],
+                     "observables": obs, "mc_error": err}
+            out.append(Result.point(p, st.chi, st.predictions, extra))
         return out

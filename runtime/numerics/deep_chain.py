@@ -18,13 +18,9 @@ import scipy.linalg
 
 from msat import generated
 
-from ..errors import ConvergenceError
 from ..spectral import Spectrum
+from . import anderson
 from .linear_saddle import RANK_RTOL
-
-#: history length of the Anderson acceleration
-MEMORY = 6
-
 
 @dataclass
 class ChainState:
@@ -110,52 +106,17 @@ class DeepChain:
 
     def solve(self, chi: float, T0=None, tol: float = 1e-13, maxiter: int = 2000) -> ChainState:
         L, r = len(self.widths), self.r
-        x = np.concatenate([t.ravel() for t in (T0 or self.initial())])
 
         def unpack(v):
             return [v[l * r * r:(l + 1) * r * r].reshape(r, r) for l in range(L)]
 
-        out = self.sweep(unpack(x), chi)
-        if out is None:
-            raise ConvergenceError("adaptive: infeasible start (a layer's adapted kernel is not positive definite)",
-                                   {"chi": chi})
-        # Anderson history: differences of iterates and of residuals, rows of two ring buffers
-        dX, dF = np.empty((MEMORY, x.size)), np.empty((MEMORY, x.size))
-        filled, slot = 0, 0
-        x_prev = g_prev = None
-        res = np.inf
-        for it in range(1, maxiter + 1):
-            new, fw = out
-            g = np.concatenate([t.ravel() for t in new]) - x
-            scale = max(np.linalg.norm(x), np.linalg.norm(g + x), 1e-300)
-            res = np.linalg.norm(g) / scale
-            if res <= tol or (r == 0):
-                Sigmas, Cs, A, a = fw
-                return ChainState(chi, unpack(x), Sigmas, Cs, A, a, it, res)
-            if x_prev is not None:
-                np.subtract(x, x_prev, out=dX[slot])
-                np.subtract(g, g_prev, out=dF[slot])
-                slot, filled = (slot + 1) % MEMORY, min(filled + 1, MEMORY)
-            x_prev, g_prev = x, g
-            cand = x + g
-            if filled:  # Anderson (type II): least squares over the residual differences, via their Gram matrix
-                Fm, Xm = dF[:filled], dX[:filled]
-                gamma = np.linalg.lstsq(Fm @ Fm.T, Fm @ g, rcond=1e-12)[0]
-                cand -= gamma @ Xm + gamma @ Fm
-            trial = self.sweep(unpack(cand), chi)
-            if trial is None:  # the accelerated step left the feasible set: a damped plain step
-                filled, slot, x_prev = 0, 0, None
-                for t in (1.0, 0.5, 0.25, 0.125, 0.0625):
-                    cand = x + t * g
-                    trial = self.sweep(unpack(cand), chi)
-                    if trial is not None:
-                        break
-                else:
-                    raise ConvergenceError("adaptive: the chain left the feasible set (a layer's adapted "
-                                           "kernel is not positive definite)", {"chi": chi, "iterations": it})
-            x, out = cand, trial
-        raise ConvergenceError("adaptive: the deep chain did not converge",
-                               {"chi": chi, "iterations": maxiter, "residual": res})
+        def sweep(v):
+            out = self.sweep(unpack(v), chi)
+            return None if out is None else (np.concatenate([t.ravel() for t in out[0]]), out[1])
+
+        x0 = np.concatenate([t.ravel() for t in (T0 or self.initial())])
+        x, (Sigmas, Cs, A, a), it, res = anderson.solve(sweep, x0, chi, tol, maxiter)
+        return ChainState(chi, unpack(x), Sigmas, Cs, A, a, it, res)
 
     # -- quantities at the saddle -----------------------------------------------------------------
     def predictions(self, st: ChainState) -> dict:

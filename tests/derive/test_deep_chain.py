@@ -93,5 +93,9 @@ def test_stein_backward_is_the_derivative_of_the_log_partition():
                 d = (_log_partition(Sigma + E, Ct, act, n) - _log_partition(Sigma - E, Ct, act, n)) / (2 * eps)
                 fd[i, j] = d if i == j else d / 2  # a symmetric perturbation moves two entries
         np.testing.assert_allclose(stein, fd, rtol=rtol, atol=rtol * np.abs(fd).max(), err_msg=act)
+        # the score form (no phi'): untilted weights of the same grid nodes
+        w0 = np.exp(-0.5 * np.sum((H @ np.linalg.inv(np.linalg.cholesky(Sigma)).T) ** 2, axis=1))
+        score = mod.score_backward(Zp, w[:, None], (w0 / w0.sum())[:, None], 1.0, 1.0, 1.0)
+        np.testing.assert_allclose(score, fd, rtol=rtol, atol=rtol * np.abs(fd).max(), err_msg=act + " score")
         if act == "linear":  # the closed form of the linear chain
             np.testing.assert_allclose(stein, mod.layer_backward(Sigma, Ct, 1.0, 1.0, 1.0), rtol=1e-6)

@@ -115,7 +115,7 @@ def test_depth_contract():
     for kw, match in ((dict(widths="50,200", depth=3), "conflicts"), (dict(widths="50,200", N=30), "conflicts"),
                       (dict(widths="50,200", g_w="1,2,3"), "one per hidden layer"), (dict(), "required"),
                       (dict(widths="50,x"), "widths"), (dict(N=30, depth=0), "depth"),
-                      (dict(N=30, depth=2, method="adaptive", activation="erf"), "not available")):
+                      (dict(N=30, depth=2, method="adaptive", order=2), "not available")):
         kw = {"method": "exact", **kw}
         with pytest.raises(InputError, match=match):
             params.build(5, 3, 2, kappa=0.5, **kw)
@@ -129,7 +129,7 @@ def test_deep_cli(tmp_path, capsys):
     assert rs[0]["params"]["widths"] == [20, 20] and rs[0]["params"]["N"] == 20 and rs[1]["s_mean"] > 0
     assert console.main(base + ["--N", "20", "--depth", "2", "--g-w", "1,2"]) == 0
     assert json.loads(capsys.readouterr().out)[1]["test_mean"] == rs[1]["test_mean"]
-    for bad in (["--widths", "10,20", "--depth", "3"], ["--N", "10", "--depth", "2", "--method", "adaptive", "--activation", "relu"], []):
+    for bad in (["--widths", "10,20", "--depth", "3"], ["--N", "10", "--depth", "2", "--method", "adaptive", "--order", "2"], []):
         code = console.main([a for a in base if a not in ("--method", "exact")] + bad if "--method" in bad else base + bad)
         err = capsys.readouterr().err
         assert code == 2 and len(err.strip().splitlines()) == 1, (bad, err)

@@ -1,0 +1,68 @@
+"""Anderson-accelerated fixed-point iteration (plumbing for the deep chains of docs/theory.md §2d).
+
+``sweep(x)`` returns (F(x), aux) or None when x leaves the feasible set; the iteration stops when
+|F(x) - x| <= tol max(|x|, |F(x)|). An accelerated candidate that is infeasible is replaced by damped
+plain steps (and the history restarts); so does a stagnating history (no new best residual in
+STALL iterations), from the best point so far.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConvergenceError
+
+#: history length of the Anderson acceleration
+MEMORY = 6
+#: iterations without a new best residual before the history restarts from the best point
+STALL = 25
+
+
+def solve(sweep, x, chi, tol=1e-13, maxiter=2000, what="adaptive: the deep chain"):
+    """(x*, aux at x*, iterations, relative residual)."""
+    out = sweep(x)
+    if out is None:
+        raise ConvergenceError(f"{what}: infeasible start (a layer's adapted law is not valid)", {"chi": chi})
+    # the history: differences of iterates and of residuals, rows of two ring buffers
+    dX, dF = np.empty((MEMORY, x.size)), np.empty((MEMORY, x.size))
+    filled, slot = 0, 0
+    x_prev = g_prev = None
+    res, best, since = np.inf, (np.inf, None, None), 0
+    for it in range(1, maxiter + 1):
+        new, aux = out
+        g = new - x
+        scale = max(np.linalg.norm(x), np.linalg.norm(new), 1e-300)
+        res = np.linalg.norm(g) / scale
+        if res <= tol or x.size == 0:
+            return x, aux, it, res
+        if res < best[0]:
+            best, since = (res, x, out), 0
+        else:
+            since += 1
+        damp = 1.0
+        if since >= STALL:  # restart from the best point with a half step
+            filled, slot, x_prev, since, damp = 0, 0, None, 0, 0.5
+            x, out = best[1], best[2]
+            g = out[0] - x
+        if x_prev is not None:
+            np.subtract(x, x_prev, out=dX[slot])
+            np.subtract(g, g_prev, out=dF[slot])
+            slot, filled = (slot + 1) % MEMORY, min(filled + 1, MEMORY)
+        x_prev, g_prev = x, g
+        cand = x + damp * g
+        if filled:  # type II: least squares over the residual differences, via their Gram matrix
+            Fm, Xm = dF[:filled], dX[:filled]
+            gamma = np.linalg.lstsq(Fm @ Fm.T, Fm @ g, rcond=1e-12)[0]
+            cand -= gamma @ Xm + gamma @ Fm
+        trial = sweep(cand)
+        if trial is None:  # the accelerated step left the feasible set: a damped plain step
+            filled, slot, x_prev = 0, 0, None
+            for t in (1.0, 0.5, 0.25, 0.125, 0.0625):
+                cand = x + t * g
+                trial = sweep(cand)
+                if trial is not None:
+                    break
+            else:
+                raise ConvergenceError(f"{what} left the feasible set (a layer's adapted law is not valid)",
+                                       {"chi": chi, "iterations": it})
+        x, out = cand, trial
+    raise ConvergenceError(f"{what} did not converge", {"chi": chi, "iterations": maxiter, "residual": res})
