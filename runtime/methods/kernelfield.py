@@ -81,6 +81,7 @@ class _Solver(Solver):
                 "saddle_newton_iterations": st.iterations,
                 "test_var_source": "kernel adaptation order 1 (the Wishart-field loop corrects the means)",
             }
+            obs["layers"] = [{k: obs[k] for k in ("kernel_alignment", "kernel_top_eigenvalues")}]
             out.append(Result.point(p, st.chi, values, {"observables": obs}))
         return out
 

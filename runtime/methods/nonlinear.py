@@ -66,9 +66,12 @@ class _Solver(Solver):
             }
             if st.acceptance is not None:
                 obs["mala_acceptance"] = st.acceptance
+            obs["layers"] = [{k: obs[k] for k in ("kernel_alignment", "kernel_top_eigenvalues")}]
             obs.update(effective_rescaling(self.spec_phi, st.predictions["train_mean"], p.kappa, p.g_v))
-            extra = {"observables": obs,
-                     "mc_error": {k: np.asarray(v).tolist() for k, v in st.mc_error.items()}}
+            err = {k: np.asarray(v).tolist() for k, v in st.mc_error.items()}
+            # the contract's Monte Carlo keys (docs/cli.md), beside the per-output mc_error of earlier versions
+            extra = {k + "_mcse": err[k] for k in ("train_mean", "test_mean") if k in err}
+            extra.update({"observables": obs, "mc_error": err})
             out.append(Result.point(p, st.chi, st.predictions, extra))
         return out
 

@@ -122,3 +122,15 @@ def test_order_two_at_depth_is_refused():
 
     with pytest.raises(InputError, match="order 2 is not available with 2 hidden layers"):
         params.build(8, 5, 2, N=20, depth=2, kappa=0.5, method="adaptive", order=2)
+
+
+@pytest.mark.parametrize("kw", [dict(activation="erf"), dict(activation="linear", order=2, N=40)])
+def test_every_adaptive_result_has_layers_and_monte_carlo_keys(kw):
+    """The contract: `layers` at every depth (length 1 with one hidden layer); Monte Carlo results carry
+    train_mean_mcse / test_mean_mcse."""
+    X, y, Xt = _problem(P=8, D=6)
+    r = predict(X, y, Xt, **{"N": 30, "chi": 1.0, "kappa": 0.5, "method": "adaptive", **kw})
+    obs = r["observables"]
+    assert len(obs["layers"]) == 1 and obs["layers"][0]["kernel_alignment"] == obs["kernel_alignment"]
+    if kw["activation"] == "erf":
+        assert r["train_mean_mcse"] == r["mc_error"]["train_mean"] and len(r["test_mean_mcse"]) == 3
