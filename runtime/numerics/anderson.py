@@ -18,8 +18,18 @@ STALL = 25
 
 
 def solve(sweep, x, chi, tol=1e-13, maxiter=2000, what="adaptive: the deep chain"):
-    """(x*, aux at x*, iterations, relative residual)."""
-    out = sweep(x)
+    """(x*, aux at x*, iterations, relative residual). Gives up after maxiter iterations or 3 maxiter
+    sweeps (infeasible candidates count), so that a step too far fails fast and the ladder splits it."""
+    budget = [3 * maxiter]
+
+    def evaluate(v):
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise ConvergenceError(f"{what} did not converge (too many infeasible steps)",
+                                   {"chi": chi, "sweeps": 3 * maxiter})
+        return sweep(v)
+
+    out = evaluate(x)
     if out is None:
         raise ConvergenceError(f"{what}: infeasible start (a layer's adapted law is not valid)", {"chi": chi})
     # the history: differences of iterates and of residuals, rows of two ring buffers
@@ -53,12 +63,12 @@ def solve(sweep, x, chi, tol=1e-13, maxiter=2000, what="adaptive: the deep chain
             Fm, Xm = dF[:filled], dX[:filled]
             gamma = np.linalg.lstsq(Fm @ Fm.T, Fm @ g, rcond=1e-12)[0]
             cand -= gamma @ Xm + gamma @ Fm
-        trial = sweep(cand)
+        trial = evaluate(cand)
         if trial is None:  # the accelerated step left the feasible set: a damped plain step
             filled, slot, x_prev = 0, 0, None
             for t in (1.0, 0.5, 0.25, 0.125, 0.0625):
                 cand = x + t * g
-                trial = sweep(cand)
+                trial = evaluate(cand)
                 if trial is not None:
                     break
             else:

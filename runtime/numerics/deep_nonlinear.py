@@ -204,7 +204,7 @@ class DeepNonlinearChain:
                 return None if out is None else (np.concatenate([t.ravel() for t in out[0]]), out[1])
 
             x, (Cs, ess, covs), it, _ = anderson.solve(sweep, np.concatenate([t.ravel() for t in T]), chi,
-                                                       tol=1e-10, maxiter=200,
+                                                       tol=1e-10, maxiter=100,
                                                        what="adaptive: the deep chain")
             T = unpack(x)
             if ess >= ESS_TARGET:

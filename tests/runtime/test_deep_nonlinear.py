@@ -1,8 +1,8 @@
 """Kernel adaptation at depth for any activation (docs/theory.md §2d, §6): the importance-sampled chain
 of numerics.deep_nonlinear run with a linear phi against the closed-form linear chain (every part of the
 machinery: fixed draws in each layer's covariance, control variate, Stein backward pass, test blocks,
-Anderson iteration, replicate errors); erf and relu networks against sampled deep networks, where the
-NNGP is far off; the CLI contract."""
+Anderson iteration, replicate errors); erf and relu networks against sampled deep networks, whose
+error falls like P/N; the CLI contract."""
 import json
 import subprocess
 import sys
@@ -45,21 +45,27 @@ def test_linear_phi_through_the_sampled_chain_is_the_closed_form_chain():
 
 
 @pytest.mark.parametrize("act, chi_of", [("erf", lambda N: float(N)), ("relu", lambda N: float(np.sqrt(N)))])
-def test_erf_relu_chain_against_sampled_deep_networks(act, chi_of):
-    ds = data.builtin("teacher", P=10, D=8, P_test=4, seed=0)
-    N = 40
-    chi = chi_of(N)
-    common = dict(widths=[N, N], kappa=0.3, activation=act)
-    ad = predict(ds.X, ds.y, ds.X_test, chi=list(np.geomspace(1, chi, 4)), method="adaptive", **common)[-1]
-    sm = predict(ds.X, ds.y, ds.X_test, chi=chi, method="sample", samples=3000, chains=4, **common)
-    nn = predict(ds.X, ds.y, ds.X_test, chi=chi, method="nngp", **common)
-    for k in ("train_mean", "test_mean"):
-        err = np.abs(np.subtract(ad[k], sm[k]))
-        miss = np.abs(np.subtract(nn[k], sm[k]))
-        noise = np.sqrt(np.square(ad[k + "_mcse"]) + np.square(sm[k + "_mcse"]))
-        # the chain is right up to O(P/N) and its Monte Carlo error; the NNGP misses by much more
-        assert np.max(err) < 0.25 * np.max(miss) + 4 * np.max(noise), (k, err, miss, noise)
-        assert np.max(miss) > 10 * np.max(noise)
+def test_erf_relu_error_against_sampled_deep_networks_falls_like_p_over_n(act, chi_of):
+    """Two hidden layers, P = 4, N = 4P, 8P, 16P, erf at chi = N and relu at chi = sqrt(N) (where the
+    saddle exists): the error of the chain against sampled networks falls like P/N (log-log slope -0.7
+    or steeper), with both Monte Carlo errors under a third of the error they resolve. Measured: slopes
+    -1.06 (erf) and -0.90 (relu); -1.00 and -1.03 on the teacher set of seed 1."""
+    ds = data.builtin("teacher", P=4, D=4, P_test=2, seed=0)
+    Ns, errs = [16, 32, 64], []
+    for N in Ns:
+        chi = chi_of(N)
+        common = dict(widths=[N, N], kappa=0.3, activation=act)
+        ad = predict(ds.X, ds.y, ds.X_test, chi=list(np.geomspace(1, chi, 4)), method="adaptive",
+                     mc_samples=256000, **common)[-1]
+        sm = predict(ds.X, ds.y, ds.X_test, chi=chi, method="sample", samples=16000, chains=4, seed=1, **common)
+        keys = ("train_mean", "test_mean")
+        err = max(float(np.max(np.abs(np.subtract(ad[k], sm[k])))) for k in keys)
+        assert sm["rhat_max"] < 1.01
+        assert max(float(np.max(sm[k + "_mcse"])) for k in keys) < err / 3, (N, err)
+        assert max(float(np.max(ad[k + "_mcse"])) for k in keys) < err / 3, (N, err)
+        errs.append(err)
+    slope = float(np.polyfit(np.log(Ns), np.log(errs), 1)[0])
+    assert slope < -0.7, (errs, slope)
 
 
 def test_deep_nonlinear_cli_contract():
