@@ -10,7 +10,6 @@ first layer's weights, and ``layers`` holds each hidden layer's kernel sums.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +18,7 @@ from numba import njit
 from msat.generated import densities
 from msat.generated.densities import deep_log_posterior, deep_offsets, deep_record
 
-from .hmc import JITTER, adapt, run_jobs
+from .hmc import JITTER, acceptance, adapt, run_jobs
 
 
 @dataclass
@@ -76,10 +75,7 @@ def leapfrog(theta, widths, group, XT, y, XT_test, dirs, chi, kappa, g_v, g_ws, 
         kin = 0.0
         for j in range(n):
             kin += p[j] * p[j] / masses[group[j]]
-        dH = H0 - (-lp + 0.5 * kin)
-        if not math.isfinite(dH):
-            dH = -math.inf
-        acc_prob = 1.0 if dH >= 0.0 else math.exp(dH)
+        acc_prob = acceptance(H0, -lp + 0.5 * kin)
         accept[it] = acc_prob
         if rng.random() < acc_prob:
             logp = lp

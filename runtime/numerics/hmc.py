@@ -48,6 +48,15 @@ class ChainResult:
 
 
 @njit(cache=True)
+def acceptance(H0, H1):
+    """Metropolis acceptance probability of a move from energy H0 to H1 (0 when H1 is not finite)."""
+    dH = H0 - H1
+    if not math.isfinite(dH):
+        return 0.0
+    return 1.0 if dH >= 0.0 else math.exp(dH)
+
+
+@njit(cache=True)
 def leapfrog_chain(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, act, m_W, m_a, eps, n_leap, n_iter, jitter,
                    rng, record, accumulate_w, out_train, out_test, out_dirs, out_align, accept, wsum, ksum,
                    warm_W):
@@ -109,11 +118,7 @@ def leapfrog_chain(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, act, m_W, m_a
             kin += pa[i] * pa[i] / m_a
             for d in range(Dn):
                 kin += pW[i, d] * pW[i, d] / m_W
-        H1 = -lp + 0.5 * kin
-        dH = H0 - H1
-        if not math.isfinite(dH):
-            dH = -math.inf
-        acc_prob = 1.0 if dH >= 0.0 else math.exp(dH)
+        acc_prob = acceptance(H0, -lp + 0.5 * kin)
         accept[it] = acc_prob
         if rng.random() < acc_prob:
             logp = lp
