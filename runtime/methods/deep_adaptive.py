@@ -78,6 +78,14 @@ class DeepNonlinearSolver(Solver):
                                         seed=params.seed)
 
     def solve(self, chi, warm):
+        if warm is None and chi > 2.0:
+            # a cold start far from chi = 1 tilts the layers past the fixed draws: anneal (docs/theory.md §5)
+            steps = np.geomspace(1.0, chi, int(np.ceil(np.log2(chi))) + 1)[:-1]
+            for c in steps:
+                warm = self.chain.solve(float(c), warm).warm
+            st = self.chain.solve(chi, warm)
+            st.warnings.append(f"annealed from chi = 1 in {len(steps)} steps")
+            return st
         return self.chain.solve(chi, warm)
 
     def warm(self, state):

@@ -81,3 +81,15 @@ def test_deep_nonlinear_cli_contract():
                           "--widths", "20,30", "--chi", "1", "--kappa", "0.3", "--activation", "erf",
                           "--estimator", "mc"], capture_output=True, text=True)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_cold_start_far_from_chi_one_anneals():
+    """A single chi = N_L for an erf network (no ladder) is reached by annealing from chi = 1, and the
+    result says so; it equals the end of an explicit ladder up to Monte Carlo error."""
+    ds = data.builtin("teacher", P=6, D=5, P_test=2, seed=0)
+    common = dict(widths=[24, 24], kappa=0.3, activation="erf", method="adaptive", mc_samples=32000)
+    one = predict(ds.X, ds.y, ds.X_test, chi=24.0, **common)
+    assert one["converged"] and any("annealed from chi = 1" in w for w in one["warnings"])
+    ladder = predict(ds.X, ds.y, ds.X_test, chi=list(np.geomspace(1, 24, 6)), **common)[-1]
+    noise = np.sqrt(np.square(one["test_mean_mcse"]) + np.square(ladder["test_mean_mcse"]))
+    assert np.all(np.abs(np.subtract(one["test_mean"], ladder["test_mean"])) < 5 * noise + 1e-6)
