@@ -97,3 +97,19 @@ def score_backward():
     of phi at all, so the estimate moves continuously with the fields even for ReLU, whose phi' is a step."""
     E = Zp.T * sp.HadamardProduct((wts - wts0) * sp.OneMatrix(1, n), Zp)
     return (N_l / N_prev) * g_l * E / 2
+
+
+# -- the importance weights of the tilted layer law -----------------------------------------------------
+Zd = sp.MatrixSymbol("Z", m, n)  # rows: draws z of the proposal N(0, R R^T), z = R u
+Ud = sp.MatrixSymbol("U", m, n)  # rows: the standard normal u behind them
+
+
+def proposal_log_ratio():
+    """ln N(z; 0, I) - ln N(z; 0, R R^T) per draw, up to the draw-independent ln det R."""
+    ones = sp.OneMatrix(n, 1)
+    return (sp.HadamardProduct(Ud, Ud) * ones - sp.HadamardProduct(Zd, Zd) * ones) / 2
+
+
+def tilt():
+    """phi(h)^T Ct phi(h) per draw: the exponent of the tilted law q ∝ N(h; 0, Sigma) e^{phi^T Ct phi}."""
+    return sp.HadamardProduct(Phi * Ct, Phi) * sp.OneMatrix(n, 1)

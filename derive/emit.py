@@ -50,6 +50,9 @@ class MatrixPrinter(NumPyPrinter):
         body = " @ ".join(self.parenthesize(m, 100) for m in mats)
         return body if coeff == 1 else f"({self._print(coeff)}) * ({body})"
 
+    def _print_HadamardPower(self, expr):
+        return "numpy.power(%s, %s)" % (self._print(expr.base), self._print(expr.exp))
+
     def _print_Inverse(self, expr):
         raise ValueError("emitted matrix code must not invert a matrix")
 

@@ -3,8 +3,8 @@
 # derivation: derive.deep_chain
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: ef199de81d6617fe9b11a16b61d0cff6319e71c83f9a87701b74a81db406d550
-# content-sha256: 0642dde7544d49a0787a38bbac98082d68c4d557c0b9107fbe3a052a3a473072
+# inputs-sha256: bff1d52329189f3a66fabbc73ca8acab566fd28d7864d6ba1da6b6081be25d05
+# content-sha256: f699e0ff87c43fac3237692ab8cf64cf40089607d79bbe7c9d6b8a3a4b41bc45
 """Kernel adaptation at depth for linear networks (docs/theory.md §2d): the adapted kernel of one layer, the backward pass of the chain's saddle (closed form for linear phi, Stein form for any phi) and the test forms of the tilted law."""
 import math  # noqa: F401
 
@@ -55,3 +55,19 @@ def score_backward(Zp, wts, wts0, g_l, N_l, N_prev):
     Ct_prev = ((1/2)*N_l*g_l/N_prev) * (Zp.T @ (numpy.multiply((wts + (-1) * (wts0)) @ numpy.ones((1, n)), Zp)))
 
     return Ct_prev
+
+
+def proposal_log_ratio(Z, U):
+    """ln N(z; 0, I) - ln N(z; 0, R R^T) per draw (rows of Z = U R^T), up to ln det R: the importance weight of the untilted layer law (docs/theory.md §2d, derive.deep_chain)."""
+    n = Z.shape[1]
+    base = (1/2) * ((numpy.power(U, 2)) @ numpy.ones((n, 1))) + (-1/2) * ((numpy.power(Z, 2)) @ numpy.ones((n, 1)))
+
+    return base
+
+
+def tilt(Phi, Ct):
+    """phi(h)^T Ct phi(h) per draw (rows of Phi): the log tilt of a layer's law (docs/theory.md §2d, derive.deep_chain)."""
+    n = Phi.shape[1]
+    G = (numpy.multiply(Phi @ Ct, Phi)) @ numpy.ones((n, 1))
+
+    return G

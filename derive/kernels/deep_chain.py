@@ -39,6 +39,16 @@ def specs():
                        "untilted law) (docs/theory.md §2d, derive.deep_chain).",
                    node=[Statement("n", sp.Symbol("Zp.shape[1]")), Statement("Ct_prev", deep_chain.score_backward())],
                    returns="Ct_prev"),
+        KernelSpec(name="proposal_log_ratio", family="numpy_function", args=["Z", "U"],
+                   doc="ln N(z; 0, I) - ln N(z; 0, R R^T) per draw (rows of Z = U R^T), up to ln det R: the "
+                       "importance weight of the untilted layer law (docs/theory.md §2d, derive.deep_chain).",
+                   node=[Statement("n", sp.Symbol("Z.shape[1]")), Statement("base", deep_chain.proposal_log_ratio())],
+                   returns="base"),
+        KernelSpec(name="tilt", family="numpy_function", args=["Phi", "Ct"],
+                   doc="phi(h)^T Ct phi(h) per draw (rows of Phi): the log tilt of a layer's law "
+                       "(docs/theory.md §2d, derive.deep_chain).",
+                   node=[Statement("n", sp.Symbol("Phi.shape[1]")), Statement("G", deep_chain.tilt())],
+                   returns="G"),
     ]
 
 

@@ -62,6 +62,8 @@ class DeepChain:
         self.layer = generated.deep_linear_adaptation()
         self.linear = generated.linear_adaptation()
         self.top = getattr(self.linear, f"conjugate_field_o{order}")
+        self.fit_operator = generated.nonlinear_adaptation().fit_operator  # g_v C + kappa
+        self.preactivations = generated.nngp_kernels().layer_preactivations  # Sigma_l = g_l C_{l-1}
 
     # -- one sweep of the saddle map ------------------------------------------------------------
     def forward(self, T):
@@ -69,7 +71,7 @@ class DeepChain:
         Sigma, Sigmas, Cs = np.diag(self.lam), [], []
         for l, Tl in enumerate(T):
             if l:
-                Sigma = self.g_ws[l] * Cs[-1]
+                Sigma = self.preactivations(Cs[-1], self.g_ws[l])
             C = self.layer.layer_kernel(Sigma, Tl)
             C = 0.5 * (C + C.T)
             if not _pd(C):
@@ -84,7 +86,7 @@ class DeepChain:
         if fw is None:
             return None
         Sigmas, Cs = fw
-        G = self.g_v * Cs[-1] + self.kappa * np.eye(self.r)
+        G = self.fit_operator(Cs[-1], self.kappa, self.g_v)
         try:
             Lg = np.linalg.cholesky(G)
         except np.linalg.LinAlgError:
@@ -127,7 +129,7 @@ class DeepChain:
         sss = spec.kss[:, None]
         for l, (Sigma, T) in enumerate(zip(st.Sigma, st.T)):
             if l:
-                Ss, sss = self.g_ws[l] * Ss, self.g_ws[l] * sss
+                Ss, sss = self.preactivations(Ss, self.g_ws[l]), self.preactivations(sss, self.g_ws[l])
             Ss, sss = self.layer.layer_test_forms(Sigma, T, Ss, sss)
         train_r, test, var = self.linear.predictions(st.C[-1], Ss, sss, st.A, st.a[:, None], self.g_v, float(st.chi))
         return {"train_mean": spec.U[:, self.mask] @ train_r[:, 0], "test_mean": test[:, 0], "test_var": var[:, 0]}

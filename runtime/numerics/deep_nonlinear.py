@@ -92,8 +92,7 @@ class DeepNonlinearChain:
         if l == 0:
             S, Ss, sss = self.inputs
         else:
-            g = self.g_ws[l]
-            S, Ss, sss = (g * np.asarray(a) for a in below)
+            S, Ss, sss = (self.nngp_mod.layer_preactivations(np.asarray(a), self.g_ws[l]) for a in below)
         lam, U = np.linalg.eigh(0.5 * (S + S.T))
         keep = lam > RANK_RTOL * max(lam[-1], 1e-300)
         lam, U = lam[keep], U[:, keep]
@@ -116,14 +115,13 @@ class DeepNonlinearChain:
         _activate(H, self.act, F, dF)
         Ft, dFt = np.empty_like(Ht), np.empty_like(Ht)
         _activate(Ht, self.act, Ft, dFt)
-        base = -0.5 * np.sum(Z * Z, axis=1) + 0.5 * np.sum(u * u, axis=1)
+        base = self.layer.proposal_log_ratio(Z, u)[:, 0]
         return {"F": F, "dF": dF, "Ft": Ft, "Zp": Z @ Zmap, "Z": Z, "base": base, "prior": prior}
 
-    @staticmethod
-    def weigh(d, T):
+    def weigh(self, d, T):
         """Self-normalised importance weights of the tilted law q ∝ prior e^{phi^T T phi} and their
         effective-sample fraction (None if not finite)."""
-        logw = d["base"] + np.einsum("ia,ab,ib->i", d["F"], T, d["F"])
+        logw = d["base"] + self.layer.tilt(d["F"], T)[:, 0]
         if not np.all(np.isfinite(logw)):
             return None
         w = np.exp(logw - logw.max())

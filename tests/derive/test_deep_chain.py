@@ -99,3 +99,19 @@ def test_stein_backward_is_the_derivative_of_the_log_partition():
         np.testing.assert_allclose(score, fd, rtol=rtol, atol=rtol * np.abs(fd).max(), err_msg=act + " score")
         if act == "linear":  # the closed form of the linear chain
             np.testing.assert_allclose(stein, mod.layer_backward(Sigma, Ct, 1.0, 1.0, 1.0), rtol=1e-6)
+
+
+def test_importance_log_weights_are_gaussian_log_densities_and_the_tilt():
+    """proposal_log_ratio = ln N(z; 0, I) - ln N(z; 0, R R^T) + ln det R (scipy), tilt = phi^T Ct phi."""
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(2)
+    R = np.tril(rng.uniform(0.5, 1.5, (3, 3)))
+    U = rng.standard_normal((5, 3))
+    Z = U @ R.T
+    mod = generated.deep_linear_adaptation()
+    ref = (multivariate_normal(np.zeros(3), np.eye(3)).logpdf(Z) - multivariate_normal(np.zeros(3), R @ R.T).logpdf(Z)
+           - np.log(np.abs(np.linalg.det(R))))
+    np.testing.assert_allclose(mod.proposal_log_ratio(Z, U)[:, 0], ref, rtol=1e-12, atol=1e-12)
+    Ct = rng.standard_normal((3, 3))
+    np.testing.assert_allclose(mod.tilt(U, Ct)[:, 0], [u @ Ct @ u for u in U], rtol=1e-12)
