@@ -8,25 +8,23 @@ Target: at most 10 x depth eighs. Orders 0 and 1, the median over ten consecutiv
     python benchmarks/deep_adaptive.py [--quick] [--depth L] [--blas-threads T]
 """
 import argparse
-import os
 import statistics
 import sys
 import time
+
+import blas  # benchmarks/blas.py, before numpy
 
 
 def _parser():
     ap = argparse.ArgumentParser(description="deep kernel adaptation: one chi point vs one eigh(K)")
     ap.add_argument("--quick", action="store_true", help="P=300, D=150 instead of P=1000, D=500")
     ap.add_argument("--depth", type=int, default=3, help="hidden layers of width 4P (default 3)")
-    ap.add_argument("--blas-threads", type=int, default=None,
-                    help="set OPENBLAS/OMP/MKL_NUM_THREADS before numpy loads; 1 gives stable ratios")
+    blas.add_option(ap)
     return ap
 
 
 ARGS = _parser().parse_args(sys.argv[1:] if __name__ == "__main__" else [])
-if ARGS.blas_threads:  # must happen before numpy (and its BLAS) is imported
-    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_var] = str(ARGS.blas_threads)
+blas.apply(ARGS.blas_threads)  # before numpy (and its BLAS) is imported
 
 import numpy as np  # noqa: E402
 

@@ -29,22 +29,20 @@ import statistics
 import sys
 import time
 
+import blas  # benchmarks/blas.py, before numpy
+
 
 def _parser():
     ap = argparse.ArgumentParser(description="predict(): 200-point chi ladder vs one eigh(K)")
     ap.add_argument("--quick", action="store_true", help="P=500, D=250 instead of P=2000, D=1000")
     ap.add_argument("--reps", type=int, default=3, help="repetitions per timed call (median)")
     ap.add_argument("--depth", type=int, default=1, help="hidden layers of width N (default 1)")
-    ap.add_argument("--blas-threads", type=int, default=None,
-                    help="set OPENBLAS/OMP/MKL_NUM_THREADS before numpy loads (default: as the "
-                         "environment has it); 1 gives stable ratios on a shared machine")
+    blas.add_option(ap)
     return ap
 
 
 ARGS = _parser().parse_args(sys.argv[1:] if __name__ == "__main__" else [])
-if ARGS.blas_threads:  # must happen before numpy (and its BLAS) is imported
-    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_var] = str(ARGS.blas_threads)
+blas.apply(ARGS.blas_threads)  # before numpy (and its BLAS) is imported
 
 import numpy as np  # noqa: E402
 

@@ -19,7 +19,13 @@ train ones unchanged, so
 
     C_*  = (I - 2 Sigma T)^-1 Sigma_*,      c_** = sigma_** + 2 diag(Sigma_*^T (I - 2 T Sigma)^-1 T Sigma_*).
 
-The top field Ct_L is the two-layer one (derive.adaptive.conjugate_field). Every form is a matrix
+The top field Ct_L is the two-layer one (derive.adaptive.conjugate_field).
+
+The chain's Jacobians are derived from these same expressions by matcalc's differentiator (rules for
+products, sums and solves, d(M^-1 B) = M^-1 (dB - dM M^-1 B)): the tangent maps (dSigma, dT) -> dC_l and
+(dSigma, dT) -> dCt_{l-1}, and dC_L -> dCt_L through A = (g_v C_L + kappa)^-1, alpha = A y. Composed
+layer by layer they are the Jacobian-vector product of the saddle map, which the Newton-Krylov solve
+of the chain applies without ever forming the (L r^2)^2 Jacobian. Every form is a matrix
 expression valid in any orthonormal basis of a subspace holding the ranges of the Sigma's (the range
 of X for linear networks), which is where the runtime evaluates it. The closed forms are checked
 against SymPy derivatives of the explicit log-determinant in tests/derive/test_deep_chain.py.
@@ -28,6 +34,8 @@ from __future__ import annotations
 
 import sympy as sp
 from sympy.codegen.matrix_nodes import MatrixSolve
+
+from . import adaptive, matcalc
 
 n, q = sp.symbols("n q", integer=True, positive=True)  # basis size, number of test points
 Sigma = sp.MatrixSymbol("Sigma", n, n)
@@ -61,6 +69,43 @@ def layer_test_forms():
     Cs = MatrixSolve(I - 2 * Sigma * T, Ss)
     quad = sp.HadamardProduct(Ss, MatrixSolve(I - 2 * T * Sigma, T) * Ss).T * ones
     return Cs, sss + 2 * quad
+
+
+# -- the Jacobians: tangent maps of one layer and of the top field ---------------------------------------
+dSigma = sp.MatrixSymbol("dSigma", n, n)
+dT = sp.MatrixSymbol("dT", n, n)
+dC = sp.MatrixSymbol("dC", adaptive.P, adaptive.P)
+dA = sp.MatrixSymbol("dA", adaptive.P, adaptive.P)
+dalpha = sp.MatrixSymbol("dalpha", adaptive.P, 1)
+
+
+Cl = sp.MatrixSymbol("C", n, n)  # the layer's value C_l, a name for the solve inside its tangent
+Gl = sp.MatrixSymbol("G", n, n)  # dW/dSigma = (I - 2 T Sigma)^-1 T, likewise
+
+
+def layer_kernel_tangent():
+    """dC_l = J_C (dSigma, dT): the derivative of C_l = (I - 2 Sigma T)^-1 Sigma along (dSigma, dT), with
+    the solve that is C_l itself named C (so it is computed once)."""
+    return matcalc.tangent(layer_kernel(), [(Sigma, dSigma), (T, dT)]).xreplace({layer_kernel(): Cl})
+
+
+def layer_backward_tangent():
+    """dCt_{l-1} = J_B (dSigma, dT): the derivative of the backward map along (dSigma, dT) (T = Ct_l), with
+    dW/dSigma = (I - 2 T Sigma)^-1 T named G."""
+    G = MatrixSolve(I - 2 * T * Sigma, T)
+    return G, matcalc.tangent(layer_backward(), [(Sigma, dSigma), (T, dT)]).xreplace({G: Gl})
+
+
+def fit_tangent():
+    """(dA, dalpha) of A = (g_v C + kappa)^-1 and alpha = A y along dC, in terms of A itself."""
+    M = adaptive.fit_operator()
+    dA_ = matcalc.directional(M.I, adaptive.C, dC).xreplace({M.I: adaptive.A})
+    return dA_, dA_ * adaptive.y
+
+
+def top_field_tangent(order: int):
+    """dCt_L: the derivative of the top conjugate field Ct_L(A, alpha) (derive.adaptive) along (dA, dalpha)."""
+    return matcalc.tangent(adaptive.conjugate_field(order), [(adaptive.A, dA), (adaptive.alpha, dalpha)])
 
 
 # -- any activation: the backward pass in Stein form -------------------------------------------------

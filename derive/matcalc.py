@@ -7,6 +7,8 @@ differentiator, rule by rule, with the log-determinant as the class ``LogDet`` w
 Jacobi's formula d logdet M = tr(M^-1 dM):
 
   ``directional(expr, X, H)``  d/de expr(X + e H) at e = 0 (a matrix or scalar expression);
+  ``tangent(expr, pairs)``     the sum of directional derivatives over several (X, H): a
+                               Jacobian-vector product, with one solve per distinct matrix;
   ``gradient(expr, X)``        G with d expr = tr(G^T H) for all H (cyclic trace rotation);
   ``symmetric_gradient``       (G + G^T)/2, the gradient over symmetric matrices.
 
@@ -15,6 +17,7 @@ Higher directional derivatives (d2S[X, X], d3S[X, X, Y]) are repeated ``directio
 from __future__ import annotations
 
 import sympy as sp
+from sympy.codegen.matrix_nodes import MatrixSolve
 from sympy.matrices.expressions.matexpr import MatrixElement, MatrixExpr
 
 
@@ -50,12 +53,15 @@ def _zero_like(e):
 
 
 def directional(expr, X, H):
-    """d/de expr(X + e H) at e = 0, by the sum, product, inverse, trace and logdet rules."""
+    """d/de expr(X + e H) at e = 0, by the sum, product, inverse, solve, trace and logdet rules."""
     d = lambda e: directional(e, X, H)  # noqa: E731
     if expr == X:
         return H
     if not expr.has(X):
         return _zero_like(expr)
+    if isinstance(expr, MatrixSolve):  # M^-1 B as a solve: d(M^-1 B) = M^-1 (dB - dM M^-1 B)
+        M, B = expr.matrix, expr.vector
+        return MatrixSolve(M, sp.MatAdd(d(B), -d(M) * expr).doit())
     if isinstance(expr, sp.MatAdd):
         return sp.MatAdd(*[d(a) for a in expr.args]).doit()
     if isinstance(expr, sp.MatMul):
@@ -97,6 +103,22 @@ def directional(expr, X, H):
     if isinstance(expr, sp.log):
         return d(expr.args[0]) / expr.args[0]
     raise NotImplementedError(f"no derivative rule for {type(expr).__name__}")
+
+
+def tangent(expr, pairs):
+    """sum_k d/de expr(X_k + e H_k) at e = 0 (the Jacobian of expr applied to (H_1, ..., H_k)), with the
+    terms M^-1 B_i of one matrix M merged into a single solve M^-1 (sum_i B_i)."""
+    out = sp.MatAdd(*[directional(expr, X, H) for X, H in pairs]).doit()
+    terms = out.args if isinstance(out, sp.MatAdd) else (out,)
+    solves, rest = {}, []
+    for t in terms:
+        coeff, mats = t.as_coeff_matrices() if isinstance(t, sp.MatMul) else (sp.S.One, [t])
+        if len(mats) == 1 and isinstance(mats[0], MatrixSolve):
+            solves.setdefault(mats[0].matrix, []).append(coeff * mats[0].vector)
+        else:
+            rest.append(t)
+    merged = [MatrixSolve(M, sp.MatAdd(*Bs).doit()) for M, Bs in solves.items()]
+    return sp.MatAdd(*(merged + rest)).doit() if len(merged) + len(rest) > 1 else (merged + rest)[0]
 
 
 def trace_terms(expr):

@@ -3,8 +3,8 @@
 # derivation: derive.deep_chain
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: bff1d52329189f3a66fabbc73ca8acab566fd28d7864d6ba1da6b6081be25d05
-# content-sha256: f699e0ff87c43fac3237692ab8cf64cf40089607d79bbe7c9d6b8a3a4b41bc45
+# inputs-sha256: d940d64122f522b3c93a1a28843a7fc329f8a0f341fa6a7e29f02f411971572f
+# content-sha256: 83aa5157c25d8ed34f63d52f407ab6dffde59683c6f956d6585d9559dcba2f3d
 """Kernel adaptation at depth for linear networks (docs/theory.md §2d): the adapted kernel of one layer, the backward pass of the chain's saddle (closed form for linear phi, Stein form for any phi) and the test forms of the tilted law."""
 import math  # noqa: F401
 
@@ -39,6 +39,46 @@ def layer_test_forms(Sigma, T, Ss, sss):
     css = (2) * ((numpy.multiply(Ss.T @ (numpy.linalg.solve(numpy.eye(n) + (-2) * (T @ Sigma), T)).T, Ss.T)) @ numpy.ones((n, 1))) + sss
 
     return Cs, css
+
+
+def layer_kernel_tangent(Sigma, T, dSigma, dT):
+    """dC_l: the Jacobian of C_l = (I - 2 Sigma T)^-1 Sigma applied to (dSigma, dT) (docs/theory.md §2d, derive.deep_chain)."""
+    n = Sigma.shape[0]
+    C = numpy.linalg.solve(numpy.eye(n) + (-2) * (Sigma @ T), Sigma)
+    dC = numpy.linalg.solve(numpy.eye(n) + (-2) * (Sigma @ T), (2) * (Sigma @ dT @ C) + dSigma + (2) * (dSigma @ T @ C))
+
+    return dC
+
+
+def layer_backward_tangent(Sigma, T, dSigma, dT, g_l, N_l, N_prev):
+    """dCt_{l-1}: the Jacobian of the backward map (N_l/N_{l-1}) g_l T (I - 2 Sigma T)^-1 applied to (dSigma, dT) (docs/theory.md §2d, derive.deep_chain)."""
+    n = Sigma.shape[0]
+    G = numpy.linalg.solve(numpy.eye(n) + (-2) * (T @ Sigma), T)
+    dCt = numpy.linalg.solve(numpy.eye(n) + (-2) * (T @ Sigma), (N_l*g_l/N_prev) * ((dT + (2) * (dT @ Sigma @ G))) + (2*N_l*g_l/N_prev) * (T @ dSigma @ G))
+
+    return dCt
+
+
+def fit_tangent(A, y, dC, g_v):
+    """(dA, dalpha) of A = (g_v C + kappa)^-1 and alpha = A y along dC (y a column) (docs/theory.md §2d, derive.deep_chain)."""
+    dA = (-g_v) * (A @ dC @ A)
+    dalpha = dA @ y
+
+    return dA, dalpha
+
+
+def top_field_tangent_o0(A, alpha, dA, dalpha, N, chi, g_v):
+    """dCt_L: the Jacobian of the top conjugate field, order 0, applied to (dA, dalpha) (docs/theory.md §2d, derive.deep_chain)."""
+    dCt = ((1/2)*chi*g_v/N) * (alpha @ dalpha.T) + ((1/2)*chi*g_v/N) * (dalpha @ alpha.T)
+
+    return dCt
+
+
+def top_field_tangent_o1(A, alpha, dA, dalpha, N, chi, g_v):
+    """dCt_L: the Jacobian of the top conjugate field, order 1, applied to (dA, dalpha) (docs/theory.md §2d, derive.deep_chain)."""
+    dCt = (-1/2*g_v/N) * (dA) + ((1/2)*chi*g_v/N) * (alpha @ dalpha.T) + ((1/2)*chi*g_v/N) * (dalpha @ alpha.T)
+
+    return dCt
 
 
 def stein_backward(Zp, Phi, dPhi, Ct, wts, g_l, N_l, N_prev):

@@ -1,16 +1,18 @@
 """Kernel specifications of the deep kernel-adaptation chain, linear networks (docs/theory.md §2d):
 generated/adaptive_deep_linear.py, one layer's forward map, backward map and test forms (NumPy
-matrix functions; derive.deep_chain). The top field and the predictions are adaptive_linear's."""
+matrix functions; derive.deep_chain), and their Jacobians as tangent maps. The top field and the predictions are adaptive_linear's."""
 from __future__ import annotations
 
 import sympy as sp
 
-from .. import deep_chain
+from .. import adaptive, deep_chain
 from ..emit import KernelSpec, Statement
 
 
 def specs():
     Cs, css = deep_chain.layer_test_forms()
+    fit_dA, _ = deep_chain.fit_tangent()
+    back_G, back_dCt = deep_chain.layer_backward_tangent()
     return [
         KernelSpec(name="layer_kernel", family="numpy_function", args=["Sigma", "T"],
                    doc="C_l = (I - 2 Sigma T)^-1 Sigma: the adapted kernel of one layer, Sigma = g_l C_{l-1}, "
@@ -26,6 +28,27 @@ def specs():
                        "sigma_** (column) (docs/theory.md §2d, derive.deep_chain).",
                    node=[Statement("n", sp.Symbol("Sigma.shape[0]")), Statement("Cs", Cs), Statement("css", css)],
                    returns="Cs, css"),
+        KernelSpec(name="layer_kernel_tangent", family="numpy_function", args=["Sigma", "T", "dSigma", "dT"],
+                   doc="dC_l: the Jacobian of C_l = (I - 2 Sigma T)^-1 Sigma applied to (dSigma, dT) "
+                       "(docs/theory.md §2d, derive.deep_chain).",
+                   node=[Statement("n", sp.Symbol("Sigma.shape[0]")), Statement("C", deep_chain.layer_kernel()),
+                         Statement("dC", deep_chain.layer_kernel_tangent())], returns="dC"),
+        KernelSpec(name="layer_backward_tangent", family="numpy_function",
+                   args=["Sigma", "T", "dSigma", "dT", "g_l", "N_l", "N_prev"],
+                   doc="dCt_{l-1}: the Jacobian of the backward map (N_l/N_{l-1}) g_l T (I - 2 Sigma T)^-1 applied "
+                       "to (dSigma, dT) (docs/theory.md §2d, derive.deep_chain).",
+                   node=[Statement("n", sp.Symbol("Sigma.shape[0]")), Statement("G", back_G),
+                         Statement("dCt", back_dCt)], returns="dCt"),
+        KernelSpec(name="fit_tangent", family="numpy_function", args=["A", "y", "dC", "g_v"],
+                   doc="(dA, dalpha) of A = (g_v C + kappa)^-1 and alpha = A y along dC (y a column) "
+                       "(docs/theory.md §2d, derive.deep_chain).",
+                   node=[Statement("dA", fit_dA), Statement("dalpha", deep_chain.dA * adaptive.y)],
+                   returns="dA, dalpha"),
+        *[KernelSpec(name=f"top_field_tangent_o{k}", family="numpy_function",
+                     args=["A", "alpha", "dA", "dalpha", "N", "chi", "g_v"],
+                     doc=f"dCt_L: the Jacobian of the top conjugate field, order {k}, applied to (dA, dalpha) "
+                         "(docs/theory.md §2d, derive.deep_chain).",
+                     node=[Statement("dCt", deep_chain.top_field_tangent(k))], returns="dCt") for k in (0, 1)],
         KernelSpec(name="stein_backward", family="numpy_function",
                    args=["Zp", "Phi", "dPhi", "Ct", "wts", "g_l", "N_l", "N_prev"],
                    doc="Ct_{l-1} = (N_l/N_{l-1}) g_l (1/2) sym E_q[(Sigma^+ h) grad G^T], grad G = 2 phi'(h) o "

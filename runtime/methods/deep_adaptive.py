@@ -57,7 +57,7 @@ class DeepSolver(Solver):
             pr = self.chain.predictions(st)
             obs = self.observables(st)
             obs.update(effective_rescaling(self.spec, pr["train_mean"], p.kappa, p.g_v))
-            obs.update({"iterations": st.iterations, "saddle_residual": st.residual})
+            obs.update({"iterations": st.iterations, "saddle_residual": st.residual, "solver": st.solver})
             out.append(Result.point(p, st.chi, pr, {"observables": obs}))
         return out
 

@@ -6,8 +6,10 @@ Sigma_1 = K, Sigma_l = g_l C_{l-1}; the top field Ct_L(A, alpha) with A = (g_v C
 backward pass Ct_{l-1} = (N_l/N_{l-1}) g_l Ct_l (I - 2 Sigma_l Ct_l)^-1. Every Sigma_l and C_l lives
 in the range of K, so the whole chain is solved on U_r^T (.) U_r, r = rank K <= min(P, D): nothing of
 size P x P is iterated on and K is never inverted. The fixed point is found by Anderson-accelerated
-iteration of the sweep (a plain step whenever the accelerated one leaves the feasible set), and a
-state is accepted only if every C_l and g_v C_L + kappa are positive definite on the range.
+iteration of the sweep (a plain step whenever the accelerated one leaves the feasible set) and, where
+that fails (the sweep stops contracting towards mean field), by Newton-Krylov steps with the generated
+Jacobian-vector product of the sweep (numerics.newton); a state is accepted only if every C_l and
+g_v C_L + kappa are positive definite on the range.
 """
 from __future__ import annotations
 
@@ -18,9 +20,11 @@ import scipy.linalg
 
 from msat import generated
 
+from ..errors import ConvergenceError
 from ..spectral import Spectrum
-from . import anderson
+from . import anderson, newton
 from .linear_saddle import RANK_RTOL
+
 
 @dataclass
 class ChainState:
@@ -35,6 +39,7 @@ class ChainState:
     iterations: int
     residual: float
     warnings: list = field(default_factory=list)
+    solver: str = "anderson"  # or "newton-krylov" (numerics.newton), alone or after anderson failed
 
 
 def _pd(M) -> bool:
@@ -49,6 +54,9 @@ def _pd(M) -> bool:
 class DeepChain:
     """The chain's saddle for widths N_1..N_L, prior scales g_1..g_L (g_1 is inside the spectrum's K)."""
 
+    #: "anderson" (accelerated sweeps, Newton-Krylov where they fail) or "newton-krylov" (only)
+    solver = "anderson"
+
     def __init__(self, spec: Spectrum, widths, g_ws, kappa: float, g_v: float, order: int):
         if order not in (0, 1):
             raise ValueError("linear kernel-adaptation orders are 0 and 1")
@@ -62,6 +70,7 @@ class DeepChain:
         self.layer = generated.deep_linear_adaptation()
         self.linear = generated.linear_adaptation()
         self.top = getattr(self.linear, f"conjugate_field_o{order}")
+        self.top_tangent = getattr(self.layer, f"top_field_tangent_o{order}")
         self.fit_operator = generated.nonlinear_adaptation().fit_operator  # g_v C + kappa
         self.preactivations = generated.nngp_kernels().layer_preactivations  # Sigma_l = g_l C_{l-1}
 
@@ -101,12 +110,32 @@ class DeepChain:
             new[l - 1] = 0.5 * (Tl + Tl.T)
         return new, (Sigmas, Cs, A, a)
 
+    def tangent(self, T, dT, chi, at):
+        """The Jacobian of the saddle map at T applied to dT (generated tangent maps of every layer, the
+        fit operator and the top field, composed in the sweep's order); ``at`` is sweep(T)."""
+        new, (Sigmas, _, A, a) = at
+        L = len(T)
+        dSigmas, dCs = [], []
+        for l in range(L):
+            dSigma = self.preactivations(dCs[-1], self.g_ws[l]) if l else np.zeros_like(Sigmas[0])
+            dC = self.layer.layer_kernel_tangent(Sigmas[l], T[l], dSigma, dT[l])
+            dSigmas.append(dSigma)
+            dCs.append(0.5 * (dC + dC.T))
+        dA, da = self.layer.fit_tangent(A, self.y_r[:, None], dCs[-1], self.g_v)
+        out = [None] * L
+        out[-1] = self.top_tangent(A, a[:, None], dA, da, self.widths[-1], float(chi), self.g_v)
+        for l in range(L - 1, 0, -1):
+            d = self.layer.layer_backward_tangent(Sigmas[l], new[l], dSigmas[l], out[l], self.g_ws[l],
+                                                  self.widths[l], self.widths[l - 1])
+            out[l - 1] = 0.5 * (d + d.T)
+        return out
+
     # -- the fixed point ------------------------------------------------------------------------------
     def initial(self):
         """The NNGP (docs/theory.md §5): every conjugate field zero."""
         return [np.zeros((self.r, self.r)) for _ in self.widths]
 
-    def solve(self, chi: float, T0=None, tol: float = 1e-13, maxiter: int = 2000) -> ChainState:
+    def solve(self, chi: float, T0=None, tol: float = 1e-13, maxiter: int = 100) -> ChainState:
         L, r = len(self.widths), self.r
 
         def unpack(v):
@@ -116,9 +145,22 @@ class DeepChain:
             out = self.sweep(unpack(v), chi)
             return None if out is None else (np.concatenate([t.ravel() for t in out[0]]), out[1])
 
+        def jvp(v, d, at):
+            at = (unpack(at[0]), at[1])
+            return np.concatenate([t.ravel() for t in self.tangent(unpack(v), unpack(d), chi, at)])
+
         x0 = np.concatenate([t.ravel() for t in (T0 or self.initial())])
-        x, (Sigmas, Cs, A, a), it, res = anderson.solve(sweep, x0, chi, tol, maxiter)
-        return ChainState(chi, unpack(x), Sigmas, Cs, A, a, it, res)
+        solver = self.solver
+        if solver == "anderson":
+            try:
+                x, (Sigmas, Cs, A, a), it, res = anderson.solve(sweep, x0, chi, tol, maxiter)
+            except ConvergenceError:
+                # where the saddle map stops contracting, sweeps leave the feasible set or stall; Newton
+                # steps with the derived Jacobian still find the fixed point from the same start
+                solver = "newton-krylov after anderson"
+        if solver != "anderson":
+            x, (Sigmas, Cs, A, a), it, res, _ = newton.solve(sweep, jvp, x0, chi, tol)
+        return ChainState(chi, unpack(x), Sigmas, Cs, A, a, it, res, solver=solver)
 
     # -- quantities at the saddle -----------------------------------------------------------------
     def predictions(self, st: ChainState) -> dict:

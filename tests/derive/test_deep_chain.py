@@ -1,11 +1,14 @@
 """derive.deep_chain (docs/theory.md §2d): the closed forms of one layer of the linear chain against
 SymPy derivatives of the explicit log-determinant W(T; Sigma) = -(1/2) logdet(I - 2 Sigma T), and the
-test forms against the conditional law of a Gaussian tilted on its train block (NumPy, 3 + 2 points)."""
+test forms against the conditional law of a Gaussian tilted on its train block (NumPy, 3 + 2 points),
+the tangent maps (the chain's Jacobians) against central differences of the maps."""
 import numpy as np
 import sympy as sp
 
 from msat import generated
 from msat.derive import deep_chain
+
+G = generated.deep_linear_adaptation()
 
 
 def _explicit(n):
@@ -115,3 +118,40 @@ def test_importance_log_weights_are_gaussian_log_densities_and_the_tilt():
     np.testing.assert_allclose(mod.proposal_log_ratio(Z, U)[:, 0], ref, rtol=1e-12, atol=1e-12)
     Ct = rng.standard_normal((3, 3))
     np.testing.assert_allclose(mod.tilt(U, Ct)[:, 0], [u @ Ct @ u for u in U], rtol=1e-12)
+
+
+def _sym(rng, n, scale=1.0):
+    M = rng.standard_normal((n, n))
+    return scale * (M + M.T) / 2
+
+
+def test_tangent_maps_are_the_derivatives_of_the_layer_maps():
+    """The generated Jacobians (matcalc's solve rule applied to the forward, backward, fit and top
+    maps) against central differences of the generated maps themselves."""
+    rng = np.random.default_rng(3)
+    n, h = 5, 1e-6
+    B = rng.standard_normal((n, n))
+    Sigma = B @ B.T / n + 0.1 * np.eye(n)
+    T, dSigma, dT = _sym(rng, n, 0.05), _sym(rng, n), _sym(rng, n)
+
+    def fd(f):
+        return (f(h) - f(-h)) / (2 * h)
+
+    rel = lambda a, b: np.abs(a - b).max() / np.abs(b).max()  # noqa: E731
+    dC = G.layer_kernel_tangent(Sigma, T, dSigma, dT)
+    assert rel(dC, fd(lambda e: G.layer_kernel(Sigma + e * dSigma, T + e * dT))) < 1e-8
+    dCt = G.layer_backward_tangent(Sigma, T, dSigma, dT, 1.3, 40.0, 30.0)
+    assert rel(dCt, fd(lambda e: G.layer_backward(Sigma + e * dSigma, T + e * dT, 1.3, 40.0, 30.0))) < 1e-8
+    # the fit operator's inverse and alpha = A y, then the top field of orders 0 and 1
+    C, dC2, y = Sigma, _sym(rng, n), rng.standard_normal((n, 1))
+    kappa, g_v, N, chi = 0.3, 1.2, 50.0, 7.0
+    A_of = lambda e: np.linalg.inv(g_v * (C + e * dC2) + kappa * np.eye(n))  # noqa: E731
+    A = A_of(0.0)
+    dA, dalpha = G.fit_tangent(A, y, dC2, g_v)
+    assert rel(dA, fd(A_of)) < 1e-8
+    assert rel(dalpha, fd(lambda e: A_of(e) @ y)) < 1e-8
+    for order in (0, 1):
+        top = getattr(generated.linear_adaptation(), f"conjugate_field_o{order}")
+        tangent = getattr(G, f"top_field_tangent_o{order}")
+        want = fd(lambda e: top(A_of(e), A_of(e) @ y, N, chi, g_v))
+        assert rel(tangent(A, A @ y, dA, dalpha, N, chi, g_v), want) < 1e-7

@@ -1,0 +1,63 @@
+"""Newton-Krylov solve of a fixed point x = s(x) (plumbing for the deep chains of docs/theory.md §2d).
+
+Each Newton step solves (J_s - I) dx = -(s(x) - x) by GMRES, where J_s v is the generated Jacobian-vector
+product of the saddle map (never a matrix: the chain has L r^2 unknowns), to a relative accuracy that
+tightens as the residual falls (an inexact Newton method with forcing term min(1/2, sqrt(res))), then
+backtracks along dx until the point is feasible and the residual has fallen. The same stopping rule
+as numerics.anderson: |s(x) - x| <= tol max(|x|, |s(x)|).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse.linalg import LinearOperator, gmres
+
+from ..errors import ConvergenceError
+
+#: GMRES iterations per Newton step at most (the Krylov space is rebuilt at every step)
+KRYLOV = 40
+#: halvings of the Newton step before giving up on it
+BACKTRACK = 8
+
+
+def _newton_step(jvp, x, at, g, rtol):
+    """dx with |(J - I) dx + g| <= rtol |g| (GMRES, at most KRYLOV products) and the products used."""
+    counted = [0]
+
+    def product(v):
+        counted[0] += 1
+        return jvp(x, v, at) - v
+
+    op = LinearOperator((x.size, x.size), matvec=product, dtype=float)
+    dx, _ = gmres(op, -g, rtol=rtol, atol=0.0, restart=KRYLOV, maxiter=1)
+    return dx, counted[0]
+
+
+def solve(sweep, jvp, x, chi, tol=1e-13, maxiter=50, what="adaptive: the deep chain"):
+    """(x*, aux at x*, Newton steps, relative residual, evaluations). ``sweep(x)`` is (s(x), aux) or None
+    outside the feasible set; ``jvp(x, v, at)`` is J_s(x) v with at = sweep(x)."""
+    out = sweep(x)
+    evaluations = 1
+    if out is None:
+        raise ConvergenceError(f"{what}: infeasible start (a layer's adapted law is not valid)", {"chi": chi})
+    res = np.inf
+    for it in range(1, maxiter + 1):
+        g = out[0] - x
+        scale = max(np.linalg.norm(x), np.linalg.norm(out[0]), 1e-300)
+        res = np.linalg.norm(g) / scale
+        if res <= tol or x.size == 0:
+            return x, out[1], it, res, evaluations
+        dx, products = _newton_step(jvp, x, out, g, min(0.5, np.sqrt(res)))
+        evaluations += products
+        gnorm, t = np.linalg.norm(g), 1.0
+        for _ in range(BACKTRACK):
+            cand = x + t * dx
+            trial = sweep(cand)
+            evaluations += 1
+            if trial is not None and np.linalg.norm(trial[0] - cand) < (1 - 1e-4 * t) * gnorm:
+                break
+            t *= 0.5
+        else:
+            raise ConvergenceError(f"{what}: the Newton step found no feasible decrease",
+                                   {"chi": chi, "iterations": it, "residual": res})
+        x, out = cand, trial
+    raise ConvergenceError(f"{what} did not converge", {"chi": chi, "iterations": maxiter, "residual": res})
