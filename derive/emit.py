@@ -47,8 +47,31 @@ class MatrixPrinter(NumPyPrinter):
 
     def _print_MatMul(self, expr):
         coeff, mats = expr.as_coeff_matrices()
-        body = " @ ".join(self.parenthesize(m, 100) for m in mats)
+        body = self._chain(list(mats))
         return body if coeff == 1 else f"({self._print(coeff)}) * ({body})"
+
+    def _chain(self, mats):
+        """A product in the cheapest order when a factor is a vector (a @ a.T @ Phi as a @ (a.T @ Phi),
+        never the outer product), else left to right: the matrix-chain order for sizes 1 and 'large'."""
+        dims = [mats[0].shape[0]] + [m.shape[1] for m in mats]
+        size = [1 if d == 1 else 1000 for d in dims]
+        n = len(mats)
+        cost = {(i, i): (0, None) for i in range(n)}
+        for span in range(1, n):
+            for i in range(n - span):
+                j = i + span
+                # ties go to the last split: left to right, as Python evaluates a @ b @ c
+                cost[i, j] = min((cost[i, k][0] + cost[k + 1, j][0] + size[i] * size[k + 1] * size[j + 1], -k)
+                                 for k in range(i, j))
+                cost[i, j] = (cost[i, j][0], -cost[i, j][1])
+
+        def emit(i, j):
+            if i == j:
+                return self.parenthesize(mats[i], 100)
+            k = cost[i, j][1]
+            right = emit(k + 1, j)
+            return f"{emit(i, k)} @ " + (f"({right})" if k + 1 < j else right)
+        return emit(0, n - 1)
 
     def _print_HadamardPower(self, expr):
         return "numpy.power(%s, %s)" % (self._print(expr.base), self._print(expr.exp))

@@ -45,3 +45,4 @@ nonlinear_adaptation = _module("adaptive_nonlinear", "Kernel adaptation for any 
 deep_linear_adaptation = _module("adaptive_deep_linear", "One layer of the kernel-adaptation chain, deep linear networks")
 wishart_field = _module("kernel_field", "One loop of the Wishart field (kernel or weight space)")
 nngp_kernels = _module("nngp", "Input and NNGP kernels, every activation")
+readout_marginal = _module("marginal_posterior", "The hidden weights' posterior with the readout integrated out")

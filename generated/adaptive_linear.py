@@ -3,7 +3,7 @@
 # derivation: derive.adaptive.saddle + derive.adaptive.reduction + derive.adaptive.predictions
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 90ffc7107eac3b6720a7e97cb07413dd3a3994152f339c1e6b33193ca5339542
+# inputs-sha256: eea68a6b43d3be580e13707f4f3c1b26b6be0329b585f9e7f6e3bca7c333cfff
 # content-sha256: 7cd71b73746e7cd799ef04e7323fc61e6de585b140bba3d690d11d4357b2f8a3
 """Kernel adaptation for linear networks (docs/theory.md §2b), orders 0 and 1: per-eigenvalue saddle maps, the conjugate field and the predictions at the saddle."""
 import math  # noqa: F401

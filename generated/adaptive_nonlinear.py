@@ -3,7 +3,7 @@
 # derivation: derive.adaptive.fit_operator + derive.neuron
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 61ff068e43c1ad93f17391f66d294c331e37d2f2aab9c42825aaa4f9bd25025f
+# inputs-sha256: fd71b90fad0e3f9fd405814db426e7e6c95e6617b4b7349faec3e1852b4ae634
 # content-sha256: 002e8f2387b8c4a7a9798407687f52ed4f8b437043aa9314efe00e3248530540
 """Kernel adaptation for any activation (docs/theory.md §2b, §6): the fit operator and the moments of the adapted single-neuron law from draws, empirical or to first order in Ct."""
 import math  # noqa: F401

@@ -3,8 +3,8 @@
 # derivation: derive.network + derive.activations + derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 7679fce1bbf36faf607a2a3c6b622b40aa59c6ea9f9652bb17c23a7b16ab3430
-# content-sha256: 79b86f60b24f21d2c5fa867492e3eda961d1d58e04e96ee650fcb53a0c059eef
+# inputs-sha256: 3618e690c4c962219e214dc2292e4b459db25e0138ac49af95695ce57c78381b
+# content-sha256: 14aa14b9e64beb6f01b2b0911f20a307ad12db6352a0829a150e08c5df1315c7
 """Log densities and gradients of the laws msat samples (docs/theory.md §1, §2b, §6, §7): the posterior of a finite network and the adapted single-neuron law, for each activation (argument act, codes in ACTIVATIONS); phi, phi', the observables of one network state."""
 import math  # noqa: F401
 
@@ -255,6 +255,15 @@ def features(X_rec, W, act, out):
             for d in range(X_rec.shape[1]):
                 acc += X_rec[a, d] * W[i, d]
             out[i, a] = phi(acc, act)
+
+
+@njit(cache=True)
+def features_and_slopes(H, act, Phi, dPhi):
+    """Phi = phi(H) and dPhi = phi'(H) entrywise (H a 2-D array of preactivations)."""
+    for i in range(H.shape[0]):
+        for j in range(H.shape[1]):
+            Phi[i, j] = phi(H[i, j], act)
+            dPhi[i, j] = dphi(H[i, j], act)
 
 
 @njit(cache=True)

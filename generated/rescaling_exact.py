@@ -3,8 +3,8 @@
 # derivation: derive.model.action_difference
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: dd7c2d954a634bb5629ae07ff931dae5ee1407715ecb734de495f053fe28c41a
-# content-sha256: aa7faedd6e29fe63b391453a286440191a1f39e77a0c4ad6db491b594a8cd2eb
+# inputs-sha256: 2c5fd092634f97e218a9415c518ce065ce100a9026769b890583702e598e7e5a
+# content-sha256: c95d077d05733a0c47dbc8b2017d3fb39b9191865735240dfebdb9befc76c66e
 """Exact 1-D integral over s (docs/theory.md §2a): S(s) - S(s0) without cancellation, and the directional hidden-weight moment given s."""
 import math  # noqa: F401
 
@@ -49,7 +49,7 @@ def hidden_weight_direction(s_nodes, chi, N, g_v, g_w, D, Q1_nodes, Q2_nodes, ou
 
 def direction_modes(U, X, u, g_w, D):
     """z = sqrt(g_w/D) U^T X u: a unit weight-space direction u in the eigenbasis U of K (docs/theory.md §2a)."""
-    z = (numpy.sqrt(g_w)/numpy.sqrt(D)) * (U.T @ X @ u)
+    z = (numpy.sqrt(g_w)/numpy.sqrt(D)) * (U.T @ (X @ u))
 
     return z
 

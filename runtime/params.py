@@ -22,6 +22,8 @@ ADAPTIVE_ORDERS = {"linear": (0, 1, 2), "erf": (0, 1), "relu": (0, 1)}
 #: methods built for networks with more than one hidden layer (docs/theory.md §2d)
 DEEP_AVAILABLE = {"linear": ("nngp", "exact", "loop", "adaptive", "sample"), "erf": ("nngp", "adaptive", "sample"),
                   "relu": ("nngp", "adaptive", "sample")}
+#: the sampler's readout: sampled with the hidden weights, or integrated out exactly (docs/theory.md §7)
+READOUTS = ("sampled", "marginal")
 #: non-linear adaptive estimators: cumulant expansion, single-neuron Monte Carlo, or chosen by chi/N
 ESTIMATORS = ("auto", "cumulant", "mc")
 #: the fit term chi |y|^2 / kappa and the kernel scale must stay below this (float64 headroom)
@@ -56,6 +58,7 @@ class Params:
     mc_samples: int | None = None
     samples: int = 1000
     chains: int = 4
+    readout: str = "sampled"
     widths: tuple = ()  # hidden-layer widths, first to last (depth = len)
     g_ws: tuple = ()  # hidden-layer prior scales, one per layer
 
@@ -69,7 +72,7 @@ class Params:
         out.update(g_w=list(self.g_ws), activation=self.activation, dressed=self.dressed, P=self.P, D=self.D,
                    P_test=self.P_test, widths=list(self.widths), depth=self.depth)
         if self.method == "sample":
-            out.update(samples=self.samples, chains=self.chains, seed=self.seed)
+            out.update(samples=self.samples, chains=self.chains, seed=self.seed, readout=self.readout)
         elif self.method == "adaptive":
             out.update(estimator=self.estimator, seed=self.seed)
         return out
@@ -127,7 +130,7 @@ def architecture(N=None, widths=None, depth=None, g_w=1.0):
 
 def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None, activation="linear",
           method=None, order=1, dressed=False, estimator="auto", seed=0, mc_samples=None, samples=1000,
-          chains=4) -> Params:
+          chains=4, readout="sampled") -> Params:
     """Validate every parameter of a request on data of shape (P, D), P_test test points."""
     widths, g_ws = architecture(N, widths, depth, g_w)
     N, g_w = widths[-1], g_ws[0]
@@ -145,6 +148,10 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
                          f"{len(widths)} hidden layers in this version (available at depth > 1: "
                          f"{', '.join(DEEP_AVAILABLE[activation])})")
     order = values.order(order)
+    readout = values.choice("readout", readout, READOUTS)
+    if readout == "marginal" and (method != "sample" or len(widths) > 1):
+        raise InputError("--readout marginal applies to --method sample with one hidden layer (the readout "
+                         "integrated out given the hidden weights)")
     if method == "adaptive" and order not in ADAPTIVE_ORDERS[activation]:
         raise InputError(f"--method adaptive supports --order "
                          f"{', '.join(map(str, ADAPTIVE_ORDERS[activation]))} for activation "
@@ -180,7 +187,8 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
     p = Params(N=N, kappa=kappa, g_v=g_v, g_w=g_w, activation=activation, method=method,
                order=order if method in ("loop", "adaptive") else None, dressed=bool(dressed),
                P=int(P), D=int(D), P_test=int(P_test), estimator=estimator, seed=seed,
-               mc_samples=mc_samples, samples=samples, chains=chains, widths=widths, g_ws=g_ws)
+               mc_samples=mc_samples, samples=samples, chains=chains, widths=widths, g_ws=g_ws,
+               readout=readout)
     memory.require(memory_needed(p), f"{method} on P = {P}, D = {D}, P_test = {P_test}, N = {N}",
                    "reduce P, D or N (or --samples/--chains for sampling)")
     return p
@@ -192,6 +200,11 @@ def memory_needed(p: Params, n_chi: int = 1) -> float:
     P, D, Pt, N = p.P, p.D, p.P_test, p.N
     data = f8 * (P + Pt) * D
     kernel = f8 * (6.0 * P * P + 3.0 * P * Pt)  # K, eigenvectors, LAPACK workspace, k*^T U
+    if p.method == "sample" and p.readout == "marginal":
+        # per chain: Cov and its factor (P x P), features and slopes of the train and test points, two
+        # weight copies and their gradient; the conditional moments of every draw
+        per_chain = f8 * (3.0 * P * P + 4.0 * (P + Pt) * N + 4.0 * N * D + p.samples * 2 * (P + Pt))
+        return data + min(p.chains, 2) * per_chain + f8 * p.chains * p.samples * 2 * (P + Pt)
     if p.method == "sample":
         weights = sum(n * fan for n, fan in zip(p.widths, (D,) + tuple(p.widths[:-1])))
         units, L = sum(p.widths), p.depth

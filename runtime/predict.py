@@ -14,7 +14,7 @@ from .errors import ConvergenceError
 
 def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None,
             activation="linear", method=None, order=1, dressed=False, estimator="auto", seed=0,
-            mc_samples=None, samples=1000, chains=4, progress=False, draws=None):
+            mc_samples=None, samples=1000, chains=4, readout="sampled", progress=False, draws=None):
     """Posterior predictions of a Bayesian two-layer network (docs/theory.md; the contract in docs/cli.md).
 
     Returns one :class:`~msat.runtime.results.Result`, or a list of them (one per chi, in ladder
@@ -33,6 +33,8 @@ def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=N
     "mc" (single-neuron MALA) or "auto" (cumulant while chi/N <= 0.1, else mc); ``mc_samples``
     Monte Carlo draws (prior draws for cumulant; chains = mc_samples / 300, clipped to 16..512,
     for mc); ``seed`` seeds every Monte Carlo. Sampling: ``samples`` draws per chain, ``chains``,
+    ``readout`` ("sampled": HMC over all weights; "marginal": the hidden weights only, the readout
+    integrated out exactly and the outputs Rao-Blackwellised, one hidden layer),
     ``draws`` (a list that receives the raw chains per chi), ``progress`` (a progress bar).
     """
     chis, is_ladder = values.chi_ladder(chi)
@@ -40,7 +42,7 @@ def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=N
     p = _params.build(data.P, data.D, data.P_test, N=N, kappa=kappa, g_v=g_v, g_w=g_w, widths=widths, depth=depth,
                       activation=activation, method=method, order=order, dressed=dressed,
                       estimator=estimator, seed=seed, mc_samples=mc_samples, samples=samples,
-                      chains=chains)
+                      chains=chains, readout=readout)
     _params.check_scales(data.X, data.y, data.X_test, p)
     t0 = time.perf_counter()
     solver = methods.solver(data, p, progress=progress, draws=draws)
@@ -51,10 +53,10 @@ def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=N
 
 
 def sample(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None,
-           activation="linear", samples=1000, chains=4, seed=0, draws=None, progress=False):
+           activation="linear", samples=1000, chains=4, seed=0, readout="sampled", draws=None, progress=False):
     """Finite networks sampled from the posterior (docs/theory.md §7): ``predict`` with
     ``method="sample"``; results add train_mean_mcse, test_mean_mcse, train_var, rhat_max, ess_min."""
     return predict(X, y, X_test, N=N, chi=chi, kappa=kappa, g_v=g_v, g_w=g_w, widths=widths, depth=depth,
                    activation=activation,
-                   method="sample", samples=samples, chains=chains, seed=seed, draws=draws,
+                   method="sample", samples=samples, chains=chains, seed=seed, readout=readout, draws=draws,
                    progress=progress)

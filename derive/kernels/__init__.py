@@ -9,16 +9,17 @@
   nngp         NNGP kernels for every activation (§1)
   densities    the sampled laws: network posterior and single-neuron law (§1, §2b, §6, §7)
   observables  alignment, learned direction, weight-covariance excess (§4)
+  marginal     the hidden weights' posterior with the readout integrated out (§7)
 
 (sections of docs/theory.md)
 """
 from __future__ import annotations
 
-from . import adaptation, deep, deep_chain, densities, field, nngp, nonlinear, observables, rescaling
+from . import adaptation, deep, deep_chain, densities, field, marginal, nngp, nonlinear, observables, rescaling
 
 
 def modules(max_order: int, max_depth: int = 3) -> dict:
     """{module name: (title, doc, derivation, order, nmax, [KernelSpec])} for every generated module."""
     return {**rescaling.modules(max_order), **deep.modules(max_order, max_depth), **adaptation.modules(), **deep_chain.modules(),
             **field.modules(), **nngp.modules(), **densities.modules(), **observables.modules(),
-            **nonlinear.modules()}
+            **nonlinear.modules(), **marginal.modules()}

@@ -64,6 +64,9 @@ def _output_options(p) -> None:
 def _sampling_options(p) -> None:
     p.add_argument("--samples", type=number("--samples"), default=1000, help="sample: draws per chain")
     p.add_argument("--chains", type=number("--chains"), default=4, help="sample: number of chains")
+    p.add_argument("--readout", default="sampled",
+                   help="sample: 'sampled' (HMC over all weights) or 'marginal' (hidden weights only, the "
+                        "readout integrated out exactly, outputs Rao-Blackwellised; one hidden layer)")
 
 
 def add_parsers(sub) -> None:
@@ -158,7 +161,7 @@ def _cmd_predict(args) -> int:
                       kappa=args.kappa, g_v=args.g_v, g_w=args.g_w, activation=args.activation, method=args.method,
                       order=args.order, dressed=args.dressed, estimator=args.estimator,
                       seed=args.seed, mc_samples=args.mc_samples, samples=args.samples,
-                      chains=args.chains, progress=sys.stderr.isatty(), draws=draws)
+                      chains=args.chains, readout=args.readout, progress=sys.stderr.isatty(), draws=draws)
     if draws is not None:
         flat = {f"chi{i}_{k}": v for i, d in enumerate(draws) for k, v in d.items()}
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ladder import Point, Solver
-from ..numerics import chains as _chains, deep_hmc, hmc
+from ..numerics import chains as _chains, deep_hmc, hmc, marginal_hmc
 from ..results import Result
 
 
@@ -18,14 +18,19 @@ class _Solver(Solver):
         p, d = self.params, self.data
         common = dict(chi=chi, kappa=p.kappa, g_v=p.g_v, activation=p.activation, samples=p.samples,
                       chains=p.chains, seed=p.seed, progress=self.progress)
-        if p.depth > 1:
-            chains = deep_hmc.run_chains(d.X, d.y, d.X_test, widths=p.widths, g_ws=p.g_ws, **common)
+        if p.readout == "marginal":
+            chains = marginal_hmc.run_chains(d.X, d.y, d.X_test, N=p.N, g_w=p.g_w, **common)
+            summary = _chains.summarise_marginal(chains)
+            keys = ("train", "train_cvar", "test", "test_cvar", "accept")
         else:
-            chains = hmc.run_chains(d.X, d.y, d.X_test, N=p.N, g_w=p.g_w, **common)
-        summary = _chains.summarise(chains, d.X, d.y, p.kappa, p.g_w)
+            if p.depth > 1:
+                chains = deep_hmc.run_chains(d.X, d.y, d.X_test, widths=p.widths, g_ws=p.g_ws, **common)
+            else:
+                chains = hmc.run_chains(d.X, d.y, d.X_test, N=p.N, g_w=p.g_w, **common)
+            summary = _chains.summarise(chains, d.X, d.y, p.kappa, p.g_w)
+            keys = ("train", "test", "dirs", "align", "accept")
         if self.draws is not None:
-            self.draws.append({"chi": chi, **{k: np.stack([getattr(c, k) for c in chains])
-                                              for k in ("train", "test", "dirs", "align", "accept")}})
+            self.draws.append({"chi": chi, **{k: np.stack([getattr(c, k) for c in chains]) for k in keys}})
         return Point(chi, value=summary, warnings=list(summary["warnings"]))
 
     def results(self, states):
@@ -36,6 +41,8 @@ class _Solver(Solver):
                 "train_mean_mcse": np.asarray(s["train_mean_mcse"]).tolist(),
                 "test_mean_mcse": np.asarray(s["test_mean_mcse"]).tolist(),
                 "train_var": np.asarray(s["train_var"]).tolist(),
+                "train_var_mcse": np.asarray(s["train_var_mcse"]).tolist(),
+                "test_var_mcse": np.asarray(s["test_var_mcse"]).tolist(),
                 "rhat_max": s["rhat_max"],
                 "ess_min": s["ess_min"],
                 "observables": s["observables"],

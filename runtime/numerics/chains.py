@@ -19,10 +19,21 @@ ESS_MIN = 400
 
 def diagnostics(chains_list, key):
     """ArviZ R-hat, bulk/tail ESS and MCSE of the mean for an output stacked over chains."""
+    return _arviz(np.stack([getattr(c, key) for c in chains_list]))  # (chain, draw, ...)
+
+
+def variance_mcse(means, cvars=None):
+    """MCSE of a posterior variance estimated from draws (chain, draw, n): of the mean of
+    (m - mbar)^2 (+ the conditional variance of a Rao-Blackwellised draw), by ArviZ's MCSE."""
+    dev = (means - means.mean(axis=(0, 1))) ** 2
+    return _arviz(dev if cvars is None else dev + cvars)["mcse"]
+
+
+def _arviz(arr):
+    """R-hat, bulk/tail ESS and MCSE of the mean of draws (chain, draw, ...)."""
     with _warnings.catch_warnings():
         _warnings.simplefilter("ignore", FutureWarning)
         import arviz as az
-    arr = np.stack([getattr(c, key) for c in chains_list])  # (chain, draw, ...)
     if arr.ndim == 2:
         arr = arr[..., None]
     ds = az.convert_to_dataset({"x": arr})
@@ -45,23 +56,14 @@ def learned_direction(X, y, train_mean, kappa):
     return unit(gen_observables.learned_direction(X, y, np.asarray(train_mean), kappa))
 
 
-def summarise(chains_list, X, y, kappa, g_w):
-    """Posterior means/variances, MCSEs, diagnostics and observables of sampled chains."""
-    train = np.concatenate([c.train for c in chains_list])
-    test = np.concatenate([c.test for c in chains_list])
-    d_train = diagnostics(chains_list, "train")
-    d_test = diagnostics(chains_list, "test") if test.shape[1] else None
+def _checks(chains_list, d_train, d_test):
+    """(R-hat max, ESS min, acceptance per chain, warnings) of the chains' outputs."""
     rhat = [d_train["rhat"]] + ([d_test["rhat"]] if d_test else [])
     ess = [d_train["ess_bulk"], d_train["ess_tail"]] + ([d_test["ess_bulk"], d_test["ess_tail"]] if d_test else [])
-    rhat_max = float(np.nanmax(np.concatenate(rhat)))
-    ess_min = float(np.nanmin(np.concatenate(ess)))
-    n_draws = sum(c.train.shape[0] for c in chains_list)
-    M = sum(c.wsum for c in chains_list) / n_draws  # (1/N) E[W^T W]
-    train_mean = train.mean(axis=0)
-    u = learned_direction(X, y, train_mean, kappa)
-    evals, evecs = np.linalg.eigh(M)
-    align = np.concatenate([c.align for c in chains_list])
-    Kbar = sum(c.ksum for c in chains_list) / n_draws  # posterior mean feature kernel E[C]
+    rhat, ess = np.concatenate(rhat), np.concatenate(ess)
+    # one chain has no R-hat (NaN): report NaN without numpy's all-NaN warning
+    rhat_max = float(np.nanmax(rhat)) if np.isfinite(rhat).any() else float("nan")
+    ess_min = float(np.nanmin(ess)) if np.isfinite(ess).any() else float("nan")
     acc = np.array([c.accept.mean() for c in chains_list])
     warnings = []
     if rhat_max > RHAT_MAX or ess_min < ESS_MIN:
@@ -70,6 +72,46 @@ def summarise(chains_list, X, y, kappa, g_w):
     stuck = [i for i, a in enumerate(acc) if a < 0.05]
     if stuck:
         warnings.append(f"chains {stuck} stopped moving (acceptance < 5%)")
+    return rhat_max, ess_min, acc, warnings
+
+
+def summarise_marginal(chains_list):
+    """The Rao-Blackwellised summary of numerics.marginal_hmc chains: means are averages of the
+    conditional means, variances E[Var[f | W]] + Var[E[f | W]], each with its MCSE."""
+    def stack(key):
+        return np.stack([getattr(c, key) for c in chains_list])  # (chain, draw, n)
+
+    d_train = diagnostics(chains_list, "train")
+    d_test = diagnostics(chains_list, "test") if chains_list[0].test.shape[1] else None
+    rhat_max, ess_min, acc, warnings = _checks(chains_list, d_train, d_test)
+    out = {"rhat_max": rhat_max, "ess_min": ess_min, "warnings": warnings,
+           "observables": {"readout": "marginal", "acceptance": acc.tolist(),
+                           "step_size": [c.eps for c in chains_list],
+                           "leapfrog_steps": [c.n_leap for c in chains_list]}}
+    for part, d in (("train", d_train), ("test", d_test)):
+        m, v = stack(part), stack(part + "_cvar")
+        n = m.shape[2]
+        out[part + "_mean"] = m.mean(axis=(0, 1))
+        out[part + "_var"] = v.mean(axis=(0, 1)) + (m.reshape(-1, n).var(axis=0, ddof=1) if m.size > n else 0.0)
+        out[part + "_mean_mcse"] = d["mcse"] if d else np.zeros(0)
+        out[part + "_var_mcse"] = variance_mcse(m, v) if n else np.zeros(0)
+    return out
+
+
+def summarise(chains_list, X, y, kappa, g_w):
+    """Posterior means/variances, MCSEs, diagnostics and observables of sampled chains."""
+    train = np.concatenate([c.train for c in chains_list])
+    test = np.concatenate([c.test for c in chains_list])
+    d_train = diagnostics(chains_list, "train")
+    d_test = diagnostics(chains_list, "test") if test.shape[1] else None
+    rhat_max, ess_min, acc, warnings = _checks(chains_list, d_train, d_test)
+    n_draws = sum(c.train.shape[0] for c in chains_list)
+    M = sum(c.wsum for c in chains_list) / n_draws  # (1/N) E[W^T W]
+    train_mean = train.mean(axis=0)
+    u = learned_direction(X, y, train_mean, kappa)
+    evals, evecs = np.linalg.eigh(M)
+    align = np.concatenate([c.align for c in chains_list])
+    Kbar = sum(c.ksum for c in chains_list) / n_draws  # posterior mean feature kernel E[C]
     out = {
         "train_mean": train_mean,
         "test_mean": test.mean(axis=0),
@@ -77,6 +119,8 @@ def summarise(chains_list, X, y, kappa, g_w):
         "train_var": train.var(axis=0, ddof=1) if train.shape[0] > 1 else np.zeros(train.shape[1]),
         "train_mean_mcse": d_train["mcse"],
         "test_mean_mcse": d_test["mcse"] if d_test else np.zeros(0),
+        "train_var_mcse": variance_mcse(np.stack([c.train for c in chains_list])),
+        "test_var_mcse": variance_mcse(np.stack([c.test for c in chains_list])) if test.shape[1] else np.zeros(0),
         "rhat_max": rhat_max,
         "ess_min": ess_min,
         "observables": {
