@@ -46,3 +46,4 @@ deep_linear_adaptation = _module("adaptive_deep_linear", "One layer of the kerne
 wishart_field = _module("kernel_field", "One loop of the Wishart field (kernel or weight space)")
 nngp_kernels = _module("nngp", "Input and NNGP kernels, every activation")
 readout_marginal = _module("marginal_posterior", "The hidden weights' posterior with the readout integrated out")
+field_loop = _module("loop_nonlinear", "The kernel field's one loop for any activation")

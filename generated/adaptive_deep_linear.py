@@ -3,7 +3,7 @@
 # derivation: derive.deep_chain
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 5849e77dee6d191000fb71a5dd1f2ae63f61e2010c2600e79626dbf9844487f1
+# inputs-sha256: 6c2ccfed7c4b2ea5ec5d2c03dc3d518390e3a69d1c88402752820d7a6c12070c
 # content-sha256: 83aa5157c25d8ed34f63d52f407ab6dffde59683c6f956d6585d9559dcba2f3d
 """Kernel adaptation at depth for linear networks (docs/theory.md §2d): the adapted kernel of one layer, the backward pass of the chain's saddle (closed form for linear phi, Stein form for any phi) and the test forms of the tilted law."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 6eff7df4ab2498973d056631f8fda93026e42c7b088d253e610c14e35f29397e
+# inputs-sha256: 30b2b64499dd671b7280f9b4ad3977e08d7c2017a784f271ca1901dc4f81302f
 # content-sha256: ab5a601c0c0b180712dc3189ed3b560b4dd8f5a7704aa4a57221b7d064f607b4
 """The layers of a deep linear network with 1 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 2 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: d9242ec7f9e55276429e6a84ebc59074f638bdbea13c936496cf2ba2acf129fa
+# inputs-sha256: 9eb76068f71ed9c49ac8eeffbd9aa7bbf535f3524734b3321da669a4d4e13b07
 # content-sha256: 3cf98b6fcd8b483eb730b45fe50095669857f94fdff817e2a5c4679ff96215e1
 """The layers of a deep linear network with 2 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 3 needs."""
 import math  # noqa: F401

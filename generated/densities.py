@@ -3,7 +3,7 @@
 # derivation: derive.network + derive.activations + derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 3618e690c4c962219e214dc2292e4b459db25e0138ac49af95695ce57c78381b
+# inputs-sha256: d16e41ab40506b33440f809a29d09cd6c583d752fee10ba9c56ad554e05cab24
 # content-sha256: 14aa14b9e64beb6f01b2b0911f20a307ad12db6352a0829a150e08c5df1315c7
 """Log densities and gradients of the laws msat samples (docs/theory.md §1, §2b, §6, §7): the posterior of a finite network and the adapted single-neuron law, for each activation (argument act, codes in ACTIVATIONS); phi, phi', the observables of one network state."""
 import math  # noqa: F401

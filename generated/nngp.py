@@ -3,7 +3,7 @@
 # derivation: derive.activations.nngp_kernel + derive.activations.input_kernels
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 05bc94b5d1eed3fea268a3df4688e5a5c360e47784ce42a1f02d0301ebb967b6
+# inputs-sha256: acf5ababdfa68214b3c97ac947963fe74fc10c4e5cfb4bcd23ccaa85206007c7
 # content-sha256: 28cb3e29a9381a86a8c713325d76dcbd177f3dbe8c385155c50196cb728aa637
 """The input kernels and the NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for every activation (docs/theory.md §1; codes in ACTIVATIONS)."""
 import math  # noqa: F401

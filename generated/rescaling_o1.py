@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 0b2ea260b5324411a497eb58b2533817a3dadc9db1df3f6709d62f92130865e2
+# inputs-sha256: 02acd559a2ccddea6fb8ba1ce37acacab7be586057399f6e63e9f8a8ea16db35
 # content-sha256: 32cda6e1eb5cc871739d1314fad11ed28fa761e20cf706c69a058ac2a31ebed4
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 1 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

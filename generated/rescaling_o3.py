@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: c37d8a9ab2995f89bb144c532ecc7194cdd2ed2034b82132f18dbd6012d4fc35
+# inputs-sha256: 293c0ea5352f25bfa908b0578c70876a21d3e9e977fba4560ce37b2a6e28304d
 # content-sha256: cb5b580cd0da9cd06327f8b149c6b5fef7e4df8c6a83286324b73461460814d8
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 3 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

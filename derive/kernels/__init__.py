@@ -10,16 +10,19 @@
   densities    the sampled laws: network posterior and single-neuron law (§1, §2b, §6, §7)
   observables  alignment, learned direction, weight-covariance excess (§4)
   marginal     the hidden weights' posterior with the readout integrated out (§7)
+  generic_loop the kernel field's one loop for any activation (§2e)
 
 (sections of docs/theory.md)
 """
 from __future__ import annotations
 
-from . import adaptation, deep, deep_chain, densities, field, marginal, nngp, nonlinear, observables, rescaling
+from . import (adaptation, deep, deep_chain, densities, field, generic_loop, marginal, nngp, nonlinear,
+               observables, rescaling)
 
 
 def modules(max_order: int, max_depth: int = 3) -> dict:
     """{module name: (title, doc, derivation, order, nmax, [KernelSpec])} for every generated module."""
     return {**rescaling.modules(max_order), **deep.modules(max_order, max_depth), **adaptation.modules(), **deep_chain.modules(),
             **field.modules(), **nngp.modules(), **densities.modules(), **observables.modules(),
-            **nonlinear.modules(), **marginal.modules()}
+            **nonlinear.modules(), **marginal.modules(),
+            **generic_loop.modules()}

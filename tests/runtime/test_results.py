@@ -26,7 +26,7 @@ def test_json_object_of_the_contract():
     assert list(d)[:len(KEYS)] == KEYS
     assert d["params"] == {"N": 10, "kappa": 0.5, "g_v": 1.0, "g_w": [1.0], "activation": "linear", "dressed": False,
                            "P": 3, "D": 2, "P_test": 2, "widths": [10], "depth": 1, "samples": 10, "chains": 1,
-                           "seed": 0, "chi": 2.0}
+                           "seed": 0, "readout": "sampled", "chi": 2.0}
     assert d["order"] is None and d["train_mean"] == [1.0, 2.0, 3.0] and d["test_mean_mcse"] == [0.1, 0.2]
     assert json.loads(json.dumps(d)) == d
     assert r["test_var"] == [0.1, 0.2] and isinstance(r.test_var, np.ndarray) and set(r) == set(d)

@@ -1,0 +1,77 @@
+"""Kernel specifications of the kernel field's one loop for any activation (docs/theory.md §2e):
+generated/loop_nonlinear.py (derive.generic_loop). Derivative tensors of the fit term and of the
+outputs as einsum contractions (derive.einsum), the Gaussian cumulants of a linear network's tilted
+law, and the loop correction in the field's coordinates."""
+from __future__ import annotations
+
+import sympy as sp
+
+from .. import generic_loop as g
+from ..einsum import einsum_lines
+from ..emit import KernelSpec, Statement
+
+_P = "P = A.shape[0]"
+
+
+def specs():
+    _, d2L, d3L = g.fit_derivatives()
+    od = g.output_derivatives()
+    w2, w3 = g.gaussian_cumulants()
+    return [
+        KernelSpec(name="fit_hessian", family="numpy_lines", args=["A", "y", "chi", "g_v"],
+                   doc="d2L[X, Y] as a tensor H[i, j, k, l] = d2L/dC_ij dC_kl (docs/theory.md §2e, "
+                       "derive.generic_loop).",
+                   extra={"lines": [_P, *einsum_lines("H", d2L, [g.X, g.Y])]}, returns="H"),
+        KernelSpec(name="fit_third_contracted", family="numpy_lines", args=["A", "y", "Gcc", "chi", "g_v"],
+                   doc="L'''[., G]: d3L/dC_ij dC_kl dC_mn summed against Gcc[k, l, m, n] (docs/theory.md §2e, "
+                       "derive.generic_loop).",
+                   extra={"lines": [_P, *einsum_lines("ell", d3L, [g.X, g.Y, g.Z], contract=[("Gcc", (g.Y, g.Z))])]},
+                   returns="ell"),
+        KernelSpec(name="train_mean_derivatives", family="numpy_lines", args=["A", "y", "C", "Gcc", "g_v"],
+                   doc="(m1[mu, i, j], m2G[mu]) of the train means g_v C A y: first derivatives along C and the "
+                       "second contracted with Gcc (docs/theory.md §2e, derive.generic_loop).",
+                   extra={"lines": [_P, *einsum_lines("m1", od["train_c"], [g.X], selector=g.e),
+                                    *einsum_lines("m2G", od["train_cc"], [g.X, g.Y], selector=g.e,
+                                                  contract=[("Gcc", (g.X, g.Y))])]},
+                   returns="m1, m2G"),
+        KernelSpec(name="test_mean_derivatives", family="numpy_lines", args=["A", "y", "Cs", "Gcc", "Gcs", "g_v"],
+                   doc="(m1c[t, i, j], m1s[t, i, s], m2G[t]) of the test means g_v Cs^T A y: first derivatives "
+                       "along C and Cs, the second contracted with Gcc (C, C) and Gcs (C, Cs) (docs/theory.md "
+                       "§2e, derive.generic_loop).",
+                   extra={"lines": [_P, "Q = Cs.shape[1]",
+                                    *einsum_lines("m1c", od["test_c"], [g.X], selector=g.es),
+                                    *einsum_lines("m1s", od["test_s"], [g.Xs], selector=g.es),
+                                    *einsum_lines("m2cc", od["test_cc"], [g.X, g.Y], selector=g.es,
+                                                  contract=[("Gcc", (g.X, g.Y))]),
+                                    *einsum_lines("m2cs", od["test_cs"], [g.X, g.Ys], selector=g.es,
+                                                  contract=[("Gcs", (g.X, g.Ys))]),
+                                    "m2G = m2cc + 2 * m2cs"]},
+                   returns="m1c, m1s, m2G"),
+        KernelSpec(name="gaussian_w2", family="numpy_lines", args=["K"],
+                   doc="W''[U, V] of h h^T under h ~ N(0, K) as a tensor W2[i, j, k, l] (derivatives in the "
+                       "entries of T; docs/theory.md §2e, derive.generic_loop).",
+                   extra={"lines": ["n = K.shape[0]", *einsum_lines("W2", w2, [g.U, g.V])]}, returns="W2"),
+        KernelSpec(name="gaussian_w3", family="numpy_lines", args=["K", "Yh"],
+                   doc="W'''[U, V, .] of h h^T under h ~ N(0, K) contracted with Yh[i, j, k, l] over (U, V) "
+                       "(docs/theory.md §2e, derive.generic_loop).",
+                   extra={"lines": ["n = K.shape[0]", *einsum_lines("w3", w3, [g.U, g.V, g.R],
+                                                                      contract=[("Yh", (g.U, g.V))])]},
+                   returns="w3"),
+        KernelSpec(name="field_hessian", family="numpy_function", args=["B", "L2", "N"],
+                   doc="S0'' = N I'' - L'' = N B - L2 in the field's coordinates (docs/theory.md §2e).",
+                   node=[Statement("H", g.N * g.B - sp.MatrixSymbol("L2", g.d, g.d))], returns="H"),
+        KernelSpec(name="loop_correction", family="numpy_function",
+                   args=["m1", "m2G", "G", "B", "wG", "wB", "ell", "N"],
+                   doc="<m> - m per output (column): (1/2) tr(m'' G) + (1/2) (G m')^T (N B W'''[BGB] + "
+                       "L'''[., G] - B W'''[B]) (docs/theory.md §2e, derive.generic_loop).",
+                   node=[Statement("corr", g.loop_correction())], returns="corr"),
+    ]
+
+
+def modules():
+    return {"loop_nonlinear": (
+        "loop_nonlinear: the kernel field's one loop for any activation",
+        "The kernel field's one loop for any activation (docs/theory.md §2e): derivative tensors of the fit "
+        "term and the outputs, Gaussian cumulants for linear networks, and the loop correction in the field's "
+        "coordinates from the tilted neuron law's cumulants.",
+        "derive.generic_loop", 2, 0, specs())}

@@ -1,0 +1,100 @@
+"""The kernel field's one loop for any activation (docs/theory.md §2e), dense path, fed with a linear
+network's exact Gaussian cumulants: it equals the same truncation of the Wishart action (tree level
+N I - L, the prefactor ((P+1)/2) logdet C as a first-order shift), derived independently here with
+SymPy on explicit 2 x 2 kernels, to round-off; its test means equal the linear identity
+k*^T K^-1 <train mean>; and against the exact posterior it converges like N^-2 where order 1
+converges like N^-1."""
+import numpy as np
+import pytest
+import scipy.optimize
+import sympy as sp
+
+from msat import generated
+from msat.runtime import predict, spectral
+from msat.runtime.numerics import field_loop
+from msat.runtime.numerics.deep_chain import DeepChain
+
+
+def _tilted(Kaug, Ct, P):
+    """The tilted Gaussian law's covariance over training and test points (generated layer map)."""
+    T = np.zeros_like(Kaug)
+    T[:P, :P] = Ct
+    Kq = generated.deep_linear_adaptation().layer_kernel(Kaug, T)
+    return 0.5 * (Kq + Kq.T)
+
+
+def _wishart_truncation(K, y, N, chi, kappa, g_v):
+    """SymPy: the saddle c0 of S0 = (N/2)(tr K^-1 C - logdet C) - L(C) and the one loop of the train
+    means with S1 = ((P+1)/2) logdet C as a first-order shift, on an explicit 2 x 2 field."""
+    P = 2
+    c = sp.symbols("c00 c01 c11")
+    Cm = sp.Matrix([[c[0], c[1]], [c[1], c[2]]])
+    Am = g_v * Cm + kappa * sp.eye(P)
+    ym = sp.Matrix(y)
+    L = -(chi / 2) * (ym.T * Am.inv() * ym)[0] - sp.log(Am.det()) / 2
+    S0 = N * ((sp.Matrix(np.linalg.inv(K)) * Cm).trace() - sp.log(Cm.det())) / 2 - L
+    S1 = sp.Rational(P + 1, 2) * sp.log(Cm.det())
+    grad = sp.lambdify([c], [sp.diff(S0, ci) for ci in c])
+    c0 = scipy.optimize.root(lambda v: grad(v), [K[0, 0], K[0, 1], K[1, 1]], tol=1e-14).x
+    at = dict(zip(c, c0))
+    num = lambda e: float(e.subs(at))  # noqa: E731
+    G = np.linalg.inv(np.array([[num(sp.diff(S0, a, b)) for b in c] for a in c]))
+    S3G = np.array([sum(num(sp.diff(S0, a, b, e)) * G[i, j] for i, b in enumerate(c) for j, e in enumerate(c))
+                    for a in c])
+    dS1 = np.array([num(sp.diff(S1, a)) for a in c])
+    means = []
+    for m in g_v * Cm * Am.inv() * ym:
+        m1 = np.array([num(sp.diff(m, a)) for a in c])
+        m2 = np.array([[num(sp.diff(m, a, b)) for b in c] for a in c])
+        means.append(num(m) + 0.5 * np.sum(m2 * G) - 0.5 * (G @ m1) @ S3G - (G @ m1) @ dS1)
+    return np.array([[c0[0], c0[1]], [c0[1], c0[2]]]), np.array(means)
+
+
+@pytest.mark.parametrize("Q,chi,N", [(1, 5.0, 40.0), (2, 30.0, 30.0)])
+def test_generic_loop_with_gaussian_cumulants_is_the_wishart_truncation(Q, chi, N):
+    rng = np.random.default_rng(Q)
+    P, D = 2, 5  # D >= P + Q: the Gaussian law of the field's coordinates is not degenerate
+    Xa = rng.standard_normal((P + Q, D))
+    Kaug = Xa @ Xa.T / D
+    y = rng.standard_normal(P)
+    kappa, g_v = 0.3, 1.2
+    C0, ref = _wishart_truncation(Kaug[:P, :P], y, N, chi, kappa, g_v)
+    Ct = 0.5 * (np.linalg.inv(Kaug[:P, :P]) - np.linalg.inv(C0))  # C0^-1 = K^-1 - 2 Ct at the saddle
+    Kq = _tilted(Kaug, Ct, P)
+    coords = field_loop.Coordinates(P, Q)
+    train, test, (corr, _) = field_loop.loop_means(Kq[:P, :P], Kq[:P, P:], y, kappa, g_v, chi, N,
+                                                  field_loop.GaussianCumulants(Kq, coords), coords)
+    assert np.abs(corr).max() > 1e-4  # the loop moves the means
+    np.testing.assert_allclose(train, ref, rtol=0, atol=1e-12)
+    identity = Kaug[P:, :P] @ np.linalg.solve(Kaug[:P, :P], ref)
+    np.testing.assert_allclose(test, identity, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("chi_of_N,slope", [(lambda N: 1.0, -1.6), (lambda N: float(N), -1.8)])
+def test_generic_loop_converges_to_exact_like_n_to_minus_two(chi_of_N, slope):
+    rng = np.random.default_rng(1)
+    P, D, Q = 3, 8, 2
+    X, Xt = rng.standard_normal((P, D)), rng.standard_normal((Q, D))
+    y = np.tanh(X[:, 0] + 0.5 * X[:, 1])
+    kappa, g_v = 0.2, 1.0
+    Xa = np.vstack([X, Xt])
+    Kaug = Xa @ Xa.T / D
+    Ns = [40, 80, 160, 320]
+    err1, err2 = [], []
+    for N in Ns:
+        chi = chi_of_N(N)
+        spec = spectral.spectrum(X, y, Xt, 1.0, "linear")
+        chain = DeepChain(spec, [N], [1.0], kappa, g_v, 1)
+        st = chain.solve(chi)
+        U = spec.U[:, chain.mask]
+        Kq = _tilted(Kaug, U @ st.T[0] @ U.T, P)
+        coords = field_loop.Coordinates(P, Q)
+        _, test, _ = field_loop.loop_means(Kq[:P, :P], Kq[:P, P:], y, kappa, g_v, chi, N,
+                                           field_loop.GaussianCumulants(Kq, coords), coords)
+        exact = predict(X, y, Xt, N=N, chi=chi, kappa=kappa, method="exact").test_mean
+        err2.append(np.abs(test - exact).max())
+        err1.append(np.abs(chain.predictions(st)["test_mean"] - exact).max())
+    s2 = np.polyfit(np.log(Ns), np.log(err2), 1)[0]
+    s1 = np.polyfit(np.log(Ns), np.log(err1), 1)[0]
+    assert s2 < slope and -1.2 < s1 < -0.8
+    assert err2[-1] < err1[-1] / 20
