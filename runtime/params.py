@@ -18,7 +18,7 @@ ACTIVATIONS = ("linear", "erf", "relu")
 AVAILABLE = {"linear": ("nngp", "exact", "loop", "adaptive", "sample"),
              "erf": ("nngp", "adaptive", "sample"), "relu": ("nngp", "adaptive", "sample")}
 #: kernel-adaptation orders built per activation
-ADAPTIVE_ORDERS = {"linear": (0, 1, 2), "erf": (0, 1), "relu": (0, 1)}
+ADAPTIVE_ORDERS = {"linear": (0, 1, 2), "erf": (0, 1, 2), "relu": (0, 1, 2)}
 #: methods built for networks with more than one hidden layer (docs/theory.md §2d)
 DEEP_AVAILABLE = {"linear": ("nngp", "exact", "loop", "adaptive", "sample"), "erf": ("nngp", "adaptive", "sample"),
                   "relu": ("nngp", "adaptive", "sample")}
@@ -219,7 +219,14 @@ def memory_needed(p: Params, n_chi: int = 1) -> float:
     if p.activation != "linear" and p.method == "adaptive":
         n = P + Pt
         draws = p.mc_samples or 20000
-        return data + kernel + f8 * (2.0 * draws * n + 12.0 * n * n)
+        single = data + kernel + f8 * (2.0 * draws * n + 12.0 * n * n)
+        if p.order != 2:
+            return single
+        # the field's loop (docs/theory.md §2e): d coordinates, d x d matrices, the index-form lifts
+        # (P^4 and P^3 P_test), and per replicate draws of u (M x d; M = max(20000, 50 d), 5 sets)
+        d = P * (P + 1) / 2 + P * Pt
+        M = max(20000.0, 50.0 * d)
+        return single + f8 * (10.0 * d * d + 3.0 * P ** 4 + 2.0 * P ** 3 * Pt + 6.0 * M * (d + n))
     if p.method == "adaptive" and p.order == 2:
         n = min(P, D)
         return data + kernel + f8 * (30.0 * n * n + 2.0 * P * D)

@@ -1,0 +1,82 @@
+"""Monte Carlo cumulants of the tilted neuron law for the kernel field's one loop (docs/theory.md §2e).
+
+Draws of one neuron's features phi over the training and test points under q(w) ∝ N(w; 0, g_w/D)
+exp(phi^T Ct phi), with weights summing to one: prior draws reweighted by the tilt (generated.
+adaptive_deep_linear.tilt) while their effective sample size stays high, MALA chains of q
+(numerics.mala) otherwise. From them u = (phi_p phi_q, phi_p phi*_t) in the field's coordinates
+(numerics.field_loop.Coordinates), its weighted covariance W'' and the contraction
+W'''[Y]_c = E[(u~^T Y u~) u~_c]. Estimators of moments are plumbing; the loop formula is generated.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from msat import generated
+from msat.generated import densities
+
+from .field_loop import Coordinates
+from .mala import mala_chains
+
+#: the effective sample fraction of reweighted prior draws below which MALA draws are used instead
+ESS_MIN = 0.3
+
+
+class MonteCarloCumulants:
+    """W'' and W''' of u from weighted draws (rows of F: features over training then test points)."""
+
+    def __init__(self, F, weights, coords: Coordinates):
+        i, j = coords.pairs.T
+        U = F[:, i] * F[:, j]
+        self.w = weights / weights.sum()
+        self.mean = self.w @ U
+        self.Ut = U - self.mean
+        self.coords = coords
+
+    def w2(self):
+        Uw = self.Ut * self.w[:, None]
+        W = self.Ut.T @ Uw
+        return 0.5 * (W + W.T)
+
+    def w3(self, Y):
+        q = np.einsum("md,md->m", self.Ut @ Y, self.Ut)  # u~^T Y u~ per draw
+        return self.Ut.T @ (self.w * q)
+
+
+def tilted_draws(X_all, P, Ct, g_w, activation, M, seed):
+    """(features F of M draws of q over the P training and the test points, weights, how, effective
+    sample fraction): reweighted prior draws, or MALA chains when reweighting is too uneven."""
+    act = densities.ACTIVATIONS.index(activation)
+    D = X_all.shape[1]
+    var_w = densities.neuron_scales(D, g_w)[0]
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((M, D)) * math.sqrt(var_w)
+    F = np.empty((M, X_all.shape[0]))
+    densities.features(X_all, W, act, F)
+    logw = generated.deep_linear_adaptation().tilt(F[:, :P], Ct)[:, 0]
+    w = np.exp(logw - logw.max())
+    ess = float(w.sum() ** 2 / (w @ w) / M)
+    if ess >= ESS_MIN:
+        return F, w, "reweighted prior draws", ess
+    # MALA: 64 chains from the prior draws, a quarter burn-in, states thinned by 4
+    n_chains, steps = 64, 4 * int(math.ceil(M / 64)) + 200
+    Wc = np.ascontiguousarray(W[:n_chains])
+    eps = np.full(n_chains, 0.1 * var_w)
+    burn = 200
+    acc = np.zeros(n_chains, dtype=np.int64)
+    log_q = np.empty(n_chains)
+    X = np.ascontiguousarray(X_all[:P])
+    for _ in range(3):  # step sizes towards MALA's optimal acceptance (~0.57) before recording
+        acc[:] = 0
+        mala_chains(Wc, X, np.ascontiguousarray(Ct), float(D), g_w, act, eps, 100, 100, 1, int(rng.integers(2**31 - 1)),
+                    acc, log_q, np.empty((1, D)))
+        eps *= np.exp(np.clip(acc / 100 - 0.57, -0.5, 0.5))
+    keep = n_chains * ((steps - burn + 3) // 4)
+    samples = np.empty((keep, D))
+    acc[:] = 0
+    kept = mala_chains(Wc, X, np.ascontiguousarray(Ct), float(D), g_w, act, eps, steps, burn, 4,
+                       int(rng.integers(2**31 - 1)), acc, log_q, samples)
+    F = np.empty((kept, X_all.shape[0]))
+    densities.features(X_all, np.ascontiguousarray(samples[:kept]), act, F)
+    return F, np.ones(kept), "single-neuron MALA", float(np.mean(acc) / steps)

@@ -1,0 +1,62 @@
+"""Order 2 for erf networks (docs/theory.md §2e): the kernel field's one loop with Monte Carlo
+cumulants of the tilted neuron law. For a linear network the Monte Carlo correction reproduces the
+one from exact Gaussian cumulants within its Monte Carlo error; for erf at chi = 1 it removes most of
+order 1's P/N error against sampled networks (the Rao-Blackwellised sampler of §7)."""
+import numpy as np
+import pytest
+
+from msat import generated
+from msat.runtime import predict, sample, spectral
+from msat.runtime.numerics import field_loop
+from msat.runtime.numerics.deep_chain import DeepChain
+from msat.runtime.numerics.nonlinear_loop import loop_correction
+
+pytestmark = pytest.mark.slow  # Monte Carlo
+
+
+def test_monte_carlo_cumulants_reproduce_the_gaussian_loop():
+    rng = np.random.default_rng(1)
+    P, D, Q, N, kappa = 3, 8, 2, 40, 0.2
+    X, Xt = rng.standard_normal((P, D)), rng.standard_normal((Q, D))
+    y = np.tanh(X[:, 0] + 0.5 * X[:, 1])
+    for chi in (1.0, 40.0):
+        spec = spectral.spectrum(X, y, Xt, 1.0, "linear")
+        chain = DeepChain(spec, [N], [1.0], kappa, 1.0, 1)
+        st = chain.solve(chi)
+        U = spec.U[:, chain.mask]
+        Ct = U @ st.T[0] @ U.T
+        Xa = np.vstack([X, Xt])
+        T = np.zeros((P + Q, P + Q))
+        T[:P, :P] = Ct
+        Kq = generated.deep_linear_adaptation().layer_kernel(Xa @ Xa.T / D, T)
+        Kq = 0.5 * (Kq + Kq.T)
+        coords = field_loop.Coordinates(P, Q)
+        _, _, (gt, gs) = field_loop.loop_means(Kq[:P, :P], Kq[:P, P:], y, kappa, 1.0, chi, N,
+                                               field_loop.GaussianCumulants(Kq, coords), coords)
+        mc = loop_correction(X, Xt, y, Kq[:P, :P], Kq[:P, P:], Ct, N, chi, kappa, 1.0, 1.0, "linear",
+                             draws=100000, seed=2)
+        z = (np.concatenate([mc.train, mc.test]) - np.concatenate([gt, gs])) / (
+            np.concatenate([mc.train_mcse, mc.test_mcse]) + mc.bias)
+        assert np.abs(z).max() < 4
+
+
+def test_erf_order_two_removes_most_of_order_one_error_at_chi_one():
+    """Measured (P = 8, D = 12, kappa = 0.1): RMS test-mean error against 16,000 sampled networks,
+    N = 16, 32: order 1 2.9e-2, 1.6e-2; order 2 2.6e-3, 7e-4 (sampler MCSE ~2e-3); NNGP 1.4e-2, 7e-3."""
+    rng = np.random.default_rng(4)
+    P, D, Q, kappa = 8, 12, 4, 0.1
+    X, Xt = rng.standard_normal((P, D)), rng.standard_normal((Q, D))
+    y = np.tanh(X[:, 0] + 0.5 * X[:, 1])
+    for N in (16, 32):
+        ref = sample(X, y, Xt, N=N, chi=1.0, kappa=kappa, activation="erf", samples=4000, chains=4, seed=5,
+                     readout="marginal")
+        o1, o2 = (predict(X, y, Xt, N=N, chi=1.0, kappa=kappa, activation="erf", method="adaptive", order=k)
+                  for k in (1, 2))
+
+        def rms(m):
+            return float(np.sqrt(np.mean((np.asarray(m) - ref.test_mean) ** 2)))
+
+        noise = float(np.sqrt(np.mean(np.square(ref["test_mean_mcse"]) + np.square(o2["test_mean_mcse"]))))
+        assert rms(o2.test_mean) < rms(o1.test_mean) / 3
+        assert rms(o2.test_mean) < 3 * noise
+        assert o2.order == 2 and o2["observables"]["loop_correction_mcse"] > 0
