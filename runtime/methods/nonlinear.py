@@ -9,6 +9,7 @@ import numpy as np
 from ..ladder import Solver, relative_change
 from ..numerics.nonlinear_loop import loop_correction
 from ..numerics.nonlinear_saddle import NonlinearSaddle
+from ..numerics import observe
 from ..numerics.observe import alignment_of, alignment_of_spectrum
 from ..numerics.rescale import effective_rescaling
 from ..results import Result
@@ -64,6 +65,32 @@ class _Solver(Solver):
     def change(self, state, prev):
         return relative_change(state.C, prev.C)
 
+    def nngp_means(self, chi):
+        """The NNGP's train and test means at chi (the infinite-width reference the theory corrects)."""
+        spec, p = self.spec_phi, self.params
+        tab = observe.Tables(spec, np.ones(1), np.array([chi]), p.kappa, p.g_v, order=0)
+        return observe.train_mean(spec, tab.train[:, 0, :])[0], observe.test_mean(spec, tab.test[:, 0, :])[0]
+
+    @staticmethod
+    def resolution_warnings(st, preds, err, nngp):
+        """Say when the Monte Carlo error is as large as what the result resolves: the finite-width
+        correction (the distance from the NNGP), or for order 2 the loop correction."""
+        def rms(*arrays):
+            v = np.concatenate([np.ravel(a) for a in arrays])
+            return float(np.sqrt(np.mean(v * v))) if v.size else 0.0
+
+        out = []
+        mc = rms(*(err[k] for k in ("train_mean", "test_mean") if k in err))
+        shift = rms(preds["train_mean"] - nngp[0], preds["test_mean"] - nngp[1])
+        if mc > shift:
+            out.append(f"the Monte Carlo error of the means (RMS {mc:.2g}) exceeds the finite-width correction "
+                       f"it resolves (RMS distance from the NNGP {shift:.2g}): raise --mc-samples")
+        lp = getattr(st, "loop", None)
+        if lp is not None and rms(lp.train_mcse, lp.test_mcse) > rms(lp.train, lp.test):
+            out.append(f"the Monte Carlo error of the field's loop (RMS {rms(lp.train_mcse, lp.test_mcse):.2g}) "
+                       f"exceeds the loop correction itself (RMS {rms(lp.train, lp.test):.2g})")
+        return out
+
     def results(self, states):
         p, y, out = self.params, self.data.y, []
         for st in states:
@@ -96,7 +123,9 @@ class _Solver(Solver):
             # the contract's Monte Carlo keys (docs/cli.md), beside the per-output mc_error of earlier versions
             extra = {k + "_mcse": err[k] for k in ("train_mean", "test_mean") if k in err}
             extra.update({"observables": obs, "mc_error": err})
-            out.append(Result.point(p, st.chi, preds, extra))
+            res = Result.point(p, st.chi, preds, extra)
+            res.warnings.extend(self.resolution_warnings(st, preds, err, self.nngp_means(st.chi)))
+            out.append(res)
         return out
 
 
