@@ -19,7 +19,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
 from scipy.linalg import cho_factor, cho_solve
 
 from msat import generated
@@ -39,15 +38,6 @@ ESS_MIN = 0.3
 ESS_FLOOR = 0.02
 #: re-centrings of the proposal at most
 RECENTRE = 4
-
-
-@njit(cache=True)
-def _activate(H, act, F, dF):
-    """phi(h) and phi'(h) entrywise (the generated activation and its derivative)."""
-    for i in range(H.shape[0]):
-        for j in range(H.shape[1]):
-            F[i, j] = densities.phi(H[i, j], act)
-            dF[i, j] = densities.dphi(H[i, j], act)
 
 
 @dataclass
@@ -112,9 +102,9 @@ class DeepNonlinearChain:
         Z = u @ R.T
         H, Ht = Z @ Lm.T, Z @ B.T + xi * s
         F, dF = np.empty_like(H), np.empty_like(H)
-        _activate(H, self.act, F, dF)
+        densities.features_and_slopes(H, self.act, F, dF)
         Ft, dFt = np.empty_like(Ht), np.empty_like(Ht)
-        _activate(Ht, self.act, Ft, dFt)
+        densities.features_and_slopes(Ht, self.act, Ft, dFt)
         base = self.layer.proposal_log_ratio(Z, u)[:, 0]
         return {"F": F, "dF": dF, "Ft": Ft, "Zp": Z @ Zmap, "Z": Z, "base": base, "prior": prior}
 
