@@ -22,6 +22,8 @@ STYLE = {
     "adaptive_o1": dict(color="tab:green", ls="-", marker=None, label="kernel adaptation, one loop"),
     "adaptive_o2": dict(color="darkgreen", ls="--", marker=None, label="kernel field loop (order 2)"),
     "sample": dict(color="tab:red", ls="none", marker="o", label="sampled networks (HMC, ±MCSE)"),
+    "sample_marginal": dict(color="tab:brown", ls="none", marker="s", mfc="none",
+                            label="sampled, readout integrated out (±MCSE)"),
 }
 
 
@@ -48,7 +50,7 @@ def _series(ax, chis, rows, key, err_key=None):
         if method not in rows or not rows[method].get(key):
             continue
         vals = np.array(rows[method][key], dtype=float)
-        if method == "sample":
+        if method.startswith("sample"):
             err = np.array(rows[method][err_key], dtype=float) if err_key else None
             ax.errorbar(chis, vals, yerr=err, capsize=3, ms=5, **style)
         else:

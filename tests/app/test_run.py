@@ -112,3 +112,20 @@ def test_quick_run_at_depth_two(tmp_path):
 def test_run_rejects_bad_depth(capsys, tmp_path, extra):
     assert console.main(["run", "--quick", "--out", str(tmp_path), *extra]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_quick_erf_run_has_order_two_and_the_second_sampler(tmp_path):
+    """`msat run --quick --activation erf`: order 2 on the ladder and the Rao-Blackwellised sampler in
+    the table and figure; the two samplers' discrepancies agree within 4 of their combined MCSE."""
+    assert console.main(["run", "--quick", "--activation", "erf", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    rows = res["rows"]
+    assert len(rows["adaptive_o2"]["disc_test"]) == len(res["chis"])
+    a, b = rows["sample"], rows["sample_marginal"]
+    for k in ("disc_train", "disc_test"):
+        z = np.abs(np.array(a[k]) - b[k]) / np.hypot(a[k + "_err"], b[k + "_err"])
+        assert z.max() < 4
+    assert max(b["rhat_max"]) < 1.05
+    s1 = next(c for c in res["checks"] if c["statement"] == 1)
+    assert "two samplers agree" in s1["detail"]
