@@ -76,7 +76,7 @@ class _Solver(Solver):
         """Say when the Monte Carlo error is as large as what the result resolves: the finite-width
         correction (the distance from the NNGP), or for order 2 the loop correction."""
         def rms(*arrays):
-            v = np.concatenate([np.ravel(a) for a in arrays])
+            v = np.concatenate([np.ravel(a) for a in arrays] or [np.zeros(0)])
             return float(np.sqrt(np.mean(v * v))) if v.size else 0.0
 
         out = []

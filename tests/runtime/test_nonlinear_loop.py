@@ -73,3 +73,17 @@ def test_a_result_says_when_its_monte_carlo_error_swamps_the_correction():
     assert any("exceeds the finite-width correction" in w for w in noisy.warnings)
     quiet = predict(X, y, Xt, estimator="cumulant", **kw)
     assert not any("exceeds" in w for w in quiet.warnings)
+
+
+def test_resolution_warnings_without_a_monte_carlo_error():
+    """A result whose replicates gave no spread (no mc_error) gets no warning and no crash."""
+    from msat.runtime.methods.nonlinear import _Solver
+
+    preds = {"train_mean": np.ones(3), "test_mean": np.ones(2)}
+    nngp = (np.zeros(3), np.zeros(2))
+
+    class St:
+        loop = None
+
+    assert _Solver.resolution_warnings(St(), preds, {}, nngp) == []
+    assert _Solver.resolution_warnings(St(), preds, {"train_mean": [5.0] * 3, "test_mean": [5.0] * 2}, nngp)
