@@ -17,6 +17,10 @@ from ..spectral import spectrum
 
 #: chi/N below which "auto" uses the cumulant expansion of docs/theory.md §6
 CUMULANT_MAX_CHI_OVER_N = 0.1
+#: order 1 near standard scaling (chi/N at most this) with P/N at least ORDER1_P_OVER_N carries a warning:
+#: measured (docs/theory.md §2e), its error there is 2-6 times the NNGP's
+STANDARD_CHI_OVER_N = 0.1
+ORDER1_P_OVER_N = 0.1
 
 
 class _Solver(Solver):
@@ -125,6 +129,12 @@ class _Solver(Solver):
             extra.update({"observables": obs, "mc_error": err})
             res = Result.point(p, st.chi, preds, extra)
             res.warnings.extend(self.resolution_warnings(st, preds, err, self.nngp_means(st.chi)))
+            if p.order == 1 and st.chi / p.N <= STANDARD_CHI_OVER_N and p.P / p.N >= ORDER1_P_OVER_N:
+                res.warnings.append(
+                    f"near standard scaling (chi/N = {st.chi / p.N:.2g}) order 1's O(P/N) error (P/N = "
+                    f"{p.P / p.N:.2g}) is as large as the finite-width correction it computes, and the NNGP "
+                    "may be closer to the networks; --order 2 adds the kernel field's loop, which removes most of "
+                    "it for small P (docs/overview.md)")
             out.append(res)
         return out
 

@@ -87,3 +87,13 @@ def test_resolution_warnings_without_a_monte_carlo_error():
 
     assert _Solver.resolution_warnings(St(), preds, {}, nngp) == []
     assert _Solver.resolution_warnings(St(), preds, {"train_mean": [5.0] * 3, "test_mean": [5.0] * 2}, nngp)
+
+
+def test_order_one_near_standard_scaling_says_order_two_is_closer():
+    rng = np.random.default_rng(4)
+    X, Xt = rng.standard_normal((8, 12)), rng.standard_normal((4, 12))
+    y = np.tanh(X[:, 0] + 0.5 * X[:, 1])
+    kw = dict(kappa=0.1, activation="erf", method="adaptive")
+    assert any("--order 2" in w for w in predict(X, y, Xt, N=16, chi=1.0, order=1, **kw).warnings)
+    assert not any("--order 2" in w for w in predict(X, y, Xt, N=16, chi=16.0, order=1, **kw).warnings)
+    assert not any("--order 2" in w for w in predict(X, y, Xt, N=400, chi=1.0, order=1, **kw).warnings)
