@@ -24,24 +24,38 @@ ESS_MIN = 0.3
 
 
 class MonteCarloCumulants:
-    """W'' and W''' of u from weighted draws (rows of F: features over training then test points)."""
+    """W'' and W''' of u from weighted draws (rows of F: features over training then test points).
+
+    u is formed block by block from the features, so memory stays O(BLOCK d + d^2) for any number
+    of draws (all M x d at once would be a gigabyte at P = 40)."""
+
+    BLOCK = 4096
 
     def __init__(self, F, weights, coords: Coordinates):
-        i, j = coords.pairs.T
-        U = F[:, i] * F[:, j]
-        self.w = weights / weights.sum()
-        self.mean = self.w @ U
-        self.Ut = U - self.mean
+        self.i, self.j = coords.pairs.T
+        self.F, self.w = F, weights / weights.sum()
         self.coords = coords
+        self.mean = np.zeros(coords.d)
+        for w, U in self._blocks(centred=False):
+            self.mean += w @ U
+
+    def _blocks(self, centred=True):
+        for s in range(0, len(self.w), self.BLOCK):
+            F = self.F[s:s + self.BLOCK]
+            U = F[:, self.i] * F[:, self.j]
+            yield self.w[s:s + self.BLOCK], (U - self.mean if centred else U)
 
     def w2(self):
-        Uw = self.Ut * self.w[:, None]
-        W = self.Ut.T @ Uw
+        W = np.zeros((self.coords.d, self.coords.d))
+        for w, Ut in self._blocks():
+            W += Ut.T @ (Ut * w[:, None])
         return 0.5 * (W + W.T)
 
     def w3(self, Y):
-        q = np.einsum("md,md->m", self.Ut @ Y, self.Ut)  # u~^T Y u~ per draw
-        return self.Ut.T @ (self.w * q)
+        out = np.zeros(self.coords.d)
+        for w, Ut in self._blocks():
+            out += Ut.T @ (w * np.einsum("md,md->m", Ut @ Y, Ut))  # weighted (u~^T Y u~) u~
+        return out
 
 
 def tilted_draws(X_all, P, Ct, g_w, activation, M, seed):
