@@ -223,10 +223,10 @@ def memory_needed(p: Params, n_chi: int = 1) -> float:
         if p.order != 2:
             return single
         # the field's loop (docs/theory.md §2e): d coordinates, d x d matrices, the index-form lifts
-        # (P^4 and P^3 P_test), the features of 4 + 4 draw sets (M x n each, M = max(20000, 50 d)) and
-        # u in blocks of 4096 draws (numerics.field_cumulants)
+        # (P^4 and P^3 P_test), the features of 4 + 4 draw sets (M x n each, M up to 8 max(20000, 10 d))
+        # and u in blocks of 4096 draws (numerics.field_cumulants, numerics.nonlinear_loop)
         d = P * (P + 1) / 2 + P * Pt
-        M = max(20000.0, 50.0 * d)
+        M = 8.0 * max(20000.0, 10.0 * d)
         return single + f8 * (10.0 * d * d + 3.0 * P ** 4 + 2.0 * P ** 3 * Pt + 8.0 * M * n + 3.0 * 4096 * d)
     if p.method == "adaptive" and p.order == 2:
         n = min(P, D)

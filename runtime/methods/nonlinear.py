@@ -120,6 +120,7 @@ class _Solver(Solver):
                             "loop_test_correction": float(np.max(np.abs(lp.test), initial=0.0)),
                             "loop_bias_estimate": lp.bias, "loop_draws": lp.draws,
                             "loop_effective_fraction": lp.effective_fraction, "field_dimension": lp.dimension,
+                            "loop_n_draws": lp.n_draws,
                             "test_var_source": "kernel adaptation order 1 (the field's loop corrects the means)"})
             obs["layers"] = [{k: obs[k] for k in ("kernel_alignment", "kernel_top_eigenvalues")}]
             obs.update(effective_rescaling(self.spec_phi, preds["train_mean"], p.kappa, p.g_v))

@@ -51,11 +51,16 @@ class MonteCarloCumulants:
             W += Ut.T @ (Ut * w[:, None])
         return 0.5 * (W + W.T)
 
-    def w3(self, Y):
-        out = np.zeros(self.coords.d)
+    def w3(self, *Ys):
+        """W'''[Y] for each Y given, in one pass over the draws (a tuple when several)."""
+        d, k = self.coords.d, len(Ys)
+        out = np.zeros((d, k))
+        Ycat = np.hstack(Ys)
         for w, Ut in self._blocks():
-            out += Ut.T @ (w * np.einsum("md,md->m", Ut @ Y, Ut))  # weighted (u~^T Y u~) u~
-        return out
+            UY = (Ut @ Ycat).reshape(len(w), k, d)
+            q = np.einsum("mkd,md->mk", UY, Ut)  # u~^T Y u~ per draw and Y
+            out += Ut.T @ (w[:, None] * q)
+        return out[:, 0] if k == 1 else tuple(out.T)
 
 
 def tilted_draws(X_all, P, Ct, g_w, activation, M, seed):

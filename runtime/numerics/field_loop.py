@@ -86,8 +86,9 @@ class GaussianCumulants:
         W = self.gen.gaussian_w2(self.Kq)
         return self.coords.t_project(np.moveaxis(self.coords.t_project(W), -1, 0))
 
-    def w3(self, Y):
-        return self.coords.t_project(self.gen.gaussian_w3(self.Kq, self.coords.t_lift(Y)))
+    def w3(self, *Ys):
+        out = tuple(self.coords.t_project(self.gen.gaussian_w3(self.Kq, self.coords.t_lift(Y))) for Y in Ys)
+        return out[0] if len(out) == 1 else out
 
 
 def _inverse_pd(M):
@@ -111,7 +112,7 @@ def loop_means(C, Cs, y, kappa, g_v, chi, N, cumulants, coords: Coordinates):
     Gcc, Gcs = coords.c_lift(G)
     ell = np.zeros(d)
     ell[:dtr] = coords.c_project(gen.fit_third_contracted(A, yc, Gcc, chi, g_v))
-    wG, wB = cumulants.w3(B @ G @ B), cumulants.w3(B)
+    wG, wB = cumulants.w3(B @ G @ B, B)
     m1, m2G = gen.train_mean_derivatives(A, yc, C, Gcc, g_v)
     m1c, m1s, m2Gs = gen.test_mean_derivatives(A, yc, Cs, Gcc, Gcs, g_v)
     M1 = np.zeros((d, len(y) + Cs.shape[1]))
