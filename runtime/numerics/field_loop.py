@@ -118,7 +118,7 @@ def loop_means(C, Cs, y, kappa, g_v, chi, N, cumulants, coords: Coordinates):
     M1 = np.zeros((d, len(y) + Cs.shape[1]))
     M1[:dtr, :len(y)] = coords.c_project(m1).T
     M1[:dtr, len(y):] = coords.c_project(m1c).T
-    M1[dtr:, len(y):] = m1s.reshape(Cs.shape[1], -1).T
+    M1[dtr:, len(y):] = m1s.reshape(Cs.shape[1], Cs.shape[0] * Cs.shape[1]).T
     corr = gen.loop_correction(M1, np.concatenate([m2G, m2Gs])[:, None], G, B, wG[:, None], wB[:, None],
                                ell[:, None], N)[:, 0]
     train0, test0, _ = lin.predictions(C, Cs, np.zeros((Cs.shape[1], 1)), A, A @ yc, g_v, chi)

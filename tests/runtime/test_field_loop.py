@@ -50,7 +50,7 @@ def _wishart_truncation(K, y, N, chi, kappa, g_v):
     return np.array([[c0[0], c0[1]], [c0[1], c0[2]]]), np.array(means)
 
 
-@pytest.mark.parametrize("Q,chi,N", [(1, 5.0, 40.0), (2, 30.0, 30.0)])
+@pytest.mark.parametrize("Q,chi,N", [(0, 5.0, 40.0), (1, 5.0, 40.0), (2, 30.0, 30.0)])
 def test_generic_loop_with_gaussian_cumulants_is_the_wishart_truncation(Q, chi, N):
     rng = np.random.default_rng(Q)
     P, D = 2, 5  # D >= P + Q: the Gaussian law of the field's coordinates is not degenerate

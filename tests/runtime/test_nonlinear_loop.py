@@ -117,3 +117,14 @@ def test_cumulants_in_blocks_equal_the_whole_draw_matrix():
     Ut = U - (w / w.sum()) @ U
     np.testing.assert_allclose(blocks.w2(), Ut.T @ (Ut * (w / w.sum())[:, None]), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(blocks.w3(Y), whole.w3(Y), rtol=1e-11, atol=1e-13)
+
+
+def test_order_two_without_test_points():
+    """No test points: the field has training coordinates only, and order 2 still runs (erf, relu)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 5))
+    y = np.tanh(X[:, 0])
+    for act in ("erf", "relu"):
+        r = predict(X, y, None, N=12, chi=1.0, kappa=0.2, activation=act, method="adaptive", order=2)
+        assert r.order == 2 and len(r.test_mean) == 0 and np.all(np.isfinite(r.train_mean))
+        assert r["observables"]["field_dimension"] == 21
