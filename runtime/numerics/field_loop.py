@@ -16,6 +16,8 @@ import scipy.linalg
 
 from msat import generated
 
+from ..errors import ConvergenceError
+
 
 class Coordinates:
     """The field's coordinates for P training and Q test points (test-test pairs excluded)."""
@@ -104,7 +106,13 @@ def loop_means(C, Cs, y, kappa, g_v, chi, N, cumulants, coords: Coordinates):
     A = _inverse_pd(generated.nonlinear_adaptation().fit_operator(C, kappa, g_v))
     yc = y[:, None]
     d, dtr = coords.d, coords.dtr
-    B = _inverse_pd(cumulants.w2())
+    try:
+        B = _inverse_pd(cumulants.w2())
+    except np.linalg.LinAlgError:
+        raise ConvergenceError(
+            "adaptive --order 2: the field's coordinates are degenerate (the covariance of phi phi^T over the "
+            "neuron law is singular: repeated input points, or a linear network with P + P_test > D); the "
+            "loop needs a non-degenerate field (docs/theory.md §2e)", {"field_dimension": coords.d}) from None
     L2 = np.zeros((d, d))
     L2[:dtr, :dtr] = coords.c_project(gen.fit_hessian(A, yc, chi, g_v), axes=2)
     G = np.linalg.inv(gen.field_hessian(B, L2, N))

@@ -128,3 +128,16 @@ def test_order_two_without_test_points():
         r = predict(X, y, None, N=12, chi=1.0, kappa=0.2, activation=act, method="adaptive", order=2)
         assert r.order == 2 and len(r.test_mean) == 0 and np.all(np.isfinite(r.train_mean))
         assert r["observables"]["field_dimension"] == 21
+
+
+def test_order_two_on_repeated_points_fails_with_its_reason(tmp_path, capsys):
+    from msat.runtime.app import console
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5, 4))
+    X[4] = X[0]
+    np.savez(tmp_path / "d.npz", X=X, y=np.tanh(X[:, 0]))
+    code = console.main(["predict", "--data", str(tmp_path / "d.npz"), "--N", "12", "--chi", "1", "--kappa", "0.2",
+                         "--activation", "erf", "--method", "adaptive", "--order", "2"])
+    err = capsys.readouterr().err
+    assert code == 3 and "degenerate" in err and "Traceback" not in err
