@@ -9,10 +9,10 @@ import numpy as np
 from ..ladder import Solver, relative_change
 from ..numerics.nonlinear_loop import loop_correction
 from ..numerics.nonlinear_saddle import NonlinearSaddle
-from ..numerics import observe
 from ..numerics.observe import alignment_of, alignment_of_spectrum
 from ..numerics.rescale import effective_rescaling
 from ..results import Result
+from . import nngp
 from ..spectral import spectrum
 
 #: chi/N below which "auto" uses the cumulant expansion of docs/theory.md §6
@@ -71,9 +71,8 @@ class _Solver(Solver):
 
     def nngp_means(self, chi):
         """The NNGP's train and test means at chi (the infinite-width reference the theory corrects)."""
-        spec, p = self.spec_phi, self.params
-        tab = observe.Tables(spec, np.ones(1), np.array([chi]), p.kappa, p.g_v, order=0)
-        return observe.train_mean(spec, tab.train[:, 0, :])[0], observe.test_mean(spec, tab.test[:, 0, :])[0]
+        train, test, _ = nngp.predictions(self.spec_phi, [chi], self.params.kappa, self.params.g_v)
+        return train[0], test[0]
 
     @staticmethod
     def resolution_warnings(st, preds, err, nngp):

@@ -17,7 +17,7 @@ from msat import generated
 from msat.generated import densities
 
 from .field_loop import Coordinates
-from .mala import mala_chains
+from .mala import mala_chains, tune
 
 #: the effective sample fraction of reweighted prior draws below which MALA draws are used instead
 ESS_MIN = 0.3
@@ -86,11 +86,11 @@ def tilted_draws(X_all, P, Ct, g_w, activation, M, seed):
     acc = np.zeros(n_chains, dtype=np.int64)
     log_q = np.empty(n_chains)
     X = np.ascontiguousarray(X_all[:P])
-    for _ in range(3):  # step sizes towards MALA's optimal acceptance (~0.57) before recording
+    for _ in range(3):  # tune the step sizes before recording
         acc[:] = 0
         mala_chains(Wc, X, np.ascontiguousarray(Ct), float(D), g_w, act, eps, 100, 100, 1, int(rng.integers(2**31 - 1)),
                     acc, log_q, np.empty((1, D)))
-        eps *= np.exp(np.clip(acc / 100 - 0.57, -0.5, 0.5))
+        eps = tune(eps, acc / 100)
     keep = n_chains * ((steps - burn + 3) // 4)
     samples = np.empty((keep, D))
     acc[:] = 0

@@ -11,6 +11,11 @@ from numba import njit
 from msat.generated.densities import neuron_log_density
 
 
+def tune(eps, acceptance):
+    """Step sizes moved towards MALA's optimal acceptance (~0.57), by at most a factor e^0.5."""
+    return eps * np.exp(np.clip(acceptance - 0.57, -0.5, 0.5))
+
+
 @njit(cache=True)
 def mala_chains(W, X, Ct, D, g_w, act, step, n_steps, n_burn, thin, seed, accepted, log_q, samples):
     """Update the chains W (chains x D) in place by n_steps MALA steps each (step sizes ``step``),

@@ -29,7 +29,7 @@ from msat.generated import densities
 
 from ..errors import ConvergenceError
 from ..spectral import nngp_kernels
-from .mala import mala_chains
+from .mala import mala_chains, tune
 
 ESTIMATORS = ("cumulant", "mc")
 #: E_q|w|^2 beyond this multiple of its prior mean counts as a diverging single-neuron law
@@ -120,8 +120,7 @@ class NonlinearSaddle:
             raise ConvergenceError(
                 "adaptive: single-neuron chains diverged (q(w) not normalisable?)", {})
         acc = accepted / max(steps, 1)
-        # step-size adaptation towards the MALA optimum (acceptance ~ 0.57)
-        eps *= np.exp(np.clip(acc - 0.57, -0.5, 0.5))
+        eps[:] = tune(eps, acc)
         if kept == 0:
             return None, acc
         w2 = float(np.mean(np.sum(samples[:kept] ** 2, axis=1)))
