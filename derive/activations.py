@@ -35,6 +35,30 @@ def dphi(name: str):
     return sp.simplify(d)
 
 
+#: the mean and the standard deviation of a Gaussian part of phi's argument
+m, s = sp.Symbol("m", real=True), sp.Symbol("s", positive=True)
+
+
+def smoothed_phi(name: str):
+    """E[phi(m + s xi)], xi ~ N(0, 1), as an expression in (m, s) (docs/theory.md §6): by integration for
+    linear and relu (whose integrand vanishes below xi = -m/s); for erf by integrating in m its
+    m-derivative E[erf'(m + s xi)], a Gaussian integral, from E[erf(s xi)] = 0 at m = 0 (erf is odd)."""
+    xi = sp.Symbol("xi", real=True)
+    gauss = sp.exp(-xi**2 / 2) / sp.sqrt(2 * sp.pi)
+    if name == "linear":
+        out = sp.integrate((m + s * xi) * gauss, (xi, -sp.oo, sp.oo))
+    elif name == "relu":
+        out = sp.integrate((m + s * xi) * gauss, (xi, -m / s, sp.oo))
+    elif name == "erf":
+        slope = sp.simplify(sp.integrate(sp.diff(sp.erf(m + s * xi), m) * gauss, (xi, -sp.oo, sp.oo)))
+        t = sp.Symbol("t", real=True)
+        # SymPy's antiderivative carries polar lifts of a negative number; the principal branch is meant
+        out = sp.integrate(slope.subs(m, t), (t, 0, m)).replace(sp.polar_lift, lambda z: z)
+    else:
+        raise KeyError(name)
+    return sp.simplify(out)
+
+
 def nngp_kernel(name: str):
     """K^phi_ab as an expression in K_aa, K_bb, K_ab (docs/theory.md §1)."""
     if name == "linear":

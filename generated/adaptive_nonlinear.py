@@ -3,7 +3,7 @@
 # derivation: derive.adaptive.fit_operator + derive.neuron
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 124d80f1bede005c0d50823dbaf3a042116c04ff3ca0b20d04a52540a02816e9
+# inputs-sha256: a9394a71650847c8cea504e73cdc602b358aaa6ff1bb7216b559d58c216afc65
 # content-sha256: 002e8f2387b8c4a7a9798407687f52ed4f8b437043aa9314efe00e3248530540
 """Kernel adaptation for any activation (docs/theory.md §2b, §6): the fit operator and the moments of the adapted single-neuron law from draws, empirical or to first order in Ct."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 9f28afe8cc2f088d6a9df8c33d0d666cdac0dde9c51d9848dfa96bd62e645132
+# inputs-sha256: 4eb25a407e04edbe3dde25331713c879631fdae8669434c7c60e179dba8cc330
 # content-sha256: 7c8c8a5f66dcd9745b6cf041b76455b67931a58c9f32f4a52a556acdb064d0cc
 """The layers of a deep linear network with 2 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 0 needs."""
 import math  # noqa: F401

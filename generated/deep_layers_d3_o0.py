@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 6f0ebe7a9f775322c8f083f10df7158395a45edc49619fda10af359c273577ef
+# inputs-sha256: 88b9f6dc551f96e84aa53cbbd53e2ef1cebfaa34816e55b19ad6cea3e9b58547
 # content-sha256: b940f42413f3d1f9bf7879261b66fd204f1d1e3fe50e702fb705eab37417075e
 """The layers of a deep linear network with 3 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 0 needs."""
 import math  # noqa: F401

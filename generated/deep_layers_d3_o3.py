@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 43ca40f0d14feafbc79a602526d4cac85dd715a53bb4b9787ce9ab40d4e30633
+# inputs-sha256: cee947646ca7eaa66cabb3fc5f243390c98a0ecef194fa07647a8172ec778b43
 # content-sha256: 754978af080182b45c50f6408aae7c7cf7dd43220316b9ca89b54f977d9fb055
 """The layers of a deep linear network with 3 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 3 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 772d072e0e475939e7607dddcddaeb8a5747ce13a9d34b6be98f07fbf67a0ba8
+# inputs-sha256: 7e6bda96a63ebdad92510057133e6104d8205d514952813ff885b296738ec1f0
 # content-sha256: 95f3d74cd584550cb8cfcfc084b5d85f7d38c93a73fb300170110c728a9beef8
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 0, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 76f64b898159a553dc850e1be05f05602770f14bfe722102030ee52833f5c580
+# inputs-sha256: df3da10feff57debcfddee7d6611a7b2a72f53ad2ccc0c84f4f19083cbf474c9
 # content-sha256: 214f726e0997ffbd1edd67535dfc51b146e3a4812726090bc2e4cf1fbaea406c
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 1, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401

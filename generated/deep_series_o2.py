@@ -3,7 +3,7 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: bfa2d934c1536bdb5b7393c8ecb563bd7fcbedeca49d5e73232d1380f2df731d
+# inputs-sha256: 87f85eaf366c9b3d6a9ca4ca3441d96d91f251f864f0f129892c502b83a6d134
 # content-sha256: fe49b26689b0b15759500f47b85955145761326ba124d6ed74a0c6b01c318b31
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 2, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 65b70a05d39936540f338ba0d15f005cc9f016d6d8a7cf485b0132c7ec6d8c52
+# inputs-sha256: 2b6d6dadff6f9b6a1195648c32354890f234a020335eb45e6fc6a6fdfd6f5e28
 # content-sha256: c8f1824ab558a63d1ebd17e12cb4e03cc88603fac867016f26aa36ecb2fee94a
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 3, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401

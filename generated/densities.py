@@ -3,8 +3,8 @@
 # derivation: derive.network + derive.activations + derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: d16e41ab40506b33440f809a29d09cd6c583d752fee10ba9c56ad554e05cab24
-# content-sha256: 14aa14b9e64beb6f01b2b0911f20a307ad12db6352a0829a150e08c5df1315c7
+# inputs-sha256: 617e357bce1ee8746eda0b5d414bced9a6467e4f0c8bf507155ebbcd0de058c9
+# content-sha256: e7064928a688f7eb2d3773a7c33154148d5f18bfe61f21109638007e1e9b1ad8
 """Log densities and gradients of the laws msat samples (docs/theory.md §1, §2b, §6, §7): the posterior of a finite network and the adapted single-neuron law, for each activation (argument act, codes in ACTIVATIONS); phi, phi', the observables of one network state."""
 import math  # noqa: F401
 
@@ -44,6 +44,22 @@ def dphi(x, act):
         dphi_x = ((1) if (x > 0) else (0))
 
     return dphi_x
+
+
+@njit(cache=True)
+def smoothed_phi(x, s, act):
+    """E[phi(x + s xi)], xi ~ N(0, 1): phi averaged over a Gaussian part of its argument, integrated by
+    SymPy (derive.activations.smoothed_phi; docs/theory.md §6)."""
+    if act == 0:
+        smoothed_x = x
+    elif act == 1:
+        smoothed_x = ((math.erf(x)) if (s <= 0) else (math.erf(x/math.sqrt(2*s**2 + 1))))
+    else:
+        s_0 = math.sqrt(2)
+        s_1 = (1/2)*x
+        smoothed_x = ((max(0, x)) if (s <= 0) else ((1/2)*s*s_0*math.exp(-1/2*x**2/s**2)/math.sqrt(math.pi) - s_1*math.erfc(s_0*s_1/s) + x))
+
+    return smoothed_x
 
 
 @njit(cache=True)
@@ -255,6 +271,15 @@ def features(X_rec, W, act, out):
             for d in range(X_rec.shape[1]):
                 acc += X_rec[a, d] * W[i, d]
             out[i, a] = phi(acc, act)
+
+
+@njit(cache=True)
+def smoothed_features(H, s, act, out):
+    """out[i, t] = E[phi(H[i, t] + s[t] xi)]: features averaged over the Gaussian part (standard
+    deviation s[t]) of a preactivation that the rest of the draw does not fix."""
+    for i in range(H.shape[0]):
+        for t in range(H.shape[1]):
+            out[i, t] = smoothed_phi(H[i, t], s[t], act)
 
 
 @njit(cache=True)

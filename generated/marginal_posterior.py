@@ -3,7 +3,7 @@
 # derivation: derive.marginal
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: b9d1df36e9a4a1d60fa9f8cd4aeb8174728842f10653e60cf8704e2da349dab9
+# inputs-sha256: ab0591a1e31beb153541c29a2ad6fe881c5cf18d380c1981666890ce93c819d8
 # content-sha256: dfdcf9874ee89fc0a72d7652a2689a7d76a2e93fd8820034b16b1492690c4b45
 """The posterior of the hidden weights with the readout integrated out exactly (docs/theory.md §7): the Gaussian marginal of y given W, its gradient, and each draw's conditional moments of the outputs (Rao-Blackwellisation)."""
 import math  # noqa: F401

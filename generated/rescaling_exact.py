@@ -3,7 +3,7 @@
 # derivation: derive.model.action_difference
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 5bf2818369c8e2fa82d74df11f7163b8c48bf10ddf738872955e09a0cf81273d
+# inputs-sha256: c93aa5bdb32d4deaafad9fb293463f9c4708b2c77d27d9a9eb9f0606bbda8123
 # content-sha256: c95d077d05733a0c47dbc8b2017d3fb39b9191865735240dfebdb9befc76c66e
 """Exact 1-D integral over s (docs/theory.md §2a): S(s) - S(s0) without cancellation, and the directional hidden-weight moment given s."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: dfcfdd28f64e97e3e108604f22805d89de06e3ad6bfd5d9196a71a6a12ed8426
+# inputs-sha256: 4f6eef7f382340760f8149ab0729b3f6555dd157b53273cc60ef7e774f9a76d5
 # content-sha256: de0ab3eb453fdf9323d87846cf5523f1f8649c7633a63348a568b6a910a09eaf
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 0 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 02acd559a2ccddea6fb8ba1ce37acacab7be586057399f6e63e9f8a8ea16db35
+# inputs-sha256: 5282a5dad67879df75da09662ee0a48042cdadeb3121d4b7450b8bef07ec4168
 # content-sha256: 32cda6e1eb5cc871739d1314fad11ed28fa761e20cf706c69a058ac2a31ebed4
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 1 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

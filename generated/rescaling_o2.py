@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 54fae973c27e6005ffd3fa8bf54b6c927131b50e3f4dba119968fc6a18e10356
+# inputs-sha256: 23a81f0e1c051b550fe2c149a78727205e522a0c2aac0bf060515eed70690641
 # content-sha256: 94c1f198db5d9ddc1909146810e40d4bf0a73fd3c18de5640589f002902923b0
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 2 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

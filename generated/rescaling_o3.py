@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 293c0ea5352f25bfa908b0578c70876a21d3e9e977fba4560ce37b2a6e28304d
+# inputs-sha256: 99514f97ea5d03eb1e5c4e9a33e738ac1c7ce519ad905968fbfc521c7bd8a8c7
 # content-sha256: cb5b580cd0da9cd06327f8b149c6b5fef7e4df8c6a83286324b73461460814d8
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 3 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

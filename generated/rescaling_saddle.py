@@ -3,7 +3,7 @@
 # derivation: derive.model.action
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 7e80367fb6dc7ba435919b66fe5df763ccae9c66b584d35d0253db45415a0cf2
+# inputs-sha256: 11c1a924a2d0405510c63f87446b5ab2c41db01cab4ff8a234c35da7b9badf84
 # content-sha256: 9df39cf3c487f61b64ca910003b9f7eb2297977c070e9c10ce63d366b1b259b5
 """Saddle equations of the kernel-rescaling action (docs/theory.md §2a, §5), bare and dressed."""
 import math  # noqa: F401

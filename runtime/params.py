@@ -218,8 +218,8 @@ def memory_needed(p: Params, n_chi: int = 1) -> float:
         return data + kernel + f8 * (8.0 * draws * (P + Pt) * p.depth + 20.0 * p.depth * P * P)
     if p.activation != "linear" and p.method == "adaptive":
         n = P + Pt
-        draws = p.mc_samples or 20000
-        single = data + kernel + f8 * (2.0 * draws * n + 12.0 * n * n)
+        draws = p.mc_samples or 80000  # the final fixed draws, all sets (numerics.reweighted_saddle)
+        single = data + kernel + f8 * (4.0 * draws * (n + Pt) + 0.5 * draws * D + 12.0 * n * n)
         if p.order != 2:
             return single
         # the field's loop (docs/theory.md §2e): d coordinates, d x d matrices, the index-form lifts

@@ -30,9 +30,9 @@ def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=N
     ``method``: nngp, exact, loop, adaptive or sample (default: loop for linear networks,
     adaptive otherwise); ``order``: loop or kernel-adaptation order; ``dressed``: loop series
     around the saddle of the full action. Non-linear adaptive: ``estimator`` "cumulant" (small Ct),
-    "mc" (single-neuron MALA) or "auto" (cumulant while chi/N <= 0.1, else mc); ``mc_samples``
-    Monte Carlo draws (prior draws for cumulant; chains = mc_samples / 300, clipped to 16..512,
-    for mc); ``seed`` seeds every Monte Carlo. Sampling: ``samples`` draws per chain, ``chains``,
+    "mc" (the single-neuron law's Monte Carlo on fixed draws) or "auto" (mc); ``mc_samples``
+    Monte Carlo draws (prior draws for cumulant; for mc the final fixed draws of all replicate sets,
+    default 80000); ``seed`` seeds every Monte Carlo. Sampling: ``samples`` draws per chain, ``chains``,
     ``readout`` ("sampled": HMC over all weights; "marginal": the hidden weights only, the readout
     integrated out exactly and the outputs Rao-Blackwellised, one hidden layer),
     ``draws`` (a list that receives the raw chains per chi), ``progress`` (a progress bar).

@@ -14,14 +14,18 @@ from ..emit import KernelSpec, Statement, cse_lines
 
 
 def _activation_parts():
-    x = sp.Symbol("x", real=True)
+    x, s = sp.Symbol("x", real=True), sp.Symbol("s", real=True)
     out = []
     for code, name in enumerate(activations.ACTIVATIONS):
         ph = activations.phi(name).subs(activations.h, x)
         dph = activations.dphi(name).subs(activations.h, x)
+        smooth = activations.smoothed_phi(name).subs({activations.m: x, activations.s: s})
+        # s = 0: no Gaussian part, phi itself (the relu form divides by s)
+        smooth = sp.Piecewise((ph, s <= 0), (smooth, True))
         out.append({"name": name, "code": code,
                     "phi": cse_lines([Statement("phi_x", ph)], "p_"),
-                    "dphi": cse_lines([Statement("dphi_x", dph)], "d_")})
+                    "dphi": cse_lines([Statement("dphi_x", dph)], "d_"),
+                    "smoothed": cse_lines([Statement("smoothed_x", smooth)], "s_")})
     return out
 
 

@@ -15,8 +15,6 @@ from ..results import Result
 from . import nngp
 from ..spectral import spectrum
 
-#: chi/N below which "auto" uses the cumulant expansion of docs/theory.md §6
-CUMULANT_MAX_CHI_OVER_N = 0.1
 #: order 1 near standard scaling (chi/N at most this) with P/N at least ORDER1_P_OVER_N carries a warning:
 #: measured (docs/theory.md §2e), its error there is 2-6 times the NNGP's
 STANDARD_CHI_OVER_N = 0.1
@@ -30,20 +28,22 @@ class _Solver(Solver):
         self._saddles = {}
 
     def estimator(self, chi):
+        # "auto": the single-neuron Monte Carlo on fixed draws (docs/theory.md §6), unbiased at every chi
+        # and, with its Gaussian control variate, more precise than the cumulant expansion even at chi = 1
         est = self.params.estimator
-        if est == "auto":
-            return "cumulant" if chi / self.params.N <= CUMULANT_MAX_CHI_OVER_N else "mc"
-        return est
+        return "mc" if est == "auto" else est
 
     def saddle(self, est):
         """One solver per estimator, built when first needed (its draws are fixed by the seed)."""
         if est not in self._saddles:
             p, d, kw = self.params, self.data, {}
             if p.mc_samples:
-                # mc_samples counts Monte Carlo draws: prior draws for the cumulant estimator; for
-                # the single-neuron sampler ~300 recorded states per chain and replicate pass
+                # mc_samples counts Monte Carlo draws: prior draws for the cumulant estimator; for the
+                # single-neuron Monte Carlo its final fixed draws (all replicate sets), and ~300 recorded
+                # states per chain and replicate pass where the stochastic iteration is needed first
                 kw = ({"n_prior": int(p.mc_samples)} if est == "cumulant"
-                      else {"n_chains": int(min(max(p.mc_samples // 300, 16), 512))})
+                      else {"n_chains": int(min(max(p.mc_samples // 300, 16), 512)),
+                            "n_fixed": max(int(p.mc_samples) // 4, 500)})
             # order 2 is order 1's saddle plus the field's loop (docs/theory.md §2e)
             self._saddles[est] = NonlinearSaddle(d.X, d.y, d.X_test, p.N, p.kappa, p.g_v, p.g_w,
                                                  p.activation, min(p.order, 1), estimator=est, seed=p.seed,

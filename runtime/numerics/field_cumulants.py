@@ -63,9 +63,10 @@ class MonteCarloCumulants:
         return out[:, 0] if k == 1 else tuple(out.T)
 
 
-def tilted_draws(X_all, P, Ct, g_w, activation, M, seed):
+def tilted_draws(X_all, P, Ct, g_w, activation, M, seed, neurons=False):
     """(features F of M draws of q over the P training and the test points, weights, how, effective
-    sample fraction): reweighted prior draws, or MALA chains when reweighting is too uneven."""
+    sample fraction[, the draws w themselves if `neurons`]): reweighted prior draws, or MALA chains
+    when reweighting is too uneven."""
     act = densities.ACTIVATIONS.index(activation)
     D = X_all.shape[1]
     var_w = densities.neuron_scales(D, g_w)[0]
@@ -77,7 +78,7 @@ def tilted_draws(X_all, P, Ct, g_w, activation, M, seed):
     w = np.exp(logw - logw.max())
     ess = float(w.sum() ** 2 / (w @ w) / M)
     if ess >= ESS_MIN:
-        return F, w, "reweighted prior draws", ess
+        return (F, w, "reweighted prior draws", ess) + ((W,) if neurons else ())
     # MALA: 64 chains from the prior draws, a quarter burn-in, states thinned by 4
     n_chains, steps = 64, 4 * int(math.ceil(M / 64)) + 200
     Wc = np.ascontiguousarray(W[:n_chains])
@@ -98,4 +99,5 @@ def tilted_draws(X_all, P, Ct, g_w, activation, M, seed):
                        int(rng.integers(2**31 - 1)), acc, log_q, samples)
     F = np.empty((kept, X_all.shape[0]))
     densities.features(X_all, np.ascontiguousarray(samples[:kept]), act, F)
-    return F, np.ones(kept), "single-neuron MALA", float(np.mean(acc) / steps)
+    out = F, np.ones(kept), "single-neuron MALA", float(np.mean(acc) / steps)
+    return out + ((samples[:kept],) if neurons else ())

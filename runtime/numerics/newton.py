@@ -32,9 +32,11 @@ def _newton_step(jvp, x, at, g, rtol):
     return dx, counted[0]
 
 
-def solve(sweep, jvp, x, chi, tol=1e-13, maxiter=50, what="adaptive: the deep chain"):
+def solve(sweep, jvp, x, chi, tol=1e-13, maxiter=50, what="adaptive: the deep chain", partial=False):
     """(x*, aux at x*, Newton steps, relative residual, evaluations). ``sweep(x)`` is (s(x), aux) or None
-    outside the feasible set; ``jvp(x, v, at)`` is J_s(x) v with at = sweep(x)."""
+    outside the feasible set; ``jvp(x, v, at)`` is J_s(x) v with at = sweep(x). With ``partial``, a step
+    that finds no feasible decrease, or the last of maxiter steps, returns the point reached instead of
+    raising (its residual says so)."""
     out = sweep(x)
     evaluations = 1
     if out is None:
@@ -57,7 +59,11 @@ def solve(sweep, jvp, x, chi, tol=1e-13, maxiter=50, what="adaptive: the deep ch
                 break
             t *= 0.5
         else:
+            if partial:
+                return x, out[1], it, res, evaluations
             raise ConvergenceError(f"{what}: the Newton step found no feasible decrease",
                                    {"chi": chi, "iterations": it, "residual": res})
         x, out = cand, trial
+    if partial:
+        return x, out[1], maxiter, res, evaluations
     raise ConvergenceError(f"{what} did not converge", {"chi": chi, "iterations": maxiter, "residual": res})

@@ -5,16 +5,18 @@ q(w) ∝ N(w; 0, g_w/D) exp(phi(Xw)^T Ct phi(Xw)) with Ct = Ct(A, alpha) (genera
 Two estimators of the expectations under q, both with generated moments
 (generated.adaptive_nonlinear, derived in derive.neuron):
 
-  cumulant   (small Ct, chi/N small): C = K^phi plus the first-order tilt, the centred covariance
-             of phi phi^T with phi^T Ct phi over one set of prior draws of w (common random numbers,
-             so the fixed-point map is deterministic); K^phi is exact; no P^4 tensor is stored.
-  mc         (any Ct): draw means under q from MALA chains (numerics.mala with the generated
-             single-neuron log density).
+  cumulant   (small Ct): C = K^phi plus the first-order tilt, the centred covariance of phi phi^T
+             with phi^T Ct phi over one set of prior draws of w (common random numbers, so the
+             fixed-point map is deterministic, solved by damped iteration); K^phi is exact.
+  mc         (any Ct; the default): the saddle solved by Newton steps on fixed draws of q
+             (numerics.reweighted_saddle: importance reweighting to nearby fields, a Gaussian
+             control variate, Rao-Blackwellised test features), reached from a warm start along the
+             chi ladder, or from a cold start through the damped stochastic iteration of
+             numerics.stochastic_saddle (MALA chains with the generated single-neuron log density).
 
-Both solve the fixed point by damped iteration from the NNGP (or a warm start along the chi
-ladder). The Monte Carlo error is the spread of R independent replicate solves divided by
-sqrt(R). Test quantities C* and c** come from the same draws (features of [X; X*]). The tilt
-limits of normalisability are generated (densities.neuron_scales, relu_margin).
+The Monte Carlo error is the spread of R independent replicate solves divided by sqrt(R). Test
+quantities C* and c** come from the same draws (features of [X; X*]). The tilt limits of
+normalisability are generated (densities.neuron_scales, relu_margin).
 """
 from __future__ import annotations
 
@@ -29,11 +31,12 @@ from msat.generated import densities
 
 from ..errors import ConvergenceError
 from ..spectral import nngp_kernels
-from .mala import mala_chains, tune
+from .reweighted_saddle import reweighted_saddle
+from .stochastic_saddle import iterate
 
 ESTIMATORS = ("cumulant", "mc")
-#: E_q|w|^2 beyond this multiple of its prior mean counts as a diverging single-neuron law
-DIVERGENCE = 1e3
+#: chi/N up to which a cold start (from the NNGP) goes straight to the fixed draws
+MILD_CHI_OVER_N = 0.1
 
 
 @dataclass
@@ -55,7 +58,7 @@ class NonlinearState:
 
 class NonlinearSaddle:
     def __init__(self, X, y, X_test, N, kappa, g_v, g_w, activation, order, estimator="cumulant",
-                 n_prior=20000, n_chains=64, n_steps=400, replicates=4, seed=0):
+                 n_prior=20000, n_chains=64, n_steps=400, replicates=4, seed=0, n_fixed=20000):
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}")
         self.X = np.ascontiguousarray(X, dtype=float)
@@ -73,7 +76,10 @@ class NonlinearSaddle:
         self._field = getattr(lin, f"conjugate_field_o{order}")
         self._predictions = lin.predictions
         self._moments = generated.nonlinear_adaptation()
+        self._tangents = generated.deep_linear_adaptation()
+        self._field_tangent = getattr(self._tangents, f"top_field_tangent_o{order}")
         self.n_chains, self.n_steps, self.replicates, self.seed = n_chains, n_steps, replicates, seed
+        self.n_fixed = n_fixed  # draws per set of the final solve on fixed draws (0: stochastic iteration only)
         self._chi_warm = None  # chi of the last Monte Carlo solution (warm starts ramp from it)
         self.XtX_max = float(np.linalg.eigvalsh(self.X.T @ self.X)[-1]) if self.P else 0.0
         if estimator == "cumulant":
@@ -108,30 +114,6 @@ class NonlinearSaddle:
                                                     self.kss_phi)
         return 0.5 * (C + C.T), Cs, css
 
-    def _moments_mc(self, Ct, chains, steps, seed, burn=0, thin=1):
-        W, eps = chains
-        n_keep = W.shape[0] * max((steps - burn + thin - 1) // thin, 0)
-        samples = np.empty((max(n_keep, 1), self.D))
-        accepted = np.zeros(W.shape[0], dtype=np.int64)
-        log_q = np.empty(W.shape[0])
-        kept = mala_chains(W, self.X, np.ascontiguousarray(Ct), float(self.D), self.g_w, self._act, eps, steps,
-                          burn, thin, seed, accepted, log_q, samples)
-        if not np.all(np.isfinite(log_q)) or not np.all(np.isfinite(W)):
-            raise ConvergenceError(
-                "adaptive: single-neuron chains diverged (q(w) not normalisable?)", {})
-        acc = accepted / max(steps, 1)
-        eps[:] = tune(eps, acc)
-        if kept == 0:
-            return None, acc
-        w2 = float(np.mean(np.sum(samples[:kept] ** 2, axis=1)))
-        if not w2 < DIVERGENCE * self.mean_w2:
-            raise ConvergenceError(
-                "adaptive: single-neuron chains drift to large |w| (q(w) not normalisable at this "
-                "chi?)", {"mean_w2": w2, "prior_mean_w2": self.mean_w2})
-        Phi = self._phi(samples[:kept])
-        C, Cs, css = self._moments.empirical_moments(Phi[:, :self.P], Phi[:, self.P:])
-        return (0.5 * (C + C.T), Cs, css), acc
-
     def normalisable(self, Ct):
         """Whether q(w) can be normalised: max over unit v of the tilt phi(Xv)^T Ct phi(Xv) along
         the ray w = t v must stay below the prior's D/(2 g_w) (docs/theory.md §6). Exact for linear phi
@@ -150,6 +132,28 @@ class NonlinearSaddle:
         else:
             return True, 0.0
         return ratio < 1.0, ratio
+
+    def field_tangent(self, A, alpha, dC, chi):
+        """dCt along dC at the field (A, alpha) of C (generated tangents of the fit and the field)."""
+        dA, dalpha = self._tangents.fit_tangent(A, self.y[:, None], dC, self.g_v)
+        return self._field_tangent(A, alpha[:, None], dA, dalpha, float(self.N), float(chi), self.g_v)
+
+    def test_split(self):
+        """(X*_par, s, Q): the test inputs' projections on the span of the training inputs (orthonormal
+        basis Q, D x r), and the prior standard deviation of each test preactivation's part across it."""
+        if not hasattr(self, "_split"):
+            U, sv, Vt = np.linalg.svd(self.X, full_matrices=False)
+            Q = Vt[sv > 1e-12 * max(sv[0] if sv.size else 0.0, 1e-300)].T
+            Xt = self.X_all[self.P:]
+            par = (Xt @ Q) @ Q.T
+            s = np.sqrt(self.var_w * np.clip(np.sum(Xt * Xt, axis=1) - np.sum(par * par, axis=1), 0.0, None))
+            self._split = (np.ascontiguousarray(par), np.ascontiguousarray(s), Q)
+        return self._split
+
+    def _outputs(self, C, Cs, css, chi):
+        A, alpha, _ = self.field(C, chi)
+        tr, te, va = self._predictions(C, Cs, css[:, None], A, alpha[:, None], self.g_v, float(chi))
+        return {"train_mean": tr[:, 0], "test_mean": te[:, 0], "test_var": va[:, 0]}
 
     def _relu_check(self, Ct, chi, warnings):
         if self.activation != "relu" or self.estimator != "mc":
@@ -215,77 +219,44 @@ class NonlinearSaddle:
                 c /= 2
                 steps.append(c)
             for c in reversed(steps):
-                st = self._solve_mc(c, C0, [], mc_state)
+                st = self._solve_mc(c, C0, [], mc_state, polish=False)
                 C0, mc_state = st.C, st.mc_state
             if steps:
                 warnings.append(f"annealed from chi = {steps[-1]:g} in {len(steps)} halvings")
         return self._solve_mc(chi, C0, warnings, mc_state)
 
-    def _solve_mc(self, chi, C0, warnings, mc_state):
-        """R independent self-consistent MALA solves; mean and spread/sqrt(R)."""
-        R = self.replicates
-        per = max(self.n_chains // R, 2)
-        rng = np.random.default_rng(self.seed + int(1000 * chi) % 100003)
-        results, accs = [], []
-        for r in range(R):
-            if mc_state is not None and r < len(mc_state):
-                W, eps = mc_state[r][0].copy(), mc_state[r][1].copy()
-            else:
-                W = rng.standard_normal((per, self.D)) * math.sqrt(self.var_w)
-                eps = np.full(per, 0.1 * self.var_w)  # a tenth of the prior variance
-            C = self.Kphi.copy() if C0 is None else C0.copy()
-            seed = int(rng.integers(2**31 - 1))
-            # ramp chi geometrically from the warm start's chi over the first iterations: the
-            # field of an old C at a much larger chi can tilt q(w) past normalisability
-            chi0 = self._chi_warm if (C0 is not None and self._chi_warm) else chi
-            n_ramp, n_outer = 6, 18
-            eta, d_prev, C_last, history = 0.5, None, None, []
-            for it in range(n_outer):
-                chi_it = chi0 * (chi / chi0) ** min(1.0, it / n_ramp)
-                for _ in range(8):
-                    A, alpha, Ct = self.field(C, chi_it)
-                    self._relu_check(Ct, chi_it, warnings)
-                    try:
-                        ok, ratio = self.normalisable(Ct)
-                        if not ok:
-                            raise ConvergenceError(
-                                "adaptive: the single-neuron law q(w) is not normalisable "
-                                f"(tilt/prior = {ratio:.3g} > 1, docs/theory.md §6)", {"chi": chi_it})
-                        mom, acc = self._moments_mc(Ct, (W, eps), self.n_steps, seed + it,
-                                                    burn=self.n_steps // 4, thin=4)
-                        break
-                    except ConvergenceError:
-                        if C_last is None:
-                            raise
-                        # the last update overshot into a non-normalisable q: step back
-                        C, eta = C_last + 0.5 * (C - C_last), max(0.5 * eta, 0.02)
-                        W = rng.standard_normal((per, self.D)) * math.sqrt(self.var_w)
-                else:
-                    raise ConvergenceError("adaptive: Monte Carlo fixed point keeps diverging",
-                                           {"chi": chi_it})
-                C_hat, Cs_hat, css_hat = mom
-                d = C_hat - C
-                if d_prev is not None and float(np.sum(d * d_prev)) < 0:
-                    eta = max(0.5 * eta, 0.05)  # oscillation: the map's slope is steep, damp more
-                d_prev, C_last = d, C
-                C = C + eta * d
-                if it >= n_ramp:
-                    history.append((C_hat, Cs_hat, css_hat))
-            # average the estimates taken at the target chi over the last half of the iterations
-            tail = history[len(history) // 2:]
-            avg = [np.mean([h[k] for h in tail], axis=0) for k in range(3)]
-            C, Cs, css = avg
-            A, alpha, Ct = self.field(C, chi)
-            tr, te, va = self._predictions(C, Cs, css[:, None], A, alpha[:, None], self.g_v, float(chi))
-            results.append({"train_mean": tr[:, 0], "test_mean": te[:, 0], "test_var": va[:, 0],
-                            "C": C, "Cs": Cs, "css": css, "state": (W, eps)})
-            accs.append(float(np.mean(acc)))
+    def _solve_mc(self, chi, C0, warnings, mc_state, polish=True):
+        """R independent self-consistent MALA iterations bring C near the saddle (their mean, and their
+        spread / sqrt R as its error); with `polish` (and n_fixed draws) the saddle is then solved on
+        fixed draws (numerics.reweighted_saddle), whose replicas give the error instead."""
+        if polish and self.n_fixed and (C0 is not None or chi / self.N <= MILD_CHI_OVER_N):
+            # from a warm start, or from the NNGP where the tilt is mild, straight to the fixed draws,
+            # which locate the saddle themselves ...
+            try:
+                return self._fixed(chi, self.Kphi if C0 is None else C0, warnings, mc_state)
+            except ConvergenceError:
+                pass  # ... unless they cannot reach it from there: the stochastic iteration first
+        results, accs = iterate(self, chi, C0, warnings, mc_state)
         C = np.mean([r["C"] for r in results], axis=0)
         Cs = np.mean([r["Cs"] for r in results], axis=0)
         css = np.mean([r["css"] for r in results], axis=0)
+        states = [r["state"] for r in results]
+        if polish and self.n_fixed:
+            return self._fixed(chi, C, warnings, states, float(np.mean(accs)))
         A, alpha, Ct = self.field(C, chi)
         st = self._package(chi, C, Cs, css, A, alpha, Ct, len(results), float("nan"), results, warnings,
                            float(np.mean(accs)))
-        st.mc_state = [r["state"] for r in results]
+        st.mc_state, st.fixed = states, None
+        self._chi_warm = chi
+        return st
+
+    def _fixed(self, chi, C, warnings, states, acceptance=None):
+        """The saddle solved on fixed draws from C (numerics.reweighted_saddle), packaged."""
+        fixed = reweighted_saddle(self, chi, C, self.n_fixed, self.seed + int(1000 * chi) % 100003)
+        results = [self._outputs(*rep, chi) for rep in fixed.replicas]
+        A, alpha, Ct = self.field(fixed.C, chi)
+        st = self._package(chi, fixed.C, fixed.Cs, fixed.css, A, alpha, Ct, fixed.stages, 0.0, results, warnings,
+                           acceptance)
+        st.mc_state, st.fixed = states, fixed
         self._chi_warm = chi
         return st

@@ -128,3 +128,23 @@ def test_network_record_matches_numpy():
     np.testing.assert_allclose(ksum, C, rtol=1e-12)
     np.testing.assert_allclose(wsum, W.T @ W / Nn, rtol=1e-12)
     assert align == pytest.approx(y @ C @ y / (y @ y * np.linalg.norm(C)), rel=1e-12)
+
+
+@pytest.mark.parametrize("act", ["linear", "erf", "relu"])
+def test_smoothed_phi_is_the_gaussian_average_of_phi(act):
+    """E[phi(m + s xi)], xi ~ N(0, 1) (SymPy's integral, generated) against quadrature; s = 0 is phi."""
+    from scipy import integrate, special
+
+    code = densities.ACTIVATIONS.index(act)
+    phi = {"linear": lambda h: h, "erf": special.erf, "relu": lambda h: np.maximum(h, 0.0)}[act]
+    for m in (-2.3, -0.4, 0.0, 0.7, 3.1):
+        assert densities.smoothed_phi(m, 0.0, code) == pytest.approx(float(phi(m)), abs=1e-15)
+        for s in (0.05, 0.6, 2.5):
+            ref = integrate.quad(lambda x: phi(m + s * x) * np.exp(-x * x / 2) / np.sqrt(2 * np.pi),
+                                 -40, 40, points=[-m / s], limit=200, epsabs=1e-13)[0]
+            assert densities.smoothed_phi(m, s, code) == pytest.approx(ref, rel=1e-10, abs=1e-12), (m, s)
+    H = np.array([[0.3, -1.2], [2.0, 0.1]])
+    s = np.array([0.5, 0.0])
+    out = np.empty_like(H)
+    densities.smoothed_features(H, s, code, out)
+    assert out[1, 0] == pytest.approx(densities.smoothed_phi(2.0, 0.5, code)) and out[0, 1] == phi(-1.2)

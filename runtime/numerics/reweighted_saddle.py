@@ -1,0 +1,241 @@
+"""The single-neuron saddle solved on fixed draws: common random numbers and a Gaussian control
+variate for the Monte Carlo estimator of kernel adaptation (docs/theory.md §2b, §6).
+
+The stochastic iteration of numerics.nonlinear_saddle brings C near the saddle, but each of its
+steps sees fresh draws, and where the map C -> E_q[phi phi^T] is steep (near mean-field scaling) its
+damped steps stall short of the saddle. Here a set of draws of q_0 = q_{Ct0} (Ct0 the field near the
+saddle) is reweighted to any nearby field Ct by the ratio of the two laws, exp(phi^T (Ct - Ct0) phi)
+(the generated tilt): the map becomes deterministic and smooth, and Newton-Krylov steps (numerics.
+newton; the field's tangent generated, the weights' derivative the covariance with the tilt) solve
+it to round-off. While the solution lies beyond the draws' reach (weights too uneven), the draws are
+retaken around the point reached (one set per stage: locating).
+
+The final draws come from the Gaussian G = N(0, Sigma) with q's second moment Sigma (its
+eigenvalues raised to the prior's, so that G is nowhere narrower than q's prior-like tails), reweighted
+to q by the generated proposal ratio and tilt. G's own moments E_G[phi phi^T] are the NNGP kernels of
+the input Gram matrix X Sigma X^T, known exactly, so the estimate is E_G[phi phi^T] plus the weighted
+minus the plain mean of phi phi^T over the draws: the part of the noise that q shares with G cancels.
+Should G reach q poorly (weights too uneven) the final draws are single-neuron MALA draws instead.
+A test point's preactivation x*.w has a part orthogonal to the training inputs' span that the tilt
+never sees: given the training preactivations it is Gaussian with the prior's variance, under q and
+under G alike, so the test features in C* are replaced by their average over it (the generated
+smoothed_features, Rao-Blackwellised); c** keeps the plain features (E[phi^2] has no such form).
+R independent draw sets give the Monte Carlo error (spread / sqrt R); their union the point estimate.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from msat import generated
+
+from ..errors import ConvergenceError
+from ..spectral import phi_kernels
+from . import newton
+from .field_cumulants import tilted_draws
+
+#: locating stops once the weights at the solution keep this fraction of the draws' own effective size
+REDRAW = 0.5
+#: ... within this many stages (each on a quarter of the final draws)
+STAGES = 8
+#: a candidate C whose weights are more uneven than this is outside the draws' reach (infeasible)
+FLOOR = 0.02
+#: the Gaussian final draws are used when their weights at the solution keep this effective fraction
+GAUSSIAN_MIN = 0.3
+#: draw sets behind the Monte Carlo error
+REPLICATES = 4
+
+
+@dataclass
+class Reweighted:
+    C: np.ndarray
+    Cs: np.ndarray
+    css: np.ndarray
+    replicas: list  # (C, Cs, css) of each draw set solved alone
+    effective_fraction: float  # of the union's weights at the solution
+    stages: int
+    draws: str
+    n_draws: int
+
+
+@dataclass
+class _Draws:
+    """Features F (training points, then the test points' smoothed features) and Fv (the test points'
+    plain features) of draws targeting q_{Ct0}: log weights logw0, the reference effective size of
+    those weights, the neurons W (kept where a proposal is fitted to them), and the control (zero, or
+    E_G minus the plain draw mean of the moments)."""
+    F: np.ndarray
+    Fv: np.ndarray
+    logw0: np.ndarray
+    reference: float
+    W: np.ndarray
+    control: tuple
+
+
+def _ess(w):
+    return float(w.sum() ** 2 / (w @ w))
+
+
+def _union(sets):
+    n = [len(s.logw0) for s in sets]
+    # every set carries equal mass: weights normalised within sets before they are pooled
+    logw0 = np.concatenate([s.logw0 - np.log(np.sum(np.exp(s.logw0 - s.logw0.max()))) - s.logw0.max()
+                            for s in sets])
+    control = tuple(sum(c * k for c, k in zip(parts, n)) / sum(n) for parts in zip(*(s.control for s in sets)))
+    return _Draws(np.vstack([s.F for s in sets]), np.vstack([s.Fv for s in sets]), logw0,
+                  sum(s.reference for s in sets), None, control)
+
+
+def _features(saddle, W):
+    """(train features | smoothed test features, plain test features) of the neurons W (rows)."""
+    P = saddle.P
+    F = saddle._phi(W)
+    split = saddle.test_split()
+    Fs = np.empty_like(F[:, P:])
+    saddle._model.smoothed_features(np.ascontiguousarray(W @ split[0].T), split[1], saddle._act, Fs)
+    return np.hstack([F[:, :P], Fs]), np.ascontiguousarray(F[:, P:])
+
+
+def _moments(saddle, F, Fv):
+    """(C, C*, c**) as draw means (rows pre-scaled for weights)."""
+    C, Cs, _ = saddle._moments.empirical_moments(F[:, :saddle.P], F[:, saddle.P:])
+    css = saddle._moments.empirical_moments(F[:, :0], Fv)[2]
+    return C, Cs, css
+
+
+def _mala_set(saddle, Ct0, draws, seed, keep=False):
+    """MALA (or reweighted prior) draws of q_{Ct0}; the neurons themselves only if `keep`."""
+    _, w, how, _, W = tilted_draws(saddle.X_all, saddle.P, Ct0, saddle.g_w, saddle.activation, draws, seed,
+                                   neurons=True)
+    W = np.ascontiguousarray(W)
+    return _Draws(*_features(saddle, W), np.log(w / w.sum()), _ess(w), W if keep else None, (0.0, 0.0, 0.0)), how
+
+
+def _proposal(saddle, d, w):
+    """q's second moment from the weighted draws on the span of the training inputs (eigenvalues
+    raised to at least the prior's), the prior's variance across it (where q is the prior)."""
+    Q = saddle.test_split()[2]
+    Wp = d.W @ Q
+    S = Wp.T @ (Wp * w[:, None])
+    lam, U = np.linalg.eigh(0.5 * (S + S.T))
+    V = Q @ U
+    return (V * (np.maximum(lam, saddle.var_w) - saddle.var_w)) @ V.T + saddle.var_w * np.eye(saddle.D)
+
+
+def _gaussian_set(saddle, Sigma, Ct0, draws, seed):
+    P, layer = saddle.P, generated.deep_linear_adaptation()
+    R = np.linalg.cholesky(Sigma / saddle.var_w)  # z = w / sqrt(var_w) has prior N(0, I), proposal N(0, R R^T)
+    u = np.random.default_rng(seed).standard_normal((draws, saddle.D))
+    Z = u @ R.T
+    W = np.ascontiguousarray(Z * math.sqrt(saddle.var_w))
+    F, Fv = _features(saddle, W)
+    logw0 = layer.proposal_log_ratio(Z, u)[:, 0] + layer.tilt(F[:, :P], Ct0)[:, 0]
+    control = tuple(np.asarray(g) - p for g, p in zip(_gaussian_moments(saddle, Sigma), _moments(saddle, F, Fv)))
+    return _Draws(F, Fv, logw0, float(draws), None, control)
+
+
+def _gaussian_moments(saddle, Sigma):
+    """E_G[phi phi^T] over the training and test points: the NNGP kernels of X Sigma X^T (generated)."""
+    L = np.linalg.cholesky(Sigma)
+    Xt = saddle.X_all[saddle.P:]
+    K, ks, kss = generated.nngp_kernels().input_kernels(saddle.X @ L, Xt @ L, float(saddle.D))
+    mod = generated.nngp_kernels()
+    if saddle.activation == "linear":
+        return K, ks, kss
+    return phi_kernels(mod, mod.ACTIVATIONS.index(saddle.activation), K, ks, kss)
+
+
+def fixed_point_map(saddle, chi, d: _Draws, Ct0):
+    """(s, jvp): the saddle map C -> E_{q_Ct(C)}[phi phi^T] on the draws d (flattened; s(x) is (s, aux)
+    or None outside the draws' reach) and its Jacobian-vector product, in numerics.newton's form."""
+    P, tilt = saddle.P, generated.deep_linear_adaptation().tilt
+    Ftr = d.F[:, :P]
+
+    def sweep(x):
+        C = x.reshape(P, P)
+        try:
+            A, alpha, Ct = saddle.field(0.5 * (C + C.T), chi)
+        except ConvergenceError:
+            return None
+        if not saddle.normalisable(Ct)[0]:
+            return None  # finite draws would reweight to a law that does not exist
+        lw = d.logw0 + tilt(Ftr, Ct - Ct0)[:, 0]
+        w = np.exp(lw - lw.max())
+        w /= w.sum()
+        frac = _ess(w) / d.reference
+        if not frac >= FLOOR:
+            return None
+        s = np.sqrt(w * len(w))[:, None]  # rows scaled so that draw means are weighted means
+        Cn, Cs, css = (m + c for m, c in zip(_moments(saddle, d.F * s, d.Fv * s), d.control))
+        return 0.5 * (Cn + Cn.T).ravel(), (Cs, css, frac, A, alpha, w)
+
+    def jvp(x, v, at):
+        # the field's generated tangent, then the tilt's derivative of a weighted mean
+        # (d E_w[f] = Cov_w(f, phi^T dCt phi) for weights exp(phi^T Ct phi))
+        _, _, _, A, alpha, w = at[1]
+        dC = v.reshape(P, P)
+        dCt = saddle.field_tangent(A, alpha, 0.5 * (dC + dC.T), chi)
+        t = tilt(Ftr, dCt)[:, 0]
+        dM = Ftr.T @ (Ftr * (w * (t - w @ t))[:, None])
+        return 0.5 * (dM + dM.T).ravel()
+
+    return sweep, jvp
+
+
+def _solve_on(saddle, chi, C_start, d: _Draws, Ct0, tol):
+    """The saddle on the draws d: (C, Cs, css, weights at C, effective fraction, converged)."""
+    P = saddle.P
+    sweep, jvp = fixed_point_map(saddle, chi, d, Ct0)
+    if sweep(C_start.ravel()) is None:  # the draws do not even reach the start (too uneven weights)
+        return C_start, None, None, None, 0.0, False
+    x, aux, _, res, _ = newton.solve(sweep, jvp, C_start.ravel(), chi, tol=tol, maxiter=30, partial=True,
+                                     what="adaptive: the reweighted single-neuron fixed point")
+    C = x.reshape(P, P)
+    return 0.5 * (C + C.T), aux[0], aux[1], aux[5], aux[2], res <= tol
+
+
+def _checked_field(saddle, C, chi):
+    Ct = saddle.field(C, chi)[2]
+    ok, ratio = saddle.normalisable(Ct)
+    if not ok:
+        raise ConvergenceError("adaptive: the single-neuron law q(w) is not normalisable "
+                               f"(tilt/prior = {ratio:.3g} > 1, docs/theory.md §6)", {"chi": chi})
+    return Ct
+
+
+def reweighted_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, tol=1e-10):
+    """The saddle of `saddle` (a NonlinearSaddle) at chi from C_start, on `draws` draws per set."""
+    C = C_start
+    for stage in range(1, STAGES + 1):
+        Ct0 = _checked_field(saddle, C, chi)
+        d, how = _mala_set(saddle, Ct0, max(draws // 4, min(draws, 2000)), seed + 104729 * stage, keep=True)
+        C, _, _, w, frac, done = _solve_on(saddle, chi, C, d, Ct0, tol)
+        if done and frac >= REDRAW:
+            break
+    else:
+        raise ConvergenceError("adaptive: the reweighted single-neuron fixed point keeps leaving its draws",
+                               {"chi": chi, "effective_fraction": frac, "stages": STAGES})
+    Ct0 = _checked_field(saddle, C, chi)
+    Sigma = _proposal(saddle, d, w)
+    sets = [_gaussian_set(saddle, Sigma, Ct0, draws, seed + 7919 * (r + 1)) for r in range(replicates)]
+    Cu, Cs, css, _, frac, done = _solve_on(saddle, chi, C, _union(sets), Ct0, tol)
+    how = "Gaussian proposal with its moments as control variate"
+    if not (done and frac >= GAUSSIAN_MIN):
+        sets = [_mala_set(saddle, Ct0, draws, seed + 7919 * (r + 1))[0] for r in range(replicates)]
+        Cu, Cs, css, _, frac, done = _solve_on(saddle, chi, C, _union(sets), Ct0, tol)
+        how = "single-neuron MALA"
+        if not done:
+            raise ConvergenceError("adaptive: the reweighted single-neuron fixed point left its final draws",
+                                   {"chi": chi, "effective_fraction": frac})
+    _checked_field(saddle, Cu, chi)
+    replicas = []
+    for d in sets:
+        Cr, Csr, cssr, _, _, ok = _solve_on(saddle, chi, Cu, d, Ct0, tol)
+        if ok:
+            replicas.append((Cr, Csr, cssr))
+    if len(replicas) < 2:
+        raise ConvergenceError("adaptive: the single-neuron fixed point fails on the separate draw sets "
+                               "(too few draws for its Monte Carlo error: raise --mc-samples)", {"chi": chi})
+    return Reweighted(Cu, Cs, css, replicas, frac, stage, how, sum(len(d.logw0) for d in sets))
