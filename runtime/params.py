@@ -61,6 +61,7 @@ class Params:
     readout: str = "sampled"
     widths: tuple = ()  # hidden-layer widths, first to last (depth = len)
     g_ws: tuple = ()  # hidden-layer prior scales, one per layer
+    order_note: str | None = None  # why this order ran, when the user did not choose it
 
     @property
     def depth(self) -> int:
@@ -128,8 +129,29 @@ def architecture(N=None, widths=None, depth=None, g_w=1.0):
     return widths, tuple(g_ws)
 
 
+#: the order-2 field's dimension (P(P+1)/2 + P P_test coordinates) up to which erf/relu kernel adaptation
+#: runs order 2 by default; its dense loop costs O(M d^2) per chi point (about 6 s at d = 410, 40-60 s
+#: at d = 1220 on two cores), so beyond it order 1 runs and says how to ask for order 2
+DEFAULT_ORDER2_MAX_FIELD = 600
+
+
+def default_order(method, activation, depth, P, P_test):
+    """(order, note): the order that runs when none is given. Order 1, except erf/relu kernel adaptation
+    with one hidden layer, where order 2 (the kernel field's loop, docs/theory.md §2e) is the most
+    accurate theory at every chi measured, as long as its field is small enough to be cheap."""
+    if method != "adaptive" or activation == "linear" or depth > 1:
+        return 1, None
+    d = P * (P + 1) // 2 + P * P_test
+    if d <= DEFAULT_ORDER2_MAX_FIELD:
+        return 2, ("order 2 by default: the kernel field's loop removes most of order 1's O(P/N) error "
+                   "(docs/theory.md §2e); --order 1 is faster")
+    return 1, (f"order 1 by default: order 2's kernel field has {d} coordinates (more than "
+               f"{DEFAULT_ORDER2_MAX_FIELD}), its dense loop would cost minutes per chi; --order 2 asks for it "
+               "(errors O((P/N)^2) instead of O(P/N), docs/theory.md §2e)")
+
+
 def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None, activation="linear",
-          method=None, order=1, dressed=False, estimator="auto", seed=0, mc_samples=None, samples=1000,
+          method=None, order=None, dressed=False, estimator="auto", seed=0, mc_samples=None, samples=1000,
           chains=4, readout="sampled") -> Params:
     """Validate every parameter of a request on data of shape (P, D), P_test test points."""
     widths, g_ws = architecture(N, widths, depth, g_w)
@@ -147,6 +169,7 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
         raise InputError(f"method {method!r} is not available for {activation} networks with "
                          f"{len(widths)} hidden layers in this version (available at depth > 1: "
                          f"{', '.join(DEEP_AVAILABLE[activation])})")
+    order, order_note = default_order(method, activation, len(widths), P, P_test) if order is None else (order, None)
     order = values.order(order)
     readout = values.choice("readout", readout, READOUTS)
     if readout == "marginal" and (method != "sample" or len(widths) > 1):
@@ -188,7 +211,7 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
                order=order if method in ("loop", "adaptive") else None, dressed=bool(dressed),
                P=int(P), D=int(D), P_test=int(P_test), estimator=estimator, seed=seed,
                mc_samples=mc_samples, samples=samples, chains=chains, widths=widths, g_ws=g_ws,
-               readout=readout)
+               readout=readout, order_note=order_note)
     memory.require(memory_needed(p), f"{method} on P = {P}, D = {D}, P_test = {P_test}, N = {N}",
                    "reduce P, D or N (or --samples/--chains for sampling)")
     return p

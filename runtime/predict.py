@@ -13,7 +13,7 @@ from .errors import ConvergenceError
 
 
 def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None,
-            activation="linear", method=None, order=1, dressed=False, estimator="auto", seed=0,
+            activation="linear", method=None, order=None, dressed=False, estimator="auto", seed=0,
             mc_samples=None, samples=1000, chains=4, readout="sampled", progress=False, draws=None):
     """Posterior predictions of a Bayesian two-layer network (docs/theory.md; the contract in docs/cli.md).
 

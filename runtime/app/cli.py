@@ -74,7 +74,8 @@ def add_parsers(sub) -> None:
     _data_options(pr)
     _model_options(pr)
     pr.add_argument("--method", default=None, help="nngp, exact, loop, adaptive or sample")
-    pr.add_argument("--order", type=number("--order"), default=1, help="loop or kernel-adaptation order")
+    pr.add_argument("--order", type=number("--order"), default=None,
+                    help="loop or kernel-adaptation order (default 1; erf/relu adaptive: 2 while its field is small)")
     pr.add_argument("--dressed", action="store_true", help="loop series around the full saddle")
     pr.add_argument("--estimator", default="auto",
                     help="non-linear adaptive: cumulant, mc (single-neuron MALA) or auto")

@@ -19,6 +19,8 @@ from ..spectral import spectrum
 #: measured (docs/theory.md §2e), its error there is 2-6 times the NNGP's
 STANDARD_CHI_OVER_N = 0.1
 ORDER1_P_OVER_N = 0.1
+#: order 2 with P/N at least this carries a warning: its (P/N)^2 error is not small
+ORDER2_P_OVER_N = 0.5
 
 
 class _Solver(Solver):
@@ -129,6 +131,12 @@ class _Solver(Solver):
             extra.update({"observables": obs, "mc_error": err})
             res = Result.point(p, st.chi, preds, extra)
             res.warnings.extend(self.resolution_warnings(st, preds, err, self.nngp_means(st.chi)))
+            if p.order_note:
+                res.warnings.append(p.order_note)
+            if p.order == 2 and p.P / p.N >= ORDER2_P_OVER_N:
+                res.warnings.append(
+                    f"P/N = {p.P / p.N:.2g}: order 2's O((P/N)^2) error is not small here; measured, order 2 gains "
+                    "only about 2x on order 1 at N = 2P (docs/theory.md §2e)")
             if p.order == 1 and st.chi / p.N <= STANDARD_CHI_OVER_N and p.P / p.N >= ORDER1_P_OVER_N:
                 res.warnings.append(
                     f"near standard scaling (chi/N = {st.chi / p.N:.2g}) order 1's O(P/N) error (P/N = "

@@ -72,7 +72,7 @@ def test_nonlinear_adaptation_is_invariant_within_its_errors(activation, problem
     tails of a t-distribution with few degrees of freedom: |z| < 6, not 4."""
     seed, P, D, chi = problem
     X, y, Xt, rng = _data(seed, P, D)
-    kw = dict(N=200, chi=chi, kappa=0.5, activation=activation, method="adaptive", estimator="cumulant",
+    kw = dict(N=200, chi=chi, kappa=0.5, activation=activation, method="adaptive", order=1, estimator="cumulant",
               mc_samples=8000, seed=1)
     ref = predict(X, y, Xt, **kw)
     perm = rng.permutation(P)

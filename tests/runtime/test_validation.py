@@ -123,3 +123,21 @@ def test_widths_must_be_integers_below_2_to_53():
     for bad in (2.5, 2.0**53, -3):
         with pytest.raises(InputError, match="N must"):
             values.positive("N", bad, integer=True)
+
+
+def test_default_order_is_the_most_accurate_affordable_one():
+    """No --order: erf/relu kernel adaptation runs order 2 while its field (P(P+1)/2 + P P_test
+    coordinates) is at most DEFAULT_ORDER2_MAX_FIELD and order 1 beyond, each with a note saying why;
+    linear networks, other methods, deep networks and an explicit order are left alone."""
+    from msat.runtime import params
+
+    small = params.build(20, 30, 10, N=80, kappa=0.2, activation="erf")
+    assert small.order == 2 and "order 2 by default" in small.order_note
+    big = params.build(40, 60, 10, N=160, kappa=0.2, activation="relu")
+    assert 40 * 41 // 2 + 400 > params.DEFAULT_ORDER2_MAX_FIELD
+    assert big.order == 1 and "1220 coordinates" in big.order_note
+    assert params.build(20, 30, 10, N=80, kappa=0.2, activation="erf", order=1).order_note is None
+    for kw in (dict(activation="linear", method="adaptive"), dict(activation="linear"),
+               dict(activation="erf", depth=2), dict(activation="erf", method="nngp")):
+        p = params.build(20, 30, 10, N=80, kappa=0.2, **kw)
+        assert p.order_note is None and p.order in (1, None)
