@@ -129,3 +129,6 @@ def test_quick_erf_run_has_order_two_and_the_second_sampler(tmp_path):
     assert max(b["rhat_max"]) < 1.05
     s1 = next(c for c in res["checks"] if c["statement"] == 1)
     assert "two samplers agree" in s1["detail"]
+    # statement 1 judges order 2 against the Rao-Blackwellised sampler, and passes
+    assert "(adaptive_o2)" in s1["detail"] and "readout integrated out" in s1["detail"]
+    assert s1["status"] == "PASS"
