@@ -79,6 +79,16 @@ def _disc(y, m, mcse=None):
     return r, err
 
 
+NAN = float("nan")
+
+
+def _padded(results, n):
+    """One entry per chi: the converged results, None where the ladder failed (relu near mean-field
+    scaling has no kernel-adaptation saddle, docs/theory.md §6) or stopped."""
+    out = [r if r["converged"] else None for r in results[:n]]
+    return out + [None] * (n - len(out))
+
+
 def _marginal_rows(cfg, X, y, Xt, yt, chis, activation, bar):
     """Discrepancies of networks sampled with the readout integrated out, per chi."""
     rows = {k: [] for k in ("disc_train", "disc_train_err", "disc_test", "disc_test_err", "rhat_max")}
@@ -110,7 +120,7 @@ def compute(cfg: Config, activation: str, progress=True, depth: int = 1) -> dict
     n_tasks = (len(methods) + len(chis) * (1 if linear else 2) + 2 * len(cfg.orders_Ns) + len(cfg.statement2_Ns)
                + (len(cfg.statement3_Ns) if linear else 0))
     bar = Progress(n_tasks, progress, "[bold]msat run[/bold]")
-    rows, raw = {}, {}
+    rows, raw, failures = {}, {}, {}
     common = dict(N=N, depth=depth, chi=chis, kappa=kappa, g_v=cfg.g_v, g_w=cfg.g_w, activation=activation)
     for m in methods:
         bar.step(m)
@@ -122,13 +132,16 @@ def compute(cfg: Config, activation: str, progress=True, depth: int = 1) -> dict
                           seed=cfg.seed, **common)
         else:
             res = predict(X, y, Xt, method=m, **common)
-        raw[m] = res
-        rows[m] = {"disc_train": [_disc(y, r["train_mean"])[0] for r in res],
-                   "disc_test": [_disc(yt, r["test_mean"])[0] for r in res]}
+        errors = {j: r["error"] for j, r in enumerate(res) if not r["converged"]}
+        raw[m] = res = _padded(res, len(chis))
+        rows[m] = {"disc_train": [_disc(y, r["train_mean"])[0] if r else NAN for r in res],
+                   "disc_test": [_disc(yt, r["test_mean"])[0] if r else NAN for r in res]}
+        if errors:  # why the ladder stopped (the points after a failure are not attempted)
+            failures[m] = {f"{chis[j]:.6g}": e for j, e in errors.items()}
     spec_phi = spectral.spectrum(X, y, Xt, cfg.g_w, activation)
     rows["nngp"]["alignment"] = [alignment_of_spectrum(spec_phi)] * len(chis)
     theory = raw["adaptive_o1"]
-    rows["adaptive_o1"]["alignment"] = [r["observables"]["kernel_alignment"] for r in theory]
+    rows["adaptive_o1"]["alignment"] = [r["observables"]["kernel_alignment"] if r else NAN for r in theory]
     if linear:
         rows["adaptive_o1"]["omega"] = [r["observables"]["weight_cov_direction"] for r in theory]
     if linear and depth == 1:  # the exact weight moment is the one-layer integral's (docs/theory.md §2a)
@@ -138,7 +151,8 @@ def compute(cfg: Config, activation: str, progress=True, depth: int = 1) -> dict
                             "alignment_err", "omega", "omega_err", "rhat_max", "ess_min")}
     for j, chi in enumerate(chis):
         bar.step(f"sampling chi = {chi:.3g}")
-        u = chains.learned_direction(X, y, theory[j]["train_mean"], kappa)  # the theory's direction
+        # the theory's learned direction (the NNGP's where the theory has no saddle, relu near mean field)
+        u = chains.learned_direction(X, y, (theory[j] or raw["nngp"][j])["train_mean"], kappa)
         sampling = dict(chi=chi, kappa=kappa, g_v=cfg.g_v, activation=activation, samples=cfg.samples,
                         chains=cfg.chains, seed=cfg.seed + j, directions=u[None, :])
         if depth > 1:
@@ -171,11 +185,12 @@ def compute(cfg: Config, activation: str, progress=True, depth: int = 1) -> dict
     # statement 1's theory (docs/theory.md §9): the most accurate one the run has, order 2 for erf
     judged = raw["adaptive_o2"] if not linear and "adaptive_o2" in raw else theory
     out = {"activation": activation, "depth": depth, "config": asdict(cfg), "chis": chis, "rows": rows,
-           "adaptive_mc_error": {k: [float(np.max(r.get("mc_error", {}).get(k, [0.0]) or [0.0])) for r in judged]
-                                 for k in ("train_mean", "test_mean")},
+           "failures": failures,
+           "adaptive_mc_error": {k: [float(np.max(r.get("mc_error", {}).get(k, [0.0]) or [0.0])) if r else NAN
+                                     for r in judged] for k in ("train_mean", "test_mean")},
            "predict_points": [{"method": "exact" if linear else "adaptive", "order": None if linear else 1,
                                "chi": chis[i], "test_mean": raw["exact" if linear else "adaptive_o1"][i]["test_mean"]}
-                              for i in (0, len(chis) - 1)]}
+                              for i in (0, len(chis) - 1) if raw["exact" if linear else "adaptive_o1"][i]]}
     # the loop expansion and its exact reference exist for the linear network only: fig_orders
     # shows the linear network whatever the activation of the ladder
     out["orders"] = studies.orders(cfg, bar, depth)
@@ -194,8 +209,8 @@ def run(out="msat-run", *, quick=False, activation="linear", depth=1, progress=F
 
     from . import plots
 
-    if activation not in ("linear", "erf"):
-        raise InputError(f"msat run supports --activation linear or erf, got {activation!r}")
+    if activation not in ("linear", "erf", "relu"):
+        raise InputError(f"msat run supports --activation linear, erf or relu, got {activation!r}")
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
         raise InputError(f"msat run --depth must be a positive integer, got {depth!r}")
     if depth > 1 and activation != "linear":

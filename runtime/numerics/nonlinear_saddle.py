@@ -162,7 +162,7 @@ class NonlinearSaddle:
         if not self._model.relu_margin(self.D, self.g_w, top, self.XtX_max) > 0:
             msg = (f"relu: sufficient normalisability condition of q(w) fails at chi = {chi:g} "
                    "(D/g_w <= 2 lambda_max(Ct)_+ lambda_max(X^T X), docs/theory.md §6)")
-            if msg not in warnings:
+            if not any(w.startswith(msg[:50]) for w in warnings):  # once per point: the first chi it fails at
                 warnings.append(msg)
 
     # -- solves ------------------------------------------------------------------------------
@@ -219,7 +219,7 @@ class NonlinearSaddle:
                 c /= 2
                 steps.append(c)
             for c in reversed(steps):
-                st = self._solve_mc(c, C0, [], mc_state, polish=False)
+                st = self._solve_mc(c, C0, [], mc_state)
                 C0, mc_state = st.C, st.mc_state
             if steps:
                 warnings.append(f"annealed from chi = {steps[-1]:g} in {len(steps)} halvings")
@@ -255,6 +255,7 @@ class NonlinearSaddle:
         fixed = reweighted_saddle(self, chi, C, self.n_fixed, self.seed + int(1000 * chi) % 100003)
         results = [self._outputs(*rep, chi) for rep in fixed.replicas]
         A, alpha, Ct = self.field(fixed.C, chi)
+        self._relu_check(Ct, chi, warnings)
         st = self._package(chi, fixed.C, fixed.Cs, fixed.css, A, alpha, Ct, fixed.stages, 0.0, results, warnings,
                            acceptance)
         st.mc_state, st.fixed = states, fixed

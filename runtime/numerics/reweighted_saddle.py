@@ -44,6 +44,8 @@ STAGES = 8
 FLOOR = 0.02
 #: the Gaussian final draws are used when their weights at the solution keep this effective fraction
 GAUSSIAN_MIN = 0.3
+#: a failed search whose last point has tilt/prior above this ends at the normalisability boundary
+NEAR_BOUNDARY = 0.9
 #: draw sets behind the Monte Carlo error
 REPLICATES = 4
 
@@ -159,7 +161,9 @@ def fixed_point_map(saddle, chi, d: _Draws, Ct0):
             A, alpha, Ct = saddle.field(0.5 * (C + C.T), chi)
         except ConvergenceError:
             return None
-        if not saddle.normalisable(Ct)[0]:
+        ok, ratio = saddle.normalisable(Ct)
+        if not ok:
+            sweep.beyond = max(sweep.beyond, ratio)
             return None  # finite draws would reweight to a law that does not exist
         lw = d.logw0 + tilt(Ftr, Ct - Ct0)[:, 0]
         w = np.exp(lw - lw.max())
@@ -181,6 +185,7 @@ def fixed_point_map(saddle, chi, d: _Draws, Ct0):
         dM = Ftr.T @ (Ftr * (w * (t - w @ t))[:, None])
         return 0.5 * (dM + dM.T).ravel()
 
+    sweep.beyond = 0.0  # the largest tilt/prior ratio of a candidate refused as not normalisable
     return sweep, jvp
 
 
@@ -188,10 +193,12 @@ def _solve_on(saddle, chi, C_start, d: _Draws, Ct0, tol):
     """The saddle on the draws d: (C, Cs, css, weights at C, effective fraction, converged)."""
     P = saddle.P
     sweep, jvp = fixed_point_map(saddle, chi, d, Ct0)
+    _solve_on.beyond = 0.0
     if sweep(C_start.ravel()) is None:  # the draws do not even reach the start (too uneven weights)
         return C_start, None, None, None, 0.0, False
     x, aux, _, res, _ = newton.solve(sweep, jvp, C_start.ravel(), chi, tol=tol, maxiter=30, partial=True,
                                      what="adaptive: the reweighted single-neuron fixed point")
+    _solve_on.beyond = sweep.beyond
     C = x.reshape(P, P)
     return 0.5 * (C + C.T), aux[0], aux[1], aux[5], aux[2], res <= tol
 
@@ -207,14 +214,21 @@ def _checked_field(saddle, C, chi):
 
 def reweighted_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, tol=1e-10):
     """The saddle of `saddle` (a NonlinearSaddle) at chi from C_start, on `draws` draws per set."""
-    C = C_start
+    C, beyond = C_start, 0.0
     for stage in range(1, STAGES + 1):
         Ct0 = _checked_field(saddle, C, chi)
         d, how = _mala_set(saddle, Ct0, max(draws // 4, min(draws, 2000)), seed + 104729 * stage, keep=True)
         C, _, _, w, frac, done = _solve_on(saddle, chi, C, d, Ct0, tol)
+        beyond = max(beyond, _solve_on.beyond)
         if done and frac >= REDRAW:
             break
     else:
+        ratio = saddle.normalisable(saddle.field(C, chi)[2])[1]
+        if beyond > 1 and ratio > NEAR_BOUNDARY:
+            raise ConvergenceError(
+                "adaptive: no saddle with a normalisable single-neuron law q(w) found: the search ends at its "
+                f"normalisability boundary (tilt/prior {ratio:.3g}, steps beyond refused; docs/theory.md §6)",
+                {"chi": chi, "stages": STAGES})
         raise ConvergenceError("adaptive: the reweighted single-neuron fixed point keeps leaving its draws",
                                {"chi": chi, "effective_fraction": frac, "stages": STAGES})
     Ct0 = _checked_field(saddle, C, chi)

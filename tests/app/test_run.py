@@ -132,3 +132,31 @@ def test_quick_erf_run_has_order_two_and_the_second_sampler(tmp_path):
     # statement 1 judges order 2 against the Rao-Blackwellised sampler, and passes
     assert "(adaptive_o2)" in s1["detail"] and "readout integrated out" in s1["detail"]
     assert s1["status"] == "PASS"
+
+
+def test_relu_run_reports_points_without_a_saddle(tmp_path, monkeypatch):
+    """`msat run --activation relu` on a small configuration: order 2 judged against the Rao-Blackwellised
+    sampler; results.json is standard JSON (no NaN tokens). Then the same checks on the run's numbers
+    with the theory's last point removed, as relu's ladder loses it where q(w) has no normalisable saddle:
+    the point is reported with its reason, not judged."""
+    from msat.runtime.app import checks, run as run_module
+
+    small = run_module.Config(P=8, D=12, P_test=8, N=64, n_chi=3, samples=300, chains=2, orders_P=8, orders_D=12,
+                              orders_Ns=[20, 40], statement2_Ns=[20, 40], statement3_Ns=[20, 40], mc_samples=8000)
+    monkeypatch.setattr(run_module, "QUICK", small)
+    assert console.main(["run", "--quick", "--activation", "relu", "--out", str(tmp_path)]) in (0, 1)
+
+    def no_nan(token):
+        raise AssertionError(f"results.json holds {token}")
+
+    res = json.loads((tmp_path / "results.json").read_text(), parse_constant=no_nan)
+    s1 = next(c for c in res["checks"] if c["statement"] == 1)
+    assert "(adaptive_o2)" in s1["detail"] and "readout integrated out" in s1["detail"]
+    for key in ("adaptive_o1", "adaptive_o2"):
+        for k in ("disc_train", "disc_test"):
+            res["rows"][key][k][-1] = float("nan")
+    res["failures"] = {"adaptive_o2": {"64": "adaptive: no saddle (test)"}}
+    again = checks.checks(res)
+    detail = next(c for c in again if c["statement"] == 1)["detail"]
+    assert "none at chi = 64: adaptive: no saddle (test)" in detail
+    assert "to chi = " not in next(c for c in again if c["statement"] == 4)["detail"]  # o1 alignment kept
