@@ -129,9 +129,8 @@ def architecture(N=None, widths=None, depth=None, g_w=1.0):
     return widths, tuple(g_ws)
 
 
-#: the order-2 field's dimension (P(P+1)/2 + P P_test coordinates) up to which erf/relu kernel adaptation
-#: runs order 2 by default; its dense loop costs O(M d^2) per chi point (about 6 s at d = 410, 40-60 s
-#: at d = 1220 on two cores), so beyond it order 1 runs and says how to ask for order 2
+#: the order-2 field's size (P(P+1)/2 + P P_test) up to which erf/relu adaptation runs order 2 by default:
+#: its dense loop costs O(M d^2) per chi (about 6 s at d = 410, 40-60 s at d = 1220 on two cores)
 DEFAULT_ORDER2_MAX_FIELD = 600
 
 

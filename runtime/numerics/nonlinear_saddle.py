@@ -14,9 +14,8 @@ Two estimators of the expectations under q, both with generated moments
              chi ladder, or from a cold start through the damped stochastic iteration of
              numerics.stochastic_saddle (MALA chains with the generated single-neuron log density).
 
-The Monte Carlo error is the spread of R independent replicate solves divided by sqrt(R). Test
-quantities C* and c** come from the same draws (features of [X; X*]). The tilt limits of
-normalisability are generated (densities.neuron_scales, relu_margin).
+The Monte Carlo error is the spread of R independent replicate solves over sqrt(R); C* and c** come
+from the same draws (features of [X; X*]); normalisability limits are generated (densities).
 """
 from __future__ import annotations
 
@@ -31,10 +30,15 @@ from msat.generated import densities
 
 from ..errors import ConvergenceError
 from ..spectral import nngp_kernels
+from .normalisability import normalisable
 from .reweighted_saddle import reweighted_saddle
 from .stochastic_saddle import iterate
 
 ESTIMATORS = ("cumulant", "mc")
+#: the largest factor in chi between the points of a cold start's anneal
+ANNEAL = 1.5
+#: geometric steps in chi from a warm start the fixed draws cannot reach the saddle from at once
+SUBSTEPS = 4
 #: chi/N up to which a cold start (from the NNGP) goes straight to the fixed draws
 MILD_CHI_OVER_N = 0.1
 
@@ -115,23 +119,8 @@ class NonlinearSaddle:
         return 0.5 * (C + C.T), Cs, css
 
     def normalisable(self, Ct):
-        """Whether q(w) can be normalised: max over unit v of the tilt phi(Xv)^T Ct phi(Xv) along
-        the ray w = t v must stay below the prior's D/(2 g_w) (docs/theory.md §6). Exact for linear phi
-        (an eigenvalue), a search over fixed random directions for relu (a necessary condition),
-        always true for bounded phi (erf). Returns (ok, ratio)."""
-        limit = self.tilt_limit
-        if self.activation == "linear":
-            ratio = float(np.linalg.eigvalsh(self.X.T @ Ct @ self.X)[-1]) / limit
-        elif self.activation == "relu":
-            if not hasattr(self, "_directions"):
-                V = np.random.default_rng(12345).standard_normal((4096, self.D))
-                self._directions = np.empty((V.shape[0], self.P))  # phi(X v) for unit directions v
-                self._model.features(self.X, V / np.linalg.norm(V, axis=1)[:, None], self._act, self._directions)
-            F = self._directions
-            ratio = float(np.max(np.sum((F @ Ct) * F, axis=1))) / limit
-        else:
-            return True, 0.0
-        return ratio < 1.0, ratio
+        """(ok, tilt/prior): numerics.normalisability.normalisable."""
+        return normalisable(self, Ct)
 
     def field_tangent(self, A, alpha, dC, chi):
         """dCt along dC at the field (A, alpha) of C (generated tangents of the fit and the field)."""
@@ -213,16 +202,14 @@ class NonlinearSaddle:
             return self._package(chi, *sol, replicas, warnings)
         if C0 is None and not self.normalisable(self.field(self.Kphi, chi)[2])[0]:
             # anneal from chi ~ 1 (docs/theory.md §5): a cold start at large chi/N tilts q(w) so far that
-            # it is not normalisable; halve chi down to ~1, then climb back warm-started
-            steps, c = [], chi
-            while c / 2 >= min(1.0, chi):
-                c /= 2
-                steps.append(c)
-            for c in reversed(steps):
+            # it is not normalisable; climb from ~1 in steps of at most ANNEAL, warm-started
+            n = max(int(math.ceil(math.log(chi) / math.log(ANNEAL))), 1) if chi > 1 else 0
+            steps = [float(c) for c in np.geomspace(1.0, chi, n + 1)[:-1]] if n else []
+            for c in steps:
                 st = self._solve_mc(c, C0, [], mc_state)
                 C0, mc_state = st.C, st.mc_state
             if steps:
-                warnings.append(f"annealed from chi = {steps[-1]:g} in {len(steps)} halvings")
+                warnings.append(f"annealed from chi = 1 in {len(steps)} steps")
         return self._solve_mc(chi, C0, warnings, mc_state)
 
     def _solve_mc(self, chi, C0, warnings, mc_state, polish=True):
@@ -235,7 +222,15 @@ class NonlinearSaddle:
             try:
                 return self._fixed(chi, self.Kphi if C0 is None else C0, warnings, mc_state)
             except ConvergenceError:
-                pass  # ... unless they cannot reach it from there: the stochastic iteration first
+                pass  # ... unless they cannot reach it from there: through intermediate chi, then ...
+            if C0 is not None and self._chi_warm and self._chi_warm < chi:
+                try:
+                    C = C0
+                    for c in np.geomspace(self._chi_warm, chi, SUBSTEPS + 1)[1:-1]:
+                        C = reweighted_saddle(self, float(c), C, max(self.n_fixed // 4, 500), self.seed + 7).C
+                    return self._fixed(chi, C, warnings, mc_state)
+                except ConvergenceError:
+                    pass  # ... the stochastic iteration first
         results, accs = iterate(self, chi, C0, warnings, mc_state)
         C = np.mean([r["C"] for r in results], axis=0)
         Cs = np.mean([r["Cs"] for r in results], axis=0)

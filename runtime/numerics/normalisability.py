@@ -1,0 +1,62 @@
+"""Whether the adapted single-neuron law q(w) ∝ N(w; 0, g_w/D) exp(phi(Xw)^T Ct phi(Xw)) can be normalised
+(docs/theory.md §6): along the ray w = t v the tilt grows like t^2 phi(Xv)^T Ct phi(Xv) for linear and relu
+phi and must stay below the prior's t^2 D/(2 g_w) for every unit v.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from msat import generated
+
+#: fixed directions of highest tilt refined by ascent in the relu check
+ASCENT_STARTS = 16
+
+
+def normalisable(saddle, Ct):
+    """Whether q(w) can be normalised: max over unit v of the tilt phi(Xv)^T Ct phi(Xv) along
+    the ray w = t v must stay below the prior's D/(2 g_w) (docs/theory.md §6). Exact for linear phi
+    (an eigenvalue), for relu a search: fixed random directions, the best of them refined by
+    gradient ascent on the sphere (a deterministic function of Ct; a lower bound on the maximum, so
+    a necessary condition), always true for bounded phi (erf). Returns (ok, ratio)."""
+    limit = saddle.tilt_limit
+    if saddle.activation == "linear":
+        ratio = float(np.linalg.eigvalsh(saddle.X.T @ Ct @ saddle.X)[-1]) / limit
+    elif saddle.activation == "relu":
+        if not hasattr(saddle, "_directions"):
+            V = np.random.default_rng(12345).standard_normal((4096, saddle.D))
+            saddle._directions = np.empty((V.shape[0], saddle.P))  # phi(X v) for unit directions v
+            saddle._model.features(saddle.X, V / np.linalg.norm(V, axis=1)[:, None], saddle._act,
+                                   saddle._directions)
+        F = saddle._directions
+        tilts = np.sum((F @ Ct) * F, axis=1)
+        ratio = max(float(np.max(tilts)), ray_ascent(saddle, Ct, np.argsort(tilts)[-ASCENT_STARTS:])) / limit
+    else:
+        return True, 0.0
+    return ratio < 1.0, ratio
+
+
+def ray_ascent(saddle, Ct, starts, steps=40):
+    """The largest tilt phi(Xv)^T Ct phi(Xv) over unit v reached by projected gradient ascent from the
+    fixed directions `starts` (the tilt's gradient from the generated single-neuron log density; its
+    prior part is radial and drops out on the sphere)."""
+    V0 = np.random.default_rng(12345).standard_normal((4096, saddle.D))[starts]
+    tilt = generated.deep_linear_adaptation().tilt
+    Ct = np.ascontiguousarray(Ct)
+    work, grad, f = np.empty((4, saddle.P)), np.empty(saddle.D), np.empty((1, saddle.P))
+    best = -np.inf
+    for v in V0 / np.linalg.norm(V0, axis=1)[:, None]:
+        saddle._model.features(saddle.X, v[None, :], saddle._act, f)
+        t, eta = float(tilt(f, Ct)[0, 0]), 0.1
+        for _ in range(steps):
+            saddle._model.neuron_log_density(v, saddle.X, Ct, float(saddle.D), saddle.g_w, saddle._act, *work, grad)
+            g = grad - (grad @ v) * v
+            cand = v + eta * g
+            cand /= np.linalg.norm(cand)
+            saddle._model.features(saddle.X, cand[None, :], saddle._act, f)
+            tc = float(tilt(f, Ct)[0, 0])
+            if tc > t:
+                v, t, eta = cand, tc, eta * 1.5
+            else:
+                eta *= 0.5
+        best = max(best, t)
+    return best
