@@ -74,7 +74,7 @@ def test_quick_run_exact_numbers_equal_an_independent_quadrature(quick_run):
 
 
 def test_run_rejects_bad_activation(capsys, tmp_path):
-    assert console.main(["run", "--quick", "--activation", "relu", "--out", str(tmp_path)]) == 2
+    assert console.main(["run", "--quick", "--activation", "tanh", "--out", str(tmp_path)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
