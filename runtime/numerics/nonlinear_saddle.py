@@ -37,8 +37,8 @@ from .stochastic_saddle import iterate
 ESTIMATORS = ("cumulant", "mc")
 #: the largest factor in chi between the points of a cold start's anneal
 ANNEAL = 1.5
-#: geometric steps in chi from a warm start the fixed draws cannot reach the saddle from at once
-SUBSTEPS = 4
+#: bisections of the step in chi from a warm start the fixed draws cannot reach the saddle from at once
+BISECTIONS = 4
 #: chi/N up to which a cold start (from the NNGP) goes straight to the fixed draws
 MILD_CHI_OVER_N = 0.1
 
@@ -225,10 +225,7 @@ class NonlinearSaddle:
                 pass  # ... unless they cannot reach it from there: through intermediate chi, then ...
             if C0 is not None and self._chi_warm and self._chi_warm < chi:
                 try:
-                    C = C0
-                    for c in np.geomspace(self._chi_warm, chi, SUBSTEPS + 1)[1:-1]:
-                        C = reweighted_saddle(self, float(c), C, max(self.n_fixed // 4, 500), self.seed + 7).C
-                    return self._fixed(chi, C, warnings, mc_state)
+                    return self._fixed(chi, self._continue(self._chi_warm, C0, chi, BISECTIONS), warnings, mc_state)
                 except ConvergenceError:
                     pass  # ... the stochastic iteration first
         results, accs = iterate(self, chi, C0, warnings, mc_state)
@@ -244,6 +241,17 @@ class NonlinearSaddle:
         st.mc_state, st.fixed = states, None
         self._chi_warm = chi
         return st
+
+    def _continue(self, chi_from, C, chi_to, depth):
+        """The saddle at chi_to from the one at chi_from (C) on fixed draws, through geometric mid-points
+        (bisected up to `depth` times) where one step does not reach it."""
+        try:
+            return reweighted_saddle(self, chi_to, C, max(self.n_fixed // 4, 500), self.seed + 7).C
+        except ConvergenceError:
+            if depth <= 0:
+                raise
+        mid = math.sqrt(chi_from * chi_to)
+        return self._continue(mid, self._continue(chi_from, C, mid, depth - 1), chi_to, depth - 1)
 
     def _fixed(self, chi, C, warnings, states, acceptance=None):
         """The saddle solved on fixed draws from C (numerics.reweighted_saddle), packaged."""
