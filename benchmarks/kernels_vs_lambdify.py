@@ -102,6 +102,7 @@ def spectral_values(s, chi, lam, yt2=None):
                 _shape=(s.shape[0], lam.shape[0]))
     if yt2 is not None:
         mode["yt2_modes_k"] = yt2[None, :]
+        mode["mult_modes_k"] = np.ones((1, lam.shape[0]))
     return node, mode
 
 
@@ -168,7 +169,7 @@ class Bench:
     def run_gen_ad(self):
         o = self.out["gen", "ad"]
         self.mod.action_derivatives(self.s, self.chi, N, KAPPA, G_V, self.lam, self.yt2,
-                                    o["dS0"], o["dS1"])
+                                    np.ones_like(self.lam), o["dS0"], o["dS1"])
 
     def run_gen_ot(self):
         o = self.out["gen", "ot"]

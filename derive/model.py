@@ -49,6 +49,19 @@ class Term:
     weight: str | None
 
 
+#: per-mode arrays of a spectral kernel: eigenvalue, (U^T y)_k^2 and multiplicity. A thin spectrum
+#: (docs/theory.md §2a) holds K's P - r zero modes as one mode of multiplicity P - r whose yt2 is
+#: |y_null|^2 / (P - r), so every spectral sum is sum_k mult_k * summand_k.
+MODE_ARGS = ["lam_modes", "yt2_modes", "mult_modes"]
+MODE_LOCALS = ["yt2_modes_k", "mult_modes_k"]
+
+
+def mode_factor(weight: str) -> sp.Expr:
+    """The factor of a spectral term's summand: the mode's multiplicity times 1 ("one") or its yt2."""
+    mult = sp.Symbol("mult_modes_k")
+    return mult if weight == "one" else mult * sp.Symbol(f"{weight}_modes_k")
+
+
 def action() -> tuple[Term, ...]:
     """S(s) of docs/theory.md §2a, term by term with scale classes."""
     d = g_v * s * lam + kappa  # eigenvalue of g_v s K + kappa

@@ -3,8 +3,8 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 7e6bda96a63ebdad92510057133e6104d8205d514952813ff885b296738ec1f0
-# content-sha256: 95f3d74cd584550cb8cfcfc084b5d85f7d38c93a73fb300170110c728a9beef8
+# inputs-sha256: 53526e3c1f20ba3b0d27d8c81dfed22b96c4ce9a56e5337010b06c8be9bfc426
+# content-sha256: 3f41bd27fabc1bc0b8ab390c531ce3c4bc0f23dc4622439bf8907123e55b2547
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 0, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401
 
@@ -21,7 +21,7 @@ LEVELS = ()
 
 
 @njit(cache=True)
-def likelihood_bare(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF):
+def likelihood_bare(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, mult_modes, dF):
     """d^n/dT^n of the likelihood levels of a deep linear network's action (docs/theory.md §2d, bare split of §3) at u = exp(T_j): columns fn1_1, fn1_2."""
     for j in range(T_nodes.shape[0]):
         T = T_nodes[j]
@@ -32,15 +32,16 @@ def likelihood_bare(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF):
         for k in range(lam_modes.shape[0]):
             lam = lam_modes[k]
             yt2_modes_k = yt2_modes[k]
+            mult_modes_k = mult_modes[k]
             x0 = g_v*lam*math.exp(T)
             x1 = kappa + x0
-            x2 = (1/2)*chi*x0*yt2_modes_k
+            x2 = (1/2)*chi*mult_modes_k*x0*yt2_modes_k
             dF[j, 0] += -x2/x1**2
             dF[j, 1] += x2*(-kappa + x0)/x1**3
 
 
 @njit(cache=True)
-def likelihood_dressed(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF):
+def likelihood_dressed(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, mult_modes, dF):
     """d^n/dT^n of the likelihood levels of a deep linear network's action (docs/theory.md §2d, dressed split of §3) at u = exp(T_j): columns fn1_1, fn1_2."""
     for j in range(T_nodes.shape[0]):
         T = T_nodes[j]
@@ -51,9 +52,10 @@ def likelihood_dressed(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF)
         for k in range(lam_modes.shape[0]):
             lam = lam_modes[k]
             yt2_modes_k = yt2_modes[k]
+            mult_modes_k = mult_modes[k]
             x0 = g_v*lam*math.exp(T)
             x1 = kappa + x0
-            x2 = (1/2)*x0
+            x2 = (1/2)*mult_modes_k*x0
             x3 = chi*yt2_modes_k
             dF[j, 0] += -x2*(chi*yt2_modes_k - x1)/x1**2
             dF[j, 1] += x2*(kappa**2 + kappa*x0 - kappa*x3 + x0*x3)/x1**3

@@ -3,8 +3,8 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: df3da10feff57debcfddee7d6611a7b2a72f53ad2ccc0c84f4f19083cbf474c9
-# content-sha256: 214f726e0997ffbd1edd67535dfc51b146e3a4812726090bc2e4cf1fbaea406c
+# inputs-sha256: 870fe3b91ec793d93de508e5dc6e14364341da54ae237e3c925853341c00151a
+# content-sha256: 8db0391bb956e910de4dcd5d42fdc07bece6b16a7e0e52b9e52be88040b14740
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 1, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401
 
@@ -21,7 +21,7 @@ LEVELS = ((-1, 2), (-1, 3), (0, 1))
 
 
 @njit(cache=True)
-def likelihood_bare(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF):
+def likelihood_bare(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, mult_modes, dF):
     """d^n/dT^n of the likelihood levels of a deep linear network's action (docs/theory.md §2d, bare split of §3) at u = exp(T_j): columns fn1_1, fn1_2, fn1_3, f0_1."""
     for j in range(T_nodes.shape[0]):
         T = T_nodes[j]
@@ -34,9 +34,10 @@ def likelihood_bare(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF):
         for k in range(lam_modes.shape[0]):
             lam = lam_modes[k]
             yt2_modes_k = yt2_modes[k]
+            mult_modes_k = mult_modes[k]
             x0 = g_v*lam*math.exp(T)
             x1 = kappa + x0
-            x2 = (1/2)*x0
+            x2 = (1/2)*mult_modes_k*x0
             x3 = chi*x2*yt2_modes_k
             dF[j, 0] += -x3/x1**2
             dF[j, 1] += x3*(-kappa + x0)/x1**3
@@ -45,7 +46,7 @@ def likelihood_bare(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF):
 
 
 @njit(cache=True)
-def likelihood_dressed(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF):
+def likelihood_dressed(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, mult_modes, dF):
     """d^n/dT^n of the likelihood levels of a deep linear network's action (docs/theory.md §2d, dressed split of §3) at u = exp(T_j): columns fn1_1, fn1_2, fn1_3, f0_1."""
     for j in range(T_nodes.shape[0]):
         T = T_nodes[j]
@@ -58,9 +59,10 @@ def likelihood_dressed(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF)
         for k in range(lam_modes.shape[0]):
             lam = lam_modes[k]
             yt2_modes_k = yt2_modes[k]
+            mult_modes_k = mult_modes[k]
             x0 = g_v*lam*math.exp(T)
             x1 = kappa + x0
-            x2 = (1/2)*x0
+            x2 = (1/2)*mult_modes_k*x0
             x3 = kappa**2
             x4 = chi*yt2_modes_k
             x5 = kappa*x4

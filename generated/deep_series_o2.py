@@ -3,8 +3,8 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 87f85eaf366c9b3d6a9ca4ca3441d96d91f251f864f0f129892c502b83a6d134
-# content-sha256: fe49b26689b0b15759500f47b85955145761326ba124d6ed74a0c6b01c318b31
+# inputs-sha256: 631144de1ef40bfcdd62b7261abae9f7191e2eaa243421dde697be41085fa2e3
+# content-sha256: ef0d4a56f19948ecdb35212730ce71e0613f148ec26b28e5585ddead1703c967
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 2, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401
 
@@ -21,7 +21,7 @@ LEVELS = ((-1, 2), (-1, 3), (-1, 4), (-1, 5), (0, 1), (0, 2), (0, 3), (1, 1))
 
 
 @njit(cache=True)
-def likelihood_bare(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF):
+def likelihood_bare(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, mult_modes, dF):
     """d^n/dT^n of the likelihood levels of a deep linear network's action (docs/theory.md §2d, bare split of §3) at u = exp(T_j): columns fn1_1, fn1_2, fn1_3, fn1_4, fn1_5, f0_1, f0_2, f0_3."""
     for j in range(T_nodes.shape[0]):
         T = T_nodes[j]
@@ -38,30 +38,32 @@ def likelihood_bare(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF):
         for k in range(lam_modes.shape[0]):
             lam = lam_modes[k]
             yt2_modes_k = yt2_modes[k]
+            mult_modes_k = mult_modes[k]
             x0 = g_v*lam*math.exp(T)
             x1 = kappa + x0
             x2 = x1**(-2)
-            x3 = (1/2)*x0
-            x4 = chi*x3*yt2_modes_k
-            x5 = -kappa + x0
-            x6 = x5/x1**3
-            x7 = kappa*x0
-            x8 = kappa**2
-            x9 = g_v**2*lam**2*math.exp(2*T)
-            x10 = x8 + x9
-            x11 = (1/2)*x7
-            dF[j, 0] += -x2*x4
-            dF[j, 1] += x4*x6
-            dF[j, 2] += -x4*(x10 - 4*x7)/x1**4
-            dF[j, 3] += x4*x5*(x10 - 10*x7)/x1**5
-            dF[j, 4] += -x4*(g_v**4*lam**4*math.exp(4*T) - 26*g_v**3*kappa*lam**3*math.exp(3*T) + kappa**4 - 26*kappa**3*x0 + 66*x8*x9)/x1**6
-            dF[j, 5] += x3/x1
-            dF[j, 6] += x11*x2
-            dF[j, 7] += -x11*x6
+            x3 = (1/2)*mult_modes_k
+            x4 = x0*x3
+            x5 = chi*x4*yt2_modes_k
+            x6 = -kappa + x0
+            x7 = x6/x1**3
+            x8 = kappa*x0
+            x9 = kappa**2
+            x10 = g_v**2*lam**2*math.exp(2*T)
+            x11 = x10 + x9
+            x12 = x3*x8
+            dF[j, 0] += -x2*x5
+            dF[j, 1] += x5*x7
+            dF[j, 2] += -x5*(x11 - 4*x8)/x1**4
+            dF[j, 3] += x5*x6*(x11 - 10*x8)/x1**5
+            dF[j, 4] += -x5*(g_v**4*lam**4*math.exp(4*T) - 26*g_v**3*kappa*lam**3*math.exp(3*T) + kappa**4 - 26*kappa**3*x0 + 66*x10*x9)/x1**6
+            dF[j, 5] += x4/x1
+            dF[j, 6] += x12*x2
+            dF[j, 7] += -x12*x7
 
 
 @njit(cache=True)
-def likelihood_dressed(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF):
+def likelihood_dressed(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, mult_modes, dF):
     """d^n/dT^n of the likelihood levels of a deep linear network's action (docs/theory.md §2d, dressed split of §3) at u = exp(T_j): columns fn1_1, fn1_2, fn1_3, fn1_4, fn1_5, f0_1, f0_2, f0_3."""
     for j in range(T_nodes.shape[0]):
         T = T_nodes[j]
@@ -78,9 +80,10 @@ def likelihood_dressed(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF)
         for k in range(lam_modes.shape[0]):
             lam = lam_modes[k]
             yt2_modes_k = yt2_modes[k]
+            mult_modes_k = mult_modes[k]
             x0 = g_v*lam*math.exp(T)
             x1 = kappa + x0
-            x2 = (1/2)*x0
+            x2 = (1/2)*mult_modes_k*x0
             x3 = kappa**2
             x4 = chi*yt2_modes_k
             x5 = kappa*x4

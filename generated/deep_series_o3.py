@@ -3,8 +3,8 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 2b6d6dadff6f9b6a1195648c32354890f234a020335eb45e6fc6a6fdfd6f5e28
-# content-sha256: c8f1824ab558a63d1ebd17e12cb4e03cc88603fac867016f26aa36ecb2fee94a
+# inputs-sha256: b62e3d661974db4bfe2e16d29e8b4085e7876b98bd4f641a7099845d07b162c2
+# content-sha256: b7160b6f826780f22dd6ed5084edb12661de7402da460fc22c8b493c33cc7308
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 3, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401
 
@@ -21,7 +21,7 @@ LEVELS = ((-1, 2), (-1, 3), (-1, 4), (-1, 5), (-1, 6), (-1, 7), (0, 1), (0, 2), 
 
 
 @njit(cache=True)
-def likelihood_bare(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF):
+def likelihood_bare(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, mult_modes, dF):
     """d^n/dT^n of the likelihood levels of a deep linear network's action (docs/theory.md §2d, bare split of §3) at u = exp(T_j): columns fn1_1, fn1_2, fn1_3, fn1_4, fn1_5, fn1_6, fn1_7, f0_1, f0_2, f0_3, f0_4, f0_5."""
     for j in range(T_nodes.shape[0]):
         T = T_nodes[j]
@@ -42,44 +42,46 @@ def likelihood_bare(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF):
         for k in range(lam_modes.shape[0]):
             lam = lam_modes[k]
             yt2_modes_k = yt2_modes[k]
+            mult_modes_k = mult_modes[k]
             x0 = g_v*lam*math.exp(T)
             x1 = kappa + x0
             x2 = x1**(-2)
-            x3 = (1/2)*x0
-            x4 = chi*x3*yt2_modes_k
-            x5 = -kappa + x0
-            x6 = x5/x1**3
-            x7 = kappa*x0
-            x8 = kappa**2
-            x9 = g_v**2*lam**2*math.exp(2*T)
-            x10 = x8 + x9
-            x11 = (x10 - 4*x7)/x1**4
-            x12 = x5*(x10 - 10*x7)/x1**5
-            x13 = kappa**3
-            x14 = x0*x13
-            x15 = g_v**3*lam**3*math.exp(3*T)
-            x16 = kappa*x15
-            x17 = x8*x9
-            x18 = kappa**4
-            x19 = g_v**4*lam**4*math.exp(4*T)
-            x20 = x18 + x19
-            x21 = (1/2)*x7
-            dF[j, 0] += -x2*x4
-            dF[j, 1] += x4*x6
-            dF[j, 2] += -x11*x4
-            dF[j, 3] += x12*x4
-            dF[j, 4] += -x4*(-26*x14 - 26*x16 + 66*x17 + x20)/x1**6
-            dF[j, 5] += x4*x5*(-56*x14 - 56*x16 + 246*x17 + x20)/x1**7
-            dF[j, 6] += -x4*(g_v**6*lam**6*math.exp(6*T) - 120*g_v**5*kappa*lam**5*math.exp(5*T) + kappa**6 - 120*kappa**5*x0 - 2416*x13*x15 + 1191*x18*x9 + 1191*x19*x8)/x1**8
-            dF[j, 7] += x3/x1
-            dF[j, 8] += x2*x21
-            dF[j, 9] += -x21*x6
-            dF[j, 10] += x11*x21
-            dF[j, 11] += -x12*x21
+            x3 = (1/2)*mult_modes_k
+            x4 = x0*x3
+            x5 = chi*x4*yt2_modes_k
+            x6 = -kappa + x0
+            x7 = x6/x1**3
+            x8 = kappa*x0
+            x9 = kappa**2
+            x10 = g_v**2*lam**2*math.exp(2*T)
+            x11 = x10 + x9
+            x12 = (x11 - 4*x8)/x1**4
+            x13 = x6*(x11 - 10*x8)/x1**5
+            x14 = kappa**3
+            x15 = x0*x14
+            x16 = g_v**3*lam**3*math.exp(3*T)
+            x17 = kappa*x16
+            x18 = x10*x9
+            x19 = kappa**4
+            x20 = g_v**4*lam**4*math.exp(4*T)
+            x21 = x19 + x20
+            x22 = x3*x8
+            dF[j, 0] += -x2*x5
+            dF[j, 1] += x5*x7
+            dF[j, 2] += -x12*x5
+            dF[j, 3] += x13*x5
+            dF[j, 4] += -x5*(-26*x15 - 26*x17 + 66*x18 + x21)/x1**6
+            dF[j, 5] += x5*x6*(-56*x15 - 56*x17 + 246*x18 + x21)/x1**7
+            dF[j, 6] += -x5*(g_v**6*lam**6*math.exp(6*T) - 120*g_v**5*kappa*lam**5*math.exp(5*T) + kappa**6 - 120*kappa**5*x0 + 1191*x10*x19 - 2416*x14*x16 + 1191*x20*x9)/x1**8
+            dF[j, 7] += x4/x1
+            dF[j, 8] += x2*x22
+            dF[j, 9] += -x22*x7
+            dF[j, 10] += x12*x22
+            dF[j, 11] += -x13*x22
 
 
 @njit(cache=True)
-def likelihood_dressed(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF):
+def likelihood_dressed(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, mult_modes, dF):
     """d^n/dT^n of the likelihood levels of a deep linear network's action (docs/theory.md §2d, dressed split of §3) at u = exp(T_j): columns fn1_1, fn1_2, fn1_3, fn1_4, fn1_5, fn1_6, fn1_7, f0_1, f0_2, f0_3, f0_4, f0_5."""
     for j in range(T_nodes.shape[0]):
         T = T_nodes[j]
@@ -100,9 +102,10 @@ def likelihood_dressed(T_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF)
         for k in range(lam_modes.shape[0]):
             lam = lam_modes[k]
             yt2_modes_k = yt2_modes[k]
+            mult_modes_k = mult_modes[k]
             x0 = g_v*lam*math.exp(T)
             x1 = kappa + x0
-            x2 = (1/2)*x0
+            x2 = (1/2)*mult_modes_k*x0
             x3 = kappa**2
             x4 = chi*yt2_modes_k
             x5 = kappa*x4

@@ -3,8 +3,8 @@
 # derivation: derive.model.action_difference
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: c93aa5bdb32d4deaafad9fb293463f9c4708b2c77d27d9a9eb9f0606bbda8123
-# content-sha256: c95d077d05733a0c47dbc8b2017d3fb39b9191865735240dfebdb9befc76c66e
+# inputs-sha256: 3ee50d449650ffac6ae336db7cd1efd5982e2f97defa9e2ae82f103647dedc3c
+# content-sha256: 169266819d6bae6eff05f0e420e99c3be914568874a08ae31b042bc6e5bdc25b
 """Exact 1-D integral over s (docs/theory.md §2a): S(s) - S(s0) without cancellation, and the directional hidden-weight moment given s."""
 import math  # noqa: F401
 
@@ -17,7 +17,7 @@ NMAX = 0
 
 
 @njit(cache=True)
-def action_difference(t_nodes, s0, chi, N, kappa, g_v, lam_modes, yt2_modes, out):
+def action_difference(t_nodes, s0, chi, N, kappa, g_v, lam_modes, yt2_modes, mult_modes, out):
     """S(s) - S(s0) at s = s0 exp(t_j) for the exact 1-D integral of docs/theory.md §2a, written with log1p/expm1 and factored differences so that it keeps full absolute accuracy although S itself is O(N chi)."""
     for j in range(t_nodes.shape[0]):
         t = t_nodes[j]
@@ -28,11 +28,12 @@ def action_difference(t_nodes, s0, chi, N, kappa, g_v, lam_modes, yt2_modes, out
         for k in range(lam_modes.shape[0]):
             lam = lam_modes[k]
             yt2_modes_k = yt2_modes[k]
+            mult_modes_k = mult_modes[k]
             x0 = g_v*lam
             x1 = kappa + s0*x0
             x2 = delta*x0
             x3 = x2/x1
-            out[j] += -1/2*chi*x3*yt2_modes_k/(x1 + x2) + (1/2)*math.log1p(x3)
+            out[j] += -1/2*chi*mult_modes_k*x3*yt2_modes_k/(x1 + x2) + (1/2)*mult_modes_k*math.log1p(x3)
 
 
 @njit(cache=True)
@@ -55,7 +56,7 @@ def direction_modes(U, X, u, g_w, D):
 
 
 @njit(cache=True)
-def likelihood_difference(t_nodes, s0, chi, kappa, g_v, lam_modes, yt2_modes, out):
+def likelihood_difference(t_nodes, s0, chi, kappa, g_v, lam_modes, yt2_modes, mult_modes, out):
     """F(u0 exp(t_j)) - F(u0), F = fit + output fluctuations of S as a function of the total rescaling u (docs/theory.md §2d), cancellation-free."""
     for j in range(t_nodes.shape[0]):
         t = t_nodes[j]
@@ -65,15 +66,16 @@ def likelihood_difference(t_nodes, s0, chi, kappa, g_v, lam_modes, yt2_modes, ou
         for k in range(lam_modes.shape[0]):
             lam = lam_modes[k]
             yt2_modes_k = yt2_modes[k]
+            mult_modes_k = mult_modes[k]
             x0 = g_v*lam
             x1 = kappa + s0*x0
             x2 = delta*x0
             x3 = x2/x1
-            out[j] += -1/2*chi*x3*yt2_modes_k/(x1 + x2) + (1/2)*math.log1p(x3)
+            out[j] += -1/2*chi*mult_modes_k*x3*yt2_modes_k/(x1 + x2) + (1/2)*mult_modes_k*math.log1p(x3)
 
 
 @njit(cache=True)
-def likelihood_slopes(s_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF):
+def likelihood_slopes(s_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, mult_modes, dF):
     """dF[j] = (F'(u), F''(u)) at u = s_nodes[j]: the slopes of the likelihood part of S in the total rescaling (docs/theory.md §2d)."""
     for j in range(s_nodes.shape[0]):
         s = s_nodes[j]
@@ -84,16 +86,18 @@ def likelihood_slopes(s_nodes, chi_nodes, kappa, g_v, lam_modes, yt2_modes, dF):
         for k in range(lam_modes.shape[0]):
             lam = lam_modes[k]
             yt2_modes_k = yt2_modes[k]
+            mult_modes_k = mult_modes[k]
             x0 = g_v*lam
             x1 = kappa + s*x0
-            x2 = (1/2)*x0
-            x3 = x1**(-2)
-            x4 = g_v**2*lam**2
-            x5 = chi*yt2_modes_k
-            dF[j, 0] += x2/x1
-            dF[j, 1] += -1/2*x3*x4
-            dF[j, 0] += -x2*x3*x5
-            dF[j, 1] += x4*x5/x1**3
+            x2 = (1/2)*mult_modes_k
+            x3 = x0*x2
+            x4 = x1**(-2)
+            x5 = g_v**2*lam**2
+            x6 = chi*yt2_modes_k
+            dF[j, 0] += x3/x1
+            dF[j, 1] += -x2*x4*x5
+            dF[j, 0] += -x3*x4*x6
+            dF[j, 1] += mult_modes_k*x5*x6/x1**3
 
 
 @njit(cache=True)

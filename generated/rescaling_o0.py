@@ -3,8 +3,8 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 4f6eef7f382340760f8149ab0729b3f6555dd157b53273cc60ef7e774f9a76d5
-# content-sha256: de0ab3eb453fdf9323d87846cf5523f1f8649c7633a63348a568b6a910a09eaf
+# inputs-sha256: a22ddbf3c96235bb1d0e2d71dd33d91aafbb95492dfe14aa1f880782c659c242
+# content-sha256: 7d676c9fc31c70581acd3be3233165d6aaa78b9ea21c911e86677a4fcc735897
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 0 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401
 
@@ -20,7 +20,7 @@ N_TERMS = 1
 
 
 @njit(cache=True)
-def action_derivatives(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, dS0, dS1):
+def action_derivatives(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, mult_modes, dS0, dS1):
     """d^n S0/ds^n and d^n S1/ds^n, n = 0..2, at each node (s_j, chi_j) (docs/theory.md §2a, §3). S0 = prior + fit (1/hbar), S1 = output fluctuations + measure (hbar^0); spectral sums over the eigenpairs (lam_k, yt2_k = (U^T y)_k^2) of K."""
     for j in range(s_nodes.shape[0]):
         s = s_nodes[j]
@@ -39,18 +39,20 @@ def action_derivatives(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, 
         for k in range(lam_modes.shape[0]):
             lam = lam_modes[k]
             yt2_modes_k = yt2_modes[k]
+            mult_modes_k = mult_modes[k]
             x0 = g_v*lam
             x1 = kappa + s*x0
-            x2 = (1/2)/x1
-            x3 = chi*yt2_modes_k
-            x4 = (1/2)/x1**2
-            x5 = g_v**2*lam**2
-            dS0[j, 0] += x2*x3
-            dS0[j, 1] += -x0*x3*x4
-            dS0[j, 2] += x3*x5/x1**3
-            dS1[j, 0] += (1/2)*math.log(x1)
-            dS1[j, 1] += x0*x2
-            dS1[j, 2] += -x4*x5
+            x2 = (1/2)*mult_modes_k
+            x3 = x2/x1
+            x4 = chi*yt2_modes_k
+            x5 = x2/x1**2
+            x6 = g_v**2*lam**2
+            dS0[j, 0] += x3*x4
+            dS0[j, 1] += -x0*x4*x5
+            dS0[j, 2] += mult_modes_k*x4*x6/x1**3
+            dS1[j, 0] += x2*math.log(x1)
+            dS1[j, 1] += x0*x3
+            dS1[j, 2] += -x5*x6
 
 
 @njit(cache=True)

@@ -3,8 +3,8 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 5282a5dad67879df75da09662ee0a48042cdadeb3121d4b7450b8bef07ec4168
-# content-sha256: 32cda6e1eb5cc871739d1314fad11ed28fa761e20cf706c69a058ac2a31ebed4
+# inputs-sha256: 5573eddf0c23dd97459553bedaef04ed2dd220dc55917c4bbd297a76380b5fcc
+# content-sha256: c9b98e815190fa38cca8c0139efb9000f91f563c0d811dcb7ca151caacc8d04b
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 1 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401
 
@@ -20,7 +20,7 @@ N_TERMS = 2
 
 
 @njit(cache=True)
-def action_derivatives(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, dS0, dS1):
+def action_derivatives(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, mult_modes, dS0, dS1):
     """d^n S0/ds^n and d^n S1/ds^n, n = 0..4, at each node (s_j, chi_j) (docs/theory.md §2a, §3). S0 = prior + fit (1/hbar), S1 = output fluctuations + measure (hbar^0); spectral sums over the eigenpairs (lam_k, yt2_k = (U^T y)_k^2) of K."""
     for j in range(s_nodes.shape[0]):
         s = s_nodes[j]
@@ -45,26 +45,28 @@ def action_derivatives(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, 
         for k in range(lam_modes.shape[0]):
             lam = lam_modes[k]
             yt2_modes_k = yt2_modes[k]
+            mult_modes_k = mult_modes[k]
             x0 = g_v*lam
             x1 = kappa + s*x0
-            x2 = (1/2)/x1
-            x3 = chi*yt2_modes_k
-            x4 = (1/2)/x1**2
-            x5 = x1**(-3)
-            x6 = g_v**2*lam**2
-            x7 = g_v**3*lam**3
-            x8 = 3/x1**4
-            x9 = g_v**4*lam**4
-            dS0[j, 0] += x2*x3
-            dS0[j, 1] += -x0*x3*x4
-            dS0[j, 2] += x3*x5*x6
-            dS0[j, 3] += -x3*x7*x8
-            dS0[j, 4] += 12*x3*x9/x1**5
-            dS1[j, 0] += (1/2)*math.log(x1)
-            dS1[j, 1] += x0*x2
-            dS1[j, 2] += -x4*x6
-            dS1[j, 3] += x5*x7
-            dS1[j, 4] += -x8*x9
+            x2 = (1/2)*mult_modes_k
+            x3 = x2/x1
+            x4 = chi*yt2_modes_k
+            x5 = x2/x1**2
+            x6 = mult_modes_k/x1**3
+            x7 = g_v**2*lam**2
+            x8 = g_v**3*lam**3
+            x9 = 3*mult_modes_k/x1**4
+            x10 = g_v**4*lam**4
+            dS0[j, 0] += x3*x4
+            dS0[j, 1] += -x0*x4*x5
+            dS0[j, 2] += x4*x6*x7
+            dS0[j, 3] += -x4*x8*x9
+            dS0[j, 4] += 12*mult_modes_k*x10*x4/x1**5
+            dS1[j, 0] += x2*math.log(x1)
+            dS1[j, 1] += x0*x3
+            dS1[j, 2] += -x5*x7
+            dS1[j, 3] += x6*x8
+            dS1[j, 4] += -x10*x9
 
 
 @njit(cache=True)

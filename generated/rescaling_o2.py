@@ -3,8 +3,8 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 23a81f0e1c051b550fe2c149a78727205e522a0c2aac0bf060515eed70690641
-# content-sha256: 94c1f198db5d9ddc1909146810e40d4bf0a73fd3c18de5640589f002902923b0
+# inputs-sha256: 86c3026c83b5674e178b60a36c7f7ea51a2ba3426412534bb297f9a49688262d
+# content-sha256: 772c957b16006b3bb159d093c3fb0c18fefaaadb3708f396c097981fe949708a
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 2 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401
 
@@ -20,7 +20,7 @@ N_TERMS = 3
 
 
 @njit(cache=True)
-def action_derivatives(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, dS0, dS1):
+def action_derivatives(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, mult_modes, dS0, dS1):
     """d^n S0/ds^n and d^n S1/ds^n, n = 0..6, at each node (s_j, chi_j) (docs/theory.md §2a, §3). S0 = prior + fit (1/hbar), S1 = output fluctuations + measure (hbar^0); spectral sums over the eigenpairs (lam_k, yt2_k = (U^T y)_k^2) of K."""
     for j in range(s_nodes.shape[0]):
         s = s_nodes[j]
@@ -51,34 +51,36 @@ def action_derivatives(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, 
         for k in range(lam_modes.shape[0]):
             lam = lam_modes[k]
             yt2_modes_k = yt2_modes[k]
+            mult_modes_k = mult_modes[k]
             x0 = g_v*lam
             x1 = kappa + s*x0
-            x2 = (1/2)/x1
-            x3 = chi*yt2_modes_k
-            x4 = (1/2)/x1**2
-            x5 = x1**(-3)
-            x6 = g_v**2*lam**2
-            x7 = g_v**3*lam**3
-            x8 = 3/x1**4
-            x9 = g_v**4*lam**4
-            x10 = 12/x1**5
-            x11 = g_v**5*lam**5
-            x12 = 60/x1**6
-            x13 = g_v**6*lam**6
-            dS0[j, 0] += x2*x3
-            dS0[j, 1] += -x0*x3*x4
-            dS0[j, 2] += x3*x5*x6
-            dS0[j, 3] += -x3*x7*x8
-            dS0[j, 4] += x10*x3*x9
-            dS0[j, 5] += -x11*x12*x3
-            dS0[j, 6] += 360*x13*x3/x1**7
-            dS1[j, 0] += (1/2)*math.log(x1)
-            dS1[j, 1] += x0*x2
-            dS1[j, 2] += -x4*x6
-            dS1[j, 3] += x5*x7
-            dS1[j, 4] += -x8*x9
-            dS1[j, 5] += x10*x11
-            dS1[j, 6] += -x12*x13
+            x2 = (1/2)*mult_modes_k
+            x3 = x2/x1
+            x4 = chi*yt2_modes_k
+            x5 = x2/x1**2
+            x6 = mult_modes_k/x1**3
+            x7 = g_v**2*lam**2
+            x8 = g_v**3*lam**3
+            x9 = 3*mult_modes_k/x1**4
+            x10 = g_v**4*lam**4
+            x11 = 12*mult_modes_k/x1**5
+            x12 = g_v**5*lam**5
+            x13 = 60*mult_modes_k/x1**6
+            x14 = g_v**6*lam**6
+            dS0[j, 0] += x3*x4
+            dS0[j, 1] += -x0*x4*x5
+            dS0[j, 2] += x4*x6*x7
+            dS0[j, 3] += -x4*x8*x9
+            dS0[j, 4] += x10*x11*x4
+            dS0[j, 5] += -x12*x13*x4
+            dS0[j, 6] += 360*mult_modes_k*x14*x4/x1**7
+            dS1[j, 0] += x2*math.log(x1)
+            dS1[j, 1] += x0*x3
+            dS1[j, 2] += -x5*x7
+            dS1[j, 3] += x6*x8
+            dS1[j, 4] += -x10*x9
+            dS1[j, 5] += x11*x12
+            dS1[j, 6] += -x13*x14
 
 
 @njit(cache=True)

@@ -3,8 +3,8 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 99514f97ea5d03eb1e5c4e9a33e738ac1c7ce519ad905968fbfc521c7bd8a8c7
-# content-sha256: cb5b580cd0da9cd06327f8b149c6b5fef7e4df8c6a83286324b73461460814d8
+# inputs-sha256: 90a39724559d7499835809856d939c63cd30cd406fc905114a399664b91cb1d9
+# content-sha256: 118129d24d5ba812ba5f4eb656ae7216817065a5fe015cc03f12156ba19300be
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 3 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401
 
@@ -20,7 +20,7 @@ N_TERMS = 4
 
 
 @njit(cache=True)
-def action_derivatives(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, dS0, dS1):
+def action_derivatives(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, mult_modes, dS0, dS1):
     """d^n S0/ds^n and d^n S1/ds^n, n = 0..8, at each node (s_j, chi_j) (docs/theory.md §2a, §3). S0 = prior + fit (1/hbar), S1 = output fluctuations + measure (hbar^0); spectral sums over the eigenpairs (lam_k, yt2_k = (U^T y)_k^2) of K."""
     for j in range(s_nodes.shape[0]):
         s = s_nodes[j]
@@ -57,42 +57,44 @@ def action_derivatives(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, 
         for k in range(lam_modes.shape[0]):
             lam = lam_modes[k]
             yt2_modes_k = yt2_modes[k]
+            mult_modes_k = mult_modes[k]
             x0 = g_v*lam
             x1 = kappa + s*x0
-            x2 = (1/2)/x1
-            x3 = chi*yt2_modes_k
-            x4 = (1/2)/x1**2
-            x5 = x1**(-3)
-            x6 = g_v**2*lam**2
-            x7 = g_v**3*lam**3
-            x8 = 3/x1**4
-            x9 = g_v**4*lam**4
-            x10 = 12/x1**5
-            x11 = g_v**5*lam**5
-            x12 = 60/x1**6
-            x13 = g_v**6*lam**6
-            x14 = 360/x1**7
-            x15 = g_v**7*lam**7
-            x16 = 2520/x1**8
-            x17 = g_v**8*lam**8
-            dS0[j, 0] += x2*x3
-            dS0[j, 1] += -x0*x3*x4
-            dS0[j, 2] += x3*x5*x6
-            dS0[j, 3] += -x3*x7*x8
-            dS0[j, 4] += x10*x3*x9
-            dS0[j, 5] += -x11*x12*x3
-            dS0[j, 6] += x13*x14*x3
-            dS0[j, 7] += -x15*x16*x3
-            dS0[j, 8] += 20160*x17*x3/x1**9
-            dS1[j, 0] += (1/2)*math.log(x1)
-            dS1[j, 1] += x0*x2
-            dS1[j, 2] += -x4*x6
-            dS1[j, 3] += x5*x7
-            dS1[j, 4] += -x8*x9
-            dS1[j, 5] += x10*x11
-            dS1[j, 6] += -x12*x13
-            dS1[j, 7] += x14*x15
-            dS1[j, 8] += -x16*x17
+            x2 = (1/2)*mult_modes_k
+            x3 = x2/x1
+            x4 = chi*yt2_modes_k
+            x5 = x2/x1**2
+            x6 = mult_modes_k/x1**3
+            x7 = g_v**2*lam**2
+            x8 = g_v**3*lam**3
+            x9 = 3*mult_modes_k/x1**4
+            x10 = g_v**4*lam**4
+            x11 = 12*mult_modes_k/x1**5
+            x12 = g_v**5*lam**5
+            x13 = 60*mult_modes_k/x1**6
+            x14 = g_v**6*lam**6
+            x15 = 360*mult_modes_k/x1**7
+            x16 = g_v**7*lam**7
+            x17 = 2520*mult_modes_k/x1**8
+            x18 = g_v**8*lam**8
+            dS0[j, 0] += x3*x4
+            dS0[j, 1] += -x0*x4*x5
+            dS0[j, 2] += x4*x6*x7
+            dS0[j, 3] += -x4*x8*x9
+            dS0[j, 4] += x10*x11*x4
+            dS0[j, 5] += -x12*x13*x4
+            dS0[j, 6] += x14*x15*x4
+            dS0[j, 7] += -x16*x17*x4
+            dS0[j, 8] += 20160*mult_modes_k*x18*x4/x1**9
+            dS1[j, 0] += x2*math.log(x1)
+            dS1[j, 1] += x0*x3
+            dS1[j, 2] += -x5*x7
+            dS1[j, 3] += x6*x8
+            dS1[j, 4] += -x10*x9
+            dS1[j, 5] += x11*x12
+            dS1[j, 6] += -x13*x14
+            dS1[j, 7] += x15*x16
+            dS1[j, 8] += -x17*x18
 
 
 @njit(cache=True)

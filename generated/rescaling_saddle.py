@@ -3,8 +3,8 @@
 # derivation: derive.model.action
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 11c1a924a2d0405510c63f87446b5ab2c41db01cab4ff8a234c35da7b9badf84
-# content-sha256: 9df39cf3c487f61b64ca910003b9f7eb2297977c070e9c10ce63d366b1b259b5
+# inputs-sha256: c9bbeb383be1b256c419885eff3442769bf5cfcdf2caf4f17f522c24601afd11
+# content-sha256: 108b29dda4aaba79f021d5e42908d8fa3039b84be2696e5b2e126b29f23f62a2
 """Saddle equations of the kernel-rescaling action (docs/theory.md §2a, §5), bare and dressed."""
 import math  # noqa: F401
 
@@ -17,7 +17,7 @@ NMAX = 2
 
 
 @njit(cache=True)
-def saddle_equation(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, dS0, dS1):
+def saddle_equation(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, mult_modes, dS0, dS1):
     """Saddle equation of the kernel-rescaling action (docs/theory.md §2a, §3, §5): dS0[j] = (S0', S0''), dS1[j] = (S1', S1'') at s_j; the bare saddle solves S0' = 0, the dressed S0' + S1' = 0."""
     for j in range(s_nodes.shape[0]):
         s = s_nodes[j]
@@ -33,13 +33,15 @@ def saddle_equation(s_nodes, chi_nodes, N, kappa, g_v, lam_modes, yt2_modes, dS0
         for k in range(lam_modes.shape[0]):
             lam = lam_modes[k]
             yt2_modes_k = yt2_modes[k]
+            mult_modes_k = mult_modes[k]
             x0 = g_v*lam
             x1 = kappa + s*x0
             x2 = x1**(-2)
-            x3 = (1/2)*x0
-            x4 = chi*yt2_modes_k
-            x5 = g_v**2*lam**2
-            dS0[j, 0] += -x2*x3*x4
-            dS0[j, 1] += x4*x5/x1**3
-            dS1[j, 0] += x3/x1
-            dS1[j, 1] += -1/2*x2*x5
+            x3 = (1/2)*mult_modes_k
+            x4 = x0*x3
+            x5 = chi*yt2_modes_k
+            x6 = g_v**2*lam**2
+            dS0[j, 0] += -x2*x4*x5
+            dS0[j, 1] += mult_modes_k*x5*x6/x1**3
+            dS1[j, 0] += x4/x1
+            dS1[j, 1] += -x2*x3*x6

@@ -39,3 +39,66 @@ def require(needed: float, what: str, fits: str = "") -> None:
     if needed > have:
         hint = f"; {fits}" if fits else ""
         raise InputError(f"{what} needs about {_size(needed)} of memory but {_size(have)} are available{hint}")
+
+
+def needed(p, n_chi: int = 1) -> float:
+    """Bytes a request (a runtime.params.Params) will allocate at its peak, an upper estimate
+    (float64 everywhere). A linear network with D < P works from the thin SVD of X (runtime.spectral):
+    X's copy, its factor and LAPACK's workspace, O(P D), instead of the P x P kernel."""
+    from .spectral import THIN, basis
+
+    f8 = F8
+    P, D, Pt, N = p.P, p.D, p.P_test, p.N
+    data = f8 * (P + Pt) * D
+    thin = basis(P, D, p.activation) == THIN and p.method != "sample"
+    modes = D + 1 if thin else P
+    # dense: K (K^phi written over it), its eigenvectors (LAPACK's syevr needs O(P) besides), k*^T U, and
+    # a margin of one P x P for the solvers' own
+    kernel = f8 * (4.0 * P * D + P * modes + 2.0 * Pt * D) if thin else f8 * (3.0 * P * P + 3.0 * P * Pt)
+    if p.method == "sample" and p.readout == "marginal":
+        # per chain: Cov and its factor (P x P), features and slopes of the train and test points, two
+        # weight copies and their gradient; the conditional moments of every draw
+        per_chain = f8 * (3.0 * P * P + 4.0 * (P + Pt) * N + 4.0 * N * D + p.samples * 2 * (P + Pt))
+        return data + min(p.chains, 2) * per_chain + f8 * p.chains * p.samples * 2 * (P + Pt)
+    if p.method == "sample":
+        weights = sum(n * fan for n, fan in zip(p.widths, (D,) + tuple(p.widths[:-1])))
+        units, L = sum(p.widths), p.depth
+        per_chain = f8 * (14.0 * weights + 3.0 * units * max(P, Pt) + L * P * P + D * D
+                          + p.samples * (P + Pt + 4 + L))
+        parallel = min(p.chains, 2)
+        return data + parallel * per_chain + f8 * p.chains * p.samples * (P + Pt)
+    if p.activation != "linear" and p.method == "adaptive" and p.depth > 1:
+        # per replicate draw set: features, slopes, weights of every layer; fields and kernels P x P
+        draws = (p.mc_samples or 32000) / 8
+        return data + kernel + f8 * (8.0 * draws * (P + Pt) * p.depth + 20.0 * p.depth * P * P)
+    if p.activation != "linear" and p.method == "adaptive":
+        n = P + Pt
+        draws = p.mc_samples or 80000  # the final fixed draws, all sets (numerics.reweighted_saddle)
+        single = data + kernel + f8 * (4.0 * draws * (n + Pt) + 0.5 * draws * D + 12.0 * n * n)
+        if p.order != 2:
+            return single
+        # the field's loop (docs/theory.md §2e): d coordinates, d x d matrices, the index-form lifts
+        # (P^4 and P^3 P_test), the features of 4 + 4 draw sets (M x n each, M up to 8 max(20000, 10 d))
+        # and u in blocks of 4096 draws (numerics.field_cumulants, numerics.nonlinear_loop)
+        d = P * (P + 1) / 2 + P * Pt
+        M = 8.0 * max(20000.0, 10.0 * d)
+        return single + f8 * (10.0 * d * d + 3.0 * P ** 4 + 2.0 * P ** 3 * Pt + 8.0 * M * n + 3.0 * 4096 * d)
+    if p.method == "adaptive" and p.order == 2:
+        n = min(P, D)
+        return data + kernel + f8 * (30.0 * n * n + 2.0 * P * D)
+    # per ladder point: the observable tables over the modes and the outputs over the points
+    J = max(n_chi, 1000)
+    tables = f8 * J * (4.0 * (2 * (p.order or 0) + 1) * modes + 2.0 * P + 4.0 * Pt)
+    return data + kernel + tables
+
+
+def what_fits(p) -> str:
+    """The largest P (at this request's D, P_test and N) that fits in the memory available, as a hint."""
+    have = available()
+    if needed(p.replace(P=1)) > have:
+        return "even P = 1 does not fit: reduce D, N or P_test (or --samples/--chains for sampling)"
+    lo, hi = 1, max(p.P, 2)
+    while hi - lo > max(lo // 100, 1):
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if needed(p.replace(P=mid)) <= have else (lo, mid)
+    return f"P <= {lo} would fit at this D, N and P_test"

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import memory, values
+from . import memory, spectral, values
 from .errors import InputError
 
 METHODS = ("nngp", "exact", "loop", "adaptive", "sample")
@@ -72,6 +72,8 @@ class Params:
         out = {k: getattr(self, k) for k in ("N", "kappa", "g_v")}
         out.update(g_w=list(self.g_ws), activation=self.activation, dressed=self.dressed, P=self.P, D=self.D,
                    P_test=self.P_test, widths=list(self.widths), depth=self.depth)
+        if self.method != "sample" and not (self.method == "adaptive" and self.activation != "linear"):
+            out["basis"] = spectral.basis(self.P, self.D, self.activation)  # how K is factorised
         if self.method == "sample":
             out.update(samples=self.samples, chains=self.chains, seed=self.seed, readout=self.readout)
         elif self.method == "adaptive":
@@ -211,50 +213,22 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
                P=int(P), D=int(D), P_test=int(P_test), estimator=estimator, seed=seed,
                mc_samples=mc_samples, samples=samples, chains=chains, widths=widths, g_ws=g_ws,
                readout=readout, order_note=order_note)
-    memory.require(memory_needed(p), f"{method} on P = {P}, D = {D}, P_test = {P_test}, N = {N}",
-                   "reduce P, D or N (or --samples/--chains for sampling)")
+    memory.require(memory.needed(p), f"{method} on P = {P}, D = {D}, P_test = {P_test}, N = {N}",
+                   memory.what_fits(p))
     return p
 
 
-def memory_needed(p: Params, n_chi: int = 1) -> float:
-    """Bytes a request will allocate at its peak, an upper estimate (float64 everywhere)."""
-    f8 = memory.F8
-    P, D, Pt, N = p.P, p.D, p.P_test, p.N
-    data = f8 * (P + Pt) * D
-    kernel = f8 * (6.0 * P * P + 3.0 * P * Pt)  # K, eigenvectors, LAPACK workspace, k*^T U
-    if p.method == "sample" and p.readout == "marginal":
-        # per chain: Cov and its factor (P x P), features and slopes of the train and test points, two
-        # weight copies and their gradient; the conditional moments of every draw
-        per_chain = f8 * (3.0 * P * P + 4.0 * (P + Pt) * N + 4.0 * N * D + p.samples * 2 * (P + Pt))
-        return data + min(p.chains, 2) * per_chain + f8 * p.chains * p.samples * 2 * (P + Pt)
-    if p.method == "sample":
-        weights = sum(n * fan for n, fan in zip(p.widths, (D,) + tuple(p.widths[:-1])))
-        units, L = sum(p.widths), p.depth
-        per_chain = f8 * (14.0 * weights + 3.0 * units * max(P, Pt) + L * P * P + D * D
-                          + p.samples * (P + Pt + 4 + L))
-        parallel = min(p.chains, 2)
-        return data + parallel * per_chain + f8 * p.chains * p.samples * (P + Pt)
-    if p.activation != "linear" and p.method == "adaptive" and p.depth > 1:
-        # per replicate draw set: features, slopes, weights of every layer; fields and kernels P x P
-        draws = (p.mc_samples or 32000) / 8
-        return data + kernel + f8 * (8.0 * draws * (P + Pt) * p.depth + 20.0 * p.depth * P * P)
-    if p.activation != "linear" and p.method == "adaptive":
-        n = P + Pt
-        draws = p.mc_samples or 80000  # the final fixed draws, all sets (numerics.reweighted_saddle)
-        single = data + kernel + f8 * (4.0 * draws * (n + Pt) + 0.5 * draws * D + 12.0 * n * n)
-        if p.order != 2:
-            return single
-        # the field's loop (docs/theory.md §2e): d coordinates, d x d matrices, the index-form lifts
-        # (P^4 and P^3 P_test), the features of 4 + 4 draw sets (M x n each, M up to 8 max(20000, 10 d))
-        # and u in blocks of 4096 draws (numerics.field_cumulants, numerics.nonlinear_loop)
-        d = P * (P + 1) / 2 + P * Pt
-        M = 8.0 * max(20000.0, 10.0 * d)
-        return single + f8 * (10.0 * d * d + 3.0 * P ** 4 + 2.0 * P ** 3 * Pt + 8.0 * M * n + 3.0 * 4096 * d)
-    if p.method == "adaptive" and p.order == 2:
-        n = min(P, D)
-        return data + kernel + f8 * (30.0 * n * n + 2.0 * P * D)
-    tables = f8 * 4.0 * max(n_chi, 1000) * (2 * (p.order or 0) + 1) * P
-    return data + kernel + tables
+def _largest(A) -> float:
+    return max(float(np.max(A, initial=0.0)), -float(np.min(A, initial=0.0))) if A.size else 0.0
+
+
+def _scaled_norms(A, scale, rows=4096):
+    """|a/scale|^2 per row, in blocks of rows (no copy of a large A)."""
+    out = np.empty(A.shape[0])
+    for i in range(0, A.shape[0], rows):
+        B = A[i:i + rows] / scale
+        out[i:i + rows] = np.einsum("ij,ij->i", B, B)
+    return out
 
 
 def check_scales(X, y, X_test, p: Params) -> None:
@@ -264,12 +238,11 @@ def check_scales(X, y, X_test, p: Params) -> None:
     # the last layer's kernel: prod g_l (g_w,1/D) |x|^2 for linear (relu halves it per layer); erf caps it
     c = (math.prod(p.g_ws) if p.activation != "erf" else p.g_w) / p.D
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        big = max(float(np.max(np.abs(X), initial=0.0)), float(np.max(np.abs(X_test), initial=0.0)))
+        big = max(_largest(X), _largest(X_test))
         scale = big if big > 0 else 1.0
         # squared norms of the inputs scaled by their largest entry, so that neither overflow nor
         # underflow hides the size of the kernel: log10 kmax = log10(c scale^2 max |x/scale|^2)
-        norms = np.einsum("ij,ij->i", X / scale, X / scale)
-        norms_test = np.einsum("ij,ij->i", X_test / scale, X_test / scale)
+        norms, norms_test = _scaled_norms(X, scale), _scaled_norms(X_test, scale)
         top = float(np.max(np.concatenate([norms, norms_test]), initial=0.0))
         log_kmax = math.log10(c) + 2 * math.log10(scale) + math.log10(top) if top > 0 else -math.inf
         norms = c * norms * scale * scale

@@ -1,23 +1,35 @@
-"""One eigendecomposition per data set: the spectral data every scalar-field evaluation uses.
+"""One factorisation per data set: the spectral data every scalar-field evaluation uses.
 
 docs/theory.md §2a: with K = U diag(lam) U^T and yt = U^T y, every term of S(s) and every observable is a
-spectral sum over modes. This module is linear-algebra plumbing only: it builds K, k*, k** of a
-linear network (docs/theory.md §1) by BLAS products and diagonalises K once. K is never inverted.
+spectral sum over modes. This module is linear-algebra plumbing only. A linear network's kernel
+K = (g_w/D) X X^T has rank r <= D: when D < P its nonzero modes come from one thin SVD of X (O(P D^2)
+time, O(P D) memory, no P x P matrix), and its P - r zero modes, which every formula treats alike,
+are held as one mode of multiplicity P - r (yt2 = |y_null|^2 / (P - r), where y_null is y's part
+outside the range of X). Otherwise K (or K^phi) is built and diagonalised once. K is never inverted.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
+
+#: the two ways to the spectrum (reported in a result's params as "basis")
+THIN, DENSE = "thin SVD of X", "P x P eigendecomposition"
 
 
 @dataclass(frozen=True)
 class Spectrum:
     """Eigenpairs of K and the projections the observables contract with.
 
-    lam: eigenvalues of K (ascending, clipped at 0: K is positive semi-definite, round-off can make
-    the zero modes of a rank-deficient K slightly negative); U: eigenvectors (P x P);
-    yt = U^T y; Kt = k*^T U (P* x P); kss = k** (P*).
+    lam: eigenvalues of K per mode (clipped at 0: K is positive semi-definite, round-off can make
+    the zero modes of a rank-deficient K slightly negative); mult: each mode's multiplicity (ones,
+    except the aggregated zero mode of a thin spectrum); U: the eigenvectors of the modes held one
+    by one (P x r); u0: the aggregated zero mode's column (thin spectra; its last mode), the sum of
+    its modes' eigenvectors sqrt(P - r) y_null/|y_null|, so that sum_k c_k yt_k u_k is the same
+    vector for coefficients c that depend on the mode only through lam; yt = U^T y per mode;
+    Kt = k*^T U (P* x modes); kss = k** (P*). Vectors over the training points go through
+    ``points`` and ``coefficients``, which know about u0.
     """
 
     lam: np.ndarray
@@ -25,18 +37,61 @@ class Spectrum:
     yt: np.ndarray
     Kt: np.ndarray
     kss: np.ndarray
+    mult: np.ndarray = None
+    basis: str = DENSE
+    u0: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.mult is None:
+            object.__setattr__(self, "mult", np.ones_like(self.lam))
 
     @property
     def yt2(self) -> np.ndarray:
         return self.yt * self.yt
 
     @property
+    def y2(self) -> float:
+        """|y|^2 = sum over modes of mult yt^2."""
+        return float(self.mult @ self.yt2)
+
+    @property
     def P(self) -> int:
+        return self.U.shape[0]
+
+    @property
+    def modes(self) -> int:
         return self.lam.shape[0]
 
     @property
     def P_test(self) -> int:
         return self.kss.shape[0]
+
+    def points(self, c: np.ndarray) -> np.ndarray:
+        """sum_k c_k u_k over the modes: per-mode coefficients (..., modes) to vectors (..., P)."""
+        n, c2 = self.U.shape[1], np.reshape(c, (-1, np.shape(c)[-1]))
+        out = c2[:, :n] @ self.U.T  # one 2-D product (numpy loops over a batch of 3-D ones)
+        if self.u0 is not None:
+            out += c2[:, n:] * self.u0
+        return out.reshape(np.shape(c)[:-1] + (self.P,))
+
+    def coefficients(self, v: np.ndarray) -> np.ndarray:
+        """Per-mode coefficients of vectors over the training points (rows of v or v itself) of the
+        form ``points(c)``: U^T v, and u0^T v over the aggregated mode's multiplicity."""
+        c = np.asarray(v) @ self.U
+        if self.u0 is None:
+            return c
+        return np.concatenate([c, (np.asarray(v) @ self.u0 / self.mult[-1])[..., None]], axis=-1)
+
+    def columns(self, mask: np.ndarray) -> np.ndarray:
+        """The eigenvectors of the modes in ``mask`` (which cannot take the aggregated zero mode)."""
+        n = self.U.shape[1]
+        if np.any(mask[n:]):
+            raise ValueError("the aggregated zero mode has no single eigenvector")
+        return self.U[:, mask[:n]]
+
+    def norm2(self, c: np.ndarray) -> float:
+        """|U c|^2 from per-mode coefficients c (multiplicities counted)."""
+        return float(self.mult @ (np.asarray(c) ** 2))
 
 
 def linear_kernels(X: np.ndarray, X_test: np.ndarray | None, g_w: float):
@@ -48,9 +103,13 @@ def linear_kernels(X: np.ndarray, X_test: np.ndarray | None, g_w: float):
     return K, kstar, kss  # eigh reads one triangle, so round-off asymmetry of K is harmless
 
 
-def decompose(K: np.ndarray, y: np.ndarray, kstar: np.ndarray, kss: np.ndarray) -> Spectrum:
-    """Diagonalise K once (numpy.linalg.eigh) and project y and k* on its eigenvectors."""
-    lam, U = np.linalg.eigh(K)
+def decompose(K: np.ndarray, y: np.ndarray, kstar: np.ndarray, kss: np.ndarray, overwrite: bool = False) -> Spectrum:
+    """Diagonalise K once and project y and k* on its eigenvectors. LAPACK's syevr (scipy) needs O(P)
+    workspace beside K and its eigenvectors; with ``overwrite`` K itself is the working copy (K is
+    symmetric, so its transpose is the Fortran-ordered matrix LAPACK reads, without a copy)."""
+    from scipy.linalg import eigh
+
+    lam, U = eigh(K.T if overwrite else K, overwrite_a=overwrite, check_finite=False, driver="evr")
     lam = np.clip(lam, 0.0, None)
     yt = U.T @ y
     Kt = kstar.T @ U
@@ -63,10 +122,45 @@ def decompose(K: np.ndarray, y: np.ndarray, kstar: np.ndarray, kss: np.ndarray) 
     )
 
 
-def phi_kernels(mod, act, K, kstar, kss):
-    """K^phi of one layer from the covariance of its preactivations (generated NNGP kernels)."""
-    dK = np.ascontiguousarray(np.diag(K))
-    Kphi = np.empty_like(K)
+def thin(X: np.ndarray, y: np.ndarray, X_test: np.ndarray | None, g_ws) -> Spectrum:
+    """The spectrum of a linear network's kernel from the thin SVD X = Q diag(sv) V^T (P x D, D < P).
+
+    In the coordinates (Q, V) the inputs are diag(sv) and the test inputs X* V, so the generated
+    input kernels of those D x D and P* x D arrays are U_r^T K U_r = diag(lam_r), U_r^T k* and k**
+    exactly; deeper linear layers rescale them (generated layer_preactivations, a multiple of its
+    argument for linear layers, so it acts on eigenvalues as on the matrix)."""
+    from msat import generated
+
+    mod = generated.nngp_kernels()
+    P, D = X.shape
+    X_test = np.zeros((0, D)) if X_test is None else X_test
+    Q, sv, Vt = np.linalg.svd(X, full_matrices=False)
+    Kr, ksr, kss = mod.input_kernels(np.diag(sv), np.ascontiguousarray(X_test @ Vt.T), g_ws[0])
+    lam, Kt = np.ascontiguousarray(np.diag(Kr)), np.ascontiguousarray(ksr.T)
+    for g in g_ws[1:]:
+        lam, Kt, kss = (mod.layer_preactivations(M, g) for M in (lam, Kt, kss))
+    yt = Q.T @ y
+    m0 = P - Q.shape[1]
+    null = np.asarray(y, dtype=float) - Q @ yt
+    null -= Q @ (Q.T @ null)  # a second pass: y in (or near) the range of X leaves round-off
+    n0 = float(np.linalg.norm(null))
+    u0 = null * (math.sqrt(m0) / n0) if n0 > 0 else np.zeros(P)
+    return Spectrum(lam=np.append(np.clip(lam, 0.0, None), 0.0), U=Q,
+                    yt=np.append(yt, n0 / math.sqrt(m0)), Kt=np.hstack([Kt, np.zeros((Kt.shape[0], 1))]),
+                    kss=np.ascontiguousarray(kss, dtype=np.float64),
+                    mult=np.append(np.ones(len(lam)), float(m0)), basis=THIN, u0=u0)
+
+
+def basis(P: int, D: int, activation: str) -> str:
+    """Which factorisation serves a request: the thin SVD for linear networks with D < P."""
+    return THIN if activation == "linear" and D < P else DENSE
+
+
+def phi_kernels(mod, act, K, kstar, kss, overwrite: bool = False):
+    """K^phi of one layer from the covariance of its preactivations (generated NNGP kernels); with
+    ``overwrite`` K^phi is written over K (element by element: the map is pointwise given the diagonal)."""
+    dK = np.diag(K).copy()
+    Kphi = K if overwrite else np.empty_like(K)
     mod.nngp_pairs(K, dK, dK, act, Kphi)
     kstar_phi = np.empty_like(kstar)
     kss_phi = np.empty_like(kss)
@@ -89,16 +183,16 @@ def nngp_kernels(X: np.ndarray, X_test: np.ndarray | None, g_w, activation: str)
         if layer:
             K, kstar, kss = (mod.layer_preactivations(M, g) for M in (K, kstar, kss))
         if activation != "linear":
-            K, kstar, kss = phi_kernels(mod, mod.ACTIVATIONS.index(activation), K, kstar, kss)
+            K, kstar, kss = phi_kernels(mod, mod.ACTIVATIONS.index(activation), K, kstar, kss, overwrite=True)
     return K, kstar, kss
 
 
 def spectrum(X: np.ndarray, y: np.ndarray, X_test: np.ndarray | None, g_w: float,
-             activation: str = "linear") -> Spectrum:
-    """Spectral data of the NNGP kernel K^phi (K itself for a linear network)."""
-    return decompose(*_with_y(nngp_kernels(X, X_test, g_w, activation), y))
-
-
-def _with_y(kernels, y):
-    K, kstar, kss = kernels
-    return K, y, kstar, kss
+             activation: str = "linear", basis_: str | None = None) -> Spectrum:
+    """Spectral data of the NNGP kernel K^phi (K itself for a linear network), by the thin SVD of X
+    where it serves (linear, D < P) unless ``basis_`` says otherwise."""
+    g_ws = (g_w,) if np.ndim(g_w) == 0 else tuple(g_w)
+    if (basis_ or basis(*X.shape, activation)) == THIN and activation == "linear" and X.shape[1] < X.shape[0]:
+        return thin(X, y, X_test, g_ws)
+    K, kstar, kss = nngp_kernels(X, X_test, g_w, activation)
+    return decompose(K, y, kstar, kss, overwrite=True)

@@ -70,18 +70,18 @@ def _likelihood_spec(order: int, variant: str) -> KernelSpec:
         m, n = deep._mj(sym)
         total = sp.S.Zero
         for tm in groups[m]:
-            factor = sp.S.One if tm.weight == "one" else sp.Symbol(f"{tm.weight}_modes_k")
+            factor = model.mode_factor(tm.weight)
             expr = tm.expr.subs(model.s, sp.exp(T))
             total += factor * sp.diff(expr, T, n)
         if total != 0:
             mode.append(Statement(f"dF[j, {i}]", sp.factor(sp.together(total)), "+="))
     return KernelSpec(
         name=f"likelihood_{variant}", family="spectral",
-        args=["T_nodes", "chi_nodes", "kappa", "g_v", "lam_modes", "yt2_modes", "dF"],
+        args=["T_nodes", "chi_nodes", "kappa", "g_v", *model.MODE_ARGS, "dF"],
         doc=("d^n/dT^n of the likelihood levels of a deep linear network's action (docs/theory.md §2d, "
              "%s split of §3) at u = exp(T_j): columns %s." % (variant, ", ".join(map(str, cols)))),
         node=node, mode=mode, node_vars=[("T", "T_nodes"), ("chi", "chi_nodes")],
-        mode_locals=["yt2_modes_k"])
+        mode_locals=model.MODE_LOCALS)
 
 
 def saddle_equation_spec(order: int) -> KernelSpec:

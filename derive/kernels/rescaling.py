@@ -45,7 +45,7 @@ def _action_statements(orders, groups=None):
                 per_weight[t.weight] = per_weight.get(t.weight, sp.S.Zero) + t.expr
         for w, expr in sorted(per_weight.items()):
             ds = _derivatives(expr, nmax)
-            factor = sp.S.One if w == "one" else sp.Symbol(f"{w}_modes_k")
+            factor = model.mode_factor(w)
             for i, n in enumerate(orders):
                 mode.append(Statement(f"{target}[j, {i}]", factor * ds[n], "+="))
     return node, mode
@@ -55,8 +55,8 @@ def _action_spec(name: str, orders, doc: str) -> KernelSpec:
     """A spectral kernel filling dS0[j, i], dS1[j, i] with the derivatives orders[i] of S0 and S1."""
     node, mode = _action_statements(list(orders))
     return KernelSpec(name=name, family="spectral",
-                      args=["s_nodes", "chi_nodes", "N", "kappa", "g_v", "lam_modes", "yt2_modes", "dS0", "dS1"],
-                      doc=doc, node=node, mode=mode, mode_locals=["yt2_modes_k"])
+                      args=["s_nodes", "chi_nodes", "N", "kappa", "g_v", *model.MODE_ARGS, "dS0", "dS1"],
+                      doc=doc, node=node, mode=mode, mode_locals=model.MODE_LOCALS)
 
 
 def action_derivatives_spec(order: int) -> KernelSpec:
@@ -186,13 +186,13 @@ def _difference_spec(name: str, terms, doc: str) -> KernelSpec:
     for tm, d in diffs:
         if tm.weight is not None:
             per_weight.setdefault(tm.weight, sp.S.Zero)
-            per_weight[tm.weight] += d if tm.weight == "one" else sp.Symbol(f"{tm.weight}_modes_k") * d
+            per_weight[tm.weight] += model.mode_factor(tm.weight) * d
     mode = [Statement("out[j]", sum(per_weight.values(), sp.S.Zero), "+=")]
-    args = ["t_nodes", "s0", "chi", "N", "kappa", "g_v", "lam_modes", "yt2_modes", "out"]
+    args = ["t_nodes", "s0", "chi", "N", "kappa", "g_v", *model.MODE_ARGS, "out"]
     if not any(tm.klass == "prior" for tm in terms):
         args.remove("N")
     return KernelSpec(name=name, family="spectral", args=args, doc=doc, node=node, mode=mode,
-                      prelude=[("delta", delta_expr)], node_vars=[("t", "t_nodes")], mode_locals=["yt2_modes_k"])
+                      prelude=[("delta", delta_expr)], node_vars=[("t", "t_nodes")], mode_locals=model.MODE_LOCALS)
 
 
 def action_difference_spec() -> KernelSpec:
@@ -216,9 +216,9 @@ def deep_specs() -> list:
                          "F(u0 exp(t_j)) - F(u0), F = fit + output fluctuations of S as a function of the total "
                          "rescaling u (docs/theory.md §2d), cancellation-free."),
         KernelSpec(name="likelihood_slopes", family="spectral",
-                   args=["s_nodes", "chi_nodes", "kappa", "g_v", "lam_modes", "yt2_modes", "dF"],
+                   args=["s_nodes", "chi_nodes", "kappa", "g_v", *model.MODE_ARGS, "dF"],
                    doc="dF[j] = (F'(u), F''(u)) at u = s_nodes[j]: the slopes of the likelihood part of S in the "
-                       "total rescaling (docs/theory.md §2d).", node=node, mode=mode, mode_locals=["yt2_modes_k"]),
+                       "total rescaling (docs/theory.md §2d).", node=node, mode=mode, mode_locals=model.MODE_LOCALS),
         KernelSpec(name="layer_mode", family="scalar", args=["N", "theta"],
                    doc="(mode, k): the mode in t = ln s of one layer's Gamma prior tilted by exp(theta t), and its "
                        "shape k = N/2 + theta (docs/theory.md §2d).",

@@ -37,7 +37,7 @@ def _log_integrand(spec: Spectrum, t, s0, N, chi, kappa, g_v):
     t = np.ascontiguousarray(t, dtype=np.float64)
     out = np.empty_like(t)
     generated.exact().action_difference(t, float(s0), float(chi), float(N), float(kappa),
-                                        float(g_v), spec.lam, spec.yt2, out)
+                                        float(g_v), spec.lam, spec.yt2, spec.mult, out)
     return -out + t
 
 
@@ -172,7 +172,7 @@ def _likelihood_slopes(spec, tau, chi, kappa, g_v):
     """(dF/dtau, d2F/dtau2) of the likelihood part F of S at u = e^tau (generated slopes in u)."""
     u = np.array([math.exp(tau)])
     d = np.empty((1, 2))
-    generated.exact().likelihood_slopes(u, np.array([float(chi)]), float(kappa), float(g_v), spec.lam, spec.yt2, d)
+    generated.exact().likelihood_slopes(u, np.array([float(chi)]), float(kappa), float(g_v), spec.lam, spec.yt2, spec.mult, d)
     return u[0] * d[0, 0], u[0] * d[0, 0] + u[0] ** 2 * d[0, 1]
 
 
@@ -213,7 +213,7 @@ def deep_moments(spec: Spectrum, widths, chi, kappa, g_v, tau_init: float = 0.0)
         tau, logp = tau[finite], logp[finite]
         dF = np.empty_like(tau)
         gen.likelihood_difference(tau - tau0, math.exp(tau0), float(chi), float(kappa), float(g_v),
-                                  spec.lam, spec.yt2, dF)
+                                  spec.lam, spec.yt2, spec.mult, dF)
         # untilt and add the likelihood together: their first orders cancel at tau0 (theta = -F_tau)
         lw = logp - (theta * (tau - tau0) + dF)
         keep = lw > np.max(lw) - LOG_CUTOFF
@@ -231,7 +231,9 @@ def deep_moments(spec: Spectrum, widths, chi, kappa, g_v, tau_init: float = 0.0)
 def direction_modes(spec: Spectrum, X, u, g_w: float):
     """(z, g_w, D) for ``moments(weight_direction=...)``: z = sqrt(g_w/D) U^T X u (generated)."""
     D = X.shape[1]
-    return np.asarray(generated.exact().direction_modes(spec.U, X, np.asarray(u, float), g_w, D)), g_w, D
+    z = np.asarray(generated.exact().direction_modes(spec.U, X, np.asarray(u, float), g_w, D))
+    # the zero modes of K are orthogonal to every column of X: u has no component along them
+    return np.append(z, np.zeros(spec.modes - len(z))), g_w, D
 
 
 class _Solver(SpectralSolver):

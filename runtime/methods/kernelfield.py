@@ -48,8 +48,7 @@ class _Solver(Solver):
         pr1 = self.first.predictions(st1)
         fld = WishartField.for_data(d.X, d.y, p.N, chi, p.kappa, p.g_v, p.g_w, self.full_rank)
         if F_prev is None:
-            U = self.spec.U[:, self.first.mask]
-            F_prev = fld.start_from_kernel(U @ pr1["B"] @ U.T)
+            F_prev = fld.start_from_factor(self.spec.columns(self.first.mask), pr1["B"])
         try:
             F, iters = fld.saddle(F_prev)
         except np.linalg.LinAlgError as err:
@@ -64,8 +63,10 @@ class _Solver(Solver):
 
     def results(self, states):
         p, d, out = self.params, self.data, []
-        kstar = linear_kernels(d.X, d.X_test, p.g_w)[1]
+        kstar = None
         for st in states:
+            if st.field.Phi is None and kstar is None:  # only the kernel field (P < D) needs k*
+                kstar = linear_kernels(d.X, d.X_test, p.g_w)[1]
             fld = st.field
             beta1, beta0 = fld.one_loop(st.F)
             m1, t1 = fld.outputs(beta1, d.X_test, kstar)

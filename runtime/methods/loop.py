@@ -47,7 +47,7 @@ def series(spec: Spectrum, N, s_star, chis, kappa, g_v, order: int, dressed: boo
     J = s_star.shape[0]
     dS0 = np.empty((J, mod.N_ACTION))
     dS1 = np.empty((J, mod.N_ACTION))
-    mod.action_derivatives(s_star, chis, float(N), float(kappa), float(g_v), spec.lam, spec.yt2,
+    mod.action_derivatives(s_star, chis, float(N), float(kappa), float(g_v), spec.lam, spec.yt2, spec.mult,
                            dS0, dS1)
     w = np.empty((J, mod.N_TERMS, mod.N_TABLE))
     if dressed:
@@ -114,7 +114,7 @@ def deep_weights(spec: Spectrum, widths, thetas, chis, kappa, g_v, order: int, d
     kap = np.empty((J, len(ser.CUMULANTS)))
     getattr(layers, f"layers_{variant}")(thetas, np.ascontiguousarray(widths, dtype=np.float64), T, dT, kap)
     dF = np.empty((J, len(ser.LIKELIHOOD)))
-    getattr(ser, f"likelihood_{variant}")(T, chis, float(kappa), float(g_v), spec.lam, spec.yt2, dF)
+    getattr(ser, f"likelihood_{variant}")(T, chis, float(kappa), float(g_v), spec.lam, spec.yt2, spec.mult, dF)
     lev = np.empty((J, len(ser.LEVELS)))
     if ser.LEVELS:  # order 0 needs no level (the tree level is the saddle)
         ser.outer_levels(thetas, kap, dF, lev)

@@ -174,4 +174,4 @@ class DeepChain:
                 Ss, sss = self.preactivations(Ss, self.g_ws[l]), self.preactivations(sss, self.g_ws[l])
             Ss, sss = self.layer.layer_test_forms(Sigma, T, Ss, sss)
         train_r, test, var = self.linear.predictions(st.C[-1], Ss, sss, st.A, st.a[:, None], self.g_v, float(st.chi))
-        return {"train_mean": spec.U[:, self.mask] @ train_r[:, 0], "test_mean": test[:, 0], "test_var": var[:, 0]}
+        return {"train_mean": spec.columns(self.mask) @ train_r[:, 0], "test_mean": test[:, 0], "test_var": var[:, 0]}

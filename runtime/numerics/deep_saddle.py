@@ -58,7 +58,7 @@ class DeepAction:
         """(r, dr/dtheta, T) at theta."""
         self._th[0] = theta
         self._layers(self._th, self.widths, self._T, self._dT, self._kap)
-        self._likelihood(self._T, self._chi, self.kappa, self.g_v, self.spec.lam, self.spec.yt2, self._dF)
+        self._likelihood(self._T, self._chi, self.kappa, self.g_v, self.spec.lam, self.spec.yt2, self.spec.mult, self._dF)
         r, dr = self.series.saddle_equation(theta, self._dT[0], self._dF[0, self._f1], self._dF[0, self._f2])
         return r, dr, self._T[0]
 

@@ -143,7 +143,7 @@ class LinearSaddle:
         khat = spec.Kt[:, self.mask].T  # (r, P*)
         Cs, css = self._gen.test_forms(B, E, khat, spec.kss)
         train_r, test, var = self._gen.predictions(B, Cs, css[:, None], A, st.a[:, None], self.g_v, float(st.chi))
-        train = spec.U[:, self.mask] @ train_r[:, 0]
+        train = spec.columns(self.mask) @ train_r[:, 0]
         return {"train_mean": train, "test_mean": test[:, 0], "test_var": var[:, 0], "B": B, "E": E}
 
     def observables(self, st: State, B, E, g_w: float, D: int) -> dict:
@@ -159,7 +159,7 @@ class LinearSaddle:
 def kernel_observables(spec: Spectrum, y_r, B, b) -> dict:
     """Alignment and top eigenvalues of an adapted kernel held on the range of K (B = U_r^T C U_r,
     eigenvalues b; C vanishes elsewhere: same quadratic form and norm) (docs/theory.md §4)."""
-    return {"kernel_alignment": observe.kernel_target_alignment(y_r @ B @ y_r, spec.yt @ spec.yt, np.linalg.norm(b)),
+    return {"kernel_alignment": observe.kernel_target_alignment(y_r @ B @ y_r, spec.y2, np.linalg.norm(b)),
             "kernel_top_eigenvalues": np.sort(b)[::-1][:5].tolist()}
 
 

@@ -25,7 +25,7 @@ class Tables:
         mod = generated.rescaling(order)
         J = len(s_nodes)
         n = mod.N_TABLE
-        K = spec.P
+        K = spec.modes
         self.train = np.empty((J, n, K))
         self.test = np.empty((J, n, K))
         self.var = np.empty((J, n, K))
@@ -42,7 +42,7 @@ class Tables:
 
 def train_mean(spec: Spectrum, coef: np.ndarray) -> np.ndarray:
     """m = U diag(coef) yt for each row of coef (..., K) -> (..., P)."""
-    return (coef * spec.yt) @ spec.U.T
+    return spec.points(coef * spec.yt)
 
 
 def test_mean(spec: Spectrum, coef: np.ndarray) -> np.ndarray:
@@ -68,4 +68,4 @@ def alignment_of(y, C) -> float:
 
 def alignment_of_spectrum(spec: Spectrum) -> float:
     """kernel_target_alignment of the kernel whose eigenpairs spec holds (y^T K y = sum lam yt^2)."""
-    return kernel_target_alignment(np.sum(spec.lam * spec.yt**2), spec.yt @ spec.yt, np.linalg.norm(spec.lam))
+    return kernel_target_alignment(np.sum(spec.mult * spec.lam * spec.yt2), spec.y2, np.sqrt(spec.mult @ spec.lam**2))

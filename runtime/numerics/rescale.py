@@ -23,11 +23,11 @@ def _rescaled(spec: Spectrum, s: float, kappa: float, g_v: float) -> np.ndarray:
 
 def effective_rescaling(spec: Spectrum, train_mean, kappa: float, g_v: float) -> dict:
     """s_eff, the RMS residual, and the residual relative to the distance from the NNGP (s = 1)."""
-    target = spec.U.T @ np.asarray(train_mean, dtype=float)
+    target = spec.coefficients(np.asarray(train_mean, dtype=float))
 
     def loss(u):
         d = _rescaled(spec, math.exp(u), kappa, g_v) - target
-        return float(d @ d)
+        return spec.norm2(d)
 
     # bracket the minimum on a coarse grid in ln s first, then refine
     grid = np.linspace(-12.0, 12.0, 97)
@@ -42,16 +42,16 @@ def effective_rescaling(spec: Spectrum, train_mean, kappa: float, g_v: float) ->
         tab = observe.Tables(spec, np.array([s_eff]), np.array([1.0]), kappa, g_v, order=1)
         m0, m1, m2 = (tab.train[0, n, :] * spec.yt for n in range(3))
         d = m0 - target
-        grad, hess = float(d @ m1), float(m1 @ m1 + d @ m2)
+        grad, hess = float(spec.mult @ (d * m1)), float(spec.mult @ (m1 * m1 + d * m2))
         if not hess > 0:
             break
         s_new = s_eff - grad / hess
         if not s_new > 0:
             break
         s_eff = s_new
-    resid = float(np.linalg.norm(_rescaled(spec, s_eff, kappa, g_v) - target))
-    dist_nngp = float(np.linalg.norm(_rescaled(spec, 1.0, kappa, g_v) - target))
-    P = target.shape[0]
+    resid = math.sqrt(spec.norm2(_rescaled(spec, s_eff, kappa, g_v) - target))
+    dist_nngp = math.sqrt(spec.norm2(_rescaled(spec, 1.0, kappa, g_v) - target))
+    P = spec.P
     return {
         "s_eff": s_eff,
         "s_eff_residual": resid / math.sqrt(P),

@@ -45,7 +45,7 @@ class ActionGradient:
 
     def __call__(self, s: float):
         self._s[0] = s
-        self._k(self._s, self._chi, self.N, self.kappa, self.g_v, self.spec.lam, self.spec.yt2,
+        self._k(self._s, self._chi, self.N, self.kappa, self.g_v, self.spec.lam, self.spec.yt2, self.spec.mult,
                 self._d0, self._d1)
         if self.dressed:
             return self._d0[0, 0] + self._d1[0, 0], self._d0[0, 1] + self._d1[0, 1]

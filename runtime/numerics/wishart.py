@@ -180,7 +180,16 @@ class WishartField:
         if self.Phi is None:
             return C
         A = np.linalg.lstsq(self.Phi, C, rcond=None)[0]
-        F = np.linalg.lstsq(self.Phi, A.T, rcond=None)[0]
+        return self._completed(np.linalg.lstsq(self.Phi, A.T, rcond=None)[0])
+
+    def start_from_factor(self, U, B):
+        """start_from_kernel(U B U^T) without forming the P x P kernel (U: P x r, B: r x r)."""
+        if self.Phi is None:
+            return U @ B @ U.T  # the kernel field itself is P x P (P < D)
+        A = np.linalg.lstsq(self.Phi, U, rcond=None)[0]
+        return self._completed(A @ B @ A.T)
+
+    def _completed(self, F):
         # directions X cannot see (P < D) keep a prior-sized variance so that F is positive definite
         null = np.eye(self.n) - np.linalg.lstsq(self.Phi, self.Phi, rcond=None)[0]
         F = F + np.trace(F) / self.n * null

@@ -63,7 +63,7 @@ def test_likelihood_levels_are_T_derivatives_of_fit_and_fluctuations():
 
     for variant, levels in (("bare", {-1: fit, 0: fluct}), ("dressed", {-1: lambda T: fit(T) + fluct(T)})):
         dF = np.empty((1, len(ser.LIKELIHOOD)))
-        getattr(ser, f"likelihood_{variant}")(np.array([T0]), np.array([chi]), kappa, g_v, lam, yt2, dF)
+        getattr(ser, f"likelihood_{variant}")(np.array([T0]), np.array([chi]), kappa, g_v, lam, yt2, np.ones(3), dF)
         for i, (m, n) in enumerate(ser.LIKELIHOOD):
             ref = float(mpmath.diff(levels[m], T0, n)) if m in levels else 0.0
             assert dF[0, i] == pytest.approx(ref, rel=1e-12, abs=1e-14), (variant, m, n)

@@ -20,7 +20,7 @@ mod = generated.rescaling(2)
 J, K = 3, 6
 s, chi, lam, yt2 = rng.uniform(0.5, 2, J), rng.uniform(1, 20, J), rng.uniform(0, 3, K), rng.uniform(0, 1, K)
 dS0, dS1 = np.empty((J, mod.N_ACTION)), np.empty((J, mod.N_ACTION))
-mod.action_derivatives(s, chi, 30.0, 0.5, 1.0, lam, yt2, dS0, dS1)                       # spectral
+mod.action_derivatives(s, chi, 30.0, 0.5, 1.0, lam, yt2, np.ones(K), dS0, dS1)                       # spectral
 w = np.empty((J, mod.N_TERMS, mod.N_TABLE)); mod.weights_bare(dS0, dS1, w)              # row_map
 v, m2, m = (rng.standard_normal((mod.N_TERMS, 4)) for _ in range(3))
 tv = np.empty_like(m); mod.truncated_variance(v, m2, m, tv)                             # row_map

@@ -29,6 +29,7 @@ def _inputs(order, J=3, K=5):
         "chi_nodes": rng.uniform(1.0, 50.0, J),
         "lam_modes": np.concatenate([[0.0], rng.uniform(0.01, 5.0, K - 1)]),
         "yt2_modes": rng.uniform(0.0, 2.0, K),
+        "mult_modes": rng.integers(1, 4, K).astype(float),
         "N": 37.0,
         "kappa": 0.4,
         "g_v": 1.3,
@@ -51,6 +52,7 @@ def _reference_spectral(spec, inp, shapes):
                 if k is not None:
                     local["lam"] = inp["lam_modes"][k]
                     local["yt2_modes_k"] = inp["yt2_modes"][k]
+                    local["mult_modes_k"] = inp["mult_modes"][k]
                 syms = sorted(sp.sympify(st.expr).free_symbols, key=str)
                 f = sp.lambdify(syms, st.expr, "mpmath")
                 val = f(*[mpmath.mpf(float(local[str(x)])) for x in syms])
@@ -70,7 +72,7 @@ def test_action_derivatives_vs_mpmath(order):
     J, n = len(inp["s_nodes"]), 2 * order + 3
     dS0, dS1 = np.empty((J, n)), np.empty((J, n))
     mod.action_derivatives(inp["s_nodes"], inp["chi_nodes"], inp["N"], inp["kappa"], inp["g_v"],
-                           inp["lam_modes"], inp["yt2_modes"], dS0, dS1)
+                           inp["lam_modes"], inp["yt2_modes"], inp["mult_modes"], dS0, dS1)
     ref = _reference_spectral(kernels.action_derivatives_spec(order), inp, {"dS0": (J, n), "dS1": (J, n)})
     np.testing.assert_allclose(dS0, ref["dS0"], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dS1, ref["dS1"], rtol=1e-12, atol=1e-12)
@@ -134,10 +136,13 @@ def test_action_difference_vs_direct_difference():
     t = np.array([-0.3, -1e-9, 0.0, 2e-7, 0.5])
     out = np.empty_like(t)
     s0, chi = 1.7, 9.0
-    generated.exact().action_difference(t, s0, chi, inp["N"], inp["kappa"], inp["g_v"], inp["lam_modes"], inp["yt2_modes"], out)
+    generated.exact().action_difference(t, s0, chi, inp["N"], inp["kappa"], inp["g_v"], inp["lam_modes"], inp["yt2_modes"], inp["mult_modes"], out)
     mpmath.mp.dps = 40
     lam = [mpmath.mpf(float(v)) for v in inp["lam_modes"]]
     yt2 = [mpmath.mpf(float(v)) for v in inp["yt2_modes"]]
+    mult = [int(v) for v in inp["mult_modes"]]  # a mode of multiplicity m is m equal modes
+    lam = [v for v, m in zip(lam, mult) for _ in range(m)]
+    yt2 = [v for v, m in zip(yt2, mult) for _ in range(m)]
     N, kappa, g_v = (mpmath.mpf(inp[k]) for k in ("N", "kappa", "g_v"))
 
     def S(s):
@@ -159,7 +164,7 @@ J, K = 3, 6
 s = rng.uniform(0.5, 2, J); chi = rng.uniform(1, 20, J); lam = rng.uniform(0, 3, K); yt2 = rng.uniform(0, 1, K)
 n = 2 * order + 3
 dS0 = np.empty((J, n)); dS1 = np.empty((J, n))
-mod.action_derivatives(s, chi, 30.0, 0.5, 1.0, lam, yt2, dS0, dS1)
+mod.action_derivatives(s, chi, 30.0, 0.5, 1.0, lam, yt2, np.ones(K), dS0, dS1)
 w = np.empty((J, order + 1, 2 * order + 1)); mod.weights_bare(dS0, dS1, w)
 m = 2 * order + 1
 tabs = [np.empty((J, m, K)) for _ in range(3)] + [np.empty((J, m)) for _ in range(2)] + [np.empty((J, m, K))]
@@ -180,3 +185,26 @@ def test_compiled_equals_pure_python(order):
     for a, b in zip(jit, nojit):
         # integer powers are evaluated by LLVM (compiled) or CPython (pure); both round differently
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("order", [1, 3])
+def test_a_mode_of_multiplicity_m_is_m_equal_modes(order):
+    """The thin spectrum's aggregated zero mode (docs/theory.md §2a): every accumulated spectral sum
+    with multiplicities equals the same sum over the modes repeated."""
+    inp = _inputs(order, K=4)
+    mod = generated.rescaling(order)
+    J, n = len(inp["s_nodes"]), 2 * order + 3
+    mult = np.array([3.0, 1.0, 2.0, 5.0])
+    rep = lambda a: np.repeat(a, mult.astype(int))  # noqa: E731
+    outs = []
+    for lam, yt2, m in ((inp["lam_modes"], inp["yt2_modes"], mult),
+                        (rep(inp["lam_modes"]), rep(inp["yt2_modes"]), np.ones(int(mult.sum())))):
+        dS0, dS1 = np.empty((J, n)), np.empty((J, n))
+        mod.action_derivatives(inp["s_nodes"], inp["chi_nodes"], inp["N"], inp["kappa"], inp["g_v"], lam, yt2, m,
+                               dS0, dS1)
+        diff = np.empty(3)
+        generated.exact().action_difference(np.array([-0.2, 0.0, 0.3]), 1.3, 7.0, inp["N"], inp["kappa"], inp["g_v"],
+                                            lam, yt2, m, diff)
+        outs.append((dS0, dS1, diff))
+    for a, b in zip(*outs):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)

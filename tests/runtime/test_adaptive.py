@@ -84,7 +84,7 @@ def test_statement_3_tree_level_is_an_exact_rescaling(ising):
     ds, spec = ising
     for N, chi in ((100, 1.0), (100, 30.0), (400, 400.0)):
         sol, st, pr = _solve(spec, N, chi, 0)
-        alpha = spec.U[:, sol.mask] @ st.a + spec.U[:, ~sol.mask] @ (spec.yt[~sol.mask] / 0.5)
+        alpha = spec.columns(sol.mask) @ st.a + spec.points(np.where(sol.mask, 0.0, spec.yt / 0.5))
         K = ds.X @ ds.X.T / ds.X.shape[1]
         s = 1.0 / (1.0 - (chi / N) * alpha @ K @ alpha)
         m2a = s * K @ np.linalg.solve(s * K + 0.5 * np.eye(len(ds.y)), ds.y)
@@ -114,7 +114,7 @@ def test_adaptive_vs_exact_mean_error(ising, record_property):
     """chi = N: error / |exact - NNGP| falls like 1/N; chi = 1: reported (docs/theory.md §2b: it does
     not fall there, the matrix saddle misses the kernel field's own fluctuations)."""
     ds, spec = ising
-    nngp = spec.U @ (spec.lam / (spec.lam + 0.5) * spec.yt)
+    nngp = spec.points(spec.lam / (spec.lam + 0.5) * spec.yt)
     Ns = [100, 200, 400, 800, 1600]
     for order in (0, 1):
         ratios = {}

@@ -86,7 +86,7 @@ def test_generic_loop_converges_to_exact_like_n_to_minus_two(chi_of_N, slope):
         spec = spectral.spectrum(X, y, Xt, 1.0, "linear")
         chain = DeepChain(spec, [N], [1.0], kappa, g_v, 1)
         st = chain.solve(chi)
-        U = spec.U[:, chain.mask]
+        U = spec.columns(chain.mask)
         Kq = _tilted(Kaug, U @ st.T[0] @ U.T, P)
         coords = field_loop.Coordinates(P, Q)
         _, test, _ = field_loop.loop_means(Kq[:P, :P], Kq[:P, P:], y, kappa, g_v, chi, N,

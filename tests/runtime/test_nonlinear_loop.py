@@ -23,7 +23,7 @@ def test_monte_carlo_cumulants_reproduce_the_gaussian_loop():
         spec = spectral.spectrum(X, y, Xt, 1.0, "linear")
         chain = DeepChain(spec, [N], [1.0], kappa, 1.0, 1)
         st = chain.solve(chi)
-        U = spec.U[:, chain.mask]
+        U = spec.columns(chain.mask)
         Ct = U @ st.T[0] @ U.T
         Xa = np.vstack([X, Xt])
         T = np.zeros((P + Q, P + Q))

@@ -52,7 +52,7 @@ def _compare_linear(P, D, N, samples, chains, chis, seed=1):
         d_mcse = chain_stats.diagnostics(ch, "dirs")["mcse"]
         d_mean = np.concatenate([c.dirs for c in ch]).mean(axis=0)
         for k, u in enumerate(dirs):
-            z = np.sqrt(1.0 / D) * spec.U.T @ (X @ u)
+            z = exact.direction_modes(spec, X, u, 1.0)[0]
             ex_dir = exact.moments(spec, N, chi, 0.5, 1.0, weight_direction=(z, 1.0, D))["weight_cov_direction"]
             zs.append((d_mean[k] - 1.0 / D - ex_dir) / d_mcse[k])
     return np.array(zs)

@@ -102,12 +102,16 @@ def test_kappa_below_the_kernel_resolution_is_refused_and_just_above_works():
 
 def test_memory_estimate_refuses_what_cannot_fit(monkeypatch):
     monkeypatch.setattr(memory, "available", lambda: 10**9)
-    p = params.build(2000, 10, 0, N=10, kappa=0.5, method="exact")  # about 0.2 GB: fits
-    assert params.memory_needed(p) < 10**9
+    p = params.build(2000, 10, 0, N=10, kappa=0.5, method="nngp", activation="erf")  # about 0.2 GB: fits
+    assert memory.needed(p) < 10**9
     with pytest.raises(InputError, match="memory") as e:
-        params.build(20000, 10, 0, N=10, kappa=0.5, method="exact")  # 20000^2 matrices: 19 GB
+        params.build(20000, 10, 0, N=10, kappa=0.5, method="nngp", activation="erf")  # 20000^2 matrices: 19 GB
     assert "available" in str(e.value)
+    fit = int(str(e.value).split("P <= ")[1].split()[0])  # the hint names a P that fits, near the limit
+    assert memory.needed(p.replace(P=fit)) <= 10**9 < memory.needed(p.replace(P=int(1.05 * fit) + 2))
     _one_line(e.value)
+    # a linear network with D < P needs no P x P matrix (the thin SVD of X): the same P fits
+    assert params.build(20000, 10, 0, N=10, kappa=0.5, method="exact").public()["basis"] == "thin SVD of X"
 
 
 @pytest.mark.parametrize("value,message", [(0, "positive"), (-1.0, "positive"), (math.nan, "positive"),
@@ -141,3 +145,19 @@ def test_default_order_is_the_most_accurate_affordable_one():
                dict(activation="erf", depth=2), dict(activation="erf", method="nngp")):
         p = params.build(20, 30, 10, N=80, kappa=0.2, **kw)
         assert p.order_note is None and p.order in (1, None)
+
+
+def test_a_request_that_cannot_fit_is_refused_before_any_kernel_is_built(monkeypatch):
+    """predict refuses (InputError, one line naming a P that fits) before it builds K or touches LAPACK."""
+    from msat.runtime import spectral
+
+    monkeypatch.setattr(memory, "available", lambda: 2 * 10**9)
+
+    def forbidden(*_, **__):
+        raise AssertionError("a kernel was built")
+    monkeypatch.setattr(spectral, "nngp_kernels", forbidden)
+    monkeypatch.setattr(np.linalg, "eigh", forbidden)
+    X = np.random.default_rng(0).standard_normal((30000, 8))
+    with pytest.raises(InputError, match="P <= ") as e:
+        predict(X, X[:, 0], N=10, chi=1, kappa=0.5, method="nngp", activation="relu")
+    _one_line(e.value)

@@ -1,0 +1,126 @@
+"""Linear networks with D < P work from the thin SVD of X (runtime.spectral, docs/theory.md §2a): every
+method's results equal the P x P eigendecomposition's (the path for P <= D and for every other
+activation) to 1e-10, and no P x P matrix is formed on the way."""
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from msat.runtime import predict, spectral
+
+P, D, P_TEST = 70, 12, 7
+#: fields that are not results: wall time, how K was factorised, iteration counts, the exact
+#: integral's quadrature centre (found to 1e-9, the integral itself does not depend on it)
+SKIP = {"seconds", "basis", "newton_iterations", "iterations", "saddle_newton_iterations", "nodes",
+        "quadrature_error"}
+
+
+def _data(seed=3):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((P, D))
+    X[:, -1] = X[:, 0] - X[:, 1]  # a rank-deficient X: one singular value is zero
+    y = np.tanh(X[:, 0] + 0.5 * X[:, 2]) + 0.1 * rng.standard_normal(P)
+    return X, y, rng.standard_normal((P_TEST, D))
+
+
+def _leaves(d, path=""):
+    if isinstance(d, dict):
+        for k, v in d.items():
+            if k not in SKIP:
+                yield from _leaves(v, f"{path}.{k}")
+    elif isinstance(d, (list, tuple)) and d and not isinstance(d[0], (int, float, type(None))):
+        for i, v in enumerate(d):
+            yield from _leaves(v, f"{path}[{i}]")
+    else:
+        yield path, d
+
+
+def _assert_same(thin, dense):
+    a, b = dict(_leaves(thin.to_dict())), dict(_leaves(dense.to_dict()))
+    if thin["method"] == "exact":
+        a.pop(".saddle"), b.pop(".saddle")
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], str) or a[k] is None or isinstance(a[k], bool):
+            assert a[k] == b[k], k
+        else:
+            np.testing.assert_allclose(np.asarray(a[k], float), np.asarray(b[k], float), rtol=1e-10, atol=1e-10,
+                                       err_msg=k)
+
+
+CASES = [
+    dict(method="nngp"),
+    dict(method="exact"),
+    dict(method="loop", order=0),
+    dict(method="loop", order=1),
+    dict(method="loop", order=3),
+    dict(method="loop", order=2, dressed=True),
+    dict(method="adaptive", order=0),
+    dict(method="adaptive", order=1),
+    dict(method="adaptive", order=2),
+    dict(method="exact", depth=2),
+    dict(method="loop", order=2, depth=2),
+    dict(method="adaptive", order=1, depth=2),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
+def test_thin_svd_path_equals_the_dense_path(case, monkeypatch):
+    X, y, Xt = _data()
+    run = lambda: predict(X, y, Xt, N=40, chi=[1.0, 6.3, 40.0], kappa=0.3, g_w=1.2, **case)  # noqa: E731
+    thin = run()
+    assert thin[0]["params"]["basis"] == spectral.THIN
+    monkeypatch.setattr(spectral, "basis", lambda *_: spectral.DENSE)
+    dense = run()
+    for t, d in zip(thin, dense):
+        assert t.converged and d.converged
+        _assert_same(t, d)
+
+
+@pytest.mark.parametrize("method,order", [("adaptive", 1), ("loop", 2)])
+def test_targets_in_the_range_of_X(method, order, monkeypatch):
+    """y = X w exactly: y's null-space part is round-off, and the aggregated zero mode must not
+    turn it into a direction that is not orthogonal to the range (the rescaling fit reads it)."""
+    X, _, Xt = _data()
+    y = X @ np.linspace(-1.0, 1.0, D)
+    run = lambda: predict(X, y, Xt, N=40, chi=[1.0, 40.0], kappa=0.3, method=method, order=order)  # noqa: E731
+    thin = run()
+    monkeypatch.setattr(spectral, "basis", lambda *_: spectral.DENSE)
+    for t, d in zip(thin, run()):
+        _assert_same(t, d)
+
+
+def _peak_bytes(run):
+    """Peak memory traced while run() runs (numpy reports its array buffers to tracemalloc)."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        run()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("thin", [True, False], ids=["thin", "dense-control"])
+def test_no_P_by_P_array_on_the_thin_path(thin, monkeypatch):
+    """Loop ladder, exact integral, adaptive and NNGP at P = 3000, D = 5 stay far below one P x P array
+    (72 MB); the P x P path, run as a control, does not."""
+    rng = np.random.default_rng(0)
+    Pbig = 3000
+    X, Xt = rng.standard_normal((Pbig, 5)), rng.standard_normal((4, 5))
+    y = X[:, 0] + 0.1 * rng.standard_normal(Pbig)
+    if not thin:
+        monkeypatch.setattr(spectral, "basis", lambda *_: spectral.DENSE)
+
+    def run():
+        for method, order in (("loop", 2), ("exact", None), ("adaptive", 1), ("nngp", None)):
+            r = predict(X, y, Xt, N=50, chi=[1.0, 50.0], kappa=0.2, method=method, order=order)
+            assert all(x.converged for x in r)
+
+    run()  # kernels loaded and compiled outside the measurement
+    peak = _peak_bytes(run)
+    assert (peak < 8 * Pbig * Pbig / 10) == thin, peak
+    if thin:  # one zero mode of multiplicity P - D holds the rest
+        spec = spectral.spectrum(X, y, Xt, 1.0)
+        assert spec.modes == 6 and spec.mult[-1] == Pbig - 5 and abs(spec.y2 - y @ y) <= 1e-9 * (y @ y)
