@@ -38,6 +38,32 @@ def centred_form(M: int):
     return centred
 
 
+def weighted_centred_form(M: int):
+    """The tilt's derivative of a weighted mean (docs/theory.md §2b): for weights w_m summing to one,
+    d/d eps of sum_m w_m g_m e^(eps q_m) / sum_m w_m e^(eps q_m) at eps = 0 is
+    sum_m w_m g_m (q_m - qbar_w), qbar_w = sum_n w_n q_n (checked here for M explicit draws). With
+    q = phi^T dCt phi this is the derivative of E_q[phi phi^T] along the field dCt, the Jacobian of
+    the single-neuron saddle map solved on reweighted draws (numerics.reweighted_saddle)."""
+    g = sp.symbols(f"g0:{M}", real=True)
+    q = sp.symbols(f"q0:{M}", real=True)
+    w = list(sp.symbols(f"w0:{M - 1}", positive=True))
+    w.append(1 - sum(w))
+    mean = sum(wi * gi * sp.exp(eps * qi) for wi, gi, qi in zip(w, g, q)) / sum(
+        wi * sp.exp(eps * qi) for wi, qi in zip(w, q))
+    d = sp.diff(mean, eps).subs(eps, 0)
+    qbar = sum(wi * qi for wi, qi in zip(w, q))
+    centred = sum(wi * gi * (qi - qbar) for wi, gi, qi in zip(w, g, q))
+    if sp.simplify(d - centred) != 0:
+        raise ValueError("the tilt's derivative of a weighted mean is not the weighted centred covariance")
+    return centred
+
+
+def tilt_tangent():
+    """dC_ab = sum_m F_ma w_m dq_m F_mb with dq = q - qbar_w (weighted_centred_form, with g = F_a F_b)."""
+    weighted_centred_form(3)
+    return simplify(mul(A("F", "m", "a"), A("w", "m"), A("dq", "m"), A("F", "m", "b")), ("a", "b"))
+
+
 def tilt():
     """q_m = F_m^T Ct F_m for every draw m."""
     return simplify(mul(A("F", "m", "a"), A("Ct", "a", "b"), A("F", "m", "b")), ("m",))

@@ -3,8 +3,8 @@
 # derivation: derive.adaptive.fit_operator + derive.neuron
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: a9394a71650847c8cea504e73cdc602b358aaa6ff1bb7216b559d58c216afc65
-# content-sha256: 002e8f2387b8c4a7a9798407687f52ed4f8b437043aa9314efe00e3248530540
+# inputs-sha256: 5b3c96a88f2104573adbf415ef455b9af52b6994f03fffcc43be8dc83f94fa10
+# content-sha256: 9522c9af426110a9a5ea03499644ff0595134e14ed026237573cbb3b669c5e86
 """Kernel adaptation for any activation (docs/theory.md §2b, §6): the fit operator and the moments of the adapted single-neuron law from draws, empirical or to first order in Ct."""
 import math  # noqa: F401
 
@@ -57,3 +57,17 @@ def cumulant_moments(F, Ft, Ct, Kphi, kstar_phi, kss_phi):
     css = css1 + kss_phi
 
     return C, Cs, css
+
+
+def tilt_tangent(F, w, dCt):
+    """d E_w[phi phi^T] along the field dCt for draws (rows of F) with weights w summing to one and proportional to exp(phi^T Ct phi): the weighted covariance of phi phi^T with q = phi^T dCt phi (docs/theory.md §2b; derive.neuron.weighted_centred_form)."""
+    t0 = (dCt.T @ F.T)
+    t1 = numpy.einsum("ab,ba->a", F, t0, optimize=True)
+    q = t1
+    dq = q - w @ q
+    t0 = (dq * w)
+    t1 = (F * t0[:, None])
+    t2 = (F.T @ t1)
+    dC = t2.T
+
+    return dC

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 9bd7269eccff83fd78cc771a77c9bcb20ea97abe4a9d78db176f8c2957a5bec7
+# inputs-sha256: 8ccb9d69f795b32d44c753b13f9e21194d17288fdc7f14441a68127590bf749b
 # content-sha256: d07e91596d764a2bd63c19eaa2c370f34de6be69ca9b2aceea48636a1ea23c7d
 """The layers of a deep linear network with 1 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 0 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: e4d95a17abf1108ef908783b191bb88b5101b9cd206ba3e77f50a83cb7eda7f0
+# inputs-sha256: d2d095a13f2a5450d53b41f8aafc73578e093d25f0d02e48b9d8249303e73ecf
 # content-sha256: 16112d8f696b3a708eb49e96951f20e100d8a4257f76b1e084a124be50a56028
 """The layers of a deep linear network with 1 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 1 needs."""
 import math  # noqa: F401

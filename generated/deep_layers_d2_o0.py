@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 4eb25a407e04edbe3dde25331713c879631fdae8669434c7c60e179dba8cc330
+# inputs-sha256: 71eb38547f2d7ce08e5a21dcefadcdcd77efa146a30c4c136bf565996cb28fe2
 # content-sha256: 7c8c8a5f66dcd9745b6cf041b76455b67931a58c9f32f4a52a556acdb064d0cc
 """The layers of a deep linear network with 2 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 0 needs."""
 import math  # noqa: F401

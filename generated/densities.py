@@ -3,8 +3,8 @@
 # derivation: derive.network + derive.activations + derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 617e357bce1ee8746eda0b5d414bced9a6467e4f0c8bf507155ebbcd0de058c9
-# content-sha256: e7064928a688f7eb2d3773a7c33154148d5f18bfe61f21109638007e1e9b1ad8
+# inputs-sha256: cd4032088d882a7fc6549cb801fa040f47a07a4489e57ba9b0e50eaae0b9bd54
+# content-sha256: e3ddd6afa3d4c369e5066d53e6fe6fc9083c13b0c2ca748ac3c582ed556f516a
 """Log densities and gradients of the laws msat samples (docs/theory.md §1, §2b, §6, §7): the posterior of a finite network and the adapted single-neuron law, for each activation (argument act, codes in ACTIVATIONS); phi, phi', the observables of one network state."""
 import math  # noqa: F401
 
@@ -157,8 +157,8 @@ def network_outputs(W, a, X, act, out):
 def network_record(W, a, X, X_test, y, dirs, act, accumulate_w, out_train, out_test, out_dirs, ksum, wsum, Phi, Ck):
     """The observables of one network state (docs/theory.md §4): outputs on X and X_test,
     (1/N) sum_i (w_i . u)^2 for the rows u of dirs, the empirical feature kernel
-    C = (1/N) Phi^T Phi added to ksum, optionally (1/N) W^T W added to wsum; returns the
-    kernel-target alignment of C."""
+    C = (1/N) Phi^T Phi added to ksum (unless Ck and ksum are empty: then C is never formed),
+    optionally (1/N) W^T W added to wsum; returns the kernel-target alignment of C."""
     Nn, Dn = W.shape
     P = X.shape[0]
     network_outputs(W, a, X, act, out_train)
@@ -179,15 +179,29 @@ def network_record(W, a, X, X_test, y, dirs, act, accumulate_w, out_train, out_t
             Phi[i, mu] = phi(acc, act)
     yCy = 0.0
     fro2 = 0.0  # ||C||_F^2
-    for mu in range(P):
-        for nu in range(P):
+    if Ck.shape[0] == P:
+        for mu in range(P):
+            for nu in range(P):
+                acc = 0.0
+                for i in range(Nn):
+                    acc += Phi[i, mu] * Phi[i, nu]
+                Ck[mu, nu] = acc / Nn
+                ksum[mu, nu] += Ck[mu, nu]
+                yCy += y[mu] * Ck[mu, nu] * y[nu]
+                fro2 += Ck[mu, nu] * Ck[mu, nu]
+    else:
+        # no P x P arrays (Ck and ksum empty): y^T C y = |Phi y|^2 / N and ||C||_F = ||Phi Phi^T||_F / N
+        for i in range(Nn):
             acc = 0.0
-            for i in range(Nn):
-                acc += Phi[i, mu] * Phi[i, nu]
-            Ck[mu, nu] = acc / Nn
-            ksum[mu, nu] += Ck[mu, nu]
-            yCy += y[mu] * Ck[mu, nu] * y[nu]
-            fro2 += Ck[mu, nu] * Ck[mu, nu]
+            for mu in range(P):
+                acc += Phi[i, mu] * y[mu]
+            yCy += acc * acc / Nn
+        for i in range(Nn):
+            for j in range(Nn):
+                acc = 0.0
+                for mu in range(P):
+                    acc += Phi[i, mu] * Phi[j, mu]
+                fro2 += acc * acc / (Nn * Nn)
     yy = 0.0
     for mu in range(P):
         yy += y[mu] * y[mu]

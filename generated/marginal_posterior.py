@@ -3,7 +3,7 @@
 # derivation: derive.marginal
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: ab0591a1e31beb153541c29a2ad6fe881c5cf18d380c1981666890ce93c819d8
+# inputs-sha256: d0efa7ef63f69d5db674cdcb723bfd800c336f987a7a4343c9641d356065e673
 # content-sha256: dfdcf9874ee89fc0a72d7652a2689a7d76a2e93fd8820034b16b1492690c4b45
 """The posterior of the hidden weights with the readout integrated out exactly (docs/theory.md §7): the Gaussian marginal of y given W, its gradient, and each draw's conditional moments of the outputs (Rao-Blackwellisation)."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: cf8f7cb67258fbe4c6c5de5cb1ac0552c46aecac6f094e0e79b0797108b15dd2
+# inputs-sha256: 6a0a9742c646a0731c01046c193dfef9a91368e955a3b74224161b127733d792
 # content-sha256: 6c562eca5707dc5af6ba83c1015c7f2434d0064fb517811119905ae18dd72e6a
 """Observables shared by every method (docs/theory.md §4)."""
 import math  # noqa: F401

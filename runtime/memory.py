@@ -45,7 +45,7 @@ def needed(p, n_chi: int = 1) -> float:
     """Bytes a request (a runtime.params.Params) will allocate at its peak, an upper estimate
     (float64 everywhere). A linear network with D < P works from the thin SVD of X (runtime.spectral):
     X's copy, its factor and LAPACK's workspace, O(P D), instead of the P x P kernel."""
-    from .spectral import THIN, basis
+    from .spectral import THIN, basis, weights_hold_kernel
 
     f8 = F8
     P, D, Pt, N = p.P, p.D, p.P_test, p.N
@@ -63,7 +63,8 @@ def needed(p, n_chi: int = 1) -> float:
     if p.method == "sample":
         weights = sum(n * fan for n, fan in zip(p.widths, (D,) + tuple(p.widths[:-1])))
         units, L = sum(p.widths), p.depth
-        per_chain = f8 * (14.0 * weights + 3.0 * units * max(P, Pt) + L * P * P + D * D
+        kernels = 0 if L == 1 and weights_hold_kernel(p.activation, P, D, N) else L * P * P
+        per_chain = f8 * (14.0 * weights + 3.0 * units * max(P, Pt) + kernels + D * D
                           + p.samples * (P + Pt + 4 + L))
         parallel = min(p.chains, 2)
         return data + parallel * per_chain + f8 * p.chains * p.samples * (P + Pt)

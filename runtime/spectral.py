@@ -156,6 +156,12 @@ def basis(P: int, D: int, activation: str) -> str:
     return THIN if activation == "linear" and D < P else DENSE
 
 
+def weights_hold_kernel(activation, P, D, N) -> bool:
+    """Whether the sampled feature kernels are kept through W^T W (D x D) instead of P x P sums: for
+    linear networks with D < P, when the N x N Gram matrix per draw is also smaller than P x P."""
+    return activation == "linear" and D < P and N < P
+
+
 def phi_kernels(mod, act, K, kstar, kss, overwrite: bool = False):
     """K^phi of one layer from the covariance of its preactivations (generated NNGP kernels); with
     ``overwrite`` K^phi is written over K (element by element: the map is pointwise given the diagonal)."""

@@ -9,11 +9,11 @@ import sympy as sp
 from .. import adaptive, indices, neuron
 from ..emit import KernelSpec, Statement, code
 
-_ARRAYS = {k: k for k in ("F", "Ft", "Ct", "dq")}
+_ARRAYS = {k: k for k in ("F", "Ft", "Ct", "dq", "w")}
 
 
-def _lines(targets):
-    return indices.numpy_lines(targets, _ARRAYS, code)
+def _lines(targets, **renamed):
+    return indices.numpy_lines(targets, {**_ARRAYS, **renamed}, code)
 
 
 def specs():
@@ -44,6 +44,14 @@ def specs():
                                     f"Cs = {code(zeroth['kstar_phi'] + zeroth['Cs1'])}",
                                     f"css = {code(zeroth['kss_phi'] + zeroth['css1'])}"]},
                    returns="C, Cs, css"),
+        KernelSpec(name="tilt_tangent", family="numpy_lines", args=["F", "w", "dCt"],
+                   doc="d E_w[phi phi^T] along the field dCt for draws (rows of F) with weights w summing to one "
+                       "and proportional to exp(phi^T Ct phi): the weighted covariance of phi phi^T with "
+                       "q = phi^T dCt phi (docs/theory.md §2b; derive.neuron.weighted_centred_form).",
+                   extra={"lines": [*_lines({"q": (neuron.tilt(), ("m",))}, Ct="dCt"),
+                                    "dq = q - w @ q",
+                                    *_lines({"dC": (neuron.tilt_tangent(), ("a", "b"))})]},
+                   returns="dC"),
     ]
 
 

@@ -4,13 +4,14 @@ sampled networks (feature-kernel alignment, hidden-weight second moment along th
 direction, from msat.generated.observables)."""
 from __future__ import annotations
 
+import math
 import warnings as _warnings
 
 import numpy as np
 
 from msat.generated import observables as gen_observables
 
-from .observe import alignment_of
+from .observe import alignment_of, kernel_target_alignment
 
 #: reported outputs must reach these (docs/theory.md §7)
 RHAT_MAX = 1.01
@@ -98,6 +99,17 @@ def summarise_marginal(chains_list):
     return out
 
 
+def _mean_kernel_alignment(chains_list, X, y, M, n_draws):
+    """Alignment of the posterior mean feature kernel E[C]: from the summed kernels, or, where the
+    chains kept none (a linear network, E[C] = X M X^T), from M = E[W^T W]/N on the D x D side:
+    y^T E[C] y = (X^T y)^T M (X^T y) and ||E[C]||_F^2 = tr(G M G M) with G = X^T X."""
+    if chains_list[0].ksum.size:
+        return alignment_of(y, sum(c.ksum for c in chains_list) / n_draws)
+    Xy, G = X.T @ y, X.T @ X
+    GM = G @ M
+    return kernel_target_alignment(Xy @ M @ Xy, y @ y, math.sqrt(max(float(np.sum(GM * GM.T)), 0.0)))
+
+
 def summarise(chains_list, X, y, kappa, g_w):
     """Posterior means/variances, MCSEs, diagnostics and observables of sampled chains."""
     train = np.concatenate([c.train for c in chains_list])
@@ -111,7 +123,7 @@ def summarise(chains_list, X, y, kappa, g_w):
     u = learned_direction(X, y, train_mean, kappa)
     evals, evecs = np.linalg.eigh(M)
     align = np.concatenate([c.align for c in chains_list])
-    Kbar = sum(c.ksum for c in chains_list) / n_draws  # posterior mean feature kernel E[C]
+    mean_kernel = _mean_kernel_alignment(chains_list, X, y, M, n_draws)
     out = {
         "train_mean": train_mean,
         "test_mean": test.mean(axis=0),
@@ -124,9 +136,9 @@ def summarise(chains_list, X, y, kappa, g_w):
         "rhat_max": rhat_max,
         "ess_min": ess_min,
         "observables": {
-            "kernel_alignment": alignment_of(y, Kbar),
+            "kernel_alignment": mean_kernel,
             "kernel_alignment_per_draw": float(align.mean()),
-            "layers": _layers(chains_list, y, n_draws),
+            "layers": _layers(chains_list, y, n_draws, mean_kernel),
             "weight_cov_direction": float(gen_observables.weight_cov_excess(u @ M @ u, X.shape[1], g_w)),
             "weight_cov_top_eigenvalue": float(evals[-1]),
             "weight_cov_baseline": float(gen_observables.weight_cov_baseline(X.shape[1], g_w)),
@@ -141,12 +153,12 @@ def summarise(chains_list, X, y, kappa, g_w):
     return out
 
 
-def _layers(chains_list, y, n_draws):
+def _layers(chains_list, y, n_draws, mean_kernel):
     """The kernel observables of each hidden layer, first to last (docs/theory.md §2d): the
     alignment of the posterior mean kernel E[C_l] and the mean per-draw alignment."""
     if getattr(chains_list[0], "layer_ksums", None) is None:  # one hidden layer
-        ksums = [sum(c.ksum for c in chains_list)]
-        aligns = [np.concatenate([c.align for c in chains_list])]
+        return [{"kernel_alignment": mean_kernel,
+                 "kernel_alignment_per_draw": float(np.concatenate([c.align for c in chains_list]).mean())}]
     else:
         L = chains_list[0].layer_ksums.shape[0]
         ksums = [sum(c.layer_ksums[l] for c in chains_list) for l in range(L)]

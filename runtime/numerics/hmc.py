@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 from msat.generated import densities
 from msat.generated.densities import network_log_posterior, network_record
 
+from .. import spectral
 from ..progress import Progress
 
 TARGET_ACCEPT = 0.8
@@ -82,7 +83,7 @@ def leapfrog_chain(W, a, X, y, X_test, dirs, chi, kappa, g_v, g_w, act, m_W, m_a
     Phi = np.empty((Nn, P))
     G = np.empty((Nn, P))
     XT = np.ascontiguousarray(X.T)
-    Ck = np.empty((P, P))
+    Ck = np.empty((P, P)) if ksum.shape[0] == P else np.empty((0, 0))
     logp = network_log_posterior(W, a, X, y, chi, kappa, g_v, g_w, act, gW, ga, H, f, XT, Phi, G)
     sW = math.sqrt(m_W)
     sa = math.sqrt(m_a)
@@ -154,9 +155,13 @@ def _run_chain(args):
     a = rng.standard_normal(N) * math.sqrt(var_a)
     m_W, m_a = model.prior_precisions(N, D, chi, g_v, g_w)  # the initial preconditioner
     eps, n_leap = 0.05, 10  # small first steps (docs/theory.md §7: one chain in 64 stuck otherwise)
+    # a linear network's mean feature kernel is X E[W^T W / N] X^T: with D < N < P it is read from wsum
+    # (chains.summarise) and no P x P array is formed
+    k = 0 if spectral.weights_hold_kernel(activation, P, D, N) else P
+    accumulate_w = accumulate_w or k == 0
     dummy = dict(out_train=np.empty((1, P)), out_test=np.empty((1, X_test.shape[0])),
                  out_dirs=np.empty((1, dirs.shape[0])), out_align=np.empty(1), wsum=np.zeros((D, D)),
-                 ksum=np.zeros((P, P)))
+                 ksum=np.zeros((k, k)))
 
     def run(n_iter, record, eps, n_leap, masses, out=None):
         acc = np.empty(n_iter)
@@ -175,7 +180,7 @@ def _run_chain(args):
     eps, n_leap, masses = adapt(step, warmup, (N * D, N), (m_W, m_a), eps, n_leap)
     out = dict(out_train=np.empty((draws, P)), out_test=np.empty((draws, X_test.shape[0])),
                out_dirs=np.empty((draws, dirs.shape[0])), out_align=np.empty(draws),
-               wsum=np.zeros((D, D)), ksum=np.zeros((P, P)))
+               wsum=np.zeros((D, D)), ksum=np.zeros((k, k)))
     acc, _ = run(draws, True, eps, n_leap, masses, out)
     return ChainResult(out["out_train"], out["out_test"], out["out_dirs"], out["out_align"], acc,
                        out["wsum"], out["ksum"], eps, n_leap, masses, W, a)

@@ -6,7 +6,7 @@ steps sees fresh draws, and where the map C -> E_q[phi phi^T] is steep (near mea
 damped steps stall short of the saddle. Here a set of draws of q_0 = q_{Ct0} (Ct0 the field near the
 saddle) is reweighted to any nearby field Ct by the ratio of the two laws, exp(phi^T (Ct - Ct0) phi)
 (the generated tilt): the map becomes deterministic and smooth, and Newton-Krylov steps (numerics.
-newton; the field's tangent generated, the weights' derivative the covariance with the tilt) solve
+newton; the field's tangent and the weighted moments' derivative along it generated) solve
 it to round-off. While the solution lies beyond the draws' reach (weights too uneven), the draws are
 retaken around the point reached (one set per stage: locating).
 
@@ -176,13 +176,11 @@ def fixed_point_map(saddle, chi, d: _Draws, Ct0):
         return 0.5 * (Cn + Cn.T).ravel(), (Cs, css, frac, A, alpha, w)
 
     def jvp(x, v, at):
-        # the field's generated tangent, then the tilt's derivative of a weighted mean
-        # (d E_w[f] = Cov_w(f, phi^T dCt phi) for weights exp(phi^T Ct phi))
+        # the field's generated tangent, then the tilt's derivative of the weighted moments (generated)
         _, _, _, A, alpha, w = at[1]
         dC = v.reshape(P, P)
         dCt = saddle.field_tangent(A, alpha, 0.5 * (dC + dC.T), chi)
-        t = tilt(Ftr, dCt)[:, 0]
-        dM = Ftr.T @ (Ftr * (w * (t - w @ t))[:, None])
+        dM = saddle._moments.tilt_tangent(Ftr, w, dCt)
         return 0.5 * (dM + dM.T).ravel()
 
     sweep.beyond = 0.0  # the largest tilt/prior ratio of a candidate refused as not normalisable

@@ -124,3 +124,21 @@ def test_no_P_by_P_array_on_the_thin_path(thin, monkeypatch):
     if thin:  # one zero mode of multiplicity P - D holds the rest
         spec = spectral.spectrum(X, y, Xt, 1.0)
         assert spec.modes == 6 and spec.mult[-1] == Pbig - 5 and abs(spec.y2 - y @ y) <= 1e-9 * (y @ y)
+
+
+def test_the_linear_sampler_holds_its_kernels_in_weight_space(monkeypatch):
+    """With D < N < P a linear network's sampled feature kernels are never formed: the per-draw
+    alignment comes from the N x N Gram matrix and the posterior mean kernel's from E[W^T W] (D x D);
+    the same draws give the P x P route's observables to round-off."""
+    from msat.runtime import sample
+
+    X, y, Xt = _data()
+    assert spectral.weights_hold_kernel("linear", P, D, 30)
+    run = lambda: sample(X, y, Xt, N=30, chi=3.0, kappa=0.3, samples=40, chains=1, seed=4)  # noqa: E731
+    weights = run()
+    monkeypatch.setattr(spectral, "weights_hold_kernel", lambda *_: False)
+    dense = run()
+    np.testing.assert_array_equal(weights.train_mean, dense.train_mean)
+    for key in ("kernel_alignment", "kernel_alignment_per_draw"):
+        a, b = weights["observables"][key], dense["observables"][key]
+        assert abs(a - b) <= 1e-12 * abs(b) and 0 < b < 1, (key, a, b)
