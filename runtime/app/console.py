@@ -13,7 +13,7 @@ import sys
 from importlib import import_module
 
 #: modules that add subcommands (``add_parsers(sub)``, each setting a ``handler``)
-COMMAND_MODULES = ("msat.derive.commands", "msat.runtime.app.cli")
+COMMAND_MODULES = ("msat.derive.commands", "msat.runtime.app.cli", "msat.runtime.app.sweep")
 
 
 class UsageError(Exception):

@@ -15,6 +15,7 @@ Diagnostics (R-hat over chains, bulk/tail ESS, Monte Carlo standard errors) come
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -249,6 +250,8 @@ def _limit_blas(threads: int) -> None:
 def run_jobs(fn, jobs, processes=None, progress=False):
     """fn over the chains' jobs, in parallel processes (in order of the jobs), with a progress bar."""
     processes = processes if processes is not None else min(len(jobs), os.cpu_count() or 1)
+    if multiprocessing.current_process().daemon:
+        processes = 1  # a daemonic process (a Dask worker) cannot start a pool: the chains run in turn
     results = [None] * len(jobs)
     bar = Progress(len(jobs), progress, "sampling chains")
     if processes <= 1:

@@ -1,0 +1,73 @@
+"""`msat sweep` (docs/cli.md): every predict option a comma-separated list, one labelled Zarr store,
+run on dask.distributed (runtime.sweep). Exit 0 when every task ran (non-converged points are data),
+2 for bad input before any work, 3 when tasks failed (listed in the store and on stderr)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import InputError
+
+
+def add_parsers(sub) -> None:
+    sw = sub.add_parser("sweep", help="a grid of predict calls (lists of every option) into one Zarr store")
+    src = sw.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, help=".npz (X, y, optional X_test) or .csv file")
+    src.add_argument("--dataset", help="built-in data set: ising or teacher (swept over --seed, --P, --D, --P-test)")
+    sw.add_argument("--target", default="y", help="target column of a CSV file")
+    for opt, default, what in (("--P", "200", "train points"), ("--D", "100", "input dimension"),
+                               ("--P-test", "20", "test points"), ("--seed", "0", "seeds (0..9 a range)")):
+        sw.add_argument(opt, default=default, help=f"built-in set: {what} (a list)")
+    sw.add_argument("--N", default=None, help="hidden widths (a list)")
+    sw.add_argument("--depth", default=None, help="hidden layers of width N (one value)")
+    sw.add_argument("--widths", default=None, help="per-layer widths, a list of 'N1xN2x...'")
+    sw.add_argument("--chi", required=True, help="chi values: numbers, sqrtN and N (relative to the last width)")
+    sw.add_argument("--kappa", required=True, help="output noise (a list)")
+    sw.add_argument("--g-v", dest="g_v", default="1", help="readout prior scale (a list)")
+    sw.add_argument("--g-w", dest="g_w", default="1", help="hidden prior scale (a list; per layer 'g1xg2')")
+    sw.add_argument("--activation", default="linear", help="linear, erf, relu (a list)")
+    sw.add_argument("--method", default="loop:1", help="method[:order] (a list: exact,loop:2,adaptive:1)")
+    sw.add_argument("--dressed", nargs="?", const="true", default="false", help="loop around the full saddle (true,false)")
+    sw.add_argument("--estimator", default="auto", help="non-linear adaptive: cumulant, mc or auto")
+    sw.add_argument("--mc-samples", dest="mc_samples", type=int, default=None, help="non-linear adaptive: draws")
+    sw.add_argument("--samples", type=int, default=1000, help="sample: draws per chain")
+    sw.add_argument("--chains", type=int, default=4, help="sample: chains")
+    sw.add_argument("--readout", default="sampled", help="sample: sampled or marginal")
+    sw.add_argument("--out", type=Path, required=True, help="the Zarr store to write (STORE.zarr)")
+    run = sw.add_mutually_exclusive_group()
+    run.add_argument("--workers", type=int, default=None, help="local worker processes (default: the cores)")
+    run.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:port)")
+    sw.add_argument("--resume", action="store_true", help="continue a store: run only the tasks not done")
+    sw.set_defaults(handler=_cmd_sweep)
+
+
+def _cmd_sweep(args) -> int:
+    from .. import grid, sweep
+
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {args.workers}")
+    if args.data is not None:
+        from .. import data
+
+        source = data.load(args.data, target=args.target)
+        sizes = dict(P=str(source.P), D=str(source.D), P_test=str(source.P_test))
+        spec_source = str(args.data.resolve())
+    else:
+        from ..data import BUILTINS
+
+        if args.dataset.strip().lower() not in BUILTINS:
+            raise InputError(f"unknown built-in dataset {args.dataset!r} (choose from {', '.join(BUILTINS)})")
+        source = ("builtin", args.dataset.strip().lower())
+        sizes = dict(P=args.P, D=args.D, P_test=args.P_test)
+        spec_source = source[1]
+    g = grid.build(N=args.N, widths=args.widths, depth=args.depth, chi=args.chi, kappa=args.kappa, g_v=args.g_v,
+                   g_w=args.g_w, activation=args.activation, method=args.method, dressed=args.dressed,
+                   seed=args.seed, source=spec_source, **sizes)
+    extra = dict(estimator=args.estimator, mc_samples=args.mc_samples, samples=args.samples, chains=args.chains,
+                 readout=args.readout)
+    g.spec["options"] = extra
+    failures = sweep.sweep(g, source, args.out, workers=args.workers, scheduler=args.scheduler,
+                           resume=args.resume, progress=sys.stderr.isatty(), extra=extra, log=sys.stderr)
+    for f in failures:
+        print(f"msat: task failed: {f['task']}: {f['error']}", file=sys.stderr)
+    return 3 if failures else 0

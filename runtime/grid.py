@@ -1,0 +1,160 @@
+"""A sweep's grid (docs/cli.md, `msat sweep`): every option a comma-separated list, parsed and checked
+before any work starts, and the tasks it splits into (one per point of every dimension but chi: the
+chi ladder of a task runs in order, with warm starts).
+
+List syntax: `1,2,5`; a range of integers `0..9`; relative chi values `sqrtN` and `N` (per width);
+`method:order` (`loop:2`); per-layer values with 'x' (`--widths 50x200`, `--g-w 1x2`); booleans
+`true,false` for `--dressed`.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+
+from . import values
+from .errors import InputError
+
+#: the swept dimensions in their order in the store (chi last: a task's ladder runs along it)
+DIMS = ("method", "N", "kappa", "seed", "g_v", "g_w", "activation", "dressed", "P", "D", "P_test", "chi")
+#: chi tokens relative to the (last) width
+RELATIVE = {"N": lambda N: float(N), "sqrtN": lambda N: math.sqrt(N)}
+
+
+def _items(name, text):
+    text = str(text).strip()
+    if not text:
+        raise InputError(f"--{name} is empty")
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if ".." in part:
+            lo, _, hi = part.partition("..")
+            try:
+                a, b = int(lo), int(hi)
+            except ValueError:
+                raise InputError(f"--{name}: a range is two integers a..b, got {part!r}") from None
+            if b < a:
+                raise InputError(f"--{name}: empty range {part!r}")
+            out += [str(k) for k in range(a, b + 1)]
+        elif part:
+            out.append(part)
+        else:
+            raise InputError(f"--{name}: empty item in {text!r}")
+    if len(set(out)) != len(out):
+        raise InputError(f"--{name}: repeated values in {text!r}")
+    return out
+
+
+def _number(name, token, kind):
+    try:
+        v = float(token)
+    except ValueError:
+        raise InputError(f"--{name} takes numbers, got {token!r}") from None
+    if kind == "count":
+        return values.count(name, int(v) if v == int(v) else v, 1)
+    if kind == "seed":
+        return values.seed(int(v) if v == int(v) else v)
+    return values.positive(name, v)
+
+
+def _layers(name, token, kind):
+    """A per-layer value 'axb' (or one value) as a string coordinate and a tuple of numbers."""
+    return tuple(_number(name, t, kind) for t in token.split("x"))
+
+
+def _method(token):
+    name, _, order = token.partition(":")
+    if name not in ("nngp", "exact", "loop", "adaptive", "sample"):
+        raise InputError(f"--method: unknown method {name!r} in {token!r}")
+    if order and not order.isdigit():
+        raise InputError(f"--method: the order after ':' is an integer, got {token!r}")
+    return name, (int(order) if order else None)
+
+
+def _boolean(token):
+    t = token.lower()
+    if t not in ("true", "false", "1", "0", "yes", "no"):
+        raise InputError(f"--dressed takes true or false, got {token!r}")
+    return t in ("true", "1", "yes")
+
+
+@dataclass
+class Grid:
+    """Coordinates of every dimension (strings, numbers or per-layer strings) and how to read them."""
+
+    coords: dict
+    spec: dict  # everything that defines the sweep (for --resume)
+    widths_from: str = "N"  # "N" (one layer), "depth" (with --depth) or "widths"
+    depth: dict = field(default_factory=dict)
+
+    @property
+    def task_dims(self):
+        return [d for d in DIMS if d != "chi"]
+
+    def shape(self):
+        return tuple(len(self.coords[d]) for d in DIMS)
+
+    def tasks(self):
+        """(index tuple over task_dims, {dim: coordinate}) for every task, in order."""
+        dims = self.task_dims
+        for idx in itertools.product(*(range(len(self.coords[d])) for d in dims)):
+            yield idx, {d: self.coords[d][i] for d, i in zip(dims, idx)}
+
+    def chi_values(self, last_width):
+        return [RELATIVE[c](last_width) if c in RELATIVE else float(c) for c in self.coords["chi"]]
+
+    def spec_json(self):
+        return json.dumps(self.spec, sort_keys=True)
+
+
+def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", activation="linear", method="loop:1",
+          dressed="false", seed="0", P=None, D=None, P_test=None, source=None) -> Grid:
+    """Parse every list of a sweep; InputError (exit 2) on anything malformed, before any work."""
+    if (N is None) == (widths is None):
+        raise InputError("give --N (with --depth for equal layers) or --widths")
+    if widths is not None:
+        if depth is not None:
+            raise InputError("--depth goes with --N, not with --widths")
+        Ns = [_layers("widths", t, "count") for t in _items("widths", widths)]
+        n_key = "widths"
+    else:
+        depths = [_number("depth", t, "count") for t in _items("depth", depth)] if depth is not None else [1]
+        if len(depths) > 1:
+            raise InputError("--depth takes one value in a sweep (sweep --widths for several depths)")
+        Ns = [(_number("N", t, "count"),) * depths[0] for t in _items("N", N)]
+        n_key = "N"
+    chis = _items("chi", chi)
+    for c in chis:
+        if c not in RELATIVE:
+            _number("chi", c, "positive")
+    coords = {
+        "method": [t for t in _items("method", method) if _method(t)],
+        "N": [w[-1] for w in Ns] if n_key == "N" else ["x".join(str(n) for n in w) for w in Ns],
+        "kappa": [_number("kappa", t, "positive") for t in _items("kappa", kappa)],
+        "seed": [_number("seed", t, "seed") for t in _items("seed", seed)],
+        "g_v": [_number("g_v", t, "positive") for t in _items("g-v", g_v)],
+        "g_w": [t for t in _items("g-w", g_w) if _layers("g-w", t, "positive")],  # per-layer: a string
+        "activation": [values.choice("activation", t, ("linear", "erf", "relu")) for t in _items("activation", activation)],
+        "dressed": [_boolean(t) for t in _items("dressed", dressed)],
+        "P": [_number("P", t, "count") for t in _items("P", P)] if P is not None else [0],
+        "D": [_number("D", t, "count") for t in _items("D", D)] if D is not None else [0],
+        "P_test": [_number("P_test", t, "count") for t in _items("P-test", P_test)] if P_test is not None else [0],
+        "chi": chis,
+    }
+    spec = {k: list(v) for k, v in coords.items()}
+    spec.update(source=source, widths_given=n_key, depth=len(Ns[0]) if n_key == "N" else None)
+    return Grid(coords, spec, n_key, {"depth": len(Ns[0])})
+
+
+def widths_of(grid: Grid, token) -> tuple:
+    """The hidden widths of an N coordinate (a width, with the grid's depth, or 'axb')."""
+    if grid.widths_from == "N":
+        return (int(token),) * grid.depth["depth"]
+    return tuple(int(n) for n in str(token).split("x"))
+
+
+def g_w_of(token: str):
+    g = tuple(float(v) for v in token.split("x"))
+    return g[0] if len(g) == 1 else g

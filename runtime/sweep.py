@@ -1,0 +1,196 @@
+"""`msat sweep` (docs/cli.md): a grid of predict calls on dask.distributed, one labelled Zarr store.
+
+Each task is one point of every swept option but chi (runtime.grid) and runs its chi ladder through
+the same ``predict`` as the CLI, seeded by the task's own seed (never by the worker), so a sweep point
+equals `msat predict` with the same arguments. Tasks run on a local cluster of worker processes (one
+BLAS thread each) or on an existing scheduler; the client writes each finished task into its own
+region of the store (chunks aligned with tasks, so no two tasks share a chunk), its outputs first and
+its `done` flag last: a crash leaves the store readable and the task not done, and `--resume` runs
+only the tasks not done (refusing a store made for another sweep). A task a method does not cover
+(an input error of that point, e.g. exact for erf) is NaN with converged = false and a `note`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import grid as _grid
+from .errors import InputError
+
+#: per (task, chi) outputs and per (task, chi, point) outputs (dimension of the points)
+SCALARS = ("s_mean", "s_var", "seconds", "chi_value")
+POINTS = {"train_mean": "train_point", "test_mean": "test_point", "test_var": "test_point",
+          "train_mean_mcse": "train_point", "test_mean_mcse": "test_point"}
+NOTE = "U400"
+
+
+def dataset_for(task, source):
+    """The task's data: a built-in set made from the task's (seed, P, D, P_test), or the loaded file."""
+    if isinstance(source, tuple):
+        from .data import builtin
+
+        return builtin(source[1], P=task["P"], D=task["D"], P_test=task["P_test"], seed=task["seed"])
+    return source
+
+
+def run_task(g, task, source, extra):
+    """One task's chi ladder: (arrays per output, note, failure)."""
+    from .predict import predict
+
+    ds = dataset_for(task, source)
+    widths = _grid.widths_of(g, task["N"])
+    chis = g.chi_values(widths[-1])
+    n = len(chis)
+    out = {k: np.full(n, np.nan) for k in SCALARS}
+    out["chi_value"] = np.array(chis)
+    out["converged"] = np.zeros(n, bool)
+    for k, dim in POINTS.items():
+        out[k] = np.full((n, ds.P if dim == "train_point" else ds.P_test), np.nan)
+    method, _, order = task["method"].partition(":")
+    try:
+        res = predict(ds.X, ds.y, ds.X_test, widths=list(widths), chi=chis, kappa=task["kappa"], g_v=task["g_v"],
+                      g_w=_grid.g_w_of(task["g_w"]), activation=task["activation"], method=method,
+                      order=int(order) if order else None, dressed=task["dressed"], seed=task["seed"], **extra)
+    except InputError as err:
+        return out, str(err), None
+    except Exception as err:  # noqa: BLE001 - a failed task is data for the report, not a crash
+        return out, None, f"{type(err).__name__}: {err}"
+    for j, r in enumerate(res):
+        out["converged"][j] = bool(r.converged)
+        out["seconds"][j] = r.seconds
+        if r.converged:
+            for k in ("s_mean", "s_var"):
+                out[k][j] = np.nan if r.get(k) is None else r.get(k)
+            for k in POINTS:
+                v = r.get(k)
+                if v is not None and np.size(v):
+                    out[k][j] = np.asarray(v, float)
+    return out, "", None
+
+
+def _template(g, P_max, Pt_max):
+    import xarray as xr
+
+    dims = list(_grid.DIMS)
+    tdims = dims[:-1]
+    shape, tshape = g.shape(), g.shape()[:-1]
+    v = {k: (dims, np.full(shape, np.nan)) for k in SCALARS}
+    v["converged"] = (dims, np.zeros(shape, bool))
+    for k, pd in POINTS.items():
+        v[k] = (dims + [pd], np.full(shape + (P_max if pd == "train_point" else Pt_max,), np.nan))
+    v["done"] = (tdims, np.zeros(tshape, bool))
+    v["note"] = (tdims, np.full(tshape, "", dtype=NOTE))
+    ds = xr.Dataset(v, coords={d: g.coords[d] for d in dims})
+    enc = {k: {"chunks": (1,) * len(tdims) + ds[k].shape[len(tdims):]} for k in ds.data_vars}
+    return ds, enc
+
+
+def _write(path, g, idx, out, note):
+    import xarray as xr
+
+    tdims = list(_grid.DIMS[:-1])
+    region = {d: slice(i, i + 1) for d, i in zip(tdims, idx)}
+    one = (1,) * len(tdims)
+    sizes = xr.open_zarr(path).sizes
+    data = {}
+    for k in SCALARS + ("converged",):
+        data[k] = (tdims + ["chi"], out[k].reshape(one + out[k].shape))
+    for k, pd in POINTS.items():
+        a = np.full((out[k].shape[0], sizes[pd]), np.nan)
+        a[:, :out[k].shape[1]] = out[k]  # data sets of different P pad with NaN
+        data[k] = (tdims + ["chi", pd], a.reshape(one + a.shape))
+    data["note"] = (tdims, np.array(note or "", dtype=NOTE).reshape(one))
+    xr.Dataset(data).to_zarr(path, region=region, mode="r+")
+    xr.Dataset({"done": (tdims, np.ones(one, bool))}).to_zarr(path, region=region, mode="r+")  # last
+
+
+def _prepare(path, g, source, resume):
+    import xarray as xr
+
+    if resume and os.path.exists(path):
+        st = xr.open_zarr(path)
+        if st.attrs.get("msat_sweep") != g.spec_json():
+            raise InputError(f"--resume: {path} was made by a sweep with other parameters")
+        return np.asarray(st["done"].values)
+    if os.path.exists(path) and not resume:
+        raise InputError(f"{path} exists: use --resume to continue it, or another --out")
+    if isinstance(source, tuple):
+        P_max, Pt_max = max(g.coords["P"]), max(g.coords["P_test"])
+    else:
+        P_max, Pt_max = source.P, source.P_test
+    ds, enc = _template(g, P_max, Pt_max)
+    ds.attrs.update(msat_sweep=g.spec_json(), command=" ".join(sys.argv), **provenance())
+    ds.to_zarr(path, mode="w", encoding=enc, zarr_format=2)  # v2: fixed-width strings are specified there
+    return np.asarray(ds["done"].values)
+
+
+def provenance() -> dict:
+    """msat's version and the hash of the generated code's MANIFEST (every generated file's hash)."""
+    import hashlib
+    from importlib import metadata, resources
+
+    try:
+        version = metadata.version("msat")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    manifest = resources.files("msat.generated").joinpath("MANIFEST").read_bytes()
+    return {"msat_version": version, "generated_hash": hashlib.sha256(manifest).hexdigest()}
+
+
+def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progress=False, extra=None, log=None):
+    """Run every task not yet done; returns the failures (task coordinates and message)."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    done = _prepare(str(out), g, source, resume)
+    pending = [(idx, t) for idx, t in g.tasks() if not done[idx]]
+    failures = []
+    if not pending:
+        return failures
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(n_workers=int(workers or os.cpu_count() or 1), threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        client = Client(cluster)
+    from .progress import Progress
+
+    bar = Progress(len(pending), progress, "sweep tasks")
+    t0 = time.perf_counter()
+    try:
+        src = source if isinstance(source, tuple) else client.scatter(source, broadcast=True)
+        futures = {client.submit(run_task, g, t, src, extra or {}, pure=False): (idx, t) for idx, t in pending}
+        for k, fut in enumerate(as_completed(futures), 1):
+            idx, t = futures[fut]
+            try:
+                res, note, fail = fut.result()
+            except Exception as err:  # noqa: BLE001 - a task whose worker kept dying
+                res, note, fail = None, None, f"{type(err).__name__}: {err}"
+            if fail:
+                failures.append({"task": {d: _plain(v) for d, v in t.items()}, "error": fail.splitlines()[0]})
+            else:
+                _write(str(out), g, idx, res, note)
+            bar.step()
+            if log and not progress:
+                print(f"msat sweep: task {k}/{len(pending)} {'failed' if fail else 'done'} "
+                      f"({time.perf_counter() - t0:.1f} s)", file=log)
+    finally:
+        bar.close()
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    if failures:
+        import zarr
+
+        root = zarr.open_group(str(out), mode="r+")
+        root.attrs["failures"] = json.dumps(failures)
+    return failures
+
+
+def _plain(v):
+    return v.item() if hasattr(v, "item") else v
