@@ -8,6 +8,8 @@ region of the store (chunks aligned with tasks, so no two tasks share a chunk), 
 its `done` flag last: a crash leaves the store readable and the task not done, and `--resume` runs
 only the tasks not done (refusing a store made for another sweep). A task a method does not cover
 (an input error of that point, e.g. exact for erf) is NaN with converged = false and a `note`.
+Scalar observables (kernel alignment, s_eff, ...) become variables the first time a task reports
+them, NaN where a method has none.
 """
 from __future__ import annotations
 
@@ -60,9 +62,13 @@ def run_task(g, task, source, extra):
         return out, str(err), None
     except Exception as err:  # noqa: BLE001 - a failed task is data for the report, not a crash
         return out, None, f"{type(err).__name__}: {err}"
+    obs = {}
     for j, r in enumerate(res):
         out["converged"][j] = bool(r.converged)
         out["seconds"][j] = r.seconds
+        for k, v in (r.get("observables") or {}).items() if r.converged else ():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and "iterations" not in k:
+                obs.setdefault(k, np.full(n, np.nan))[j] = v
         if r.converged:
             for k in ("s_mean", "s_var"):
                 out[k][j] = np.nan if r.get(k) is None else r.get(k)
@@ -70,6 +76,7 @@ def run_task(g, task, source, extra):
                 v = r.get(k)
                 if v is not None and np.size(v):
                     out[k][j] = np.asarray(v, float)
+    out["observables"] = obs
     return out, "", None
 
 
@@ -96,7 +103,8 @@ def _write(path, g, idx, out, note):
     tdims = list(_grid.DIMS[:-1])
     region = {d: slice(i, i + 1) for d, i in zip(tdims, idx)}
     one = (1,) * len(tdims)
-    sizes = xr.open_zarr(path).sizes
+    st = xr.open_zarr(path)
+    sizes, attrs = st.sizes, dict(st.attrs)
     data = {}
     for k in SCALARS + ("converged",):
         data[k] = (tdims + ["chi"], out[k].reshape(one + out[k].shape))
@@ -105,8 +113,20 @@ def _write(path, g, idx, out, note):
         a[:, :out[k].shape[1]] = out[k]  # data sets of different P pad with NaN
         data[k] = (tdims + ["chi", pd], a.reshape(one + a.shape))
     data["note"] = (tdims, np.array(note or "", dtype=NOTE).reshape(one))
+    for k, v in out.get("observables", {}).items():
+        if k not in sizes_vars(path):  # a scalar observable first seen: its variable, NaN elsewhere
+            shape = tuple(sizes[d] for d in tdims + ["chi"])
+            new = xr.Dataset({k: (tdims + ["chi"], np.full(shape, np.nan))}, attrs=attrs)  # attrs kept
+            new.to_zarr(path, mode="a", encoding={k: {"chunks": one + (sizes["chi"],)}})
+        data[k] = (tdims + ["chi"], v.reshape(one + v.shape))
     xr.Dataset(data).to_zarr(path, region=region, mode="r+")
     xr.Dataset({"done": (tdims, np.ones(one, bool))}).to_zarr(path, region=region, mode="r+")  # last
+
+
+def sizes_vars(path):
+    import zarr
+
+    return set(zarr.open_group(path, mode="r").array_keys())
 
 
 def _prepare(path, g, source, resume):

@@ -66,6 +66,9 @@ def test_sweep_on_two_workers_equals_serial_predict(store):
                                 got = pt[k].values[j]
                                 np.testing.assert_allclose(got[:len(r[k])], r[k], rtol=1e-12, atol=1e-12)
                                 assert np.isnan(got[len(r[k]):]).all()  # a smaller P pads with NaN
+                            for k, v in (r.get("observables") or {}).items():  # scalar observables too
+                                if r.converged and isinstance(v, float) and "iterations" not in k:
+                                    np.testing.assert_allclose(pt[k].values[j], v, rtol=1e-12, atol=1e-12)
 
 
 def test_resume_completes_a_store_that_lost_tasks(store, tmp_path):
