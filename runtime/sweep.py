@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -182,10 +184,15 @@ def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progres
 
     bar = Progress(len(pending), progress, "sweep tasks")
     t0 = time.perf_counter()
+    # Ctrl-C only raises a flag, read between tasks: a KeyboardInterrupt inside Dask's machinery
+    # can be swallowed there (the sweep then ran on), and never lands in the middle of a write
+    interrupted = []
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(1)) if main_thread else None
     try:
         src = source if isinstance(source, tuple) else client.scatter(source, broadcast=True)
         futures = {client.submit(run_task, g, t, src, extra or {}, pure=False): (idx, t) for idx, t in pending}
-        for k, fut in enumerate(as_completed(futures), 1):
+        for k, fut in enumerate(_completed(as_completed(futures), interrupted), 1):
             idx, t = futures[fut]
             try:
                 res, note, fail = fut.result()
@@ -200,6 +207,8 @@ def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progres
                 print(f"msat sweep: task {k}/{len(pending)} {'failed' if fail else 'done'} "
                       f"({time.perf_counter() - t0:.1f} s)", file=log)
     finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
         bar.close()
         client.close()
         if cluster is not None:
@@ -210,6 +219,19 @@ def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progres
         root = zarr.open_group(str(out), mode="r+")
         root.attrs["failures"] = json.dumps(failures)
     return failures
+
+
+def _completed(ac, interrupted):
+    """Futures as they complete; KeyboardInterrupt as soon as Ctrl-C raised the flag."""
+    while not ac.is_empty():
+        if interrupted:
+            raise KeyboardInterrupt
+        if not ac.has_ready():
+            time.sleep(0.05)
+            continue
+        yield from ac.next_batch(block=False)
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 def _plain(v):
