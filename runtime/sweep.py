@@ -229,7 +229,10 @@ def _completed(ac, interrupted):
         if not ac.has_ready():
             time.sleep(0.05)
             continue
-        yield from ac.next_batch(block=False)
+        for fut in ac.next_batch(block=False):
+            if interrupted:
+                raise KeyboardInterrupt
+            yield fut
     if interrupted:
         raise KeyboardInterrupt
 
