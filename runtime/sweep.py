@@ -23,15 +23,8 @@ import time
 
 import numpy as np
 
-from . import grid as _grid
+from . import grid as _grid, labelled
 from .errors import InputError
-
-#: per (task, chi) outputs and per (task, chi, point) outputs (dimension of the points)
-SCALARS = ("s_mean", "s_var", "seconds", "chi_value")
-POINTS = {"train_mean": "train_point", "test_mean": "test_point", "test_var": "test_point",
-          "train_mean_mcse": "train_point", "test_mean_mcse": "test_point"}
-NOTE = "U400"
-
 
 def dataset_for(task, source):
     """The task's data: a built-in set made from the task's (seed, P, D, P_test), or the loaded file."""
@@ -48,87 +41,22 @@ def run_task(g, task, source, extra):
 
     ds = dataset_for(task, source)
     widths = _grid.widths_of(g, task["N"])
-    chis = g.chi_values(widths[-1])
-    n = len(chis)
-    out = {k: np.full(n, np.nan) for k in SCALARS}
-    out["chi_value"] = np.array(chis)
-    out["converged"] = np.zeros(n, bool)
-    for k, dim in POINTS.items():
-        out[k] = np.full((n, ds.P if dim == "train_point" else ds.P_test), np.nan)
     method, _, order = task["method"].partition(":")
     try:
-        res = predict(ds.X, ds.y, ds.X_test, widths=list(widths), chi=chis, kappa=task["kappa"], g_v=task["g_v"],
-                      g_w=_grid.g_w_of(task["g_w"]), activation=task["activation"], method=method,
+        res = predict(ds.X, ds.y, ds.X_test, widths=list(widths), chi=g.chi_values(widths[-1]), kappa=task["kappa"],
+                      g_v=task["g_v"], g_w=_grid.g_w_of(task["g_w"]), activation=task["activation"], method=method,
                       order=int(order) if order else None, dressed=task["dressed"], seed=task["seed"], **extra)
     except InputError as err:
-        return out, str(err), None
+        return _empty(g, task, ds), str(err), None
     except Exception as err:  # noqa: BLE001 - a failed task is data for the report, not a crash
-        return out, None, f"{type(err).__name__}: {err}"
-    obs = {}
-    for j, r in enumerate(res):
-        out["converged"][j] = bool(r.converged)
-        out["seconds"][j] = r.seconds
-        for k, v in (r.get("observables") or {}).items() if r.converged else ():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and "iterations" not in k:
-                obs.setdefault(k, np.full(n, np.nan))[j] = v
-        if r.converged:
-            for k in ("s_mean", "s_var"):
-                out[k][j] = np.nan if r.get(k) is None else r.get(k)
-            for k in POINTS:
-                v = r.get(k)
-                if v is not None and np.size(v):
-                    out[k][j] = np.asarray(v, float)
-    out["observables"] = obs
-    return out, "", None
+        return _empty(g, task, ds), None, f"{type(err).__name__}: {err}"
+    return labelled.outputs(res, ds.P, ds.P_test, ds.y_test), "", None
 
 
-def _template(g, P_max, Pt_max):
-    import xarray as xr
-
-    dims = list(_grid.DIMS)
-    tdims = dims[:-1]
-    shape, tshape = g.shape(), g.shape()[:-1]
-    v = {k: (dims, np.full(shape, np.nan)) for k in SCALARS}
-    v["converged"] = (dims, np.zeros(shape, bool))
-    for k, pd in POINTS.items():
-        v[k] = (dims + [pd], np.full(shape + (P_max if pd == "train_point" else Pt_max,), np.nan))
-    v["done"] = (tdims, np.zeros(tshape, bool))
-    v["note"] = (tdims, np.full(tshape, "", dtype=NOTE))
-    ds = xr.Dataset(v, coords={d: g.coords[d] for d in dims})
-    enc = {k: {"chunks": (1,) * len(tdims) + ds[k].shape[len(tdims):]} for k in ds.data_vars}
-    return ds, enc
-
-
-def _write(path, g, idx, out, note):
-    import xarray as xr
-
-    tdims = list(_grid.DIMS[:-1])
-    region = {d: slice(i, i + 1) for d, i in zip(tdims, idx)}
-    one = (1,) * len(tdims)
-    st = xr.open_zarr(path)
-    sizes, attrs = st.sizes, dict(st.attrs)
-    data = {}
-    for k in SCALARS + ("converged",):
-        data[k] = (tdims + ["chi"], out[k].reshape(one + out[k].shape))
-    for k, pd in POINTS.items():
-        a = np.full((out[k].shape[0], sizes[pd]), np.nan)
-        a[:, :out[k].shape[1]] = out[k]  # data sets of different P pad with NaN
-        data[k] = (tdims + ["chi", pd], a.reshape(one + a.shape))
-    data["note"] = (tdims, np.array(note or "", dtype=NOTE).reshape(one))
-    for k, v in out.get("observables", {}).items():
-        if k not in sizes_vars(path):  # a scalar observable first seen: its variable, NaN elsewhere
-            shape = tuple(sizes[d] for d in tdims + ["chi"])
-            new = xr.Dataset({k: (tdims + ["chi"], np.full(shape, np.nan))}, attrs=attrs)  # attrs kept
-            new.to_zarr(path, mode="a", encoding={k: {"chunks": one + (sizes["chi"],)}})
-        data[k] = (tdims + ["chi"], v.reshape(one + v.shape))
-    xr.Dataset(data).to_zarr(path, region=region, mode="r+")
-    xr.Dataset({"done": (tdims, np.ones(one, bool))}).to_zarr(path, region=region, mode="r+")  # last
-
-
-def sizes_vars(path):
-    import zarr
-
-    return set(zarr.open_group(path, mode="r").array_keys())
+def _empty(g, task, ds):
+    out = labelled.empty(g, task, ds.P, ds.P_test, ds.y_test)
+    out["seconds"][:] = np.nan
+    return out
 
 
 def _prepare(path, g, source, resume):
@@ -145,23 +73,10 @@ def _prepare(path, g, source, resume):
         P_max, Pt_max = max(g.coords["P"]), max(g.coords["P_test"])
     else:
         P_max, Pt_max = source.P, source.P_test
-    ds, enc = _template(g, P_max, Pt_max)
-    ds.attrs.update(msat_sweep=g.spec_json(), command=" ".join(sys.argv), **provenance())
+    ds, enc = labelled.template(g, P_max, Pt_max)
+    ds.attrs.update(msat_sweep=g.spec_json(), command=" ".join(sys.argv), **labelled.provenance())
     ds.to_zarr(path, mode="w", encoding=enc, zarr_format=2)  # v2: fixed-width strings are specified there
     return np.asarray(ds["done"].values)
-
-
-def provenance() -> dict:
-    """msat's version and the hash of the generated code's MANIFEST (every generated file's hash)."""
-    import hashlib
-    from importlib import metadata, resources
-
-    try:
-        version = metadata.version("msat")
-    except metadata.PackageNotFoundError:
-        version = "unknown"
-    manifest = resources.files("msat.generated").joinpath("MANIFEST").read_bytes()
-    return {"msat_version": version, "generated_hash": hashlib.sha256(manifest).hexdigest()}
 
 
 def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progress=False, extra=None, log=None):
@@ -183,6 +98,7 @@ def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progres
     from .progress import Progress
 
     bar = Progress(len(pending), progress, "sweep tasks")
+    writer = labelled.ZarrWriter(out, g)
     t0 = time.perf_counter()
     # Ctrl-C only raises a flag, read between tasks: a KeyboardInterrupt inside Dask's machinery
     # can be swallowed there (the sweep then ran on), and never lands in the middle of a write
@@ -201,7 +117,7 @@ def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progres
             if fail:
                 failures.append({"task": {d: _plain(v) for d, v in t.items()}, "error": fail.splitlines()[0]})
             else:
-                _write(str(out), g, idx, res, note)
+                writer.write(idx, res, note)
             bar.step()
             if log and not progress:
                 print(f"msat sweep: task {k}/{len(pending)} {'failed' if fail else 'done'} "

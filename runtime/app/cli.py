@@ -59,6 +59,8 @@ def _output_options(p) -> None:
     p.add_argument("--json", type=Path, default=None,
                    help="write results here ('-' for stdout); without it JSON goes to stdout")
     p.add_argument("--table", action="store_true", help="print a summary table")
+    p.add_argument("--nc", type=Path, default=None,
+                   help="also write the results in the sweep's labelled form (netCDF, opens with xarray)")
 
 
 def _sampling_options(p) -> None:
@@ -90,7 +92,8 @@ def add_parsers(sub) -> None:
     _model_options(sa)
     _output_options(sa)
     _sampling_options(sa)
-    sa.add_argument("--draws", type=Path, default=None, help="save the raw draws (.npz)")
+    sa.add_argument("--draws", type=Path, default=None,
+                    help="save the raw draws: .npz, or .nc for ArviZ InferenceData")
     sa.set_defaults(handler=_cmd_predict, method="sample", order=1, dressed=False, estimator="auto",
                     mc_samples=None)
 
@@ -154,6 +157,7 @@ def _cmd_predict(args) -> int:
 
     from ..predict import predict
     from ..values import chi_ladder
+    from . import export
 
     ds = _load_data(args)
     chis, _ = chi_ladder(args.chi)
@@ -163,12 +167,16 @@ def _cmd_predict(args) -> int:
                       order=args.order, dressed=args.dressed, estimator=args.estimator,
                       seed=args.seed, mc_samples=args.mc_samples, samples=args.samples,
                       chains=args.chains, readout=args.readout, progress=sys.stderr.isatty(), draws=draws)
-    if draws is not None:
+    if draws is not None and args.draws.suffix == ".nc":
+        export.draws_nc(args.draws, draws, ds, args)
+    elif draws is not None:
         flat = {f"chi{i}_{k}": v for i, d in enumerate(draws) for k, v in d.items()}
         try:
             np.savez(args.draws, **flat)
         except OSError as err:
             raise InputError(f"cannot write {args.draws}: {err.strerror}") from None
+    if args.nc is not None:
+        export.predict_nc(args.nc, results, ds, args, chis)
     for r in results:
         for w in r.warnings:
             print(f"msat: warning: {w}", file=sys.stderr)

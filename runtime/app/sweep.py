@@ -11,7 +11,7 @@ from ..errors import InputError
 
 def add_parsers(sub) -> None:
     sw = sub.add_parser("sweep", help="a grid of predict calls (lists of every option) into one Zarr store")
-    src = sw.add_mutually_exclusive_group(required=True)
+    src = sw.add_mutually_exclusive_group()
     src.add_argument("--data", type=Path, help=".npz (X, y, optional X_test) or .csv file")
     src.add_argument("--dataset", help="built-in data set: ising or teacher (swept over --seed, --P, --D, --P-test)")
     sw.add_argument("--target", default="y", help="target column of a CSV file")
@@ -21,8 +21,8 @@ def add_parsers(sub) -> None:
     sw.add_argument("--N", default=None, help="hidden widths (a list)")
     sw.add_argument("--depth", default=None, help="hidden layers of width N (one value)")
     sw.add_argument("--widths", default=None, help="per-layer widths, a list of 'N1xN2x...'")
-    sw.add_argument("--chi", required=True, help="chi values: numbers, sqrtN and N (relative to the last width)")
-    sw.add_argument("--kappa", required=True, help="output noise (a list)")
+    sw.add_argument("--chi", default=None, help="chi values: numbers, sqrtN and N (relative to the last width)")
+    sw.add_argument("--kappa", default=None, help="output noise (a list)")
     sw.add_argument("--g-v", dest="g_v", default="1", help="readout prior scale (a list)")
     sw.add_argument("--g-w", dest="g_w", default="1", help="hidden prior scale (a list; per layer 'g1xg2')")
     sw.add_argument("--activation", default="linear", help="linear, erf, relu (a list)")
@@ -33,17 +33,49 @@ def add_parsers(sub) -> None:
     sw.add_argument("--samples", type=int, default=1000, help="sample: draws per chain")
     sw.add_argument("--chains", type=int, default=4, help="sample: chains")
     sw.add_argument("--readout", default="sampled", help="sample: sampled or marginal")
-    sw.add_argument("--out", type=Path, required=True, help="the Zarr store to write (STORE.zarr)")
+    sw.add_argument("--out", type=Path, default=None, help="the Zarr store to write (STORE.zarr); with --plot "
+                    "the figure (default: beside the store)")
     run = sw.add_mutually_exclusive_group()
     run.add_argument("--workers", type=int, default=None, help="local worker processes (default: the cores)")
     run.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:port)")
     sw.add_argument("--resume", action="store_true", help="continue a store: run only the tasks not done")
+    fig = sw.add_argument_group("figures of a finished store (docs/cli.md, msat sweep --plot)")
+    fig.add_argument("--plot", type=Path, default=None, metavar="STORE", help="draw a figure of STORE instead of sweeping")
+    fig.add_argument("--x", default="N", help="option along the x axis (default N)")
+    fig.add_argument("--y", default="test_error", help="quantity (test_error or a variable), or an option for a heat map")
+    fig.add_argument("--hue", default="method", help="one line (or heat-map panel) per value of this option")
+    fig.add_argument("--color", default="test_error", help="heat map: the quantity coloured")
+    fig.add_argument("--sel", action="append", default=[], metavar="OPTION=VALUE", help="fix an option (repeatable)")
+    fig.add_argument("--reference", default=None, help="test_error against this method, or 'targets'")
     sw.set_defaults(handler=_cmd_sweep)
+
+
+def _cmd_plot(args) -> int:
+    from . import sweep_figures as sf
+
+    st = sf.select(sf.open_store(args.plot), args.sel)
+    heat = args.y in st.dims
+    path = args.out or sf.default_path(args.plot, args.x, args.y, args.hue, args.color, heat)
+    fig, what = sf.plot(st, x=args.x, y=args.y, hue=args.hue, color=args.color, reference=args.reference)
+    try:
+        fig.savefig(path, dpi=130)
+    except OSError as err:
+        raise InputError(f"cannot write {path}: {err.strerror or err}") from None
+    finally:
+        sf.plt.close(fig)
+    print(f"msat sweep: wrote {path} ({what})", file=sys.stderr)
+    return 0
 
 
 def _cmd_sweep(args) -> int:
     from .. import grid, sweep
 
+    if args.plot is not None:
+        return _cmd_plot(args)
+    missing = [f for f, v in (("--data or --dataset", args.data or args.dataset), ("--chi", args.chi),
+                              ("--kappa", args.kappa), ("--out", args.out)) if not v]
+    if missing:
+        raise InputError(f"msat sweep needs {', '.join(missing)} (or --plot STORE for a figure)")
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1, got {args.workers}")
     if args.data is not None:

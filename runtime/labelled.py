@@ -1,0 +1,159 @@
+"""The labelled form of results (docs/cli.md, `msat sweep`, `msat predict --nc`): one xarray Dataset
+whose dimensions are the swept options (runtime.grid.DIMS, chi last) and the train/test points.
+
+A task (one point of every option but chi) fills its region: per-chi scalars, per-chi point arrays,
+the test targets of its data set when it has them, its `note` (why a method does not cover the
+point) and, last, its `done` flag. Scalar observables a method reports become variables the first
+time they appear, NaN elsewhere. `ZarrWriter` writes a task's region straight into the Zarr arrays
+(chunks are one task wide, so concurrent tasks never share a chunk); `single` gives the Dataset of a
+one-task grid for `msat predict --nc`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import grid as _grid
+
+#: per (task, chi) outputs and per (task, chi, point) outputs (dimension of the points)
+SCALARS = ("s_mean", "s_var", "seconds", "chi_value")
+POINTS = {"train_mean": "train_point", "test_mean": "test_point", "test_var": "test_point",
+          "train_mean_mcse": "train_point", "test_mean_mcse": "test_point", "train_var": "train_point",
+          "train_var_mcse": "train_point", "test_var_mcse": "test_point"}
+#: per task, per point: the data set's test targets (NaN when it has none)
+TARGETS = {"test_target": "test_point"}
+#: scalar keys of a result (beside its observables) kept as variables where a method reports them
+EXTRA_SCALARS = ("rhat_max", "ess_min")
+NOTE = "U400"
+
+
+def outputs(results, P: int, P_test: int, y_test=None) -> dict:
+    """The arrays of one task from its results along the chi ladder (NaN where a point failed)."""
+    n = len(results)
+    out = {k: np.full(n, np.nan) for k in SCALARS}
+    out["chi_value"] = np.array([float(r.chi) for r in results])
+    out["converged"] = np.zeros(n, bool)
+    for k, dim in POINTS.items():
+        out[k] = np.full((n, P if dim == "train_point" else P_test), np.nan)
+    out["test_target"] = np.full(P_test, np.nan) if y_test is None else np.asarray(y_test, float)
+    obs = {}
+    for j, r in enumerate(results):
+        out["converged"][j] = bool(r.converged)
+        out["seconds"][j] = r.seconds
+        if not r.converged:
+            continue
+        d = r.to_dict()
+        scalars = dict(d.get("observables") or {}, **{k: d[k] for k in EXTRA_SCALARS if k in d})
+        for k, v in scalars.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and "iterations" not in k:
+                obs.setdefault(k, np.full(n, np.nan))[j] = v
+        for k in ("s_mean", "s_var"):
+            out[k][j] = np.nan if d.get(k) is None else d[k]
+        for k in POINTS:
+            v = d.get(k)
+            if v is not None and np.size(v):
+                out[k][j] = np.asarray(v, float)
+    out["observables"] = obs
+    return out
+
+
+def empty(g, task, P: int, P_test: int, y_test=None) -> dict:
+    """The arrays of a task no method point covers: NaN, not converged."""
+    from .results import Result
+
+    chis = g.chi_values(_grid.widths_of(g, task["N"])[-1])
+    return outputs([Result.failed(c, ValueError()) for c in chis], P, P_test, y_test)
+
+
+def template(g, P_max: int, Pt_max: int):
+    """The whole store, NaN and not done, with its chunk encoding (one task per chunk)."""
+    import xarray as xr
+
+    dims = list(_grid.DIMS)
+    tdims = dims[:-1]
+    shape, tshape = g.shape(), g.shape()[:-1]
+    size = {"train_point": P_max, "test_point": Pt_max}
+    v = {k: (dims, np.full(shape, np.nan)) for k in SCALARS}
+    v["converged"] = (dims, np.zeros(shape, bool))
+    for k, pd in POINTS.items():
+        v[k] = (dims + [pd], np.full(shape + (size[pd],), np.nan))
+    for k, pd in TARGETS.items():
+        v[k] = (tdims + [pd], np.full(tshape + (size[pd],), np.nan))
+    v["done"] = (tdims, np.zeros(tshape, bool))
+    v["note"] = (tdims, np.full(tshape, "", dtype=NOTE))
+    ds = xr.Dataset(v, coords={d: g.coords[d] for d in dims})
+    enc = {k: {"chunks": (1,) * len(tdims) + ds[k].shape[len(tdims):]} for k in ds.data_vars}
+    return ds, enc
+
+
+def _region(a, width):
+    """A task's array padded with NaN along its last axis to the store's point count (data sets of
+    different P share a store)."""
+    if a.shape[-1] == width:
+        return a
+    b = np.full(a.shape[:-1] + (width,), np.nan)
+    b[..., :a.shape[-1]] = a
+    return b
+
+
+def single(g, out: dict, note: str = ""):
+    """The labelled Dataset of a one-task grid (every option length 1 but chi): `msat predict --nc`."""
+    ds, _ = template(g, out["train_mean"].shape[1], out["test_mean"].shape[1])
+    for k in SCALARS + ("converged",) + tuple(POINTS) + tuple(TARGETS):
+        ds[k].values[...] = out[k].reshape(ds[k].shape)
+    for k, v in out["observables"].items():
+        ds[k] = (list(_grid.DIMS), v.reshape(g.shape()))
+    ds["note"].values[...] = note
+    ds["done"].values[...] = True
+    return ds
+
+
+def provenance() -> dict:
+    """msat's version and the hash of the generated code's MANIFEST (every generated file's hash)."""
+    import hashlib
+    from importlib import metadata, resources
+
+    try:
+        version = metadata.version("msat")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    manifest = resources.files("msat.generated").joinpath("MANIFEST").read_bytes()
+    return {"msat_version": version, "generated_hash": hashlib.sha256(manifest).hexdigest()}
+
+
+class ZarrWriter:
+    """Writes finished tasks into their regions of a store made from `template` (outputs first,
+    the `done` flag last, so a crash mid-write leaves the task not done)."""
+
+    def __init__(self, path, g):
+        import zarr
+
+        self.path, self.g = str(path), g
+        self.root = zarr.open_group(self.path, mode="r+")
+        self.arrays = {k: self.root[k] for k in self.root.array_keys()}
+
+    def write(self, idx, out: dict, note: str = "") -> None:
+        arrays = self.arrays
+        for k in SCALARS + ("converged",):
+            arrays[k][idx] = out[k]
+        for k in tuple(POINTS) + tuple(TARGETS):
+            arrays[k][idx] = _region(out[k], arrays[k].shape[-1])
+        for k, v in out.get("observables", {}).items():
+            if k not in arrays:
+                self._add(k)
+            arrays[k][idx] = v
+        arrays["note"][idx] = np.array(note or "", dtype=NOTE)
+        arrays["done"][idx] = True
+
+    def _add(self, name):
+        """A scalar observable first seen: its variable over (task dims, chi), NaN elsewhere."""
+        import xarray as xr
+
+        dims = list(_grid.DIMS)
+        shape = self.g.shape()
+        attrs = dict(self.root.attrs)
+        new = xr.Dataset({name: (dims, np.full(shape, np.nan))}, attrs=attrs)  # keeps the store's attributes
+        new.to_zarr(self.path, mode="a", encoding={name: {"chunks": (1,) * (len(dims) - 1) + (shape[-1],)}})
+        import zarr
+
+        self.root = zarr.open_group(self.path, mode="r+")
+        self.arrays[name] = self.root[name]
