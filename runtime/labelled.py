@@ -136,6 +136,8 @@ class ZarrWriter:
         for k in SCALARS + ("converged",):
             arrays[k][idx] = out[k]
         for k in tuple(POINTS) + tuple(TARGETS):
+            if np.isnan(out[k]).all():
+                continue  # the store is NaN there already (a region is only ever written by its own task)
             arrays[k][idx] = _region(out[k], arrays[k].shape[-1])
         for k, v in out.get("observables", {}).items():
             if k not in arrays:

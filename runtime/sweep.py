@@ -79,8 +79,10 @@ def _prepare(path, g, source, resume):
     return np.asarray(ds["done"].values)
 
 
-def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progress=False, extra=None, log=None):
-    """Run every task not yet done; returns the failures (task coordinates and message)."""
+def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progress=False, extra=None, log=None,
+          task=run_task):
+    """Run every task not yet done; returns the failures (task coordinates and message). ``task`` is
+    the function a worker runs per task (``run_task``; the benchmark times the sweep on no-op tasks)."""
     from dask.distributed import Client, LocalCluster, as_completed
 
     done = _prepare(str(out), g, source, resume)
@@ -92,8 +94,11 @@ def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progres
     if scheduler:
         client = Client(scheduler)
     else:
+        # one thread per worker for BLAS (Dask's default) and for numba's parallel loops too: a task
+        # per core, not a task per core times the cores
         cluster = LocalCluster(n_workers=int(workers or os.cpu_count() or 1), threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=None, silence_logs=logging.ERROR,
+                               env={"NUMBA_NUM_THREADS": os.environ.get("NUMBA_NUM_THREADS", "1")})
         client = Client(cluster)
     from .progress import Progress
 
@@ -107,7 +112,7 @@ def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progres
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(1)) if main_thread else None
     try:
         src = source if isinstance(source, tuple) else client.scatter(source, broadcast=True)
-        futures = {client.submit(run_task, g, t, src, extra or {}, pure=False): (idx, t) for idx, t in pending}
+        futures = {client.submit(task, g, t, src, extra or {}, pure=False): (idx, t) for idx, t in pending}
         for k, fut in enumerate(_completed(as_completed(futures), interrupted), 1):
             idx, t = futures[fut]
             try:
