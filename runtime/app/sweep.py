@@ -72,8 +72,9 @@ def _cmd_sweep(args) -> int:
 
     if args.plot is not None:
         return _cmd_plot(args)
-    missing = [f for f, v in (("--data or --dataset", args.data or args.dataset), ("--chi", args.chi),
-                              ("--kappa", args.kappa), ("--out", args.out)) if not v]
+    given = (("--data or --dataset", args.data or args.dataset), ("--chi", args.chi), ("--kappa", args.kappa),
+             ("--out", args.out))
+    missing = [f for f, v in given if v is None]
     if missing:
         raise InputError(f"msat sweep needs {', '.join(missing)} (or --plot STORE for a figure)")
     if args.workers is not None and args.workers < 1:

@@ -31,6 +31,21 @@ def test_lists_ranges_relative_chi_and_errors():
             grid.build(**bad)
 
 
+def test_bad_specs_exit_2_before_any_work(tmp_path, capsys):
+    out = tmp_path / "never.zarr"
+    base = ["sweep", "--dataset", "teacher", "--P", "8", "--D", "3", "--out", str(out)]
+    for bad, says in ((["--N", "20", "--chi", "1", "--kappa", ""], "--kappa is empty"),
+                      (["--N", "20", "--chi", "1,,2", "--kappa", "1"], "empty item"),
+                      (["--N", "20", "--chi", "1", "--kappa", "1", "--method", "exact,magic"], "unknown method"),
+                      (["--chi", "1,N", "--kappa", "1"], "give --N"),
+                      (["--N", "20", "--chi", "1", "--kappa", "1", "--activation", "tanh"], "activation"),
+                      (["--N", "20", "--chi", "1", "--kappa", "1", "--workers", "0"], "--workers")):
+        assert main(base + bad) == 2, bad
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1, err
+        assert not out.exists()  # refused before the store (or any task) was made
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     path = tmp_path_factory.mktemp("sweep") / "s.zarr"
@@ -41,6 +56,11 @@ def store(tmp_path_factory):
 def test_sweep_on_two_workers_equals_serial_predict(store):
     st = xr.open_zarr(store).load()
     assert st.attrs["generated_hash"] and bool(st["done"].all())
+    assert list(st["test_mean"].dims) == list(grid.DIMS) + ["test_point"]  # the documented layout
+    assert st.sizes["train_point"] == 12 and st.sizes["test_point"] == 3 and st.sizes["kappa"] == 1
+    assert {"msat_version", "command", "msat_sweep"} <= set(st.attrs) and "sweep" in st.attrs["command"]
+    assert {"train_mean", "test_var", "s_mean", "s_var", "converged", "seconds", "chi_value", "test_mean_mcse",
+            "kernel_alignment", "note"} <= set(st.data_vars)
     for method in st.method.values:
         name, _, order = str(method).partition(":")
         for act in st.activation.values:
