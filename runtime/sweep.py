@@ -59,7 +59,7 @@ def _empty(g, task, ds):
     return out
 
 
-def _prepare(path, g, source, resume):
+def _prepare(path, g, source, resume, command=None):
     import xarray as xr
 
     if resume and os.path.exists(path):
@@ -74,18 +74,18 @@ def _prepare(path, g, source, resume):
     else:
         P_max, Pt_max = source.P, source.P_test
     ds, enc = labelled.template(g, P_max, Pt_max)
-    ds.attrs.update(msat_sweep=g.spec_json(), command=" ".join(sys.argv), **labelled.provenance())
+    ds.attrs.update(msat_sweep=g.spec_json(), command=command or " ".join(sys.argv), **labelled.provenance())
     ds.to_zarr(path, mode="w", encoding=enc, zarr_format=2)  # v2: fixed-width strings are specified there
     return np.asarray(ds["done"].values)
 
 
 def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progress=False, extra=None, log=None,
-          task=run_task):
+          task=run_task, command=None):
     """Run every task not yet done; returns the failures (task coordinates and message). ``task`` is
     the function a worker runs per task (``run_task``; the benchmark times the sweep on no-op tasks)."""
     from dask.distributed import Client, LocalCluster, as_completed
 
-    done = _prepare(str(out), g, source, resume)
+    done = _prepare(str(out), g, source, resume, command)
     pending = [(idx, t) for idx, t in g.tasks() if not done[idx]]
     failures = []
     if not pending:

@@ -36,9 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def command_line(argv) -> str:
+    import shlex
+
+    return "msat " + " ".join(shlex.quote(str(a)) for a in argv)
+
+
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        # the command as the user typed it, for the provenance attributes of the files written
+        args.command_line = command_line(sys.argv[1:] if argv is None else argv)
         return args.handler(args)
     except KeyboardInterrupt:
         print("msat: interrupted", file=sys.stderr)

@@ -36,7 +36,7 @@ def predict_nc(path, results, ds, args, chis) -> None:
                    seed=str(args.seed), P=str(ds.P), D=str(ds.D), P_test=str(ds.P_test))
     out = labelled.outputs(results, ds.P, ds.P_test, getattr(ds, "y_test", None))
     labelled_ds = labelled.single(g, out)
-    labelled_ds.attrs.update(command=" ".join(sys.argv), source=str(ds.name), **labelled.provenance())
+    labelled_ds.attrs.update(command=_command(args), source=str(ds.name), **labelled.provenance())
     _write(labelled_ds.to_netcdf, path)
 
 
@@ -71,9 +71,13 @@ def draws_nc(path, draws, ds, args) -> None:
         posterior=posterior, sample_stats={"acceptance_rate": accept}, observed_data={"y": ds.y},
         coords={"chi": chis, "train_point": np.arange(ds.P), "test_point": np.arange(ds.P_test)},
         dims=dict(dims, acceptance_rate=["chi"], y=["train_point"]),
-        attrs=dict(inference_library="msat", readout=args.readout, command=" ".join(sys.argv),
+        attrs=dict(inference_library="msat", readout=args.readout, command=_command(args),
                    **labelled.provenance()))
     _write(lambda p: idata.to_netcdf(str(p)), path)
+
+
+def _command(args) -> str:
+    return getattr(args, "command_line", None) or " ".join(sys.argv)
 
 
 def _write(writer, path) -> None:

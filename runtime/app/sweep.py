@@ -100,7 +100,8 @@ def _cmd_sweep(args) -> int:
                  readout=args.readout)
     g.spec["options"] = extra
     failures = sweep.sweep(g, source, args.out, workers=args.workers, scheduler=args.scheduler,
-                           resume=args.resume, progress=sys.stderr.isatty(), extra=extra, log=sys.stderr)
+                           resume=args.resume, progress=sys.stderr.isatty(), extra=extra, log=sys.stderr,
+                           command=getattr(args, "command_line", None))
     for f in failures:
         print(f"msat: task failed: {f['task']}: {f['error']}", file=sys.stderr)
     return 3 if failures else 0

@@ -37,8 +37,10 @@ from .stochastic_saddle import iterate
 ESTIMATORS = ("cumulant", "mc")
 #: the largest factor in chi between the points of a cold start's anneal
 ANNEAL = 1.5
-#: bisections of the step in chi from a warm start the fixed draws cannot reach the saddle from at once
-BISECTIONS = 4
+#: steps of the continuation in chi from a warm start the fixed draws cannot reach the saddle from at once
+CONTINUATION_STEPS = 40
+#: ... each at least this long in log chi (a factor 1.01)
+MIN_LOG_STEP = 0.01
 #: chi/N up to which a cold start (from the NNGP) goes straight to the fixed draws
 MILD_CHI_OVER_N = 0.1
 
@@ -225,7 +227,7 @@ class NonlinearSaddle:
                 pass  # ... unless they cannot reach it from there: through intermediate chi, then ...
             if C0 is not None and self._chi_warm and self._chi_warm < chi:
                 try:
-                    return self._fixed(chi, self._continue(self._chi_warm, C0, chi, BISECTIONS), warnings, mc_state)
+                    return self._fixed(chi, self._continue(self._chi_warm, C0, chi), warnings, mc_state)
                 except ConvergenceError:
                     pass  # ... the stochastic iteration first
         results, accs = iterate(self, chi, C0, warnings, mc_state)
@@ -242,16 +244,29 @@ class NonlinearSaddle:
         self._chi_warm = chi
         return st
 
-    def _continue(self, chi_from, C, chi_to, depth):
-        """The saddle at chi_to from the one at chi_from (C) on fixed draws, through geometric mid-points
-        (bisected up to `depth` times) where one step does not reach it."""
-        try:
-            return reweighted_saddle(self, chi_to, C, max(self.n_fixed // 4, 500), self.seed + 7).C
-        except ConvergenceError:
-            if depth <= 0:
-                raise
-        mid = math.sqrt(chi_from * chi_to)
-        return self._continue(mid, self._continue(chi_from, C, mid, depth - 1), chi_to, depth - 1)
+    def _continue(self, chi_from, C, chi_to, max_steps=CONTINUATION_STEPS):
+        """The saddle at chi_to from the one at chi_from (C) on fixed draws, in geometric steps: each the
+        largest (up to the rest of the way) at which the field of the C reached is still normalisable,
+        since a start whose law q(w) does not exist is out of the draws' reach whatever the draws, and
+        halved (in log chi) where the fixed draws still do not reach the saddle."""
+        chi, step = chi_from, math.log(chi_to / chi_from)
+        for _ in range(max_steps):
+            step = math.copysign(min(abs(step), abs(math.log(chi_to / chi))), step)
+            while abs(step) > MIN_LOG_STEP and not self.normalisable(self.field(C, chi * math.exp(step))[2])[0]:
+                step /= 2
+            target = chi_to if abs(math.log(chi_to / chi)) <= abs(step) else chi * math.exp(step)
+            try:
+                C = reweighted_saddle(self, target, C, max(self.n_fixed // 4, 500), self.seed + 7, errors=False).C
+            except ConvergenceError:
+                step /= 2
+                if abs(step) <= MIN_LOG_STEP:
+                    raise
+                continue
+            if target == chi_to:
+                return C
+            chi, step = target, 2 * step  # a step that worked: try a longer one next
+        raise ConvergenceError("adaptive: the continuation in chi from the last solved point needs more than "
+                               f"{max_steps} steps", {"chi_from": chi_from, "chi": chi_to})
 
     def _fixed(self, chi, C, warnings, states, acceptance=None):
         """The saddle solved on fixed draws from C (numerics.reweighted_saddle), packaged."""

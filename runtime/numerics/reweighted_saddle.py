@@ -210,8 +210,9 @@ def _checked_field(saddle, C, chi):
     return Ct
 
 
-def reweighted_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, tol=1e-10):
-    """The saddle of `saddle` (a NonlinearSaddle) at chi from C_start, on `draws` draws per set."""
+def reweighted_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, tol=1e-10, errors=True):
+    """The saddle of `saddle` (a NonlinearSaddle) at chi from C_start, on `draws` draws per set; without
+    `errors` the sets are not solved alone (no replicas: a step of a continuation needs only C)."""
     C, beyond = C_start, 0.0
     for stage in range(1, STAGES + 1):
         Ct0 = _checked_field(saddle, C, chi)
@@ -243,11 +244,11 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, 
                                    {"chi": chi, "effective_fraction": frac})
     _checked_field(saddle, Cu, chi)
     replicas = []
-    for d in sets:
+    for d in sets if errors else ():
         Cr, Csr, cssr, _, _, ok = _solve_on(saddle, chi, Cu, d, Ct0, tol)
         if ok:
             replicas.append((Cr, Csr, cssr))
-    if len(replicas) < 2:
+    if errors and len(replicas) < 2:
         raise ConvergenceError("adaptive: the single-neuron fixed point fails on the separate draw sets "
                                "(too few draws for its Monte Carlo error: raise --mc-samples)", {"chi": chi})
     return Reweighted(Cu, Cs, css, replicas, frac, stage, how, sum(len(d.logw0) for d in sets))

@@ -23,6 +23,7 @@ def test_predict_nc_holds_the_json_numbers_in_the_sweep_form(tmp_path, capsys):
         assert st.sizes[dim] == 1, dim
     assert list(st.chi.values) == ["1", "5.5", "30"] and str(st.method.values[0]) == "adaptive:1"
     assert int(st.N[0]) == 30 and int(st.seed[0]) == 3 and st.attrs["generated_hash"]
+    assert st.attrs["command"].startswith("msat predict --dataset teacher")  # what was run, not the host's argv
     pt = st.squeeze([d for d in st.dims if d not in ("chi", "train_point", "test_point")])
     for j, r in enumerate(ref):
         assert float(pt.chi_value[j]) == r["chi"] and bool(pt.converged[j])

@@ -116,9 +116,11 @@ def test_monte_carlo_near_mean_field_is_reproducible_across_seeds(act, N, chi):
 
 @pytest.mark.slow
 def test_relu_near_mean_field_has_one_normalisable_saddle_from_any_start():
-    """ReLU at chi = N: a cold start (annealed from chi = 1) and a warm ladder reach the same saddle within
-    their errors, and q(w) is normalisable there (tilt/prior < 1, found by ascent over rays). The damped
-    stochastic iteration alone used to end at kernels whose q(w) is not normalisable here."""
+    """ReLU at chi = N: a cold start (annealed from chi = 1) and a coarse warm ladder (1, sqrt N, N: each
+    step continued in chi on fixed draws) reach the same saddle within their errors, and q(w) is
+    normalisable there (tilt/prior < 1, found by ascent over rays). The damped stochastic iteration
+    alone used to end at kernels whose q(w) is not normalisable here, and a continuation with a fixed
+    budget of bisections failed on steps this long."""
     ds = _problem()
     N = 40
     make = lambda seed: NonlinearSaddle(ds.X, ds.y, ds.X_test, N, 0.4, 1.0, 1.0, "relu", 1,  # noqa: E731
@@ -126,7 +128,7 @@ def test_relu_near_mean_field_has_one_normalisable_saddle_from_any_start():
     cold_solver = make(11)
     cold = cold_solver.solve(float(N))
     warm_solver, st = make(12), None
-    for chi in np.geomspace(1.0, N, 10):
+    for chi in (1.0, np.sqrt(N), N):
         st = warm_solver.solve(float(chi), None if st is None else st.C, mc_state=None if st is None else st.mc_state)
     for solver, res in ((cold_solver, cold), (warm_solver, st)):
         ok, ratio = solver.normalisable(res.Ct)
@@ -134,3 +136,20 @@ def test_relu_near_mean_field_has_one_normalisable_saddle_from_any_start():
     for k in ("train_mean", "test_mean"):
         z = (cold.predictions[k] - st.predictions[k]) / np.hypot(cold.mc_error[k], st.mc_error[k])
         assert np.all(np.abs(z) < 5), (k, z)
+
+
+@pytest.mark.slow
+def test_relu_long_chi_steps_are_continued_until_the_saddle():
+    """From sqrt N to N in one step (P = 20, D = 30, N = 40): the warm start's field is not normalisable
+    at chi = N (tilt/prior 4.4), so the solver continues in chi on fixed draws, each step as long as
+    the field of the point reached allows. A fixed budget of four bisections ran out here (exit 3,
+    'keeps diverging'); now every point converges to a normalisable saddle with feature learning."""
+    from msat.runtime import predict
+
+    ds = data.builtin("teacher", P=20, D=30, P_test=4, seed=0)
+    res = predict(ds.X, ds.y, ds.X_test, N=40, chi=[1.0, np.sqrt(40), 40.0], kappa=0.2, activation="relu",
+                  method="adaptive", order=1, seed=1, mc_samples=24000)
+    assert all(r.converged for r in res), [r.error for r in res]
+    obs = res[-1]["observables"]
+    assert obs["kernel_alignment"] > 2 * obs["kernel_alignment_nngp"]
+    assert np.all(np.isfinite(res[-1]["test_mean_mcse"])) and max(res[-1]["test_mean_mcse"]) < 0.05
