@@ -29,12 +29,7 @@ NOTE = "U400"
 def outputs(results, P: int, P_test: int, y_test=None) -> dict:
     """The arrays of one task from its results along the chi ladder (NaN where a point failed)."""
     n = len(results)
-    out = {k: np.full(n, np.nan) for k in SCALARS}
-    out["chi_value"] = np.array([float(r.chi) for r in results])
-    out["converged"] = np.zeros(n, bool)
-    for k, dim in POINTS.items():
-        out[k] = np.full((n, P if dim == "train_point" else P_test), np.nan)
-    out["test_target"] = np.full(P_test, np.nan) if y_test is None else np.asarray(y_test, float)
+    out = _blank([r.chi for r in results], P, P_test, y_test)
     obs = {}
     for j, r in enumerate(results):
         out["converged"][j] = bool(r.converged)
@@ -56,12 +51,22 @@ def outputs(results, P: int, P_test: int, y_test=None) -> dict:
     return out
 
 
-def empty(g, task, P: int, P_test: int, y_test=None) -> dict:
-    """The arrays of a task no method point covers: NaN, not converged."""
-    from .results import Result
+def _blank(chis, P: int, P_test: int, y_test=None) -> dict:
+    """A task's arrays along its chi ladder, NaN and not converged (the test targets filled)."""
+    n = len(chis)
+    out = {k: np.full(n, np.nan) for k in SCALARS}
+    out["chi_value"] = np.array([float(c) for c in chis])
+    out["converged"] = np.zeros(n, bool)
+    for k, dim in POINTS.items():
+        out[k] = np.full((n, P if dim == "train_point" else P_test), np.nan)
+    out["test_target"] = np.full(P_test, np.nan) if y_test is None else np.asarray(y_test, float)
+    out["observables"] = {}
+    return out
 
-    chis = g.chi_values(_grid.widths_of(g, task["N"])[-1])
-    return outputs([Result.failed(c, ValueError()) for c in chis], P, P_test, y_test)
+
+def empty(g, task, P: int, P_test: int, y_test=None) -> dict:
+    """The arrays of a task no method point covers: NaN, not converged, no seconds."""
+    return _blank(g.chi_values(_grid.widths_of(g, task["N"])[-1]), P, P_test, y_test)
 
 
 def template(g, P_max: int, Pt_max: int):

@@ -47,16 +47,10 @@ def run_task(g, task, source, extra):
                       g_v=task["g_v"], g_w=_grid.g_w_of(task["g_w"]), activation=task["activation"], method=method,
                       order=int(order) if order else None, dressed=task["dressed"], seed=task["seed"], **extra)
     except InputError as err:
-        return _empty(g, task, ds), str(err), None
+        return labelled.empty(g, task, ds.P, ds.P_test, ds.y_test), str(err), None
     except Exception as err:  # noqa: BLE001 - a failed task is data for the report, not a crash
-        return _empty(g, task, ds), None, f"{type(err).__name__}: {err}"
+        return labelled.empty(g, task, ds.P, ds.P_test, ds.y_test), None, f"{type(err).__name__}: {err}"
     return labelled.outputs(res, ds.P, ds.P_test, ds.y_test), "", None
-
-
-def _empty(g, task, ds):
-    out = labelled.empty(g, task, ds.P, ds.P_test, ds.y_test)
-    out["seconds"][:] = np.nan
-    return out
 
 
 def _prepare(path, g, source, resume, command=None):
