@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: d2d095a13f2a5450d53b41f8aafc73578e093d25f0d02e48b9d8249303e73ecf
+# inputs-sha256: c3cc1cbc592522c9304ad4507b2a72136385ce87f6ec9002562b7241ce1603b6
 # content-sha256: 16112d8f696b3a708eb49e96951f20e100d8a4257f76b1e084a124be50a56028
 """The layers of a deep linear network with 1 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 1 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: e0849b2973031e47d25b682237d07457e90b67157779313c063ad036a1a0d0bc
+# inputs-sha256: 40e5820f47660a76c385e9bc1fcc2cc84b50c60771e3911585cd55218b3abbcc
 # content-sha256: 3e6095e485956362719011ddc2d51d08af85bbdafa4a410b9d055b2e77044d25
 """The layers of a deep linear network with 3 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 1 needs."""
 import math  # noqa: F401

@@ -3,8 +3,8 @@
 # derivation: derive.network + derive.activations + derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: cd4032088d882a7fc6549cb801fa040f47a07a4489e57ba9b0e50eaae0b9bd54
-# content-sha256: e3ddd6afa3d4c369e5066d53e6fe6fc9083c13b0c2ca748ac3c582ed556f516a
+# inputs-sha256: 02bc916c5515751f749a488c7e81a6c11f85d7f3f87e4d8d0eb14babbfe34a5a
+# content-sha256: 3aba6fd765ce66e011f94a6ac898c1612e9c97b8539b3da58224a055fadafcec
 """Log densities and gradients of the laws msat samples (docs/theory.md §1, §2b, §6, §7): the posterior of a finite network and the adapted single-neuron law, for each activation (argument act, codes in ACTIVATIONS); phi, phi', the observables of one network state."""
 import math  # noqa: F401
 
@@ -274,6 +274,19 @@ def neuron_log_density(w, X, Ct, D, g_w, act, h, u, du, v, grad):
             for d in range(Dw):
                 grad[d] += coef * X[a, d]
     return prior_value + tilt
+
+
+@njit(cache=True)
+def neuron_scores(W, X, Ct, D, g_w, act, out):
+    """out[i] = grad log q(w_i) for the rows of W: neuron_log_density's gradient, draw by draw (the
+    scores of Stein's identity, docs/theory.md §6)."""
+    P = X.shape[0]
+    h = np.empty(P)
+    u = np.empty(P)
+    du = np.empty(P)
+    v = np.empty(P)
+    for i in range(W.shape[0]):
+        neuron_log_density(W[i], X, Ct, D, g_w, act, h, u, du, v, out[i])
 
 
 @njit(cache=True)

@@ -3,7 +3,7 @@
 # derivation: derive.generic_loop
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 844c6d41ed692e401c789e2128431af14200ca85caf97cbe00a7772bce9ab34a
+# inputs-sha256: 240e493c270e4b641adde2ef935deb19c8d65838f2f0e2e0b1bb8224e0ab5801
 # content-sha256: 23ce204fae887febba510c4ea058fcbc3e01a85d9b33387f4d10c10665c0c106
 """The kernel field's one loop for any activation (docs/theory.md §2e): derivative tensors of the fit term and the outputs, Gaussian cumulants for linear networks, and the loop correction in the field's coordinates from the tilted neuron law's cumulants."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 6a0a9742c646a0731c01046c193dfef9a91368e955a3b74224161b127733d792
+# inputs-sha256: f74f49dc4680a6b4d7c9ed30812750f7734dc36ef1c18b04ce0d8cb6178589b5
 # content-sha256: 6c562eca5707dc5af6ba83c1015c7f2434d0064fb517811119905ae18dd72e6a
 """Observables shared by every method (docs/theory.md §4)."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 90d262e881d0e65002b9268876318c248d70bdadfc2c5a984b642f20081d7b3f
+# inputs-sha256: 256157baccdf197ec900e1f5830e6088beb543cc7157cbcbf96ebcfa7a05a625
 # content-sha256: c9b98e815190fa38cca8c0139efb9000f91f563c0d811dcb7ca151caacc8d04b
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 1 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

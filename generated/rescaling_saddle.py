@@ -3,7 +3,7 @@
 # derivation: derive.model.action
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 67cea64b04ae49fe77d65bdc2289194647ee3a64a3ffaf3df4d2010f282cb672
+# inputs-sha256: 3dbd0a9e16690a0832ee7f9903aca0f55c2b675ef5f86d3fbbcccd857f112e32
 # content-sha256: 108b29dda4aaba79f021d5e42908d8fa3039b84be2696e5b2e126b29f23f62a2
 """Saddle equations of the kernel-rescaling action (docs/theory.md §2a, §5), bare and dressed."""
 import math  # noqa: F401

@@ -85,6 +85,28 @@ def test_log_density_gradient_matches_finite_differences(act):
         assert g[d] == pytest.approx(fd, rel=1e-5, abs=1e-7)
 
 
+
+@pytest.mark.parametrize("act", ["erf", "relu"])
+def test_neuron_scores_are_the_log_density_gradients_by_finite_differences(act):
+    """neuron_scores row by row against central differences of neuron_log_density's value."""
+    code = densities.ACTIVATIONS.index(act)
+    rng = np.random.default_rng(2)
+    P, D, n = 5, 4, 3
+    X = rng.standard_normal((P, D))
+    Ct = rng.standard_normal((P, P)) * 0.05
+    Ct = Ct + Ct.T
+    W = rng.standard_normal((n, D)) * 0.7
+    out = np.empty((n, D))
+    densities.neuron_scores(W, X, Ct, float(D), 1.3, code, out)
+    bufs = [np.empty(P) for _ in range(4)]
+    for i in range(n):
+        for d in range(D):
+            e = np.zeros(D)
+            e[d] = 1e-6
+            lp = densities.neuron_log_density(W[i] + e, X, Ct, float(D), 1.3, code, *bufs, np.empty(D))
+            lm = densities.neuron_log_density(W[i] - e, X, Ct, float(D), 1.3, code, *bufs, np.empty(D))
+            assert out[i, d] == pytest.approx((lp - lm) / 2e-6, rel=1e-5, abs=1e-7)
+
 def test_prior_scales_are_those_of_the_log_priors():
     """Variance and precision of each prior, and the neuron's scales, against quadrature of
     exp(log prior) over one coordinate (derive.network's expressions evaluated by SciPy)."""
