@@ -54,21 +54,26 @@ def _controls(saddle, Ct, W, basis, m):
     return np.hstack([first.reshape(len(W), -1), second.reshape(len(W), -1)])
 
 
-def _moments(F, Fv, P, Q):
-    """f(w) per draw: phi_p phi*_t (smoothed test features), then phi*_t^2 (plain)."""
-    return np.hstack([(F[:, :P, None] * F[:, None, P:]).reshape(-1, P * Q), Fv ** 2])
+def test_moments(P):
+    """f(w) per draw for C* and c**: phi_p phi*_t (smoothed test features), then phi*_t^2 (plain)."""
+    return lambda F, Fv: np.hstack([(F[:, :P, None] * F[:, None, P:]).reshape(len(F), -1), Fv ** 2])
+
+
+def train_moments(P):
+    """f(w) per draw for C: phi_p phi_q."""
+    return lambda F, Fv: (F[:, :P, None] * F[:, None, :P]).reshape(len(F), -1)
 
 
 class _Fold:
     """One half of the draws: its own weighted means and the least-squares system of the influence
     y_i = M w_i (f_i - mean) on the controls z_i = M w_i c_i and the Gaussian residual g_i = f_i - E_G f."""
 
-    def __init__(self, saddle, Ct, W, F, Fv, w, basis, m, EG):
-        P, Q = saddle.P, Fv.shape[1]
+    def __init__(self, saddle, Ct, W, F, Fv, w, basis, m, EG, moments=None):
+        moments = moments or test_moments(saddle.P)
         self.mass = float(w.sum())
         w = w / self.mass
         M = len(w)
-        self.mu0 = w @ _moments(F, Fv, P, Q)
+        self.mu0 = w @ moments(F, Fv)
         k, K = 2 * m * basis.shape[1] - m * m, len(self.mu0)
         zz, zy, zg = np.zeros((k, k)), np.zeros((k, K)), np.zeros((k, K))
         z1, y1, g1, gg, gy = np.zeros(k), np.zeros(K), np.zeros(K), np.zeros(K), np.zeros(K)
@@ -76,7 +81,7 @@ class _Fold:
         for s in range(0, M, BLOCK):
             sl = slice(s, s + BLOCK)
             c = _controls(saddle, Ct, W[sl], basis, m)
-            f = _moments(F[sl], Fv[sl], P, Q)
+            f = moments(F[sl], Fv[sl])
             Mw = M * w[sl]
             z, y = c * Mw[:, None], (f - self.mu0) * Mw[:, None]
             zw += w[sl] @ c
@@ -115,6 +120,19 @@ class _Fold:
         return self.mu0 - self.zbar @ beta - gamma * self.gbar
 
 
+def cross_fitted(saddle, Ct, W, F, Fv, w, EG, moments):
+    """The cross-fitted estimate of E_q[moments] (EG: their expectations under the Gaussian proposal
+    the draws come from, or None for draws of q itself)."""
+    M = len(w)
+    w = w / w.sum()
+    basis = _directions(saddle, W, w)
+    m = min(DIRECTIONS, basis.shape[1])
+    halves = [slice(0, M // 2), slice(M // 2, M)]
+    folds = [_Fold(saddle, Ct, W[h], F[h], Fv[h], w[h], basis, m, EG, moments) for h in halves]
+    fits = [f.coefficients() for f in folds]
+    return sum(f.mass * f.corrected(*fits[1 - i]) for i, f in enumerate(folds)) / sum(f.mass for f in folds)
+
+
 def refine(saddle, Ct, W, F, Fv, w, control, Cs, css):
     """(C*, c**) with the Stein controls (and the Gaussian control) cross-fitted: W the draws' neurons,
     F their features (training points, then the smoothed test features), Fv the test points' plain
@@ -123,19 +141,12 @@ def refine(saddle, Ct, W, F, Fv, w, control, Cs, css):
     P, Q, M = saddle.P, Fv.shape[1], len(w)
     if Q == 0 or M < 4 or W is None:
         return Cs, css
-    w = w / w.sum()
-    basis = _directions(saddle, W, w)
-    m = min(DIRECTIONS, basis.shape[1])
-    if m == 0:
-        return Cs, css
     shift = np.concatenate([np.ravel(control[1]) * np.ones(P * Q), np.ravel(control[2]) * np.ones(Q)])
     EG = None
     if np.any(shift != 0):
         # E_G f = the estimate's Gaussian control plus the plain mean of f over all draws
-        fbar = sum(_moments(F[s:s + BLOCK], Fv[s:s + BLOCK], P, Q).sum(0) for s in range(0, M, BLOCK)) / M
+        fm = test_moments(P)
+        fbar = sum(fm(F[s:s + BLOCK], Fv[s:s + BLOCK]).sum(0) for s in range(0, M, BLOCK)) / M
         EG = shift + fbar
-    halves = [slice(0, M // 2), slice(M // 2, M)]
-    folds = [_Fold(saddle, Ct, W[h], F[h], Fv[h], w[h], basis, m, EG) for h in halves]
-    fits = [f.coefficients() for f in folds]
-    est = sum(f.mass * f.corrected(*fits[1 - i]) for i, f in enumerate(folds)) / sum(f.mass for f in folds)
+    est = cross_fitted(saddle, Ct, W, F, Fv, w, EG, test_moments(P))
     return est[:P * Q].reshape(P, Q), est[P * Q:]

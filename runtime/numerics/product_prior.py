@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.signal import fftconvolve
 
 from msat import generated
 
@@ -53,7 +52,12 @@ def log_density(widths, theta: float, h: float):
         logp = np.empty(idx.shape[0])
         mod.layer_log_density(idx * h - mode, k, logp)
         p = np.exp(logp)
-        conv = np.convolve(conv, p) if conv.size * p.size <= DIRECT_MAX**2 else fftconvolve(conv, p)
+        if conv.size * p.size <= DIRECT_MAX**2:
+            conv = np.convolve(conv, p)
+        else:
+            from scipy.signal import fftconvolve  # scipy.signal takes 1.7 s to import: only where needed
+
+            conv = fftconvolve(conv, p)
         conv = np.maximum(conv, 0.0)  # the FFT leaves round-off of either sign in the far tails
         start += idx[0]
     with np.errstate(divide="ignore"):
