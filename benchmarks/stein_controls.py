@@ -115,9 +115,8 @@ def moved_fixed_point(S, chi, g, C, Ct0):
     op = LinearOperator((P * P, P * P), matvec=lambda v: v - jvp(C.ravel(), v, at))
     x, info = gmres(op, -delta, rtol=1e-10, atol=0.0, restart=200, maxiter=20)
     C2 = C + 0.5 * (x.reshape(P, P) + x.reshape(P, P).T)
-    Cs, css, w2 = (lambda a: (a[0], a[1], a[5]))(sweep(C2.ravel())[1])
-    control = g.control
-    Cs2, css2 = sc.refine(S, S.field(C2, chi)[2], g.W, g.F, g.Fv, w2, control, Cs, css)
+    aux = sweep(C2.ravel())[1]  # (C*, c**, fraction, A, alpha, weights) at the moved point
+    Cs2, css2 = sc.refine(S, S.field(C2, chi)[2], g.W, g.F, g.Fv, aux[5], g.control, aux[0], aux[1])
     return C2, Cs2, css2
 
 

@@ -85,7 +85,6 @@ def test_log_density_gradient_matches_finite_differences(act):
         assert g[d] == pytest.approx(fd, rel=1e-5, abs=1e-7)
 
 
-
 @pytest.mark.parametrize("act", ["erf", "relu"])
 def test_neuron_scores_are_the_log_density_gradients_by_finite_differences(act):
     """neuron_scores row by row against central differences of neuron_log_density's value."""
