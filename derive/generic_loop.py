@@ -105,12 +105,22 @@ m1 = sp.MatrixSymbol("m1", d, k)  # columns: m' of each output
 m2G = sp.MatrixSymbol("m2G", k, 1)  # tr(m'' G) per output
 G = sp.MatrixSymbol("G", d, d)
 B = sp.MatrixSymbol("B", d, d)
-wG = sp.MatrixSymbol("wG", d, 1)  # W'''[B G B]
-wB = sp.MatrixSymbol("wB", d, 1)  # W'''[B]
+w3 = sp.MatrixSymbol("w3", d, 1)  # W'''[Y] along cumulant_direction
 ell = sp.MatrixSymbol("ell", d, 1)  # L'''[., G]
+L2 = sp.MatrixSymbol("L2", d, d)  # L'' (training block)
 N = adaptive.N
 
 
+def cumulant_direction():
+    """Y = N B G B - B: the prior's third derivative N I3[., G] = -N B W3[BGB] and the prefactor's
+    gradient -B W3[B] enter the loop only as B W3[N BGB - B] (W3 is linear in its direction), so one
+    contraction of the third cumulant W3 serves both. With I = G (N B - L2) it is B G L2 =
+    (L2 + L2 G L2) / N, the form returned: it vanishes off the training coordinates (where L2 lives),
+    so W3 needs only their block, and it has no cancellation between N BGB and B at large N."""
+    return (L2 + L2 * G * L2) / N
+
+
 def loop_correction():
-    """<m> - m per output (a column): (1/2) tr(m'' G) + (1/2) (G m')^T (N B wG + ell - B wB)."""
-    return m2G / 2 + (G * m1).T * (N * B * wG + ell - B * wB) / 2
+    """<m> - m per output (a column): (1/2) tr(m'' G) + (1/2) (G m')^T (B W3[Y] + ell), Y from
+    cumulant_direction."""
+    return m2G / 2 + (G * m1).T * (B * w3 + ell) / 2

@@ -3,8 +3,8 @@
 # derivation: derive.generic_loop
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 240e493c270e4b641adde2ef935deb19c8d65838f2f0e2e0b1bb8224e0ab5801
-# content-sha256: 23ce204fae887febba510c4ea058fcbc3e01a85d9b33387f4d10c10665c0c106
+# inputs-sha256: 97080a61940941b2abd253d316dfe13bc9b96b252ddc2224a22da001e09b8f48
+# content-sha256: c4ae7020dd8417d5fe7f374bb618b390ee3d01135f194a51e1d9a91053f90786
 """The kernel field's one loop for any activation (docs/theory.md §2e): derivative tensors of the fit term and the outputs, Gaussian cumulants for linear networks, and the loop correction in the field's coordinates from the tilted neuron law's cumulants."""
 import math  # noqa: F401
 
@@ -102,8 +102,15 @@ def field_hessian(B, L2, N):
     return H
 
 
-def loop_correction(m1, m2G, G, B, wG, wB, ell, N):
-    """<m> - m per output (column): (1/2) tr(m'' G) + (1/2) (G m')^T (N B W'''[BGB] + L'''[., G] - B W'''[B]) (docs/theory.md §2e, derive.generic_loop)."""
-    corr = (1/2) * (m2G) + (1/2) * (m1.T @ (G.T @ ((N) * (B @ wG) + (-1) * (B @ wB) + ell)))
+def cumulant_direction(L2, G, N):
+    """Y = N B G B - B = (L2 + L2 G L2) / N with G = (N B - L2)^-1 (on the training block, the only one where Y is not zero): the one direction along which the loop needs the third cumulant, N B W3[BGB] - B W3[B] = B W3[Y] (docs/theory.md §2e, derive.generic_loop)."""
+    Y = (N**(-1.0)) * ((L2 + L2 @ G @ L2))
+
+    return Y
+
+
+def loop_correction(m1, m2G, G, B, w3, ell):
+    """<m> - m per output (column): (1/2) tr(m'' G) + (1/2) (G m')^T (B W3[Y] + L3[., G]) with Y = N B G B - B and W3[Y]_c = E[(u~^T Y u~) u~_c] (docs/theory.md §2e, derive.generic_loop)."""
+    corr = (1/2) * (m2G) + (1/2) * (m1.T @ (G.T @ (B @ w3 + ell)))
 
     return corr

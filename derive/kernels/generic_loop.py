@@ -4,8 +4,6 @@ outputs as einsum contractions (derive.einsum), the Gaussian cumulants of a line
 law, and the loop correction in the field's coordinates."""
 from __future__ import annotations
 
-import sympy as sp
-
 from .. import generic_loop as g
 from ..einsum import einsum_lines
 from ..emit import KernelSpec, Statement
@@ -59,11 +57,15 @@ def specs():
                    returns="w3"),
         KernelSpec(name="field_hessian", family="numpy_function", args=["B", "L2", "N"],
                    doc="S0'' = N I'' - L'' = N B - L2 in the field's coordinates (docs/theory.md §2e).",
-                   node=[Statement("H", g.N * g.B - sp.MatrixSymbol("L2", g.d, g.d))], returns="H"),
-        KernelSpec(name="loop_correction", family="numpy_function",
-                   args=["m1", "m2G", "G", "B", "wG", "wB", "ell", "N"],
-                   doc="<m> - m per output (column): (1/2) tr(m'' G) + (1/2) (G m')^T (N B W'''[BGB] + "
-                       "L'''[., G] - B W'''[B]) (docs/theory.md §2e, derive.generic_loop).",
+                   node=[Statement("H", g.N * g.B - g.L2)], returns="H"),
+        KernelSpec(name="cumulant_direction", family="numpy_function", args=["L2", "G", "N"],
+                   doc="Y = N B G B - B = (L2 + L2 G L2) / N with G = (N B - L2)^-1 (on the training block, the "
+                       "only one where Y is not zero): the one direction along which the loop needs the third "
+                       "cumulant, N B W3[BGB] - B W3[B] = B W3[Y] (docs/theory.md §2e, derive.generic_loop).",
+                   node=[Statement("Y", g.cumulant_direction())], returns="Y"),
+        KernelSpec(name="loop_correction", family="numpy_function", args=["m1", "m2G", "G", "B", "w3", "ell"],
+                   doc="<m> - m per output (column): (1/2) tr(m'' G) + (1/2) (G m')^T (B W3[Y] + L3[., G]) with "
+                       "Y = N B G B - B and W3[Y]_c = E[(u~^T Y u~) u~_c] (docs/theory.md §2e, derive.generic_loop).",
                    node=[Statement("corr", g.loop_correction())], returns="corr"),
     ]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.linalg.blas import dsyrk as syrk
 
 from msat import generated
 from msat.generated import densities
@@ -27,40 +28,83 @@ class MonteCarloCumulants:
     """W'' and W''' of u from weighted draws (rows of F: features over training then test points).
 
     u is formed block by block from the features, so memory stays O(BLOCK d + d^2) for any number
-    of draws (all M x d at once would be a gigabyte at P = 40)."""
+    of draws (all M x d at once would be a gigabyte at P = 40). A union of draw sets (``union``) pools
+    the sets' means and W'' exactly, so only its W''' needs a pass over the draws."""
 
     BLOCK = 4096
 
     def __init__(self, F, weights, coords: Coordinates):
-        self.i, self.j = coords.pairs.T
-        self.F, self.w = F, weights / weights.sum()
         self.coords = coords
-        self.mean = np.zeros(coords.d)
-        for w, U in self._blocks(centred=False):
-            self.mean += w @ U
+        w = weights / weights.sum()
+        self.parts = [(F, w)]
+        S = F.T @ (F * w[:, None])  # E[phi phi^T] over all points: the mean of u without forming u
+        self.mean = S[tuple(coords.pairs.T)]
+        self._w2 = None
 
-    def _blocks(self, centred=True):
-        for s in range(0, len(self.w), self.BLOCK):
-            F = self.F[s:s + self.BLOCK]
-            U = F[:, self.i] * F[:, self.j]
-            yield self.w[s:s + self.BLOCK], (U - self.mean if centred else U)
+    @classmethod
+    def union(cls, sets):
+        """The cumulants of the draw sets together, each set keeping its share of the total weight (equal
+        shares for sets of normalised weights). Mean and W'' are pooled from the sets' own:
+        W''_union = sum_r s_r (W''_r + (m_r - m)(m_r - m)^T)."""
+        self = cls.__new__(cls)
+        self.coords = sets[0].coords
+        share = np.full(len(sets), 1.0 / len(sets))
+        self.parts = [(F, s * w) for c, s in zip(sets, share) for F, w in c.parts]
+        self.mean = sum(s * c.mean for c, s in zip(sets, share))
+        W = np.zeros((self.coords.d, self.coords.d))
+        for c, s in zip(sets, share):
+            dm = c.mean - self.mean
+            W += s * (c.w2() + np.outer(dm, dm))
+        self._w2 = W
+        return self
+
+    @property
+    def n_draws(self):
+        return sum(len(w) for _, w in self.parts)
+
+    def _products(self, F, k):
+        """The first k coordinates of u = (phi_p phi_q for p <= q, phi_p phi*_t) per row of F, built
+        from contiguous slices (a gather of both factors costs twice as much)."""
+        P, Q, dtr = self.coords.P, self.coords.Q, self.coords.dtr
+        U = np.empty((F.shape[0], self.coords.d if k > dtr else dtr))
+        at = 0
+        for p in range(P):
+            np.multiply(F[:, p:p + 1], F[:, p:P], out=U[:, at:at + P - p])
+            at += P - p
+        for r in range(P if Q and k > dtr else 0):
+            np.multiply(F[:, r:r + 1], F[:, P:P + Q], out=U[:, dtr + r * Q:dtr + (r + 1) * Q])
+        return U[:, :k]
+
+    def _blocks(self, k=None):
+        """(features, weights, centred u on the first k coordinates) block by block."""
+        k = self.coords.d if k is None else k
+        for F, w in self.parts:
+            for s in range(0, len(w), self.BLOCK):
+                U = self._products(F[s:s + self.BLOCK], k)
+                U -= self.mean[:k]
+                yield F[s:s + self.BLOCK], w[s:s + self.BLOCK], U
 
     def w2(self):
-        W = np.zeros((self.coords.d, self.coords.d))
-        for w, Ut in self._blocks():
-            W += Ut.T @ (Ut * w[:, None])
-        return 0.5 * (W + W.T)
+        if self._w2 is None:
+            W = np.zeros((self.coords.d, self.coords.d), order="F")
+            for _, w, Ut in self._blocks():
+                Ut *= np.sqrt(w)[:, None]
+                # the lower triangle of sum_m w_m u~_m u~_m^T, in place: half the flops of Ut.T @ Ut
+                W = syrk(1.0, Ut.T, beta=1.0, c=W, trans=0, lower=1, overwrite_c=1)
+            self._w2 = np.tril(W) + np.tril(W, -1).T
+        return self._w2
 
-    def w3(self, *Ys):
-        """W'''[Y] for each Y given, in one pass over the draws (a tuple when several)."""
-        d, k = self.coords.d, len(Ys)
-        out = np.zeros((d, k))
-        Ycat = np.hstack(Ys)
-        for w, Ut in self._blocks():
-            UY = (Ut @ Ycat).reshape(len(w), k, d)
-            q = np.einsum("mkd,md->mk", UY, Ut)  # u~^T Y u~ per draw and Y
-            out += Ut.T @ (w[:, None] * q)
-        return out[:, 0] if k == 1 else tuple(out.T)
+    def w3(self, Y):
+        """W'''[Y]_c = E[(u~^T Y u~) u~_c] for Y given on the first k coordinates (zero elsewhere), in
+        one pass over the draws. E[q u~] for q = u~^T Y u~ is read off E[q phi phi^T] (an n x n
+        product), so u is formed on the first k coordinates only."""
+        k, n = len(Y), self.coords.P + self.coords.Q
+        S, total = np.zeros((n, n)), 0.0
+        for F, w, Uk in self._blocks(k):
+            wq = w * np.einsum("md,md->m", Uk @ Y, Uk)  # w times u~^T Y u~, per draw
+            S += F.T @ (F * wq[:, None])
+            total += wq.sum()
+        return S[tuple(self.coords.pairs.T)] - total * self.mean
 
 
 def tilted_draws(X_all, P, Ct, g_w, activation, M, seed, neurons=False):

@@ -88,9 +88,11 @@ class GaussianCumulants:
         W = self.gen.gaussian_w2(self.Kq)
         return self.coords.t_project(np.moveaxis(self.coords.t_project(W), -1, 0))
 
-    def w3(self, *Ys):
-        out = tuple(self.coords.t_project(self.gen.gaussian_w3(self.Kq, self.coords.t_lift(Y))) for Y in Ys)
-        return out[0] if len(out) == 1 else out
+    def w3(self, Y):
+        """The third cumulant along Y given on the first k coordinates (zero elsewhere)."""
+        full = np.zeros((self.coords.d, self.coords.d))
+        full[:len(Y), :len(Y)] = Y
+        return self.coords.t_project(self.gen.gaussian_w3(self.Kq, self.coords.t_lift(full)))
 
 
 def _inverse_pd(M):
@@ -120,15 +122,14 @@ def loop_means(C, Cs, y, kappa, g_v, chi, N, cumulants, coords: Coordinates):
     Gcc, Gcs = coords.c_lift(G)
     ell = np.zeros(d)
     ell[:dtr] = coords.c_project(gen.fit_third_contracted(A, yc, Gcc, chi, g_v))
-    wG, wB = cumulants.w3(B @ G @ B, B)
+    w3 = cumulants.w3(gen.cumulant_direction(L2[:dtr, :dtr], G[:dtr, :dtr], N))  # Y is zero off this block
     m1, m2G = gen.train_mean_derivatives(A, yc, C, Gcc, g_v)
     m1c, m1s, m2Gs = gen.test_mean_derivatives(A, yc, Cs, Gcc, Gcs, g_v)
     M1 = np.zeros((d, len(y) + Cs.shape[1]))
     M1[:dtr, :len(y)] = coords.c_project(m1).T
     M1[:dtr, len(y):] = coords.c_project(m1c).T
     M1[dtr:, len(y):] = m1s.reshape(Cs.shape[1], Cs.shape[0] * Cs.shape[1]).T
-    corr = gen.loop_correction(M1, np.concatenate([m2G, m2Gs])[:, None], G, B, wG[:, None], wB[:, None],
-                               ell[:, None], N)[:, 0]
+    corr = gen.loop_correction(M1, np.concatenate([m2G, m2Gs])[:, None], G, B, w3[:, None], ell[:, None])[:, 0]
     train0, test0, _ = lin.predictions(C, Cs, np.zeros((Cs.shape[1], 1)), A, A @ yc, g_v, chi)
     P = len(y)
     return train0[:, 0] + corr[:P], test0[:, 0] + corr[P:], (corr[:P], corr[P:])

@@ -46,34 +46,38 @@ DOUBLINGS = 3
 def loop_correction(X, X_test, y, C, Cs, Ct, N, chi, kappa, g_v, g_w, activation, draws=None, seed=0):
     """The one-loop correction of the train and test means at the order-1 saddle (C, Cs, Ct). Without
     `draws`, the draws per set start at default_draws and double (up to DOUBLINGS times) until the
-    correction's Monte Carlo error is under MCSE_FRACTION of the correction."""
+    correction's Monte Carlo error is under MCSE_FRACTION of the correction. A doubling keeps the draws
+    it has (and their pooled second cumulant) and adds as many fresh ones to each set; only the third
+    cumulant, whose direction moves with the second, passes over all of them again."""
     P, Q = X.shape[0], X_test.shape[0]
     coords = Coordinates(P, Q)
     M = int(draws or default_draws(coords))
     X_all = np.ascontiguousarray(np.vstack([X, X_test]), dtype=float)
-    for attempt in range(1 if draws else DOUBLINGS + 1):
-        out = _estimate(X_all, P, y, C, Cs, Ct, N, chi, kappa, g_v, g_w, activation, M, seed + attempt, coords)
-        size = max(float(np.max(np.abs(out.train))), float(np.max(np.abs(out.test), initial=0.0)))
-        error = max(float(np.max(out.train_mcse)), float(np.max(out.test_mcse, initial=0.0)))
-        if error <= MCSE_FRACTION * size:
+    args = (C, Cs, y, kappa, g_v, chi, N)
+    sets, attempts = None, 1 if draws else DOUBLINGS + 1
+    for attempt in range(attempts):
+        sets, reps, how, frac = _replicates(X_all, P, Ct, g_w, activation, M, seed + attempt, coords, args, sets)
+        mcse = reps.std(axis=0, ddof=1) / math.sqrt(REPLICATES)
+        if np.max(mcse) <= MCSE_FRACTION * np.max(np.abs(reps.mean(axis=0))) or attempt == attempts - 1:
             break
-        M *= 2
-    return out
+        M = sets[0].n_draws  # as many fresh draws as each set holds: the draws per set double
+    # the point estimate from all sets together (its W2 pooled from theirs: only W3 passes over the draws)
+    union = MonteCarloCumulants.union(sets)
+    _, _, (ct, cs) = loop_means(*args, union, coords)
+    point = np.concatenate([ct, cs])
+    bias = float(np.max(np.abs(point - reps.mean(axis=0)))) / (REPLICATES - 1)
+    return LoopCorrection(point[:P], point[P:], mcse[:P], mcse[P:], bias, how, frac, coords.d, union.n_draws)
 
 
-def _estimate(X_all, P, y, C, Cs, Ct, N, chi, kappa, g_v, g_w, activation, M, seed, coords):
-    feats, weights, corrs = [], [], []
+def _replicates(X_all, P, Ct, g_w, activation, M, seed, coords, args, previous=None):
+    """REPLICATES sets of M fresh draws each (every set joined to the same set of `previous`, equal
+    shares, when given) and the correction from each: (sets, corrections (R x outputs), how, fraction)."""
+    sets, corrs = [], []
     how, frac = "", 1.0
     for r in range(REPLICATES):
         F, w, how, frac = tilted_draws(X_all, P, Ct, g_w, activation, M, seed + 7919 * (r + 1))
-        feats.append(F)
-        weights.append(w / w.sum())
-        _, _, (ct, cs) = loop_means(C, Cs, y, kappa, g_v, chi, N, MonteCarloCumulants(F, w, coords), coords)
+        fresh = MonteCarloCumulants(F, w, coords)
+        sets.append(MonteCarloCumulants.union([previous[r], fresh]) if previous else fresh)
+        _, _, (ct, cs) = loop_means(*args, sets[-1], coords)
         corrs.append(np.concatenate([ct, cs]))
-    union = MonteCarloCumulants(np.vstack(feats), np.concatenate(weights), coords)
-    _, _, (ct, cs) = loop_means(C, Cs, y, kappa, g_v, chi, N, union, coords)
-    point = np.concatenate([ct, cs])
-    reps = np.array(corrs)
-    mcse = reps.std(axis=0, ddof=1) / math.sqrt(REPLICATES)
-    bias = float(np.max(np.abs(point - reps.mean(axis=0)))) / (REPLICATES - 1)
-    return LoopCorrection(point[:P], point[P:], mcse[:P], mcse[P:], bias, how, frac, coords.d, len(union.w))
+    return sets, np.array(corrs), how, frac

@@ -101,22 +101,56 @@ def test_order_one_near_standard_scaling_says_order_two_is_closer():
 
 def test_cumulants_in_blocks_equal_the_whole_draw_matrix():
     """The block-by-block accumulation of numerics.field_cumulants moves no number beyond round-off:
-    W'' and W'''[Y] from blocks of 4096 draws equal those from all 10,000 draws at once."""
+    W'' and W'''[Y] (also for Y on the first k coordinates only, and read through E[q phi phi^T]) from
+    blocks of 4096 draws equal the direct sums over all 10,000 centred draws."""
     from msat.runtime.numerics.field_cumulants import MonteCarloCumulants
 
     rng = np.random.default_rng(0)
     coords = field_loop.Coordinates(4, 2)
     F, w = rng.standard_normal((10000, 6)), rng.random(10000)
-    Y = rng.standard_normal((coords.d, coords.d))
     blocks = MonteCarloCumulants(F, w, coords)
-    whole = MonteCarloCumulants(F, w, coords)
-    whole.BLOCK = 10**6
-    whole.__init__(F, w, coords)
     i, j = coords.pairs.T
     U = F[:, i] * F[:, j]
-    Ut = U - (w / w.sum()) @ U
-    np.testing.assert_allclose(blocks.w2(), Ut.T @ (Ut * (w / w.sum())[:, None]), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(blocks.w3(Y), whole.w3(Y), rtol=1e-11, atol=1e-13)
+    wn = w / w.sum()
+    Ut = U - wn @ U
+    np.testing.assert_allclose(blocks.mean, wn @ U, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(blocks.w2(), Ut.T @ (Ut * wn[:, None]), rtol=1e-12, atol=1e-14)
+    for k in (coords.d, coords.dtr, 3):
+        Y = rng.standard_normal((k, k))
+        q = np.einsum("md,md->m", Ut[:, :k] @ Y, Ut[:, :k])
+        np.testing.assert_allclose(blocks.w3(Y), Ut.T @ (wn * q), rtol=1e-10, atol=1e-12)
+
+
+def test_a_union_of_draw_sets_pools_their_cumulants_exactly():
+    """MonteCarloCumulants.union (mean and W'' pooled from the sets', no pass over the draws) equals the
+    cumulants of all draws together, each set's weights normalised to its equal share."""
+    from msat.runtime.numerics.field_cumulants import MonteCarloCumulants
+
+    rng = np.random.default_rng(1)
+    coords = field_loop.Coordinates(3, 2)
+    Fs = [rng.standard_normal((m, 5)) + 0.3 * r for r, m in enumerate((3000, 5000, 4000))]
+    ws = [rng.random(len(F)) ** 2 for F in Fs]
+    union = MonteCarloCumulants.union([MonteCarloCumulants(F, w, coords) for F, w in zip(Fs, ws)])
+    whole = MonteCarloCumulants(np.vstack(Fs), np.concatenate([w / w.sum() for w in ws]), coords)
+    Y = rng.standard_normal((coords.d, coords.d))
+    np.testing.assert_allclose(union.mean, whole.mean, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(union.w2(), whole.w2(), rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(union.w3(Y), whole.w3(Y), rtol=1e-10, atol=1e-12)
+    assert union.n_draws == 12000
+
+
+def test_the_cumulant_direction_is_n_bgb_minus_b():
+    """The loop's one third-cumulant direction: generated (L2 + L2 G L2)/N equals N B G B - B with
+    G = (N B - L2)^-1, for any symmetric positive definite B and symmetric L2."""
+    rng = np.random.default_rng(2)
+    gen = generated.field_loop()
+    d, N = 9, 30.0
+    R = rng.standard_normal((d, d))
+    B = R @ R.T / d + np.eye(d)
+    L2 = rng.standard_normal((d, d))
+    L2 = 0.5 * (L2 + L2.T)
+    G = np.linalg.inv(N * B - L2)
+    np.testing.assert_allclose(gen.cumulant_direction(L2, G, N), N * B @ G @ B - B, rtol=1e-9, atol=1e-11)
 
 
 def test_order_two_without_test_points():
@@ -141,3 +175,28 @@ def test_order_two_on_repeated_points_fails_with_its_reason(tmp_path, capsys):
                          "--activation", "erf", "--method", "adaptive", "--order", "2"])
     err = capsys.readouterr().err
     assert code == 3 and "degenerate" in err and "Traceback" not in err
+
+
+def test_a_doubling_keeps_the_draws_it_has(monkeypatch):
+    """When the correction's Monte Carlo error asks for more draws, each set keeps its draws and gets as
+    many fresh ones (tilted_draws asked for M, then M again), and the point estimate rests on all of them."""
+    from msat.runtime.numerics import field_cumulants, nonlinear_loop
+
+    asked = []
+
+    def counting(*args, **kw):
+        asked.append(args[5])
+        return field_cumulants.tilted_draws(*args, **kw)
+
+    monkeypatch.setattr(nonlinear_loop, "tilted_draws", counting)
+    monkeypatch.setattr(nonlinear_loop, "MCSE_FRACTION", 0.0)  # never satisfied: every doubling runs
+    monkeypatch.setattr(nonlinear_loop, "DOUBLINGS", 2)
+    monkeypatch.setattr(nonlinear_loop, "default_draws", lambda coords: 3000)
+    rng = np.random.default_rng(1)
+    X, Xt = rng.standard_normal((3, 8)), rng.standard_normal((2, 8))
+    y = np.tanh(X[:, 0])
+    K, Ks = X @ X.T / 8, X @ Xt.T / 8
+    out = loop_correction(X, Xt, y, K, Ks, np.zeros((3, 3)), 40, 1.0, 0.2, 1.0, 1.0, "erf", seed=3)
+    R = nonlinear_loop.REPLICATES
+    assert asked == [3000] * R + [3000] * R + [6000] * R
+    assert out.n_draws == R * 12000
