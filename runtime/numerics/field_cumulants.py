@@ -37,8 +37,7 @@ class MonteCarloCumulants:
         self.coords = coords
         w = weights / weights.sum()
         self.parts = [(F, w)]
-        S = F.T @ (F * w[:, None])  # E[phi phi^T] over all points: the mean of u without forming u
-        self.mean = S[tuple(coords.pairs.T)]
+        self.mean = coords.t_project(F.T @ (F * w[:, None]))  # E[phi phi^T] read at u's coordinates
         self._w2 = None
 
     @classmethod
@@ -48,11 +47,11 @@ class MonteCarloCumulants:
         W''_union = sum_r s_r (W''_r + (m_r - m)(m_r - m)^T)."""
         self = cls.__new__(cls)
         self.coords = sets[0].coords
-        share = np.full(len(sets), 1.0 / len(sets))
-        self.parts = [(F, s * w) for c, s in zip(sets, share) for F, w in c.parts]
-        self.mean = sum(s * c.mean for c, s in zip(sets, share))
+        s = 1.0 / len(sets)
+        self.parts = [(F, s * w) for c in sets for F, w in c.parts]
+        self.mean = s * sum(c.mean for c in sets)
         W = np.zeros((self.coords.d, self.coords.d))
-        for c, s in zip(sets, share):
+        for c in sets:
             dm = c.mean - self.mean
             W += s * (c.w2() + np.outer(dm, dm))
         self._w2 = W
@@ -104,7 +103,7 @@ class MonteCarloCumulants:
             wq = w * np.einsum("md,md->m", Uk @ Y, Uk)  # w times u~^T Y u~, per draw
             S += F.T @ (F * wq[:, None])
             total += wq.sum()
-        return S[tuple(self.coords.pairs.T)] - total * self.mean
+        return self.coords.t_project(S) - total * self.mean
 
 
 def tilted_draws(X_all, P, Ct, g_w, activation, M, seed, neurons=False):
