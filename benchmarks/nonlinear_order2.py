@@ -3,11 +3,13 @@
 Teacher task, P points (default 20), D = 1.5 P, N = 4 P, 10 test points, kappa = 0.2. For chi = 1 and
 chi = N: a long run of the Rao-Blackwellised sampler is the reference; order 1 and order 2 are solved
 at chi warm-started from the ladder point before it, and their RMS test-mean errors against the
-reference are printed with the reference's MCSE. The cost ratio compares one warm-started order-2
-point with the time the sampler needs to reach an MCSE equal to order 2's error (its time per draw
-from a shorter run, scaled by (MCSE / error)^2). Target (issue 13): at most 0.1.
+reference are printed with the reference's MCSE. The reference's own noise adds to a measured error
+(E[e^2] = error^2 + its MCSE^2), so order 2's error is also given net of it, and never below the
+reference's MCSE (what the reference cannot resolve is not claimed). The cost ratio compares one
+warm-started order-2 point with the time the sampler needs to reach an MCSE equal to that net error
+(its time per draw from a shorter run, scaled by (MCSE / error)^2). Target (issue 13): at most 0.1.
 
-    python benchmarks/nonlinear_order2.py [--P 20] [--blas-threads T]
+    python benchmarks/nonlinear_order2.py [--P 20] [--ref-samples 8000] [--blas-threads T]
 """
 import argparse
 import sys
@@ -19,6 +21,7 @@ import blas  # benchmarks/blas.py, before numpy
 def _parser():
     ap = argparse.ArgumentParser(description="erf order 2 vs sampled networks: accuracy and cost")
     ap.add_argument("--P", type=int, default=20, help="training points (default 20)")
+    ap.add_argument("--ref-samples", type=int, default=8000, help="reference draws per chain (default 8000)")
     blas.add_option(ap)
     return ap
 
@@ -37,8 +40,8 @@ def main():
     X, y, Xt = ds.X, ds.y, ds.X_test
     N, kappa = 4 * P, 0.2
     for chi in (1.0, float(N)):
-        ref = sample(X, y, Xt, N=N, chi=chi, kappa=kappa, activation="erf", samples=8000, chains=4, seed=11,
-                     readout="marginal")
+        ref = sample(X, y, Xt, N=N, chi=chi, kappa=kappa, activation="erf", samples=ARGS.ref_samples, chains=4,
+                     seed=11, readout="marginal")
         t = time.perf_counter()
         short = sample(X, y, Xt, N=N, chi=chi, kappa=kappa, activation="erf", samples=1000, chains=4, seed=12,
                        readout="marginal")
@@ -50,11 +53,15 @@ def main():
             res = predict(X, y, Xt, N=N, chi=ladder, kappa=kappa, activation="erf", method="adaptive", order=order)
             out[order] = res[-1]
         e1, e2 = rms(out[1].test_mean), rms(out[2].test_mean)
+        ref_mcse = float(np.sqrt(np.mean(np.square(ref["test_mean_mcse"]))))
+        e2_net = max(float(np.sqrt(max(e2 ** 2 - ref_mcse ** 2, 0.0))), ref_mcse)
         mcse_short = float(np.sqrt(np.mean(np.square(short["test_mean_mcse"]))))
-        t_same = t_short * (mcse_short / max(e2, 1e-12)) ** 2  # sampler time to an MCSE equal to e2
-        print(f"chi = {chi:g}: reference MCSE {np.sqrt(np.mean(np.square(ref['test_mean_mcse']))):.1e}; RMS test "
-              f"error order 1 {e1:.2e}, order 2 {e2:.2e}; warm-started order-2 point {out[2].seconds:.1f} s, "
-              f"sampler to MCSE {e2:.1e}: {t_same:.1f} s; ratio {out[2].seconds / t_same:.2f} (target <= 0.1)")
+        t_same = t_short * (mcse_short / e2_net) ** 2  # sampler time to an MCSE equal to order 2's error
+        o2_mcse = float(np.sqrt(np.mean(np.square(out[2]["test_mean_mcse"]))))
+        print(f"chi = {chi:g}: reference MCSE {ref_mcse:.1e}; RMS test error order 1 {e1:.2e}, order 2 {e2:.2e} "
+              f"(net of the reference's noise {e2_net:.2e}; order 2's own MCSE {o2_mcse:.1e}); warm-started "
+              f"order-2 point {out[2].seconds:.1f} s, sampler to MCSE {e2_net:.1e}: {t_same:.1f} s; ratio "
+              f"{out[2].seconds / t_same:.2f} (target <= 0.1)", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Monte Carlo cumulants of the tilted neuron law for the kernel field's one loop (docs/theory.md §2e).
 
 Draws of one neuron's features phi over the training and test points under q(w) ∝ N(w; 0, g_w/D)
-exp(phi^T Ct phi), with weights summing to one: prior draws reweighted by the tilt (generated.
-adaptive_deep_linear.tilt) while their effective sample size stays high, MALA chains of q
-(numerics.mala) otherwise. From them u = (phi_p phi_q, phi_p phi*_t) in the field's coordinates
+exp(phi^T Ct phi), with weights summing to one: prior draws (scrambled Sobol' points, numerics.normals)
+reweighted by the tilt (generated.adaptive_deep_linear.tilt) while their effective sample size stays
+high, MALA chains of q (numerics.mala) otherwise. From them u = (phi_p phi_q, phi_p phi*_t) in the field's coordinates
 (numerics.field_loop.Coordinates), its weighted covariance W'' and the contraction
 W'''[Y]_c = E[(u~^T Y u~) u~_c]. Estimators of moments are plumbing; the loop formula is generated.
 """
@@ -19,6 +19,7 @@ from msat.generated import densities
 
 from .field_loop import Coordinates
 from .mala import mala_chains, tune
+from .normals import standard_normals
 
 #: the effective sample fraction of reweighted prior draws below which MALA draws are used instead
 ESS_MIN = 0.3
@@ -114,7 +115,7 @@ def tilted_draws(X_all, P, Ct, g_w, activation, M, seed, neurons=False):
     D = X_all.shape[1]
     var_w = densities.neuron_scales(D, g_w)[0]
     rng = np.random.default_rng(seed)
-    W = rng.standard_normal((M, D)) * math.sqrt(var_w)
+    W = standard_normals(rng, M, D) * math.sqrt(var_w)
     F = np.empty((M, X_all.shape[0]))
     densities.features(X_all, W, act, F)
     logw = generated.deep_linear_adaptation().tilt(F[:, :P], Ct)[:, 0]

@@ -10,10 +10,11 @@ newton; the field's tangent and the weighted moments' derivative along it genera
 it to round-off. While the solution lies beyond the draws' reach (weights too uneven), the draws are
 retaken around the point reached (one set per stage: locating).
 
-The final draws come from the Gaussian G = N(0, Sigma) with q's second moment Sigma (its
-eigenvalues raised to the prior's, so that G is nowhere narrower than q's prior-like tails), reweighted
-to q by the generated proposal ratio and tilt. G's own moments E_G[phi phi^T] are the NNGP kernels of
-the input Gram matrix X Sigma X^T, known exactly, so the estimate is E_G[phi phi^T] plus the weighted
+The final draws come from the Gaussian G = N(0, Sigma) (scrambled Sobol' points, numerics.normals,
+one independent scrambling per set) with q's second moment Sigma (its eigenvalues raised to the
+prior's, so that G is nowhere narrower than q's prior-like tails), reweighted to q by the generated
+proposal ratio and tilt. G's own moments E_G[phi phi^T] are the NNGP kernels of the input Gram matrix
+X Sigma X^T, known exactly, so the estimate is E_G[phi phi^T] plus the weighted
 minus the plain mean of phi phi^T over the draws: the part of the noise that q shares with G cancels.
 Should G reach q poorly (weights too uneven) the final draws are single-neuron MALA draws instead.
 A test point's preactivation x*.w has a part orthogonal to the training inputs' span that the tilt
@@ -35,6 +36,7 @@ from ..errors import ConvergenceError
 from ..spectral import phi_kernels
 from . import newton
 from .field_cumulants import tilted_draws
+from .normals import standard_normals
 
 #: locating stops once the weights at the solution keep this fraction of the draws' own effective size
 REDRAW = 0.5
@@ -129,7 +131,7 @@ def _proposal(saddle, d, w):
 def _gaussian_set(saddle, Sigma, Ct0, draws, seed):
     P, layer = saddle.P, generated.deep_linear_adaptation()
     R = np.linalg.cholesky(Sigma / saddle.var_w)  # z = w / sqrt(var_w) has prior N(0, I), proposal N(0, R R^T)
-    u = np.random.default_rng(seed).standard_normal((draws, saddle.D))
+    u = standard_normals(seed, draws, saddle.D)
     Z = u @ R.T
     W = np.ascontiguousarray(Z * math.sqrt(saddle.var_w))
     F, Fv = _features(saddle, W)
