@@ -3,8 +3,8 @@
 Draws of one neuron's features phi over the training and test points under q(w) ∝ N(w; 0, g_w/D)
 exp(phi^T Ct phi), with weights summing to one: prior draws (scrambled Sobol' points, numerics.normals)
 reweighted by the tilt (generated.adaptive_deep_linear.tilt) while their effective sample size stays
-high, MALA chains of q (numerics.mala) otherwise. From them u = (phi_p phi_q, phi_p phi*_t) in the field's coordinates
-(numerics.field_loop.Coordinates), its weighted covariance W'' and the contraction
+high, MALA chains of q (numerics.mala) otherwise. From them u = (phi_p phi_q, phi_p phi*_t) in the
+field's coordinates (numerics.field_loop.Coordinates), its weighted covariance W'' and the contraction
 W'''[Y]_c = E[(u~^T Y u~) u~_c]. Estimators of moments are plumbing; the loop formula is generated.
 """
 from __future__ import annotations

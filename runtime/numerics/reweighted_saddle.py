@@ -14,8 +14,8 @@ The final draws come from the Gaussian G = N(0, Sigma) (scrambled Sobol' points,
 one independent scrambling per set) with q's second moment Sigma (its eigenvalues raised to the
 prior's, so that G is nowhere narrower than q's prior-like tails), reweighted to q by the generated
 proposal ratio and tilt. G's own moments E_G[phi phi^T] are the NNGP kernels of the input Gram matrix
-X Sigma X^T, known exactly, so the estimate is E_G[phi phi^T] plus the weighted
-minus the plain mean of phi phi^T over the draws: the part of the noise that q shares with G cancels.
+X Sigma X^T, known exactly, so the estimate is E_G[phi phi^T] plus the weighted minus the plain mean
+of phi phi^T over the draws: the part of the noise that q shares with G cancels.
 Should G reach q poorly (weights too uneven) the final draws are single-neuron MALA draws instead.
 A test point's preactivation x*.w has a part orthogonal to the training inputs' span that the tilt
 never sees: given the training preactivations it is Gaussian with the prior's variance, under q and

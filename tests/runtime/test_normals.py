@@ -1,6 +1,6 @@
 """Randomised quasi-Monte Carlo normals (numerics.normals; docs/theory.md §6): against a closed-form
-Gaussian expectation of erf features, sets drawn with different seeds are unbiased, independent and
-several times more accurate than independent draws of the same size."""
+Gaussian expectation of erf features, sets drawn with different seeds are unbiased (their spread a
+fair error) and several times more accurate than independent draws of the same size."""
 import math
 
 import numpy as np
