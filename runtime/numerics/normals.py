@@ -7,8 +7,8 @@ neurons, reweighted by a smooth tilt) have a smaller error than M^-1/2: at P = 4
 seed-to-seed spread of erf's order-1 test means falls 1.7 times at the same draws (docs/theory.md §6).
 Each seed scrambles afresh, so point sets drawn with different seeds are independent and each is
 exactly distributed as the law it targets on average: means over a set are unbiased, and the spread
-between sets is an honest Monte Carlo error. The spread within one set is not (its points are deliberately not independent), which is
-why every estimator here takes its error from independent sets.
+between sets is an honest Monte Carlo error. The spread within one set is not (its points are
+deliberately not independent), which is why every estimator here takes its error from independent sets.
 """
 from __future__ import annotations
 
