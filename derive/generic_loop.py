@@ -17,6 +17,9 @@ cumulant contracted twice. So S0'''[., G] = -N B W'''[B G B] - L'''[., G] and
 
     <m> - m = (1/2) tr(m'' G) + (1/2) (G m')^T (N B W'''[B G B] + L'''[., G] - B W'''[B]).
 
+B enters only through G = (N B - L'')^-1 = W'' (N - L'' W'')^-1 and G B = (N - W'' L'')^-1, so the
+sample covariance W'' is never inverted (resolvent_operator).
+
 The derivative tensors of L and of the outputs (train mean g_v C A y, test mean g_v Cs^T A y,
 A = (g_v C + kappa)^-1) come from matcalc's differentiator as trace terms and are emitted as einsum
 contractions (derive.einsum), those with two field directions already contracted with G; for a
@@ -104,11 +107,21 @@ d, k = sp.symbols("d k", integer=True, positive=True)  # field coordinates, outp
 m1 = sp.MatrixSymbol("m1", d, k)  # columns: m' of each output
 m2G = sp.MatrixSymbol("m2G", k, 1)  # tr(m'' G) per output
 G = sp.MatrixSymbol("G", d, d)
-B = sp.MatrixSymbol("B", d, d)
+W2 = sp.MatrixSymbol("W2", d, d)  # W'' itself: the loop never needs its inverse B
+Hw3 = sp.MatrixSymbol("Hw3", d, 1)  # H W3[Y], H = (N 1 - W'' L'')^-1 = G B
 w3 = sp.MatrixSymbol("w3", d, 1)  # W'''[Y] along cumulant_direction
 ell = sp.MatrixSymbol("ell", d, 1)  # L'''[., G]
 L2 = sp.MatrixSymbol("L2", d, d)  # L'' (training block)
 N = adaptive.N
+
+
+def resolvent_operator():
+    """N 1 - W'' L'', whose inverse H gives the propagator without inverting W'': from
+    G (N B - L2) = 1 with B = W''^-1, G = W'' (N 1 - L2 W'')^-1 = H W'' and G B = H (push-through
+    identity). Where L2 is zero (off the training coordinates) this operator is N 1, so only its
+    training block needs a solve, and a singular W'' (fewer draws than coordinates, repeated inputs)
+    is no obstacle."""
+    return N * sp.Identity(d) - W2 * L2
 
 
 def cumulant_direction():
@@ -122,5 +135,6 @@ def cumulant_direction():
 
 def loop_correction():
     """<m> - m per output (a column): (1/2) tr(m'' G) + (1/2) (G m')^T (B W3[Y] + ell), Y from
-    cumulant_direction."""
-    return m2G / 2 + (G * m1).T * (B * w3 + ell) / 2
+    cumulant_direction, written with G B = H (resolvent_operator) so that no inverse of W'' appears:
+    (1/2) tr(m'' G) + (1/2) (m'^T H W3[Y] + (G m')^T ell), G being symmetric."""
+    return m2G / 2 + (m1.T * Hw3 + (G * m1).T * ell) / 2

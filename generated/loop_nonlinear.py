@@ -3,8 +3,8 @@
 # derivation: derive.generic_loop
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 97080a61940941b2abd253d316dfe13bc9b96b252ddc2224a22da001e09b8f48
-# content-sha256: c4ae7020dd8417d5fe7f374bb618b390ee3d01135f194a51e1d9a91053f90786
+# inputs-sha256: 5a289f138c95967b0dfb961b382e81a28749565b093f37077928a60642ef8951
+# content-sha256: f9822cff00eae53c5e7e9dc7f794b34afeb62c770b3e5cf94d6efb0dcd793c15
 """The kernel field's one loop for any activation (docs/theory.md §2e): derivative tensors of the fit term and the outputs, Gaussian cumulants for linear networks, and the loop correction in the field's coordinates from the tilted neuron law's cumulants."""
 import math  # noqa: F401
 
@@ -95,11 +95,12 @@ def gaussian_w3(K, Yh):
     return w3
 
 
-def field_hessian(B, L2, N):
-    """S0'' = N I'' - L'' = N B - L2 in the field's coordinates (docs/theory.md §2e)."""
-    H = (N) * (B) + (-1) * (L2)
+def resolvent_operator(W2, L2, N):
+    """N 1 - W'' L'' (or a square block of it): its inverse H gives the propagator G = (N B - L2)^-1 = H W2 and G B = H without inverting W'' (docs/theory.md §2e, derive.generic_loop)."""
+    d = W2.shape[0]
+    S = (N) * (numpy.eye(d)) + (-1) * (W2 @ L2)
 
-    return H
+    return S
 
 
 def cumulant_direction(L2, G, N):
@@ -109,8 +110,8 @@ def cumulant_direction(L2, G, N):
     return Y
 
 
-def loop_correction(m1, m2G, G, B, w3, ell):
-    """<m> - m per output (column): (1/2) tr(m'' G) + (1/2) (G m')^T (B W3[Y] + L3[., G]) with Y = N B G B - B and W3[Y]_c = E[(u~^T Y u~) u~_c] (docs/theory.md §2e, derive.generic_loop)."""
-    corr = (1/2) * (m2G) + (1/2) * (m1.T @ (G.T @ (B @ w3 + ell)))
+def loop_correction(m1, m2G, G, Hw3, ell):
+    """<m> - m per output (column): (1/2) tr(m'' G) + (1/2) (G m')^T (B W3[Y] + L3[., G]) with Y = N B G B - B and W3[Y]_c = E[(u~^T Y u~) u~_c], written as (1/2) tr(m'' G) + (1/2) (m'^T H W3[Y] + (G m')^T L3[., G]) with H = G B = (N 1 - W'' L'')^-1 (docs/theory.md §2e, derive.generic_loop)."""
+    corr = (1/2) * (m2G) + (1/2) * (m1.T @ Hw3) + (1/2) * (m1.T @ (G.T @ ell))
 
     return corr

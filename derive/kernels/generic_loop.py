@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .. import generic_loop as g
 from ..einsum import einsum_lines
-from ..emit import KernelSpec, Statement
+from ..emit import KernelSpec, Statement, numpy_code
 
 _P = "P = A.shape[0]"
 
@@ -55,17 +55,22 @@ def specs():
                    extra={"lines": ["n = K.shape[0]", *einsum_lines("w3", w3, [g.U, g.V, g.R],
                                                                       contract=[("Yh", (g.U, g.V))])]},
                    returns="w3"),
-        KernelSpec(name="field_hessian", family="numpy_function", args=["B", "L2", "N"],
-                   doc="S0'' = N I'' - L'' = N B - L2 in the field's coordinates (docs/theory.md §2e).",
-                   node=[Statement("H", g.N * g.B - g.L2)], returns="H"),
+        KernelSpec(name="resolvent_operator", family="numpy_lines", args=["W2", "L2", "N"],
+                   doc="N 1 - W'' L'' (or a square block of it): its inverse H gives the propagator "
+                       "G = (N B - L2)^-1 = H W2 and G B = H without inverting W'' (docs/theory.md §2e, "
+                       "derive.generic_loop).",
+                   extra={"lines": ["d = W2.shape[0]", f"S = {numpy_code(g.resolvent_operator())}"]},
+                   returns="S"),
         KernelSpec(name="cumulant_direction", family="numpy_function", args=["L2", "G", "N"],
                    doc="Y = N B G B - B = (L2 + L2 G L2) / N with G = (N B - L2)^-1 (on the training block, the "
                        "only one where Y is not zero): the one direction along which the loop needs the third "
                        "cumulant, N B W3[BGB] - B W3[B] = B W3[Y] (docs/theory.md §2e, derive.generic_loop).",
                    node=[Statement("Y", g.cumulant_direction())], returns="Y"),
-        KernelSpec(name="loop_correction", family="numpy_function", args=["m1", "m2G", "G", "B", "w3", "ell"],
+        KernelSpec(name="loop_correction", family="numpy_function", args=["m1", "m2G", "G", "Hw3", "ell"],
                    doc="<m> - m per output (column): (1/2) tr(m'' G) + (1/2) (G m')^T (B W3[Y] + L3[., G]) with "
-                       "Y = N B G B - B and W3[Y]_c = E[(u~^T Y u~) u~_c] (docs/theory.md §2e, derive.generic_loop).",
+                       "Y = N B G B - B and W3[Y]_c = E[(u~^T Y u~) u~_c], written as (1/2) tr(m'' G) + (1/2) "
+                       "(m'^T H W3[Y] + (G m')^T L3[., G]) with H = G B = (N 1 - W'' L'')^-1 (docs/theory.md "
+                       "§2e, derive.generic_loop).",
                    node=[Statement("corr", g.loop_correction())], returns="corr"),
     ]
 

@@ -30,7 +30,8 @@ class MonteCarloCumulants:
 
     u is formed block by block from the features, so memory stays O(BLOCK d + d^2) for any number
     of draws (all M x d at once would be a gigabyte at P = 40). A union of draw sets (``union``) pools
-    the sets' means and W'' exactly, so only its W''' needs a pass over the draws."""
+    the sets' means and W'' exactly, and its W''' along a direction follows exactly from the sets' own
+    (``pooled_w3``), so the draws are passed over once for W'' and once for W'''."""
 
     BLOCK = 4096
 
@@ -105,6 +106,23 @@ class MonteCarloCumulants:
             S += F.T @ (F * wq[:, None])
             total += wq.sum()
         return self.coords.t_project(S) - total * self.mean
+
+    @staticmethod
+    def pooled_w3(sets, union, Y):
+        """(each set's W'''[Y], the union's W'''[Y]) from one pass over every set's draws. A set's
+        contraction is centred at its own mean; the union's follows exactly from the sets' with
+        d_r = m_r - m (m the union's mean, k the coordinates Y is given on):
+        W'''_u[Y] = sum_r s_r (W'''_r[Y] + tr(Y W''_r,kk) d_r + 2 W''_r,:k Y d_r,k + (d_r,k^T Y d_r,k) d_r)."""
+        k, s = len(Y), 1.0 / len(sets)
+        per_set, total = [], np.zeros(union.coords.d)
+        for c in sets:
+            w3 = c.w3(Y)
+            dm = c.mean - union.mean
+            W = c.w2()
+            Yd = Y @ dm[:k]
+            total += s * (w3 + np.sum(Y * W[:k, :k]) * dm + 2.0 * (W[:, :k] @ Yd) + (dm[:k] @ Yd) * dm)
+            per_set.append(w3)
+        return per_set, total
 
 
 def tilted_draws(X_all, P, Ct, g_w, activation, M, seed, neurons=False):

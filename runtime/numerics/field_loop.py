@@ -101,35 +101,69 @@ def _inverse_pd(M):
     return scipy.linalg.cho_solve(cf, np.eye(M.shape[0]))
 
 
+class Propagator:
+    """G = (N B - L2)^-1 = H W2 with H = (N 1 - W2 L2)^-1 (generated resolvent_operator), B = W2^-1 never
+    formed. L2 lives on the first k (training) coordinates, so N 1 - W2 L2 is block lower triangular,
+    [[N - W_kk L, 0], [-W_sk L, N]], and only its k x k block is factorised:
+    H = [[R, 0], [W_sk L R / N, 1 / N]], R = (N - W_kk L)^-1. Block algebra only; the operator and
+    the loop formula are generated."""
+
+    def __init__(self, W2, L2, N):
+        k = L2.shape[0]
+        self.k, self.N, self.L2 = k, N, L2
+        self.W_sk = W2[k:, :k]
+        S = generated.field_loop().resolvent_operator(W2[:k, :k], L2, N)
+        self.lu = scipy.linalg.lu_factor(S, check_finite=False)
+        if not np.all(np.isfinite(self.lu[0])) or np.min(np.abs(np.diag(self.lu[0]))) == 0.0:
+            raise ConvergenceError(
+                "adaptive --order 2: the loop's propagator is singular (N 1 - W'' L'' has a zero pivot: the "
+                "order-1 saddle is not a minimum of the field's action, docs/theory.md §2e)", {"N": N})
+        G_k = scipy.linalg.lu_solve(self.lu, W2[:k], check_finite=False)
+        G_s = (W2[k:] + self.W_sk @ (L2 @ G_k)) / N
+        G = np.vstack([G_k, G_s])
+        self.G = 0.5 * (G + G.T)
+
+    def apply_h(self, v):
+        """H v for a vector over all the field's coordinates."""
+        v_k = scipy.linalg.lu_solve(self.lu, v[:self.k], check_finite=False)
+        return np.concatenate([v_k, (v[self.k:] + self.W_sk @ (self.L2 @ v_k)) / self.N])
+
+
+class OneLoop:
+    """The one loop at the order-1 saddle (C, Cs) for a given W'' (docs/theory.md §2e): everything but the
+    third cumulant, which enters only along `Y` (``finish`` takes W'''[Y])."""
+
+    def __init__(self, C, Cs, y, kappa, g_v, chi, N, W2, coords: Coordinates):
+        gen, lin = generated.field_loop(), generated.linear_adaptation()
+        A = _inverse_pd(generated.nonlinear_adaptation().fit_operator(C, kappa, g_v))
+        yc = y[:, None]
+        d, dtr, P, Q = coords.d, coords.dtr, len(y), Cs.shape[1]
+        L2 = coords.c_project(gen.fit_hessian(A, yc, chi, g_v), axes=2)
+        prop = Propagator(W2, L2, N)
+        G = prop.G
+        Gcc, Gcs = coords.c_lift(G)
+        ell = np.zeros(d)
+        ell[:dtr] = coords.c_project(gen.fit_third_contracted(A, yc, Gcc, chi, g_v))
+        self.Y = gen.cumulant_direction(L2, G[:dtr, :dtr], N)  # zero off the training block
+        m1, m2G = gen.train_mean_derivatives(A, yc, C, Gcc, g_v)
+        m1c, m1s, m2Gs = gen.test_mean_derivatives(A, yc, Cs, Gcc, Gcs, g_v)
+        M1 = np.zeros((d, P + Q))
+        M1[:dtr, :P] = coords.c_project(m1).T
+        M1[:dtr, P:] = coords.c_project(m1c).T
+        M1[dtr:, P:] = m1s.reshape(Q, P * Q).T
+        self._parts = (gen, prop, M1, np.concatenate([m2G, m2Gs])[:, None], ell[:, None], P)
+        train0, test0, _ = lin.predictions(C, Cs, np.zeros((Q, 1)), A, A @ yc, g_v, chi)
+        self.order1 = (train0[:, 0], test0[:, 0])
+
+    def finish(self, w3):
+        """(train, test, (train correction, test correction)) given w3 = W'''[Y]."""
+        gen, prop, M1, m2G, ell, P = self._parts
+        corr = gen.loop_correction(M1, m2G, prop.G, prop.apply_h(w3)[:, None], ell)[:, 0]
+        return self.order1[0] + corr[:P], self.order1[1] + corr[P:], (corr[:P], corr[P:])
+
+
 def loop_means(C, Cs, y, kappa, g_v, chi, N, cumulants, coords: Coordinates):
     """Order-2 train and test means: the order-1 saddle's (C, Cs) plus the field's one loop
     (docs/theory.md §2e). Returns (train, test, corrections) with corrections = (train, test)."""
-    gen, lin = generated.field_loop(), generated.linear_adaptation()
-    A = _inverse_pd(generated.nonlinear_adaptation().fit_operator(C, kappa, g_v))
-    yc = y[:, None]
-    d, dtr = coords.d, coords.dtr
-    try:
-        B = _inverse_pd(cumulants.w2())
-    except np.linalg.LinAlgError:
-        raise ConvergenceError(
-            "adaptive --order 2: the field's coordinates are degenerate (the covariance of phi phi^T over the "
-            "neuron law is singular: repeated input points, or a linear network with P + P_test > D); the "
-            "loop needs a non-degenerate field (docs/theory.md §2e)", {"field_dimension": coords.d}) from None
-    L2 = np.zeros((d, d))
-    L2[:dtr, :dtr] = coords.c_project(gen.fit_hessian(A, yc, chi, g_v), axes=2)
-    G = np.linalg.inv(gen.field_hessian(B, L2, N))
-    G = 0.5 * (G + G.T)
-    Gcc, Gcs = coords.c_lift(G)
-    ell = np.zeros(d)
-    ell[:dtr] = coords.c_project(gen.fit_third_contracted(A, yc, Gcc, chi, g_v))
-    w3 = cumulants.w3(gen.cumulant_direction(L2[:dtr, :dtr], G[:dtr, :dtr], N))  # Y is zero off this block
-    m1, m2G = gen.train_mean_derivatives(A, yc, C, Gcc, g_v)
-    m1c, m1s, m2Gs = gen.test_mean_derivatives(A, yc, Cs, Gcc, Gcs, g_v)
-    M1 = np.zeros((d, len(y) + Cs.shape[1]))
-    M1[:dtr, :len(y)] = coords.c_project(m1).T
-    M1[:dtr, len(y):] = coords.c_project(m1c).T
-    M1[dtr:, len(y):] = m1s.reshape(Cs.shape[1], Cs.shape[0] * Cs.shape[1]).T
-    corr = gen.loop_correction(M1, np.concatenate([m2G, m2Gs])[:, None], G, B, w3[:, None], ell[:, None])[:, 0]
-    train0, test0, _ = lin.predictions(C, Cs, np.zeros((Cs.shape[1], 1)), A, A @ yc, g_v, chi)
-    P = len(y)
-    return train0[:, 0] + corr[:P], test0[:, 0] + corr[P:], (corr[:P], corr[P:])
+    loop = OneLoop(C, Cs, y, kappa, g_v, chi, N, cumulants.w2(), coords)
+    return loop.finish(cumulants.w3(loop.Y))
