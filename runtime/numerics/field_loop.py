@@ -144,7 +144,7 @@ class OneLoop:
         Gcc, Gcs = coords.c_lift(G)
         ell = np.zeros(d)
         ell[:dtr] = coords.c_project(gen.fit_third_contracted(A, yc, Gcc, chi, g_v))
-        self.Y = gen.cumulant_direction(L2, G[:dtr, :dtr], N)  # zero off the training block
+        self._direction = (L2, G[:dtr, :dtr], N)
         m1, m2G = gen.train_mean_derivatives(A, yc, C, Gcc, g_v)
         m1c, m1s, m2Gs = gen.test_mean_derivatives(A, yc, Cs, Gcc, Gcs, g_v)
         M1 = np.zeros((d, P + Q))
@@ -154,6 +154,12 @@ class OneLoop:
         self._parts = (gen, prop, M1, np.concatenate([m2G, m2Gs])[:, None], ell[:, None], P)
         train0, test0, _ = lin.predictions(C, Cs, np.zeros((Q, 1)), A, A @ yc, g_v, chi)
         self.order1 = (train0[:, 0], test0[:, 0])
+
+    @property
+    def Y(self):
+        """The direction of W''' (zero off the training block), formed only when asked for: draw sets
+        that contract W''' along their union's direction never need their own."""
+        return generated.field_loop().cumulant_direction(*self._direction)
 
     def finish(self, w3):
         """(train, test, (train correction, test correction)) given w3 = W'''[Y]."""
