@@ -61,8 +61,9 @@ class _Solver(Solver):
         if self.params.order == 2:
             p, d = self.params, self.data
             Xt = np.zeros((0, d.X.shape[1])) if d.X_test is None else d.X_test
+            # --mc-samples M sets the loop's first draws too (M/4 per set, as for the saddle's final sets)
             st.loop = loop_correction(d.X, Xt, d.y, st.C, st.Cs, st.Ct, p.N, chi, p.kappa, p.g_v, p.g_w,
-                                      p.activation, seed=p.seed)
+                                      p.activation, seed=p.seed, first=int(p.mc_samples or 0) // 4)
         return st
 
     def warm(self, state):

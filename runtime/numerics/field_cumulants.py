@@ -43,19 +43,20 @@ class MonteCarloCumulants:
         self._w2 = None
 
     @classmethod
-    def union(cls, sets):
-        """The cumulants of the draw sets together, each set keeping its share of the total weight (equal
-        shares for sets of normalised weights). Mean and W'' are pooled from the sets' own:
+    def union(cls, sets, shares=None):
+        """The cumulants of the draw sets together, set r carrying the share s_r of the total weight
+        (equal shares unless `shares`, which are normalised; draws of one law pool best with shares in
+        proportion to their numbers). Mean and W'' are pooled from the sets' own:
         W''_union = sum_r s_r (W''_r + (m_r - m)(m_r - m)^T)."""
         self = cls.__new__(cls)
         self.coords = sets[0].coords
-        s = 1.0 / len(sets)
-        self.parts = [(F, s * w) for c in sets for F, w in c.parts]
-        self.mean = s * sum(c.mean for c in sets)
+        s = np.full(len(sets), 1.0 / len(sets)) if shares is None else np.asarray(shares, float) / np.sum(shares)
+        self.parts = [(F, sr * w) for c, sr in zip(sets, s) for F, w in c.parts]
+        self.mean = sum(sr * c.mean for c, sr in zip(sets, s))
         W = np.zeros((self.coords.d, self.coords.d))
-        for c in sets:
+        for c, sr in zip(sets, s):
             dm = c.mean - self.mean
-            W += s * (c.w2() + np.outer(dm, dm))
+            W += sr * (c.w2() + np.outer(dm, dm))
         self._w2 = W
         return self
 
@@ -125,6 +126,18 @@ class MonteCarloCumulants:
         return per_set, total
 
 
+def reweighted_prior(X_all, P, Ct, g_w, activation, M, seed):
+    """(features F, tilt weights, effective sample fraction, neurons W) of M prior draws (scrambled
+    Sobol' points; `seed` an int or a numpy Generator) reweighted to q."""
+    D = X_all.shape[1]
+    W = standard_normals(seed, M, D) * math.sqrt(densities.neuron_scales(D, g_w)[0])
+    F = np.empty((M, X_all.shape[0]))
+    densities.features(X_all, W, densities.ACTIVATIONS.index(activation), F)
+    logw = generated.deep_linear_adaptation().tilt(F[:, :P], Ct)[:, 0]
+    w = np.exp(logw - logw.max())
+    return F, w, float(w.sum() ** 2 / (w @ w) / M), W
+
+
 def tilted_draws(X_all, P, Ct, g_w, activation, M, seed, neurons=False):
     """(features F of M draws of q over the P training and the test points, weights, how, effective
     sample fraction[, the draws w themselves if `neurons`]): reweighted prior draws, or MALA chains
@@ -133,12 +146,7 @@ def tilted_draws(X_all, P, Ct, g_w, activation, M, seed, neurons=False):
     D = X_all.shape[1]
     var_w = densities.neuron_scales(D, g_w)[0]
     rng = np.random.default_rng(seed)
-    W = standard_normals(rng, M, D) * math.sqrt(var_w)
-    F = np.empty((M, X_all.shape[0]))
-    densities.features(X_all, W, act, F)
-    logw = generated.deep_linear_adaptation().tilt(F[:, :P], Ct)[:, 0]
-    w = np.exp(logw - logw.max())
-    ess = float(w.sum() ** 2 / (w @ w) / M)
+    F, w, ess, W = reweighted_prior(X_all, P, Ct, g_w, activation, M, rng)
     if ess >= ESS_MIN:
         return (F, w, "reweighted prior draws", ess) + ((W,) if neurons else ())
     # MALA: 64 chains from the prior draws, a quarter burn-in, states thinned by 4
@@ -163,3 +171,77 @@ def tilted_draws(X_all, P, Ct, g_w, activation, M, seed, neurons=False):
     densities.features(X_all, np.ascontiguousarray(samples[:kept]), act, F)
     out = F, np.ones(kept), "single-neuron MALA", float(np.mean(acc) / steps)
     return out + ((samples[:kept],) if neurons else ())
+
+
+#: the effective sample fraction of reweighted prior draws from which the prior's cumulants serve as a
+#: control variate (near the prior the weighted and plain moments of the same draws differ little)
+CONTROL_MIN = 0.8
+#: draws per replicate set of the prior's own cumulants (at least this many, and 8 d)
+PRIOR_DRAWS = 16384
+
+
+class PriorControlled(MonteCarloCumulants):
+    """Cumulants of reweighted prior draws with the prior's cumulants from an independent, larger set of
+    prior draws as a control variate (docs/theory.md §2e): for raw moments
+    E_q[u u^T] ~ sum_m w_m u_m u_m^T - (1/M) sum_m u_m u_m^T + E_prior,big[u u^T], and the mean
+    alike; W'' = that second moment minus the mean's outer product. Near the prior (chi/N small, the
+    weights nearly even) the two sums over the same draws share most of their noise, which cancels,
+    and what remains is the larger set's. W''' is the weighted draws' own, centred at this mean."""
+
+    def __init__(self, F, weights, coords: Coordinates, prior: MonteCarloCumulants, plain=None):
+        super().__init__(F, weights, coords)
+        plain = MonteCarloCumulants(F, np.ones(len(F)), coords) if plain is None else plain
+        raw = lambda c: c.w2() + np.outer(c.mean, c.mean)  # noqa: E731  (second moment about zero)
+        second = raw(self) - raw(plain) + raw(prior)
+        self.mean = self.mean - plain.mean + prior.mean
+        self._w2 = second - np.outer(self.mean, self.mean)
+
+
+_CACHE: dict = {"data": None}
+
+
+def _cached(data, key, make):
+    """make() once per key while the data set stays the same (a chi ladder asks again at every point)."""
+    if _CACHE["data"] != data:
+        _CACHE.clear()
+        _CACHE["data"] = data
+    if key not in _CACHE:
+        _CACHE[key] = make()
+    return _CACHE[key]
+
+
+def data_key(X_all, P, g_w, activation):
+    return (hash(X_all.tobytes()), X_all.shape, P, float(g_w), activation)
+
+
+def _moments_only(c: MonteCarloCumulants) -> MonteCarloCumulants:
+    c.w2()
+    c.parts = []  # the mean and W'' are all that is kept
+    return c
+
+
+def plain_cumulants(F, coords: Coordinates, data, seed):
+    """The unweighted cumulants of prior draws F (drawn with `seed`): the prior's own estimate from the
+    same draws, which does not depend on chi when the draws are common to the ladder's points."""
+    return _cached(data, ("plain", seed, F.shape), lambda: _moments_only(MonteCarloCumulants(F, np.ones(len(F)),
+                                                                                             coords)))
+
+
+def prior_cumulants(X_all, P, g_w, activation, coords: Coordinates, seed, replicates):
+    """The prior's cumulants from `replicates` independent sets of max(PRIOR_DRAWS, 8 d) prior draws
+    (scrambled Sobol' points), one per replicate set of the loop, so that the replicates' spread still
+    carries their error. They do not depend on chi: a chi ladder computes them once."""
+    M = int(max(PRIOR_DRAWS, 8 * coords.d))
+    act = densities.ACTIVATIONS.index(activation)
+    sd = math.sqrt(densities.neuron_scales(X_all.shape[1], g_w)[0])
+
+    def make():
+        sets = []
+        for r in range(replicates):
+            F = np.empty((M, X_all.shape[0]))
+            W = standard_normals(seed + 15485863 * (r + 1), M, X_all.shape[1]) * sd
+            densities.features(X_all, np.ascontiguousarray(W), act, F)
+            sets.append(_moments_only(MonteCarloCumulants(F, np.ones(M), coords)))
+        return sets
+
+    return _cached(data_key(X_all, P, g_w, activation), ("prior", seed, replicates, M), make)

@@ -133,12 +133,19 @@ class OneLoop:
     """The one loop at the order-1 saddle (C, Cs) for a given W'' (docs/theory.md §2e): everything but the
     third cumulant, which enters only along `Y` (``finish`` takes W'''[Y])."""
 
-    def __init__(self, C, Cs, y, kappa, g_v, chi, N, W2, coords: Coordinates):
+    def __init__(self, C, Cs, y, kappa, g_v, chi, N, W2, coords: Coordinates, fit=None):
+        """`fit`: another OneLoop's at the same saddle, whose W''-free parts (the fit's A, its Hessian
+        L'' and the order-1 means) are reused."""
         gen, lin = generated.field_loop(), generated.linear_adaptation()
-        A = _inverse_pd(generated.nonlinear_adaptation().fit_operator(C, kappa, g_v))
         yc = y[:, None]
         d, dtr, P, Q = coords.d, coords.dtr, len(y), Cs.shape[1]
-        L2 = coords.c_project(gen.fit_hessian(A, yc, chi, g_v), axes=2)
+        if fit is None:
+            A = _inverse_pd(generated.nonlinear_adaptation().fit_operator(C, kappa, g_v))
+            L2 = coords.c_project(gen.fit_hessian(A, yc, chi, g_v), axes=2)
+            train0, test0, _ = lin.predictions(C, Cs, np.zeros((Q, 1)), A, A @ yc, g_v, chi)
+            fit = (A, L2, (train0[:, 0], test0[:, 0]))
+        self.fit = fit
+        A, L2, self.order1 = fit
         prop = Propagator(W2, L2, N)
         G = prop.G
         Gcc, Gcs = coords.c_lift(G)
@@ -152,8 +159,6 @@ class OneLoop:
         M1[:dtr, P:] = coords.c_project(m1c).T
         M1[dtr:, P:] = m1s.reshape(Q, P * Q).T
         self._parts = (gen, prop, M1, np.concatenate([m2G, m2Gs])[:, None], ell[:, None], P)
-        train0, test0, _ = lin.predictions(C, Cs, np.zeros((Q, 1)), A, A @ yc, g_v, chi)
-        self.order1 = (train0[:, 0], test0[:, 0])
 
     @property
     def Y(self):

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .field_cumulants import MonteCarloCumulants, tilted_draws
+from .field_cumulants import (CONTROL_MIN, ESS_MIN, MonteCarloCumulants, PriorControlled, data_key,
+                              plain_cumulants, prior_cumulants, reweighted_prior, tilted_draws)
 from .field_loop import Coordinates, OneLoop
 
 #: independent draw sets for the Monte Carlo error of the correction
@@ -32,51 +33,81 @@ class LoopCorrection:
     n_draws: int  # draws behind the point estimate (all sets)
 
 
-def default_draws(coords: Coordinates) -> int:
-    """Draws per replicate to start from: several times the d coordinates. The correction's bias is small
-    at any M (W'' is never inverted); what these draws buy is its Monte Carlo error, which at P = 40,
-    chi = 1 is most of order 2's error on the test means (docs/theory.md §2e)."""
-    return int(max(20000, 10 * coords.d))
+def first_draws(coords: Coordinates, mala=False) -> int:
+    """Draws per replicate set to start from. The correction's bias is small at any M (W'' is never
+    inverted; none shows from 2,048 to 20,000 draws per set at P = 40, docs/theory.md §2e), so the
+    draws are set by the correction's Monte Carlo error alone: start small, grow where it asks.
+    MALA draws (where reweighted prior draws reach q poorly) pay their chains' tuning and burn-in at
+    every growth and are correlated: they start where one set usually suffices."""
+    return int(max(20000, 10 * coords.d) if mala else max(4096, 2 * coords.d))
+
+
+def most_draws(coords: Coordinates) -> int:
+    """The most draws per set the growth goes to (runtime.memory budgets for them)."""
+    return int(8 * max(20000, 10 * coords.d))
 
 
 #: the correction's Monte Carlo error is driven below this fraction of the correction ...
 MCSE_FRACTION = 0.1
-#: ... by doubling the draws at most this many times
-DOUBLINGS = 3
+#: ... by growing the draws at most this many times, each time to what the error's M^-1/2 law asks
+#: for (with this margin), at least doubling them
+GROWTHS = 2
+MARGIN = 1.2
 
 
-def loop_correction(X, X_test, y, C, Cs, Ct, N, chi, kappa, g_v, g_w, activation, draws=None, seed=0):
-    """The one-loop correction of the train and test means at the order-1 saddle (C, Cs, Ct). Without
-    `draws`, the draws per set start at default_draws and double (up to DOUBLINGS times) until the
-    correction's Monte Carlo error is under MCSE_FRACTION of the correction. A doubling keeps the draws
-    it has (and their pooled second cumulant) and adds as many fresh ones to each set; only the third
-    cumulant, whose direction moves with the second, passes over all of them again."""
+def loop_correction(X, X_test, y, C, Cs, Ct, N, chi, kappa, g_v, g_w, activation, draws=None, seed=0,
+                    first=None):
+    """The one-loop correction of the train and test means at the order-1 saddle (C, Cs, Ct). With
+    `draws`, that many per set; otherwise the draws per set start at `first` (at least first_draws) and
+    grow (up to GROWTHS times, to most_draws at most) until the correction's Monte Carlo error is under
+    MCSE_FRACTION of the correction. A growth
+    keeps the draws each set has (and their pooled second cumulant, in proportion to the numbers of
+    draws) and adds fresh ones; only the third cumulant, whose direction moves with the second, passes
+    over all of them again."""
     P, Q = X.shape[0], X_test.shape[0]
     coords = Coordinates(P, Q)
-    M = int(draws or default_draws(coords))
     X_all = np.ascontiguousarray(np.vstack([X, X_test]), dtype=float)
+    if not draws:  # which draws q gets: reweighted prior draws unless their weights are too uneven
+        probe = reweighted_prior(X_all, P, Ct, g_w, activation, 4096, seed)[2]
+        draws_first = max(first or 0, first_draws(coords, mala=probe < ESS_MIN))
+    M = int(draws or draws_first)
+    most = max(M, most_draws(coords))
     args = (C, Cs, y, kappa, g_v, chi, N)
-    sets, attempts = None, 1 if draws else DOUBLINGS + 1
-    for attempt in range(attempts):
-        sets, how, frac = _draw_sets(X_all, P, Ct, g_w, activation, M, seed + attempt, coords, sets)
+    sets, growths = None, 0 if draws else GROWTHS
+    for attempt in range(growths + 1):
+        sets, how, frac = _draw_sets(X_all, P, Ct, g_w, activation, M, seed, attempt, coords, sets)
         point, reps = _corrections(sets, args, coords)
         mcse = reps.std(axis=0, ddof=1) / math.sqrt(REPLICATES)
-        if np.max(mcse) <= MCSE_FRACTION * np.max(np.abs(reps.mean(axis=0))) or attempt == attempts - 1:
+        have = sets[0].n_draws
+        target = MCSE_FRACTION * np.max(np.abs(reps.mean(axis=0)))
+        excess = np.max(mcse) / target if target > 0 else math.inf  # error / the error asked for
+        if excess <= 1 or attempt == growths or have >= most:
             break
-        M = sets[0].n_draws  # as many fresh draws as each set holds: the draws per set double
+        M = int(math.ceil(min(float(most), have * max(2.0, MARGIN * excess ** 2)))) - have  # fresh, per set
     bias = float(np.max(np.abs(point - reps.mean(axis=0)))) / (REPLICATES - 1)
     n_draws = sum(c.n_draws for c in sets)
     return LoopCorrection(point[:P], point[P:], mcse[:P], mcse[P:], bias, how, frac, coords.d, n_draws)
 
 
-def _draw_sets(X_all, P, Ct, g_w, activation, M, seed, coords, previous=None):
-    """REPLICATES sets of M fresh draws each (every set joined to the same set of `previous`, equal
-    shares, when given): (sets, how, effective fraction)."""
+def _draw_sets(X_all, P, Ct, g_w, activation, M, seed, attempt, coords, previous=None):
+    """REPLICATES sets of M fresh draws each (every set joined to the same set of `previous`, shares in
+    proportion to the numbers of draws, when given): (sets, how, effective fraction). Reweighted prior
+    draws whose weights are nearly even take the prior's cumulants as a control variate, set r those of
+    its own independent prior set (field_cumulants.PriorControlled)."""
     sets, how, frac = [], "", 1.0
     for r in range(REPLICATES):
-        F, w, how, frac = tilted_draws(X_all, P, Ct, g_w, activation, M, seed + 7919 * (r + 1))
-        fresh = MonteCarloCumulants(F, w, coords)
-        sets.append(MonteCarloCumulants.union([previous[r], fresh]) if previous else fresh)
+        seed_r = seed + attempt + 7919 * (r + 1)
+        F, w, how, frac = tilted_draws(X_all, P, Ct, g_w, activation, M, seed_r)
+        if how == "reweighted prior draws" and frac >= CONTROL_MIN:
+            prior = prior_cumulants(X_all, P, g_w, activation, coords, seed, REPLICATES)[r]
+            plain = plain_cumulants(F, coords, data_key(X_all, P, g_w, activation), seed_r)
+            fresh = PriorControlled(F, w, coords, prior, plain)
+            how = "reweighted prior draws, the prior's cumulants as control variate"
+        else:
+            fresh = MonteCarloCumulants(F, w, coords)
+        if previous:
+            fresh = MonteCarloCumulants.union([previous[r], fresh], shares=[previous[r].n_draws, fresh.n_draws])
+        sets.append(fresh)
     return sets, how, frac
 
 
@@ -91,5 +122,6 @@ def _corrections(sets, args, coords):
     loop = OneLoop(*args, union.w2(), coords)
     w3_sets, w3_union = MonteCarloCumulants.pooled_w3(sets, union, loop.Y)
     point = np.concatenate(loop.finish(w3_union)[2])
-    reps = [np.concatenate(OneLoop(*args, c.w2(), coords).finish(w3)[2]) for c, w3 in zip(sets, w3_sets)]
+    reps = [np.concatenate(OneLoop(*args, c.w2(), coords, fit=loop.fit).finish(w3)[2])
+            for c, w3 in zip(sets, w3_sets)]
     return point, np.array(reps)
