@@ -60,10 +60,9 @@ def loop_correction(X, X_test, y, C, Cs, Ct, N, chi, kappa, g_v, g_w, activation
     """The one-loop correction of the train and test means at the order-1 saddle (C, Cs, Ct). With
     `draws`, that many per set; otherwise the draws per set start at `first` (at least first_draws) and
     grow (up to GROWTHS times, to most_draws at most) until the correction's Monte Carlo error is under
-    MCSE_FRACTION of the correction. A growth
-    keeps the draws each set has (and their pooled second cumulant, in proportion to the numbers of
-    draws) and adds fresh ones; only the third cumulant, whose direction moves with the second, passes
-    over all of them again."""
+    MCSE_FRACTION of the correction. A growth keeps the draws each set has (and their pooled second
+    cumulant, in proportion to the numbers of draws) and adds fresh ones; only the third cumulant, whose
+    direction moves with the second, passes over all of them again."""
     P, Q = X.shape[0], X_test.shape[0]
     coords = Coordinates(P, Q)
     X_all = np.ascontiguousarray(np.vstack([X, X_test]), dtype=float)
