@@ -126,13 +126,19 @@ class MonteCarloCumulants:
         return per_set, total
 
 
-def reweighted_prior(X_all, P, Ct, g_w, activation, M, seed):
-    """(features F, tilt weights, effective sample fraction, neurons W) of M prior draws (scrambled
-    Sobol' points; `seed` an int or a numpy Generator) reweighted to q."""
+def prior_features(X_all, g_w, activation, M, seed):
+    """(features F over all points, neurons W) of M prior draws (scrambled Sobol' points)."""
     D = X_all.shape[1]
     W = standard_normals(seed, M, D) * math.sqrt(densities.neuron_scales(D, g_w)[0])
     F = np.empty((M, X_all.shape[0]))
     densities.features(X_all, W, densities.ACTIVATIONS.index(activation), F)
+    return F, W
+
+
+def reweighted_prior(X_all, P, Ct, g_w, activation, M, seed):
+    """(features F, tilt weights, effective sample fraction, neurons W) of M prior draws (scrambled
+    Sobol' points; `seed` an int or a numpy Generator) reweighted to q."""
+    F, W = prior_features(X_all, g_w, activation, M, seed)
     logw = generated.deep_linear_adaptation().tilt(F[:, :P], Ct)[:, 0]
     w = np.exp(logw - logw.max())
     return F, w, float(w.sum() ** 2 / (w @ w) / M), W
@@ -232,16 +238,10 @@ def prior_cumulants(X_all, P, g_w, activation, coords: Coordinates, seed, replic
     (scrambled Sobol' points), one per replicate set of the loop, so that the replicates' spread still
     carries their error. They do not depend on chi: a chi ladder computes them once."""
     M = int(max(PRIOR_DRAWS, 8 * coords.d))
-    act = densities.ACTIVATIONS.index(activation)
-    sd = math.sqrt(densities.neuron_scales(X_all.shape[1], g_w)[0])
 
     def make():
-        sets = []
-        for r in range(replicates):
-            F = np.empty((M, X_all.shape[0]))
-            W = standard_normals(seed + 15485863 * (r + 1), M, X_all.shape[1]) * sd
-            densities.features(X_all, np.ascontiguousarray(W), act, F)
-            sets.append(_moments_only(MonteCarloCumulants(F, np.ones(M), coords)))
-        return sets
+        return [_moments_only(MonteCarloCumulants(prior_features(X_all, g_w, activation, M,
+                                                                 seed + 15485863 * (r + 1))[0], np.ones(M), coords))
+                for r in range(replicates)]
 
     return _cached(data_key(X_all, P, g_w, activation), ("prior", seed, replicates, M), make)
