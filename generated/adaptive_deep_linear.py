@@ -3,7 +3,7 @@
 # derivation: derive.deep_chain
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 45bdb9c8961e8fd6880cb4d50a4801fdd98cd16dbb23f35d3d56a83a9f9e23c8
+# inputs-sha256: d0eabc3bdfbb72e1de5b5735ea2f74fc72b4da19a3c63262aca553fa97891fb2
 # content-sha256: 83aa5157c25d8ed34f63d52f407ab6dffde59683c6f956d6585d9559dcba2f3d
 """Kernel adaptation at depth for linear networks (docs/theory.md §2d): the adapted kernel of one layer, the backward pass of the chain's saddle (closed form for linear phi, Stein form for any phi) and the test forms of the tilted law."""
 import math  # noqa: F401

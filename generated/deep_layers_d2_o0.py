@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: f5922fd2c1b3d7f6930d3d79cc8e549c739cded13eb7e77a24eb81c09844ada1
+# inputs-sha256: bb4a018c6e271719a1703125b3ebaac1ecd007543b07960197ad0f20abc479b4
 # content-sha256: 7c8c8a5f66dcd9745b6cf041b76455b67931a58c9f32f4a52a556acdb064d0cc
 """The layers of a deep linear network with 2 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 0 needs."""
 import math  # noqa: F401

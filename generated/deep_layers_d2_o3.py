@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 11d81599f89dba260e6f69bd3a5f86fcfa4a1868d7c7e7e52e733fa80d749719
+# inputs-sha256: 17c970038db64908c45fd3ce94c853385dcace576ed570134c33633380ed35b2
 # content-sha256: 3cf98b6fcd8b483eb730b45fe50095669857f94fdff817e2a5c4679ff96215e1
 """The layers of a deep linear network with 2 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 3 needs."""
 import math  # noqa: F401

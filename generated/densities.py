@@ -3,8 +3,8 @@
 # derivation: derive.network + derive.activations + derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 02bc916c5515751f749a488c7e81a6c11f85d7f3f87e4d8d0eb14babbfe34a5a
-# content-sha256: 3aba6fd765ce66e011f94a6ac898c1612e9c97b8539b3da58224a055fadafcec
+# inputs-sha256: 276c82208ca16e7d58264f9fedc4d23bfb88e3de4d4e27adbecd45bcd4dcc9af
+# content-sha256: e3b29687cdea8f6091737abcb129990d412eb6f63b1966564c1f0f5108b374b5
 """Log densities and gradients of the laws msat samples (docs/theory.md §1, §2b, §6, §7): the posterior of a finite network and the adapted single-neuron law, for each activation (argument act, codes in ACTIVATIONS); phi, phi', the observables of one network state."""
 import math  # noqa: F401
 
@@ -289,15 +289,21 @@ def neuron_scores(W, X, Ct, D, g_w, act, out):
         neuron_log_density(W[i], X, Ct, D, g_w, act, h, u, du, v, out[i])
 
 
+#: rows of W per matrix product in features (bounds its work array to FEATURE_BLOCK x points)
+FEATURE_BLOCK = 2048
+
+
 @njit(cache=True)
 def features(X_rec, W, act, out):
-    """out[i, a] = phi(x_a . w_i): the features of weight samples."""
-    for i in range(W.shape[0]):
-        for a in range(X_rec.shape[0]):
-            acc = 0.0
-            for d in range(X_rec.shape[1]):
-                acc += X_rec[a, d] * W[i, d]
-            out[i, a] = phi(acc, act)
+    """out[i, a] = phi(x_a . w_i): the features of weight samples. The preactivations of a block of
+    rows are one matrix product (BLAS), phi is applied entrywise."""
+    XT = np.ascontiguousarray(X_rec.T)
+    for start in range(0, W.shape[0], FEATURE_BLOCK):
+        stop = min(start + FEATURE_BLOCK, W.shape[0])
+        H = np.ascontiguousarray(W[start:stop]) @ XT
+        for i in range(stop - start):
+            for a in range(H.shape[1]):
+                out[start + i, a] = phi(H[i, a], act)
 
 
 @njit(cache=True)

@@ -3,7 +3,7 @@
 # derivation: derive.model.action
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 3dbd0a9e16690a0832ee7f9903aca0f55c2b675ef5f86d3fbbcccd857f112e32
+# inputs-sha256: 4e67309cd70bf3876d230e0fa498c6f53450e259b51365018ea5e4c87ce0def2
 # content-sha256: 108b29dda4aaba79f021d5e42908d8fa3039b84be2696e5b2e126b29f23f62a2
 """Saddle equations of the kernel-rescaling action (docs/theory.md §2a, §5), bare and dressed."""
 import math  # noqa: F401

@@ -7,7 +7,8 @@ damped steps stall short of the saddle. Here a set of draws of q_0 = q_{Ct0} (Ct
 saddle) is reweighted to any nearby field Ct by the ratio of the two laws, exp(phi^T (Ct - Ct0) phi)
 (the generated tilt): the map becomes deterministic and smooth, and Newton-Krylov steps (numerics.
 newton; the field's tangent and the weighted moments' derivative along it generated) solve
-it to round-off. While the solution lies beyond the draws' reach (weights too uneven), the draws are
+it to round-off; near standard scaling, where the map is a mild contraction, Anderson-accelerated
+sweeps (numerics.anderson) reach the same point with fewer passes over the draws. While the solution lies beyond the draws' reach (weights too uneven), the draws are
 retaken around the point reached (one set per stage: locating).
 
 The final draws come from the Gaussian G = N(0, Sigma) (scrambled Sobol' points, numerics.normals,
@@ -34,7 +35,7 @@ from msat import generated
 
 from ..errors import ConvergenceError
 from ..spectral import phi_kernels
-from . import newton
+from . import anderson, newton
 from .field_cumulants import tilted_draws
 from .normals import standard_normals
 
@@ -50,6 +51,12 @@ GAUSSIAN_MIN = 0.3
 NEAR_BOUNDARY = 0.9
 #: draw sets behind the Monte Carlo error
 REPLICATES = 4
+#: up to this chi/N the fixed point on the draws is solved by Anderson-accelerated sweeps (Newton-Krylov
+#: where they fail to converge within ANDERSON_SWEEPS, and beyond: there the map is steep)
+ANDERSON_CHI_OVER_N = 0.1
+ANDERSON_SWEEPS = 40
+#: the fixed point on draws is solved to this fraction of their relative Monte Carlo error (_below_noise)
+NOISE_TOL = 1e-3
 
 
 @dataclass
@@ -189,16 +196,46 @@ def fixed_point_map(saddle, chi, d: _Draws, Ct0):
     return sweep, jvp
 
 
+def _below_noise(tol, d: _Draws):
+    """The relative residual the fixed point on the draws d is solved to: NOISE_TOL times their relative
+    Monte Carlo error ~ 1 / sqrt(effective size) (an upper bound: the control variate only lowers it), or
+    tol if larger. Iterating further below the noise only costs sweeps."""
+    return max(tol, NOISE_TOL / math.sqrt(max(d.reference, 1.0)))
+
+
+def _remembered(sweep):
+    """sweep with its last evaluation kept: the start is evaluated once, not again by the solver."""
+    last = [None, None]
+
+    def remembered(x):
+        if last[0] is None or not np.array_equal(x, last[0]):
+            last[0], last[1] = np.array(x, copy=True), sweep(x)
+        return last[1]
+
+    return remembered
+
+
 def _solve_on(saddle, chi, C_start, d: _Draws, Ct0, tol):
     """The saddle on the draws d: (C, Cs, css, weights at C, effective fraction, converged)."""
     P = saddle.P
-    sweep, jvp = fixed_point_map(saddle, chi, d, Ct0)
+    inner, jvp = fixed_point_map(saddle, chi, d, Ct0)
+    sweep = _remembered(inner)
     _solve_on.beyond = 0.0
     if sweep(C_start.ravel()) is None:  # the draws do not even reach the start (too uneven weights)
         return C_start, None, None, None, 0.0, False
-    x, aux, _, res, _ = newton.solve(sweep, jvp, C_start.ravel(), chi, tol=tol, maxiter=30, partial=True,
-                                     what="adaptive: the reweighted single-neuron fixed point")
-    _solve_on.beyond = sweep.beyond
+    what = "adaptive: the reweighted single-neuron fixed point"
+    x = None
+    if chi / saddle.N <= ANDERSON_CHI_OVER_N:
+        # the map is a mild contraction here: Anderson's sweeps (two passes over the draws each) reach the
+        # same point as Newton's, which pay for several Jacobian products (two passes each) per step
+        try:
+            x, aux, _, res = anderson.solve(sweep, C_start.ravel(), chi, tol=tol, maxiter=ANDERSON_SWEEPS, what=what)
+        except ConvergenceError:
+            x = None
+    if x is None:
+        x, aux, _, res, _ = newton.solve(sweep, jvp, C_start.ravel(), chi, tol=tol, maxiter=30, partial=True,
+                                         what=what)
+    _solve_on.beyond = inner.beyond
     C = x.reshape(P, P)
     return 0.5 * (C + C.T), aux[0], aux[1], aux[5], aux[2], res <= tol
 
@@ -219,7 +256,7 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, 
     for stage in range(1, STAGES + 1):
         Ct0 = _checked_field(saddle, C, chi)
         d, how = _mala_set(saddle, Ct0, max(draws // 4, min(draws, 2000)), seed + 104729 * stage, keep=True)
-        C, _, _, w, frac, done = _solve_on(saddle, chi, C, d, Ct0, tol)
+        C, _, _, w, frac, done = _solve_on(saddle, chi, C, d, Ct0, _below_noise(tol, d))
         beyond = max(beyond, _solve_on.beyond)
         if done and frac >= REDRAW:
             break
@@ -235,11 +272,13 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, 
     Ct0 = _checked_field(saddle, C, chi)
     Sigma = _proposal(saddle, d, w)
     sets = [_gaussian_set(saddle, Sigma, Ct0, draws, seed + 7919 * (r + 1)) for r in range(replicates)]
-    Cu, Cs, css, _, frac, done = _solve_on(saddle, chi, C, _union(sets), Ct0, tol)
+    union = _union(sets)
+    Cu, Cs, css, _, frac, done = _solve_on(saddle, chi, C, union, Ct0, _below_noise(tol, union))
     how = "Gaussian proposal with its moments as control variate"
     if not (done and frac >= GAUSSIAN_MIN):
         sets = [_mala_set(saddle, Ct0, draws, seed + 7919 * (r + 1))[0] for r in range(replicates)]
-        Cu, Cs, css, _, frac, done = _solve_on(saddle, chi, C, _union(sets), Ct0, tol)
+        union = _union(sets)
+        Cu, Cs, css, _, frac, done = _solve_on(saddle, chi, C, union, Ct0, _below_noise(tol, union))
         how = "single-neuron MALA"
         if not done:
             raise ConvergenceError("adaptive: the reweighted single-neuron fixed point left its final draws",
@@ -247,7 +286,7 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, 
     _checked_field(saddle, Cu, chi)
     replicas = []
     for d in sets if errors else ():
-        Cr, Csr, cssr, _, _, ok = _solve_on(saddle, chi, Cu, d, Ct0, tol)
+        Cr, Csr, cssr, _, _, ok = _solve_on(saddle, chi, Cu, d, Ct0, _below_noise(tol, d))
         if ok:
             replicas.append((Cr, Csr, cssr))
     if errors and len(replicas) < 2:

@@ -169,3 +169,22 @@ def test_smoothed_phi_is_the_gaussian_average_of_phi(act):
     out = np.empty_like(H)
     densities.smoothed_features(H, s, code, out)
     assert out[1, 0] == pytest.approx(densities.smoothed_phi(2.0, 0.5, code)) and out[0, 1] == phi(-1.2)
+
+
+@pytest.mark.parametrize("act", ["linear", "erf", "relu"])
+def test_features_are_phi_of_the_preactivations_across_blocks(act):
+    """features computes X w block by block (one matrix product per FEATURE_BLOCK rows): against phi of
+    the preactivations summed one by one (math.fsum), over a block boundary and a non-contiguous W."""
+    import math
+
+    from scipy import special
+
+    code = densities.ACTIVATIONS.index(act)
+    phi = {"linear": lambda h: h, "erf": special.erf, "relu": lambda h: np.maximum(h, 0.0)}[act]
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((7, 5))
+    W = np.asfortranarray(rng.standard_normal((densities.FEATURE_BLOCK + 3, 5)) / math.sqrt(5))
+    out = np.empty((W.shape[0], X.shape[0]))
+    densities.features(X, W, code, out)
+    H = np.array([[math.fsum(X[a] * W[i]) for a in range(X.shape[0])] for i in range(W.shape[0])])
+    np.testing.assert_allclose(out, phi(H), rtol=1e-13, atol=1e-14)

@@ -54,6 +54,33 @@ def test_rao_blackwellised_test_moments_equal_the_nngp_and_are_less_noisy(act):
     assert np.all(var_smooth <= var_plain * 1.05) and np.mean(var_smooth / var_plain) < 0.9
 
 
+@pytest.mark.parametrize("act", ["erf", "relu"])
+def test_anderson_and_newton_reach_the_same_saddle_on_fixed_draws(act, monkeypatch):
+    """Near standard scaling the fixed point on fixed draws is solved by Anderson-accelerated sweeps;
+    Newton-Krylov (the solver beyond ANDERSON_CHI_OVER_N) on the same draws reaches the same C."""
+    s, _ = _saddle(act)
+    chi = 1.5
+    Ct0 = s.field(s.Kphi, chi)[2]
+    d, _ = rs._mala_set(s, Ct0, 4000, 3)
+    solved, converged = {}, []
+    solve = rs.anderson.solve
+
+    def recorded(*args, **kwargs):
+        out = solve(*args, **kwargs)
+        converged.append(out[3])
+        return out
+
+    monkeypatch.setattr(rs.anderson, "solve", recorded)
+    for limit in (1.0, 0.0):  # Anderson, then Newton only
+        monkeypatch.setattr(rs, "ANDERSON_CHI_OVER_N", limit)
+        C, _, _, _, _, done = rs._solve_on(s, chi, s.Kphi, d, Ct0, 1e-12)
+        assert done
+        solved[limit] = C
+    assert len(converged) == 1 and converged[0] <= 1e-12  # Anderson ran once, and converged itself
+    assert np.max(np.abs(solved[1.0] - solved[0.0])) < 1e-10 * np.max(np.abs(solved[0.0]))
+    assert np.max(np.abs(solved[0.0] - s.Kphi)) > 1e-4  # the saddle is not the start
+
+
 def test_gaussian_control_variate_agrees_with_mala_draws():
     """The moments at one field from the Gaussian proposal (with its exact moments as control) and from
     MALA draws of q agree within their replica errors."""
