@@ -81,6 +81,23 @@ def test_anderson_and_newton_reach_the_same_saddle_on_fixed_draws(act, monkeypat
     assert np.max(np.abs(solved[0.0] - s.Kphi)) > 1e-4  # the saddle is not the start
 
 
+def test_solving_to_a_thousandth_of_the_noise_moves_the_answer_by_under_a_hundredth_of_its_error(monkeypatch):
+    """The fixed points on draws stop at NOISE_TOL of the draws' relative Monte Carlo error: against the
+    same saddle solved to 1e-10 (NOISE_TOL = 0) on the same draws, the test means move by under 1% of
+    their Monte Carlo error (the replicate sets' spread)."""
+    s, _ = _saddle("erf")
+    chi, out = 1.5, {}
+    for noise_tol in (0.0, rs.NOISE_TOL):
+        monkeypatch.setattr(rs, "NOISE_TOL", noise_tol)
+        fixed = rs.reweighted_saddle(s, chi, s.Kphi, 4000, 11)
+        reps = np.array([s._outputs(*r, chi)["test_mean"] for r in fixed.replicas])
+        out[noise_tol] = (s._outputs(fixed.C, fixed.Cs, fixed.css, chi)["test_mean"],
+                          reps.std(axis=0, ddof=1) / np.sqrt(len(reps)))
+    moved = np.abs(out[rs.NOISE_TOL][0] - out[0.0][0])
+    assert np.all(moved < 0.01 * out[0.0][1]), (moved, out[0.0][1])
+    assert np.max(moved) > 0  # the looser solve did stop earlier
+
+
 def test_gaussian_control_variate_agrees_with_mala_draws():
     """The moments at one field from the Gaussian proposal (with its exact moments as control) and from
     MALA draws of q agree within their replica errors."""
