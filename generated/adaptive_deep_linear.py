@@ -3,8 +3,8 @@
 # derivation: derive.deep_chain
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: d0eabc3bdfbb72e1de5b5735ea2f74fc72b4da19a3c63262aca553fa97891fb2
-# content-sha256: 83aa5157c25d8ed34f63d52f407ab6dffde59683c6f956d6585d9559dcba2f3d
+# inputs-sha256: ed30b3d31a51d2e3c903c64ca41aff19cb402b170b8f410b55d59cb97fbb93c1
+# content-sha256: f012dd80e0f31e3e64274ac408fb79148404cd026ab9fc61d6597d24a1de922d
 """Kernel adaptation at depth for linear networks (docs/theory.md §2d): the adapted kernel of one layer, the backward pass of the chain's saddle (closed form for linear phi, Stein form for any phi) and the test forms of the tilted law."""
 import math  # noqa: F401
 
@@ -103,6 +103,13 @@ def proposal_log_ratio(Z, U):
     base = (1/2) * ((numpy.power(U, 2)) @ numpy.ones((n, 1))) + (-1/2) * ((numpy.power(Z, 2)) @ numpy.ones((n, 1)))
 
     return base
+
+
+def tilt_gradient(Phi, dPhi, Ct):
+    """Rows grad_h G = 2 phi'(h) o (Ct phi(h)) of the tilt G = phi(h)^T Ct phi(h) per draw (rows of Phi = phi(h) and dPhi = phi'(h), Ct symmetric) (docs/theory.md §2d, §6, derive.deep_chain)."""
+    grad = (2) * ((numpy.multiply(Phi @ Ct, dPhi)))
+
+    return grad
 
 
 def tilt(Phi, Ct):

@@ -67,6 +67,10 @@ def specs():
                        "importance weight of the untilted layer law (docs/theory.md §2d, derive.deep_chain).",
                    node=[Statement("n", sp.Symbol("Z.shape[1]")), Statement("base", deep_chain.proposal_log_ratio())],
                    returns="base"),
+        KernelSpec(name="tilt_gradient", family="numpy_function", args=["Phi", "dPhi", "Ct"],
+                   doc="Rows grad_h G = 2 phi'(h) o (Ct phi(h)) of the tilt G = phi(h)^T Ct phi(h) per draw (rows "
+                       "of Phi = phi(h) and dPhi = phi'(h), Ct symmetric) (docs/theory.md §2d, §6, derive.deep_chain).",
+                   node=[Statement("grad", deep_chain.tilt_gradient())], returns="grad"),
         KernelSpec(name="tilt", family="numpy_function", args=["Phi", "Ct"],
                    doc="phi(h)^T Ct phi(h) per draw (rows of Phi): the log tilt of a layer's law "
                        "(docs/theory.md §2d, derive.deep_chain).",

@@ -40,23 +40,28 @@ def ray_ascent(saddle, Ct, starts, steps=40):
     fixed directions `starts` (the tilt's gradient from the generated single-neuron log density; its
     prior part is radial and drops out on the sphere)."""
     V0 = np.random.default_rng(12345).standard_normal((4096, saddle.D))[starts]
-    tilt = generated.deep_linear_adaptation().tilt
+    layer = generated.deep_linear_adaptation()
     Ct = np.ascontiguousarray(Ct)
-    work, grad, f = np.empty((4, saddle.P)), np.empty(saddle.D), np.empty((1, saddle.P))
-    best = -np.inf
-    for v in V0 / np.linalg.norm(V0, axis=1)[:, None]:
-        saddle._model.features(saddle.X, v[None, :], saddle._act, f)
-        t, eta = float(tilt(f, Ct)[0, 0]), 0.1
-        for _ in range(steps):
-            saddle._model.neuron_log_density(v, saddle.X, Ct, float(saddle.D), saddle.g_w, saddle._act, *work, grad)
-            g = grad - (grad @ v) * v
-            cand = v + eta * g
-            cand /= np.linalg.norm(cand)
-            saddle._model.features(saddle.X, cand[None, :], saddle._act, f)
-            tc = float(tilt(f, Ct)[0, 0])
-            if tc > t:
-                v, t, eta = cand, tc, eta * 1.5
-            else:
-                eta *= 0.5
-        best = max(best, t)
-    return best
+    V = V0 / np.linalg.norm(V0, axis=1)[:, None]
+    if not len(V):
+        return -np.inf
+    Phi, dPhi = np.empty((len(V), saddle.P)), np.empty((len(V), saddle.P))
+
+    def tilts(V):
+        saddle._model.features_and_slopes(np.ascontiguousarray(V @ saddle.X.T), saddle._act, Phi, dPhi)
+        return layer.tilt(Phi, Ct)[:, 0]
+
+    # every start climbs alone (its own step size, a step kept only where its tilt rises), all in one batch;
+    # the gradient along w is X^T of the generated gradient in h (the prior's part is radial: projected out)
+    t, eta = tilts(V), np.full(len(V), 0.1)
+    for _ in range(steps):
+        tilts(V)
+        G = layer.tilt_gradient(Phi, dPhi, Ct) @ saddle.X
+        G -= np.sum(G * V, axis=1)[:, None] * V
+        cand = V + eta[:, None] * G
+        cand /= np.linalg.norm(cand, axis=1)[:, None]
+        tc = tilts(cand)
+        up = tc > t
+        V[up], t[up] = cand[up], tc[up]
+        eta = np.where(up, eta * 1.5, eta * 0.5)
+    return float(np.max(t))

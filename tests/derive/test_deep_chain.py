@@ -3,6 +3,7 @@ SymPy derivatives of the explicit log-determinant W(T; Sigma) = -(1/2) logdet(I 
 test forms against the conditional law of a Gaussian tilted on its train block (NumPy, 3 + 2 points),
 the tangent maps (the chain's Jacobians) against central differences of the maps."""
 import numpy as np
+import pytest
 import sympy as sp
 
 from msat import generated
@@ -118,6 +119,29 @@ def test_importance_log_weights_are_gaussian_log_densities_and_the_tilt():
     np.testing.assert_allclose(mod.proposal_log_ratio(Z, U)[:, 0], ref, rtol=1e-12, atol=1e-12)
     Ct = rng.standard_normal((3, 3))
     np.testing.assert_allclose(mod.tilt(U, Ct)[:, 0], [u @ Ct @ u for u in U], rtol=1e-12)
+
+
+@pytest.mark.parametrize("act", ["erf", "relu"])
+def test_tilt_gradient_is_the_derivative_of_the_tilt(act):
+    """tilt_gradient (rows 2 phi'(h) o (Ct phi(h))) against central differences of tilt(phi(h)) in each h."""
+    from msat.generated import densities
+
+    rng = np.random.default_rng(5)
+    H = rng.standard_normal((4, 6)) + 0.3  # away from relu's kink by more than the step
+    Ct = _sym(rng, 6)
+    code, mod = densities.ACTIVATIONS.index(act), generated.deep_linear_adaptation()
+    Phi, dPhi = np.empty_like(H), np.empty_like(H)
+    densities.features_and_slopes(H, code, Phi, dPhi)
+    got, step, fd = mod.tilt_gradient(Phi, dPhi, Ct), 1e-6, np.empty_like(H)
+    for j in range(H.shape[1]):
+        shifted = []
+        for sign in (1, -1):
+            Hs = H.copy()
+            Hs[:, j] += sign * step
+            densities.features_and_slopes(Hs, code, Phi, dPhi)
+            shifted.append(mod.tilt(Phi.copy(), Ct)[:, 0])
+        fd[:, j] = (shifted[0] - shifted[1]) / (2 * step)
+    np.testing.assert_allclose(got, fd, rtol=1e-6, atol=1e-8)
 
 
 def _sym(rng, n, scale=1.0):

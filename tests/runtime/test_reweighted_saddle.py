@@ -98,6 +98,35 @@ def test_solving_to_a_thousandth_of_the_noise_moves_the_answer_by_under_a_hundre
     assert np.max(moved) > 0  # the looser solve did stop earlier
 
 
+def test_the_batched_ray_ascent_climbs_as_each_start_alone():
+    """normalisability.ray_ascent climbs from its 16 starts in one batch, its gradient X^T of the generated
+    tilt gradient in h: against the same projected ascent run start by start with the gradient of the
+    generated single-neuron log density, on relu fields from the NNGP's chi = 1 to beyond the
+    normalisability boundary."""
+    from msat import generated
+    from msat.runtime.numerics import normalisability
+
+    s, _ = _saddle("relu")
+    tilt = generated.deep_linear_adaptation().tilt
+    for chi in (1.0, 4.0, 16.0):
+        Ct = np.ascontiguousarray(s.field(s.Kphi, chi)[2])
+        starts = np.arange(0, 4096, 256)
+        V0 = np.random.default_rng(12345).standard_normal((4096, s.D))[starts]
+        work, grad, f, best = np.empty((4, s.P)), np.empty(s.D), np.empty((1, s.P)), -np.inf
+        for v in V0 / np.linalg.norm(V0, axis=1)[:, None]:
+            s._model.features(s.X, v[None, :], s._act, f)
+            t, eta = float(tilt(f, Ct)[0, 0]), 0.1
+            for _ in range(40):
+                s._model.neuron_log_density(v, s.X, Ct, float(s.D), s.g_w, s._act, *work, grad)
+                cand = v + eta * (grad - (grad @ v) * v)
+                cand /= np.linalg.norm(cand)
+                s._model.features(s.X, cand[None, :], s._act, f)
+                tc = float(tilt(f, Ct)[0, 0])
+                v, t, eta = (cand, tc, eta * 1.5) if tc > t else (v, t, eta * 0.5)
+            best = max(best, t)
+        assert normalisability.ray_ascent(s, Ct, starts) == pytest.approx(best, rel=1e-12), chi
+
+
 def test_gaussian_control_variate_agrees_with_mala_draws():
     """The moments at one field from the Gaussian proposal (with its exact moments as control) and from
     MALA draws of q agree within their replica errors."""
