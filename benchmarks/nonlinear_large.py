@@ -56,8 +56,9 @@ def _stages(profile, total):
     for stage, keys in STAGES:
         seconds = sum(v[3] for (f, _, name), v in stats.items() if any(f.endswith(s) and name == n for s, n in keys))
         print(f"    {stage:24s} {seconds:8.1f} s  ({100 * seconds / total:4.1f}%)")
-    sweeps = sum(v[0] for (f, _, name), v in stats.items() if f.endswith("reweighted_saddle.py") and name == "sweep")
-    solves = sum(v[0] for (f, _, name), v in stats.items() if f.endswith("reweighted_saddle.py") and name == "_solve_on")
+    calls = lambda fn: sum(v[0] for (f, _, name), v in stats.items()  # noqa: E731
+                           if f.endswith("reweighted_saddle.py") and name == fn)
+    sweeps, solves = calls("sweep"), calls("_solve_on")
     print(f"    sweeps of the fixed point on draws: {sweeps} in {solves} solves")
 
 

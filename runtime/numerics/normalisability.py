@@ -37,8 +37,8 @@ def normalisable(saddle, Ct):
 
 def ray_ascent(saddle, Ct, starts, steps=40):
     """The largest tilt phi(Xv)^T Ct phi(Xv) over unit v reached by projected gradient ascent from the
-    fixed directions `starts` (the tilt's gradient from the generated single-neuron log density; its
-    prior part is radial and drops out on the sphere)."""
+    fixed directions `starts`, all climbing in one batch (the gradient along w is X^T of the generated tilt
+    gradient in the preactivations; the prior's part of log q is radial and drops out on the sphere)."""
     V0 = np.random.default_rng(12345).standard_normal((4096, saddle.D))[starts]
     layer = generated.deep_linear_adaptation()
     Ct = np.ascontiguousarray(Ct)

@@ -6,9 +6,10 @@ steps sees fresh draws, and where the map C -> E_q[phi phi^T] is steep (near mea
 damped steps stall short of the saddle. Here a set of draws of q_0 = q_{Ct0} (Ct0 the field near the
 saddle) is reweighted to any nearby field Ct by the ratio of the two laws, exp(phi^T (Ct - Ct0) phi)
 (the generated tilt): the map becomes deterministic and smooth, and Newton-Krylov steps (numerics.
-newton; the field's tangent and the weighted moments' derivative along it generated) solve
-it to round-off; near standard scaling, where the map is a mild contraction, Anderson-accelerated
-sweeps (numerics.anderson) reach the same point with fewer passes over the draws. While the solution lies beyond the draws' reach (weights too uneven), the draws are
+newton; the field's tangent and the weighted moments' derivative along it generated) solve it to a
+thousandth of the draws' Monte Carlo error; near standard scaling, where the map is a mild
+contraction, Anderson-accelerated sweeps (numerics.anderson) reach the same point with fewer passes
+over the draws. While the solution lies beyond the draws' reach (weights too uneven), the draws are
 retaken around the point reached (one set per stage: locating).
 
 The final draws come from the Gaussian G = N(0, Sigma) (scrambled Sobol' points, numerics.normals,
@@ -229,7 +230,8 @@ def _solve_on(saddle, chi, C_start, d: _Draws, Ct0, tol):
         # the map is a mild contraction here: Anderson's sweeps (two passes over the draws each) reach the
         # same point as Newton's, which pay for several Jacobian products (two passes each) per step
         try:
-            x, aux, _, res = anderson.solve(sweep, C_start.ravel(), chi, tol=tol, maxiter=ANDERSON_SWEEPS, what=what)
+            x, aux, _, res = anderson.solve(sweep, C_start.ravel(), chi, tol=tol, maxiter=ANDERSON_SWEEPS,
+                                            what=what)
         except ConvergenceError:
             x = None
     if x is None:
