@@ -39,6 +39,7 @@ from scipy.sparse.linalg import LinearOperator, gmres  # noqa: E402
 
 from msat.runtime import data  # noqa: E402
 from msat.runtime.numerics import reweighted_saddle as rs  # noqa: E402
+from msat.runtime.numerics.proposal import proposal  # noqa: E402
 from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle  # noqa: E402
 
 # the Gaussian sets keep their neurons here (the controls need them)
@@ -70,7 +71,7 @@ def main():
     Ct0 = S.field(Cu, chi)[2]
     d, _ = rs._mala_set(S, Ct0, ARGS.draws, 5, keep=True)
     w0 = np.exp(d.logw0 - d.logw0.max())
-    Sigma = rs._proposal(S, d, w0 / w0.sum())
+    Sigma = proposal(S, d, w0 / w0.sum(), Ct0, 6007)
     EG = rs._gaussian_moments(S, Sigma)[1]
     est = {k: [] for k in ("plain weights", "Gaussian control (msat)", "Stein, same draws", "Stein, cross-fitted")}
     M, Q = ARGS.draws, ds.X_test.shape[0]

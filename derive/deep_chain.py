@@ -158,3 +158,17 @@ def proposal_log_ratio():
 def tilt():
     """phi(h)^T Ct phi(h) per draw: the exponent of the tilted law q ∝ N(h; 0, Sigma) e^{phi^T Ct phi}."""
     return sp.HadamardProduct(Phi * Ct, Phi) * sp.OneMatrix(n, 1)
+
+
+# -- the statistically linearised unit: a Gaussian proposal for the tilted law -------------------------
+d = sp.Symbol("d", integer=True, positive=True)  # weight dimension
+Xb = sp.MatrixSymbol("Xb", n, d)  # rows: beta_a x_a, the inputs scaled by the features' slopes
+var_w = sp.Symbol("var_w", positive=True)
+
+
+def linearised_precision():
+    """Lambda = I - 2 var_w Xb^T Ct Xb: with phi(x_a.w) replaced by its linear part beta_a x_a.w the tilted
+    unit law in prior-whitened weights z = w / sqrt(var_w) is N(z; 0, I) e^{var_w z^T Xb^T Ct Xb z} ∝
+    N(z; 0, Lambda^-1) (where Lambda is positive definite). Its preactivations Xb w then have the covariance
+    (I - 2 Sigma Ct)^-1 Sigma with Sigma = var_w Xb Xb^T: layer_kernel, by push-through."""
+    return sp.Identity(d) - 2 * var_w * Xb.T * Ct * Xb

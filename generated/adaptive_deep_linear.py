@@ -3,8 +3,8 @@
 # derivation: derive.deep_chain
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: ed30b3d31a51d2e3c903c64ca41aff19cb402b170b8f410b55d59cb97fbb93c1
-# content-sha256: f012dd80e0f31e3e64274ac408fb79148404cd026ab9fc61d6597d24a1de922d
+# inputs-sha256: 683f07c359360e41fb1d58d4c9f6b2d27b04514c7f6a72bb19eb5b396f205788
+# content-sha256: 64e8bd498e1cc37daa35f7f8c32fe5b03df3431142b115c2766961261d6d0ff1
 """Kernel adaptation at depth for linear networks (docs/theory.md §2d): the adapted kernel of one layer, the backward pass of the chain's saddle (closed form for linear phi, Stein form for any phi) and the test forms of the tilted law."""
 import math  # noqa: F401
 
@@ -110,6 +110,14 @@ def tilt_gradient(Phi, dPhi, Ct):
     grad = (2) * ((numpy.multiply(Phi @ Ct, dPhi)))
 
     return grad
+
+
+def linearised_precision(Xb, Ct, var_w):
+    """Lambda = I - 2 var_w Xb^T Ct Xb: the precision, in prior-whitened weights, of the tilted law of a unit whose features are linearised, phi(x_a.w) ~ beta_a x_a.w (rows of Xb: beta_a x_a) (docs/theory.md §6, derive.deep_chain)."""
+    d = Xb.shape[1]
+    Lam = (-2*var_w) * (Xb.T @ Ct @ Xb) + numpy.eye(d)
+
+    return Lam
 
 
 def tilt(Phi, Ct):

@@ -71,6 +71,12 @@ def specs():
                    doc="Rows grad_h G = 2 phi'(h) o (Ct phi(h)) of the tilt G = phi(h)^T Ct phi(h) per draw (rows "
                        "of Phi = phi(h) and dPhi = phi'(h), Ct symmetric) (docs/theory.md §2d, §6, derive.deep_chain).",
                    node=[Statement("grad", deep_chain.tilt_gradient())], returns="grad"),
+        KernelSpec(name="linearised_precision", family="numpy_function", args=["Xb", "Ct", "var_w"],
+                   doc="Lambda = I - 2 var_w Xb^T Ct Xb: the precision, in prior-whitened weights, of the tilted "
+                       "law of a unit whose features are linearised, phi(x_a.w) ~ beta_a x_a.w (rows of Xb: beta_a "
+                       "x_a) (docs/theory.md §6, derive.deep_chain).",
+                   node=[Statement("d", sp.Symbol("Xb.shape[1]")),
+                         Statement("Lam", deep_chain.linearised_precision())], returns="Lam"),
         KernelSpec(name="tilt", family="numpy_function", args=["Phi", "Ct"],
                    doc="phi(h)^T Ct phi(h) per draw (rows of Phi): the log tilt of a layer's law "
                        "(docs/theory.md §2d, derive.deep_chain).",

@@ -12,12 +12,16 @@ contraction, Anderson-accelerated sweeps (numerics.anderson) reach the same poin
 over the draws. While the solution lies beyond the draws' reach (weights too uneven), the draws are
 retaken around the point reached (one set per stage: locating).
 
-The final draws come from the Gaussian G = N(0, Sigma) (scrambled Sobol' points, numerics.normals,
-one independent scrambling per set) with q's second moment Sigma (its eigenvalues raised to the
-prior's, so that G is nowhere narrower than q's prior-like tails), reweighted to q by the generated
-proposal ratio and tilt. G's own moments E_G[phi phi^T] are the NNGP kernels of the input Gram matrix
-X Sigma X^T, known exactly, so the estimate is E_G[phi phi^T] plus the weighted minus the plain mean
-of phi phi^T over the draws: the part of the noise that q shares with G cancels.
+The final draws come from a Gaussian G = N(0, Sigma) (scrambled Sobol' points, numerics.normals,
+one independent scrambling per set), reweighted to q by the generated proposal ratio and tilt. G's
+own moments E_G[phi phi^T] are the NNGP kernels of the input Gram matrix X Sigma X^T, known exactly,
+so the estimate is E_G[phi phi^T] plus the weighted minus the plain mean of phi phi^T over the draws:
+the part of the noise that q shares with G cancels, and what is left is the noise of the weights.
+Sigma is q's second moment estimated from the locating draws, or the covariance of the linearised
+unit's law (features phi(x_a.w) ~ beta_a x_a.w, the tilt then quadratic in w; generated precision),
+whichever gives the more even weights on a pilot (both with variances raised to the prior's, so that G
+is nowhere narrower than q's prior-like tails). The latter has no D x D estimate's noise: near standard
+scaling (erf, D = 200) it cuts the variance of the test means about 26-fold.
 Should G reach q poorly (weights too uneven) the final draws are single-neuron MALA draws instead.
 A test point's preactivation x*.w has a part orthogonal to the training inputs' span that the tilt
 never sees: given the training preactivations it is Gaussian with the prior's variance, under q and
@@ -39,6 +43,8 @@ from ..spectral import phi_kernels
 from . import anderson, newton
 from .field_cumulants import tilted_draws
 from .normals import standard_normals
+from .proposal import ess as _ess
+from .proposal import proposal as _proposal
 
 #: locating stops once the weights at the solution keep this fraction of the draws' own effective size
 REDRAW = 0.5
@@ -86,10 +92,6 @@ class _Draws:
     control: tuple
 
 
-def _ess(w):
-    return float(w.sum() ** 2 / (w @ w))
-
-
 def _union(sets):
     n = [len(s.logw0) for s in sets]
     # every set carries equal mass: weights normalised within sets before they are pooled
@@ -123,17 +125,6 @@ def _mala_set(saddle, Ct0, draws, seed, keep=False):
                                    neurons=True)
     W = np.ascontiguousarray(W)
     return _Draws(*_features(saddle, W), np.log(w / w.sum()), _ess(w), W if keep else None, (0.0, 0.0, 0.0)), how
-
-
-def _proposal(saddle, d, w):
-    """q's second moment from the weighted draws on the span of the training inputs (eigenvalues
-    raised to at least the prior's), the prior's variance across it (where q is the prior)."""
-    Q = saddle.test_split()[2]
-    Wp = d.W @ Q
-    S = Wp.T @ (Wp * w[:, None])
-    lam, U = np.linalg.eigh(0.5 * (S + S.T))
-    V = Q @ U
-    return (V * (np.maximum(lam, saddle.var_w) - saddle.var_w)) @ V.T + saddle.var_w * np.eye(saddle.D)
 
 
 def _gaussian_set(saddle, Sigma, Ct0, draws, seed):
@@ -272,7 +263,7 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, 
         raise ConvergenceError("adaptive: the reweighted single-neuron fixed point keeps leaving its draws",
                                {"chi": chi, "effective_fraction": frac, "stages": STAGES})
     Ct0 = _checked_field(saddle, C, chi)
-    Sigma = _proposal(saddle, d, w)
+    Sigma = _proposal(saddle, d, w, Ct0, seed + 6007)
     sets = [_gaussian_set(saddle, Sigma, Ct0, draws, seed + 7919 * (r + 1)) for r in range(replicates)]
     union = _union(sets)
     Cu, Cs, css, _, frac, done = _solve_on(saddle, chi, C, union, Ct0, _below_noise(tol, union))

@@ -144,6 +144,27 @@ def test_tilt_gradient_is_the_derivative_of_the_tilt(act):
     np.testing.assert_allclose(got, fd, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("d", [4, 9])
+def test_linearised_precision_is_the_linear_units_tilted_law(d):
+    """linearised_precision: Lambda is minus the Hessian (SymPy) of ln[N(z; 0, I) e^{var_w (Xb z)^T Ct (Xb z)}],
+    and the preactivations Xb w of N(0, var_w Lambda^-1) have the linear layer's adapted kernel
+    (I - 2 Sigma Ct)^-1 Sigma, Sigma = var_w Xb Xb^T (push-through; fewer weights than points or more)."""
+    rng = np.random.default_rng(11)
+    n, var_w = 6, 0.7
+    Xb = rng.standard_normal((n, d)) / np.sqrt(d)
+    Ct = _sym(rng, n, 0.2)
+    mod = generated.deep_linear_adaptation()
+    Lam = mod.linearised_precision(Xb, Ct, var_w)
+    z = sp.Matrix(sp.symbols(f"z0:{d}", real=True))
+    h = sp.Matrix(Xb) * z
+    log_q = -(z.T * z)[0] / 2 + var_w * (h.T * sp.Matrix(Ct) * h)[0]
+    hess = np.array(sp.hessian(log_q, list(z)), dtype=float)
+    np.testing.assert_allclose(Lam, -hess, rtol=1e-12, atol=1e-12)
+    Sigma = var_w * Xb @ Xb.T
+    np.testing.assert_allclose(var_w * Xb @ np.linalg.solve(Lam, Xb.T), mod.layer_kernel(Sigma, Ct),
+                               rtol=1e-10, atol=1e-12)
+
+
 def _sym(rng, n, scale=1.0):
     M = rng.standard_normal((n, n))
     return scale * (M + M.T) / 2
