@@ -109,6 +109,9 @@ class _Solver(Solver):
             }
             if st.acceptance is not None:
                 obs["mala_acceptance"] = st.acceptance
+            if getattr(st, "fixed", None) is not None:  # the single-neuron Monte Carlo's final draws
+                obs["final_draws"] = st.fixed.draws
+                obs["effective_sample_fraction"] = st.fixed.effective_fraction
             preds = dict(st.predictions)
             err = {k: np.asarray(v) for k, v in st.mc_error.items()}
             if st.loop is not None:

@@ -56,6 +56,8 @@ FLOOR = 0.02
 GAUSSIAN_MIN = 0.3
 #: a failed search whose last point has tilt/prior above this ends at the normalisability boundary
 NEAR_BOUNDARY = 0.9
+#: how the result names the proposal's covariance (numerics.proposal)
+PROPOSAL_NAMES = {"moments": "q's estimated second moment", "linearised": "the linearised unit's law"}
 #: draw sets behind the Monte Carlo error
 REPLICATES = 4
 #: up to this chi/N the fixed point on the draws is solved by Anderson-accelerated sweeps (Newton-Krylov
@@ -267,7 +269,7 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, 
     sets = [_gaussian_set(saddle, Sigma, Ct0, draws, seed + 7919 * (r + 1)) for r in range(replicates)]
     union = _union(sets)
     Cu, Cs, css, _, frac, done = _solve_on(saddle, chi, C, union, Ct0, _below_noise(tol, union))
-    how = "Gaussian proposal with its moments as control variate"
+    how = (f"Gaussian proposal ({PROPOSAL_NAMES[_proposal.chosen]}) with its moments as control variate")
     if not (done and frac >= GAUSSIAN_MIN):
         sets = [_mala_set(saddle, Ct0, draws, seed + 7919 * (r + 1))[0] for r in range(replicates)]
         union = _union(sets)

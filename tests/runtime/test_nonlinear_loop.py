@@ -79,6 +79,9 @@ def test_a_result_says_when_its_monte_carlo_error_swamps_the_correction(monkeypa
     assert any("exceeds the finite-width correction" in w for w in noisy.warnings)
     quiet = predict(X, y, Xt, **kw)
     assert not any("exceeds" in w for w in quiet.warnings)
+    assert "estimated second moment" in noisy["observables"]["final_draws"]
+    assert "linearised" in quiet["observables"]["final_draws"]
+    assert 0.9 < quiet["observables"]["effective_sample_fraction"] <= 1
 
 
 def test_resolution_warnings_without_a_monte_carlo_error():
