@@ -43,14 +43,27 @@ def proposal(saddle, d, w, Ct0, seed):
 
 def pilot_fraction(saddle, Sigma, Ct0, seed):
     """The effective fraction of the weights to q_{Ct0} of PILOT draws of N(0, Sigma)."""
-    layer = generated.deep_linear_adaptation()
-    R = np.linalg.cholesky(Sigma / saddle.var_w)
-    u = standard_normals(seed, PILOT, saddle.D)
-    Z = u @ R.T
+    Z, u, W = gaussian_draws(saddle, Sigma, PILOT, seed)
     F = np.empty((PILOT, saddle.P))
-    saddle._model.features(saddle.X, np.ascontiguousarray(Z * math.sqrt(saddle.var_w)), saddle._act, F)
-    lw = layer.proposal_log_ratio(Z, u)[:, 0] + layer.tilt(F, Ct0)[:, 0]
+    saddle._model.features(saddle.X, W, saddle._act, F)
+    lw = log_weights(Z, u, F, Ct0)
     return ess(np.exp(lw - lw.max())) / PILOT
+
+
+def gaussian_draws(saddle, Sigma, n, seed):
+    """(Z, u, W): n draws W of N(0, Sigma) (scrambled Sobol' points u, numerics.normals), and Z = W / sqrt(var_w),
+    whose prior is N(0, I) and whose proposal is N(0, R R^T), Z = u R^T."""
+    R = np.linalg.cholesky(Sigma / saddle.var_w)
+    u = standard_normals(seed, n, saddle.D)
+    Z = u @ R.T
+    return Z, u, np.ascontiguousarray(Z * math.sqrt(saddle.var_w))
+
+
+def log_weights(Z, u, F, Ct0):
+    """ln q_{Ct0} / N(0, Sigma) per draw, up to a constant: the generated proposal ratio and tilt (F: the
+    draws' training features)."""
+    layer = generated.deep_linear_adaptation()
+    return layer.proposal_log_ratio(Z, u)[:, 0] + layer.tilt(F, Ct0)[:, 0]
 
 
 def linearised(saddle, d, w, Ct0):

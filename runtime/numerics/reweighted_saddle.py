@@ -42,8 +42,8 @@ from ..errors import ConvergenceError
 from ..spectral import phi_kernels
 from . import anderson, newton
 from .field_cumulants import tilted_draws
-from .normals import standard_normals
 from .proposal import ess as _ess
+from .proposal import gaussian_draws, log_weights
 from .proposal import proposal as _proposal
 
 #: locating stops once the weights at the solution keep this fraction of the draws' own effective size
@@ -130,13 +130,9 @@ def _mala_set(saddle, Ct0, draws, seed, keep=False):
 
 
 def _gaussian_set(saddle, Sigma, Ct0, draws, seed):
-    P, layer = saddle.P, generated.deep_linear_adaptation()
-    R = np.linalg.cholesky(Sigma / saddle.var_w)  # z = w / sqrt(var_w) has prior N(0, I), proposal N(0, R R^T)
-    u = standard_normals(seed, draws, saddle.D)
-    Z = u @ R.T
-    W = np.ascontiguousarray(Z * math.sqrt(saddle.var_w))
+    Z, u, W = gaussian_draws(saddle, Sigma, draws, seed)
     F, Fv = _features(saddle, W)
-    logw0 = layer.proposal_log_ratio(Z, u)[:, 0] + layer.tilt(F[:, :P], Ct0)[:, 0]
+    logw0 = log_weights(Z, u, F[:, :saddle.P], Ct0)
     control = tuple(np.asarray(g) - p for g, p in zip(_gaussian_moments(saddle, Sigma), _moments(saddle, F, Fv)))
     return _Draws(F, Fv, logw0, float(draws), None, control)
 
