@@ -87,6 +87,7 @@ class NonlinearSaddle:
         self.n_chains, self.n_steps, self.replicates, self.seed = n_chains, n_steps, replicates, seed
         self.n_fixed = n_fixed  # draws per set of the final solve on fixed draws (0: stochastic iteration only)
         self._chi_warm = None  # chi of the last Monte Carlo solution (warm starts ramp from it)
+        self._solved: list = []  # (chi, C) of the last two Monte Carlo solutions (the continuation's secant)
         self.XtX_max = float(np.linalg.eigvalsh(self.X.T @ self.X)[-1]) if self.P else 0.0
         if estimator == "cumulant":
             rng = np.random.default_rng(seed)
@@ -250,23 +251,41 @@ class NonlinearSaddle:
         since a start whose law q(w) does not exist is out of the draws' reach whatever the draws, and
         halved (in log chi) where the fixed draws still do not reach the saddle."""
         chi, step = chi_from, math.log(chi_to / chi_from)
+        before = self._solved[-2] if len(self._solved) > 1 and self._solved[-1][0] == chi_from else None
         for _ in range(max_steps):
             step = math.copysign(min(abs(step), abs(math.log(chi_to / chi))), step)
             while abs(step) > MIN_LOG_STEP and not self.normalisable(self.field(C, chi * math.exp(step))[2])[0]:
                 step /= 2
             target = chi_to if abs(math.log(chi_to / chi)) <= abs(step) else chi * math.exp(step)
             try:
-                C = reweighted_saddle(self, target, C, max(self.n_fixed // 4, 500), self.seed + 7, errors=False).C
+                C_to = reweighted_saddle(self, target, self._predicted(before, chi, C, target),
+                                         max(self.n_fixed // 4, 500), self.seed + 7, errors=False).C
             except ConvergenceError:
                 step /= 2
                 if abs(step) <= MIN_LOG_STEP:
                     raise
                 continue
             if target == chi_to:
-                return C
-            chi, step = target, 2 * step  # a step that worked: try a longer one next
+                return C_to
+            before, chi, C, step = (chi, C), target, C_to, 2 * step  # a step that worked: try a longer one next
         raise ConvergenceError("adaptive: the continuation in chi from the last solved point needs more than "
                                f"{max_steps} steps", {"chi_from": chi_from, "chi": chi_to})
+
+    def _predicted(self, before, chi, C, target):
+        """The start at target: the secant through the saddles at before = (chi_b, C_b) and (chi, C), linear in
+        log chi (the saddle moves far along a continuation near mean-field scaling, and Newton's model on
+        the draws reaches less far than the path's tangent), extrapolating at most twice the secant's own
+        length; C itself without a secant, or where the extrapolated field is not valid."""
+        if before is None or before[0] == chi:
+            return C
+        t = math.log(target / chi) / math.log(chi / before[0])
+        if not 0 < t <= 2:
+            return C
+        guess = C + t * (C - before[1])
+        try:
+            return guess if self.normalisable(self.field(guess, target)[2])[0] else C
+        except ConvergenceError:
+            return C
 
     def _fixed(self, chi, C, warnings, states, acceptance=None):
         """The saddle solved on fixed draws from C (numerics.reweighted_saddle), packaged."""
@@ -277,5 +296,5 @@ class NonlinearSaddle:
         st = self._package(chi, fixed.C, fixed.Cs, fixed.css, A, alpha, Ct, fixed.stages, 0.0, results, warnings,
                            acceptance)
         st.mc_state, st.fixed = states, fixed
-        self._chi_warm = chi
+        self._chi_warm, self._solved = chi, (self._solved + [(chi, fixed.C)])[-2:]
         return st

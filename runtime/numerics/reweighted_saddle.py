@@ -48,8 +48,12 @@ from .proposal import proposal as _proposal
 
 #: locating stops once the weights at the solution keep this fraction of the draws' own effective size
 REDRAW = 0.5
-#: ... within this many stages (each on a quarter of the final draws)
+#: ... within this many stages, the first on a quarter of the final draws (at least 2,000), each after one
+#: that fails on GROWTH times as many (up to GROWTH_CAP times the final draws): where the map is steep (near
+#: mean-field scaling) few draws' noise, amplified, moves their fixed point far from the saddle or removes it
 STAGES = 8
+GROWTH = 2
+GROWTH_CAP = 4
 #: a candidate C whose weights are more uneven than this is outside the draws' reach (infeasible)
 FLOOR = 0.02
 #: the Gaussian final draws are used when their weights at the solution keep this effective fraction
@@ -240,26 +244,38 @@ def _checked_field(saddle, C, chi):
     return Ct
 
 
+def _lost(saddle, chi, C, beyond, frac, stages):
+    """Raise why locating the saddle failed: the normalisability boundary, or draws that do not hold it."""
+    ratio = saddle.normalisable(saddle.field(C, chi)[2])[1]
+    if beyond > 1 and ratio > NEAR_BOUNDARY:
+        raise ConvergenceError(
+            "adaptive: no saddle with a normalisable single-neuron law q(w) found: the search ends at its "
+            f"normalisability boundary (tilt/prior {ratio:.3g}, steps beyond refused; docs/theory.md §6)",
+            {"chi": chi, "stages": stages})
+    raise ConvergenceError("adaptive: the reweighted single-neuron fixed point keeps leaving its draws",
+                           {"chi": chi, "effective_fraction": frac, "stages": stages})
+
+
 def reweighted_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, tol=1e-10, errors=True):
     """The saddle of `saddle` (a NonlinearSaddle) at chi from C_start, on `draws` draws per set; without
     `errors` the sets are not solved alone (no replicas: a step of a continuation needs only C)."""
     C, beyond = C_start, 0.0
+    n_stage = max(draws // 4, min(draws, 2000))
     for stage in range(1, STAGES + 1):
         Ct0 = _checked_field(saddle, C, chi)
-        d, how = _mala_set(saddle, Ct0, max(draws // 4, min(draws, 2000)), seed + 104729 * stage, keep=True)
+        d, how = _mala_set(saddle, Ct0, n_stage, seed + 104729 * stage, keep=True)
+        C_from = C
         C, _, _, w, frac, done = _solve_on(saddle, chi, C, d, Ct0, _below_noise(tol, d))
         beyond = max(beyond, _solve_on.beyond)
         if done and frac >= REDRAW:
             break
+        if not done and np.array_equal(C, C_from) and _solve_on.beyond <= 1:
+            # no step from the start lowers the residual (the saddle is too far for Newton's model):
+            # fresh draws around the same point will not help, a nearer start (continuation in chi) may
+            _lost(saddle, chi, C, beyond, frac, stage)
+        n_stage = min(GROWTH * n_stage, max(GROWTH_CAP * draws, n_stage))
     else:
-        ratio = saddle.normalisable(saddle.field(C, chi)[2])[1]
-        if beyond > 1 and ratio > NEAR_BOUNDARY:
-            raise ConvergenceError(
-                "adaptive: no saddle with a normalisable single-neuron law q(w) found: the search ends at its "
-                f"normalisability boundary (tilt/prior {ratio:.3g}, steps beyond refused; docs/theory.md §6)",
-                {"chi": chi, "stages": STAGES})
-        raise ConvergenceError("adaptive: the reweighted single-neuron fixed point keeps leaving its draws",
-                               {"chi": chi, "effective_fraction": frac, "stages": STAGES})
+        _lost(saddle, chi, C, beyond, frac, STAGES)
     Ct0 = _checked_field(saddle, C, chi)
     Sigma = _proposal(saddle, d, w, Ct0, seed + 6007)
     sets = [_gaussian_set(saddle, Sigma, Ct0, draws, seed + 7919 * (r + 1)) for r in range(replicates)]

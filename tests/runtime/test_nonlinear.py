@@ -153,3 +153,19 @@ def test_relu_long_chi_steps_are_continued_until_the_saddle():
     obs = res[-1]["observables"]
     assert obs["kernel_alignment"] > 2 * obs["kernel_alignment_nngp"]
     assert np.all(np.isfinite(res[-1]["test_mean_mcse"])) and max(res[-1]["test_mean_mcse"]) < 0.05
+
+
+def test_the_continuations_start_is_the_secant_in_log_chi():
+    """A continuation step starts on the secant through the last two saddles, linear in log chi: on a
+    path that is exactly linear in log chi it lands on the path; it extrapolates at most twice the
+    secant's length, and it falls back to the last saddle where the extrapolated C has no valid field."""
+    ds = data.builtin("teacher", P=8, D=12, P_test=2, seed=0)
+    s = NonlinearSaddle(ds.X, ds.y, ds.X_test, 32, 0.2, 1.0, 1.0, "erf", 1, estimator="mc")
+    K = s.Kphi
+    path = lambda chi: (1.0 + 0.01 * np.log(chi)) * K  # noqa: E731
+    got = s._predicted((1.0, path(1.0)), 2.0, path(2.0), 8.0)
+    assert np.allclose(got, path(8.0), rtol=1e-12, atol=0)
+    assert np.array_equal(s._predicted((1.0, path(1.0)), 2.0, path(2.0), 16.0), path(2.0))  # t = 3 > 2
+    assert np.array_equal(s._predicted(None, 2.0, path(2.0), 8.0), path(2.0))
+    # C_b = 3K, C = K: the secant at chi = 8 is -3K, not positive definite (no field)
+    assert np.array_equal(s._predicted((1.0, 3 * K), 2.0, K, 8.0), K)
