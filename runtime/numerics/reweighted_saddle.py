@@ -19,10 +19,8 @@ so the estimate is E_G[phi phi^T] plus the weighted minus the plain mean of phi 
 the part of the noise that q shares with G cancels, and what is left is the noise of the weights.
 Sigma is q's second moment estimated from the locating draws, or the covariance of the linearised
 unit's law (features phi(x_a.w) ~ beta_a x_a.w, the tilt then quadratic in w; generated precision),
-whichever gives the more even weights on a pilot (both with variances raised to the prior's, so that G
-is nowhere narrower than q's prior-like tails). The latter has no D x D estimate's noise: near standard
-scaling (erf, D = 200) it cuts the variance of the test means about 26-fold.
-Should G reach q poorly (weights too uneven) the final draws are single-neuron MALA draws instead.
+whichever gives the more even weights on a pilot (numerics.proposal). Should G reach q poorly (weights
+too uneven) the final draws are single-neuron MALA draws instead.
 A test point's preactivation x*.w has a part orthogonal to the training inputs' span that the tilt
 never sees: given the training preactivations it is Gaussian with the prior's variance, under q and
 under G alike, so the test features in C* are replaced by their average over it (the generated
