@@ -254,8 +254,8 @@ def test_locating_grows_its_draws_where_few_draws_lose_the_saddle(monkeypatch):
     for seed in (1, 2, 3):
         sizes.clear()
         r = rs.reweighted_saddle(s, 320.0, C, 4000, seed)
-        located, _ = sizes[:r.stages], stages.append(r.stages)
-        assert located == [min(2000 * 2 ** k, 16000) for k in range(r.stages)]
+        stages.append(r.stages)
+        assert sizes[:r.stages] == [min(2000 * 2 ** k, 16000) for k in range(r.stages)]
         found.append((r.C, np.std([c for c, _, _ in r.replicas], axis=0, ddof=1) / np.sqrt(len(r.replicas))))
     assert max(stages) >= 3  # the draws did grow
     for (Ca, ea), (Cb, eb) in [(found[0], found[1]), (found[0], found[2]), (found[1], found[2])]:
