@@ -3,7 +3,7 @@
 # derivation: derive.adaptive.fit_operator + derive.neuron
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 05ea71e6f333bde12b433910ddfcc0dd39a3e30cdf43811faf4a48c6d14c9547
+# inputs-sha256: 9d10eecd3ab594d43c97515bf492928981f266d2fda0d4e66c37f72908be353b
 # content-sha256: 9522c9af426110a9a5ea03499644ff0595134e14ed026237573cbb3b669c5e86
 """Kernel adaptation for any activation (docs/theory.md §2b, §6): the fit operator and the moments of the adapted single-neuron law from draws, empirical or to first order in Ct."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 90d97d8890c9b55568b62a7388f8630c773ab0fdd19b98d5d5253416e50d9d4d
+# inputs-sha256: 50066cad529f2af84f263bd6a95bce5cbf520bbc466bf0b0338b8cb50ce00f2a
 # content-sha256: d07e91596d764a2bd63c19eaa2c370f34de6be69ca9b2aceea48636a1ea23c7d
 """The layers of a deep linear network with 1 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 0 needs."""
 import math  # noqa: F401

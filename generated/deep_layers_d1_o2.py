@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: a94fdda0c036d125d514e07bc84e1e49d089dcf9068dad5515f88a70e3b734ae
+# inputs-sha256: 9151a13b296adb6aa3652cfa8fd9de76174fca45180c2f92bda51ee9dde55262
 # content-sha256: ab5a601c0c0b180712dc3189ed3b560b4dd8f5a7704aa4a57221b7d064f607b4
 """The layers of a deep linear network with 1 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 2 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: c651b442c3992ab74ecf59e40ee0edc789c70455cdec1a4e6c57c2fb9ee0b6da
+# inputs-sha256: 0101ccdfc14233758954bb15da82421a8afe09994a8c497fb77b7156c9ac92ef
 # content-sha256: cecdebd7171b1b1596f7e4e9dd8f24e19ffe59796ded93c2eb00f3be664b2abb
 """The layers of a deep linear network with 2 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 2 needs."""
 import math  # noqa: F401

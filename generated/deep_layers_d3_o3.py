@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: a6bcc682e7a5b6b373109e19681d477d18f2ca2738b85cea7f9cad7065352d7d
+# inputs-sha256: a4b8e92d4c9a046cd04f70d338748f0704002b19eeaee1bc4db1d7c7df1a5b4c
 # content-sha256: 754978af080182b45c50f6408aae7c7cf7dd43220316b9ca89b54f977d9fb055
 """The layers of a deep linear network with 3 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 3 needs."""
 import math  # noqa: F401

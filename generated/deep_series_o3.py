@@ -3,7 +3,7 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 1478ad4d49d405bf0665ff46c99fce71971b040b8f5a2d3dd737a411aea22b1a
+# inputs-sha256: 4a58ea617f1bc658dbfa128e9ae243baa54383d811f41de0d94e7b384ac9adc5
 # content-sha256: b7160b6f826780f22dd6ed5084edb12661de7402da460fc22c8b493c33cc7308
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 3, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401

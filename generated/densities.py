@@ -3,8 +3,8 @@
 # derivation: derive.network + derive.activations + derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 276c82208ca16e7d58264f9fedc4d23bfb88e3de4d4e27adbecd45bcd4dcc9af
-# content-sha256: e3b29687cdea8f6091737abcb129990d412eb6f63b1966564c1f0f5108b374b5
+# inputs-sha256: 31a9df769545278e3c5d0cb1a0e85503cd7644415c2b0cd6fa5dee8d9ecd6a06
+# content-sha256: 0442f6d23264259a9c2a1652abf7750a4bd4e49c6e1ba83835063561644995c3
 """Log densities and gradients of the laws msat samples (docs/theory.md §1, §2b, §6, §7): the posterior of a finite network and the adapted single-neuron law, for each activation (argument act, codes in ACTIVATIONS); phi, phi', the observables of one network state."""
 import math  # noqa: F401
 
@@ -274,6 +274,40 @@ def neuron_log_density(w, X, Ct, D, g_w, act, h, u, du, v, grad):
             for d in range(Dw):
                 grad[d] += coef * X[a, d]
     return prior_value + tilt
+
+
+@njit(cache=True)
+def neuron_log_densities(W, XT, Ct, D, g_w, act, lq, grad):
+    """neuron_log_density for every row of W at once: lq[i] = log q(w_i) up to a constant and grad[i]
+    its gradient (docs/theory.md §2b, §6). The preactivations H = W X^T, the tilt's Ct phi and the
+    gradient's X^T (phi' o Ct phi) are matrix products over the rows (BLAS), the rest entrywise; XT is
+    X^T, contiguous."""
+    H = np.ascontiguousarray(W) @ XT
+    U = np.empty_like(H)
+    dU = np.empty_like(H)
+    for i in range(H.shape[0]):
+        for a in range(H.shape[1]):
+            U[i, a] = phi(H[i, a], act)
+            dU[i, a] = dphi(H[i, a], act)
+    V = U @ Ct
+    for i in range(H.shape[0]):
+        tilt = 0.0
+        for a in range(H.shape[1]):
+            tilt += U[i, a] * V[i, a]
+            dU[i, a] = 2.0 * dU[i, a] * V[i, a]
+        lq[i] = tilt
+    G = dU @ XT.T
+    for i in range(H.shape[0]):
+        ww = 0.0
+        for d in range(W.shape[1]):
+            ww += W[i, d] * W[i, d]
+        neuron_prior_0 = D/g_w
+        prior_value = -1/2*neuron_prior_0*ww
+        prior_slope = -neuron_prior_0
+
+        lq[i] += prior_value
+        for d in range(W.shape[1]):
+            grad[i, d] = prior_slope * W[i, d] + G[i, d]
 
 
 @njit(cache=True)

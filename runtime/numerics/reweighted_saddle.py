@@ -1,30 +1,23 @@
 """The single-neuron saddle solved on fixed draws: common random numbers and a Gaussian control
 variate for the Monte Carlo estimator of kernel adaptation (docs/theory.md §2b, §6).
 
-The stochastic iteration of numerics.nonlinear_saddle brings C near the saddle, but each of its
-steps sees fresh draws, and where the map C -> E_q[phi phi^T] is steep (near mean-field scaling) its
-damped steps stall short of the saddle. Here a set of draws of q_0 = q_{Ct0} (Ct0 the field near the
-saddle) is reweighted to any nearby field Ct by the ratio of the two laws, exp(phi^T (Ct - Ct0) phi)
-(the generated tilt): the map becomes deterministic and smooth, and Newton-Krylov steps (numerics.
-newton; the field's tangent and the weighted moments' derivative along it generated) solve it to a
-thousandth of the draws' Monte Carlo error; near standard scaling, where the map is a mild
-contraction, Anderson-accelerated sweeps (numerics.anderson) reach the same point with fewer passes
-over the draws. While the solution lies beyond the draws' reach (weights too uneven), the draws are
-retaken around the point reached (one set per stage: locating).
+A set of draws of q_0 = q_{Ct0} (Ct0 the field near the saddle) is reweighted to any nearby field Ct
+by the generated tilt exp(phi^T (Ct - Ct0) phi): the map C -> E_q[phi phi^T] becomes deterministic
+and smooth, and Newton-Krylov steps (numerics.newton, generated tangents) solve it to a thousandth of
+the draws' Monte Carlo error; near standard scaling, where the map is a mild contraction, Anderson's
+sweeps (numerics.anderson) do so in fewer passes. While the solution lies beyond the draws' reach
+(weights too uneven), the draws are retaken around the point reached (one set per stage: locating).
 
-The final draws come from a Gaussian G = N(0, Sigma) (scrambled Sobol' points, numerics.normals,
-one independent scrambling per set), reweighted to q by the generated proposal ratio and tilt. G's
-own moments E_G[phi phi^T] are the NNGP kernels of the input Gram matrix X Sigma X^T, known exactly,
-so the estimate is E_G[phi phi^T] plus the weighted minus the plain mean of phi phi^T over the draws:
-the part of the noise that q shares with G cancels, and what is left is the noise of the weights.
-Sigma is q's second moment estimated from the locating draws, or the covariance of the linearised
-unit's law (features phi(x_a.w) ~ beta_a x_a.w, the tilt then quadratic in w; generated precision),
-whichever gives the more even weights on a pilot (numerics.proposal). Should G reach q poorly (weights
-too uneven) the final draws are single-neuron MALA draws instead.
-A test point's preactivation x*.w has a part orthogonal to the training inputs' span that the tilt
-never sees: given the training preactivations it is Gaussian with the prior's variance, under q and
-under G alike, so the test features in C* are replaced by their average over it (the generated
-smoothed_features, Rao-Blackwellised); c** keeps the plain features (E[phi^2] has no such form).
+The final draws come from a Gaussian G = N(0, Sigma) (scrambled Sobol' points, numerics.normals, one
+scrambling per set), reweighted to q by the generated proposal ratio and tilt. G's own moments
+E_G[phi phi^T] are the NNGP kernels of X Sigma X^T, known exactly, so the estimate is E_G[phi phi^T]
+plus the weighted minus the plain draw mean of phi phi^T: the noise q shares with G cancels. Sigma is
+q's second moment estimated from the locating draws, or the covariance of the linearised unit's law
+(generated precision), whichever gives the more even weights on a pilot (numerics.proposal); where G
+reaches q poorly the final draws are single-neuron MALA draws instead.
+A test preactivation x*.w has a part orthogonal to the training inputs' span that the tilt never sees,
+Gaussian with the prior's variance under q and G alike: the test features in C* are averaged over it
+(generated smoothed_features, Rao-Blackwellised); c** keeps the plain features.
 R independent draw sets give the Monte Carlo error (spread / sqrt R); their union the point estimate.
 """
 from __future__ import annotations
@@ -52,6 +45,9 @@ REDRAW = 0.5
 STAGES = 8
 GROWTH = 2
 GROWTH_CAP = 4
+#: a stage that fails having moved C less than this fraction of the way its start's residual indicates
+#: ends locating (measured, stages from a far start: P = 80 moves 0.07-0.15 of it, P = 1000 under 5e-4)
+CREEP = 0.01
 #: a candidate C whose weights are more uneven than this is outside the draws' reach (infeasible)
 FLOOR = 0.02
 #: the Gaussian final draws are used when their weights at the solution keep this effective fraction
@@ -212,9 +208,12 @@ def _solve_on(saddle, chi, C_start, d: _Draws, Ct0, tol):
     P = saddle.P
     inner, jvp = fixed_point_map(saddle, chi, d, Ct0)
     sweep = _remembered(inner)
-    _solve_on.beyond = 0.0
-    if sweep(C_start.ravel()) is None:  # the draws do not even reach the start (too uneven weights)
+    _solve_on.beyond, _solve_on.residuals = 0.0, (np.inf, np.inf)
+    start = sweep(C_start.ravel())
+    if start is None:  # the draws do not even reach the start (too uneven weights)
         return C_start, None, None, None, 0.0, False
+    start_residual = float(np.linalg.norm(start[0] - C_start.ravel())
+                           / max(np.linalg.norm(C_start), np.linalg.norm(start[0]), 1e-300))  # the solvers' measure
     what = "adaptive: the reweighted single-neuron fixed point"
     x = None
     if chi / saddle.N <= ANDERSON_CHI_OVER_N:
@@ -228,7 +227,7 @@ def _solve_on(saddle, chi, C_start, d: _Draws, Ct0, tol):
     if x is None:
         x, aux, _, res, _ = newton.solve(sweep, jvp, C_start.ravel(), chi, tol=tol, maxiter=30, partial=True,
                                          what=what)
-    _solve_on.beyond = inner.beyond
+    _solve_on.beyond, _solve_on.residuals = inner.beyond, (start_residual, res)
     C = x.reshape(P, P)
     return 0.5 * (C + C.T), aux[0], aux[1], aux[5], aux[2], res <= tol
 
@@ -267,9 +266,10 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, 
         beyond = max(beyond, _solve_on.beyond)
         if done and frac >= REDRAW:
             break
-        if not done and np.array_equal(C, C_from) and _solve_on.beyond <= 1:
-            # no step from the start lowers the residual (the saddle is too far for Newton's model):
-            # fresh draws around the same point will not help, a nearer start (continuation in chi) may
+        crept = np.linalg.norm(C - C_from) <= CREEP * _solve_on.residuals[0] * np.linalg.norm(C_from)
+        if not done and crept and _solve_on.beyond <= 1:
+            # the saddle lies many reaches of these draws away (or Newton's model finds no step at all):
+            # more stages crawl towards it at great cost, a nearer start (continuation in chi) may not
             _lost(saddle, chi, C, beyond, frac, stage)
         n_stage = min(GROWTH * n_stage, max(GROWTH_CAP * draws, n_stage))
     else:

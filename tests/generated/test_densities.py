@@ -106,6 +106,29 @@ def test_neuron_scores_are_the_log_density_gradients_by_finite_differences(act):
             lm = densities.neuron_log_density(W[i] - e, X, Ct, float(D), 1.3, code, *bufs, np.empty(D))
             assert out[i, d] == pytest.approx((lp - lm) / 2e-6, rel=1e-5, abs=1e-7)
 
+
+@pytest.mark.parametrize("act", ["linear", "erf", "relu"])
+def test_batched_log_densities_equal_the_one_neuron_density(act):
+    """neuron_log_densities (matrix products over rows, MALA's lockstep chains) against
+    neuron_log_density row by row (scalar loops): values and gradients, for a symmetric Ct (as the
+    conjugate field is) and for Ct = 0 (the prior alone)."""
+    code = densities.ACTIVATIONS.index(act)
+    rng = np.random.default_rng(3)
+    P, D, n = 23, 7, 9
+    X = rng.standard_normal((P, D))
+    S = 0.02 * rng.standard_normal((P, P))
+    for Ct in (S + S.T, np.zeros((P, P))):
+        W = rng.standard_normal((n, D)) * 0.6
+        lq, grad = np.empty(n), np.empty((n, D))
+        densities.neuron_log_densities(W, np.ascontiguousarray(X.T), Ct, float(D), 1.3, code, lq, grad)
+        bufs = [np.empty(P) for _ in range(4)]
+        for i in range(n):
+            g = np.empty(D)
+            value = densities.neuron_log_density(W[i], X, Ct, float(D), 1.3, code, *bufs, g)
+            assert lq[i] == pytest.approx(value, rel=1e-12, abs=1e-12)
+            np.testing.assert_allclose(grad[i], g, rtol=1e-11, atol=1e-12)
+
+
 def test_prior_scales_are_those_of_the_log_priors():
     """Variance and precision of each prior, and the neuron's scales, against quadrature of
     exp(log prior) over one coordinate (derive.network's expressions evaluated by SciPy)."""
