@@ -38,6 +38,26 @@ def test_mala_reproduces_the_gaussian_single_neuron_law():
     assert 0.3 < acc.mean() / steps < 0.99
 
 
+def test_mala_records_each_chains_states_as_one_block():
+    """The chains move in lockstep, yet the samples keep the chain-by-chain layout callers reshape to
+    (chains, draws, D): chain i's recorded states are rows i*per .. i*per + per - 1, the last of them its
+    final state, and each block is a path of that chain alone (a rejected step repeats its row)."""
+    rng = np.random.default_rng(4)
+    P, D, chains, steps = 7, 3, 5, 12
+    X = rng.standard_normal((P, D))
+    W = rng.standard_normal((chains, D)) * 0.5
+    samples = np.full((chains * steps, D), np.nan)
+    acc = np.zeros(chains, dtype=np.int64)
+    n = mala_chains(W, X, 0.01 * np.eye(P), float(D), 1.0, densities.ACTIVATIONS.index("erf"),
+                    np.full(chains, 0.05), steps, 0, 1, 3, acc, np.empty(chains), samples)
+    assert n == chains * steps and not np.isnan(samples).any()
+    blocks = samples.reshape(chains, steps, D)
+    np.testing.assert_array_equal(blocks[:, -1], W)
+    for i in range(chains):  # moves counted per chain: the distinct consecutive rows of its block
+        moved = np.count_nonzero(np.any(np.diff(blocks[i], axis=0) != 0, axis=1))
+        assert moved <= acc[i] <= moved + 1
+
+
 def _problem():
     ds = data.builtin("teacher", P=10, D=6, P_test=3, seed=3)
     return ds
