@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: c7811c4589b7f035113fa8cbc35098b3d5ba684edb4a5203730084c4e9ba6f33
+# inputs-sha256: 9d7798e544675b4e64a2c2d38851cab523691b5d55410b21f39f5eb9d80e91c6
 # content-sha256: 3e6095e485956362719011ddc2d51d08af85bbdafa4a410b9d055b2e77044d25
 """The layers of a deep linear network with 3 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 1 needs."""
 import math  # noqa: F401

@@ -3,8 +3,8 @@
 # derivation: derive.network + derive.activations + derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 31a9df769545278e3c5d0cb1a0e85503cd7644415c2b0cd6fa5dee8d9ecd6a06
-# content-sha256: 0442f6d23264259a9c2a1652abf7750a4bd4e49c6e1ba83835063561644995c3
+# inputs-sha256: 74fba0b33ceff871690fbee61aa2d5b30c4cc14b443297a93e292c7964e54cd1
+# content-sha256: d7d55f5f332a4cceaed85581e7662beff2b2155f28d4b3de7ae3fbfd307d2c9c
 """Log densities and gradients of the laws msat samples (docs/theory.md §1, §2b, §6, §7): the posterior of a finite network and the adapted single-neuron law, for each activation (argument act, codes in ACTIVATIONS); phi, phi', the observables of one network state."""
 import math  # noqa: F401
 
@@ -281,7 +281,7 @@ def neuron_log_densities(W, XT, Ct, D, g_w, act, lq, grad):
     """neuron_log_density for every row of W at once: lq[i] = log q(w_i) up to a constant and grad[i]
     its gradient (docs/theory.md §2b, §6). The preactivations H = W X^T, the tilt's Ct phi and the
     gradient's X^T (phi' o Ct phi) are matrix products over the rows (BLAS), the rest entrywise; XT is
-    X^T, contiguous."""
+    X^T and Ct symmetric (as the conjugate field is), both contiguous."""
     H = np.ascontiguousarray(W) @ XT
     U = np.empty_like(H)
     dU = np.empty_like(H)

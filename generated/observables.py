@@ -3,7 +3,7 @@
 # derivation: derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 4d8f0ebcb6b85035d26864684816ae3e6410d9120a3468ee15403a5d668cf428
+# inputs-sha256: aa3c98928f5b2f313aa26d339a4cca88c43dcee005c397c0d8b7d94d6d850a36
 # content-sha256: 6c562eca5707dc5af6ba83c1015c7f2434d0064fb517811119905ae18dd72e6a
 """Observables shared by every method (docs/theory.md §4)."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 4958b1107627dd18199f82bd24154c255f2cc594affa8034bddc4b6d25df6c74
+# inputs-sha256: b2ebaa7300a32460976b19411c23c6b9c789ea834344da9c3f205d28a074e24f
 # content-sha256: c9b98e815190fa38cca8c0139efb9000f91f563c0d811dcb7ca151caacc8d04b
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 1 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: c0d8aab3cb8b10c44b862a3e759d2425960dba7de28595c1bbe45e6f98145885
+# inputs-sha256: fd3995da39086a2d30d6c15d693264293ea36061f71982788e7e81806a52b36e
 # content-sha256: 772c957b16006b3bb159d093c3fb0c18fefaaadb3708f396c097981fe949708a
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 2 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

@@ -28,6 +28,7 @@ def mala_chains(W, X, Ct, D, g_w, act, step, n_steps, n_burn, thin, seed, accept
     np.random.seed(seed)
     n_chains, Dw = W.shape
     XT = np.ascontiguousarray(X.T)
+    Ct = np.ascontiguousarray(Ct)  # the BLAS products want contiguous operands
     recorded = (n_steps - n_burn + thin - 1) // thin if n_steps > n_burn else 0
     per = min(recorded, samples.shape[0] // n_chains) if n_chains else 0  # rows of samples per chain
     lq = np.empty(n_chains)
