@@ -3,7 +3,7 @@
 # derivation: derive.deep_chain
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 16df809663404d8a520dbfc08deb71021949e905e76e9257f7bd83dde6f97f2d
+# inputs-sha256: 8f5fd262fe698899fded2ef0bec840bbcd1ddf3ba62276cfb7fe81d878a9d561
 # content-sha256: 64e8bd498e1cc37daa35f7f8c32fe5b03df3431142b115c2766961261d6d0ff1
 """Kernel adaptation at depth for linear networks (docs/theory.md §2d): the adapted kernel of one layer, the backward pass of the chain's saddle (closed form for linear phi, Stein form for any phi) and the test forms of the tilted law."""
 import math  # noqa: F401

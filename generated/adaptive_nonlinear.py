@@ -3,7 +3,7 @@
 # derivation: derive.adaptive.fit_operator + derive.neuron
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: baf4b1ccfbe991e8035233c062de97ec2a747ce40a3a4384b3fa44c3c090f11d
+# inputs-sha256: 31697de66ea5f557b912d79bc093ebbeeddd75bfaef4be2f5744357ac371b0b3
 # content-sha256: 9522c9af426110a9a5ea03499644ff0595134e14ed026237573cbb3b669c5e86
 """Kernel adaptation for any activation (docs/theory.md §2b, §6): the fit operator and the moments of the adapted single-neuron law from draws, empirical or to first order in Ct."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 68ff530b3422fd9388c9126148fbd9599e5aa2435e2e3d38601ec5a77a43d77c
+# inputs-sha256: 0e2725dd88a858d400f281c6509e1bb7db6833db6272b6b7fa957baf5a3beb94
 # content-sha256: 289785ef70d7e07b113e503dce991ee08cf163133135e708f2897ba74aa49519
 """The layers of a deep linear network with 3 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 2 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 55cade95fb0701ddf6096a99d29ad560da2efff489a3efe47d13c5159a5b7ac3
+# inputs-sha256: 3669a0b1cd1cc7caffdcc3409fd1c8d188c28d50ddfab52e2af197587096c798
 # content-sha256: 754978af080182b45c50f6408aae7c7cf7dd43220316b9ca89b54f977d9fb055
 """The layers of a deep linear network with 3 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 3 needs."""
 import math  # noqa: F401

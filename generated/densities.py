@@ -3,8 +3,8 @@
 # derivation: derive.network + derive.activations + derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 74fba0b33ceff871690fbee61aa2d5b30c4cc14b443297a93e292c7964e54cd1
-# content-sha256: d7d55f5f332a4cceaed85581e7662beff2b2155f28d4b3de7ae3fbfd307d2c9c
+# inputs-sha256: 5f5f2e77822377afd52ec6f5d8eb5da7150dfd1691986e65d9ace495daf6904e
+# content-sha256: db42869be93fbe29b1f49d93c27eb9ccdb3fe2af7d97a880de2123472f50e53d
 """Log densities and gradients of the laws msat samples (docs/theory.md §1, §2b, §6, §7): the posterior of a finite network and the adapted single-neuron law, for each activation (argument act, codes in ACTIVATIONS); phi, phi', the observables of one network state."""
 import math  # noqa: F401
 
@@ -312,15 +312,10 @@ def neuron_log_densities(W, XT, Ct, D, g_w, act, lq, grad):
 
 @njit(cache=True)
 def neuron_scores(W, X, Ct, D, g_w, act, out):
-    """out[i] = grad log q(w_i) for the rows of W: neuron_log_density's gradient, draw by draw (the
-    scores of Stein's identity, docs/theory.md §6)."""
-    P = X.shape[0]
-    h = np.empty(P)
-    u = np.empty(P)
-    du = np.empty(P)
-    v = np.empty(P)
-    for i in range(W.shape[0]):
-        neuron_log_density(W[i], X, Ct, D, g_w, act, h, u, du, v, out[i])
+    """out[i] = grad log q(w_i) for the rows of W: neuron_log_densities' gradients (the scores of
+    Stein's identity, docs/theory.md §6)."""
+    neuron_log_densities(W, np.ascontiguousarray(X.T), np.ascontiguousarray(Ct), D, g_w, act,
+                         np.empty(W.shape[0]), out)
 
 
 #: rows of W per matrix product in features (bounds its work array to FEATURE_BLOCK x points)

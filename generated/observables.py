@@ -3,7 +3,7 @@
 # derivation: derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: aa3c98928f5b2f313aa26d339a4cca88c43dcee005c397c0d8b7d94d6d850a36
+# inputs-sha256: d4ce4620db9da9f1b0246c0c1501123501690def0d0971b128740e277a83196c
 # content-sha256: 6c562eca5707dc5af6ba83c1015c7f2434d0064fb517811119905ae18dd72e6a
 """Observables shared by every method (docs/theory.md §4)."""
 import math  # noqa: F401
