@@ -14,8 +14,9 @@ Two estimators of the expectations under q, both with generated moments
              chi ladder, or from a cold start through the damped stochastic iteration of
              numerics.stochastic_saddle (MALA chains with the generated single-neuron log density).
 
-The Monte Carlo error is the spread of R independent replicate solves over sqrt(R); C* and c** come
-from the same draws (features of [X; X*]); normalisability limits are generated (densities).
+The Monte Carlo error is the spread of R independent replicate solves over sqrt(R); C* and c** come from the
+same draws (features of [X; X*]); normalisability limits are generated (densities); numerics.modes checks
+that the saddle holds every separated mode of q.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from msat.generated import densities
 
 from ..errors import ConvergenceError
 from ..spectral import nngp_kernels
+from .modes import check_modes, missed
 from .normalisability import normalisable
 from .reweighted_saddle import reweighted_saddle
 from .stochastic_saddle import iterate
@@ -67,22 +69,18 @@ class NonlinearSaddle:
                  n_prior=20000, n_chains=64, n_steps=400, replicates=4, seed=0, n_fixed=20000):
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}")
-        self.X = np.ascontiguousarray(X, dtype=float)
-        self.y = np.asarray(y, dtype=float)
+        self.X, self.y = np.ascontiguousarray(X, dtype=float), np.asarray(y, dtype=float)
         X_test = np.zeros((0, X.shape[1])) if X_test is None else X_test
         self.X_all = np.ascontiguousarray(np.vstack([X, X_test]), dtype=float)
-        self.P, self.D = X.shape
-        self.N, self.kappa, self.g_v, self.g_w = N, kappa, g_v, g_w
+        (self.P, self.D), self.N, self.kappa, self.g_v, self.g_w = X.shape, N, kappa, g_v, g_w
         self.activation, self.order, self.estimator = activation, order, estimator
         self.Kphi, self.kstar_phi, self.kss_phi = nngp_kernels(X, X_test, g_w, activation)
-        self._model = densities
-        self._act = self._model.ACTIVATIONS.index(activation)
+        self._model, self._act = densities, densities.ACTIVATIONS.index(activation)
         self.var_w, self.tilt_limit, self.mean_w2 = self._model.neuron_scales(self.D, g_w)
         lin = generated.linear_adaptation()
         self._field = getattr(lin, f"conjugate_field_o{order}")
         self._predictions = lin.predictions
-        self._moments = generated.nonlinear_adaptation()
-        self._tangents = generated.deep_linear_adaptation()
+        self._moments, self._tangents = generated.nonlinear_adaptation(), generated.deep_linear_adaptation()
         self._field_tangent = getattr(self._tangents, f"top_field_tangent_o{order}")
         self.n_chains, self.n_steps, self.replicates, self.seed = n_chains, n_steps, replicates, seed
         self.n_fixed = n_fixed  # draws per set of the final solve on fixed draws (0: stochastic iteration only)
@@ -177,6 +175,7 @@ class NonlinearSaddle:
                                {"chi": chi, "iterations": maxiter, "relative_change": diff})
 
     def _package(self, chi, C, Cs, css, A, alpha, Ct, it, res, replicas, warnings, acc=None):
+        check_modes(self, C, Ct, chi)  # draws from near the prior can miss a separated mode of q
         train, test, var = self._predictions(C, Cs, css[:, None], A, alpha[:, None], self.g_v, float(chi))
         preds = {"train_mean": train[:, 0], "test_mean": test[:, 0], "test_var": var[:, 0]}
         err = {}
@@ -224,13 +223,13 @@ class NonlinearSaddle:
             # which locate the saddle themselves ...
             try:
                 return self._fixed(chi, self.Kphi if C0 is None else C0, warnings, mc_state)
-            except ConvergenceError:
-                pass  # ... unless they cannot reach it from there: through intermediate chi, then ...
+            except ConvergenceError as err:
+                missed(err)  # ... unless they cannot reach it from there: through intermediate chi, then ...
             if C0 is not None and self._chi_warm and self._chi_warm < chi:
                 try:
                     return self._fixed(chi, self._continue(self._chi_warm, C0, chi), warnings, mc_state)
-                except ConvergenceError:
-                    pass  # ... the stochastic iteration first
+                except ConvergenceError as err:
+                    missed(err)  # ... the stochastic iteration first
         results, accs = iterate(self, chi, C0, warnings, mc_state)
         C = np.mean([r["C"] for r in results], axis=0)
         Cs = np.mean([r["Cs"] for r in results], axis=0)
@@ -265,6 +264,7 @@ class NonlinearSaddle:
                 if abs(step) <= MIN_LOG_STEP:
                     raise
                 continue
+            check_modes(self, C_to, self.field(C_to, target)[2], target)  # past a missed mode it only crawls on
             if target == chi_to:
                 return C_to
             before, chi, C, step = (chi, C), target, C_to, 2 * step  # a step that worked: try a longer one next
