@@ -94,13 +94,14 @@ def find_modes(saddle, Ct, above=-np.inf):
                            method="L-BFGS-B", options={"maxiter": 500, "gtol": 1e-8})
             w = res.x
             F = saddle._phi(w[None])[0, :saddle.P]
-            if not F @ Ct @ F > above or any(np.linalg.norm(w - m.w) < 1e-3 * math.sqrt(saddle.g_w) for m in found):
+            tilt = float(generated.deep_linear_adaptation().tilt(F[None], Ct)[0, 0])
+            if not tilt > above or any(np.linalg.norm(w - m.w) < 1e-3 * math.sqrt(saddle.g_w) for m in found):
                 continue
             L = _hessian_factor(saddle, Ct, w)
             if L is None:
                 continue
             lq = _log_q(saddle, Ct, w)[0][0]
-            found.append(Mode(w, float(lq - lq0 - 0.5 * (_log_det(L) - logdet0)), float(F @ Ct @ F), F, L))
+            found.append(Mode(w, float(lq - lq0 - 0.5 * (_log_det(L) - logdet0)), tilt, F, L))
     return sorted(found, key=lambda m: -m.log_mass)
 
 
