@@ -110,18 +110,22 @@ def _overlap(Phi, f):
     return (Phi @ f) ** 2 / (f @ f) ** 2
 
 
+def separated_modes(saddle, Ct, seed=0):
+    """(the separated modes of q_Ct, heaviest first; the training features and tilts of BULK_DRAWS prior draws)."""
+    Z = standard_normals(seed, BULK_DRAWS, saddle.D) * math.sqrt(saddle.var_w)
+    Phi = saddle._phi(Z)[:, :saddle.P]
+    tilt = generated.deep_linear_adaptation().tilt(Phi, np.ascontiguousarray(Ct))[:, 0]
+    # a maximum whose tilt some prior draw reaches (or the origin's, zero) is the bulk's own: not separated
+    return find_modes(saddle, Ct, above=max(float(tilt.max()), 0.0) + SEPARATION), Phi, tilt
+
+
 def missed_mode(saddle, C, Ct, seed=0):
     """The diagnostics of the heaviest mode of q_Ct that C does not hold, or None. A mode's share f of q's
     mass is its Laplace mass over that of the bulk (prior draws reweighted by the tilt) plus the modes'
     (separated: tilts above every prior draw's); C holds it when its overlap s(C) = f*^T C f* / |f*|^4 with the mode's features f*
     reaches HELD of the rise (1 - f) s_bulk + f s_mode - s_bulk that the mode's mass implies (s_mode over
     draws of the mode's Laplace Gaussian, s_bulk over the bulk's draws)."""
-    layer = generated.deep_linear_adaptation()
-    Z = standard_normals(seed, BULK_DRAWS, saddle.D) * math.sqrt(saddle.var_w)
-    Phi = saddle._phi(Z)[:, :saddle.P]
-    tilt = layer.tilt(Phi, np.ascontiguousarray(Ct))[:, 0]
-    # a maximum whose tilt some prior draw reaches (or the origin's, zero) is the bulk's own: not separated
-    modes = find_modes(saddle, Ct, above=max(float(tilt.max()), 0.0) + SEPARATION)
+    modes, Phi, tilt = separated_modes(saddle, Ct, seed)
     if not modes:
         return None
     log_bulk = float(logsumexp(tilt) - math.log(BULK_DRAWS))
@@ -165,8 +169,10 @@ def check_modes(saddle, C, Ct, chi):
         return
     miss = missed_mode(saddle, C, Ct)
     if miss is not None:
-        raise MissedModeError(
+        err = MissedModeError(
             f"adaptive: at chi = {chi:g} the single-neuron law q(w) has a separated mode (neurons aligned with the "
             f"field, |w| = {miss['mode_norm']:.3g}, tilt {miss['mode_tilt']:.3g}) holding about "
             f"{miss['mode_mass_fraction']:.3g} of its mass that the saddle's draws never reached, so the fixed "
             "point found is not q's (docs/theory.md §6)", dict(miss, chi=chi))
+        err.C = C  # where a solver that weighs the modes (numerics.mixture_saddle) can start
+        raise err

@@ -16,7 +16,8 @@ Two estimators of the expectations under q, both with generated moments
 
 The Monte Carlo error is the spread of R independent replicate solves over sqrt(R); C* and c** come from the
 same draws (features of [X; X*]); normalisability limits are generated (densities); numerics.modes checks
-that the saddle holds every separated mode of q.
+that the saddle holds every separated mode of q, and where draws from near the prior miss one,
+numerics.mixture_saddle solves on draws of each region of q weighed by annealed masses.
 """
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ from msat.generated import densities
 
 from ..errors import ConvergenceError
 from ..spectral import nngp_kernels
-from .modes import check_modes, missed
+from .continuation import continue_saddle
+from .mixture_saddle import mixture_saddle
+from .modes import MissedModeError, check_modes, missed
 from .normalisability import normalisable
 from .reweighted_saddle import reweighted_saddle
 from .stochastic_saddle import iterate
@@ -39,10 +42,6 @@ from .stochastic_saddle import iterate
 ESTIMATORS = ("cumulant", "mc")
 #: the largest factor in chi between the points of a cold start's anneal
 ANNEAL = 1.5
-#: steps of the continuation in chi from a warm start the fixed draws cannot reach the saddle from at once
-CONTINUATION_STEPS = 40
-#: ... each at least this long in log chi (a factor 1.01)
-MIN_LOG_STEP = 0.01
 #: chi/N up to which a cold start (from the NNGP) goes straight to the fixed draws
 MILD_CHI_OVER_N = 0.1
 
@@ -86,6 +85,7 @@ class NonlinearSaddle:
         self.n_fixed = n_fixed  # draws per set of the final solve on fixed draws (0: stochastic iteration only)
         self._chi_warm = None  # chi of the last Monte Carlo solution (warm starts ramp from it)
         self._solved: list = []  # (chi, C) of the last two Monte Carlo solutions (the continuation's secant)
+        self._mixed = False  # whether a solution needed the region-weighed draws (mixture_saddle)
         self.XtX_max = float(np.linalg.eigvalsh(self.X.T @ self.X)[-1]) if self.P else 0.0
         if estimator == "cumulant":
             rng = np.random.default_rng(seed)
@@ -215,6 +215,22 @@ class NonlinearSaddle:
         return self._solve_mc(chi, C0, warnings, mc_state)
 
     def _solve_mc(self, chi, C0, warnings, mc_state, polish=True):
+        """_solve_draws; where q has a separated mode its draws miss (numerics.modes), and at the warm-started
+        points after one, the saddle on draws of each region of q weighed by their masses (mixture_saddle)."""
+        mixture = polish and self.n_fixed
+        if mixture and C0 is not None and self._mixed:
+            return self._fixed(chi, C0, warnings, mc_state, mixture=True)
+        try:
+            return self._solve_draws(chi, C0, warnings, mc_state, polish)
+        except MissedModeError as err:
+            if not mixture:
+                raise
+            warnings.append(f"adaptive: at chi = {chi:g} q(w) has a separated mode that draws from near the prior "
+                            "miss: solved on draws of each region of q, weighed by annealed masses (docs/theory.md §6)")
+            self._mixed = True
+            return self._fixed(chi, err.C, warnings, mc_state, mixture=True)
+
+    def _solve_draws(self, chi, C0, warnings, mc_state, polish=True):
         """R independent self-consistent MALA iterations bring C near the saddle (their mean, and their
         spread / sqrt R as its error); with `polish` (and n_fixed draws) the saddle is then solved on
         fixed draws (numerics.reweighted_saddle), whose replicas give the error instead."""
@@ -227,7 +243,7 @@ class NonlinearSaddle:
                 missed(err)  # ... unless they cannot reach it from there: through intermediate chi, then ...
             if C0 is not None and self._chi_warm and self._chi_warm < chi:
                 try:
-                    return self._fixed(chi, self._continue(self._chi_warm, C0, chi), warnings, mc_state)
+                    return self._fixed(chi, continue_saddle(self, self._chi_warm, C0, chi), warnings, mc_state)
                 except ConvergenceError as err:
                     missed(err)  # ... the stochastic iteration first
         results, accs = iterate(self, chi, C0, warnings, mc_state)
@@ -244,52 +260,10 @@ class NonlinearSaddle:
         self._chi_warm = chi
         return st
 
-    def _continue(self, chi_from, C, chi_to, max_steps=CONTINUATION_STEPS):
-        """The saddle at chi_to from the one at chi_from (C) on fixed draws, in geometric steps: each the
-        largest (up to the rest of the way) at which the field of the C reached is still normalisable,
-        since a start whose law q(w) does not exist is out of the draws' reach whatever the draws, and
-        halved (in log chi) where the fixed draws still do not reach the saddle."""
-        chi, step = chi_from, math.log(chi_to / chi_from)
-        before = self._solved[-2] if len(self._solved) > 1 and self._solved[-1][0] == chi_from else None
-        for _ in range(max_steps):
-            step = math.copysign(min(abs(step), abs(math.log(chi_to / chi))), step)
-            while abs(step) > MIN_LOG_STEP and not self.normalisable(self.field(C, chi * math.exp(step))[2])[0]:
-                step /= 2
-            target = chi_to if abs(math.log(chi_to / chi)) <= abs(step) else chi * math.exp(step)
-            try:
-                C_to = reweighted_saddle(self, target, self._predicted(before, chi, C, target),
-                                         max(self.n_fixed // 4, 500), self.seed + 7, errors=False).C
-            except ConvergenceError:
-                step /= 2
-                if abs(step) <= MIN_LOG_STEP:
-                    raise
-                continue
-            check_modes(self, C_to, self.field(C_to, target)[2], target)  # past a missed mode it only crawls on
-            if target == chi_to:
-                return C_to
-            before, chi, C, step = (chi, C), target, C_to, 2 * step  # a step that worked: try a longer one next
-        raise ConvergenceError("adaptive: the continuation in chi from the last solved point needs more than "
-                               f"{max_steps} steps", {"chi_from": chi_from, "chi": chi_to})
-
-    def _predicted(self, before, chi, C, target):
-        """The start at target: the secant through the saddles at before = (chi_b, C_b) and (chi, C), linear in
-        log chi (the saddle moves far along a continuation near mean-field scaling, and Newton's model on
-        the draws reaches less far than the path's tangent), extrapolating at most twice the secant's own
-        length; C itself without a secant, or where the extrapolated field is not valid."""
-        if before is None or before[0] == chi:
-            return C
-        t = math.log(target / chi) / math.log(chi / before[0])
-        if not 0 < t <= 2:
-            return C
-        guess = C + t * (C - before[1])
-        try:
-            return guess if self.normalisable(self.field(guess, target)[2])[0] else C
-        except ConvergenceError:
-            return C
-
-    def _fixed(self, chi, C, warnings, states, acceptance=None):
-        """The saddle solved on fixed draws from C (numerics.reweighted_saddle), packaged."""
-        fixed = reweighted_saddle(self, chi, C, self.n_fixed, self.seed + int(1000 * chi) % 100003)
+    def _fixed(self, chi, C, warnings, states, acceptance=None, mixture=False):
+        """The saddle solved on fixed draws from C (numerics.reweighted_saddle, or mixture_saddle), packaged."""
+        fixed = (mixture_saddle if mixture else reweighted_saddle)(self, chi, C, self.n_fixed,
+                                                                   self.seed + int(1000 * chi) % 100003)
         results = [self._outputs(*rep, chi) for rep in fixed.replicas]
         A, alpha, Ct = self.field(fixed.C, chi)
         self._relu_check(Ct, chi, warnings)

@@ -6,6 +6,7 @@ import pytest
 
 from msat.generated import densities
 from msat.runtime import data, predict, spectral
+from msat.runtime.numerics.continuation import predicted
 from msat.runtime.numerics.linear_saddle import LinearSaddle
 from msat.runtime.numerics.mala import mala_chains
 from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle
@@ -183,9 +184,9 @@ def test_the_continuations_start_is_the_secant_in_log_chi():
     s = NonlinearSaddle(ds.X, ds.y, ds.X_test, 32, 0.2, 1.0, 1.0, "erf", 1, estimator="mc")
     K = s.Kphi
     path = lambda chi: (1.0 + 0.01 * np.log(chi)) * K  # noqa: E731
-    got = s._predicted((1.0, path(1.0)), 2.0, path(2.0), 8.0)
+    got = predicted(s, (1.0, path(1.0)), 2.0, path(2.0), 8.0)
     assert np.allclose(got, path(8.0), rtol=1e-12, atol=0)
-    assert np.array_equal(s._predicted((1.0, path(1.0)), 2.0, path(2.0), 16.0), path(2.0))  # t = 3 > 2
-    assert np.array_equal(s._predicted(None, 2.0, path(2.0), 8.0), path(2.0))
+    assert np.array_equal(predicted(s, (1.0, path(1.0)), 2.0, path(2.0), 16.0), path(2.0))  # t = 3 > 2
+    assert np.array_equal(predicted(s, None, 2.0, path(2.0), 8.0), path(2.0))
     # C_b = 3K, C = K: the secant at chi = 8 is -3K, not positive definite (no field)
-    assert np.array_equal(s._predicted((1.0, 3 * K), 2.0, K, 8.0), K)
+    assert np.array_equal(predicted(s, (1.0, 3 * K), 2.0, K, 8.0), K)

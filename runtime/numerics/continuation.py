@@ -1,0 +1,60 @@
+"""The continuation of the single-neuron saddle in chi on fixed draws (docs/theory.md §5, §6): from a solved
+point to one its draws cannot reach at once, through intermediate chi, each start predicted by the secant
+through the last two saddles."""
+from __future__ import annotations
+
+import math
+
+from ..errors import ConvergenceError
+from .modes import check_modes
+from .reweighted_saddle import reweighted_saddle
+
+#: steps of the continuation in chi from a warm start the fixed draws cannot reach the saddle from at once
+CONTINUATION_STEPS = 40
+#: ... each at least this long in log chi (a factor 1.01)
+MIN_LOG_STEP = 0.01
+
+
+def continue_saddle(saddle, chi_from, C, chi_to, max_steps=CONTINUATION_STEPS):
+    """The saddle at chi_to from the one at chi_from (C) on fixed draws, in geometric steps: each the
+    largest (up to the rest of the way) at which the field of the C reached is still normalisable,
+    since a start whose law q(w) does not exist is out of the draws' reach whatever the draws, and
+    halved (in log chi) where the fixed draws still do not reach the saddle."""
+    chi, step = chi_from, math.log(chi_to / chi_from)
+    before = saddle._solved[-2] if len(saddle._solved) > 1 and saddle._solved[-1][0] == chi_from else None
+    for _ in range(max_steps):
+        step = math.copysign(min(abs(step), abs(math.log(chi_to / chi))), step)
+        while abs(step) > MIN_LOG_STEP and not saddle.normalisable(saddle.field(C, chi * math.exp(step))[2])[0]:
+            step /= 2
+        target = chi_to if abs(math.log(chi_to / chi)) <= abs(step) else chi * math.exp(step)
+        try:
+            C_to = reweighted_saddle(saddle, target, predicted(saddle, before, chi, C, target),
+                                     max(saddle.n_fixed // 4, 500), saddle.seed + 7, errors=False).C
+        except ConvergenceError:
+            step /= 2
+            if abs(step) <= MIN_LOG_STEP:
+                raise
+            continue
+        check_modes(saddle, C_to, saddle.field(C_to, target)[2], target)  # past a missed mode it only crawls on
+        if target == chi_to:
+            return C_to
+        before, chi, C, step = (chi, C), target, C_to, 2 * step  # a step that worked: try a longer one next
+    raise ConvergenceError("adaptive: the continuation in chi from the last solved point needs more than "
+                           f"{max_steps} steps", {"chi_from": chi_from, "chi": chi_to})
+
+
+def predicted(saddle, before, chi, C, target):
+    """The start at target: the secant through the saddles at before = (chi_b, C_b) and (chi, C), linear in
+    log chi (the saddle moves far along a continuation near mean-field scaling, and Newton's model on
+    the draws reaches less far than the path's tangent), extrapolating at most twice the secant's own
+    length; C itself without a secant, or where the extrapolated field is not valid."""
+    if before is None or before[0] == chi:
+        return C
+    t = math.log(target / chi) / math.log(chi / before[0])
+    if not 0 < t <= 2:
+        return C
+    guess = C + t * (C - before[1])
+    try:
+        return guess if saddle.normalisable(saddle.field(guess, target)[2])[0] else C
+    except ConvergenceError:
+        return C
