@@ -17,12 +17,19 @@ import math
 import numpy as np
 from scipy.special import logsumexp
 
+from ..errors import ConvergenceError
 from .annealing import Base, Region, anneal, prior_base, region_draws
 from .modes import separated_modes
 from .proposal import ess as _ess
-from .reweighted_saddle import (REDRAW, REPLICATES, STAGES, Reweighted, _below_noise, _checked_field, _Draws, _features,
-                                _lost, _solve_on, _union)
+from .reweighted_saddle import (GAUSSIAN_MIN, REDRAW, REPLICATES, STAGES, Reweighted, _below_noise, _checked_field, _Draws,
+                                _features, _gaussian_set, _lost, _solve_on, _union)
 
+#: modes heavier than the bulk by more than e^JUMP at the start are brought in by a homotopy in their masses,
+#: from e^-MARGIN of the bulk's, in steps of WALK nats (down to MIN_WALK)
+JUMP = 2.0
+MARGIN = 10.0
+WALK = 4.0
+MIN_WALK = 0.25
 #: regions holding less than this fraction of q's mass (annealed) get no draws; the others draws in proportion
 #: to their mass, at least FLOOR of a set's (the fixed point may move mass between them)
 NEGLIGIBLE = 1e-8
@@ -37,25 +44,73 @@ def _regions(saddle, Ct0, seed, modes=None):
     return out + [(f"mode {i + 1}", Region(features, i), Base(m.w, m.factor)) for i, m in enumerate(modes)]
 
 
+def _prior_bulk(saddle, Ct0, region, draws, seed):
+    """The bulk's draws as reweighted prior draws (numerics.reweighted_saddle's Gaussian set with the prior as
+    proposal: scrambled Sobol' points, the prior's kernels as control variate), their weights zero outside
+    the bulk: (set, ln mass, its error), or None where the weights keep under GAUSSIAN_MIN of the draws."""
+    g = _gaussian_set(saddle, saddle.var_w * np.eye(saddle.D), Ct0, draws, seed)
+    lw = np.where(region.contains(g.F[:, :saddle.P]), g.logw0, -np.inf)  # ln (q 1_bulk / prior): the tilt
+    w = np.exp(lw - lw.max())
+    if not _ess(w) >= GAUSSIAN_MIN * draws:
+        return None
+    g.logw0 = lw - math.log(draws)
+    return g, float(logsumexp(g.logw0)), float(np.std(w, ddof=1) / math.sqrt(draws) / np.mean(w))
+
+
 def mixture_set(saddle, Ct0, draws, seed, modes=None):
     """One draw set of q_Ct0 pooled over its regions (_regions), and [(name, ln mass relative to the prior, its
-    error)]."""
+    error)]: the bulk's draws reweighted prior draws where they reach it (_prior_bulk), each region's draws
+    otherwise restricted MALA after annealing (numerics.annealing)."""
     regions = _regions(saddle, Ct0, seed, modes)
-    annealed = [anneal(saddle, Ct0, base, region, seed + 31 * (i + 1)) for i, (_, region, base) in enumerate(regions)]
-    log_masses = np.array([a.log_mass for a in annealed])
+    bulk = _prior_bulk(saddle, Ct0, regions[0][1], draws, seed + 13)
+    annealed = [None if i == 0 and bulk else anneal(saddle, Ct0, base, region, seed + 31 * (i + 1))
+                for i, (_, region, base) in enumerate(regions)]
+    masses = [(name, *(bulk[1:] if a is None else (a.log_mass, a.log_mass_error)))
+              for (name, _, _), a in zip(regions, annealed)]
+    log_masses = np.array([m for _, m, _ in masses])
     fractions = np.exp(log_masses - logsumexp(log_masses))
-    F, Fv, logw0 = [], [], []
+    sets, control = [], (0.0, 0.0, 0.0)
     for i, ((name, region, base), a, frac) in enumerate(zip(regions, annealed, fractions)):
         if frac < NEGLIGIBLE:
+            continue
+        if a is None:
+            # the control variate is the prior's share of E_q: scaled by the bulk's fraction at Ct0 (it moves
+            # with the field during the solve, a second-order error: the control itself is of the noise's size)
+            sets.append((bulk[0], False))
+            control = tuple(frac * c for c in bulk[0].control)
             continue
         n = max(int(round(frac * draws)), int(FLOOR * draws))
         W = region_draws(saddle, Ct0, base, region, a, n, seed + 17 * (i + 1))
         f, fv = _features(saddle, W)
-        F.append(f), Fv.append(fv), logw0.append(np.full(len(W), a.log_mass - math.log(len(W))))
-    logw0 = np.concatenate(logw0)
+        sets.append((_Draws(f, fv, np.full(len(W), a.log_mass - math.log(len(W))), 0.0, None, None), i > 0))
+    logw0 = np.concatenate([e.logw0 for e, _ in sets])
     w = np.exp(logw0 - logw0.max())
-    d = _Draws(np.vstack(F), np.vstack(Fv), logw0, _ess(w), None, (0.0, 0.0, 0.0))
-    return d, [(name, a.log_mass, a.log_mass_error) for (name, _, _), a in zip(regions, annealed)]
+    d = _Draws(np.vstack([e.F for e, _ in sets]), np.vstack([e.Fv for e, _ in sets]), logw0, _ess(w), None, control)
+    d.modal = np.concatenate([np.full(len(e.logw0), m) for e, m in sets])  # which draws are the modes'
+    return d, masses
+
+
+def _shifted(d, shift):
+    """The draws d with the modes' masses multiplied by e^shift."""
+    logw0 = d.logw0 + shift * d.modal
+    w = np.exp(logw0 - logw0.max())
+    return _Draws(d.F, d.Fv, logw0, _ess(w), None, d.control)
+
+
+def _walk(saddle, chi, C, d, Ct0, shift, tol):
+    """From C, the saddle of the law with the modes' masses multiplied by e^shift (shift <= 0), towards
+    shift = 0 on the draws d in steps of at most WALK nats (doubled after a step that converges, halved after
+    one that does not, down to MIN_WALK); returns the last C solved and its shift."""
+    step = WALK
+    while shift < 0 and step >= MIN_WALK:
+        trial = min(0.0, shift + step)
+        e = _shifted(d, trial)
+        Cn, _, _, _, _, done = _solve_on(saddle, chi, C, e, Ct0, _below_noise(tol, e))
+        if done:
+            C, shift, step = Cn, trial, min(2 * step, 4 * WALK)
+        else:
+            step /= 2
+    return C, shift
 
 
 def _describe(masses):
@@ -67,10 +122,21 @@ def _describe(masses):
 def mixture_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, tol=1e-10, errors=True):
     """The saddle of `saddle` (a NonlinearSaddle) at chi from C_start on region-pooled draws (about `draws` per
     set); the result as numerics.reweighted_saddle's, its `masses` the regions' at the final field."""
-    C, beyond, n_stage = C_start, 0.0, max(draws // 4, min(draws, 2000))
+    C, beyond, n_stage, shift, frac = C_start, 0.0, max(draws // 4, min(draws, 2000)), None, 0.0
     for stage in range(1, STAGES + 1):
         Ct0 = _checked_field(saddle, C, chi)
-        d, _ = mixture_set(saddle, Ct0, n_stage, seed + 104729 * stage)
+        d, masses = mixture_set(saddle, Ct0, n_stage, seed + 104729 * stage)
+        if shift is None:
+            # modes far heavier than the bulk at the start (a saddle that missed them): the fixed point on the
+            # draws cannot jump to the law they imply (their weight moves by e^(tens) along the way), so
+            # their masses are brought in from e^-MARGIN of the bulk's (the start's own law) by a homotopy
+            excess = logsumexp([m for _, m, _ in masses[1:]] or [-np.inf]) - masses[0][1]
+            shift = -(excess + MARGIN) if excess > JUMP else 0.0
+        if shift < 0:
+            C, shift = _walk(saddle, chi, C, d, Ct0, shift, tol)
+            if shift < 0:
+                n_stage = min(2 * n_stage, draws)
+                continue  # retake the draws around the C reached
         C, _, _, _, frac, done = _solve_on(saddle, chi, C, d, Ct0, _below_noise(tol, d))
         beyond = max(beyond, _solve_on.beyond)
         if done and frac >= REDRAW:
@@ -90,6 +156,9 @@ def mixture_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, tol
         Cr, Csr, cssr, _, _, ok = _solve_on(saddle, chi, Cu, d, Ct0, _below_noise(tol, d))
         if ok:
             replicas.append((Cr, Csr, cssr))
+    if errors and len(replicas) < 2:
+        raise ConvergenceError("adaptive: the region-weighed single-neuron fixed point fails on the separate draw "
+                               "sets (too few draws for its Monte Carlo error: raise --mc-samples)", {"chi": chi})
     out = Reweighted(Cu, Cs, css, replicas, frac, stage, _describe(masses[0]), sum(len(d.logw0) for d in sets))
     out.masses = masses[0]
     return out
