@@ -112,6 +112,8 @@ class _Solver(Solver):
             if getattr(st, "fixed", None) is not None:  # the single-neuron Monte Carlo's final draws
                 obs["final_draws"] = st.fixed.draws
                 obs["effective_sample_fraction"] = st.fixed.effective_fraction
+                if getattr(st.fixed, "masses", None):  # q weighed region by region (numerics.mixture_saddle)
+                    obs["region_log_masses"] = {name: {"log_mass": m, "mcse": e} for name, m, e in st.fixed.masses}
             preds = dict(st.predictions)
             err = {k: np.asarray(v) for k, v in st.mc_error.items()}
             if st.loop is not None:

@@ -3,8 +3,9 @@ space weighed by the region's mass (docs/theory.md §6).
 
 Draws started near the prior never reach a separated mode of q (numerics.modes), and a fixed point on them
 misses it. Here q is cut into the bulk and one region per separated mode (numerics.annealing.Region); each
-region gets its own draws (restricted MALA) and its mass Z_r by annealed importance sampling, and the draws
-are pooled with weights Z_r / n_r. Reweighted to a nearby field Ct by the generated tilt
+region gets its own draws and mass Z_r (the bulk: reweighted prior draws, their mean weight its mass, while
+they reach it; a mode: annealed importance sampling, then MALA restricted to its region), and the draws are
+pooled with weights Z_r / n_r. Reweighted to a nearby field Ct by the generated tilt
 exp(phi^T (Ct - Ct0) phi), the pool stays an estimate of E_q[.] (each region's mass moves with its own
 draws' weights), so numerics.reweighted_saddle's solver applies unchanged: stages retake the draws around
 the point reached until the solution stays within their reach, then R independent sets (each with its own
@@ -116,7 +117,8 @@ def _walk(saddle, chi, C, d, Ct0, shift, tol):
 def _describe(masses):
     total = logsumexp([m for _, m, _ in masses])
     parts = ", ".join(f"{name} {math.exp(m - total):.3g}" for name, m, _ in masses)
-    return f"single-neuron MALA per region of q, weighed by annealed masses ({parts})"
+    return (f"draws of each region of q (bulk: reweighted prior draws while they reach it; modes: restricted MALA), "
+            f"weighed by their prior-draw or annealed masses ({parts})")
 
 
 def mixture_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, tol=1e-10, errors=True):
