@@ -18,12 +18,11 @@ import math
 import numpy as np
 from scipy.special import logsumexp
 
-from ..errors import ConvergenceError
 from .annealing import Base, Region, anneal, prior_base, region_draws
 from .modes import separated_modes
 from .proposal import ess as _ess
 from .reweighted_saddle import (GAUSSIAN_MIN, REDRAW, REPLICATES, STAGES, Reweighted, _below_noise, _checked_field, _Draws,
-                                _features, _gaussian_set, _lost, _solve_on, _union)
+                                _features, _gaussian_set, _lost, _solve_on, _union, solve_replicas)
 
 #: modes heavier than the bulk by more than e^JUMP at the start are brought in by a homotopy in their masses,
 #: from e^-MARGIN of the bulk's, in steps of WALK nats (down to MIN_WALK)
@@ -153,14 +152,7 @@ def mixture_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, tol
     if not done:
         _lost(saddle, chi, Cu, beyond, frac, stage)
     _checked_field(saddle, Cu, chi)
-    replicas = []
-    for d in sets if errors else ():
-        Cr, Csr, cssr, _, _, ok = _solve_on(saddle, chi, Cu, d, Ct0, _below_noise(tol, d))
-        if ok:
-            replicas.append((Cr, Csr, cssr))
-    if errors and len(replicas) < 2:
-        raise ConvergenceError("adaptive: the region-weighed single-neuron fixed point fails on the separate draw "
-                               "sets (too few draws for its Monte Carlo error: raise --mc-samples)", {"chi": chi})
+    replicas = solve_replicas(saddle, chi, Cu, sets, Ct0, tol) if errors else []
     out = Reweighted(Cu, Cs, css, replicas, frac, stage, _describe(masses[0]), sum(len(d.logw0) for d in sets))
     out.masses = masses[0]
     return out

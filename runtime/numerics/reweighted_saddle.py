@@ -33,35 +33,28 @@ from ..errors import ConvergenceError
 from ..spectral import phi_kernels
 from . import anderson, newton
 from .field_cumulants import tilted_draws
-from .proposal import ess as _ess
-from .proposal import gaussian_draws, log_weights
-from .proposal import proposal as _proposal
+from .proposal import ess as _ess, gaussian_draws, log_weights, proposal as _proposal
 
 #: locating stops once the weights at the solution keep this fraction of the draws' own effective size
 REDRAW = 0.5
 #: ... within this many stages, the first on a quarter of the final draws (at least 2,000), each after one
 #: that fails on GROWTH times as many (up to GROWTH_CAP times the final draws): where the map is steep (near
 #: mean-field scaling) few draws' noise, amplified, moves their fixed point far from the saddle or removes it
-STAGES = 8
-GROWTH = 2
-GROWTH_CAP = 4
+STAGES, GROWTH, GROWTH_CAP = 8, 2, 4
 #: a stage that fails having moved C less than this fraction of the way its start's residual indicates
 #: ends locating (measured, stages from a far start: P = 80 moves 0.07-0.15 of it, P = 1000 under 5e-4)
 CREEP = 0.01
 #: a candidate C whose weights are more uneven than this is outside the draws' reach (infeasible)
 FLOOR = 0.02
-#: the Gaussian final draws are used when their weights at the solution keep this effective fraction
-GAUSSIAN_MIN = 0.3
-#: a failed search whose last point has tilt/prior above this ends at the normalisability boundary
-NEAR_BOUNDARY = 0.9
-#: how the result names the proposal's covariance (numerics.proposal)
+#: the Gaussian final draws are used when their weights at the solution keep this effective fraction; a failed
+#: search whose last point has tilt/prior above NEAR_BOUNDARY ends at the normalisability boundary
+GAUSSIAN_MIN, NEAR_BOUNDARY = 0.3, 0.9
+#: how the result names the proposal's covariance (numerics.proposal); draw sets behind the Monte Carlo error
 PROPOSAL_NAMES = {"moments": "q's estimated second moment", "linearised": "the linearised unit's law"}
-#: draw sets behind the Monte Carlo error
 REPLICATES = 4
 #: up to this chi/N the fixed point on the draws is solved by Anderson-accelerated sweeps (Newton-Krylov
 #: where they fail to converge within ANDERSON_SWEEPS, and beyond: there the map is steep)
-ANDERSON_CHI_OVER_N = 0.1
-ANDERSON_SWEEPS = 40
+ANDERSON_CHI_OVER_N, ANDERSON_SWEEPS = 0.1, 40
 #: the fixed point on draws is solved to this fraction of their relative Monte Carlo error (_below_noise)
 NOISE_TOL = 1e-3
 
@@ -289,12 +282,18 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, 
             raise ConvergenceError("adaptive: the reweighted single-neuron fixed point left its final draws",
                                    {"chi": chi, "effective_fraction": frac})
     _checked_field(saddle, Cu, chi)
+    replicas = solve_replicas(saddle, chi, Cu, sets, Ct0, tol) if errors else []
+    return Reweighted(Cu, Cs, css, replicas, frac, stage, how, sum(len(d.logw0) for d in sets))
+
+
+def solve_replicas(saddle, chi, C, sets, Ct0, tol):
+    """(C, C*, c**) solved on each draw set alone from the union's C (their spread: the Monte Carlo error)."""
     replicas = []
-    for d in sets if errors else ():
-        Cr, Csr, cssr, _, _, ok = _solve_on(saddle, chi, Cu, d, Ct0, _below_noise(tol, d))
+    for d in sets:
+        Cr, Csr, cssr, _, _, ok = _solve_on(saddle, chi, C, d, Ct0, _below_noise(tol, d))
         if ok:
             replicas.append((Cr, Csr, cssr))
-    if errors and len(replicas) < 2:
+    if len(replicas) < 2:
         raise ConvergenceError("adaptive: the single-neuron fixed point fails on the separate draw sets "
                                "(too few draws for its Monte Carlo error: raise --mc-samples)", {"chi": chi})
-    return Reweighted(Cu, Cs, css, replicas, frac, stage, how, sum(len(d.logw0) for d in sets))
+    return replicas
