@@ -4,7 +4,8 @@ space weighed by the region's mass (docs/theory.md §6).
 Draws started near the prior never reach a separated mode of q (numerics.modes), and a fixed point on them
 misses it. Here q is cut into the bulk and one region per separated mode (numerics.annealing.Region); each
 region gets its own draws and mass Z_r (the bulk: reweighted prior draws, their mean weight its mass, while
-they reach it; a mode: annealed importance sampling, then MALA restricted to its region), and the draws are
+they reach it; a mode: annealed importance sampling from a Gaussian fitted to pilot draws of it, then MALA
+restricted to its region), and the draws are
 pooled with weights Z_r / n_r. Reweighted to a nearby field Ct by the generated tilt
 exp(phi^T (Ct - Ct0) phi), the pool stays an estimate of E_q[.] (each region's mass moves with its own
 draws' weights), so numerics.reweighted_saddle's solver applies unchanged: stages retake the draws around
@@ -18,7 +19,7 @@ import math
 import numpy as np
 from scipy.special import logsumexp
 
-from .annealing import Base, Region, anneal, prior_base, region_draws
+from .annealing import Base, Region, anneal, fitted_base, prior_base, region_draws
 from .modes import separated_modes
 from .proposal import ess as _ess
 from .reweighted_saddle import (GAUSSIAN_MIN, REDRAW, REPLICATES, STAGES, Reweighted, _below_noise, _checked_field, _Draws,
@@ -63,6 +64,10 @@ def mixture_set(saddle, Ct0, draws, seed, modes=None):
     otherwise restricted MALA after annealing (numerics.annealing)."""
     regions = _regions(saddle, Ct0, seed, modes)
     bulk = _prior_bulk(saddle, Ct0, regions[0][1], draws, seed + 13)
+    # each region annealed from a Gaussian fitted to its own draws: its Laplace Gaussian (or the prior) is too
+    # narrow, and masses annealed from it come out low, by more than their error says (numerics.annealing)
+    regions = [(name, region, base if i == 0 and bulk else fitted_base(saddle, Ct0, base, region, seed + 53 * i + 53))
+               for i, (name, region, base) in enumerate(regions)]
     annealed = [None if i == 0 and bulk else anneal(saddle, Ct0, base, region, seed + 31 * (i + 1))
                 for i, (_, region, base) in enumerate(regions)]
     masses = [(name, *(bulk[1:] if a is None else (a.log_mass, a.log_mass_error)))
@@ -120,6 +125,22 @@ def _describe(masses):
             f"weighed by their prior-draw or annealed masses ({parts})")
 
 
+def _pooled(masses):
+    """Each region's mass over independent sets' [(name, ln mass, error)]: ln of the mean mass, its error the
+    larger of the sets' own (delta method) and their spread, which sees the tails of annealed weights that
+    a set's own error can miss; the first set's where the sets found different regions."""
+    if len({tuple(n for n, _, _ in m) for m in masses}) > 1 or len(masses) < 2:
+        return masses[0]
+    out = []
+    for name, pairs in zip([n for n, _, _ in masses[0]], zip(*[[(m, e) for _, m, e in ms] for ms in masses])):
+        m, e = np.array(pairs).T
+        z = np.exp(m - m.max())
+        own = math.sqrt(float(np.sum((z * e) ** 2))) / float(z.sum())
+        spread = float(np.std(z, ddof=1) / math.sqrt(len(z)) / z.mean())
+        out.append((name, float(m.max() + math.log(z.mean())), max(own, spread)))
+    return out
+
+
 def mixture_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, tol=1e-10, errors=True):
     """The saddle of `saddle` (a NonlinearSaddle) at chi from C_start on region-pooled draws (about `draws` per
     set); the result as numerics.reweighted_saddle's, its `masses` the regions' at the final field."""
@@ -153,6 +174,7 @@ def mixture_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, tol
         _lost(saddle, chi, Cu, beyond, frac, stage)
     _checked_field(saddle, Cu, chi)
     replicas = solve_replicas(saddle, chi, Cu, sets, Ct0, tol) if errors else []
-    out = Reweighted(Cu, Cs, css, replicas, frac, stage, _describe(masses[0]), sum(len(d.logw0) for d in sets))
-    out.masses = masses[0]
+    pooled = _pooled(masses)
+    out = Reweighted(Cu, Cs, css, replicas, frac, stage, _describe(pooled), sum(len(d.logw0) for d in sets))
+    out.masses = pooled
     return out
