@@ -234,6 +234,7 @@ class NonlinearSaddle:
         """R independent self-consistent MALA iterations bring C near the saddle (their mean, and their
         spread / sqrt R as its error); with `polish` (and n_fixed draws) the saddle is then solved on
         fixed draws (numerics.reweighted_saddle), whose replicas give the error instead."""
+        edge = None  # a continuation in chi that stopped at the edge of q's normalisability
         if polish and self.n_fixed and (C0 is not None or chi / self.N <= MILD_CHI_OVER_N):
             # from a warm start, or from the NNGP where the tilt is mild, straight to the fixed draws,
             # which locate the saddle themselves ...
@@ -246,7 +247,18 @@ class NonlinearSaddle:
                     return self._fixed(chi, continue_saddle(self, self._chi_warm, C0, chi), warnings, mc_state)
                 except ConvergenceError as err:
                     missed(err)  # ... the stochastic iteration first
-        results, accs = iterate(self, chi, C0, warnings, mc_state)
+                    edge = err if "not normalisable" in str(err) else None
+        try:
+            results, accs = iterate(self, chi, C0, warnings, mc_state)
+        except ConvergenceError as err:
+            if edge is None:
+                raise
+            # the continuation's reason is the one that says where the saddle ends (relu near mean field)
+            raise ConvergenceError(
+                f"adaptive: no saddle at chi = {chi:g}: the continuation from chi = {self._chi_warm:g} stopped at chi = "
+                f"{edge.diagnostics.get('chi', float('nan')):.4g}, where {str(edge).split(': ', 1)[-1]}; the stochastic "
+                f"iteration fails too ({err}). The saddle may not exist past it (docs/theory.md §6)",
+                {**err.diagnostics, "continuation_stopped_at": edge.diagnostics.get("chi"), "chi": chi}) from None
         C = np.mean([r["C"] for r in results], axis=0)
         Cs = np.mean([r["Cs"] for r in results], axis=0)
         css = np.mean([r["css"] for r in results], axis=0)

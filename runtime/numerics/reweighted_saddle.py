@@ -230,7 +230,7 @@ def _checked_field(saddle, C, chi):
     ok, ratio = saddle.normalisable(Ct)
     if not ok:
         raise ConvergenceError("adaptive: the single-neuron law q(w) is not normalisable "
-                               f"(tilt/prior = {ratio:.3g} > 1, docs/theory.md §6)", {"chi": chi})
+                               f"(tilt/prior = {ratio:.4f} > 1, docs/theory.md §6)", {"chi": chi})
     return Ct
 
 

@@ -89,3 +89,45 @@ def test_no_mode_is_reported_near_standard_scaling():
     s = _saddle(300, 60, 0)
     Ct = s.field(s.Kphi, 1.0)[2]
     assert modes.missed_mode(s, s.Kphi, Ct) is None
+
+
+def test_relu_law_is_radially_gaussian_so_its_only_maximum_is_the_origin():
+    """relu is positively homogeneous, so log q(r u) - log q(0) = r^2 c(u) along every ray (generated log q):
+    where q is normalisable (c(u) < 0 on every ray) it falls along each ray from the origin, which is its only
+    maximum, and no mode is separated from the bulk; check_modes skips relu for that reason. Here at chi = N/2
+    (P = 20, D = 30, N = 80, tilt/prior 0.94 at its saddle, near the end of the saddle's existence): the ascent
+    from the tilt's top directions ends at the origin."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 30))
+    s = NonlinearSaddle(X, np.tanh(X[:, 0] + X[:, 1] / 2), rng.standard_normal((3, 30)), 80, 0.2, 1.0, 1.0, "relu", 1,
+                        estimator="mc")
+    C = None
+    for chi in (1.0, 9.0, 20.0, 40.0):
+        st = s.solve(chi, C0=C)
+        C = st.C
+    Ct = np.ascontiguousarray(st.Ct)
+    assert s.normalisable(Ct)[1] > 0.5  # far from standard scaling, so the test can fail
+    U = rng.standard_normal((8, 30))
+    U /= np.linalg.norm(U, axis=1)[:, None]
+    r = np.array([0.0, 0.3, 1.0, 2.5])
+    W = (r[None, :, None] * U[:, None, :]).reshape(-1, 30)
+    lq = modes._log_q(s, Ct, W, np.ascontiguousarray(s.X.T))[0].reshape(8, 4)
+    c = (lq[:, 1:] - lq[:, :1]) / r[1:] ** 2
+    assert np.allclose(c, c[:, :1], rtol=1e-10, atol=0) and np.all(c < 0)
+    found = modes.find_modes(s, Ct)
+    # the ascent stops within its tolerance of the origin: compare with the prior's width, not zero
+    assert all(np.linalg.norm(m.w) < 1e-3 * np.sqrt(s.var_w) for m in found) and modes.separated_modes(s, Ct)[0] == []
+
+
+def test_relu_ladder_past_the_end_of_its_saddle_says_where_it_ends():
+    """relu, P = 20, D = 30, N = 80: the saddle's tilt/prior nears 1 as chi grows (0.96 at chi = 50 on a fine
+    ladder; none is found at 60). From chi = 9 straight to chi = N the continuation stops where q(w) stops
+    being normalisable, and the refusal names that point, not only the last fallback's failure."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 30))
+    s = NonlinearSaddle(X, np.tanh(X[:, 0] + X[:, 1] / 2), rng.standard_normal((3, 30)), 80, 0.2, 1.0, 1.0, "relu", 1,
+                        estimator="mc")
+    C = s.solve(9.0, C0=s.solve(1.0).C).C
+    with pytest.raises(ConvergenceError) as err:
+        s.solve(80.0, C0=C)
+    assert "not normalisable" in str(err.value) and 9 < err.value.diagnostics["continuation_stopped_at"] < 80
