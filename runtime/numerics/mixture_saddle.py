@@ -31,8 +31,9 @@ JUMP = 2.0
 MARGIN = 10.0
 WALK = 4.0
 MIN_WALK = 0.25
-#: regions holding less than this fraction of q's mass (annealed) get no draws; the others draws in proportion
-#: to their mass, at least FLOOR of a set's (the fixed point may move mass between them)
+#: modes holding less than this fraction of q's mass (annealed) get no draws; the others draws in proportion
+#: to their mass, at least FLOOR of a set's (the fixed point may move mass between them). The bulk always gets
+#: its draws: where the modes dwarf it, the homotopy in their masses starts from it
 NEGLIGIBLE = 1e-8
 FLOOR = 1 / 8
 
@@ -76,7 +77,7 @@ def mixture_set(saddle, Ct0, draws, seed, modes=None):
     fractions = np.exp(log_masses - logsumexp(log_masses))
     sets, control = [], (0.0, 0.0, 0.0)
     for i, ((name, region, base), a, frac) in enumerate(zip(regions, annealed, fractions)):
-        if frac < NEGLIGIBLE:
+        if frac < NEGLIGIBLE and i > 0:
             continue
         if a is None:
             # the control variate is the prior's share of E_q: scaled by the bulk's fraction at Ct0 (it moves

@@ -9,7 +9,8 @@ from scipy.linalg import solve_triangular
 from scipy.special import logsumexp
 
 from msat.generated.densities import neuron_log_densities
-from msat.runtime.numerics import modes
+from msat.runtime.numerics import mixture_saddle, modes
+from msat.runtime.numerics.reweighted_saddle import _checked_field, fixed_point_map
 from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle
 
 P, D, CHI = 300, 50, 10.0
@@ -74,3 +75,29 @@ def test_the_saddle_past_a_separated_mode_is_a_fixed_point_of_the_whole_law(warm
     own, est, se = _importance_overlaps(s, err.value.C, CHI)
     assert np.all(np.abs(own - est) > 20 * se), (own, est, se)
     assert np.all(np.isfinite(st.mc_error["test_mean"])) and np.all(st.mc_error["test_mean"] > 0)
+
+
+def test_the_bulk_keeps_its_draws_where_the_modes_dwarf_it(warm):
+    """The field of chi = 8's saddle evaluated at chi = 14: the two mirror modes hold about e^46 of the
+    prior's mass, the bulk about e^0.7, under 1e-8 of q. The homotopy in the modes' masses
+    (mixture_saddle._walk) starts from the bulk's own law, so a set must hold bulk draws however light the
+    bulk is: with the modes' masses shifted down by their excess plus MARGIN they carry under 1e-3 of the
+    weights and the map sends C8 to a kernel of the bulk's size (measured |C'| = 1.45 |C8|), while at their
+    own masses the modes' aligned features dominate it (9.8 |C8|). A set without bulk draws gave the modes'
+    image at every shift, so the walk never moved (P = 1000: every step failed)."""
+    s, C8 = warm
+    Ct0 = _checked_field(s, C8, 14.0)
+    d, masses = mixture_saddle.mixture_set(s, Ct0, 1000, 1)
+    excess = logsumexp([m for _, m, _ in masses[1:]]) - masses[0][1]
+    assert excess > -math.log(mixture_saddle.NEGLIGIBLE) and (~d.modal.astype(bool)).sum() > 0
+
+    def step(shift):
+        e = mixture_saddle._shifted(d, shift)
+        w = np.exp(e.logw0 - e.logw0.max())
+        image = fixed_point_map(s, 14.0, e, Ct0)[0](C8.ravel())[0]
+        return w[d.modal.astype(bool)].sum() / w.sum(), np.linalg.norm(image) / np.linalg.norm(C8)
+
+    share, size = step(-(excess + mixture_saddle.MARGIN))
+    assert share < 1e-3 and size < 2, (share, size)
+    share, size = step(0.0)
+    assert share > 0.99 and size > 5, (share, size)
