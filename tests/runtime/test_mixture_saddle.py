@@ -101,3 +101,22 @@ def test_the_bulk_keeps_its_draws_where_the_modes_dwarf_it(warm):
     assert share < 1e-3 and size < 2, (share, size)
     share, size = step(0.0)
     assert share > 0.99 and size > 5, (share, size)
+
+
+def test_each_region_must_hold_the_point_not_only_the_pool():
+    """_held: a region's effective fraction at the point's weights, relative to its own at the draws' field.
+    A bulk of 1,000 evenly weighted draws keeps the pool's effective fraction high (0.82) while the mode's 100
+    draws put nearly all its weight on one draw: held is the mode's 1/ESS-share, about 0.01; where the mode
+    carries under SHARE of the weights it is not asked to hold the point."""
+    from types import SimpleNamespace
+    rng = np.random.default_rng(0)
+    region = np.r_[np.zeros(1000, int), np.ones(100, int)]
+    d = SimpleNamespace(region=region, logw0=np.r_[np.zeros(1000), np.full(100, math.log(0.1))] + rng.normal(0, 0.01, 1100))
+    w = np.exp(d.logw0 - d.logw0.max())
+    assert mixture_saddle._held(d, w) > 0.99
+    lopsided = w.copy()
+    lopsided[1000:] = 1e-6 * w[1000:]
+    lopsided[1000] = w[1000:].sum()  # the mode's weight on one draw
+    assert 0.75 < (lopsided.sum() ** 2 / (lopsided @ lopsided)) / 1100 and mixture_saddle._held(d, lopsided) < 0.02
+    lopsided[1000:] *= 1e-4 / (lopsided[1000:].sum() / lopsided.sum())  # the mode under SHARE of the weights
+    assert mixture_saddle._held(d, lopsided) > 0.99
