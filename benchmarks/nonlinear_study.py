@@ -31,6 +31,8 @@ def _parser():
     ap.add_argument("--chis", default="1,sqrtN,N", help="chi values: numbers, sqrtN, N (default 1,sqrtN,N)")
     ap.add_argument("--samples", type=int, default=4000, help="sampler draws per chain to start from")
     ap.add_argument("--max-doublings", type=int, default=2)
+    ap.add_argument("--mc-samples", type=int, default=None,
+                    help="the theory's Monte Carlo draws (predict's mc_samples; default: its own)")
     ap.add_argument("--json", default=None)
     blas.add_option(ap)
     return ap
@@ -86,7 +88,8 @@ def main():
         chis = _chis(N)
         kw = dict(N=N, chi=chis, kappa=0.2, activation=ARGS.activation)
         nngp = predict(X, y, Xt, method="nngp", **kw)
-        orders = {o: predict(X, y, Xt, method="adaptive", order=o, seed=1, **kw) for o in (1, 2)}
+        orders = {o: predict(X, y, Xt, method="adaptive", order=o, seed=1, mc_samples=ARGS.mc_samples, **kw)
+                  for o in (1, 2)}
         for i, chi in enumerate(chis):
             theory = {"nngp": nngp[i]}
             for o, res in orders.items():

@@ -36,6 +36,9 @@ KERNEL_RANGE = (1e-35, 1e35)
 #: posterior mean, so this keeps their effect below ~1e-5
 KAPPA_RESOLUTION = 1e6 * 2.0 ** -52
 
+#: draws per chain below which the sampler's ESS and Monte Carlo errors are undefined (ArviZ)
+MIN_SAMPLES = 4
+
 
 @dataclass(frozen=True)
 class Params:
@@ -62,6 +65,7 @@ class Params:
     widths: tuple = ()  # hidden-layer widths, first to last (depth = len)
     g_ws: tuple = ()  # hidden-layer prior scales, one per layer
     order_note: str | None = None  # why this order ran, when the user did not choose it
+    ignored: tuple = ()  # options given that the method does not use (a warning in each result)
 
     @property
     def depth(self) -> int:
@@ -201,18 +205,24 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
     seed = values.seed(seed)
     if mc_samples is not None:
         mc_samples = values.count("mc_samples", mc_samples, minimum=1)
-    samples = values.count("samples", samples, minimum=1)
+    # ArviZ needs four draws per chain for its ESS and Monte Carlo errors (fewer give NaN)
+    samples = values.count("samples", samples, minimum=MIN_SAMPLES)
     chains = values.count("chains", chains, minimum=1)
     if method == "adaptive" and order == 2 and activation == "linear":
         n, what = (P, "P") if P < D else (D, "D")
         if N <= n + 1:
             raise InputError(f"--order 2 needs N > {what} + 1 = {n + 1} (docs/theory.md §2c: the "
                              f"{'kernel' if P < D else 'weight'} field is {n} x {n}); got N = {N}")
+    ignored = []
+    if dressed and method != "loop":
+        ignored.append(f"--dressed applies to --method loop only: ignored by {method}")
+    if estimator not in (None, "auto") and not (method == "adaptive" and activation != "linear"):
+        ignored.append(f"--estimator applies to erf/relu --method adaptive only: ignored by {activation} {method}")
     p = Params(N=N, kappa=kappa, g_v=g_v, g_w=g_w, activation=activation, method=method,
                order=order if method in ("loop", "adaptive") else None, dressed=bool(dressed),
                P=int(P), D=int(D), P_test=int(P_test), estimator=estimator, seed=seed,
                mc_samples=mc_samples, samples=samples, chains=chains, widths=widths, g_ws=g_ws,
-               readout=readout, order_note=order_note)
+               readout=readout, order_note=order_note, ignored=tuple(ignored))
     memory.require(memory.needed(p), f"{method} on P = {P}, D = {D}, P_test = {P_test}, N = {N}",
                    memory.what_fits(p))
     return p

@@ -71,7 +71,8 @@ class Result(Mapping):
                    test_mean=np.asarray(values["test_mean"], dtype=float),
                    test_var=np.asarray(values["test_var"], dtype=float),
                    s_mean=values.get("s_mean"), s_var=values.get("s_var"),
-                   warnings=chi_warnings(params.N, chi), extra=dict(extra or {}))
+                   warnings=chi_warnings(params.N, chi) + list(getattr(params, "ignored", ())),
+                   extra=dict(extra or {}))
 
     def to_dict(self) -> dict:
         if not self.converged:

@@ -53,6 +53,36 @@ def run_task(g, task, source, extra):
     return labelled.outputs(res, ds.P, ds.P_test, ds.y_test), "", None
 
 
+def precheck(g, source, extra):
+    """Each task's parameters checked as predict checks them (runtime.params), before any work, up to the first
+    valid one: a sweep none of whose tasks is valid is bad input (InputError, exit 2), while a task that a method
+    does not cover (exact for erf, in a sweep over activations) stays data, a note in the store."""
+    from . import params as _params
+
+    sizes, first = {}, None
+    for _, t in g.tasks():
+        try:
+            key = (t["P"], t["D"], t["P_test"])
+            if key not in sizes:
+                ds = dataset_for(t, source)
+                sizes[key] = (ds.P, ds.D, ds.P_test)
+            method, _, order = t["method"].partition(":")
+            _params.build(*sizes[key], widths=list(_grid.widths_of(g, t["N"])), kappa=t["kappa"], g_v=t["g_v"],
+                          g_w=_grid.g_w_of(t["g_w"]), activation=t["activation"], method=method,
+                          order=int(order) if order else None, dressed=t["dressed"], seed=t["seed"], **extra)
+            return
+        except InputError as err:
+            first = first or err
+    raise InputError(f"no task of this sweep is valid (the first: {first})")
+
+
+def _writable(path):
+    """InputError unless the store's folder exists and can be written (before any work)."""
+    parent = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise InputError(f"cannot write {path}: its folder {parent} does not exist or is not writable")
+
+
 def _prepare(path, g, source, resume, command=None):
     import xarray as xr
 
@@ -69,7 +99,10 @@ def _prepare(path, g, source, resume, command=None):
         P_max, Pt_max = source.P, source.P_test
     ds, enc = labelled.template(g, P_max, Pt_max)
     ds.attrs.update(msat_sweep=g.spec_json(), command=command or " ".join(sys.argv), **labelled.provenance())
-    ds.to_zarr(path, mode="w", encoding=enc, zarr_format=2)  # v2: fixed-width strings are specified there
+    try:
+        ds.to_zarr(path, mode="w", encoding=enc, zarr_format=2)  # v2: fixed-width strings are specified there
+    except OSError as err:  # root may pass os.access on a folder that still refuses files (/proc)
+        raise InputError(f"cannot write {path}: {err.strerror or err}") from None
     return np.asarray(ds["done"].values)
 
 
@@ -79,15 +112,28 @@ def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progres
     the function a worker runs per task (``run_task``; the benchmark times the sweep on no-op tasks)."""
     from dask.distributed import Client, LocalCluster, as_completed
 
-    done = _prepare(str(out), g, source, resume, command)
+    precheck(g, source, extra or {})
+    _writable(str(out))
+    client = None
+    if scheduler:
+        try:  # before the store is made: an address that does not answer is a user mistake, not a failed task
+            client = Client(scheduler, timeout="10s")
+        except (OSError, ValueError, TypeError) as err:
+            raise InputError(f"cannot reach the scheduler at {scheduler}: {err}") from None
+    try:
+        done = _prepare(str(out), g, source, resume, command)
+    except InputError:
+        if client is not None:
+            client.close()
+        raise
     pending = [(idx, t) for idx, t in g.tasks() if not done[idx]]
     failures = []
     if not pending:
+        if client is not None:
+            client.close()
         return failures
     cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
+    if client is None:
         # one thread per worker for BLAS (Dask's default) and for numba's parallel loops too: a task
         # per core, not a task per core times the cores
         cluster = LocalCluster(n_workers=int(workers or os.cpu_count() or 1), threads_per_worker=1, processes=True,

@@ -33,11 +33,11 @@ def _data_options(p) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", type=Path, help=".npz (X, y, optional X_test) or .csv file")
     src.add_argument("--dataset", help="built-in data set: ising or teacher")
-    p.add_argument("--target", default="y", help="target column of a CSV file")
-    p.add_argument("--P", type=number("--P"), default=200, help="built-in set: train points")
-    p.add_argument("--D", type=number("--D"), default=100, help="built-in set: input dimension")
-    p.add_argument("--P-test", dest="P_test", type=number("--P-test"), default=20,
-                   help="built-in set: test points")
+    p.add_argument("--target", default=None, help="target column of a CSV file (default y)")
+    p.add_argument("--P", type=number("--P"), default=None, help="built-in set: train points (default 200)")
+    p.add_argument("--D", type=number("--D"), default=None, help="built-in set: input dimension (default 100)")
+    p.add_argument("--P-test", dest="P_test", type=number("--P-test"), default=None,
+                   help="built-in set: test points (default 20)")
     p.add_argument("--seed", type=number("--seed"), default=0,
                    help="seed of the built-in set and of every Monte Carlo")
 
@@ -117,9 +117,18 @@ def _cmd_run(args) -> int:
 def _load_data(args):
     from .. import data
 
+    sizes = {"--P": args.P, "--D": args.D, "--P-test": args.P_test}
     if args.data is not None:
-        return data.load(args.data, target=args.target)
-    return data.builtin(args.dataset, P=args.P, D=args.D, P_test=args.P_test, seed=args.seed)
+        given = [k for k, v in sizes.items() if v is not None]
+        if given:  # a file's sizes are its own: silently ignoring these would mislead
+            raise InputError(f"{', '.join(given)} go with --dataset; --data {args.data.name} has its own sizes")
+        if args.target is not None and args.data.suffix.lower() != ".csv":
+            raise InputError(f"--target names a column of a .csv file; {args.data.name} is not one")
+        return data.load(args.data, target=args.target or "y")
+    if args.target is not None:
+        raise InputError("--target names a column of a .csv file (--data), not of a built-in set")
+    return data.builtin(args.dataset, P=200 if args.P is None else args.P, D=100 if args.D is None else args.D,
+                        P_test=20 if args.P_test is None else args.P_test, seed=args.seed)
 
 
 def _table(results) -> None:
@@ -152,16 +161,26 @@ def _write(path: Path, text: str) -> None:
         raise InputError(f"cannot write {path}: {err.strerror}") from None
 
 
+def _writable_before_work(path):
+    """InputError now, not after the sampling, where an output file's folder does not exist."""
+    if path is not None and str(path) != "-" and not Path(path).resolve().parent.is_dir():
+        raise InputError(f"cannot write {path}: its folder {Path(path).resolve().parent} does not exist")
+
+
 def _cmd_predict(args) -> int:
     import numpy as np
 
     from ..predict import predict
     from ..values import chi_ladder
-    from . import export
+    from . import export, report
 
     ds = _load_data(args)
     chis, _ = chi_ladder(args.chi)
     draws = [] if getattr(args, "draws", None) is not None else None
+    for path in (getattr(args, "draws", None), args.json, getattr(args, "nc", None)):
+        _writable_before_work(path)
+    if draws is not None and args.draws.suffix not in (".npz", ".nc"):
+        raise InputError(f"--draws {args.draws}: the file is .npz or .nc (ArviZ InferenceData)")
     results = predict(ds.X, ds.y, ds.X_test, N=args.N, widths=args.widths, depth=args.depth, chi=chis,
                       kappa=args.kappa, g_v=args.g_v, g_w=args.g_w, activation=args.activation, method=args.method,
                       order=args.order, dressed=args.dressed, estimator=args.estimator,
@@ -181,7 +200,7 @@ def _cmd_predict(args) -> int:
         for w in r.warnings:
             print(f"msat: warning: {w}", file=sys.stderr)
     payload = [r.to_dict() for r in results] if "," in args.chi else results[0].to_dict()
-    text = json.dumps(payload, indent=1)
+    text = json.dumps(report.strict(payload), indent=1, allow_nan=False)  # undefined numbers (NaN) as null
     to_file = args.json is not None and str(args.json) != "-"
     if to_file:
         _write(args.json, text + "\n")

@@ -34,20 +34,20 @@ def write_csv(path, res):
                     w.writerow(["statement3", k, N, k, v, ""])
 
 
-def _strict(v):
+def strict(v):
     """NaN (a point without a result) as null: results.json stays standard JSON."""
     if isinstance(v, float) and v != v:
         return None
     if isinstance(v, dict):
-        return {k: _strict(x) for k, x in v.items()}
+        return {k: strict(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_strict(x) for x in v]
+        return [strict(x) for x in v]
     return v
 
 
 def write_json(path, res):
     with open(path, "w") as fh:
-        fh.write(json.dumps(_strict(res), indent=1, default=float) + "\n")
+        fh.write(json.dumps(strict(res), indent=1, default=float) + "\n")
 
 
 def summary(console, res, quick, out):

@@ -4,6 +4,7 @@ sampled networks (feature-kernel alignment, hidden-weight second moment along th
 direction, from msat.generated.observables)."""
 from __future__ import annotations
 
+import logging
 import math
 import warnings as _warnings
 
@@ -37,7 +38,12 @@ def _arviz(arr):
         import arviz as az
     if arr.ndim == 2:
         arr = arr[..., None]
-    ds = az.convert_to_dataset({"x": arr})
+    # one chain, or fewer chains than draws, makes ArviZ warn on stderr (its shape checks, through its own
+    # logger); the sampler's warnings say what matters once, in msat's words
+    getattr(az, "_log", logging.getLogger("arviz")).setLevel(logging.ERROR)
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore", UserWarning)
+        ds = az.convert_to_dataset({"x": arr})
     rhat = az.rhat(ds)["x"].values
     ess_bulk = az.ess(ds, method="bulk")["x"].values
     ess_tail = az.ess(ds, method="tail")["x"].values
@@ -67,9 +73,12 @@ def _checks(chains_list, d_train, d_test):
     ess_min = float(np.nanmin(ess)) if np.isfinite(ess).any() else float("nan")
     acc = np.array([c.accept.mean() for c in chains_list])
     warnings = []
+    if len(chains_list) < 2:
+        warnings.append("sampler diagnostics: R-hat needs at least two chains (rhat_max is null): use --chains 2 or more")
     if rhat_max > RHAT_MAX or ess_min < ESS_MIN:
-        warnings.append(f"sampler diagnostics: R-hat max {rhat_max:.3f} (want <= {RHAT_MAX}), "
-                        f"ESS min {ess_min:.0f} (want >= {ESS_MIN}): increase --samples or --chains")
+        rhat_part = f"R-hat max {rhat_max:.3f} (want <= {RHAT_MAX}), " if rhat_max == rhat_max else ""
+        warnings.append(f"sampler diagnostics: {rhat_part}ESS min {ess_min:.0f} (want >= {ESS_MIN}): "
+                        "increase --samples or --chains")
     stuck = [i for i, a in enumerate(acc) if a < 0.05]
     if stuck:
         warnings.append(f"chains {stuck} stopped moving (acceptance < 5%)")

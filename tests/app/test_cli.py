@@ -228,3 +228,56 @@ def test_any_command_line_exits_0_2_or_3_without_a_traceback(capsys, pairs):
     assert "Traceback" not in err
     if code == 2:
         assert len(err.strip().splitlines()) == 1, (argv, err)
+
+
+def test_sample_with_too_few_draws_is_a_usage_error(npz, capsys):
+    """ArviZ's ESS and Monte Carlo errors need four draws per chain: fewer would write NaN errors."""
+    code, _, err = run(["sample", "--data", npz, "--N", "5", "--chi", "1", "--kappa", "0.1", "--samples", "3"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "samples" in err
+
+
+def test_one_chain_writes_standard_json_and_says_why_rhat_is_null(npz, tmp_path):
+    """One chain has no R-hat: the JSON says null (standard JSON, no NaN) and stderr says why, in msat's words only
+    (ArviZ's own shape warnings go through its logger, which capsys would not see: a real process)."""
+    out = tmp_path / "s.json"
+    res = subprocess.run([sys.executable, "-m", "msat.runtime.app.console", "sample", "--data", str(npz), "--N", "5",
+                          "--chi", "1", "--kappa", "0.1", "--samples", "10", "--chains", "1", "--json", str(out)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    text = out.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    r = json.loads(text)
+    assert r["rhat_max"] is None and all(np.isfinite(r["test_mean_mcse"]))
+    lines = res.stderr.strip().splitlines()
+    assert all(line.startswith("msat: warning:") for line in lines), lines
+    assert any("R-hat needs at least two chains" in line for line in lines)
+
+
+@pytest.mark.parametrize("out", ["draws.txt", "absent/draws.npz"])
+def test_sample_output_paths_are_checked_before_sampling(npz, tmp_path, capsys, monkeypatch, out):
+    """A --draws file that is neither .npz nor .nc, or whose folder does not exist, is refused before any draw."""
+    monkeypatch.setattr(sys.modules["msat.runtime.predict"], "predict",
+                        lambda *a, **k: pytest.fail("sampled before checking the output path"))
+    code, _, err = run(["sample", "--data", npz, "--N", "5", "--chi", "1", "--kappa", "0.1", "--samples", "10",
+                        "--draws", tmp_path / out], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_option_the_method_does_not_use_is_named_in_its_warnings(npz):
+    d = data.load(npz)
+    kw = dict(N=20, chi=1.0, kappa=0.5, dressed=True)
+    assert any("--dressed" in w for w in predict(d.X, d.y, d.X_test, method="nngp", **kw)["warnings"])
+    assert not any("--dressed" in w for w in predict(d.X, d.y, d.X_test, method="loop", **kw)["warnings"])
+    r = predict(d.X, d.y, d.X_test, N=20, chi=1.0, kappa=0.5, method="loop", estimator="mc")
+    assert any("--estimator" in w for w in r["warnings"])
+
+
+@pytest.mark.parametrize("extra", [["--P", "5"], ["--target", "label"]])
+def test_data_options_a_file_does_not_use_are_refused(npz, capsys, extra):
+    code, _, err = run(BASE + ["--data", npz] + extra, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+
+
+def test_target_with_a_builtin_set_is_refused(capsys):
+    code, _, err = run(BASE + ["--dataset", "teacher", "--P", "8", "--D", "3", "--target", "y"], capsys)
+    assert code == 2 and "--target" in err

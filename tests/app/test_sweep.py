@@ -39,11 +39,20 @@ def test_bad_specs_exit_2_before_any_work(tmp_path, capsys):
                       (["--N", "20", "--chi", "1", "--kappa", "1", "--method", "exact,magic"], "unknown method"),
                       (["--chi", "1,N", "--kappa", "1"], "give --N"),
                       (["--N", "20", "--chi", "1", "--kappa", "1", "--activation", "tanh"], "activation"),
-                      (["--N", "20", "--chi", "1", "--kappa", "1", "--workers", "0"], "--workers")):
+                      (["--N", "20", "--chi", "1", "--kappa", "1", "--workers", "0"], "--workers"),
+                      # every task invalid as predict would judge it: bad input, not a store of failed tasks
+                      (["--N", "20", "--chi", "1", "--kappa", "1", "--method", "loop:99"], "not generated"),
+                      (["--N", "20", "--chi", "1", "--kappa", "1", "--activation", "erf", "--method", "loop"],
+                       "not available"),
+                      (["--N", "20", "--chi", "1", "--kappa", "1", "--g-w", "1x1"], "g_w"),
+                      (["--N", "20", "--chi", "1", "--kappa", "1", "--method", "sample", "--samples", "0"], "samples"),
+                      (["--N", "20", "--chi", "1", "--kappa", "1", "--estimator", "foo"], "estimator")):
         assert main(base + bad) == 2, bad
         err = capsys.readouterr().err
         assert says in err and len(err.strip().splitlines()) == 1, err
         assert not out.exists()  # refused before the store (or any task) was made
+    assert main(base + ["--N", "20", "--chi", "1", "--kappa", "1", "--out", "/proc/msat.zarr"]) == 2
+    assert "cannot write" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

@@ -82,3 +82,12 @@ def test_latex_cli(capsys):
     out = capsys.readouterr().out
     assert "c_{2}^{\\mathrm{dressed}}" in out and "m_*" in out
     assert console.main(["latex", "--observable", "nonsense"]) == 2
+
+
+@pytest.mark.parametrize("argv", [["latex", "--order", "99"], ["derive", "--order", "99"],
+                                  ["derive", "--check", "--out", "{tmp}/absent"], ["derive", "--out", "/proc/msat"]])
+def test_derive_and_latex_refuse_at_once(argv, tmp_path, capsys):
+    """An order whose derivation would take hours, a --check folder that does not exist and an unwritable --out are
+    refused with exit 2 and one line before any symbolic work (each would otherwise run for minutes or hang)."""
+    assert console.main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
