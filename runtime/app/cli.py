@@ -131,7 +131,7 @@ def _load_data(args):
                         P_test=20 if args.P_test is None else args.P_test, seed=args.seed)
 
 
-def _table(results) -> None:
+def _table(results, stderr=False) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -149,7 +149,7 @@ def _table(results) -> None:
                   "-" if r.s_var is None else f"{r.s_var:.3g}",
                   f"{math.sqrt(float((r.train_mean ** 2).mean())) if r.train_mean.size else 0.0:.6g}",
                   f"{tv.mean() if tv.size else float('nan'):.4g}", f"{r.seconds:.3g}")
-    console = Console()
+    console = Console(stderr=stderr)
     console.width = max(console.width, 110)  # keep the table readable in narrow or piped output
     console.print(t)
 
@@ -202,12 +202,13 @@ def _cmd_predict(args) -> int:
     payload = [r.to_dict() for r in results] if "," in args.chi else results[0].to_dict()
     text = json.dumps(report.strict(payload), indent=1, allow_nan=False)  # undefined numbers (NaN) as null
     to_file = args.json is not None and str(args.json) != "-"
+    to_stdout = str(args.json) == "-" or (args.json is None and not args.table)
     if to_file:
         _write(args.json, text + "\n")
-    elif not args.table:
+    elif to_stdout:
         sys.stdout.write(text + "\n")
     if args.table or to_file:
-        _table(results)
+        _table(results, stderr=to_stdout)  # stdout stays one JSON document
     failed = [r for r in results if not r.converged]
     if failed:
         f = failed[0]

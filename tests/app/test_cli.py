@@ -281,3 +281,8 @@ def test_data_options_a_file_does_not_use_are_refused(npz, capsys, extra):
 def test_target_with_a_builtin_set_is_refused(capsys):
     code, _, err = run(BASE + ["--dataset", "teacher", "--P", "8", "--D", "3", "--target", "y"], capsys)
     assert code == 2 and "--target" in err
+
+
+def test_json_to_stdout_with_a_table_keeps_stdout_one_json_document(npz, capsys):
+    code, out, err = run(BASE + ["--data", npz, "--json", "-", "--table"], capsys)
+    assert code == 0 and KEYS <= set(json.loads(out)) and "msat predict" in err
