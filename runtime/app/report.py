@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 
 def write_csv(path, res):
@@ -35,8 +36,8 @@ def write_csv(path, res):
 
 
 def strict(v):
-    """NaN (a point without a result) as null: results.json stays standard JSON."""
-    if isinstance(v, float) and v != v:
+    """NaN or an infinity (a point without a result, an undefined diagnostic) as null: the JSON stays standard."""
+    if isinstance(v, float) and not math.isfinite(v):
         return None
     if isinstance(v, dict):
         return {k: strict(x) for k, x in v.items()}
