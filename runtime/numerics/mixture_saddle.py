@@ -19,6 +19,8 @@ import math
 import numpy as np
 from scipy.special import logsumexp
 
+from msat import generated
+
 from .annealing import Base, Region, anneal, fitted_base, prior_base, region_draws
 from .modes import separated_modes
 from .proposal import ess as _ess
@@ -143,6 +145,29 @@ def _describe(masses):
             f"weighed by their prior-draw or annealed masses ({parts})")
 
 
+def masses_at(saddle, d, masses, Ct, Ct0):
+    """[(name, ln mass at the field Ct, error)] of the regions of one draw set d drawn at Ct0: each region's
+    draws reweighted by the generated tilt exp(phi^T (Ct - Ct0) phi), the sum of their weights its mass (the
+    reweighting's own error, delta method, added to the annealed one); a region without draws keeps its mass."""
+    tilt = generated.deep_linear_adaptation().tilt
+    lw = d.logw0 + tilt(np.ascontiguousarray(d.F[:, :saddle.P]), np.ascontiguousarray(Ct - Ct0))[:, 0]
+    out = []
+    for i, (name, m, e) in enumerate(masses):
+        r = (d.region == i) & np.isfinite(d.logw0)  # prior draws outside the bulk's region weigh nothing
+        if not r.any():
+            out.append((name, m, e))
+            continue
+        # the mass moves by the b-weighted mean of the draws' factors f (b: their weights at Ct0); its relative
+        # error: f's relative spread over the square root of b's effective size
+        b = np.exp(d.logw0[r] - d.logw0[r].max())
+        b /= b.sum()
+        f = np.exp(lw[r] - d.logw0[r] - np.max(lw[r] - d.logw0[r]))
+        mean = float(b @ f)
+        own = math.sqrt(float(b @ (f - mean) ** 2) * float(b @ b)) / mean
+        out.append((name, float(logsumexp(lw[r])), math.hypot(e, own)))
+    return out
+
+
 def _pooled(masses):
     """Each region's mass over independent sets' [(name, ln mass, error)]: ln of the mean mass, its error the
     larger of the sets' own (delta method) and their spread, which sees the tails of annealed weights that
@@ -192,7 +217,9 @@ def mixture_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, tol
         _lost(saddle, chi, Cu, beyond, frac, stage)
     _checked_field(saddle, Cu, chi)
     replicas = solve_replicas(saddle, chi, Cu, sets, Ct0, tol) if errors else []
-    pooled = _pooled(masses)
+    # the masses at the solution's field, not at the one the sets were drawn at (the union's start)
+    Ct = saddle.field(Cu, chi)[2]
+    pooled = _pooled([masses_at(saddle, d, m, Ct, Ct0) for d, m in zip(sets, masses)])
     out = Reweighted(Cu, Cs, css, replicas, frac, stage, _describe(pooled), sum(len(d.logw0) for d in sets))
     out.masses = pooled
     return out
