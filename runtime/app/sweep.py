@@ -15,8 +15,8 @@ def add_parsers(sub) -> None:
     src.add_argument("--data", type=Path, help=".npz (X, y, optional X_test) or .csv file")
     src.add_argument("--dataset", help="built-in data set: ising or teacher (swept over --seed, --P, --D, --P-test)")
     sw.add_argument("--target", default="y", help="target column of a CSV file")
-    for opt, default, what in (("--P", "200", "train points"), ("--D", "100", "input dimension"),
-                               ("--P-test", "20", "test points"), ("--seed", "0", "seeds (0..9 a range)")):
+    for opt, default, what in (("--P", None, "train points (default 200)"), ("--D", None, "input dimension (default 100)"),
+                               ("--P-test", None, "test points (default 20)"), ("--seed", "0", "seeds (0..9 a range)")):
         sw.add_argument(opt, default=default, help=f"built-in set: {what} (a list)")
     sw.add_argument("--N", default=None, help="hidden widths (a list)")
     sw.add_argument("--depth", default=None, help="hidden layers of width N (one value)")
@@ -82,6 +82,9 @@ def _cmd_sweep(args) -> int:
     if args.data is not None:
         from .. import data
 
+        given = [k for k, v in (("--P", args.P), ("--D", args.D), ("--P-test", args.P_test)) if v is not None]
+        if given:  # a file's sizes are its own
+            raise InputError(f"{', '.join(given)} go with --dataset; --data {args.data.name} has its own sizes")
         source = data.load(args.data, target=args.target)
         sizes = dict(P=str(source.P), D=str(source.D), P_test=str(source.P_test))
         spec_source = str(args.data.resolve())
@@ -91,7 +94,7 @@ def _cmd_sweep(args) -> int:
         if args.dataset.strip().lower() not in BUILTINS:
             raise InputError(f"unknown built-in dataset {args.dataset!r} (choose from {', '.join(BUILTINS)})")
         source = ("builtin", args.dataset.strip().lower())
-        sizes = dict(P=args.P, D=args.D, P_test=args.P_test)
+        sizes = dict(P=args.P or "200", D=args.D or "100", P_test=args.P_test or "20")
         spec_source = source[1]
     g = grid.build(N=args.N, widths=args.widths, depth=args.depth, chi=args.chi, kappa=args.kappa, g_v=args.g_v,
                    g_w=args.g_w, activation=args.activation, method=args.method, dressed=args.dressed,

@@ -190,3 +190,12 @@ def test_ctrl_c_leaves_a_store_that_resumes_to_the_same_numbers(tmp_path, undist
     assert main(["sweep", *SLOW, "--out", str(out), "--resume", "--workers", "2"]) == 0
     a, b = undisturbed, xr.open_zarr(out).load()
     xr.testing.assert_equal(a.drop_vars("seconds"), b.drop_vars("seconds"))
+
+
+def test_sizes_with_a_data_file_exit_2(tmp_path, capsys):
+    path = tmp_path / "d.npz"
+    np.savez(path, X=np.ones((4, 2)), y=np.ones(4))
+    out = tmp_path / "never.zarr"
+    assert main(["sweep", "--data", str(path), "--P", "8", "--N", "20", "--chi", "1", "--kappa", "1",
+                 "--out", str(out)]) == 2
+    assert "--P" in capsys.readouterr().err and not out.exists()
