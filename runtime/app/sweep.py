@@ -15,7 +15,8 @@ def add_parsers(sub) -> None:
     src.add_argument("--data", type=Path, help=".npz (X, y, optional X_test) or .csv file")
     src.add_argument("--dataset", help="built-in data set: ising or teacher (swept over --seed, --P, --D, --P-test)")
     sw.add_argument("--target", default="y", help="target column of a CSV file")
-    for opt, default, what in (("--P", None, "train points (default 200)"), ("--D", None, "input dimension (default 100)"),
+    for opt, default, what in (("--P", None, "train points (default 200)"),
+                               ("--D", None, "input dimension (default 100)"),
                                ("--P-test", None, "test points (default 20)"), ("--seed", "0", "seeds (0..9 a range)")):
         sw.add_argument(opt, default=default, help=f"built-in set: {what} (a list)")
     sw.add_argument("--N", default=None, help="hidden widths (a list)")

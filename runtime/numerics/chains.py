@@ -74,7 +74,8 @@ def _checks(chains_list, d_train, d_test):
     acc = np.array([c.accept.mean() for c in chains_list])
     warnings = []
     if len(chains_list) < 2:
-        warnings.append("sampler diagnostics: R-hat needs at least two chains (rhat_max is null): use --chains 2 or more")
+        warnings.append("sampler diagnostics: R-hat needs at least two chains (rhat_max undefined: null in the "
+                        "JSON): use --chains 2 or more")
     if rhat_max > RHAT_MAX or ess_min < ESS_MIN:
         rhat_part = f"R-hat max {rhat_max:.3f} (want <= {RHAT_MAX}), " if rhat_max == rhat_max else ""
         warnings.append(f"sampler diagnostics: {rhat_part}ESS min {ess_min:.0f} (want >= {ESS_MIN}): "
