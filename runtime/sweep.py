@@ -35,17 +35,22 @@ def dataset_for(task, source):
     return source
 
 
+def _options(g, task, extra):
+    """The predict options of a task (all but the data and chi), as run_task and precheck pass them."""
+    method, _, order = task["method"].partition(":")
+    return dict(widths=list(_grid.widths_of(g, task["N"])), kappa=task["kappa"], g_v=task["g_v"],
+                g_w=_grid.g_w_of(task["g_w"]), activation=task["activation"], method=method,
+                order=int(order) if order else None, dressed=task["dressed"], seed=task["seed"], **extra)
+
+
 def run_task(g, task, source, extra):
     """One task's chi ladder: (arrays per output, note, failure)."""
     from .predict import predict
 
     ds = dataset_for(task, source)
-    widths = _grid.widths_of(g, task["N"])
-    method, _, order = task["method"].partition(":")
+    opts = _options(g, task, extra)
     try:
-        res = predict(ds.X, ds.y, ds.X_test, widths=list(widths), chi=g.chi_values(widths[-1]), kappa=task["kappa"],
-                      g_v=task["g_v"], g_w=_grid.g_w_of(task["g_w"]), activation=task["activation"], method=method,
-                      order=int(order) if order else None, dressed=task["dressed"], seed=task["seed"], **extra)
+        res = predict(ds.X, ds.y, ds.X_test, chi=g.chi_values(opts["widths"][-1]), **opts)
     except InputError as err:
         return labelled.empty(g, task, ds.P, ds.P_test, ds.y_test), str(err), None
     except Exception as err:  # noqa: BLE001 - a failed task is data for the report, not a crash
@@ -66,10 +71,7 @@ def precheck(g, source, extra):
             if key not in sizes:
                 ds = dataset_for(t, source)
                 sizes[key] = (ds.P, ds.D, ds.P_test)
-            method, _, order = t["method"].partition(":")
-            _params.build(*sizes[key], widths=list(_grid.widths_of(g, t["N"])), kappa=t["kappa"], g_v=t["g_v"],
-                          g_w=_grid.g_w_of(t["g_w"]), activation=t["activation"], method=method,
-                          order=int(order) if order else None, dressed=t["dressed"], seed=t["seed"], **extra)
+            _params.build(*sizes[key], **_options(g, t, extra))
             return
         except InputError as err:
             first = first or err
