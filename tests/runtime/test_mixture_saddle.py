@@ -120,3 +120,35 @@ def test_each_region_must_hold_the_point_not_only_the_pool():
     assert 0.75 < (lopsided.sum() ** 2 / (lopsided @ lopsided)) / 1100 and mixture_saddle._held(d, lopsided) < 0.02
     lopsided[1000:] *= 1e-4 / (lopsided[1000:].sum() / lopsided.sum())  # the mode under SHARE of the weights
     assert mixture_saddle._held(d, lopsided) > 0.99
+
+
+def test_a_stage_that_ends_a_homotopy_is_followed_by_fresh_draws(monkeypatch):
+    """The stage loop alone, its numerics replaced by stand-ins: the first stage's modes outweigh the bulk by
+    e^20, the homotopy (_walk) reaches their full masses at a new point, and the solve on that stage's draws
+    reports a converged point that every region holds. The masses of those draws were annealed at the start's
+    field and carried to the point by reweighting (P = 1000: the final sets then found it 0.86 off), so the
+    stage must not end the search: the next set is drawn at the walk's end point before the final sets."""
+    drawn = []
+
+    class Final(Exception):
+        pass
+
+    def mixture_set(saddle, Ct0, n, seed, modes=None):
+        if n == 100000:  # the final sets' size: the stage loop is over
+            raise Final
+        drawn.append(float(Ct0[0, 0]))
+        return object(), [("bulk", 0.0, 0.1), ("mode 1", 20.0, 0.1)]
+
+    def solve_on(saddle, chi, C, d, Ct0, tol):
+        solve_on.beyond = 0.0
+        return C, None, None, None, 1.0, True
+
+    monkeypatch.setattr(mixture_saddle, "_checked_field", lambda saddle, C, chi: C)
+    monkeypatch.setattr(mixture_saddle, "mixture_set", mixture_set)
+    monkeypatch.setattr(mixture_saddle, "_walk", lambda saddle, chi, C, d, Ct0, shift, tol: (C + 1.0, 0.0))
+    monkeypatch.setattr(mixture_saddle, "_solve_on", solve_on)
+    monkeypatch.setattr(mixture_saddle, "_below_noise", lambda tol, d: tol)
+    monkeypatch.setattr(mixture_saddle, "_held", lambda d, w: 1.0)
+    with pytest.raises(Final):
+        mixture_saddle.mixture_saddle(None, 1.0, np.zeros((2, 2)), 100000, 0)
+    assert drawn == [0.0, 1.0], drawn
