@@ -95,7 +95,10 @@ def mixture_set(saddle, Ct0, draws, seed, modes=None):
         sets.append((_Draws(f, fv, np.full(len(W), a.log_mass - math.log(len(W))), 0.0, None, None), i))
     logw0 = np.concatenate([e.logw0 for e, _ in sets])
     w = np.exp(logw0 - logw0.max())
-    d = _Draws(np.vstack([e.F for e, _ in sets]), np.vstack([e.Fv for e, _ in sets]), logw0, _ess(w), None, control)
+    # draws of a mode make the map steep: Anderson's sweeps failed on every such set at P = 300 (66-120 sweeps
+    # before Newton-Krylov took over)
+    d = _Draws(np.vstack([e.F for e, _ in sets]), np.vstack([e.Fv for e, _ in sets]), logw0, _ess(w), None, control,
+               any(i > 0 for _, i in sets))
     d.region = np.concatenate([np.full(len(e.logw0), i) for e, i in sets])  # each draw's region (0: the bulk)
     d.modal = d.region > 0
     return d, masses
@@ -105,7 +108,7 @@ def _shifted(d, shift):
     """The draws d with the modes' masses multiplied by e^shift."""
     logw0 = d.logw0 + shift * d.modal
     w = np.exp(logw0 - logw0.max())
-    return _Draws(d.F, d.Fv, logw0, _ess(w), None, d.control)
+    return _Draws(d.F, d.Fv, logw0, _ess(w), None, d.control, d.steep)
 
 
 def _held(d, w):

@@ -53,7 +53,8 @@ GAUSSIAN_MIN, NEAR_BOUNDARY = 0.3, 0.9
 PROPOSAL_NAMES = {"moments": "q's estimated second moment", "linearised": "the linearised unit's law"}
 REPLICATES = 4
 #: up to this chi/N the fixed point on the draws is solved by Anderson-accelerated sweeps (Newton-Krylov
-#: where they fail to converge within ANDERSON_SWEEPS, and beyond: there the map is steep)
+#: where they fail to converge within ANDERSON_SWEEPS, and beyond, and on draws of a separated mode of q:
+#: there the map is steep)
 ANDERSON_CHI_OVER_N, ANDERSON_SWEEPS = 0.1, 40
 #: the fixed point on draws is solved to this fraction of their relative Monte Carlo error (_below_noise)
 NOISE_TOL = 1e-3
@@ -75,14 +76,16 @@ class Reweighted:
 class _Draws:
     """Features F (training points, then the test points' smoothed features) and Fv (the test points'
     plain features) of draws targeting q_{Ct0}: log weights logw0, the reference effective size of
-    those weights, the neurons W (kept where a proposal is fitted to them), and the control (zero, or
-    E_G minus the plain draw mean of the moments)."""
+    those weights, the neurons W (kept where a proposal is fitted to them), the control (zero, or
+    E_G minus the plain draw mean of the moments), and whether they hold draws of a separated mode of q
+    (numerics.mixture_saddle), whose aligned features make the fixed-point map steep."""
     F: np.ndarray
     Fv: np.ndarray
     logw0: np.ndarray
     reference: float
     W: np.ndarray
     control: tuple
+    steep: bool = False
 
 
 def _union(sets):
@@ -92,7 +95,7 @@ def _union(sets):
                             for s in sets])
     control = tuple(sum(c * k for c, k in zip(parts, n)) / sum(n) for parts in zip(*(s.control for s in sets)))
     return _Draws(np.vstack([s.F for s in sets]), np.vstack([s.Fv for s in sets]), logw0,
-                  sum(s.reference for s in sets), None, control)
+                  sum(s.reference for s in sets), None, control, any(s.steep for s in sets))
 
 
 def _features(saddle, W):
@@ -209,7 +212,7 @@ def _solve_on(saddle, chi, C_start, d: _Draws, Ct0, tol):
                            / max(np.linalg.norm(C_start), np.linalg.norm(start[0]), 1e-300))  # the solvers' measure
     what = "adaptive: the reweighted single-neuron fixed point"
     x = None
-    if chi / saddle.N <= ANDERSON_CHI_OVER_N:
+    if chi / saddle.N <= ANDERSON_CHI_OVER_N and not d.steep:
         # the map is a mild contraction here: Anderson's sweeps (two passes over the draws each) reach the
         # same point as Newton's, which pay for several Jacobian products (two passes each) per step
         try:
