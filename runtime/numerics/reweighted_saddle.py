@@ -52,9 +52,8 @@ GAUSSIAN_MIN, NEAR_BOUNDARY = 0.3, 0.9
 #: how the result names the proposal's covariance (numerics.proposal); draw sets behind the Monte Carlo error
 PROPOSAL_NAMES = {"moments": "q's estimated second moment", "linearised": "the linearised unit's law"}
 REPLICATES = 4
-#: up to this chi/N the fixed point on the draws is solved by Anderson-accelerated sweeps (Newton-Krylov
-#: where they fail to converge within ANDERSON_SWEEPS, and beyond, and on draws of a separated mode of q:
-#: there the map is steep)
+#: up to this chi/N the fixed point on the draws is solved by Anderson-accelerated sweeps (Newton-Krylov where
+#: they fail within ANDERSON_SWEEPS, beyond, and on draws of a separated mode of q: there the map is steep)
 ANDERSON_CHI_OVER_N, ANDERSON_SWEEPS = 0.1, 40
 #: the fixed point on draws is solved to this fraction of their relative Monte Carlo error (_below_noise)
 NOISE_TOL = 1e-3
@@ -76,9 +75,8 @@ class Reweighted:
 class _Draws:
     """Features F (training points, then the test points' smoothed features) and Fv (the test points'
     plain features) of draws targeting q_{Ct0}: log weights logw0, the reference effective size of
-    those weights, the neurons W (kept where a proposal is fitted to them), the control (zero, or
-    E_G minus the plain draw mean of the moments), and whether they hold draws of a separated mode of q
-    (numerics.mixture_saddle), whose aligned features make the fixed-point map steep."""
+    those weights, the neurons W (kept where a proposal is fitted to them), the control (zero, or E_G minus
+    the plain draw mean of the moments), and whether they hold draws of a separated mode of q (steep map)."""
     F: np.ndarray
     Fv: np.ndarray
     logw0: np.ndarray
