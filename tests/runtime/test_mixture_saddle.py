@@ -10,7 +10,7 @@ from scipy.special import logsumexp
 
 from msat.generated.densities import neuron_log_densities
 from msat.runtime.numerics import mixture_saddle, modes
-from msat.runtime.numerics.reweighted_saddle import _checked_field, fixed_point_map
+from msat.runtime.numerics.reweighted_saddle import _checked_field, _union, fixed_point_map
 from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle
 
 P, D, CHI = 300, 50, 10.0
@@ -90,6 +90,8 @@ def test_the_bulk_keeps_its_draws_where_the_modes_dwarf_it(warm):
     d, masses = mixture_saddle.mixture_set(s, Ct0, 1000, 1)
     excess = logsumexp([m for _, m, _ in masses[1:]]) - masses[0][1]
     assert excess > -math.log(mixture_saddle.NEGLIGIBLE) and (~d.modal.astype(bool)).sum() > 0
+    # draws of a mode go to Newton-Krylov at once (steep map): the mark survives the walk's shifts and unions
+    assert d.steep and mixture_saddle._shifted(d, -1.0).steep and _union([d, d]).steep
 
     def step(shift):
         e = mixture_saddle._shifted(d, shift)
