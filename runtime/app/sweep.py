@@ -8,6 +8,9 @@ from pathlib import Path
 
 from ..errors import InputError
 
+#: a built-in set's sizes where --P, --D, --P-test are not given (None in the parser: with --data they are errors)
+BUILTIN_SIZES = {"P": "200", "D": "100", "P_test": "20"}
+
 
 def add_parsers(sub) -> None:
     sw = sub.add_parser("sweep", help="a grid of predict calls (lists of every option) into one Zarr store")
@@ -15,10 +18,10 @@ def add_parsers(sub) -> None:
     src.add_argument("--data", type=Path, help=".npz (X, y, optional X_test) or .csv file")
     src.add_argument("--dataset", help="built-in data set: ising or teacher (swept over --seed, --P, --D, --P-test)")
     sw.add_argument("--target", default="y", help="target column of a CSV file")
-    for opt, default, what in (("--P", None, "train points (default 200)"),
-                               ("--D", None, "input dimension (default 100)"),
-                               ("--P-test", None, "test points (default 20)"), ("--seed", "0", "seeds (0..9 a range)")):
-        sw.add_argument(opt, default=default, help=f"built-in set: {what} (a list)")
+    for opt, key, what in (("--P", "P", "train points"), ("--D", "D", "input dimension"),
+                           ("--P-test", "P_test", "test points")):
+        sw.add_argument(opt, default=None, help=f"built-in set: {what} (a list; default {BUILTIN_SIZES[key]})")
+    sw.add_argument("--seed", default="0", help="built-in set: seeds (0..9 a range) (a list)")
     sw.add_argument("--N", default=None, help="hidden widths (a list)")
     sw.add_argument("--depth", default=None, help="hidden layers of width N (one value)")
     sw.add_argument("--widths", default=None, help="per-layer widths, a list of 'N1xN2x...'")
@@ -95,7 +98,7 @@ def _cmd_sweep(args) -> int:
         if args.dataset.strip().lower() not in BUILTINS:
             raise InputError(f"unknown built-in dataset {args.dataset!r} (choose from {', '.join(BUILTINS)})")
         source = ("builtin", args.dataset.strip().lower())
-        sizes = dict(P=args.P or "200", D=args.D or "100", P_test=args.P_test or "20")
+        sizes = {k: getattr(args, k) or v for k, v in BUILTIN_SIZES.items()}
         spec_source = source[1]
     g = grid.build(N=args.N, widths=args.widths, depth=args.depth, chi=args.chi, kappa=args.kappa, g_v=args.g_v,
                    g_w=args.g_w, activation=args.activation, method=args.method, dressed=args.dressed,
