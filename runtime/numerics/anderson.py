@@ -3,7 +3,8 @@
 ``sweep(x)`` returns (F(x), aux) or None when x leaves the feasible set; the iteration stops when
 |F(x) - x| <= tol max(|x|, |F(x)|). An accelerated candidate that is infeasible is replaced by damped
 plain steps (and the history restarts); so does a stagnating history (no new best residual in
-STALL iterations), from the best point so far.
+STALL iterations), from the best point so far. A failure after the start carries that best point
+(``error.best``: x and sweep(x)), from which a caller's fallback solver can start.
 """
 from __future__ import annotations
 
@@ -22,13 +23,18 @@ def solve(sweep, x, chi, tol=1e-13, maxiter=2000, what="adaptive: the deep chain
     sweeps (infeasible candidates count), so that a step too far fails fast and the ladder splits it."""
     budget = [3 * maxiter]
 
+    def fail(message, diagnostics):
+        err = ConvergenceError(message, {"chi": chi, **diagnostics})
+        err.best = best[1:] if best[1] is not None else None
+        return err
+
     def evaluate(v):
         budget[0] -= 1
         if budget[0] < 0:
-            raise ConvergenceError(f"{what} did not converge (too many infeasible steps)",
-                                   {"chi": chi, "sweeps": 3 * maxiter})
+            raise fail(f"{what} did not converge (too many infeasible steps)", {"sweeps": 3 * maxiter})
         return sweep(v)
 
+    best = (np.inf, None, None)
     out = evaluate(x)
     if out is None:
         raise ConvergenceError(f"{what}: infeasible start (a layer's adapted law is not valid)", {"chi": chi})
@@ -36,7 +42,7 @@ def solve(sweep, x, chi, tol=1e-13, maxiter=2000, what="adaptive: the deep chain
     dX, dF = np.empty((MEMORY, x.size)), np.empty((MEMORY, x.size))
     filled, slot = 0, 0
     x_prev = g_prev = None
-    res, best, since = np.inf, (np.inf, None, None), 0
+    res, since = np.inf, 0
     for it in range(1, maxiter + 1):
         new, aux = out
         g = new - x
@@ -72,7 +78,6 @@ def solve(sweep, x, chi, tol=1e-13, maxiter=2000, what="adaptive: the deep chain
                 if trial is not None:
                     break
             else:
-                raise ConvergenceError(f"{what} left the feasible set (a layer's adapted law is not valid)",
-                                       {"chi": chi, "iterations": it})
+                raise fail(f"{what} left the feasible set (a layer's adapted law is not valid)", {"iterations": it})
         x, out = cand, trial
-    raise ConvergenceError(f"{what} did not converge", {"chi": chi, "iterations": maxiter, "residual": res})
+    raise fail(f"{what} did not converge", {"iterations": maxiter, "residual": res})

@@ -209,18 +209,17 @@ def _solve_on(saddle, chi, C_start, d: _Draws, Ct0, tol):
     start_residual = float(np.linalg.norm(start[0] - C_start.ravel())
                            / max(np.linalg.norm(C_start), np.linalg.norm(start[0]), 1e-300))  # the solvers' measure
     what = "adaptive: the reweighted single-neuron fixed point"
-    x = None
+    x, x0 = None, C_start.ravel()
     if chi / saddle.N <= ANDERSON_CHI_OVER_N and not d.steep:
         # the map is a mild contraction here: Anderson's sweeps (two passes over the draws each) reach the
         # same point as Newton's, which pay for several Jacobian products (two passes each) per step
         try:
-            x, aux, _, res = anderson.solve(sweep, C_start.ravel(), chi, tol=tol, maxiter=ANDERSON_SWEEPS,
-                                            what=what)
-        except ConvergenceError:
-            x = None
+            x, aux, _, res = anderson.solve(sweep, x0, chi, tol=tol, maxiter=ANDERSON_SWEEPS, what=what)
+        except ConvergenceError as failed:
+            best = getattr(failed, "best", None)  # Newton starts from Anderson's best point, not from scratch
+            x0 = x0 if best is None else best[0]
     if x is None:
-        x, aux, _, res, _ = newton.solve(sweep, jvp, C_start.ravel(), chi, tol=tol, maxiter=30, partial=True,
-                                         what=what)
+        x, aux, _, res, _ = newton.solve(sweep, jvp, x0, chi, tol=tol, maxiter=30, partial=True, what=what)
     _solve_on.beyond, _solve_on.residuals = inner.beyond, (start_residual, res)
     C = x.reshape(P, P)
     return 0.5 * (C + C.T), aux[0], aux[1], aux[5], aux[2], res <= tol

@@ -82,6 +82,37 @@ def test_anderson_and_newton_reach_the_same_saddle_on_fixed_draws(act, monkeypat
     assert np.max(np.abs(solved[0.0] - s.Kphi)) > 1e-4  # the saddle is not the start
 
 
+def test_newton_takes_over_from_andersons_best_point_and_reaches_the_same_saddle(monkeypatch):
+    """Where Anderson's sweeps fail (here cut off after two), Newton-Krylov starts from the best point they
+    reached, which is nearer than the start, and ends at the saddle Newton alone finds from the start."""
+    s, _ = _saddle("erf")
+    chi = 1.5
+    Ct0 = s.field(s.Kphi, chi)[2]
+    d, _ = rs._mala_set(s, Ct0, 4000, 3)
+    inner = rs.fixed_point_map(s, chi, d, Ct0)[0]
+
+    def residual(x):
+        new = inner(x)[0]
+        return np.linalg.norm(new - x) / max(np.linalg.norm(x), np.linalg.norm(new))
+
+    starts, solve = [], rs.newton.solve
+
+    def recorded(sweep, jvp, x, *args, **kwargs):
+        starts.append(np.array(x, copy=True))
+        return solve(sweep, jvp, x, *args, **kwargs)
+
+    monkeypatch.setattr(rs.newton, "solve", recorded)
+    monkeypatch.setattr(rs, "ANDERSON_SWEEPS", 2)
+    C_after, _, _, _, _, done = rs._solve_on(s, chi, s.Kphi, d, Ct0, 1e-12)
+    assert done and len(starts) == 1
+    assert not np.array_equal(starts[0], s.Kphi.ravel())
+    assert residual(starts[0]) < 0.5 * residual(s.Kphi.ravel())
+    monkeypatch.setattr(rs, "ANDERSON_CHI_OVER_N", 0.0)  # Newton alone, from the start
+    C_alone, _, _, _, _, done = rs._solve_on(s, chi, s.Kphi, d, Ct0, 1e-12)
+    assert done and np.array_equal(starts[1], s.Kphi.ravel())
+    assert np.max(np.abs(C_after - C_alone)) < 1e-10 * np.max(np.abs(C_alone))
+
+
 def test_solving_to_a_thousandth_of_the_noise_moves_the_answer_by_under_a_hundredth_of_its_error(monkeypatch):
     """The fixed points on draws stop at NOISE_TOL of the draws' relative Monte Carlo error: against the
     same saddle solved to 1e-10 (NOISE_TOL = 0) on the same draws, the test means move by under 1% of
