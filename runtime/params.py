@@ -136,8 +136,9 @@ def architecture(N=None, widths=None, depth=None, g_w=1.0):
 
 
 #: the order-2 field's size (P(P+1)/2 + P P_test) up to which erf/relu adaptation runs order 2 by default:
-#: its dense loop costs O(M d^2) per chi (about 6 s at d = 410, 40-60 s at d = 1220 on two cores)
-DEFAULT_ORDER2_MAX_FIELD = 600
+#: its dense loop costs O(M d^2) per chi (measured at chi = 1, teacher task, D = 1.5 P, N = 4P, beside another
+#: job: order 2 8 s against order 1's 3 s at d = 610, 26 s against 12 s at d = 1620, 77 s against 8 s at 3030)
+DEFAULT_ORDER2_MAX_FIELD = 2000
 
 
 def default_order(method, activation, depth, P, P_test):
@@ -151,7 +152,7 @@ def default_order(method, activation, depth, P, P_test):
         return 2, ("order 2 by default: the kernel field's loop removes most of order 1's O(P/N) error "
                    "(docs/theory.md §2e); --order 1 is faster")
     return 1, (f"order 1 by default: order 2's kernel field has {d} coordinates (more than "
-               f"{DEFAULT_ORDER2_MAX_FIELD}), its dense loop would cost minutes per chi; --order 2 asks for it "
+               f"{DEFAULT_ORDER2_MAX_FIELD}), its dense loop would cost a minute or more per chi; --order 2 asks for it "
                "(errors O((P/N)^2) instead of O(P/N), docs/theory.md §2e)")
 
 

@@ -135,11 +135,12 @@ def test_default_order_is_the_most_accurate_affordable_one():
     linear networks, other methods, deep networks and an explicit order are left alone."""
     from msat.runtime import params
 
-    small = params.build(20, 30, 10, N=80, kappa=0.2, activation="erf")
-    assert small.order == 2 and "order 2 by default" in small.order_note
-    big = params.build(40, 60, 10, N=160, kappa=0.2, activation="relu")
-    assert 40 * 41 // 2 + 400 > params.DEFAULT_ORDER2_MAX_FIELD
-    assert big.order == 1 and "1220 coordinates" in big.order_note
+    for P, P_test in ((20, 10), (20, 20), (40, 20)):  # (20, 20): the teacher set's default test points
+        small = params.build(P, 30, P_test, N=80, kappa=0.2, activation="erf")
+        assert small.order == 2 and "order 2 by default" in small.order_note
+    big = params.build(60, 90, 20, N=240, kappa=0.2, activation="relu")
+    assert 60 * 61 // 2 + 1200 > params.DEFAULT_ORDER2_MAX_FIELD
+    assert big.order == 1 and "3030 coordinates" in big.order_note
     assert params.build(20, 30, 10, N=80, kappa=0.2, activation="erf", order=1).order_note is None
     for kw in (dict(activation="linear", method="adaptive"), dict(activation="linear"),
                dict(activation="erf", depth=2), dict(activation="erf", method="nngp")):
