@@ -131,6 +131,18 @@ def _load_data(args):
                         P_test=20 if args.P_test is None else args.P_test, seed=args.seed)
 
 
+def print_warnings(results):
+    """Each distinct warning once on stderr, in order; in a ladder, one that only some points carry names them."""
+    where: dict = {}  # warning -> the chi of the points that carry it (dicts keep order)
+    for r in results:
+        for w in r.warnings:
+            where.setdefault(w, {})[r.chi] = None
+    for w, chis in where.items():
+        some = 1 < len(results) and len(chis) < len(results)
+        at = "chi = " + ", ".join(f"{c:g}" for c in chis) + ": " if some else ""
+        print(f"msat: warning: {at}{w}", file=sys.stderr)
+
+
 def _table(results, stderr=False) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -196,9 +208,7 @@ def _cmd_predict(args) -> int:
             raise InputError(f"cannot write {args.draws}: {err.strerror}") from None
     if args.nc is not None:
         export.predict_nc(args.nc, results, ds, args, chis)
-    for r in results:
-        for w in r.warnings:
-            print(f"msat: warning: {w}", file=sys.stderr)
+    print_warnings(results)
     payload = [r.to_dict() for r in results] if "," in args.chi else results[0].to_dict()
     text = json.dumps(report.strict(payload), indent=1, allow_nan=False)  # undefined numbers (NaN) as null
     to_file = args.json is not None and str(args.json) != "-"

@@ -286,3 +286,16 @@ def test_target_with_a_builtin_set_is_refused(capsys):
 def test_json_to_stdout_with_a_table_keeps_stdout_one_json_document(npz, capsys):
     code, out, err = run(BASE + ["--data", npz, "--json", "-", "--table"], capsys)
     assert code == 0 and KEYS <= set(json.loads(out)) and "msat predict" in err
+
+
+def test_a_ladders_warnings_reach_stderr_once_each(capsys):
+    """A warning every point of a ladder carries is printed once; one that only some carry names their chi."""
+    from types import SimpleNamespace
+
+    from msat.runtime.app.cli import print_warnings
+
+    every, some = "order 2 by default", "chi is outside [1, N]"
+    print_warnings([SimpleNamespace(chi=c, warnings=[every] + ([some] if c > 100 else [])) for c in (1.0, 12.6, 160.0)])
+    assert capsys.readouterr().err.splitlines() == [f"msat: warning: {every}", f"msat: warning: chi = 160: {some}"]
+    print_warnings([SimpleNamespace(chi=2.0, warnings=[some, some])])
+    assert capsys.readouterr().err.splitlines() == [f"msat: warning: {some}"]
