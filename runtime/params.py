@@ -152,8 +152,8 @@ def default_order(method, activation, depth, P, P_test):
         return 2, ("order 2 by default: the kernel field's loop removes most of order 1's O(P/N) error "
                    "(docs/theory.md §2e); --order 1 is faster")
     return 1, (f"order 1 by default: order 2's kernel field has {d} coordinates (more than "
-               f"{DEFAULT_ORDER2_MAX_FIELD}), its dense loop would cost a minute or more per chi; --order 2 asks for it "
-               "(errors O((P/N)^2) instead of O(P/N), docs/theory.md §2e)")
+               f"{DEFAULT_ORDER2_MAX_FIELD}), its dense loop would cost a minute or more per chi; "
+               "--order 2 asks for it (errors O((P/N)^2) instead of O(P/N), docs/theory.md §2e)")
 
 
 def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None, activation="linear",

@@ -18,6 +18,12 @@ MEMORY = 6
 STALL = 25
 
 
+def best_or(error, x):
+    """Where a fallback solver starts after ``solve`` failed with ``error``: the best point it reached, else x."""
+    best = getattr(error, "best", None)
+    return x if best is None else best[0]
+
+
 def solve(sweep, x, chi, tol=1e-13, maxiter=2000, what="adaptive: the deep chain"):
     """(x*, aux at x*, iterations, relative residual). Gives up after maxiter iterations or 3 maxiter
     sweeps (infeasible candidates count), so that a step too far fails fast and the ladder splits it."""

@@ -158,7 +158,7 @@ class DeepChain:
                 # where the saddle map stops contracting, sweeps leave the feasible set or stall; Newton
                 # steps with the derived Jacobian still find the fixed point, from the best point they reached
                 solver = "newton-krylov after anderson"
-                x0 = x0 if getattr(failed, "best", None) is None else failed.best[0]
+                x0 = anderson.best_or(failed, x0)
         if solver != "anderson":
             x, (Sigmas, Cs, A, a), it, res, _ = newton.solve(sweep, jvp, x0, chi, tol)
         return ChainState(chi, unpack(x), Sigmas, Cs, A, a, it, res, solver=solver)

@@ -216,8 +216,7 @@ def _solve_on(saddle, chi, C_start, d: _Draws, Ct0, tol):
         try:
             x, aux, _, res = anderson.solve(sweep, x0, chi, tol=tol, maxiter=ANDERSON_SWEEPS, what=what)
         except ConvergenceError as failed:
-            best = getattr(failed, "best", None)  # Newton starts from Anderson's best point, not from scratch
-            x0 = x0 if best is None else best[0]
+            x0 = anderson.best_or(failed, x0)  # Newton starts from their best point, not from scratch
     if x is None:
         x, aux, _, res, _ = newton.solve(sweep, jvp, x0, chi, tol=tol, maxiter=30, partial=True, what=what)
     _solve_on.beyond, _solve_on.residuals = inner.beyond, (start_residual, res)
