@@ -115,7 +115,11 @@ def verdicts(rows, P):
         if "err_o1" in r and "err_o2" in r and r["err_o1"] > 3 * r["ref_mcse"]:
             bound = 0.5 if r["N"] == 2 * P else 1 / 3
             ok = r["err_o2"] <= bound * r["err_o1"]
-            print(f"  {tag}: o2/o1 = {r['err_o2'] / r['err_o1']:.2f} (<= {bound:.2f}) {'PASS' if ok else 'MISS'}")
+            # the criterion's 3 MCSE are the reference's; order 1's own Monte Carlo error can still swamp it
+            mc1 = math.hypot(r["ref_mcse"], r.get("mcse_o1", 0.0))
+            noisy = (f" (order 1's error is {r['err_o1'] / mc1:.1f} of its combined MCSE: not resolved)"
+                     if r["err_o1"] <= 3 * mc1 else "")
+            print(f"  {tag}: o2/o1 = {r['err_o2'] / r['err_o1']:.2f} (<= {bound:.2f}) {'PASS' if ok else 'MISS'}{noisy}")
         if "err_o2" in r and r["err_nngp"] > 3 * r["ref_mcse"]:
             ok = r["err_o2"] < r["err_nngp"]
             print(f"  {tag}: o2 {r['err_o2']:.1e} < NNGP {r['err_nngp']:.1e} {'PASS' if ok else 'MISS'}")
