@@ -119,7 +119,8 @@ def verdicts(rows, P):
             mc1 = math.hypot(r["ref_mcse"], r.get("mcse_o1", 0.0))
             noisy = (f" (order 1's error is {r['err_o1'] / mc1:.1f} of its combined MCSE: not resolved)"
                      if r["err_o1"] <= 3 * mc1 else "")
-            print(f"  {tag}: o2/o1 = {r['err_o2'] / r['err_o1']:.2f} (<= {bound:.2f}) {'PASS' if ok else 'MISS'}{noisy}")
+            verdict = "PASS" if ok else "MISS"
+            print(f"  {tag}: o2/o1 = {r['err_o2'] / r['err_o1']:.2f} (<= {bound:.2f}) {verdict}{noisy}")
         if "err_o2" in r and r["err_nngp"] > 3 * r["ref_mcse"]:
             ok = r["err_o2"] < r["err_nngp"]
             print(f"  {tag}: o2 {r['err_o2']:.1e} < NNGP {r['err_nngp']:.1e} {'PASS' if ok else 'MISS'}")
