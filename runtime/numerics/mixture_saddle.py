@@ -96,7 +96,7 @@ def mixture_set(saddle, Ct0, draws, seed, modes=None):
     logw0 = np.concatenate([e.logw0 for e, _ in sets])
     w = np.exp(logw0 - logw0.max())
     # draws of a mode make the map steep: at P = 300 Anderson's sweeps failed on 9 of 10 solves on such draws
-    # (53-120 sweeps each) before Newton-Krylov took over from the same start
+    # (53-120 sweeps each) before Newton-Krylov took over (then from their start; now from their best point)
     d = _Draws(np.vstack([e.F for e, _ in sets]), np.vstack([e.Fv for e, _ in sets]), logw0, _ess(w), None, control,
                any(i > 0 for _, i in sets))
     d.region = np.concatenate([np.full(len(e.logw0), i) for e, i in sets])  # each draw's region (0: the bulk)
