@@ -157,7 +157,7 @@ def proposal_log_ratio():
 
 def tilt():
     """phi(h)^T Ct phi(h) per draw: the exponent of the tilted law q ∝ N(h; 0, Sigma) e^{phi^T Ct phi}."""
-    return sp.HadamardProduct(Phi * Ct, Phi) * sp.OneMatrix(n, 1)
+    return matcalc.RowQuadratic(Phi, Ct)
 
 
 # -- the statistically linearised unit: a Gaussian proposal for the tilted law -------------------------

@@ -21,6 +21,8 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
+#: module-level functions that printed matrix code may call (MatrixPrinter), each from templates/_<name>.j2
+HELPERS = ("row_quadratic",)
 FAMILIES = ("spectral", "row_map", "pairwise", "scalar", "numpy_function", "numpy_lines", "densities", "nngp")
 
 
@@ -72,6 +74,9 @@ class MatrixPrinter(NumPyPrinter):
             right = emit(k + 1, j)
             return f"{emit(i, k)} @ " + (f"({right})" if k + 1 < j else right)
         return emit(0, n - 1)
+
+    def _print_RowQuadratic(self, expr):
+        return "row_quadratic(%s, %s)" % tuple(self._print(a) for a in expr.args)
 
     def _print_HadamardPower(self, expr):
         return "numpy.power(%s, %s)" % (self._print(expr.base), self._print(expr.exp))
@@ -236,8 +241,10 @@ def assemble(title: str, doc: str, derivation: str, order, nmax, specs) -> str:
     """One generated module: provenance header + module body of rendered kernels."""
     env = environment()
     kernels = [render(s, env).rstrip("\n") for s in specs]
+    # module-level helpers (templates _<name>.j2) that printed kernels call
+    helpers = [h for h in HELPERS if any(f"{h}(" in k for k in kernels)]
     body = env.get_template("module.py.j2").render(
-        doc=doc, order=order, nmax=nmax, kernels=kernels
+        doc=doc, order=order, nmax=nmax, kernels=kernels, helpers=helpers
     )
     header = env.get_template("header.j2").render(
         title=title,

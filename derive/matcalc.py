@@ -42,6 +42,33 @@ class LogDet(sp.Function):
         return "logdet(%s)" % printer._print(self.args[0])
 
 
+class RowQuadratic(MatrixExpr):
+    """The column of quadratic forms a_i^T S a_i over the rows a_i of A (S square): diag(A S A^T).
+    Its value is ``doit()``'s Hadamard form (A S o A) 1; emitted code evaluates it as one product with
+    the upper triangle of S + S^T (diagonal halved), half the cost of A S (derive.emit)."""
+
+    def __new__(cls, A, S):
+        return sp.Basic.__new__(cls, A, S)
+
+    @property
+    def shape(self):
+        return (self.args[0].shape[0], sp.S.One)
+
+    def doit(self, **hints):
+        A, S = (a.doit(**hints) if hints.get("deep", True) else a for a in self.args)
+        return sp.HadamardProduct(A * S, A) * sp.OneMatrix(A.shape[1], 1)
+
+    def _entry(self, i, j, **kwargs):
+        return self.doit()._entry(i, j, **kwargs)
+
+    def _latex(self, printer):
+        A, S = (printer._print(a) for a in self.args)
+        return r"\operatorname{diag}\left(%s %s %s^{T}\right)" % (A, S, A)
+
+    def _sympystr(self, printer):
+        return "rowquad(%s, %s)" % tuple(printer._print(a) for a in self.args)
+
+
 def _is_matrix(e) -> bool:
     return isinstance(e, MatrixExpr) or getattr(e, "is_Matrix", False)
 

@@ -3,7 +3,7 @@
 # derivation: derive.adaptive.fit_operator + derive.neuron
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 31697de66ea5f557b912d79bc093ebbeeddd75bfaef4be2f5744357ac371b0b3
+# inputs-sha256: 1037794bf9aba40a2b74dc11ed2563fca379bdb770289b27d6260344feb0d66c
 # content-sha256: 9522c9af426110a9a5ea03499644ff0595134e14ed026237573cbb3b669c5e86
 """Kernel adaptation for any activation (docs/theory.md §2b, §6): the fit operator and the moments of the adapted single-neuron law from draws, empirical or to first order in Ct."""
 import math  # noqa: F401

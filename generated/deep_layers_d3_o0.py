@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 4c70ca2a3d116593ac059cc68c7dfedf897e12b97a3910a0d34113d6f9dc73ea
+# inputs-sha256: cecc77691a6be6a2cc7aea537d9d907fc82086c7d7700987cc377d6cdfb174e0
 # content-sha256: b940f42413f3d1f9bf7879261b66fd204f1d1e3fe50e702fb705eab37417075e
 """The layers of a deep linear network with 3 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 0 needs."""
 import math  # noqa: F401

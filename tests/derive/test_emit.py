@@ -91,3 +91,34 @@ def test_derive_and_latex_refuse_at_once(argv, tmp_path, capsys):
     refused with exit 2 and one line before any symbolic work (each would otherwise run for minutes or hang)."""
     assert console.main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_row_quadratic_lowering_equals_its_hadamard_form():
+    """RowQuadratic (diag(A S A^T)) prints as the module helper row_quadratic (a triangular product by
+    blocks of rows); against its own doit() form, (A S o A) 1, evaluated by NumPy, for a non-symmetric S,
+    a strided column slice, more rows than a block, and empty shapes. The tilt is emitted through it."""
+    import numpy as np
+    import sympy as sp
+
+    from msat import generated
+    from msat.derive import deep_chain, matcalc
+    from msat.derive.printing import tex
+
+    m, n = sp.symbols("m n", integer=True, positive=True)
+    A, S = sp.MatrixSymbol("A", m, n), sp.MatrixSymbol("S", n, n)
+    rq = matcalc.RowQuadratic(A, S)
+    assert emit.numpy_code(rq) == "row_quadratic(A, S)"
+    assert rq.shape == (m, 1)
+    reference = emit.numpy_code(rq.doit())  # the Hadamard form, as numpy code
+    assert "row_quadratic" not in reference
+    mod = generated.deep_linear_adaptation()
+    rng = np.random.default_rng(3)
+    for rows, cols in ((mod.ROW_BLOCK + 37, 30), (5, 1), (0, 4), (3, 0)):
+        wide = rng.standard_normal((rows, cols + 7))
+        a, s = wide[:, 3:3 + cols], rng.standard_normal((cols, cols))  # a: a strided slice, s not symmetric
+        expected = eval(reference, {"numpy": np, "A": a, "S": s, "n": cols})
+        np.testing.assert_allclose(mod.row_quadratic(a, s), expected, rtol=1e-12, atol=1e-12)
+        assert mod.row_quadratic(a, s).shape == (rows, 1)
+    assert isinstance(deep_chain.tilt(), matcalc.RowQuadratic)
+    assert "row_quadratic(Phi, Ct)" in Path(generated.deep_linear_adaptation().__file__).read_text()
+    assert tex(rq) == r"\operatorname{diag}\left(A S A^{T}\right)"
