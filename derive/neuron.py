@@ -64,11 +64,6 @@ def tilt_tangent():
     return simplify(mul(A("F", "m", "a"), A("w", "m"), A("dq", "m"), A("F", "m", "b")), ("a", "b"))
 
 
-def tilt():
-    """q_m = F_m^T Ct F_m for every draw m."""
-    return simplify(mul(A("F", "m", "a"), A("Ct", "a", "b"), A("F", "m", "b")), ("m",))
-
-
 def first_order_moments():
     """(C1, Cs1, css1): (1/M) sum_m (q_m - qbar) times F_ma F_mb, F_ma Ft_mt and Ft_mt^2."""
     centred_form(3)  # the derivation this rests on, checked for three explicit draws

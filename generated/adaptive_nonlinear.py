@@ -3,17 +3,39 @@
 # derivation: derive.adaptive.fit_operator + derive.neuron
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 1037794bf9aba40a2b74dc11ed2563fca379bdb770289b27d6260344feb0d66c
-# content-sha256: 9522c9af426110a9a5ea03499644ff0595134e14ed026237573cbb3b669c5e86
+# inputs-sha256: e3e75e0a24979e79c8e4d789f3538b92c849b59f0070b451c318814a80babe91
+# content-sha256: aa51f98770ea8ccd4ed12e74079471f1be0b7a37593661abf055ef6b81eb147f
 """Kernel adaptation for any activation (docs/theory.md §2b, §6): the fit operator and the moments of the adapted single-neuron law from draws, empirical or to first order in Ct."""
 import math  # noqa: F401
 
 import numpy  # noqa: F401
 import numpy as np  # noqa: F401
 from numba import njit  # noqa: F401
+from scipy.linalg import blas as _blas
 
 ORDER = None
 NMAX = 0
+
+
+#: rows of A per block of row_quadratic (a P x ROW_BLOCK Fortran copy: cache-sized, no M x P temporary)
+ROW_BLOCK = 2048
+
+
+def row_quadratic(A, S):
+    """a_i^T S a_i for every row a_i of A, as a column (S square): each block of rows times the upper
+    triangle U of S + S^T with its diagonal halved, a_i^T S a_i = a_i^T U a_i, by BLAS trmm (half the
+    multiplications of A @ S)."""
+    A = numpy.asarray(A, dtype=numpy.float64)
+    out = numpy.zeros((A.shape[0], 1))
+    if A.shape[1] == 0:
+        return out
+    U = numpy.triu(S + S.T)
+    U[numpy.diag_indices_from(U)] *= 0.5
+    for start in range(0, A.shape[0], ROW_BLOCK):
+        V = A[start:start + ROW_BLOCK].T
+        VU = _blas.dtrmm(1.0, U, numpy.array(V, order="F"), trans_a=1, overwrite_b=1)  # U^T V = (V^T U)^T
+        out[start:start + ROW_BLOCK, 0] = numpy.einsum("ij,ij->j", VU, V)
+    return out
 
 
 def fit_operator(C, kappa, g_v):
@@ -40,9 +62,7 @@ def empirical_moments(F, Ft):
 def cumulant_moments(F, Ft, Ct, Kphi, kstar_phi, kss_phi):
     """(C, C*, c**) to first order in Ct (docs/theory.md §6): the exact NNGP kernels plus the centred covariance of phi phi^T with the tilt q = phi^T Ct phi over prior draws (derive.neuron)."""
     M = F.shape[0]
-    t0 = (Ct.T @ F.T)
-    t1 = numpy.einsum("ab,ba->a", F, t0, optimize=True)
-    q = t1
+    q = row_quadratic(F, Ct)[:, 0]
     dq = q - numpy.mean(q)
     t0 = (F * dq[:, None])
     t1 = (F.T @ t0)
@@ -61,9 +81,7 @@ def cumulant_moments(F, Ft, Ct, Kphi, kstar_phi, kss_phi):
 
 def tilt_tangent(F, w, dCt):
     """d E_w[phi phi^T] along the field dCt for draws (rows of F) with weights w summing to one and proportional to exp(phi^T Ct phi): the weighted covariance of phi phi^T with q = phi^T dCt phi (docs/theory.md §2b; derive.neuron.weighted_centred_form)."""
-    t0 = (dCt.T @ F.T)
-    t1 = numpy.einsum("ab,ba->a", F, t0, optimize=True)
-    q = t1
+    q = row_quadratic(F, dCt)[:, 0]
     dq = q - w @ q
     t0 = (dq * w)
     t1 = (F * t0[:, None])

@@ -6,14 +6,21 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .. import adaptive, indices, neuron
-from ..emit import KernelSpec, Statement, code
+from .. import adaptive, deep_chain, indices, neuron
+from ..emit import KernelSpec, Statement, code, numpy_code
 
 _ARRAYS = {k: k for k in ("F", "Ft", "Ct", "dq", "w")}
 
 
 def _lines(targets, **renamed):
     return indices.numpy_lines(targets, {**_ARRAYS, **renamed}, code)
+
+
+def _tilt_line(field):
+    """q = phi^T field phi per draw (rows of F): deep_chain's tilt, printed as one row_quadratic."""
+    F = sp.MatrixSymbol("F", deep_chain.Phi.shape[0], deep_chain.n)
+    T = sp.MatrixSymbol(field, deep_chain.n, deep_chain.n)
+    return f"q = {numpy_code(deep_chain.tilt().xreplace({deep_chain.Phi: F, deep_chain.Ct: T}))}[:, 0]"
 
 
 def specs():
@@ -36,7 +43,7 @@ def specs():
                    doc="(C, C*, c**) to first order in Ct (docs/theory.md §6): the exact NNGP kernels plus the "
                        "centred covariance of phi phi^T with the tilt q = phi^T Ct phi over prior draws "
                        "(derive.neuron).",
-                   extra={"lines": ["M = F.shape[0]", *_lines({"q": (neuron.tilt(), ("m",))}),
+                   extra={"lines": ["M = F.shape[0]", _tilt_line("Ct"),
                                     "dq = q - numpy.mean(q)",
                                     *_lines({"C1": (C1, ("a", "b")), "Cs1": (Cs1, ("a", "t")),
                                              "css1": (css1, ("t",))}),
@@ -48,7 +55,7 @@ def specs():
                    doc="d E_w[phi phi^T] along the field dCt for draws (rows of F) with weights w summing to one "
                        "and proportional to exp(phi^T Ct phi): the weighted covariance of phi phi^T with "
                        "q = phi^T dCt phi (docs/theory.md §2b; derive.neuron.weighted_centred_form).",
-                   extra={"lines": [*_lines({"q": (neuron.tilt(), ("m",))}, Ct="dCt"),
+                   extra={"lines": [_tilt_line("dCt"),
                                     "dq = q - w @ q",
                                     *_lines({"dC": (neuron.tilt_tangent(), ("a", "b"))})]},
                    returns="dC"),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from msat.derive import adaptation_basis, activations, gaussian, indices, neuron
+from msat.derive import adaptation_basis, activations, gaussian, indices
 from msat.derive.emit import code
 
 n = 5
@@ -57,7 +57,8 @@ def _cases():
         "test cross": (Cs, ("i", "t"), {}),
         "test diagonal": (css, ("t",), {}),
         "weight precision": (M, ("i", "j"), {}),
-        "tilt": (neuron.tilt(), ("m",), {"F": ARRAYS["F"]}),
+        "row quadratic": (indices.mul(indices.A("F", "m", "a"), indices.A("Ct", "a", "b"), indices.A("F", "m", "b")),
+                          ("m",), {"F": ARRAYS["F"]}),
         "input kernel": (K, ("a", "b"), {"X": ARRAYS["X"]}),
         "cross kernel": (ks, ("a", "t"), {"X": ARRAYS["X"], "X_test": ARRAYS["X_test"]}),
     }
