@@ -22,7 +22,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 #: module-level functions that printed matrix code may call (MatrixPrinter), each from templates/_<name>.j2
-HELPERS = ("row_quadratic",)
+HELPERS = ("row_quadratic", "weighted_gram")
 FAMILIES = ("spectral", "row_map", "pairwise", "scalar", "numpy_function", "numpy_lines", "densities", "nngp")
 
 
@@ -77,6 +77,9 @@ class MatrixPrinter(NumPyPrinter):
 
     def _print_RowQuadratic(self, expr):
         return "row_quadratic(%s, %s)" % tuple(self._print(a) for a in expr.args)
+
+    def _print_WeightedGram(self, expr):
+        return "weighted_gram(%s, %s)" % tuple(self._print(a) for a in expr.args)
 
     def _print_HadamardPower(self, expr):
         return "numpy.power(%s, %s)" % (self._print(expr.base), self._print(expr.exp))

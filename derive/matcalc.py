@@ -69,6 +69,33 @@ class RowQuadratic(MatrixExpr):
         return "rowquad(%s, %s)" % tuple(printer._print(a) for a in self.args)
 
 
+class WeightedGram(MatrixExpr):
+    """A^T diag(c) A for a column c of row weights (any sign): symmetric. Its value is ``doit()``'s
+    product A^T (A o c 1^T); emitted code evaluates it as two symmetric rank-k updates, the rows of
+    positive and of negative weight, half the multiplications of the product (derive.emit)."""
+
+    def __new__(cls, A, c):
+        return sp.Basic.__new__(cls, A, c)
+
+    @property
+    def shape(self):
+        return (self.args[0].shape[1], self.args[0].shape[1])
+
+    def doit(self, **hints):
+        A, c = (a.doit(**hints) if hints.get("deep", True) else a for a in self.args)
+        return A.T * sp.HadamardProduct(A, c * sp.OneMatrix(1, A.shape[1]))
+
+    def _entry(self, i, j, **kwargs):
+        return self.doit()._entry(i, j, **kwargs)
+
+    def _latex(self, printer):
+        A, c = (printer._print(a) for a in self.args)
+        return r"%s^{T} \operatorname{diag}\left(%s\right) %s" % (A, c, A)
+
+    def _sympystr(self, printer):
+        return "wgram(%s, %s)" % tuple(printer._print(a) for a in self.args)
+
+
 def _is_matrix(e) -> bool:
     return isinstance(e, MatrixExpr) or getattr(e, "is_Matrix", False)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from . import matcalc
 from .indices import A, mul, scale, simplify
 
 eps = sp.Symbol("eps", real=True)
@@ -58,10 +59,11 @@ def weighted_centred_form(M: int):
     return centred
 
 
-def tilt_tangent():
-    """dC_ab = sum_m F_ma w_m dq_m F_mb with dq = q - qbar_w (weighted_centred_form, with g = F_a F_b)."""
+def tilt_tangent(F, c):
+    """dC_ab = sum_m F_ma c_m F_mb, c_m = w_m dq_m with dq = q - qbar_w (weighted_centred_form, with
+    g = F_a F_b): the weighted Gram matrix F^T diag(c) F of the draws' features F (matrix symbols)."""
     weighted_centred_form(3)
-    return simplify(mul(A("F", "m", "a"), A("w", "m"), A("dq", "m"), A("F", "m", "b")), ("a", "b"))
+    return matcalc.WeightedGram(F, c)
 
 
 def first_order_moments():

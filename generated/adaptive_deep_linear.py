@@ -3,7 +3,7 @@
 # derivation: derive.deep_chain
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 65da2de96ef7ee27ec431d6e41cb910ae19b6f53d38e3f481ec9534ee31b6f76
+# inputs-sha256: 616542398984caa5e149e8b7a2f7590aa3e23d3eb7fde1376cbf05f10f6044c1
 # content-sha256: 73167e8f8c9f3e9adb20747260bd48b93f2cecc969ad5a79d15b69577f16cb85
 """Kernel adaptation at depth for linear networks (docs/theory.md §2d): the adapted kernel of one layer, the backward pass of the chain's saddle (closed form for linear phi, Stein form for any phi) and the test forms of the tilted law."""
 import math  # noqa: F401

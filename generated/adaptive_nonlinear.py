@@ -3,8 +3,8 @@
 # derivation: derive.adaptive.fit_operator + derive.neuron
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: e3e75e0a24979e79c8e4d789f3538b92c849b59f0070b451c318814a80babe91
-# content-sha256: aa51f98770ea8ccd4ed12e74079471f1be0b7a37593661abf055ef6b81eb147f
+# inputs-sha256: aa9f5716f8bf09faba5e92f48a9dd6d18de38ea34f8c630503c7420270be510e
+# content-sha256: 995602443351dcbecede52f2d58e9c4bbcbf0089dba01dc280f91a28f0d38d26
 """Kernel adaptation for any activation (docs/theory.md §2b, §6): the fit operator and the moments of the adapted single-neuron law from draws, empirical or to first order in Ct."""
 import math  # noqa: F401
 
@@ -36,6 +36,21 @@ def row_quadratic(A, S):
         VU = _blas.dtrmm(1.0, U, numpy.array(V, order="F"), trans_a=1, overwrite_b=1)  # U^T V = (V^T U)^T
         out[start:start + ROW_BLOCK, 0] = numpy.einsum("ij,ij->j", VU, V)
     return out
+
+
+def weighted_gram(A, c):
+    """A^T diag(c) A for a column c of row weights of any sign (symmetric): the Gram matrices of the rows
+    of positive and of negative weight, each scaled by sqrt|c|, by BLAS syrk (half the multiplications
+    of A^T (A o c))."""
+    A = numpy.asarray(A, dtype=numpy.float64)
+    c = numpy.asarray(c, dtype=numpy.float64).reshape(-1)
+    out = numpy.zeros((A.shape[1], A.shape[1]))
+    for rows, sign in ((c > 0, 1.0), (c < 0, -1.0)):
+        if numpy.any(rows) and A.shape[1]:
+            B = A[rows]
+            B *= numpy.sqrt(sign * c[rows])[:, None]
+            out += sign * _blas.dsyrk(1.0, B.T, lower=0)  # B^T B (upper triangle), B.T a Fortran view
+    return numpy.triu(out) + numpy.triu(out, 1).T
 
 
 def fit_operator(C, kappa, g_v):
@@ -83,9 +98,7 @@ def tilt_tangent(F, w, dCt):
     """d E_w[phi phi^T] along the field dCt for draws (rows of F) with weights w summing to one and proportional to exp(phi^T Ct phi): the weighted covariance of phi phi^T with q = phi^T dCt phi (docs/theory.md §2b; derive.neuron.weighted_centred_form)."""
     q = row_quadratic(F, dCt)[:, 0]
     dq = q - w @ q
-    t0 = (dq * w)
-    t1 = (F * t0[:, None])
-    t2 = (F.T @ t1)
-    dC = t2.T
+    c = w * dq
+    dC = weighted_gram(F, c)
 
     return dC

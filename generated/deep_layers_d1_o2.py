@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 958e618f60632132e8f4f2106fe775d456b3d5128ed8a3ba0c11abb95f070e71
+# inputs-sha256: aa023b7a815a459aecd9488fc0988f4e53bd277292afa7f928cec6eeb1fc6955
 # content-sha256: ab5a601c0c0b180712dc3189ed3b560b4dd8f5a7704aa4a57221b7d064f607b4
 """The layers of a deep linear network with 1 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 2 needs."""
 import math  # noqa: F401

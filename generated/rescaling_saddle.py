@@ -3,7 +3,7 @@
 # derivation: derive.model.action
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 197d7591ba1ff43262d1c09aa7b6f6ed0dba1985f1ca42cc9697b5a36fa8af1a
+# inputs-sha256: dd2b63b12562488d58c0efc7321e33a6f23a6db17838dd7b5c8457349ac56404
 # content-sha256: 108b29dda4aaba79f021d5e42908d8fa3039b84be2696e5b2e126b29f23f62a2
 """Saddle equations of the kernel-rescaling action (docs/theory.md §2a, §5), bare and dressed."""
 import math  # noqa: F401

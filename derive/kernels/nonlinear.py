@@ -23,6 +23,11 @@ def _tilt_line(field):
     return f"q = {numpy_code(deep_chain.tilt().xreplace({deep_chain.Phi: F, deep_chain.Ct: T}))}[:, 0]"
 
 
+def _tilt_tangent_code():
+    F = sp.MatrixSymbol("F", deep_chain.Phi.shape[0], deep_chain.n)
+    return numpy_code(neuron.tilt_tangent(F, sp.MatrixSymbol("c", deep_chain.Phi.shape[0], 1)))
+
+
 def specs():
     C1, Cs1, css1 = neuron.first_order_moments()
     C, Cs, css = neuron.empirical_moments()
@@ -57,7 +62,7 @@ def specs():
                        "q = phi^T dCt phi (docs/theory.md §2b; derive.neuron.weighted_centred_form).",
                    extra={"lines": [_tilt_line("dCt"),
                                     "dq = q - w @ q",
-                                    *_lines({"dC": (neuron.tilt_tangent(), ("a", "b"))})]},
+                                    "c = w * dq", f"dC = {_tilt_tangent_code()}"]},
                    returns="dC"),
     ]
 

@@ -122,3 +122,33 @@ def test_row_quadratic_lowering_equals_its_hadamard_form():
     assert isinstance(deep_chain.tilt(), matcalc.RowQuadratic)
     assert "row_quadratic(Phi, Ct)" in Path(generated.deep_linear_adaptation().__file__).read_text()
     assert tex(rq) == r"\operatorname{diag}\left(A S A^{T}\right)"
+
+
+def test_weighted_gram_lowering_equals_its_product_form():
+    """WeightedGram (A^T diag(c) A) prints as the module helper weighted_gram (two syrk updates, rows of
+    positive and negative weight); against its doit() form A^T (A o c 1^T) evaluated by NumPy, for weights
+    of mixed sign, one sign, all zero, a strided slice and no rows. The tilt's Jacobian product uses it."""
+    import numpy as np
+    import sympy as sp
+
+    from msat import generated
+    from msat.derive import matcalc
+    from msat.derive.printing import tex
+
+    m, n = sp.symbols("m n", integer=True, positive=True)
+    A, c = sp.MatrixSymbol("A", m, n), sp.MatrixSymbol("c", m, 1)
+    wg = matcalc.WeightedGram(A, c)
+    assert emit.numpy_code(wg) == "weighted_gram(A, c)" and wg.shape == (n, n)
+    assert tex(wg) == r"A^{T} \operatorname{diag}\left(c\right) A"
+    reference = emit.numpy_code(wg.doit())
+    assert "weighted_gram" not in reference
+    mod = generated.nonlinear_adaptation()
+    rng = np.random.default_rng(4)
+    for rows, cols, sign in ((500, 30, None), (40, 7, 1.0), (40, 7, -1.0), (40, 7, 0.0), (0, 5, None)):
+        a = rng.standard_normal((rows, cols + 4))[:, 2:2 + cols]
+        w = rng.standard_normal(rows) if sign is None else sign * rng.random(rows)
+        expected = eval(reference, {"numpy": np, "A": a, "c": w[:, None], "n": cols})
+        got = mod.weighted_gram(a, w)
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(got, got.T)
+    assert "weighted_gram(F, c)" in Path(mod.__file__).read_text()
