@@ -3,8 +3,8 @@
 # derivation: derive.deep_chain
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 616542398984caa5e149e8b7a2f7590aa3e23d3eb7fde1376cbf05f10f6044c1
-# content-sha256: 73167e8f8c9f3e9adb20747260bd48b93f2cecc969ad5a79d15b69577f16cb85
+# inputs-sha256: 3de8447c6dbc9e86a5381b38204f656924a3026f149feb48874192eb43ed0890
+# content-sha256: ab010aa3d9f98bea9d7f0507e12aaa1e0af01a71e372dbf271bac1cfb86de128
 """Kernel adaptation at depth for linear networks (docs/theory.md §2d): the adapted kernel of one layer, the backward pass of the chain's saddle (closed form for linear phi, Stein form for any phi) and the test forms of the tilted law."""
 import math  # noqa: F401
 
@@ -19,6 +19,9 @@ NMAX = 0
 
 #: rows of A per block of row_quadratic (a P x ROW_BLOCK Fortran copy: cache-sized, no M x P temporary)
 ROW_BLOCK = 2048
+#: fewer rows than this are multiplied by S directly: the triangle's set-up (a few passes over S) would
+#: cost more than it saves (measured at n = 1,000: break-even between 300 and 500 rows)
+FEW_ROWS = 512
 
 
 def row_quadratic(A, S):
@@ -29,8 +32,12 @@ def row_quadratic(A, S):
     out = numpy.zeros((A.shape[0], 1))
     if A.shape[1] == 0:
         return out
-    U = numpy.triu(S + S.T)
-    U[numpy.diag_indices_from(U)] *= 0.5
+    if A.shape[0] < FEW_ROWS:
+        out[:, 0] = numpy.einsum("ij,ij->i", A @ S, A)
+        return out
+    L = numpy.tril(S + S.T)
+    L[numpy.diag_indices_from(L)] *= 0.5
+    U = L.T  # upper triangular and Fortran-ordered: BLAS takes it without a copy
     for start in range(0, A.shape[0], ROW_BLOCK):
         V = A[start:start + ROW_BLOCK].T
         VU = _blas.dtrmm(1.0, U, numpy.array(V, order="F"), trans_a=1, overwrite_b=1)  # U^T V = (V^T U)^T

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: fe31956b92d254eadfb9a771ac62faa0413e22aeb38e968b1a685c1dfa83cc29
+# inputs-sha256: 9e15ccbe07876684f4ea5cccbd2ab01e5e355855efff9cde04214fd6545c9201
 # content-sha256: 3e6095e485956362719011ddc2d51d08af85bbdafa4a410b9d055b2e77044d25
 """The layers of a deep linear network with 3 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 1 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.generic_loop
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 8cf40c7a204ef17de6b9586622b5df8970b8d13ac37bcd0fe524578339feb4ef
+# inputs-sha256: fc562ff1c2c7c332ae5b8b5dda8fa0fbdfc159e0ab8a200fcb0dac8457b4b052
 # content-sha256: f9822cff00eae53c5e7e9dc7f794b34afeb62c770b3e5cf94d6efb0dcd793c15
 """The kernel field's one loop for any activation (docs/theory.md §2e): derivative tensors of the fit term and the outputs, Gaussian cumulants for linear networks, and the loop correction in the field's coordinates from the tilted neuron law's cumulants."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 8cdd9bc94ef0337d0a196c5daabb1592612e302fb2a69ac936c21b573e560cb9
+# inputs-sha256: 685c8f1206e3659dc0ecabcbdb921ac0a96fad20cd523e43ccabb7b94a426f85
 # content-sha256: 6c562eca5707dc5af6ba83c1015c7f2434d0064fb517811119905ae18dd72e6a
 """Observables shared by every method (docs/theory.md §4)."""
 import math  # noqa: F401
