@@ -28,7 +28,7 @@ def normalisable(saddle, Ct):
             saddle._model.features(saddle.X, V / np.linalg.norm(V, axis=1)[:, None], saddle._act,
                                    saddle._directions)
         F = saddle._directions
-        tilts = np.sum((F @ Ct) * F, axis=1)
+        tilts = generated.deep_linear_adaptation().tilt(F, np.ascontiguousarray(Ct))[:, 0]
         ratio = max(float(np.max(tilts)), ray_ascent(saddle, Ct, np.argsort(tilts)[-ASCENT_STARTS:])) / limit
     else:
         return True, 0.0
