@@ -42,58 +42,57 @@ class LogDet(sp.Function):
         return "logdet(%s)" % printer._print(self.args[0])
 
 
-class RowQuadratic(MatrixExpr):
-    """The column of quadratic forms a_i^T S a_i over the rows a_i of A (S square): diag(A S A^T).
-    Its value is ``doit()``'s Hadamard form (A S o A) 1; emitted code evaluates it as one product with
-    the upper triangle of S + S^T (diagonal halved), half the cost of A S (derive.emit)."""
+class _Lowered(MatrixExpr):
+    """A matrix product with a cheaper evaluation than its expression: its value is ``doit()``'s form
+    (``_value``), while derive.emit prints it as a call to a module helper of the same meaning."""
 
-    def __new__(cls, A, S):
-        return sp.Basic.__new__(cls, A, S)
+    def __new__(cls, *args):
+        return sp.Basic.__new__(cls, *args)
+
+    def doit(self, **hints):
+        return self._value(*(a.doit(**hints) if hints.get("deep", True) else a for a in self.args))
+
+    def _entry(self, i, j, **kwargs):
+        return self.doit()._entry(i, j, **kwargs)
+
+    def _sympystr(self, printer):
+        return "%s(%s)" % (type(self).__name__, ", ".join(printer._print(a) for a in self.args))
+
+
+class RowQuadratic(_Lowered):
+    """The column of quadratic forms a_i^T S a_i over the rows a_i of A (S square): diag(A S A^T).
+    Its value is the Hadamard form (A S o A) 1; emitted code evaluates it as one product with the upper
+    triangle of S + S^T (diagonal halved), half the cost of A S (derive.emit)."""
 
     @property
     def shape(self):
         return (self.args[0].shape[0], sp.S.One)
 
-    def doit(self, **hints):
-        A, S = (a.doit(**hints) if hints.get("deep", True) else a for a in self.args)
+    @staticmethod
+    def _value(A, S):
         return sp.HadamardProduct(A * S, A) * sp.OneMatrix(A.shape[1], 1)
-
-    def _entry(self, i, j, **kwargs):
-        return self.doit()._entry(i, j, **kwargs)
 
     def _latex(self, printer):
         A, S = (printer._print(a) for a in self.args)
         return r"\operatorname{diag}\left(%s %s %s^{T}\right)" % (A, S, A)
 
-    def _sympystr(self, printer):
-        return "rowquad(%s, %s)" % tuple(printer._print(a) for a in self.args)
 
-
-class WeightedGram(MatrixExpr):
-    """A^T diag(c) A for a column c of row weights (any sign): symmetric. Its value is ``doit()``'s
-    product A^T (A o c 1^T); emitted code evaluates it as two symmetric rank-k updates, the rows of
-    positive and of negative weight, half the multiplications of the product (derive.emit)."""
-
-    def __new__(cls, A, c):
-        return sp.Basic.__new__(cls, A, c)
+class WeightedGram(_Lowered):
+    """A^T diag(c) A for a column c of row weights (any sign): symmetric. Its value is the product
+    A^T (A o c 1^T); emitted code evaluates it as two symmetric rank-k updates, the rows of positive and
+    of negative weight, half the multiplications of the product (derive.emit)."""
 
     @property
     def shape(self):
         return (self.args[0].shape[1], self.args[0].shape[1])
 
-    def doit(self, **hints):
-        A, c = (a.doit(**hints) if hints.get("deep", True) else a for a in self.args)
+    @staticmethod
+    def _value(A, c):
         return A.T * sp.HadamardProduct(A, c * sp.OneMatrix(1, A.shape[1]))
-
-    def _entry(self, i, j, **kwargs):
-        return self.doit()._entry(i, j, **kwargs)
 
     def _latex(self, printer):
         A, c = (printer._print(a) for a in self.args)
         return r"%s^{T} \operatorname{diag}\left(%s\right) %s" % (A, c, A)
-
-    def _sympystr(self, printer):
-        return "wgram(%s, %s)" % tuple(printer._print(a) for a in self.args)
 
 
 def _is_matrix(e) -> bool:
