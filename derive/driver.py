@@ -29,6 +29,7 @@ def emit(max_order: int = DEFAULT_ORDER, max_depth: int = DEFAULT_DEPTH) -> dict
     files = {}
     for name, (title, doc, derivation, order, nmax, specs) in specify(max_order, max_depth).items():
         files[f"{name}.py"] = _emit.assemble(title, doc, derivation, order, nmax, specs)
+    files[f"{_emit.LOWERED}.py"] = _emit.assemble_lowered()
     files["__init__.py"] = _registry(max_order, max_depth)
     files["MANIFEST"] = "".join(
         f"{name}  {_emit.content_hash(_emit.split_header(text)[1])}\n"

@@ -21,8 +21,10 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
-#: module-level functions that printed matrix code may call (MatrixPrinter), each from templates/_<name>.j2
+#: functions that printed matrix code may call (MatrixPrinter), each from templates/_<name>.j2, emitted
+#: once into generated/lowered.py and imported from there by the modules whose kernels call them
 HELPERS = ("row_quadratic", "weighted_gram")
+LOWERED = "lowered"
 FAMILIES = ("spectral", "row_map", "pairwise", "scalar", "numpy_function", "numpy_lines", "densities", "nngp")
 
 
@@ -244,7 +246,7 @@ def assemble(title: str, doc: str, derivation: str, order, nmax, specs) -> str:
     """One generated module: provenance header + module body of rendered kernels."""
     env = environment()
     kernels = [render(s, env).rstrip("\n") for s in specs]
-    # module-level helpers (templates _<name>.j2) that printed kernels call
+    # the lowered nodes' helpers (generated/lowered.py) that printed kernels call
     helpers = [h for h in HELPERS if any(f"{h}(" in k for k in kernels)]
     body = env.get_template("module.py.j2").render(
         doc=doc, order=order, nmax=nmax, kernels=kernels, helpers=helpers
@@ -256,6 +258,21 @@ def assemble(title: str, doc: str, derivation: str, order, nmax, specs) -> str:
         inputs_hash=inputs_hash(specs, order, derivation),
         content_hash=content_hash(body),
         **versions(),
+    )
+    return header + body
+
+
+def assemble_lowered() -> str:
+    """generated/lowered.py: the BLAS helpers of the lowered matrix nodes (derive.matcalc), once for
+    every module that imports them; its inputs are the templates and versions alone."""
+    env = environment()
+    body = env.get_template(f"{LOWERED}.py.j2").render(
+        doc="Lowered matrix nodes of derive.matcalc: the helpers printed matrix code calls.", helpers=HELPERS
+    )
+    derivation = "derive.matcalc.RowQuadratic, derive.matcalc.WeightedGram (templates _<helper>.j2)"
+    header = env.get_template("header.j2").render(
+        title=f"{LOWERED}: helpers of the lowered matrix nodes", derivation=derivation, order="-",
+        inputs_hash=inputs_hash([], "-", derivation), content_hash=content_hash(body), **versions(),
     )
     return header + body
 

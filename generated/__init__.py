@@ -47,3 +47,4 @@ wishart_field = _module("kernel_field", "One loop of the Wishart field (kernel o
 nngp_kernels = _module("nngp", "Input and NNGP kernels, every activation")
 readout_marginal = _module("marginal_posterior", "The hidden weights' posterior with the readout integrated out")
 field_loop = _module("loop_nonlinear", "The kernel field's one loop for any activation")
+blas_helpers = _module("lowered", "BLAS helpers of the lowered matrix nodes (row_quadratic, weighted_gram)")

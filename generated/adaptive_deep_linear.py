@@ -3,46 +3,19 @@
 # derivation: derive.deep_chain
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 3de8447c6dbc9e86a5381b38204f656924a3026f149feb48874192eb43ed0890
-# content-sha256: ab010aa3d9f98bea9d7f0507e12aaa1e0af01a71e372dbf271bac1cfb86de128
+# inputs-sha256: 1d9efc897d47de4fd000ab022fd4bc55b7b390c9c3890662e0634bb1a5233fca
+# content-sha256: 5b6afa8751ee6064d9a6be375de783410e6ec28bbb1da3a171b00118750b93a0
 """Kernel adaptation at depth for linear networks (docs/theory.md §2d): the adapted kernel of one layer, the backward pass of the chain's saddle (closed form for linear phi, Stein form for any phi) and the test forms of the tilted law."""
 import math  # noqa: F401
 
 import numpy  # noqa: F401
 import numpy as np  # noqa: F401
 from numba import njit  # noqa: F401
-from scipy.linalg import blas as _blas
+
+from .lowered import row_quadratic
 
 ORDER = 1
 NMAX = 0
-
-
-#: rows of A per block of row_quadratic (a P x ROW_BLOCK Fortran copy: cache-sized, no M x P temporary)
-ROW_BLOCK = 2048
-#: fewer rows than this are multiplied by S directly: the triangle's set-up (a few passes over S) would
-#: cost more than it saves (measured at n = 1,000: break-even between 300 and 500 rows)
-FEW_ROWS = 512
-
-
-def row_quadratic(A, S):
-    """a_i^T S a_i for every row a_i of A, as a column (S square): each block of rows times the upper
-    triangle U of S + S^T with its diagonal halved, a_i^T S a_i = a_i^T U a_i, by BLAS trmm (half the
-    multiplications of A @ S)."""
-    A = numpy.asarray(A, dtype=numpy.float64)
-    out = numpy.zeros((A.shape[0], 1))
-    if A.shape[1] == 0:
-        return out
-    if A.shape[0] < FEW_ROWS:
-        out[:, 0] = numpy.einsum("ij,ij->i", A @ S, A)
-        return out
-    L = numpy.tril(S + S.T)
-    L[numpy.diag_indices_from(L)] *= 0.5
-    U = L.T  # upper triangular and Fortran-ordered: BLAS takes it without a copy
-    for start in range(0, A.shape[0], ROW_BLOCK):
-        V = A[start:start + ROW_BLOCK].T
-        VU = _blas.dtrmm(1.0, U, numpy.array(V, order="F"), trans_a=1, overwrite_b=1)  # U^T V = (V^T U)^T
-        out[start:start + ROW_BLOCK, 0] = numpy.einsum("ij,ij->j", VU, V)
-    return out
 
 
 def layer_kernel(Sigma, T):

@@ -3,61 +3,19 @@
 # derivation: derive.adaptive.fit_operator + derive.neuron
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 697036953a11f401ad92d8d232c43f1a4d8fa59ad7f0551f22957650f35b06f2
-# content-sha256: 568bc309592008303afa3af6c1167d17a09f00c3ef85eb70dff9bed2fd032511
+# inputs-sha256: 61cbaeb6280a5c6926bf1d132a8339cd6f34019d7c9bacf955d629d53e4f8b95
+# content-sha256: bc2486b298193c2da5b92c874028920b4f2c46fc6f74e46aa7561c8bb43f783d
 """Kernel adaptation for any activation (docs/theory.md §2b, §6): the fit operator and the moments of the adapted single-neuron law from draws, empirical or to first order in Ct."""
 import math  # noqa: F401
 
 import numpy  # noqa: F401
 import numpy as np  # noqa: F401
 from numba import njit  # noqa: F401
-from scipy.linalg import blas as _blas
+
+from .lowered import row_quadratic, weighted_gram
 
 ORDER = None
 NMAX = 0
-
-
-#: rows of A per block of row_quadratic (a P x ROW_BLOCK Fortran copy: cache-sized, no M x P temporary)
-ROW_BLOCK = 2048
-#: fewer rows than this are multiplied by S directly: the triangle's set-up (a few passes over S) would
-#: cost more than it saves (measured at n = 1,000: break-even between 300 and 500 rows)
-FEW_ROWS = 512
-
-
-def row_quadratic(A, S):
-    """a_i^T S a_i for every row a_i of A, as a column (S square): each block of rows times the upper
-    triangle U of S + S^T with its diagonal halved, a_i^T S a_i = a_i^T U a_i, by BLAS trmm (half the
-    multiplications of A @ S)."""
-    A = numpy.asarray(A, dtype=numpy.float64)
-    out = numpy.zeros((A.shape[0], 1))
-    if A.shape[1] == 0:
-        return out
-    if A.shape[0] < FEW_ROWS:
-        out[:, 0] = numpy.einsum("ij,ij->i", A @ S, A)
-        return out
-    L = numpy.tril(S + S.T)
-    L[numpy.diag_indices_from(L)] *= 0.5
-    U = L.T  # upper triangular and Fortran-ordered: BLAS takes it without a copy
-    for start in range(0, A.shape[0], ROW_BLOCK):
-        V = A[start:start + ROW_BLOCK].T
-        VU = _blas.dtrmm(1.0, U, numpy.array(V, order="F"), trans_a=1, overwrite_b=1)  # U^T V = (V^T U)^T
-        out[start:start + ROW_BLOCK, 0] = numpy.einsum("ij,ij->j", VU, V)
-    return out
-
-
-def weighted_gram(A, c):
-    """A^T diag(c) A for a column c of row weights of any sign (symmetric): the Gram matrices of the rows
-    of positive and of negative weight, each scaled by sqrt|c|, by BLAS syrk (half the multiplications
-    of A^T (A o c))."""
-    A = numpy.asarray(A, dtype=numpy.float64)
-    c = numpy.asarray(c, dtype=numpy.float64).reshape(-1)
-    out = numpy.zeros((A.shape[1], A.shape[1]))
-    for rows, sign in ((c > 0, 1.0), (c < 0, -1.0)):
-        if numpy.any(rows) and A.shape[1]:
-            B = A[rows]
-            B *= numpy.sqrt(sign * c[rows])[:, None]
-            out += sign * _blas.dsyrk(1.0, B.T, lower=0)  # B^T B (upper triangle), B.T a Fortran view
-    return numpy.triu(out) + numpy.triu(out, 1).T
 
 
 def fit_operator(C, kappa, g_v):

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 855adbd8b92d6883f00921e36480f53fb6057e0979e487ea73b5c4b8249ee72c
+# inputs-sha256: 37f1252c7a1143eba0d40fa2fc8f7e8e4987ac1f75dfd49686323cdca92fb1ce
 # content-sha256: 8464444d8edd1b57ebaae838c8a1f188281efbb5aa652fbceb38772386267fa2
 """The layers of a deep linear network with 2 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 1 needs."""
 import math  # noqa: F401

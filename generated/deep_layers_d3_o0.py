@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 3ee30f687f67942a60274e8701a65dde4ca70de49b86e1a4b7fc0730dd59ae45
+# inputs-sha256: 88e1f0fd7d369814eef36b49551efa0bf1cbc1ce67957abaf6f253ea9757cdae
 # content-sha256: b940f42413f3d1f9bf7879261b66fd204f1d1e3fe50e702fb705eab37417075e
 """The layers of a deep linear network with 3 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 0 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.activations.nngp_kernel + derive.activations.input_kernels
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 55adf1dba984887b61321613e5a2558bf062f8fc26455b924904b518ca94df15
+# inputs-sha256: ec890440d67092d4a98b697c2e8a930d509d0e930e0471363ccfead60970a1ff
 # content-sha256: 28cb3e29a9381a86a8c713325d76dcbd177f3dbe8c385155c50196cb728aa637
 """The input kernels and the NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for every activation (docs/theory.md §1; codes in ACTIVATIONS)."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 685c8f1206e3659dc0ecabcbdb921ac0a96fad20cd523e43ccabb7b94a426f85
+# inputs-sha256: 60a25d73fda106163218b8125cd35ba315105170bacf1390475638eb4622f49b
 # content-sha256: 6c562eca5707dc5af6ba83c1015c7f2434d0064fb517811119905ae18dd72e6a
 """Observables shared by every method (docs/theory.md §4)."""
 import math  # noqa: F401

@@ -94,9 +94,10 @@ def test_derive_and_latex_refuse_at_once(argv, tmp_path, capsys):
 
 
 def test_row_quadratic_lowering_equals_its_hadamard_form():
-    """RowQuadratic (diag(A S A^T)) prints as the module helper row_quadratic (a triangular product by
-    blocks of rows); against its own doit() form, (A S o A) 1, evaluated by NumPy, for a non-symmetric S,
-    a strided column slice, more rows than a block, and empty shapes. The tilt is emitted through it."""
+    """RowQuadratic (diag(A S A^T)) prints as a call to the helper row_quadratic (a triangular product by
+    blocks of rows, emitted once into generated/lowered.py); against its own doit() form, (A S o A) 1,
+    evaluated by NumPy, for a non-symmetric S, a strided column slice, more rows than a block, and empty
+    shapes. The tilt is emitted through it."""
     import numpy as np
     import sympy as sp
 
@@ -111,7 +112,7 @@ def test_row_quadratic_lowering_equals_its_hadamard_form():
     assert rq.shape == (m, 1)
     reference = emit.numpy_code(rq.doit())  # the Hadamard form, as numpy code
     assert "row_quadratic" not in reference
-    mod = generated.deep_linear_adaptation()
+    mod = generated.blas_helpers()
     rng = np.random.default_rng(3)
     for rows, cols in ((mod.ROW_BLOCK + 37, 30), (5, 1), (0, 4), (3, 0)):
         wide = rng.standard_normal((rows, cols + 7))
@@ -120,7 +121,10 @@ def test_row_quadratic_lowering_equals_its_hadamard_form():
         np.testing.assert_allclose(mod.row_quadratic(a, s), expected, rtol=1e-12, atol=1e-12)
         assert mod.row_quadratic(a, s).shape == (rows, 1)
     assert isinstance(deep_chain.tilt(), matcalc.RowQuadratic)
-    assert "row_quadratic(Phi, Ct)" in Path(generated.deep_linear_adaptation().__file__).read_text()
+    user = generated.deep_linear_adaptation()
+    assert user.row_quadratic is mod.row_quadratic  # imported from lowered.py, not emitted a second time
+    assert "row_quadratic(Phi, Ct)" in Path(user.__file__).read_text()
+    assert "def row_quadratic" not in Path(user.__file__).read_text()
     assert tex(rq) == r"\operatorname{diag}\left(A S A^{T}\right)"
 
 
@@ -142,7 +146,7 @@ def test_weighted_gram_lowering_equals_its_product_form():
     assert tex(wg) == r"A^{T} \operatorname{diag}\left(c\right) A"
     reference = emit.numpy_code(wg.doit())
     assert "weighted_gram" not in reference
-    mod = generated.nonlinear_adaptation()
+    mod = generated.blas_helpers()
     rng = np.random.default_rng(4)
     for rows, cols, sign in ((500, 30, None), (40, 7, 1.0), (40, 7, -1.0), (40, 7, 0.0), (0, 5, None)):
         a = rng.standard_normal((rows, cols + 4))[:, 2:2 + cols]
@@ -151,4 +155,6 @@ def test_weighted_gram_lowering_equals_its_product_form():
         got = mod.weighted_gram(a, w)
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
         np.testing.assert_array_equal(got, got.T)
-    assert "weighted_gram(F, c)" in Path(mod.__file__).read_text()
+    user = generated.nonlinear_adaptation()
+    assert user.weighted_gram is mod.weighted_gram
+    assert "weighted_gram(F, c)" in Path(user.__file__).read_text()
