@@ -66,12 +66,11 @@ def nngp_kernel(name: str):
     if name == "erf":
         return 2 / sp.pi * sp.asin(2 * Kab / sp.sqrt((1 + 2 * Kaa) * (1 + 2 * Kbb)))
     if name == "relu":
-        norm = sp.sqrt(Kaa * Kbb)
-        # clip the cosine to [-1, 1]: round-off in K_ab can leave it slightly outside
-        cos_t = sp.Max(-1, sp.Min(1, Kab / norm))
-        t = sp.acos(cos_t)
-        expr = norm / (2 * sp.pi) * (sp.sqrt(1 - cos_t**2) + (sp.pi - t) * cos_t)
-        return sp.Piecewise((0, norm <= 0), (expr, True))
+        # |a||b| sin t and the angle t between the two inputs without dividing by |a||b| (atan2(0, 0) = 0): the
+        # kernel is 0, not 0/0, for an input of zero norm; round-off in K_ab cannot push sin t past its range
+        sin_part = sp.sqrt(sp.Max(0, Kaa * Kbb - Kab**2))
+        t = sp.atan2(sin_part, Kab)
+        return (sin_part + (sp.pi - t) * Kab) / (2 * sp.pi)
     raise KeyError(name)
 
 

@@ -3,8 +3,8 @@
 # derivation: derive.activations.nngp_kernel + derive.activations.input_kernels
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: ec890440d67092d4a98b697c2e8a930d509d0e930e0471363ccfead60970a1ff
-# content-sha256: 28cb3e29a9381a86a8c713325d76dcbd177f3dbe8c385155c50196cb728aa637
+# inputs-sha256: b7384c1cec22e839cebc0cb63b26581769db880357de3bde746fdd31d2b59e95
+# content-sha256: 0145ac58037998e30bd64c8eef1175d5ee32d6424b0ce63115ba28ffe3eab810
 """The input kernels and the NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for every activation (docs/theory.md §1; codes in ACTIVATIONS)."""
 import math  # noqa: F401
 
@@ -54,11 +54,8 @@ def nngp_pairs(K_ab_pairs, diag_a, diag_b, act, out):
             elif act == 1:
                 k_phi = 2*math.asin(2*K_ab/(math.sqrt(2*K_aa + 1)*math.sqrt(2*K_bb + 1)))/math.pi
             else:
-                relu_0 = math.sqrt(K_aa)
-                relu_1 = math.sqrt(K_bb)
-                relu_2 = relu_0*relu_1
-                relu_3 = max(-1, min(1, K_ab/(relu_0*relu_1)))
-                k_phi = ((0) if (relu_2 <= 0) else ((1/2)*relu_2*(relu_3*(math.pi - math.acos(relu_3)) + math.sqrt(1 - relu_3**2))/math.pi))
+                relu_0 = math.sqrt(max(0, K_aa*K_bb - K_ab**2))
+                k_phi = (1/2)*(K_ab*(math.pi - math.atan2(relu_0, K_ab)) + relu_0)/math.pi
 
             out[a, c] = k_phi
 
@@ -74,6 +71,6 @@ def nngp_diagonal(k_diag, act, out):
             erf_0 = 2*K_aa
             k_phi = 2*math.asin(erf_0/(erf_0 + 1))/math.pi
         else:
-            k_phi = ((0) if (K_aa <= 0) else ((1/2)*K_aa))
+            k_phi = (1/2)*K_aa*(math.pi - math.atan2(0, K_aa))/math.pi
 
         out[j] = k_phi

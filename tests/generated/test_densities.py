@@ -61,6 +61,27 @@ def test_nngp_kernels_vs_monte_carlo(act):
     np.testing.assert_allclose(diag, np.diag(out), rtol=1e-12)
 
 
+def test_relu_kernel_at_degenerate_inputs():
+    """The relu NNGP kernel where the angle between inputs is degenerate, against closed forms: an input of
+    zero norm has relu(0) = 0, so its row and column vanish (was 0/0: ZeroDivisionError in the kernel); for
+    x_b = c x_a, E[relu(h) relu(c h)] = c K_aa / 2 (c > 0) and 0 (c < 0); the diagonal is K_aa / 2."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((6, 4))
+    X[1] = 0.0
+    X[3], X[4] = 2.5 * X[2], -0.7 * X[2]
+    K = X @ X.T / 4
+    d = np.ascontiguousarray(np.diag(K))
+    out, diag = np.empty_like(K), np.empty(6)
+    relu = gen_nngp.ACTIVATIONS.index("relu")
+    gen_nngp.nngp_pairs(K, d, d, relu, out)
+    gen_nngp.nngp_diagonal(d, relu, diag)
+    assert np.all(out[1] == 0.0) and np.all(out[:, 1] == 0.0) and diag[1] == 0.0
+    assert out[2, 3] == pytest.approx(2.5 * K[2, 2] / 2, rel=1e-13)
+    assert abs(out[2, 4]) < 1e-15 * K[2, 2]
+    np.testing.assert_allclose(np.diag(out), d / 2, rtol=1e-14)
+    np.testing.assert_allclose(diag, d / 2, rtol=1e-14)
+
+
 @pytest.mark.parametrize("act", ["linear", "erf", "relu"])
 def test_log_density_gradient_matches_finite_differences(act):
     mod = densities
