@@ -81,7 +81,7 @@ class Params:
         if self.method == "sample":
             out.update(samples=self.samples, chains=self.chains, seed=self.seed, readout=self.readout)
         elif self.method == "adaptive":
-            out.update(estimator=self.estimator, seed=self.seed)
+            out.update(estimator=self.estimator, seed=self.seed, mc_samples=self.mc_samples)
         return out
 
     def replace(self, **changes) -> "Params":
@@ -175,6 +175,7 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
         raise InputError(f"method {method!r} is not available for {activation} networks with "
                          f"{len(widths)} hidden layers in this version (available at depth > 1: "
                          f"{', '.join(DEEP_AVAILABLE[activation])})")
+    order_given = order is not None and method not in ("loop", "adaptive")
     order, order_note = default_order(method, activation, len(widths), P, P_test) if order is None else (order, None)
     order = values.order(order)
     readout = values.choice("readout", readout, READOUTS)
@@ -215,6 +216,8 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
             raise InputError(f"--order 2 needs N > {what} + 1 = {n + 1} (docs/theory.md §2c: the "
                              f"{'kernel' if P < D else 'weight'} field is {n} x {n}); got N = {N}")
     ignored = []
+    if order_given:
+        ignored.append(f"--order applies to --method loop and adaptive only: ignored by {method}")
     if dressed and method != "loop":
         ignored.append(f"--dressed applies to --method loop only: ignored by {method}")
     if estimator not in (None, "auto") and not (method == "adaptive" and activation != "linear"):

@@ -94,7 +94,7 @@ def add_parsers(sub) -> None:
     _sampling_options(sa)
     sa.add_argument("--draws", type=Path, default=None,
                     help="save the raw draws: .npz, or .nc for ArviZ InferenceData")
-    sa.set_defaults(handler=_cmd_predict, method="sample", order=1, dressed=False, estimator="auto",
+    sa.set_defaults(handler=_cmd_predict, method="sample", order=None, dressed=False, estimator="auto",
                     mc_samples=None)
 
     rn = sub.add_parser("run", help="the main job: the paper's headline comparison on the Ising task")

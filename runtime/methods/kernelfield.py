@@ -78,6 +78,7 @@ class _Solver(Solver):
                 "kernel_alignment_nngp": alignment_of_spectrum(self.spec),
                 "kernel_top_eigenvalues": evals[:5].tolist(),
                 "loop_correction": float(np.max(np.abs(m1 - m0))),
+                "loop_correction_mcse": 0.0,  # the Wishart field's loop is closed-form: no Monte Carlo in it
                 "field": f"{fld.name} ({fld.n} x {fld.n})",
                 "saddle_newton_iterations": st.iterations,
                 "test_var_source": "kernel adaptation order 1 (the Wishart-field loop corrects the means)",

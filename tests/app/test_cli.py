@@ -299,3 +299,21 @@ def test_a_ladders_warnings_reach_stderr_once_each(capsys):
     assert capsys.readouterr().err.splitlines() == [f"msat: warning: {every}", f"msat: warning: chi = 160: {some}"]
     print_warnings([SimpleNamespace(chi=2.0, warnings=[some, some])])
     assert capsys.readouterr().err.splitlines() == [f"msat: warning: {some}"]
+
+
+def test_options_a_method_does_not_use_are_named_in_warnings(npz, capsys):
+    """--order with nngp or exact changes nothing, so the result says it was ignored (as for --dressed);
+    `msat sample` without --order says nothing about it; the Monte Carlo draws asked for are in params."""
+    for method in ("nngp", "exact"):
+        code, out, err = run(BASE + ["--data", npz, "--method", method, "--order", "2"], capsys)
+        assert code == 0, err
+        r = json.loads(out)
+        assert r["order"] is None and any(w.startswith("--order applies to") for w in r["warnings"])
+    code, out, err = run(["sample", "--data", npz, "--N", "5", "--chi", "1", "--kappa", "0.1", "--samples", "8",
+                          "--chains", "2"], capsys)
+    assert code == 0, err
+    assert not any("--order" in w for w in json.loads(out)["warnings"])
+    code, out, err = run(BASE + ["--data", npz, "--activation", "erf", "--order", "1", "--estimator", "cumulant",
+                                 "--mc-samples", "3000"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["params"]["mc_samples"] == 3000

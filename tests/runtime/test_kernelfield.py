@@ -109,6 +109,7 @@ def test_order_two_field_size_limit_exits_2(tmp_path, capsys):
     assert console.main(base + ["--N", "10"]) == 0
     r = json.loads(capsys.readouterr().out)  # one chi: one JSON object
     assert r["observables"]["field"] == "weights (8 x 8)" and len(r["train_mean"]) == 20
+    assert r["observables"]["loop_correction_mcse"] == 0.0  # the contract's key; the loop here has no Monte Carlo
 
 
 @pytest.mark.parametrize("P,D", [(9, 4), (4, 9)])
