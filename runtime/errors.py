@@ -14,6 +14,10 @@ class InputError(MsatError, ValueError):
     exit_code = 2
 
 
+class MemoryRequestError(InputError):
+    """A request that would need more memory than is available (exit code 2, refused before allocating)."""
+
+
 class ConvergenceError(MsatError, RuntimeError):
     """A solver did not converge; ``diagnostics`` says how far it got (CLI exit code 3)."""
 

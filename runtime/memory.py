@@ -4,15 +4,35 @@ from __future__ import annotations
 
 import os
 
-from .errors import InputError
+from .errors import MemoryRequestError
 
 #: bytes per float64
 F8 = 8
 
 
 def available() -> int:
-    """Bytes of memory available to this process now (MemAvailable on Linux; total physical memory
-    elsewhere)."""
+    """Bytes of memory available to this process now: MemAvailable on Linux (total physical memory
+    elsewhere), and no more than what an address-space limit (ulimit -v) leaves."""
+    left = _address_space_left()
+    return _physical() if left is None else min(_physical(), left)
+
+
+def _address_space_left():
+    """Bytes an address-space limit (RLIMIT_AS) still allows this process, or None without one."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/status") as fh:
+            used = next((int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:")), 0)
+        return max(soft - used, 0)
+    except (ImportError, OSError, ValueError):
+        return None
+
+
+def _physical() -> int:
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
@@ -34,11 +54,11 @@ def _size(n: float) -> str:
 
 
 def require(needed: float, what: str, fits: str = "") -> None:
-    """Raise InputError when ``needed`` bytes exceed the memory available."""
+    """Raise MemoryRequestError (an InputError) when ``needed`` bytes exceed the memory available."""
     have = available()
     if needed > have:
         hint = f"; {fits}" if fits else ""
-        raise InputError(f"{what} needs about {_size(needed)} of memory but {_size(have)} are available{hint}")
+        raise MemoryRequestError(f"{what} needs about {_size(needed)} of memory but {_size(have)} are available{hint}")
 
 
 def needed(p, n_chi: int = 1) -> float:

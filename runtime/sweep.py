@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from . import grid as _grid, labelled
-from .errors import InputError
+from .errors import InputError, MemoryRequestError
 
 def dataset_for(task, source):
     """The task's data: a built-in set made from the task's (seed, P, D, P_test), or the loaded file."""
@@ -47,35 +47,50 @@ def run_task(g, task, source, extra):
     """One task's chi ladder: (arrays per output, note, failure)."""
     from .predict import predict
 
-    ds = dataset_for(task, source)
     opts = _options(g, task, extra)
+    try:
+        ds = dataset_for(task, source)
+    except Exception as err:  # noqa: BLE001 - reported as the task's failure (one line), not a worker traceback
+        return None, None, f"{type(err).__name__}: {err}"
     try:
         res = predict(ds.X, ds.y, ds.X_test, chi=g.chi_values(opts["widths"][-1]), **opts)
     except InputError as err:
         return labelled.empty(g, task, ds.P, ds.P_test, ds.y_test), str(err), None
     except Exception as err:  # noqa: BLE001 - a failed task is data for the report, not a crash
         return labelled.empty(g, task, ds.P, ds.P_test, ds.y_test), None, f"{type(err).__name__}: {err}"
-    return labelled.outputs(res, ds.P, ds.P_test, ds.y_test), "", None
+    # a chi point that did not converge is data (converged false); the note keeps why (truncated to the store's width)
+    note = "; ".join(f"chi = {r.chi:g}: {r.error}" for r in res if not r.converged and r.error)
+    return labelled.outputs(res, ds.P, ds.P_test, ds.y_test), note, None
 
 
 def precheck(g, source, extra):
-    """Each task's parameters checked as predict checks them (runtime.params), before any work, up to the first
-    valid one: a sweep none of whose tasks is valid is bad input (InputError, exit 2), while a task that a method
-    does not cover (exact for erf, in a sweep over activations) stays data, a note in the store."""
+    """Every task's parameters checked as predict checks them (runtime.params), before any work and without
+    making its data: a sweep none of whose tasks is valid is bad input (InputError, exit 2), and so is one with
+    a task that would not fit in memory (its built-in set or its method); a task that a method does not cover
+    (exact for erf, in a sweep over activations) stays data, a note in the store."""
     from . import params as _params
+    from .data.builtin import reserve
 
-    sizes, first = {}, None
+    valid, first = False, None
     for _, t in g.tasks():
         try:
-            key = (t["P"], t["D"], t["P_test"])
-            if key not in sizes:
-                ds = dataset_for(t, source)
-                sizes[key] = (ds.P, ds.D, ds.P_test)
-            _params.build(*sizes[key], **_options(g, t, extra))
-            return
+            if isinstance(source, tuple):
+                reserve(t["P"], t["D"], t["P_test"], source[1])
+                sizes = (t["P"], t["D"], t["P_test"])
+            else:
+                sizes = (source.P, source.D, source.P_test)
+            _params.build(*sizes, **_options(g, t, extra))
+            valid = True
+        except MemoryRequestError as err:
+            raise MemoryRequestError(f"task {_label(t)}: {err}") from None
         except InputError as err:
             first = first or err
-    raise InputError(f"no task of this sweep is valid (the first: {first})")
+    if not valid:
+        raise InputError(f"no task of this sweep is valid (the first: {first})")
+
+
+def _label(task) -> str:
+    return ", ".join(f"{k} = {_plain(v)}" for k, v in task.items())
 
 
 def _writable(path):

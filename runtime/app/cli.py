@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def _cmd_run(args) -> int:
     return 0 if all(c["status"] == "PASS" for c in res["checks"]) else 1
 
 
-def _load_data(args):
+def _load_data(args, check=None):
     from .. import data
 
     sizes = {"--P": args.P, "--D": args.D, "--P-test": args.P_test}
@@ -127,8 +128,11 @@ def _load_data(args):
         return data.load(args.data, target=args.target or "y")
     if args.target is not None:
         raise InputError("--target names a column of a .csv file (--data), not of a built-in set")
-    return data.builtin(args.dataset, P=200 if args.P is None else args.P, D=100 if args.D is None else args.D,
-                        P_test=20 if args.P_test is None else args.P_test, seed=args.seed)
+    sizes = dict(P=200 if args.P is None else args.P, D=100 if args.D is None else args.D,
+                 P_test=20 if args.P_test is None else args.P_test)
+    if check is not None:  # the request checked (memory included) before its data are made
+        check(**sizes)
+    return data.builtin(args.dataset, **sizes, seed=args.seed)
 
 
 def print_warnings(results):
@@ -174,30 +178,41 @@ def _write(path: Path, text: str) -> None:
 
 
 def _writable_before_work(path):
-    """InputError now, not after the sampling, where an output file's folder does not exist."""
-    if path is not None and str(path) != "-" and not Path(path).resolve().parent.is_dir():
-        raise InputError(f"cannot write {path}: its folder {Path(path).resolve().parent} does not exist")
+    """InputError now, not after the sampling, where an output file's folder does not exist, where the
+    path is a folder, or where an existing file there cannot be written."""
+    if path is None or str(path) == "-":
+        return
+    target = Path(path).resolve()
+    if not target.parent.is_dir():
+        raise InputError(f"cannot write {path}: its folder {target.parent} does not exist")
+    if target.is_dir():
+        raise InputError(f"cannot write {path}: it is a folder")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise InputError(f"cannot write {path}: the file is not writable")
 
 
 def _cmd_predict(args) -> int:
     import numpy as np
 
+    from .. import params
     from ..predict import predict
     from ..values import chi_ladder
     from . import export, report
 
-    ds = _load_data(args)
     chis, _ = chi_ladder(args.chi)
     draws = [] if getattr(args, "draws", None) is not None else None
     for path in (getattr(args, "draws", None), args.json, getattr(args, "nc", None)):
         _writable_before_work(path)
+    if getattr(args, "nc", None) is not None and Path(args.nc).suffix != ".nc":
+        raise InputError(f"--nc {args.nc}: the file is .nc (netCDF, the sweep's labelled form)")
     if draws is not None and args.draws.suffix not in (".npz", ".nc"):
         raise InputError(f"--draws {args.draws}: the file is .npz or .nc (ArviZ InferenceData)")
-    results = predict(ds.X, ds.y, ds.X_test, N=args.N, widths=args.widths, depth=args.depth, chi=chis,
-                      kappa=args.kappa, g_v=args.g_v, g_w=args.g_w, activation=args.activation, method=args.method,
-                      order=args.order, dressed=args.dressed, estimator=args.estimator,
-                      seed=args.seed, mc_samples=args.mc_samples, samples=args.samples,
-                      chains=args.chains, readout=args.readout, progress=sys.stderr.isatty(), draws=draws)
+    opts = dict(N=args.N, widths=args.widths, depth=args.depth, kappa=args.kappa, g_v=args.g_v, g_w=args.g_w,
+                activation=args.activation, method=args.method, order=args.order, dressed=args.dressed,
+                estimator=args.estimator, seed=args.seed, mc_samples=args.mc_samples, samples=args.samples,
+                chains=args.chains, readout=args.readout)
+    ds = _load_data(args, check=lambda P, D, P_test: params.build(P, D, P_test, **opts))
+    results = predict(ds.X, ds.y, ds.X_test, chi=chis, progress=sys.stderr.isatty(), draws=draws, **opts)
     if draws is not None and args.draws.suffix == ".nc":
         export.draws_nc(args.draws, draws, ds, args)
     elif draws is not None:
@@ -216,7 +231,11 @@ def _cmd_predict(args) -> int:
     if to_file:
         _write(args.json, text + "\n")
     elif to_stdout:
-        sys.stdout.write(text + "\n")
+        try:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+        except OSError as err:  # a full disk or a closed pipe: the user's redirection, not a bug
+            raise InputError(f"cannot write the results to standard output: {err.strerror or err}") from None
     if args.table or to_file:
         _table(results, stderr=to_stdout)  # stdout stays one JSON document
     failed = [r for r in results if not r.converged]

@@ -40,11 +40,13 @@ def _rng(seed) -> np.random.Generator:
     return np.random.default_rng(values.seed(seed))
 
 
-def _reserve(P: int, D: int, P_test: int, name: str) -> None:
+def reserve(P: int, D: int, P_test: int, name: str) -> None:
     """Refuse a set that cannot be held: X and X_test as float64 plus the generator's work arrays."""
-    memory.require(memory.F8 * 3.0 * (P + P_test) * D + memory.F8 * 2.0 * (P + P_test),
+    rows = P + P_test
+    fits = int((memory.available() - memory.F8 * 2.0 * rows) // (memory.F8 * 3 * rows))
+    memory.require(memory.F8 * 3.0 * rows * D + memory.F8 * 2.0 * rows,
                    f"the built-in set {name!r} with P = {P}, D = {D}, P_test = {P_test}",
-                   f"at most D = {int(memory.available() // (memory.F8 * 3 * (P + P_test)))} fits")
+                   f"at most D = {fits} fits" if fits >= 1 else "no D fits: a smaller P")
 
 
 def _uniform16(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
@@ -128,7 +130,7 @@ def ising(P: int, D: int, P_test: int = 0, seed=0, J: float = 0.5, sweeps: int =
     P_test = values.count("P_test", P_test, 0)
     J = values.real("J", J)
     sweeps = values.count("sweeps", sweeps, 0)
-    _reserve(P, D, P_test, "ising")
+    reserve(P, D, P_test, "ising")
     rng = _rng(seed)
     spins = _ising_spins(P + P_test, D, J, sweeps, rng)
     X_all = np.where(spins, 1.0, -1.0)
@@ -150,7 +152,7 @@ def teacher(P: int, D: int, P_test: int = 0, seed=0, noise: float = 0.0) -> Data
     D = values.count("D", D, 1)
     P_test = values.count("P_test", P_test, 0)
     noise = values.real("noise", noise, minimum=0.0)
-    _reserve(P, D, P_test, "teacher")
+    reserve(P, D, P_test, "teacher")
     rng = _rng(seed)
     w0 = rng.standard_normal(D)
     X = rng.standard_normal((P, D))

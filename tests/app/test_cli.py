@@ -317,3 +317,26 @@ def test_options_a_method_does_not_use_are_named_in_warnings(npz, capsys):
                                  "--mc-samples", "3000"], capsys)
     assert code == 0, err
     assert json.loads(out)["params"]["mc_samples"] == 3000
+
+
+def test_a_builtin_set_is_made_only_for_a_request_that_fits(capsys, monkeypatch):
+    """The request (memory included) is checked before its built-in data set is generated: refused with exit 2 and
+    one line, the generator never called (was: the set made first, about 1 GB at P = 10^6, D = 100)."""
+    monkeypatch.setattr(data, "builtin", lambda *a, **k: pytest.fail("data made before the check"))
+    code, _, err = run(["predict", "--dataset", "teacher", "--P", "1000000", "--D", "100", "--P-test", "3", "--N", "10",
+                        "--chi", "1", "--kappa", "0.1", "--activation", "erf", "--order", "1"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "memory" in err
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_work(npz, tmp_path, capsys):
+    """--json naming a folder and --nc without .nc are refused with exit 2 before any computation; a full
+    stdout is a one-line exit 2, not an internal error."""
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    for extra, says in ((["--json", folder], "is a folder"), (["--nc", tmp_path / "r.txt"], ".nc")):
+        code, _, err = run(BASE + ["--data", npz, "--method", "nngp", *extra], capsys)
+        assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([sys.executable, "-m", "msat.runtime.app.console", *map(str, BASE), "--data", str(npz),
+                              "--method", "nngp"], stdout=full, stderr=subprocess.PIPE, text=True)
+    assert res.returncode == 2 and "standard output" in res.stderr and "Traceback" not in res.stderr, res.stderr

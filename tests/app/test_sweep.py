@@ -10,7 +10,7 @@ import zarr
 
 from msat.runtime import data, grid, predict
 from msat.runtime.app.console import main
-from msat.runtime.errors import InputError
+from msat.runtime.errors import ConvergenceError, InputError
 
 ARGS = ["--dataset", "teacher", "--P", "12,9", "--D", "6", "--P-test", "3", "--seed", "0..1", "--N", "20,40",
         "--chi", "1,sqrtN,N", "--kappa", "0.5", "--method", "nngp,loop:2,exact,adaptive:1",
@@ -53,6 +53,21 @@ def test_bad_specs_exit_2_before_any_work(tmp_path, capsys):
         assert not out.exists()  # refused before the store (or any task) was made
     assert main(base + ["--N", "20", "--chi", "1", "--kappa", "1", "--out", "/proc/msat.zarr"]) == 2
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_a_task_that_cannot_fit_refuses_the_sweep_before_any_data(tmp_path, capsys, monkeypatch):
+    """One task of the grid needs more memory than there is: the whole sweep is bad input (exit 2, one line
+    naming the task) before a store is made and before any task's data set is generated (was: the first
+    task's set made, the large one failing inside a worker with a traceback)."""
+    made = []
+    monkeypatch.setattr(data, "builtin", lambda *a, **k: made.append(a) or pytest.fail("data made"))
+    out = tmp_path / "never.zarr"
+    code = main(["sweep", "--dataset", "teacher", "--P", "10,10000000", "--D", "100", "--P-test", "3",
+                 "--N", "10", "--chi", "1", "--kappa", "0.1", "--method", "nngp", "--activation", "erf",
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "P = 10000000" in err and "memory" in err, err
+    assert not out.exists() and not made
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +214,17 @@ def test_sizes_with_a_data_file_exit_2(tmp_path, capsys):
     assert main(["sweep", "--data", str(path), "--P", "8", "--N", "20", "--chi", "1", "--kappa", "1",
                  "--out", str(out)]) == 2
     assert "--P" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_chi_point_that_did_not_converge_keeps_its_reason(tmp_path, capsys):
+    """A non-converged chi point is data (exit 0, converged false), and the task's note says why, as predict
+    would have said (was: an empty note, the solver's message lost)."""
+    out = tmp_path / "nc.zarr"
+    assert main(["sweep", "--dataset", "teacher", "--P", "10", "--D", "5", "--P-test", "3", "--workers", "1",
+                 "--N", "20", "--chi", "1,1e140", "--kappa", "0.1", "--method", "loop", "--out", str(out)]) == 0
+    st = xr.open_zarr(out).load()
+    assert st["converged"].values.ravel().tolist() == [True, False]
+    d = data.builtin("teacher", P=10, D=5, P_test=3, seed=0)
+    with pytest.raises(ConvergenceError) as err:  # predict on the same point: the same reason
+        predict(d.X, d.y, d.X_test, N=20, chi=1e140, kappa=0.1, method="loop")
+    assert str(st["note"].values.ravel()[0]) == f"chi = 1e+140: {err.value}"[:400]

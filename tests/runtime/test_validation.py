@@ -114,6 +114,19 @@ def test_memory_estimate_refuses_what_cannot_fit(monkeypatch):
     assert params.build(20000, 10, 0, N=10, kappa=0.5, method="exact").public()["basis"] == "thin SVD of X"
 
 
+def test_available_memory_honours_an_address_space_limit():
+    """Under ulimit -v (RLIMIT_AS) a request is judged against what the limit leaves, not the machine's memory
+    (was: MemAvailable only, so such a request failed later with a MemoryError, exit 1)."""
+    import subprocess
+    import sys
+
+    limit = 3 * 2**30
+    code = ("import resource; from msat.runtime import memory; "
+            f"resource.setrlimit(resource.RLIMIT_AS, ({limit}, resource.RLIM_INFINITY)); print(memory.available())")
+    got = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert 0 <= got < limit
+
+
 @pytest.mark.parametrize("value,message", [(0, "positive"), (-1.0, "positive"), (math.nan, "positive"),
                                            (math.inf, "positive"), (1e-200, "between"), (True, "positive"),
                                            ("3", "positive")])
