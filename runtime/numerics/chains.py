@@ -44,10 +44,14 @@ def _arviz(arr):
     with _warnings.catch_warnings():
         _warnings.simplefilter("ignore", UserWarning)
         ds = az.convert_to_dataset({"x": arr})
-    rhat = az.rhat(ds)["x"].values
-    ess_bulk = az.ess(ds, method="bulk")["x"].values
-    ess_tail = az.ess(ds, method="tail")["x"].values
-    mcse = az.mcse(ds, method="mean")["x"].values
+    # an output constant over every draw (a zero input row under relu) has no defined R-hat or ESS: NaN
+    # (null in the JSON), without NumPy's 0/0 warnings from inside ArviZ on stderr
+    with np.errstate(invalid="ignore", divide="ignore"), _warnings.catch_warnings():
+        _warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = az.rhat(ds)["x"].values
+        ess_bulk = az.ess(ds, method="bulk")["x"].values
+        ess_tail = az.ess(ds, method="tail")["x"].values
+        mcse = az.mcse(ds, method="mean")["x"].values
     return {"rhat": np.atleast_1d(rhat), "ess_bulk": np.atleast_1d(ess_bulk),
             "ess_tail": np.atleast_1d(ess_tail), "mcse": np.atleast_1d(mcse)}
 

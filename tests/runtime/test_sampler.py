@@ -107,3 +107,17 @@ def test_cli_sample_writes_draws(tmp_path, capsys):
     assert [r["method"] for r in rs] == ["sample", "sample"] and rs[0]["order"] is None
     d = np.load(draws)
     assert d["chi0_train"].shape == (2, 100, 6) and d["chi1_test"].shape == (2, 100, 2)
+
+
+def test_an_output_constant_over_every_draw_has_undefined_diagnostics_and_no_stderr_noise():
+    """The output at a zero input under relu is 0 in every draw: its R-hat and ESS are undefined (NaN, null in the
+    JSON) while a varying output's are finite, and ArviZ's 0/0 RuntimeWarnings do not reach the user."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    draws = np.stack([rng.standard_normal((200, 2)) for _ in range(2)])
+    draws[:, :, 1] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = chain_stats.diagnostics([SimpleNamespace(out=c) for c in draws], "out")
+    assert np.isfinite(d["rhat"][0]) and np.isnan(d["rhat"][1])
