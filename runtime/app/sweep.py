@@ -111,4 +111,20 @@ def _cmd_sweep(args) -> int:
                            command=getattr(args, "command_line", None))
     for f in failures:
         print(f"msat: task failed: {f['task']}: {f['error']}", file=sys.stderr)
+    _say_notes(args.out)
     return 3 if failures else 0
+
+
+def _say_notes(out) -> None:
+    """One line when tasks hold points a method does not cover or whose solver did not converge: they are data
+    (NaN, converged false), and the store's `note` says why; without this line a sweep would pass in silence."""
+    import xarray as xr
+
+    try:
+        notes = xr.open_zarr(out)["note"].values.ravel()
+    except (OSError, KeyError, ValueError):
+        return
+    noted = [str(n) for n in notes if str(n)]
+    if noted:
+        print(f"msat sweep: {len(noted)} of {len(notes)} tasks hold points not covered or not converged "
+              f"(the store's variable 'note' says why; the first: {noted[0][:200]})", file=sys.stderr)

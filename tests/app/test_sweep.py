@@ -222,6 +222,7 @@ def test_a_chi_point_that_did_not_converge_keeps_its_reason(tmp_path, capsys):
     out = tmp_path / "nc.zarr"
     assert main(["sweep", "--dataset", "teacher", "--P", "10", "--D", "5", "--P-test", "3", "--workers", "1",
                  "--N", "20", "--chi", "1,1e140", "--kappa", "0.1", "--method", "loop", "--out", str(out)]) == 0
+    assert "1 of 1 tasks hold points not covered or not converged" in capsys.readouterr().err  # not in silence
     st = xr.open_zarr(out).load()
     assert st["converged"].values.ravel().tolist() == [True, False]
     d = data.builtin("teacher", P=10, D=5, P_test=3, seed=0)
