@@ -66,6 +66,15 @@ def tilt_tangent(F, c):
     return matcalc.WeightedGram(F, c)
 
 
+def weighted_moments(F, Fs, Fv, w):
+    """(C, Cs, css) = sum_m w_m F_ma F_mb, F_ma Fs_mt, Fv_mt^2 for draws with weights w summing to one (matrix
+    symbols; rows are draws): the saddle equation's moments under reweighted draws, C as the weighted Gram
+    matrix F^T diag(w) F, with no weighted copy of the draws."""
+    ones = sp.OneMatrix(1, Fs.shape[1])
+    return (matcalc.WeightedGram(F, w), F.T * sp.HadamardProduct(Fs, w * ones),
+            (w.T * sp.HadamardProduct(Fv, Fv)).T)
+
+
 def first_order_moments():
     """(C1, Cs1, css1): (1/M) sum_m (q_m - qbar) times F_ma F_mb, F_ma Ft_mt and Ft_mt^2."""
     centred_form(3)  # the derivation this rests on, checked for three explicit draws

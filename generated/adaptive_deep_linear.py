@@ -3,7 +3,7 @@
 # derivation: derive.deep_chain
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 1d9efc897d47de4fd000ab022fd4bc55b7b390c9c3890662e0634bb1a5233fca
+# inputs-sha256: d5e4d139e3a13f9da6f43b29f148dbd513872ab9d2eb75f36b7bb08b9611fb9c
 # content-sha256: 5b6afa8751ee6064d9a6be375de783410e6ec28bbb1da3a171b00118750b93a0
 """Kernel adaptation at depth for linear networks (docs/theory.md §2d): the adapted kernel of one layer, the backward pass of the chain's saddle (closed form for linear phi, Stein form for any phi) and the test forms of the tilted law."""
 import math  # noqa: F401

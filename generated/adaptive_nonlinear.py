@@ -3,8 +3,8 @@
 # derivation: derive.adaptive.fit_operator + derive.neuron
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 61cbaeb6280a5c6926bf1d132a8339cd6f34019d7c9bacf955d629d53e4f8b95
-# content-sha256: bc2486b298193c2da5b92c874028920b4f2c46fc6f74e46aa7561c8bb43f783d
+# inputs-sha256: 32d2abdb89b2cd0571e0ab202fb8144ba811f7b801bd340b38872cd13583674c
+# content-sha256: 901beafc7e9393783c3dcaae0ec74613543d5cc98dfe2d43b707b3a813dbad05
 """Kernel adaptation for any activation (docs/theory.md §2b, §6): the fit operator and the moments of the adapted single-neuron law from draws, empirical or to first order in Ct."""
 import math  # noqa: F401
 
@@ -35,6 +35,17 @@ def empirical_moments(F, Ft):
     C = (1/M) * t0
     Cs = (1/M) * t1
     css = (1/M) * t2
+
+    return C, Cs, css
+
+
+def weighted_moments(F, Fs, Fv, w):
+    """(C, C*, c**) = weighted draw means of phi phi^T, phi phi*^T, phi*^2 from the train features F, test features Fs and Fv (rows) of draws with weights w summing to one, without a weighted copy of F (derive.neuron.weighted_moments; docs/theory.md §2b)."""
+    w = numpy.asarray(w, dtype=numpy.float64).reshape(-1, 1)
+    t = Fs.shape[1]
+    C = weighted_gram(F, w)
+    Cs = F.T @ (numpy.multiply(w @ numpy.ones((1, t)), Fs))
+    css = ((numpy.power(Fv.T, 2)) @ w)[:, 0]
 
     return C, Cs, css
 

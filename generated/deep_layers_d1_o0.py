@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 2621a53f2f63978c990e469b56487f9b2d982d553907c736a475293fd5030f0e
+# inputs-sha256: 8586eb6921efb571df8e2cc04288bde27c69d357fcefc4389b8102df8c07617f
 # content-sha256: d07e91596d764a2bd63c19eaa2c370f34de6be69ca9b2aceea48636a1ea23c7d
 """The layers of a deep linear network with 1 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 0 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 6200c92c8d5f84486018e93667b00d426c6fa0c7c77dae17c2932100ee6f3918
+# inputs-sha256: 946dcb48daa27b01a6d519abc7271406ff2aea43d47ee59ea1959613c465e135
 # content-sha256: 7c8c8a5f66dcd9745b6cf041b76455b67931a58c9f32f4a52a556acdb064d0cc
 """The layers of a deep linear network with 2 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 0 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 8fee23941dd38f22c4d2d3496edf0959492ea38a3855814605f52d5e6dfc964b
+# inputs-sha256: 6bbf907dc57346542a60605a909dbf91b99de1b6b562e87ecd46e0af2db2125b
 # content-sha256: 3cf98b6fcd8b483eb730b45fe50095669857f94fdff817e2a5c4679ff96215e1
 """The layers of a deep linear network with 2 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 3 needs."""
 import math  # noqa: F401

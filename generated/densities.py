@@ -3,7 +3,7 @@
 # derivation: derive.network + derive.activations + derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 208846a7ebff70afda5bba2d6b83290b23fa2e2a35997bc193919310cb4eef4f
+# inputs-sha256: 8ed0e50919b062a30a095c84b67ed57e4ad38a3f045ef73bdf52459cf4398df0
 # content-sha256: db42869be93fbe29b1f49d93c27eb9ccdb3fe2af7d97a880de2123472f50e53d
 """Log densities and gradients of the laws msat samples (docs/theory.md §1, §2b, §6, §7): the posterior of a finite network and the adapted single-neuron law, for each activation (argument act, codes in ACTIVATIONS); phi, phi', the observables of one network state."""
 import math  # noqa: F401

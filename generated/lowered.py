@@ -3,8 +3,8 @@
 # derivation: derive.matcalc.RowQuadratic, derive.matcalc.WeightedGram (templates _<helper>.j2)
 # order: -
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 4ecee82e190c003b2e676220613827155fb532ba9f901652d7874c5e786ccf5e
-# content-sha256: c3e36c3b96a028605bfc160ba7fecc4ebc00d9e500c62b39b100018a98758a78
+# inputs-sha256: 5e2d0b2138b4dd5e8d8d714e70ac0636d26c147dbae676edc7cdc8b3fa30a8d3
+# content-sha256: 54384959f79a9e585c28d2c00b8b21ecce6e2eb7cb93c330aaee5a2eb4c4e1c0
 """Lowered matrix nodes of derive.matcalc: the helpers printed matrix code calls."""
 import numpy
 from scipy.linalg import blas as _blas
@@ -39,15 +39,20 @@ def row_quadratic(A, S):
 
 
 def weighted_gram(A, c):
-    """A^T diag(c) A for a column c of row weights of any sign (symmetric): the Gram matrices of the rows
-    of positive and of negative weight, each scaled by sqrt|c|, by BLAS syrk (half the multiplications
-    of A^T (A o c))."""
+    """A^T diag(c) A for a column c of row weights of any sign (symmetric): per block of ROW_BLOCK rows, the
+    Gram matrices of its rows of positive and of negative weight, each scaled by sqrt|c|, accumulated by BLAS
+    syrk (half the multiplications of A^T (A o c), and no weighted copy of all of A)."""
     A = numpy.asarray(A, dtype=numpy.float64)
     c = numpy.asarray(c, dtype=numpy.float64).reshape(-1)
-    out = numpy.zeros((A.shape[1], A.shape[1]))
-    for rows, sign in ((c > 0, 1.0), (c < 0, -1.0)):
-        if numpy.any(rows) and A.shape[1]:
-            B = A[rows]
-            B *= numpy.sqrt(sign * c[rows])[:, None]
-            out += sign * _blas.dsyrk(1.0, B.T, lower=0)  # B^T B (upper triangle), B.T a Fortran view
+    out = numpy.zeros((A.shape[1], A.shape[1]), order="F")  # Fortran-ordered: syrk updates it in place
+    if not A.shape[1]:
+        return out
+    for start in range(0, A.shape[0], ROW_BLOCK):
+        Ab, cb = A[start:start + ROW_BLOCK], c[start:start + ROW_BLOCK]
+        for rows, sign in ((cb > 0, 1.0), (cb < 0, -1.0)):
+            if numpy.any(rows):
+                B = Ab[rows]  # a copy (boolean index): scaled in place
+                B *= numpy.sqrt(sign * cb[rows])[:, None]
+                # B^T B into the upper triangle (B.T a Fortran view)
+                out = _blas.dsyrk(sign, B.T, beta=1.0, c=out, lower=0, overwrite_c=1)
     return numpy.triu(out) + numpy.triu(out, 1).T

@@ -3,7 +3,7 @@
 # derivation: derive.activations.nngp_kernel + derive.activations.input_kernels
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: b7384c1cec22e839cebc0cb63b26581769db880357de3bde746fdd31d2b59e95
+# inputs-sha256: eec6b5544849443c8c71eba000622f8dd94edab3d8ddd8c2af9af0e8de61a102
 # content-sha256: 0145ac58037998e30bd64c8eef1175d5ee32d6424b0ce63115ba28ffe3eab810
 """The input kernels and the NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for every activation (docs/theory.md §1; codes in ACTIVATIONS)."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 60a25d73fda106163218b8125cd35ba315105170bacf1390475638eb4622f49b
+# inputs-sha256: 1be09d46c583271babba8bafa5c6fdebb1366e6fef5a633ce497d76995773e19
 # content-sha256: 6c562eca5707dc5af6ba83c1015c7f2434d0064fb517811119905ae18dd72e6a
 """Observables shared by every method (docs/theory.md §4)."""
 import math  # noqa: F401

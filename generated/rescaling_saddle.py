@@ -3,7 +3,7 @@
 # derivation: derive.model.action
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: b318d9133acbc15cffff99d6a63a4fd6ea57ef829ef8661293d91e51382c70f3
+# inputs-sha256: 5b972ce6392ae36aac83cfe6385971f8cdc12ef3435f5a973e635678bbbef4fd
 # content-sha256: 108b29dda4aaba79f021d5e42908d8fa3039b84be2696e5b2e126b29f23f62a2
 """Saddle equations of the kernel-rescaling action (docs/theory.md §2a, §5), bare and dressed."""
 import math  # noqa: F401

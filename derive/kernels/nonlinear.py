@@ -28,6 +28,14 @@ def _tilt_tangent_code():
     return numpy_code(neuron.tilt_tangent(F, sp.MatrixSymbol("c", deep_chain.Phi.shape[0], 1)))
 
 
+def _weighted_moments_lines():
+    m, n, k = (sp.Symbol(s, integer=True, positive=True) for s in ("m", "n", "t"))
+    F, Fs, Fv = sp.MatrixSymbol("F", m, n), sp.MatrixSymbol("Fs", m, k), sp.MatrixSymbol("Fv", m, k)
+    C, Cs, css = neuron.weighted_moments(F, Fs, Fv, sp.MatrixSymbol("w", m, 1))
+    return ["w = numpy.asarray(w, dtype=numpy.float64).reshape(-1, 1)", "t = Fs.shape[1]",
+            f"C = {numpy_code(C)}", f"Cs = {numpy_code(Cs)}", f"css = ({numpy_code(css)})[:, 0]"]
+
+
 def specs():
     C1, Cs1, css1 = neuron.first_order_moments()
     C, Cs, css = neuron.empirical_moments()
@@ -43,6 +51,11 @@ def specs():
                    extra={"lines": ["M = F.shape[0]", *_lines({"C": (C, ("a", "b")), "Cs": (Cs, ("a", "t")),
                                                                "css": (css, ("t",))})]},
                    returns="C, Cs, css"),
+        KernelSpec(name="weighted_moments", family="numpy_lines", args=["F", "Fs", "Fv", "w"],
+                   doc="(C, C*, c**) = weighted draw means of phi phi^T, phi phi*^T, phi*^2 from the train features "
+                       "F, test features Fs and Fv (rows) of draws with weights w summing to one, without a "
+                       "weighted copy of F (derive.neuron.weighted_moments; docs/theory.md §2b).",
+                   extra={"lines": _weighted_moments_lines()}, returns="C, Cs, css"),
         KernelSpec(name="cumulant_moments", family="numpy_lines",
                    args=["F", "Ft", "Ct", "Kphi", "kstar_phi", "kss_phi"],
                    doc="(C, C*, c**) to first order in Ct (docs/theory.md §6): the exact NNGP kernels plus the "

@@ -162,8 +162,8 @@ def fixed_point_map(saddle, chi, d: _Draws, Ct0):
         frac = _ess(w) / d.reference
         if not frac >= FLOOR:
             return None
-        s = np.sqrt(w * len(w))[:, None]  # rows scaled so that draw means are weighted means
-        Cn, Cs, css = (m + c for m, c in zip(_moments(saddle, d.F * s, d.Fv * s), d.control))
+        moments = saddle._moments.weighted_moments(Ftr, d.F[:, P:], d.Fv, w)
+        Cn, Cs, css = (m + c for m, c in zip(moments, d.control))
         return 0.5 * (Cn + Cn.T).ravel(), (Cs, css, frac, A, alpha, w)
 
     def jvp(x, v, at):

@@ -133,9 +133,10 @@ def test_row_quadratic_lowering_equals_its_hadamard_form():
 
 
 def test_weighted_gram_lowering_equals_its_product_form():
-    """WeightedGram (A^T diag(c) A) prints as the module helper weighted_gram (two syrk updates, rows of
-    positive and negative weight); against its doit() form A^T (A o c 1^T) evaluated by NumPy, for weights
-    of mixed sign, one sign, all zero, a strided slice and no rows. The tilt's Jacobian product uses it."""
+    """WeightedGram (A^T diag(c) A) prints as the helper weighted_gram (syrk updates per block of rows, rows
+    of positive and negative weight); against its doit() form A^T (A o c 1^T) evaluated by NumPy, for weights
+    of mixed sign, one sign, all zero, a strided slice, no rows, no columns and more rows than a block
+    (accumulated block by block). The tilt's Jacobian product and the reweighted moments use it."""
     import numpy as np
     import sympy as sp
 
@@ -152,7 +153,8 @@ def test_weighted_gram_lowering_equals_its_product_form():
     assert "weighted_gram" not in reference
     mod = generated.blas_helpers()
     rng = np.random.default_rng(4)
-    for rows, cols, sign in ((500, 30, None), (40, 7, 1.0), (40, 7, -1.0), (40, 7, 0.0), (0, 5, None)):
+    for rows, cols, sign in ((500, 30, None), (40, 7, 1.0), (40, 7, -1.0), (40, 7, 0.0), (0, 5, None),
+                             (mod.ROW_BLOCK + 41, 9, None), (40, 0, None)):
         a = rng.standard_normal((rows, cols + 4))[:, 2:2 + cols]
         w = rng.standard_normal(rows) if sign is None else sign * rng.random(rows)
         expected = eval(reference, {"numpy": np, "A": a, "c": w[:, None], "n": cols})

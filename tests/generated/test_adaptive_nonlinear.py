@@ -18,6 +18,23 @@ def test_empirical_moments_are_draw_means():
     np.testing.assert_allclose(css, np.mean(Ft**2, axis=0), rtol=1e-12)
 
 
+def test_weighted_moments_are_weighted_draw_means():
+    """The reweighted saddle's moments (no weighted copy of the draws; C by blocked syrk updates) against
+    NumPy's weighted means, over more draws than one block of rows, with strided column slices of F."""
+    rows = generated.blas_helpers().ROW_BLOCK + 300
+    wide = RNG.standard_normal((rows, P + Pt + 3))
+    Fa, Fs, Fv = wide[:, :P], wide[:, P:P + Pt], RNG.standard_normal((rows, Pt))
+    w = RNG.random(rows)
+    w[::7] = 0.0  # weights may vanish (draws outside a region)
+    w /= w.sum()
+    C, Cs, css = gen.weighted_moments(Fa, Fs, Fv, w)
+    np.testing.assert_allclose(C, np.einsum("m,ma,mb->ab", w, Fa, Fa), rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(C, C.T)
+    np.testing.assert_allclose(Cs, np.einsum("m,ma,mt->at", w, Fa, Fs), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(css, w @ Fv**2, rtol=1e-12)
+    assert C.shape == (P, P) and Cs.shape == (P, Pt) and css.shape == (Pt,)
+
+
 def test_cumulant_moments_are_the_first_order_of_the_tilted_mean():
     B = RNG.standard_normal((P, P))
     Ct = 0.1 * (B + B.T)
