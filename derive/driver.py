@@ -72,7 +72,8 @@ def check(out_dir: Path, files: dict) -> list[str]:
                 or f"{path}: missing\n"
             )
     # a module the emitter does not write would still be importable, unchecked by any hash
-    diffs += [f"{p}: not emitted by msat derive (remove it)\n" for p in sorted(out_dir.glob("*.py")) if p.name not in files]
+    stray = [p for p in sorted(out_dir.glob("*.py")) if p.name not in files]
+    diffs += [f"{p}: not emitted by msat derive (remove it)\n" for p in stray]
     return diffs
 
 
