@@ -162,7 +162,7 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
     """Validate every parameter of a request on data of shape (P, D), P_test test points."""
     widths, g_ws = architecture(N, widths, depth, g_w)
     N, g_w = widths[-1], g_ws[0]
-    kappa = values.positive("kappa", kappa)
+    kappa = values.positive("kappa", kappa, bounds=KERNEL_RANGE)
     g_v = values.positive("g_v", g_v)
     activation = values.choice("activation", activation, ACTIVATIONS)
     if method is None:
@@ -269,11 +269,9 @@ def check_scales(X, y, X_test, p: Params) -> None:
         if p.activation == "erf":  # |erf| <= 1 caps K^phi from above
             logs = [min(log_gk, math.log10(p.g_v)), min(log_kmax, 0.0)]
         if min(logs) < math.log10(lo) or max(logs) > math.log10(hi):
-            raise InputError(f"inputs out of scale: the largest kernel entry (g_w/D)|x|^2 is 1e{log_kmax:.1f} "
-                             f"and g_v times it 1e{log_gk:.1f} (largest input entry {big:.3g}); both must lie "
+            raise InputError(f"inputs out of scale: the largest kernel entry (g_w/D)|x|^2 is 10^{log_kmax:.1f} "
+                             f"and g_v times it 10^{log_gk:.1f} (largest input entry {big:.3g}); both must lie "
                              f"between {lo:g} and {hi:g}: rescale X, g_w or g_v")
-    if not lo <= p.kappa <= hi:
-        raise InputError(f"kappa = {p.kappa:g} is out of scale; it must lie between {lo:g} and {hi:g}")
     if not (math.isfinite(yy) and yy / p.kappa <= SCALE_MAX):
         raise InputError(f"targets too large for kappa = {p.kappa:g}: |y|^2 / kappa = {yy / p.kappa:.3g} "
                          "overflows float64 in the fit term; rescale y or raise kappa")

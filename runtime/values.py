@@ -25,8 +25,8 @@ def _is_real(value) -> bool:
     return (not isinstance(value, bool)) and isinstance(value, (numbers.Real, np.floating, np.integer))
 
 
-def positive(name: str, value, integer: bool = False):
-    """A positive finite number (an int when ``integer``) within the ranges above."""
+def positive(name: str, value, integer: bool = False, bounds=(REAL_MIN, REAL_MAX)):
+    """A positive finite number (an int when ``integer``) within the ranges above (reals: within ``bounds``)."""
     what = "a positive integer" if integer else "a positive number"
     if not _is_real(value):
         raise InputError(f"{name} must be {what}, got {value!r}")
@@ -39,8 +39,8 @@ def positive(name: str, value, integer: bool = False):
         if v >= INT_MAX:
             raise InputError(f"{name} must be below 2**53, got {value!r}")
         return int(v)
-    if not REAL_MIN <= v <= REAL_MAX:
-        raise InputError(f"{name} must lie between {REAL_MIN:g} and {REAL_MAX:g}, got {value!r}")
+    if not bounds[0] <= v <= bounds[1]:
+        raise InputError(f"{name} must lie between {bounds[0]:g} and {bounds[1]:g}, got {value!r}")
     return v
 
 

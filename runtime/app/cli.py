@@ -15,6 +15,9 @@ from pathlib import Path
 
 from ..errors import InputError
 
+#: a built-in set's sizes where --P, --D, --P-test are not given (None in the parser: with --data they are errors)
+BUILTIN_SIZES = {"P": 200, "D": 100, "P_test": 20}
+
 
 def number(name):
     """An argparse type: the text as an int when it is one, else a float (validated later)."""
@@ -35,10 +38,10 @@ def _data_options(p) -> None:
     src.add_argument("--data", type=Path, help=".npz (X, y, optional X_test) or .csv file")
     src.add_argument("--dataset", help="built-in data set: ising or teacher")
     p.add_argument("--target", default=None, help="target column of a CSV file (default y)")
-    p.add_argument("--P", type=number("--P"), default=None, help="built-in set: train points (default 200)")
-    p.add_argument("--D", type=number("--D"), default=None, help="built-in set: input dimension (default 100)")
-    p.add_argument("--P-test", dest="P_test", type=number("--P-test"), default=None,
-                   help="built-in set: test points (default 20)")
+    for opt, key, what in (("--P", "P", "train points"), ("--D", "D", "input dimension"),
+                           ("--P-test", "P_test", "test points")):
+        p.add_argument(opt, dest=key, type=number(opt), default=None,
+                       help=f"built-in set: {what} (default {BUILTIN_SIZES[key]})")
     p.add_argument("--seed", type=number("--seed"), default=0,
                    help="seed of the built-in set and of every Monte Carlo")
 
@@ -128,8 +131,7 @@ def _load_data(args, check=None):
         return data.load(args.data, target=args.target or "y")
     if args.target is not None:
         raise InputError("--target names a column of a .csv file (--data), not of a built-in set")
-    sizes = dict(P=200 if args.P is None else args.P, D=100 if args.D is None else args.D,
-                 P_test=20 if args.P_test is None else args.P_test)
+    sizes = {k: v if getattr(args, k) is None else getattr(args, k) for k, v in BUILTIN_SIZES.items()}
     if check is not None:  # the request checked (memory included) before its data are made
         check(**sizes)
     return data.builtin(args.dataset, **sizes, seed=args.seed)

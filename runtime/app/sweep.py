@@ -7,9 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
-
-#: a built-in set's sizes where --P, --D, --P-test are not given (None in the parser: with --data they are errors)
-BUILTIN_SIZES = {"P": "200", "D": "100", "P_test": "20"}
+from .cli import BUILTIN_SIZES
 
 
 def add_parsers(sub) -> None:
@@ -98,7 +96,7 @@ def _cmd_sweep(args) -> int:
         if args.dataset.strip().lower() not in BUILTINS:
             raise InputError(f"unknown built-in dataset {args.dataset!r} (choose from {', '.join(BUILTINS)})")
         source = ("builtin", args.dataset.strip().lower())
-        sizes = {k: getattr(args, k) or v for k, v in BUILTIN_SIZES.items()}
+        sizes = {k: getattr(args, k) or str(v) for k, v in BUILTIN_SIZES.items()}
         spec_source = source[1]
     g = grid.build(N=args.N, widths=args.widths, depth=args.depth, chi=args.chi, kappa=args.kappa, g_v=args.g_v,
                    g_w=args.g_w, activation=args.activation, method=args.method, dressed=args.dressed,

@@ -2,6 +2,7 @@
 the only error is InputError with a one-line message (hypothesis), and the limits it enforces:
 float64 scales, kappa below the kernel's resolution, memory a request cannot fit."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -133,6 +134,22 @@ def test_available_memory_honours_an_address_space_limit():
 def test_positive_numbers(value, message):
     with pytest.raises(InputError, match=message):
         values.positive("kappa", value)
+
+
+@pytest.mark.parametrize("kappa", [1e-40, 1e-200, 1e40, 1e200])
+def test_kappa_out_of_range_names_one_range_whatever_the_size(kappa):
+    """kappa beyond the float64 headroom of the loop series (params.KERNEL_RANGE) and beyond any real
+    parameter's range (values) get the same message: two ranges for one parameter read as a contradiction."""
+    lo, hi = params.KERNEL_RANGE
+    with pytest.raises(InputError, match=re.escape(f"kappa must lie between {lo:g} and {hi:g}, got")):
+        params.build(5, 3, 2, N=10, kappa=kappa)
+
+
+def test_out_of_scale_inputs_give_the_kernel_as_a_power_of_ten():
+    X = np.ones((3, 2)) * 2e200  # (g_w/D)|x|^2 = 4e400 = 10^400.6
+    with pytest.raises(InputError, match=r"\(g_w/D\)\|x\|\^2 is 10\^400\.6 ") as e:
+        predict(X, np.ones(3), N=10, chi=1, kappa=0.5)
+    assert "1e400" not in str(e.value)
 
 
 def test_widths_must_be_integers_below_2_to_53():
