@@ -155,13 +155,31 @@ def proposal_log_ratio():
     return (sp.HadamardProduct(Ud, Ud) * ones - sp.HadamardProduct(Zd, Zd) * ones) / 2
 
 
+# -- a Gaussian base law N(mu, (F F^T)^-1) in weight space (annealing's start, a proposal's component) --
+d = sp.Symbol("d", integer=True, positive=True)  # weight dimension
+Rw = sp.MatrixSymbol("R", m, d)  # rows: r = (w - mu) F, the draws whitened by the base's precision factor F
+Fw = sp.MatrixSymbol("F", d, d)
+logdet_F = sp.Symbol("logdet_F")  # ln det F
+
+
+def gaussian_log_density():
+    """ln N(w; mu, (F F^T)^-1) = -|r|^2 / 2 + ln det F - (d/2) ln 2 pi per draw, r = (w - mu) F: normalised
+    (an annealed mass is measured against it)."""
+    return (-sp.HadamardProduct(Rw, Rw) * sp.OneMatrix(d, 1) / 2
+            + (logdet_F - d * sp.log(2 * sp.pi) / 2) * sp.OneMatrix(m, 1))
+
+
+def gaussian_score():
+    """grad_w ln N(w; mu, (F F^T)^-1) = -F F^T (w - mu) per draw, in rows: -R F^T."""
+    return -Rw * Fw.T
+
+
 def tilt():
     """phi(h)^T Ct phi(h) per draw: the exponent of the tilted law q ∝ N(h; 0, Sigma) e^{phi^T Ct phi}."""
     return matcalc.RowQuadratic(Phi, Ct)
 
 
 # -- the statistically linearised unit: a Gaussian proposal for the tilted law -------------------------
-d = sp.Symbol("d", integer=True, positive=True)  # weight dimension
 Xb = sp.MatrixSymbol("Xb", n, d)  # rows: beta_a x_a, the inputs scaled by the features' slopes
 var_w = sp.Symbol("var_w", positive=True)
 

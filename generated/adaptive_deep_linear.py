@@ -3,8 +3,8 @@
 # derivation: derive.deep_chain
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: d5e4d139e3a13f9da6f43b29f148dbd513872ab9d2eb75f36b7bb08b9611fb9c
-# content-sha256: 5b6afa8751ee6064d9a6be375de783410e6ec28bbb1da3a171b00118750b93a0
+# inputs-sha256: 9a3bf3685d483bc7373a32baef7d25a5a0f5115d7529da6233c3c4db802f9cfb
+# content-sha256: c620000d33b0367f149981d0865f05d71da880adfd1d0c52a013b5c4100ad280
 """Kernel adaptation at depth for linear networks (docs/theory.md §2d): the adapted kernel of one layer, the backward pass of the chain's saddle (closed form for linear phi, Stein form for any phi) and the test forms of the tilted law."""
 import math  # noqa: F401
 
@@ -105,6 +105,22 @@ def proposal_log_ratio(Z, U):
     base = (1/2) * ((numpy.power(U, 2)) @ numpy.ones((n, 1))) + (-1/2) * ((numpy.power(Z, 2)) @ numpy.ones((n, 1)))
 
     return base
+
+
+def gaussian_log_density(R, logdet_F):
+    """ln N(w; mu, (F F^T)^-1) per draw from its whitened rows R = (W - mu) F (logdet_F = ln det F): the Gaussian base law that annealing starts from (docs/theory.md §6, derive.deep_chain)."""
+    m = R.shape[0]
+    d = R.shape[1]
+    lg = (-1/2*d*numpy.log(2*numpy.pi) + logdet_F) * (numpy.ones((m, 1))) + (-1/2) * ((numpy.power(R, 2)) @ numpy.ones((d, 1)))
+
+    return lg
+
+
+def gaussian_score(R, F):
+    """Rows grad_w ln N(w; mu, (F F^T)^-1) = -F F^T (w - mu) from R = (W - mu) F (docs/theory.md §6, derive.deep_chain)."""
+    sg = (-1) * (R @ F.T)
+
+    return sg
 
 
 def tilt_gradient(Phi, dPhi, Ct):

@@ -67,6 +67,15 @@ def specs():
                        "importance weight of the untilted layer law (docs/theory.md §2d, derive.deep_chain).",
                    node=[Statement("n", sp.Symbol("Z.shape[1]")), Statement("base", deep_chain.proposal_log_ratio())],
                    returns="base"),
+        KernelSpec(name="gaussian_log_density", family="numpy_function", args=["R", "logdet_F"],
+                   doc="ln N(w; mu, (F F^T)^-1) per draw from its whitened rows R = (W - mu) F (logdet_F = ln det F): "
+                       "the Gaussian base law that annealing starts from (docs/theory.md §6, derive.deep_chain).",
+                   node=[Statement("m", sp.Symbol("R.shape[0]")), Statement("d", sp.Symbol("R.shape[1]")),
+                         Statement("lg", deep_chain.gaussian_log_density())], returns="lg"),
+        KernelSpec(name="gaussian_score", family="numpy_function", args=["R", "F"],
+                   doc="Rows grad_w ln N(w; mu, (F F^T)^-1) = -F F^T (w - mu) from R = (W - mu) F "
+                       "(docs/theory.md §6, derive.deep_chain).",
+                   node=[Statement("sg", deep_chain.gaussian_score())], returns="sg"),
         KernelSpec(name="tilt_gradient", family="numpy_function", args=["Phi", "dPhi", "Ct"],
                    doc="Rows grad_h G = 2 phi'(h) o (Ct phi(h)) of the tilt G = phi(h)^T Ct phi(h) per draw (rows "
                        "of Phi = phi(h) and dPhi = phi'(h), Ct symmetric) (docs/theory.md §2d, §6, derive.deep_chain).",

@@ -26,6 +26,7 @@ import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.special import logsumexp
 
+from msat import generated
 from msat.generated.densities import neuron_log_densities
 
 #: a neuron belongs to the region of mode m when its features' overlap with the mode's is at least this
@@ -79,13 +80,13 @@ class Base:
                                             lower=True).T
 
     def log_density(self, W):
-        r = (W - self.mean) @ self.factor
-        D = len(self.mean)
-        return (-0.5 * np.sum(r * r, axis=1) + float(np.sum(np.log(np.diag(self.factor))))
-                - 0.5 * D * math.log(2 * math.pi))
+        """ln g(w) per row of W (generated)."""
+        logdet = float(np.sum(np.log(np.diag(self.factor))))
+        return generated.deep_linear_adaptation().gaussian_log_density((W - self.mean) @ self.factor, logdet)[:, 0]
 
     def score(self, W):
-        return -((W - self.mean) @ self.factor) @ self.factor.T
+        """grad ln g(w) per row of W (generated)."""
+        return generated.deep_linear_adaptation().gaussian_score((W - self.mean) @ self.factor, self.factor)
 
     def precondition(self, G):
         """Rows of G times the covariance (F F^T)^-1."""
@@ -167,7 +168,8 @@ def anneal(saddle, Ct, base, region, seed, chains=CHAINS, temperatures=TEMPERATU
         for _ in range(steps):
             W, parts, acc = _mala_step(target, b1, W, parts, eps, rng)
             eps = _tune(eps, acc)
-    log_prior = 0.5 * saddle.D * math.log(2 * math.pi * saddle.var_w)  # ln of the prior density's integral
+    # ln of the integral of the prior's density e^{-|w|^2 / 2 var_w}, which is 1 at w = 0: -ln N(0; 0, var_w I)
+    log_prior = -float(prior_base(saddle).log_density(np.zeros((1, saddle.D)))[0])
     log_z = float(logsumexp(logw) - math.log(chains))
     w = np.exp(logw - logw.max()) if np.isfinite(logw).any() else np.zeros(chains)
     ess = float(w.sum() ** 2 / (w @ w)) if w.any() else 0.0
