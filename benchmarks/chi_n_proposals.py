@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 
 from msat import generated  # noqa: E402
 from msat.runtime import data  # noqa: E402
-from msat.runtime.numerics import reweighted_saddle as rs  # noqa: E402
+from msat.runtime.numerics import draw_sets  # noqa: E402
 from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle  # noqa: E402
 from msat.runtime.numerics.proposal import ess  # noqa: E402
 
@@ -75,7 +75,7 @@ def main():
 
     print(f"erf, P = {P}, D = {S.D}, N = chi = {N}: final draws {st.fixed.draws}, test-mean MCSE (RMS) "
           f"{math.sqrt(np.mean(np.square(st.mc_error['test_mean']))):.2e}")
-    d, _ = rs._mala_set(S, Ct0, ARGS.draws, 5, keep=True)
+    d, _ = draw_sets.mala_set(S, Ct0, ARGS.draws, 5, keep=True)
     W, w = d.W, np.exp(d.logw0 - d.logw0.max())
     w /= w.sum()
     S2 = W.T @ (W * w[:, None])
@@ -140,7 +140,7 @@ def main():
         t0 = time.perf_counter()
         vals["mixture"].append(functional(*mixture_draws(M, np.random.default_rng(100 + k))))
         t1 = time.perf_counter()
-        dk, _ = rs._mala_set(S, Ct0, M, 100 + k, keep=True)  # msat's final draws at chi = N, as it makes them
+        dk, _ = draw_sets.mala_set(S, Ct0, M, 100 + k, keep=True)  # msat's final draws at chi = N, as it makes them
         vals["MALA"].append(functional(dk.W, dk.logw0))
         secs["mixture"] += t1 - t0
         secs["MALA"] += time.perf_counter() - t1

@@ -38,13 +38,13 @@ import stein_controls_lib as sc  # noqa: E402
 from scipy.sparse.linalg import LinearOperator, gmres  # noqa: E402
 
 from msat.runtime import data  # noqa: E402
-from msat.runtime.numerics import reweighted_saddle as rs  # noqa: E402
+from msat.runtime.numerics import draw_sets, reweighted_saddle as rs  # noqa: E402
 from msat.runtime.numerics.proposal import proposal  # noqa: E402
 from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle  # noqa: E402
 
 # the Gaussian sets keep their neurons here (the controls need them)
-exec(inspect.getsource(rs._gaussian_set).replace("float(draws), None, control)", "float(draws), W, control)"),
-     rs.__dict__)
+exec(inspect.getsource(draw_sets.gaussian_set).replace("float(draws), None, control)", "float(draws), W, control)"),
+     draw_sets.__dict__)
 
 
 def rms(a):
@@ -69,14 +69,14 @@ def main():
         print(f"    {rms(out(Cr, f.Cs, f.css) - base):.2e} | {rms(out(f.C, Csr, f.css) - base):.2e}")
     Cu, cssu = f.C, f.css
     Ct0 = S.field(Cu, chi)[2]
-    d, _ = rs._mala_set(S, Ct0, ARGS.draws, 5, keep=True)
+    d, _ = draw_sets.mala_set(S, Ct0, ARGS.draws, 5, keep=True)
     w0 = np.exp(d.logw0 - d.logw0.max())
     Sigma = proposal(S, d, w0 / w0.sum(), Ct0, 6007)
-    EG = rs._gaussian_moments(S, Sigma)[1]
+    EG = draw_sets.gaussian_moments(S, Sigma)[1]
     est = {k: [] for k in ("plain weights", "Gaussian control (msat)", "Stein, same draws", "Stein, cross-fitted")}
     M, Q = ARGS.draws, ds.X_test.shape[0]
     for k in range(ARGS.sets):
-        g = rs._gaussian_set(S, Sigma, Ct0, M, 1000 + k)
+        g = draw_sets.gaussian_set(S, Sigma, Ct0, M, 1000 + k)
         w = np.exp(g.logw0 - g.logw0.max())
         w /= w.sum()
         IS = np.einsum("m,mp,mq->pq", w, g.F[:, :P], g.F[:, P:])
@@ -124,7 +124,7 @@ def moved_fixed_point(S, chi, g, C, Ct0):
 def end_to_end(S, chi, Cu, Sigma, Ct0, out):
     base, moved = [], []
     for k in range(min(ARGS.sets, 16)):
-        g = rs._gaussian_set(S, Sigma, Ct0, ARGS.draws, 1000 + k)
+        g = draw_sets.gaussian_set(S, Sigma, Ct0, ARGS.draws, 1000 + k)
         Cr, Csr, cssr, _, _, ok = rs._solve_on(S, chi, Cu, g, Ct0, 1e-10)
         base.append(out(Cr, Csr, cssr))
         moved.append(out(*moved_fixed_point(S, chi, g, Cr, Ct0)))

@@ -10,7 +10,7 @@ outside the range of X). Otherwise K (or K^phi) is built and diagonalised once. 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

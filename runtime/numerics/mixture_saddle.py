@@ -24,8 +24,9 @@ from msat import generated
 from .annealing import Base, Region, anneal, fitted_base, prior_base, region_draws
 from .modes import separated_modes
 from .proposal import ess as _ess
-from .reweighted_saddle import (GAUSSIAN_MIN, REDRAW, REPLICATES, STAGES, Reweighted, _below_noise, _checked_field, _Draws,
-                                _features, _gaussian_set, _lost, _solve_on, _union, solve_replicas)
+from .draw_sets import Draws as _Draws, features as _features, gaussian_set as _gaussian_set, union as _union
+from .reweighted_saddle import (GAUSSIAN_MIN, REDRAW, REPLICATES, STAGES, Reweighted, _below_noise, _checked_field,
+                                _lost, _solve_on, solve_replicas)
 
 #: modes heavier than the bulk by more than e^JUMP at the start are brought in by a homotopy in their masses,
 #: from e^-MARGIN of the bulk's, in steps of WALK nats (down to MIN_WALK)

@@ -30,17 +30,18 @@ import numpy as np
 from msat import generated
 
 from ..errors import ConvergenceError
-from ..spectral import phi_kernels
 from . import anderson, newton
-from .field_cumulants import tilted_draws
-from .proposal import ess as _ess, gaussian_draws, log_weights, proposal as _proposal
+from .draw_sets import Draws, gaussian_set, mala_set, union as _union
+from .proposal import ess as _ess, proposal as _proposal
 
 #: locating stops once the weights at the solution keep this fraction of the draws' own effective size
 REDRAW = 0.5
 #: ... within this many stages, the first on a quarter of the final draws (at least 2,000), each after one
 #: that fails on GROWTH times as many (up to GROWTH_CAP times the final draws): where the map is steep (near
-#: mean-field scaling) few draws' noise, amplified, moves their fixed point far from the saddle or removes it
-STAGES, GROWTH, GROWTH_CAP = 8, 2, 4
+#: mean-field scaling) few draws' noise, amplified, moves their fixed point far from the saddle or removes it.
+#: A stage that stops at the edge of its draws' reach (weights under REACH times FLOOR) is followed by one of
+#: the same size: reach is a fraction of the draws' effective size, which more draws do not extend
+STAGES, GROWTH, GROWTH_CAP, REACH = 8, 2, 4, 2.0
 #: a stage that fails having moved C less than this fraction of the way its start's residual indicates
 #: ends locating (measured, stages from a far start: P = 80 moves 0.07-0.15 of it, P = 1000 under 5e-4)
 CREEP = 0.01
@@ -71,76 +72,7 @@ class Reweighted:
     n_draws: int
 
 
-@dataclass
-class _Draws:
-    """Features F (training points, then the test points' smoothed features) and Fv (the test points'
-    plain features) of draws targeting q_{Ct0}: log weights logw0, the reference effective size of
-    those weights, the neurons W (kept where a proposal is fitted to them), the control (zero, or E_G minus
-    the plain draw mean of the moments), and whether they hold draws of a separated mode of q (steep map)."""
-    F: np.ndarray
-    Fv: np.ndarray
-    logw0: np.ndarray
-    reference: float
-    W: np.ndarray
-    control: tuple
-    steep: bool = False
-
-
-def _union(sets):
-    n = [len(s.logw0) for s in sets]
-    # every set carries equal mass: weights normalised within sets before they are pooled
-    logw0 = np.concatenate([s.logw0 - np.log(np.sum(np.exp(s.logw0 - s.logw0.max()))) - s.logw0.max()
-                            for s in sets])
-    control = tuple(sum(c * k for c, k in zip(parts, n)) / sum(n) for parts in zip(*(s.control for s in sets)))
-    return _Draws(np.vstack([s.F for s in sets]), np.vstack([s.Fv for s in sets]), logw0,
-                  sum(s.reference for s in sets), None, control, any(s.steep for s in sets))
-
-
-def _features(saddle, W):
-    """(train features | smoothed test features, plain test features) of the neurons W (rows)."""
-    P = saddle.P
-    F = saddle._phi(W)
-    split = saddle.test_split()
-    Fs = np.empty_like(F[:, P:])
-    saddle._model.smoothed_features(np.ascontiguousarray(W @ split[0].T), split[1], saddle._act, Fs)
-    return np.hstack([F[:, :P], Fs]), np.ascontiguousarray(F[:, P:])
-
-
-def _moments(saddle, F, Fv):
-    """(C, C*, c**) as draw means (rows pre-scaled for weights)."""
-    C, Cs, _ = saddle._moments.empirical_moments(F[:, :saddle.P], F[:, saddle.P:])
-    css = saddle._moments.empirical_moments(F[:, :0], Fv)[2]
-    return C, Cs, css
-
-
-def _mala_set(saddle, Ct0, draws, seed, keep=False):
-    """MALA (or reweighted prior) draws of q_{Ct0}; the neurons themselves only if `keep`."""
-    _, w, how, _, W = tilted_draws(saddle.X_all, saddle.P, Ct0, saddle.g_w, saddle.activation, draws, seed,
-                                   neurons=True)
-    W = np.ascontiguousarray(W)
-    return _Draws(*_features(saddle, W), np.log(w / w.sum()), _ess(w), W if keep else None, (0.0, 0.0, 0.0)), how
-
-
-def _gaussian_set(saddle, Sigma, Ct0, draws, seed):
-    Z, u, W = gaussian_draws(saddle, Sigma, draws, seed)
-    F, Fv = _features(saddle, W)
-    logw0 = log_weights(Z, u, F[:, :saddle.P], Ct0)
-    control = tuple(np.asarray(g) - p for g, p in zip(_gaussian_moments(saddle, Sigma), _moments(saddle, F, Fv)))
-    return _Draws(F, Fv, logw0, float(draws), None, control)
-
-
-def _gaussian_moments(saddle, Sigma):
-    """E_G[phi phi^T] over the training and test points: the NNGP kernels of X Sigma X^T (generated)."""
-    L = np.linalg.cholesky(Sigma)
-    Xt = saddle.X_all[saddle.P:]
-    K, ks, kss = generated.nngp_kernels().input_kernels(saddle.X @ L, Xt @ L, float(saddle.D))
-    mod = generated.nngp_kernels()
-    if saddle.activation == "linear":
-        return K, ks, kss
-    return phi_kernels(mod, mod.ACTIVATIONS.index(saddle.activation), K, ks, kss)
-
-
-def fixed_point_map(saddle, chi, d: _Draws, Ct0):
+def fixed_point_map(saddle, chi, d: Draws, Ct0):
     """(s, jvp): the saddle map C -> E_{q_Ct(C)}[phi phi^T] on the draws d (flattened; s(x) is (s, aux)
     or None outside the draws' reach) and its Jacobian-vector product, in numerics.newton's form."""
     P, tilt = saddle.P, generated.deep_linear_adaptation().tilt
@@ -178,7 +110,7 @@ def fixed_point_map(saddle, chi, d: _Draws, Ct0):
     return sweep, jvp
 
 
-def _below_noise(tol, d: _Draws):
+def _below_noise(tol, d: Draws):
     """The relative residual the fixed point on the draws d is solved to: NOISE_TOL times their relative
     Monte Carlo error ~ 1 / sqrt(effective size) (an upper bound: the control variate only lowers it), or
     tol if larger. Iterating further below the noise only costs sweeps."""
@@ -197,7 +129,7 @@ def _remembered(sweep):
     return remembered
 
 
-def _solve_on(saddle, chi, C_start, d: _Draws, Ct0, tol):
+def _solve_on(saddle, chi, C_start, d: Draws, Ct0, tol):
     """The saddle on the draws d: (C, Cs, css, weights at C, effective fraction, converged)."""
     P = saddle.P
     inner, jvp = fixed_point_map(saddle, chi, d, Ct0)
@@ -252,7 +184,7 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, 
     n_stage = max(draws // 4, min(draws, 2000))
     for stage in range(1, STAGES + 1):
         Ct0 = _checked_field(saddle, C, chi)
-        d, how = _mala_set(saddle, Ct0, n_stage, seed + 104729 * stage, keep=True)
+        d, how = mala_set(saddle, Ct0, n_stage, seed + 104729 * stage, keep=True)
         C_from = C
         C, _, _, w, frac, done = _solve_on(saddle, chi, C, d, Ct0, _below_noise(tol, d))
         beyond = max(beyond, _solve_on.beyond)
@@ -263,17 +195,18 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, 
             # the saddle lies many reaches of these draws away (or Newton's model finds no step at all):
             # more stages crawl towards it at great cost, a nearer start (continuation in chi) may not
             _lost(saddle, chi, C, beyond, frac, stage)
-        n_stage = min(GROWTH * n_stage, max(GROWTH_CAP * draws, n_stage))
+        if done or frac >= REACH * FLOOR:
+            n_stage = min(GROWTH * n_stage, max(GROWTH_CAP * draws, n_stage))
     else:
         _lost(saddle, chi, C, beyond, frac, STAGES)
     Ct0 = _checked_field(saddle, C, chi)
     Sigma = _proposal(saddle, d, w, Ct0, seed + 6007)
-    sets = [_gaussian_set(saddle, Sigma, Ct0, draws, seed + 7919 * (r + 1)) for r in range(replicates)]
+    sets = [gaussian_set(saddle, Sigma, Ct0, draws, seed + 7919 * (r + 1)) for r in range(replicates)]
     union = _union(sets)
     Cu, Cs, css, _, frac, done = _solve_on(saddle, chi, C, union, Ct0, _below_noise(tol, union))
     how = (f"Gaussian proposal ({PROPOSAL_NAMES[_proposal.chosen]}) with its moments as control variate")
     if not (done and frac >= GAUSSIAN_MIN):
-        sets = [_mala_set(saddle, Ct0, draws, seed + 7919 * (r + 1))[0] for r in range(replicates)]
+        sets = [mala_set(saddle, Ct0, draws, seed + 7919 * (r + 1))[0] for r in range(replicates)]
         union = _union(sets)
         Cu, Cs, css, _, frac, done = _solve_on(saddle, chi, C, union, Ct0, _below_noise(tol, union))
         how = "single-neuron MALA"

@@ -10,7 +10,8 @@ from scipy.special import logsumexp
 
 from msat.generated.densities import neuron_log_densities
 from msat.runtime.numerics import mixture_saddle, modes
-from msat.runtime.numerics.reweighted_saddle import _checked_field, _union, fixed_point_map
+from msat.runtime.numerics.draw_sets import union as _union
+from msat.runtime.numerics.reweighted_saddle import _checked_field, fixed_point_map
 from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle
 
 P, D, CHI = 300, 50, 10.0
