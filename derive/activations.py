@@ -64,7 +64,10 @@ def nngp_kernel(name: str):
     if name == "linear":
         return Kab
     if name == "erf":
-        return 2 / sp.pi * sp.asin(2 * Kab / sp.sqrt((1 + 2 * Kaa) * (1 + 2 * Kbb)))
+        # |2 K_ab| <= sqrt((1 + 2 K_aa)(1 + 2 K_bb)) (Cauchy-Schwarz); round-off at large inputs (K_aa ~ 1e16) puts
+        # the ratio a few ulp past 1 on the diagonal, where asin is NaN: clamped to its range
+        r = 2 * Kab / sp.sqrt((1 + 2 * Kaa) * (1 + 2 * Kbb))
+        return 2 / sp.pi * sp.asin(sp.Max(-1, sp.Min(1, r)))
     if name == "relu":
         # |a||b| sin t and the angle t between the two inputs without dividing by |a||b| (atan2(0, 0) = 0): the
         # kernel is 0, not 0/0, for an input of zero norm; round-off in K_ab cannot push sin t past its range

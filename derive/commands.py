@@ -13,6 +13,8 @@ from pathlib import Path
 #: the highest loop order derive and latex accept: the derivation's cost grows about fourfold per order
 #: (measured, single layer: `msat latex --order 5` 6 s, `--order 6` 23 s), so order 9 would take hours
 MAX_ORDER = 8
+#: the highest --depth derive emits (depth 10 takes ~30 s; a typo such as --depth 99 ran for over five minutes)
+MAX_DEPTH = 10
 
 
 class UsageError(ValueError):
@@ -49,8 +51,8 @@ def derive(args) -> int:
     out = args.out or driver.GENERATED_DIR
     if args.order is not None:
         _check_order(args.order)
-    if args.depth is not None and args.depth < 1:
-        raise UsageError(f"--depth must be a positive integer, got {args.depth}")
+    if args.depth is not None:
+        _check_depth(args.depth)
     if args.check and not Path(out).is_dir():
         raise UsageError(f"--check: no folder {out} to compare with a fresh emission")
     if not args.check:
@@ -91,8 +93,7 @@ def latex(args) -> int:
     if args.depth is not None:
         from . import driver
 
-        if args.depth < 1:
-            raise UsageError(f"--depth must be a positive integer, got {args.depth}")
+        _check_depth(args.depth)
         if args.markdown or args.observable:
             raise UsageError("--depth prints the deep series for a generic O; drop --markdown and --observable")
         if args.depth > driver.checked_in_depth() or args.order > driver.checked_in_order():
@@ -106,9 +107,19 @@ def latex(args) -> int:
     return 0
 
 
+def _check_depth(depth):
+    _check_range("--depth", depth, 1, MAX_DEPTH, "a positive integer", f"the deep modules' derivation grows with "
+                 f"depth (depth {MAX_DEPTH} takes ~30 s, depth 99 more than five minutes)")
+
+
 def _check_order(order):
-    if order < 0:
-        raise UsageError(f"--order must be a non-negative integer, got {order}")
-    if order > MAX_ORDER:
-        raise UsageError(f"--order {order} is above {MAX_ORDER}: the derivation's cost grows about fourfold per "
-                         f"order (order 6 takes ~20 s, order {MAX_ORDER} several minutes)")
+    _check_range("--order", order, 0, MAX_ORDER, "a non-negative integer", "the derivation's cost grows about "
+                 f"fourfold per order (order 6 takes ~20 s, order {MAX_ORDER} several minutes)")
+
+
+def _check_range(flag, value, low, high, kind, why):
+    """Refuse (exit 2) a value below `low` or one above `high`, whose derivation would run for far too long."""
+    if value < low:
+        raise UsageError(f"{flag} must be {kind}, got {value}")
+    if value > high:
+        raise UsageError(f"{flag} {value} is above {high}: {why}")

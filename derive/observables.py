@@ -19,8 +19,9 @@ m = sp.MatrixSymbol("m", P, 1)
 
 
 def alignment():
-    """Kernel-target alignment from its three parts y^T C y, |y|^2 and ||C||_F."""
-    return sp.Piecewise((0, fro <= 0), (yCy / (yy * fro), True))
+    """Kernel-target alignment from its three parts y^T C y, |y|^2 and ||C||_F; 0 where a zero kernel or a zero
+    target leaves nothing to align (0/0)."""
+    return sp.Piecewise((0, (fro <= 0) | (yy <= 0)), (yCy / (yy * fro), True))
 
 
 def learned_direction():

@@ -3,8 +3,8 @@
 # derivation: derive.network + derive.activations + derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 8ed0e50919b062a30a095c84b67ed57e4ad38a3f045ef73bdf52459cf4398df0
-# content-sha256: db42869be93fbe29b1f49d93c27eb9ccdb3fe2af7d97a880de2123472f50e53d
+# inputs-sha256: bc75529180d8b9277d2c3af2ff2731412aee7fb6f804e9bda3cc6f0b55520878
+# content-sha256: 7e4126ae2caf4979a633b801aafa2c91059123e8b8ffb0bd2892efdd7669e767
 """Log densities and gradients of the laws msat samples (docs/theory.md §1, §2b, §6, §7): the posterior of a finite network and the adapted single-neuron law, for each activation (argument act, codes in ACTIVATIONS); phi, phi', the observables of one network state."""
 import math  # noqa: F401
 
@@ -213,7 +213,7 @@ def network_record(W, a, X, X_test, y, dirs, act, accumulate_w, out_train, out_t
                     acc += W[i, d] * W[i, d2]
                 wsum[d, d2] += acc / Nn
     fro = math.sqrt(fro2)
-    alignment = ((0) if (fro <= 0) else (yCy/(fro*yy)))
+    alignment = ((0) if (fro <= 0) or (yy <= 0) else (yCy/(fro*yy)))
 
     return alignment
 
@@ -517,7 +517,7 @@ def deep_record(theta, widths, XT, XT_test, y, dirs, act, H, A, out_train, out_t
                 yCy += y[mu] * Ck[mu, nu] * y[nu]
                 fro2 += Ck[mu, nu] * Ck[mu, nu]
         fro = math.sqrt(fro2)
-        alignment = ((0) if (fro <= 0) else (yCy/(fro*yy)))
+        alignment = ((0) if (fro <= 0) or (yy <= 0) else (yCy/(fro*yy)))
 
         aligns[l] = alignment
         h += n * P

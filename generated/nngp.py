@@ -3,8 +3,8 @@
 # derivation: derive.activations.nngp_kernel + derive.activations.input_kernels
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: eec6b5544849443c8c71eba000622f8dd94edab3d8ddd8c2af9af0e8de61a102
-# content-sha256: 0145ac58037998e30bd64c8eef1175d5ee32d6424b0ce63115ba28ffe3eab810
+# inputs-sha256: fec32de91bcab962e6aac859c96fbd2c78c51d46d35282cd5d8c771b26f3cdbd
+# content-sha256: 19e1f34f20db15488b1524ba86ea6684165afd8ea0b1767706660df37971ad65
 """The input kernels and the NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for every activation (docs/theory.md §1; codes in ACTIVATIONS)."""
 import math  # noqa: F401
 
@@ -52,7 +52,7 @@ def nngp_pairs(K_ab_pairs, diag_a, diag_b, act, out):
             if act == 0:
                 k_phi = K_ab
             elif act == 1:
-                k_phi = 2*math.asin(2*K_ab/(math.sqrt(2*K_aa + 1)*math.sqrt(2*K_bb + 1)))/math.pi
+                k_phi = 2*math.asin(max(-1, min(1, 2*K_ab/(math.sqrt(2*K_aa + 1)*math.sqrt(2*K_bb + 1)))))/math.pi
             else:
                 relu_0 = math.sqrt(max(0, K_aa*K_bb - K_ab**2))
                 k_phi = (1/2)*(K_ab*(math.pi - math.atan2(relu_0, K_ab)) + relu_0)/math.pi

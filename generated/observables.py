@@ -3,8 +3,8 @@
 # derivation: derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 1be09d46c583271babba8bafa5c6fdebb1366e6fef5a633ce497d76995773e19
-# content-sha256: 6c562eca5707dc5af6ba83c1015c7f2434d0064fb517811119905ae18dd72e6a
+# inputs-sha256: 36c7d332020c3db2b18b9e46668bbf3b726c4012c08fce263b64377c6acc038d
+# content-sha256: 6a524b7d92d58d1ca9c1181a9103865fbe9ce5ab39a6f064bbe4bafb76adcf01
 """Observables shared by every method (docs/theory.md §4)."""
 import math  # noqa: F401
 
@@ -19,7 +19,7 @@ NMAX = 0
 @njit(cache=True)
 def kernel_target_alignment(yCy, yy, fro):
     """Kernel-target alignment y^T C y / (|y|^2 ||C||_F) from its parts (docs/theory.md §4)."""
-    alignment = ((0) if (fro <= 0) else (yCy/(fro*yy)))
+    alignment = ((0) if (fro <= 0) or (yy <= 0) else (yCy/(fro*yy)))
 
     return alignment
 

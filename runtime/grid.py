@@ -20,6 +20,9 @@ from .errors import InputError
 DIMS = ("method", "N", "kappa", "seed", "g_v", "g_w", "activation", "dressed", "P", "D", "P_test", "chi")
 #: chi tokens relative to the (last) width
 RELATIVE = {"N": lambda N: float(N), "sqrtN": lambda N: math.sqrt(N)}
+#: the most items one list may hold, and the most points (tasks times chi values) a sweep may have: a larger
+#: grid is a typo (`--seed 0..100000000`), whose expansion alone would run for minutes
+MAX_ITEMS, MAX_POINTS = 100_000, 1_000_000
 
 
 def _items(name, text):
@@ -37,6 +40,8 @@ def _items(name, text):
                 raise InputError(f"--{name}: a range is two integers a..b, got {part!r}") from None
             if b < a:
                 raise InputError(f"--{name}: empty range {part!r}")
+            if b - a + 1 + len(out) > MAX_ITEMS:
+                raise InputError(f"--{name}: the range {part!r} has {b - a + 1} items, over {MAX_ITEMS:,} in one list")
             out += [str(k) for k in range(a, b + 1)]
         elif part:
             out.append(part)
@@ -65,11 +70,13 @@ def _layers(name, token, kind):
 
 
 def _method(token):
-    name, _, order = token.partition(":")
+    name, sep, order = token.partition(":")
     if name not in ("nngp", "exact", "loop", "adaptive", "sample"):
         raise InputError(f"--method: unknown method {name!r} in {token!r}")
-    if order and not order.isdigit():
+    if sep and not order.isdigit():
         raise InputError(f"--method: the order after ':' is an integer, got {token!r}")
+    if order and name not in ("loop", "adaptive"):  # a label with an order that nothing uses would mislead
+        raise InputError(f"--method: {name} takes no order (only loop and adaptive do), got {token!r}")
     return name, (int(order) if order else None)
 
 
@@ -143,6 +150,9 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
         "P_test": [_number("P_test", t, "count") for t in _items("P-test", P_test)] if P_test is not None else [0],
         "chi": chis,
     }
+    points = math.prod(len(v) for v in coords.values())
+    if points > MAX_POINTS:
+        raise InputError(f"the sweep has {points:,} points (tasks x chi values), over {MAX_POINTS:,}: split it")
     spec = {k: list(v) for k, v in coords.items()}
     spec.update(source=source, widths_given=n_key, depth=len(Ns[0]) if n_key == "N" else None)
     return Grid(coords, spec, n_key, {"depth": len(Ns[0])})

@@ -70,6 +70,7 @@ def solve(solver, chis, setup_seconds: float = 0.0) -> list[Result]:
             st = _reach(solver, None if prev is None else prev.chi, warm, chi, solver.retries)
         except ConvergenceError as err:
             failure = Result.failed(chi, err)
+            failure.seconds = time.perf_counter() - t0
             break
         if prev is not None:
             jump = solver.change(st, prev)

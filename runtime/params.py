@@ -164,6 +164,7 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
     N, g_w = widths[-1], g_ws[0]
     kappa = values.positive("kappa", kappa, bounds=KERNEL_RANGE)
     g_v = values.positive("g_v", g_v)
+    dressed = values.flag("dressed", dressed)
     activation = values.choice("activation", activation, ACTIVATIONS)
     if method is None:
         method = "loop" if activation == "linear" else "adaptive"

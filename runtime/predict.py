@@ -9,7 +9,8 @@ import time
 
 from . import ladder, methods, params as _params, values
 from .data import validate
-from .errors import ConvergenceError
+from .errors import ConvergenceError, InputError
+from .results import chi_warnings
 
 
 def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None,
@@ -38,6 +39,10 @@ def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=N
     ``draws`` (a list that receives the raw chains per chi), ``progress`` (a progress bar).
     """
     chis, is_ladder = values.chi_ladder(chi)
+    if draws is not None and not isinstance(draws, list):
+        raise InputError(f"draws is a list that receives the raw chains per chi (msat sample --draws FILE writes "
+                         f"them to a file), got {type(draws).__name__}")
+    values.flag("progress", progress)
     data = validate(X, y, X_test)
     p = _params.build(data.P, data.D, data.P_test, N=N, kappa=kappa, g_v=g_v, g_w=g_w, widths=widths, depth=depth,
                       activation=activation, method=method, order=order, dressed=dressed,
@@ -47,6 +52,9 @@ def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=N
     t0 = time.perf_counter()
     solver = methods.solver(data, p, progress=progress, draws=draws)
     results = ladder.solve(solver, chis, setup_seconds=time.perf_counter() - t0)
+    for r in results:
+        if not r.converged:  # a failed point keeps the contract's warning on its chi
+            r.warnings = chi_warnings(p.N, r.chi) + r.warnings
     if not is_ladder and not results[0].converged:
         raise ConvergenceError(results[0].error, results[0].diagnostics)
     return results if is_ladder else results[0]

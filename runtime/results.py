@@ -77,7 +77,8 @@ class Result(Mapping):
     def to_dict(self) -> dict:
         if not self.converged:
             return {"chi": self.chi, "converged": False, "error": self.error,
-                    "diagnostics": dict(self.diagnostics)}
+                    "diagnostics": dict(self.diagnostics), "seconds": float(self.seconds),
+                    "warnings": list(self.warnings)}
         out = {
             "method": self.method,
             "order": self.order,

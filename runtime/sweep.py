@@ -104,7 +104,12 @@ def _prepare(path, g, source, resume, command=None):
     import xarray as xr
 
     if resume and os.path.exists(path):
-        st = xr.open_zarr(path)
+        try:
+            st = xr.open_zarr(path)
+        except Exception:  # a file, or a folder that holds no Zarr group: zarr raises several kinds
+            raise InputError(f"--resume: {path} is not a sweep's store") from None
+        if "msat_sweep" not in st.attrs or "done" not in st:
+            raise InputError(f"--resume: {path} is not a sweep's store")
         if st.attrs.get("msat_sweep") != g.spec_json():
             raise InputError(f"--resume: {path} was made by a sweep with other parameters")
         return np.asarray(st["done"].values)

@@ -2,7 +2,8 @@
 set options) passes through these functions, which raise InputError with a one-line message.
 
 Ranges: positive reals lie in [1e-150, 1e150] and widths below 2**53, so that the products the
-theory forms from a few of them (chi/kappa |y|^2, g_v K, N chi, ...) stay finite in float64;
+theory forms from a few of them (chi/kappa |y|^2, g_v K, N chi, ...) stay finite in float64; chi may be
+any positive number (the contract), and a point beyond float64's headroom fails as a point (exit 3);
 docs/theory.md §1 says what each parameter means.
 """
 from __future__ import annotations
@@ -80,6 +81,13 @@ def seed(value) -> int:
     return int(value)
 
 
+def flag(name: str, value) -> bool:
+    """A boolean (True/False, NumPy's too): a string such as "false" would read as true."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def choice(name: str, value, options: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in options:
         raise InputError(f"unknown {name} {value!r} (choose from {', '.join(options)})")
@@ -117,4 +125,5 @@ def chi_ladder(chi) -> tuple[list[float], bool]:
         ladder = True
     else:
         vals, ladder = [chi], False
-    return [positive("chi", v) for v in vals], ladder
+    # any positive chi is allowed (the contract): one beyond float64's headroom fails as a point (exit 3)
+    return [positive("chi", v, bounds=(0.0, math.inf)) for v in vals], ladder

@@ -118,19 +118,25 @@ def _cmd_run(args) -> int:
     return 0 if all(c["status"] == "PASS" for c in res["checks"]) else 1
 
 
-def _load_data(args, check=None):
-    from .. import data
-
-    sizes = {"--P": args.P, "--D": args.D, "--P-test": args.P_test}
+def check_source(args) -> None:
+    """Refuse data options that do not go with the source (predict and sweep): silently ignoring them would
+    mislead."""
     if args.data is not None:
-        given = [k for k, v in sizes.items() if v is not None]
-        if given:  # a file's sizes are its own: silently ignoring these would mislead
+        given = [k for k, v in (("--P", args.P), ("--D", args.D), ("--P-test", args.P_test)) if v is not None]
+        if given:  # a file's sizes are its own
             raise InputError(f"{', '.join(given)} go with --dataset; --data {args.data.name} has its own sizes")
         if args.target is not None and args.data.suffix.lower() != ".csv":
             raise InputError(f"--target names a column of a .csv file; {args.data.name} is not one")
-        return data.load(args.data, target=args.target or "y")
-    if args.target is not None:
+    elif args.target is not None:
         raise InputError("--target names a column of a .csv file (--data), not of a built-in set")
+
+
+def _load_data(args, check=None):
+    from .. import data
+
+    check_source(args)
+    if args.data is not None:
+        return data.load(args.data, target=args.target or "y")
     sizes = {k: v if getattr(args, k) is None else getattr(args, k) for k, v in BUILTIN_SIZES.items()}
     if check is not None:  # the request checked (memory included) before its data are made
         check(**sizes)

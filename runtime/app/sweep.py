@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
-from .cli import BUILTIN_SIZES
+from .cli import BUILTIN_SIZES, check_source
 
 
 def add_parsers(sub) -> None:
@@ -15,7 +15,7 @@ def add_parsers(sub) -> None:
     src = sw.add_mutually_exclusive_group()
     src.add_argument("--data", type=Path, help=".npz (X, y, optional X_test) or .csv file")
     src.add_argument("--dataset", help="built-in data set: ising or teacher (swept over --seed, --P, --D, --P-test)")
-    sw.add_argument("--target", default="y", help="target column of a CSV file")
+    sw.add_argument("--target", default=None, help="target column of a CSV file (default y)")
     for opt, key, what in (("--P", "P", "train points"), ("--D", "D", "input dimension"),
                            ("--P-test", "P_test", "test points")):
         sw.add_argument(opt, default=None, help=f"built-in set: {what} (a list; default {BUILTIN_SIZES[key]})")
@@ -52,12 +52,26 @@ def add_parsers(sub) -> None:
     sw.set_defaults(handler=_cmd_sweep)
 
 
+def _figure_path(path: Path, plt) -> Path:
+    """--out of a figure: a file in a format matplotlib writes (.png where no suffix is given)."""
+    if path.is_dir():
+        raise InputError(f"--out {path} is a folder: name a figure file (.png, .pdf, .svg)")
+    if not path.suffix:
+        return path.with_suffix(".png")  # matplotlib's default: said so in the 'wrote' line
+    kinds = plt.figure().canvas.get_supported_filetypes()
+    plt.close("all")
+    if path.suffix[1:].lower() not in kinds:
+        raise InputError(f"--out {path.name}: matplotlib writes no {path.suffix} figures (use .png, .pdf or .svg)")
+    return path
+
+
 def _cmd_plot(args) -> int:
     from . import sweep_figures as sf
 
+    path = None if args.out is None else _figure_path(Path(args.out), sf.plt)
     st = sf.select(sf.open_store(args.plot), args.sel)
     heat = args.y in st.dims
-    path = args.out or sf.default_path(args.plot, args.x, args.y, args.hue, args.color, heat)
+    path = path or sf.default_path(args.plot, args.x, args.y, args.hue, args.color, heat)
     fig, what = sf.plot(st, x=args.x, y=args.y, hue=args.hue, color=args.color, reference=args.reference)
     try:
         fig.savefig(path, dpi=130)
@@ -81,13 +95,11 @@ def _cmd_sweep(args) -> int:
         raise InputError(f"msat sweep needs {', '.join(missing)} (or --plot STORE for a figure)")
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1, got {args.workers}")
+    check_source(args)
     if args.data is not None:
         from .. import data
 
-        given = [k for k, v in (("--P", args.P), ("--D", args.D), ("--P-test", args.P_test)) if v is not None]
-        if given:  # a file's sizes are its own
-            raise InputError(f"{', '.join(given)} go with --dataset; --data {args.data.name} has its own sizes")
-        source = data.load(args.data, target=args.target)
+        source = data.load(args.data, target=args.target or "y")
         sizes = dict(P=str(source.P), D=str(source.D), P_test=str(source.P_test))
         spec_source = str(args.data.resolve())
     else:

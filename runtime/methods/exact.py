@@ -85,6 +85,9 @@ def _centre(spec, N, chi, kappa, g_v, s_init):
             fc = f(c)
     else:
         raise ConvergenceError("exact: no peak of the integrand found", {"s0": s0})
+    if not (math.isfinite(fb) and fb < fa and fb < fc):  # flat or not finite: beyond float64 (chi ~ 1e300)
+        raise ConvergenceError("exact: the integrand has no peak within float64 (flat or not finite around its "
+                               "start): rescale the parameters", {"s0": s0})
     opt = minimize_scalar(f, bracket=(a, b, c), method="brent", tol=1e-12)
     if not opt.success:
         raise ConvergenceError("exact: locating the peak failed", {"s0": s0})

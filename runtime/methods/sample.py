@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConvergenceError
 from ..ladder import Point, Solver
 from ..numerics import chains as _chains, deep_hmc, hmc, marginal_hmc
+from ..numerics.chains import STUCK
 from ..results import Result
 
 
@@ -31,6 +33,11 @@ class _Solver(Solver):
             keys = ("train", "test", "dirs", "align", "accept")
         if self.draws is not None:
             self.draws.append({"chi": chi, **{k: np.stack([getattr(c, k) for c in chains]) for k in keys}})
+        acc = np.array([c.accept.mean() for c in chains])
+        if np.all(acc < STUCK):  # the draws are the starting points, not the posterior: no result
+            raise ConvergenceError(f"sample: every chain stopped moving (acceptance under {STUCK:.0%} in each, "
+                                   f"highest {acc.max():.2%}): the posterior lies beyond the sampler's steps at "
+                                   "these parameters", {"chi": chi, "acceptance_max": float(acc.max())})
         return Point(chi, value=summary, warnings=list(summary["warnings"]))
 
     def results(self, states):

@@ -67,6 +67,10 @@ def learned_direction(X, y, train_mean, kappa):
     return unit(gen_observables.learned_direction(X, y, np.asarray(train_mean), kappa))
 
 
+#: a chain whose acceptance rate is under this has stopped moving (a warning; every chain so: no result)
+STUCK = 0.05
+
+
 def _checks(chains_list, d_train, d_test):
     """(R-hat max, ESS min, acceptance per chain, warnings) of the chains' outputs."""
     rhat = [d_train["rhat"]] + ([d_test["rhat"]] if d_test else [])
@@ -84,9 +88,9 @@ def _checks(chains_list, d_train, d_test):
         rhat_part = f"R-hat max {rhat_max:.3f} (want <= {RHAT_MAX}), " if rhat_max == rhat_max else ""
         warnings.append(f"sampler diagnostics: {rhat_part}ESS min {ess_min:.0f} (want >= {ESS_MIN}): "
                         "increase --samples or --chains")
-    stuck = [i for i, a in enumerate(acc) if a < 0.05]
+    stuck = [i for i, a in enumerate(acc) if a < STUCK]
     if stuck:
-        warnings.append(f"chains {stuck} stopped moving (acceptance < 5%)")
+        warnings.append(f"chains {stuck} stopped moving (acceptance < {STUCK:.0%})")
     return rhat_max, ess_min, acc, warnings
 
 

@@ -46,13 +46,25 @@ def test_bad_specs_exit_2_before_any_work(tmp_path, capsys):
                        "not available"),
                       (["--N", "20", "--chi", "1", "--kappa", "1", "--g-w", "1x1"], "g_w"),
                       (["--N", "20", "--chi", "1", "--kappa", "1", "--method", "sample", "--samples", "0"], "samples"),
-                      (["--N", "20", "--chi", "1", "--kappa", "1", "--estimator", "foo"], "estimator")):
+                      (["--N", "20", "--chi", "1", "--kappa", "1", "--estimator", "foo"], "estimator"),
+                      (["--N", "20", "--chi", "1", "--kappa", "1", "--method", "loop:"], "is an integer"),
+                      (["--N", "20", "--chi", "1", "--kappa", "1", "--seed", "0..100000000"], "over 100,000"),
+                      (["--N", "20", "--chi", "1,2,3,4", "--kappa", "1", "--seed", "0..99999", "--g-v", "1,2,3"],
+                       "1,200,000 points"),
+                      (["--N", "20", "--chi", "1", "--kappa", "1", "--method", "nngp:1"], "takes no order"),
+                      (["--N", "20", "--chi", "1", "--kappa", "1", "--target", "foo"], "--target")):
         assert main(base + bad) == 2, bad
         err = capsys.readouterr().err
         assert says in err and len(err.strip().splitlines()) == 1, err
         assert not out.exists()  # refused before the store (or any task) was made
     assert main(base + ["--N", "20", "--chi", "1", "--kappa", "1", "--out", "/proc/msat.zarr"]) == 2
     assert "cannot write" in capsys.readouterr().err
+    not_a_store = tmp_path / "table.csv"
+    not_a_store.write_text("a,b\n1,2\n")
+    for path in (not_a_store, tmp_path):  # a file, a folder holding no store
+        assert main(base[:-1] + [str(path), "--N", "20", "--chi", "1", "--kappa", "1", "--resume"]) == 2
+        err = capsys.readouterr().err
+        assert "not a sweep's store" in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_a_task_that_cannot_fit_refuses_the_sweep_before_any_data(tmp_path, capsys, monkeypatch):

@@ -73,5 +73,12 @@ def test_plot_command_and_its_errors(store, tmp_path, capsys):
         err = capsys.readouterr().err
         assert says in err and len(err.strip().splitlines()) == 1, err
     assert main(["sweep", "--plot", str(tmp_path / "none.zarr")]) == 2
+    capsys.readouterr()
+    for bad_out, says in ((tmp_path / "fig.txt", "writes no .txt figures"), (tmp_path, "is a folder")):
+        assert main(["sweep", "--plot", str(store), "--sel", "chi=N", "--out", str(bad_out)]) == 2
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1, err
+    assert main(["sweep", "--plot", str(store), "--sel", "chi=N", "--out", str(tmp_path / "bare")]) == 0
+    assert (tmp_path / "bare.png").stat().st_size and "wrote " + str(tmp_path / "bare.png") in capsys.readouterr().err
     assert main(["sweep", "--dataset", "teacher", "--N", "20", "--kappa", "1", "--out", str(out)]) == 2
     assert "needs --chi" in capsys.readouterr().err

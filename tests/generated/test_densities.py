@@ -82,6 +82,21 @@ def test_relu_kernel_at_degenerate_inputs():
     np.testing.assert_allclose(diag, d / 2, rtol=1e-14)
 
 
+def test_erf_kernel_at_large_inputs_is_the_sign_kernel():
+    """At large inputs erf(h) ~ sign(h), whose kernel is (2/pi) asin(K_ab / sqrt(K_aa K_bb)) in closed form; at
+    inputs ~ 1e8 round-off put the erf kernel's asin argument past 1 on the diagonal (NaN, and an internal error
+    in kernel adaptation): finite now, and within 1e-7 of the sign kernel (whose error is O(1 / K_aa))."""
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((20, 5)) * 1e8
+    K = X @ X.T / 5
+    d = np.ascontiguousarray(np.diag(K))
+    out = np.empty_like(K)
+    gen_nngp.nngp_pairs(K, d, d, gen_nngp.ACTIVATIONS.index("erf"), out)
+    sign = 2 / np.pi * np.arcsin(np.clip(K / np.sqrt(np.outer(d, d)), -1, 1))
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out, sign, rtol=0, atol=1e-7)
+
+
 @pytest.mark.parametrize("act", ["linear", "erf", "relu"])
 def test_log_density_gradient_matches_finite_differences(act):
     mod = densities

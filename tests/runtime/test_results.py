@@ -39,7 +39,7 @@ def test_a_chi_outside_one_to_n_is_allowed_with_a_warning():
 def test_failed_point_record():
     f = Result.failed(7.0, ConvergenceError("saddle: Newton did not converge", {"iterations": 200}))
     assert f.to_dict() == {"chi": 7.0, "converged": False, "error": "saddle: Newton did not converge",
-                           "diagnostics": {"iterations": 200.0}}
+                           "diagnostics": {"iterations": 200.0}, "seconds": 0.0, "warnings": []}
 
 
 def test_notebook_display_shows_values_and_warnings():

@@ -192,3 +192,67 @@ def test_a_request_that_cannot_fit_is_refused_before_any_kernel_is_built(monkeyp
     with pytest.raises(InputError, match="P <= ") as e:
         predict(X, X[:, 0], N=10, chi=1, kappa=0.5, method="nngp", activation="relu")
     _one_line(e.value)
+
+
+@pytest.mark.parametrize("activation, method, order", [("linear", "adaptive", 1), ("linear", "adaptive", 2),
+                                                      ("erf", "adaptive", 1), ("relu", "adaptive", 2),
+                                                      ("linear", "loop", 2), ("erf", "nngp", None)])
+def test_all_zero_targets_give_zero_means_and_zero_alignment(activation, method, order):
+    """y = 0: the posterior is even in the readout, so every mean is exactly 0; the kernel-target alignment,
+    0/0 there, is reported as 0 (it divided by |y|^2 = 0 and crashed the adaptive methods and the sampler)."""
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((12, 5))
+    r = predict(X, np.zeros(12), X[:3] + 0.1, N=24, chi=1, kappa=0.5, activation=activation, method=method,
+                order=order)
+    assert np.all(np.asarray(r["train_mean"]) == 0.0) and np.all(np.asarray(r["test_mean"]) == 0.0)
+    assert np.all(np.asarray(r["test_var"]) > 0)
+    if "observables" in r:
+        assert r["observables"]["kernel_alignment"] == 0.0
+
+
+def test_all_zero_targets_sample_to_zero_means():
+    from msat.runtime import sample
+
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((12, 5))
+    r = sample(X, np.zeros(12), X[:3], N=16, chi=1, kappa=0.5, samples=200, chains=2, seed=1)
+    z = np.asarray(r["test_mean"]) / np.asarray(r["test_mean_mcse"])
+    assert np.all(np.abs(z) < 5), z
+    assert r["observables"]["kernel_alignment"] == 0.0
+
+
+def test_api_flags_and_the_draws_list_are_checked():
+    """A string where a boolean belongs ("false" is truthy) and a file name where predict fills a list (the
+    CLI's --draws FILE) are input errors, not a silent dressed series or an AttributeError mid-run."""
+    from msat.runtime import sample
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((8, 3)), rng.standard_normal(8)
+    with pytest.raises(InputError, match="dressed must be True or False"):
+        predict(X, y, N=10, chi=1, kappa=0.5, dressed="false")
+    with pytest.raises(InputError, match="draws is a list"):
+        sample(X, y, N=10, chi=1, kappa=0.5, samples=10, chains=2, draws="x.npz")
+    assert predict(X, y, N=10, chi=1, kappa=0.5, dressed=np.bool_(True))["params"]["dressed"] is True
+
+
+@pytest.mark.parametrize("chi", [1e100, 1e300])
+def test_a_failed_point_keeps_its_seconds_and_the_chi_warning(chi):
+    """Any positive chi is allowed (the contract): past float64's headroom the point fails (exit 3), keeping its
+    seconds and the contract's chi-outside-[1, N] warning."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((10, 4))
+    out = predict(X, np.sign(X[:, 0]), N=12, chi=[1.0, chi], kappa=0.5)
+    failed = out[-1].to_dict()
+    assert not failed["converged"] and failed["seconds"] >= 0.0
+    assert len(failed["warnings"]) == 1 and "outside [1, N] = [1, 12]" in failed["warnings"][0]
+
+
+def test_a_sample_whose_chains_all_stopped_is_a_failure_not_a_result():
+    """At chi = 1e300 every chain's acceptance is 0: its draws are its starting points, so the point fails
+    (it was returned as converged, test means ~1e-151)."""
+    from msat.runtime import sample
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((10, 4))
+    with pytest.raises(ConvergenceError, match="every chain stopped moving"):
+        sample(X, np.sign(X[:, 0]), N=12, chi=1e300, kappa=0.5, samples=20, chains=2)
