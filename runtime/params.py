@@ -223,6 +223,8 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
         ignored.append(f"--dressed applies to --method loop only: ignored by {method}")
     if estimator not in (None, "auto") and not (method == "adaptive" and activation != "linear"):
         ignored.append(f"--estimator applies to erf/relu --method adaptive only: ignored by {activation} {method}")
+    if mc_samples is not None and not (method == "adaptive" and activation != "linear"):
+        ignored.append(f"--mc-samples applies to erf/relu --method adaptive only: ignored by {activation} {method}")
     p = Params(N=N, kappa=kappa, g_v=g_v, g_w=g_w, activation=activation, method=method,
                order=order if method in ("loop", "adaptive") else None, dressed=bool(dressed),
                P=int(P), D=int(D), P_test=int(P_test), estimator=estimator, seed=seed,

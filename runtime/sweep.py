@@ -132,7 +132,7 @@ def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progres
           task=run_task, command=None):
     """Run every task not yet done; returns the failures (task coordinates and message). ``task`` is
     the function a worker runs per task (``run_task``; the benchmark times the sweep on no-op tasks)."""
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client
 
     precheck(g, source, extra or {})
     _writable(str(out))
@@ -142,6 +142,30 @@ def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progres
             client = Client(scheduler, timeout="10s")
         except (OSError, ValueError, TypeError) as err:
             raise InputError(f"cannot reach the scheduler at {scheduler}: {err}") from None
+    # Ctrl-C only raises a flag, read between steps and tasks: a KeyboardInterrupt inside Dask's machinery can be
+    # swallowed there (the sweep then ran on), one inside zarr's writes spills its pending tasks on stderr, and
+    # none lands in the middle of a write. The terminal sends it to the whole process group: local workers ignore
+    # it (runtime.sweep_worker), as their tracebacks filled stderr
+    interrupted = []
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(1)) if main_thread else None
+    try:
+        failures = _run(g, source, out, client, workers, resume, progress, extra, log, task, command, interrupted)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+    if failures:
+        import zarr
+
+        root = zarr.open_group(str(out), mode="r+")
+        root.attrs["failures"] = json.dumps(failures)
+    return failures
+
+
+def _run(g, source, out, client, workers, resume, progress, extra, log, task, command, interrupted):
+    """The store prepared and every pending task run (sweep); KeyboardInterrupt where `interrupted` is raised."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
     try:
         done = _prepare(str(out), g, source, resume, command)
     except InputError:
@@ -150,29 +174,31 @@ def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progres
         raise
     pending = [(idx, t) for idx, t in g.tasks() if not done[idx]]
     failures = []
-    if not pending:
+    if not pending or interrupted:
         if client is not None:
             client.close()
+        if interrupted:
+            raise KeyboardInterrupt
         return failures
-    cluster = None
-    if client is None:
-        # one thread per worker for BLAS (Dask's default) and for numba's parallel loops too: a task
-        # per core, not a task per core times the cores
-        cluster = LocalCluster(n_workers=int(workers or os.cpu_count() or 1), threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR,
-                               env={"NUMBA_NUM_THREADS": os.environ.get("NUMBA_NUM_THREADS", "1")})
-        client = Client(cluster)
-    from .progress import Progress
-
-    bar = Progress(len(pending), progress, "sweep tasks")
-    writer = labelled.ZarrWriter(out, g)
-    t0 = time.perf_counter()
-    # Ctrl-C only raises a flag, read between tasks: a KeyboardInterrupt inside Dask's machinery
-    # can be swallowed there (the sweep then ran on), and never lands in the middle of a write
-    interrupted = []
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(1)) if main_thread else None
+    cluster, bar = None, None
     try:
+        if client is None:
+            # one thread per worker for BLAS (Dask's default) and for numba's parallel loops too: a task
+            # per core, not a task per core times the cores
+            # the scheduler's HTTP server (on even with no dashboard) on a free port: the default one, taken by
+            # another cluster, printed a warning on stderr
+            cluster = LocalCluster(n_workers=int(workers or os.cpu_count() or 1), threads_per_worker=1,
+                                   processes=True, dashboard_address=None, silence_logs=logging.ERROR,
+                                   scheduler_kwargs={"dashboard_address": ":0"}, preload=["msat.runtime.sweep_worker"],
+                                   env={"NUMBA_NUM_THREADS": os.environ.get("NUMBA_NUM_THREADS", "1")})
+            client = Client(cluster)
+        if interrupted:
+            raise KeyboardInterrupt
+        from .progress import Progress
+
+        bar = Progress(len(pending), progress, "sweep tasks")
+        writer = labelled.ZarrWriter(out, g)
+        t0 = time.perf_counter()
         src = source if isinstance(source, tuple) else client.scatter(source, broadcast=True)
         futures = {client.submit(task, g, t, src, extra or {}, pure=False): (idx, t) for idx, t in pending}
         for k, fut in enumerate(_completed(as_completed(futures), interrupted), 1):
@@ -190,17 +216,12 @@ def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progres
                 print(f"msat sweep: task {k}/{len(pending)} {'failed' if fail else 'done'} "
                       f"({time.perf_counter() - t0:.1f} s)", file=log)
     finally:
-        if main_thread:
-            signal.signal(signal.SIGINT, previous)
-        bar.close()
-        client.close()
+        if bar is not None:
+            bar.close()
+        if client is not None:
+            client.close()
         if cluster is not None:
             cluster.close()
-    if failures:
-        import zarr
-
-        root = zarr.open_group(str(out), mode="r+")
-        root.attrs["failures"] = json.dumps(failures)
     return failures
 
 

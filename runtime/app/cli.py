@@ -192,7 +192,8 @@ def _writable_before_work(path):
         return
     target = Path(path).resolve()
     if not target.parent.is_dir():
-        raise InputError(f"cannot write {path}: its folder {target.parent} does not exist")
+        what = "is a file" if target.parent.exists() else "does not exist"
+        raise InputError(f"cannot write {path}: its folder {target.parent} {what}")
     if target.is_dir():
         raise InputError(f"cannot write {path}: it is a folder")
     if target.exists() and not os.access(target, os.W_OK):

@@ -333,7 +333,10 @@ def test_outputs_that_cannot_be_written_are_refused_before_work(npz, tmp_path, c
     stdout is a one-line exit 2, not an internal error."""
     folder = tmp_path / "a_folder"
     folder.mkdir()
-    for extra, says in ((["--json", folder], "is a folder"), (["--nc", tmp_path / "r.txt"], ".nc")):
+    a_file = tmp_path / "a_file.csv"
+    a_file.write_text("x\n")
+    for extra, says in ((["--json", folder], "is a folder"), (["--nc", tmp_path / "r.txt"], ".nc"),
+                        (["--json", a_file / "r.json"], "a_file.csv is a file")):
         code, _, err = run(BASE + ["--data", npz, "--method", "nngp", *extra], capsys)
         assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
     with open("/dev/full", "w") as full:

@@ -180,7 +180,8 @@ def test_a_worker_killed_mid_sweep_loses_nothing(tmp_path, undisturbed):
     from dask.distributed import Client, LocalCluster
 
     out = tmp_path / "killed.zarr"
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      scheduler_kwargs={"dashboard_address": ":0"}) as cluster:  # no warning where 8787 is taken
         with Client(cluster) as client:
             pids = list(client.run(os.getpid).values())
         proc = subprocess.Popen([sys.executable, "-m", "msat.runtime.app.console", "sweep", *SLOW, "--out", str(out),
@@ -217,6 +218,40 @@ def test_ctrl_c_leaves_a_store_that_resumes_to_the_same_numbers(tmp_path, undist
     assert main(["sweep", *SLOW, "--out", str(out), "--resume", "--workers", "2"]) == 0
     a, b = undisturbed, xr.open_zarr(out).load()
     xr.testing.assert_equal(a.drop_vars("seconds"), b.drop_vars("seconds"))
+
+
+def test_ctrl_c_while_the_store_is_made_stops_cleanly_and_workers_ignore_it(tmp_path, monkeypatch):
+    """Ctrl-C reaches the whole process group: a local worker ignores it (it died with a traceback on stderr), and
+    one that comes while the store is written is a flag, answered once the store is whole (it interrupted zarr's
+    writes, which spilled a thousand lines on stderr), leaving a store that resumes."""
+    import os
+    import signal
+
+    from msat.runtime import sweep as sw
+
+    def worker_sigint(g, t, src, extra):  # nested: pickled by value, as the workers cannot import this module
+        import signal
+
+        return None, None, str(signal.getsignal(signal.SIGINT))  # how the worker handles SIGINT, as a failure
+
+    g = grid.build(N="20", chi="1,2", kappa="0.5", method="nngp", seed="0..1", P="8", D="3", P_test="2",
+                   source="teacher")
+    failures = sw.sweep(g, ("builtin", "teacher"), tmp_path / "w.zarr", workers=1, task=worker_sigint)
+    assert failures and {f["error"] for f in failures} <= {str(signal.SIG_IGN), str(int(signal.SIG_IGN))}
+    prepare = sw._prepare
+
+    def interrupted_prepare(*args):
+        done = prepare(*args)
+        os.kill(os.getpid(), signal.SIGINT)
+        return done
+
+    monkeypatch.setattr(sw, "_prepare", interrupted_prepare)
+    with pytest.raises(KeyboardInterrupt):
+        sw.sweep(g, ("builtin", "teacher"), tmp_path / "i.zarr", workers=1)
+    monkeypatch.setattr(sw, "_prepare", prepare)
+    assert _done(tmp_path / "i.zarr") == 0
+    assert sw.sweep(g, ("builtin", "teacher"), tmp_path / "i.zarr", workers=1, resume=True) == []
+    assert _done(tmp_path / "i.zarr") == 2
 
 
 def test_sizes_with_a_data_file_exit_2(tmp_path, capsys):

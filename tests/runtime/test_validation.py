@@ -256,3 +256,11 @@ def test_a_sample_whose_chains_all_stopped_is_a_failure_not_a_result():
     X = rng.standard_normal((10, 4))
     with pytest.raises(ConvergenceError, match="every chain stopped moving"):
         sample(X, np.sign(X[:, 0]), N=12, chi=1e300, kappa=0.5, samples=20, chains=2)
+
+
+def test_mc_samples_for_a_method_without_monte_carlo_is_named_as_ignored():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((8, 3)), rng.standard_normal(8)
+    r = predict(X, y, N=10, chi=1, kappa=0.5, method="loop", mc_samples=100)
+    assert any(w.startswith("--mc-samples applies to erf/relu --method adaptive only") for w in r["warnings"])
+    assert not any("--mc-samples" in w for w in predict(X, y, N=10, chi=1, kappa=0.5)["warnings"])
