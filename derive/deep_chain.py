@@ -155,7 +155,7 @@ def proposal_log_ratio():
     return (sp.HadamardProduct(Ud, Ud) * ones - sp.HadamardProduct(Zd, Zd) * ones) / 2
 
 
-# -- a Gaussian base law N(mu, (F F^T)^-1) in weight space (annealing's start, a proposal's component) --
+# -- a Gaussian base law N(mu, (F F^T)^-1) in weight space (where annealing starts) -----------------------
 d = sp.Symbol("d", integer=True, positive=True)  # weight dimension
 Rw = sp.MatrixSymbol("R", m, d)  # rows: r = (w - mu) F, the draws whitened by the base's precision factor F
 Fw = sp.MatrixSymbol("F", d, d)
