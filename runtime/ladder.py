@@ -61,7 +61,14 @@ def relative_change(new, old) -> float:
 
 
 def solve(solver, chis, setup_seconds: float = 0.0) -> list[Result]:
-    """Results along the ladder ``chis`` (a failed point, if any, last)."""
+    """Results along the ladder ``chis`` (a failed point, if any, last). NumPy's floating-point warnings are off:
+    at the edge of float64 (chi ~ 1e300) they spilled on stderr, and what they warn of is judged here, a result
+    that is not finite being a failed point."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        return _solve(solver, chis, setup_seconds)
+
+
+def _solve(solver, chis, setup_seconds):
     states, seconds, failure = [], [], None
     warm, prev = None, None
     for chi in chis:

@@ -264,3 +264,19 @@ def test_mc_samples_for_a_method_without_monte_carlo_is_named_as_ignored():
     r = predict(X, y, N=10, chi=1, kappa=0.5, method="loop", mc_samples=100)
     assert any(w.startswith("--mc-samples applies to erf/relu --method adaptive only") for w in r["warnings"])
     assert not any("--mc-samples" in w for w in predict(X, y, N=10, chi=1, kappa=0.5)["warnings"])
+
+
+@pytest.mark.parametrize("chi", [1e300, 1e-300])
+def test_extreme_chi_gives_a_result_or_a_failed_point_without_numpy_warnings(chi):
+    """At the edge of float64 a point is judged by its numbers (non-finite: a failed point), not by NumPy's
+    overflow warnings, which spilled on stderr for erf kernel adaptation at chi = 1e300 and 1e-300."""
+    import warnings
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((6, 3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = predict(X, np.sign(X[:, 0]), X[:2], N=10, chi=[chi], kappa=0.5, activation="erf", mc_samples=400)
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
+    r = out[-1]
+    assert (not r.converged) or np.all(np.isfinite(r.test_mean))
