@@ -52,15 +52,15 @@ def add_parsers(sub) -> None:
     sw.set_defaults(handler=_cmd_sweep)
 
 
-def _figure_path(path: Path, plt) -> Path:
+def _figure_path(path: Path) -> Path:
     """--out of a figure: a file in a format matplotlib writes (.png where no suffix is given)."""
     if path.is_dir():
         raise InputError(f"--out {path} is a folder: name a figure file (.png, .pdf, .svg)")
     if not path.suffix:
         return path.with_suffix(".png")  # matplotlib's default: said so in the 'wrote' line
-    kinds = plt.figure().canvas.get_supported_filetypes()
-    plt.close("all")
-    if path.suffix[1:].lower() not in kinds:
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    if path.suffix[1:].lower() not in FigureCanvasBase.get_supported_filetypes():
         raise InputError(f"--out {path.name}: matplotlib writes no {path.suffix} figures (use .png, .pdf or .svg)")
     return path
 
@@ -68,7 +68,7 @@ def _figure_path(path: Path, plt) -> Path:
 def _cmd_plot(args) -> int:
     from . import sweep_figures as sf
 
-    path = None if args.out is None else _figure_path(Path(args.out), sf.plt)
+    path = None if args.out is None else _figure_path(Path(args.out))
     st = sf.select(sf.open_store(args.plot), args.sel)
     heat = args.y in st.dims
     path = path or sf.default_path(args.plot, args.x, args.y, args.hue, args.color, heat)
