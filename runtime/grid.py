@@ -23,6 +23,7 @@ RELATIVE = {"N": lambda N: float(N), "sqrtN": lambda N: math.sqrt(N)}
 #: the most items one list may hold, and the most points (tasks times chi values) a sweep may have: a larger
 #: grid is a typo (`--seed 0..100000000`), whose expansion alone would run for minutes
 MAX_ITEMS, MAX_POINTS = 100_000, 1_000_000
+ACTIVATIONS = ("linear", "erf", "relu")
 
 
 def _items(name, text):
@@ -67,6 +68,13 @@ def _number(name, token, kind):
 def _layers(name, token, kind):
     """A per-layer value 'axb' (or one value) as a string coordinate and a tuple of numbers."""
     return tuple(_number(name, t, kind) for t in token.split("x"))
+
+
+def token(v: float) -> str:
+    """The one spelling of a number in a string coordinate: 1.0 and 1 are both '1', 1e100 is '1e+100' (so that
+    --resume and the repeat check compare values, not how they were typed)."""
+    s = repr(float(v))
+    return s[:-2] if s.endswith(".0") else s
 
 
 def _method(token):
@@ -132,24 +140,24 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
             raise InputError("--depth takes one value in a sweep (sweep --widths for several depths)")
         Ns = [(_number("N", t, "count"),) * depths[0] for t in _items("N", N)]
         n_key = "N"
-    chis = _items("chi", chi)
-    for c in chis:
-        if c not in RELATIVE:
-            _number("chi", c, "positive")
+    chis = [c if c in RELATIVE else token(_number("chi", c, "positive")) for c in _items("chi", chi)]
     coords = {
         "method": [t for t in _items("method", method) if _method(t)],
         "N": [w[-1] for w in Ns] if n_key == "N" else ["x".join(str(n) for n in w) for w in Ns],
         "kappa": [_number("kappa", t, "positive") for t in _items("kappa", kappa)],
         "seed": [_number("seed", t, "seed") for t in _items("seed", seed)],
         "g_v": [_number("g_v", t, "positive") for t in _items("g-v", g_v)],
-        "g_w": [t for t in _items("g-w", g_w) if _layers("g-w", t, "positive")],  # per-layer: a string
-        "activation": [values.choice("activation", t, ("linear", "erf", "relu")) for t in _items("activation", activation)],
+        "g_w": ["x".join(token(v) for v in _layers("g-w", t, "positive")) for t in _items("g-w", g_w)],  # a string
+        "activation": [values.choice("activation", t, ACTIVATIONS) for t in _items("activation", activation)],
         "dressed": [_boolean(t) for t in _items("dressed", dressed)],
         "P": [_number("P", t, "count") for t in _items("P", P)] if P is not None else [0],
         "D": [_number("D", t, "count") for t in _items("D", D)] if D is not None else [0],
         "P_test": [_number("P_test", t, "count") for t in _items("P-test", P_test)] if P_test is not None else [0],
         "chi": chis,
     }
+    for name, v in coords.items():
+        if len(set(v)) != len(v):  # items typed differently may still be one value (0.1 and 0.10)
+            raise InputError(f"--{name.replace('_', '-')}: repeated values {v}")
     points = math.prod(len(v) for v in coords.values())
     if points > MAX_POINTS:
         raise InputError(f"the sweep has {points:,} points (tasks x chi values), over {MAX_POINTS:,}: split it")

@@ -38,6 +38,9 @@ KAPPA_RESOLUTION = 1e6 * 2.0 ** -52
 
 #: draws per chain below which the sampler's ESS and Monte Carlo errors are undefined (ArviZ)
 MIN_SAMPLES = 4
+#: the sampler's draws per chain and chains when none are given (None marks "not given", so that a value
+#: given to a method that does not sample is named as ignored)
+DEFAULT_SAMPLES, DEFAULT_CHAINS = 1000, 4
 
 
 @dataclass(frozen=True)
@@ -157,8 +160,8 @@ def default_order(method, activation, depth, P, P_test):
 
 
 def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None, activation="linear",
-          method=None, order=None, dressed=False, estimator="auto", seed=0, mc_samples=None, samples=1000,
-          chains=4, readout="sampled") -> Params:
+          method=None, order=None, dressed=False, estimator="auto", seed=0, mc_samples=None, samples=None,
+          chains=None, readout="sampled") -> Params:
     """Validate every parameter of a request on data of shape (P, D), P_test test points."""
     widths, g_ws = architecture(N, widths, depth, g_w)
     N, g_w = widths[-1], g_ws[0]
@@ -209,8 +212,9 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
     if mc_samples is not None:
         mc_samples = values.count("mc_samples", mc_samples, minimum=1)
     # ArviZ needs four draws per chain for its ESS and Monte Carlo errors (fewer give NaN)
-    samples = values.count("samples", samples, minimum=MIN_SAMPLES)
-    chains = values.count("chains", chains, minimum=1)
+    sampling_given = [k for k, v in (("samples", samples), ("chains", chains)) if v is not None]
+    samples = values.count("samples", DEFAULT_SAMPLES if samples is None else samples, minimum=MIN_SAMPLES)
+    chains = values.count("chains", DEFAULT_CHAINS if chains is None else chains, minimum=1)
     if method == "adaptive" and order == 2 and activation == "linear":
         n, what = (P, "P") if P < D else (D, "D")
         if N <= n + 1:
@@ -225,6 +229,8 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
         ignored.append(f"--estimator applies to erf/relu --method adaptive only: ignored by {activation} {method}")
     if mc_samples is not None and not (method == "adaptive" and activation != "linear"):
         ignored.append(f"--mc-samples applies to erf/relu --method adaptive only: ignored by {activation} {method}")
+    if sampling_given and method != "sample":
+        ignored += [f"--{k} applies to --method sample only: ignored by {method}" for k in sampling_given]
     p = Params(N=N, kappa=kappa, g_v=g_v, g_w=g_w, activation=activation, method=method,
                order=order if method in ("loop", "adaptive") else None, dressed=bool(dressed),
                P=int(P), D=int(D), P_test=int(P_test), estimator=estimator, seed=seed,

@@ -15,7 +15,7 @@ from .results import chi_warnings
 
 def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None,
             activation="linear", method=None, order=None, dressed=False, estimator="auto", seed=0,
-            mc_samples=None, samples=1000, chains=4, readout="sampled", progress=False, draws=None):
+            mc_samples=None, samples=None, chains=None, readout="sampled", progress=False, draws=None):
     """Posterior predictions of a Bayesian two-layer network (docs/theory.md; the contract in docs/cli.md).
 
     Returns one :class:`~msat.runtime.results.Result`, or a list of them (one per chi, in ladder
@@ -33,7 +33,7 @@ def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=N
     around the saddle of the full action. Non-linear adaptive: ``estimator`` "cumulant" (small Ct),
     "mc" (the single-neuron law's Monte Carlo on fixed draws) or "auto" (mc); ``mc_samples``
     Monte Carlo draws (prior draws for cumulant; for mc the final fixed draws of all replicate sets,
-    default 80000); ``seed`` seeds every Monte Carlo. Sampling: ``samples`` draws per chain, ``chains``,
+    default 80000); ``seed`` seeds every Monte Carlo. Sampling: ``samples`` draws per chain (1000), ``chains`` (4),
     ``readout`` ("sampled": HMC over all weights; "marginal": the hidden weights only, the readout
     integrated out exactly and the outputs Rao-Blackwellised, one hidden layer),
     ``draws`` (a list that receives the raw chains per chi), ``progress`` (a progress bar).

@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -67,11 +68,12 @@ def precheck(g, source, extra):
     """Every task's parameters checked as predict checks them (runtime.params), before any work and without
     making its data: a sweep none of whose tasks is valid is bad input (InputError, exit 2), and so is one with
     a task that would not fit in memory (its built-in set or its method); a task that a method does not cover
-    (exact for erf, in a sweep over activations) stays data, a note in the store."""
+    (exact for erf, in a sweep over activations) stays data, a note in the store. Returns a line for each option
+    given that no valid task uses (`--samples` without the sampler): the store keeps no per-result warnings."""
     from . import params as _params
     from .data.builtin import reserve
 
-    valid, first = False, None
+    valid, first, ignored = 0, None, {}
     for _, t in g.tasks():
         try:
             if isinstance(source, tuple):
@@ -79,14 +81,17 @@ def precheck(g, source, extra):
                 sizes = (t["P"], t["D"], t["P_test"])
             else:
                 sizes = (source.P, source.D, source.P_test)
-            _params.build(*sizes, **_options(g, t, extra))
-            valid = True
+            for said in _params.build(*sizes, **_options(g, t, extra)).ignored:
+                option = said.partition(": ignored by")[0]
+                ignored[option] = ignored.get(option, 0) + 1
+            valid += 1
         except MemoryRequestError as err:
             raise MemoryRequestError(f"task {_label(t)}: {err}") from None
         except InputError as err:
             first = first or err
     if not valid:
         raise InputError(f"no task of this sweep is valid (the first: {first})")
+    return [f"{option}: no task of this sweep uses it" for option, n in ignored.items() if n == valid]
 
 
 def _label(task) -> str:
@@ -128,13 +133,31 @@ def _prepare(path, g, source, resume, command=None):
     return np.asarray(ds["done"].values)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """The arguments of one sweep() call, as _run reads them."""
+
+    g: _grid.Grid
+    source: object  # ("builtin", name) or a loaded Dataset
+    out: object
+    workers: int | None
+    resume: bool
+    progress: bool
+    extra: dict
+    log: object
+    task: object
+    command: str | None
+
+
 def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progress=False, extra=None, log=None,
           task=run_task, command=None):
     """Run every task not yet done; returns the failures (task coordinates and message). ``task`` is
     the function a worker runs per task (``run_task``; the benchmark times the sweep on no-op tasks)."""
     from dask.distributed import Client
 
-    precheck(g, source, extra or {})
+    for said in precheck(g, source, extra or {}):
+        if log:
+            print(f"msat: warning: {said}", file=log)
     _writable(str(out))
     client = None
     if scheduler:
@@ -150,7 +173,8 @@ def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progres
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(1)) if main_thread else None
     try:
-        failures = _run(g, source, out, client, workers, resume, progress, extra, log, task, command, interrupted)
+        job = _Job(g, source, out, workers, resume, progress, extra or {}, log, task, command)
+        failures = _run(job, client, interrupted)
     finally:
         if main_thread:
             signal.signal(signal.SIGINT, previous)
@@ -162,17 +186,18 @@ def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progres
     return failures
 
 
-def _run(g, source, out, client, workers, resume, progress, extra, log, task, command, interrupted):
-    """The store prepared and every pending task run (sweep); KeyboardInterrupt where `interrupted` is raised."""
+def _run(job, client, interrupted):
+    """The store prepared and every pending task of `job` (sweep's arguments) run; KeyboardInterrupt where
+    `interrupted` is raised."""
     from dask.distributed import Client, LocalCluster, as_completed
 
     try:
-        done = _prepare(str(out), g, source, resume, command)
+        done = _prepare(str(job.out), job.g, job.source, job.resume, job.command)
     except InputError:
         if client is not None:
             client.close()
         raise
-    pending = [(idx, t) for idx, t in g.tasks() if not done[idx]]
+    pending = [(idx, t) for idx, t in job.g.tasks() if not done[idx]]
     failures = []
     if not pending or interrupted:
         if client is not None:
@@ -187,7 +212,7 @@ def _run(g, source, out, client, workers, resume, progress, extra, log, task, co
             # per core, not a task per core times the cores
             # the scheduler's HTTP server (on even with no dashboard) on a free port: the default one, taken by
             # another cluster, printed a warning on stderr
-            cluster = LocalCluster(n_workers=int(workers or os.cpu_count() or 1), threads_per_worker=1,
+            cluster = LocalCluster(n_workers=int(job.workers or os.cpu_count() or 1), threads_per_worker=1,
                                    processes=True, dashboard_address=None, silence_logs=logging.ERROR,
                                    scheduler_kwargs={"dashboard_address": ":0"}, preload=["msat.runtime.sweep_worker"],
                                    env={"NUMBA_NUM_THREADS": os.environ.get("NUMBA_NUM_THREADS", "1")})
@@ -196,11 +221,11 @@ def _run(g, source, out, client, workers, resume, progress, extra, log, task, co
             raise KeyboardInterrupt
         from .progress import Progress
 
-        bar = Progress(len(pending), progress, "sweep tasks")
-        writer = labelled.ZarrWriter(out, g)
+        bar = Progress(len(pending), job.progress, "sweep tasks")
+        writer = labelled.ZarrWriter(job.out, job.g)
         t0 = time.perf_counter()
-        src = source if isinstance(source, tuple) else client.scatter(source, broadcast=True)
-        futures = {client.submit(task, g, t, src, extra or {}, pure=False): (idx, t) for idx, t in pending}
+        src = job.source if isinstance(job.source, tuple) else client.scatter(job.source, broadcast=True)
+        futures = {client.submit(job.task, job.g, t, src, job.extra, pure=False): (idx, t) for idx, t in pending}
         for k, fut in enumerate(_completed(as_completed(futures), interrupted), 1):
             idx, t = futures[fut]
             try:
@@ -212,9 +237,9 @@ def _run(g, source, out, client, workers, resume, progress, extra, log, task, co
             else:
                 writer.write(idx, res, note)
             bar.step()
-            if log and not progress:
+            if job.log and not job.progress:
                 print(f"msat sweep: task {k}/{len(pending)} {'failed' if fail else 'done'} "
-                      f"({time.perf_counter() - t0:.1f} s)", file=log)
+                      f"({time.perf_counter() - t0:.1f} s)", file=job.log)
     finally:
         if bar is not None:
             bar.close()

@@ -11,7 +11,9 @@ from ..errors import InputError
 
 
 def _chi_tokens(chis) -> str:
-    return ",".join(np.format_float_positional(float(c), trim="-") for c in chis)
+    from ..grid import token
+
+    return ",".join(token(c) for c in chis)
 
 
 def _method_label(results, args) -> str:

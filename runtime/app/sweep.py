@@ -32,8 +32,8 @@ def add_parsers(sub) -> None:
     sw.add_argument("--dressed", nargs="?", const="true", default="false", help="loop around the full saddle (true,false)")
     sw.add_argument("--estimator", default="auto", help="non-linear adaptive: cumulant, mc or auto")
     sw.add_argument("--mc-samples", dest="mc_samples", type=int, default=None, help="non-linear adaptive: draws")
-    sw.add_argument("--samples", type=int, default=1000, help="sample: draws per chain")
-    sw.add_argument("--chains", type=int, default=4, help="sample: chains")
+    sw.add_argument("--samples", type=int, default=None, help="sample: draws per chain (1000)")
+    sw.add_argument("--chains", type=int, default=None, help="sample: chains (4)")
     sw.add_argument("--readout", default="sampled", help="sample: sampled or marginal")
     sw.add_argument("--out", type=Path, default=None, help="the Zarr store to write (STORE.zarr); with --plot "
                     "the figure (default: beside the store)")

@@ -53,10 +53,10 @@ def _as_float(value, key: str, name: str) -> np.ndarray:
     if raw.dtype.kind in "mMV":
         raise fail(f"{name}: {key} has dtype {raw.dtype}; real numbers are required")
     try:
-        arr = np.asarray(raw, dtype=np.float64)
+        # order="C", not ascontiguousarray: that makes a 0-d value 1-d, and the shape check would misreport it
+        return np.asarray(raw, dtype=np.float64, order="C")
     except (TypeError, ValueError) as exc:
         raise fail(f"{name}: {key} is not numeric ({exc})") from None
-    return np.ascontiguousarray(arr)
 
 
 def _check_finite(arr: np.ndarray, key: str, name: str) -> None:

@@ -31,6 +31,34 @@ def test_lists_ranges_relative_chi_and_errors():
             grid.build(**bad)
 
 
+def test_coordinates_are_values_not_spellings():
+    """1.0 and 1 are one chi (a store made with one resumes with the other), 0.1 and 0.10 one kappa (a repeat,
+    refused as `--kappa 0.1,0.1` is), and 1e100 is stored as '1e+100', not as its 101 digits."""
+    a = grid.build(N="20", chi="1,2.5,N", kappa="0.5", g_w="1x2", widths=None)
+    b = grid.build(N="20", chi="1.0,2.50,N", kappa="0.50", g_w="1.0x2", widths=None)
+    assert a.spec_json() == b.spec_json() and a.coords["chi"] == ["1", "2.5", "N"]
+    assert grid.build(N="20", chi="1e100", kappa="1").coords["chi"] == ["1e+100"]
+    assert [grid.token(v) for v in (1.0, 0.1, 1e-5, 1e16, 160.0)] == ["1", "0.1", "1e-05", "1e+16", "160"]
+    for bad in (dict(chi="1,1.0", kappa="1"), dict(chi="1", kappa="0.1,0.10"), dict(chi="1", kappa="1", g_v="2,2.0"),
+                dict(chi="1", kappa="1", g_w="1x2,1.0x2.0"), dict(chi="1", kappa="1", dressed="true,yes")):
+        with pytest.raises(InputError, match="repeated values"):
+            grid.build(N="20", **bad)
+
+
+def test_an_option_no_task_uses_is_said_once_before_any_work():
+    """--samples in a sweep without the sampler is named (the store keeps no per-result warnings); an option some
+    task uses is not, though other tasks ignore it (--mc-samples in a sweep over activations)."""
+    from msat.runtime import sweep as sw
+
+    g = grid.build(N="20", chi="1", kappa="1", method="nngp,exact", activation="linear,erf", P="8", D="3",
+                   P_test="2")
+    said = sw.precheck(g, ("builtin", "teacher"), dict(samples=100, chains=None, mc_samples=500))
+    assert sorted(said) == ["--mc-samples applies to erf/relu --method adaptive only: no task of this sweep uses it",
+                            "--samples applies to --method sample only: no task of this sweep uses it"], said
+    g = grid.build(N="20", chi="1", kappa="1", method="nngp,adaptive", activation="erf", P="8", D="3", P_test="2")
+    assert sw.precheck(g, ("builtin", "teacher"), dict(mc_samples=500)) == []
+
+
 def test_bad_specs_exit_2_before_any_work(tmp_path, capsys):
     out = tmp_path / "never.zarr"
     base = ["sweep", "--dataset", "teacher", "--P", "8", "--D", "3", "--out", str(out)]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from msat.runtime import memory, params, predict, values
+from msat.runtime import memory, params, predict, sample, values
 from msat.runtime.data import validate
 from msat.runtime.errors import ConvergenceError, InputError
 
@@ -211,7 +211,6 @@ def test_all_zero_targets_give_zero_means_and_zero_alignment(activation, method,
 
 
 def test_all_zero_targets_sample_to_zero_means():
-    from msat.runtime import sample
 
     rng = np.random.default_rng(2)
     X = rng.standard_normal((12, 5))
@@ -224,7 +223,6 @@ def test_all_zero_targets_sample_to_zero_means():
 def test_api_flags_and_the_draws_list_are_checked():
     """A string where a boolean belongs ("false" is truthy) and a file name where predict fills a list (the
     CLI's --draws FILE) are input errors, not a silent dressed series or an AttributeError mid-run."""
-    from msat.runtime import sample
 
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((8, 3)), rng.standard_normal(8)
@@ -250,7 +248,6 @@ def test_a_failed_point_keeps_its_seconds_and_the_chi_warning(chi):
 def test_a_sample_whose_chains_all_stopped_is_a_failure_not_a_result():
     """At chi = 1e300 every chain's acceptance is 0: its draws are its starting points, so the point fails
     (it was returned as converged, test means ~1e-151)."""
-    from msat.runtime import sample
 
     rng = np.random.default_rng(1)
     X = rng.standard_normal((10, 4))
@@ -264,6 +261,24 @@ def test_mc_samples_for_a_method_without_monte_carlo_is_named_as_ignored():
     r = predict(X, y, N=10, chi=1, kappa=0.5, method="loop", mc_samples=100)
     assert any(w.startswith("--mc-samples applies to erf/relu --method adaptive only") for w in r["warnings"])
     assert not any("--mc-samples" in w for w in predict(X, y, N=10, chi=1, kappa=0.5)["warnings"])
+
+
+def test_sampler_options_for_a_method_that_does_not_sample_are_named_as_ignored():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((8, 3)), rng.standard_normal(8)
+    said = predict(X, y, N=10, chi=1, kappa=0.5, method="exact", samples=50, chains=2)["warnings"]
+    assert "--samples applies to --method sample only: ignored by exact" in said
+    assert "--chains applies to --method sample only: ignored by exact" in said
+    assert not any("applies to" in w for w in predict(X, y, N=10, chi=1, kappa=0.5, method="exact")["warnings"])
+    r = sample(X, y, N=10, chi=1, kappa=0.5, samples=40, chains=2)
+    assert not any("applies to" in w for w in r["warnings"])
+    assert (r["params"]["samples"], r["params"]["chains"]) == (40, 2)
+
+
+def test_a_scalar_X_is_reported_with_its_own_shape():
+    for X in (np.float64(3.0), 3.0):
+        with pytest.raises(InputError, match=r"X must be a 2-D array \(P x D\), got shape \(\)$"):
+            predict(X, np.zeros(2), N=10, chi=1, kappa=0.5)
 
 
 @pytest.mark.parametrize("chi", [1e300, 1e-300])
