@@ -29,7 +29,8 @@ def add_parsers(sub) -> None:
     sw.add_argument("--g-w", dest="g_w", default="1", help="hidden prior scale (a list; per layer 'g1xg2')")
     sw.add_argument("--activation", default="linear", help="linear, erf, relu (a list)")
     sw.add_argument("--method", default="loop:1", help="method[:order] (a list: exact,loop:2,adaptive:1)")
-    sw.add_argument("--dressed", nargs="?", const="true", default="false", help="loop around the full saddle (true,false)")
+    sw.add_argument("--dressed", nargs="?", const="true", default="false",
+                    help="loop around the full saddle (true,false)")
     sw.add_argument("--estimator", default="auto", help="non-linear adaptive: cumulant, mc or auto")
     sw.add_argument("--mc-samples", dest="mc_samples", type=int, default=None, help="non-linear adaptive: draws")
     sw.add_argument("--samples", type=int, default=None, help="sample: draws per chain (1000)")
@@ -49,7 +50,13 @@ def add_parsers(sub) -> None:
     fig.add_argument("--color", default="test_error", help="heat map: the quantity coloured")
     fig.add_argument("--sel", action="append", default=[], metavar="OPTION=VALUE", help="fix an option (repeatable)")
     fig.add_argument("--reference", default=None, help="test_error against this method, or 'targets'")
-    sw.set_defaults(handler=_cmd_sweep)
+    sw.set_defaults(handler=_cmd_sweep, sweep_defaults={d: sw.get_default(d) for d in SWEEP_ONLY})
+
+
+#: the options of a sweep run, which a figure of a finished store (--plot) does not read
+SWEEP_ONLY = ("data", "dataset", "target", "P", "D", "P_test", "seed", "N", "depth", "widths", "chi", "kappa", "g_v",
+              "g_w", "activation", "method", "dressed", "estimator", "mc_samples", "samples", "chains", "readout",
+              "workers", "scheduler", "resume")
 
 
 def _figure_path(path: Path) -> Path:
@@ -68,6 +75,7 @@ def _figure_path(path: Path) -> Path:
 def _cmd_plot(args) -> int:
     from . import sweep_figures as sf
 
+
     path = None if args.out is None else _figure_path(Path(args.out))
     st = sf.select(sf.open_store(args.plot), args.sel)
     heat = args.y in st.dims
@@ -80,6 +88,11 @@ def _cmd_plot(args) -> int:
     finally:
         sf.plt.close(fig)
     print(f"msat sweep: wrote {path} ({what})", file=sys.stderr)
+    given = [d for d in SWEEP_ONLY if getattr(args, d) != args.sweep_defaults[d]]
+    if given:  # `--plot S --chi 1` may mean a selection: say how to make one rather than drop it silently
+        flags = ", ".join("--" + d.replace("_", "-") for d in given)
+        print(f"msat: warning: {flags} ignored with --plot (it draws the store as it is; fix an option with "
+              "--sel OPTION=VALUE)", file=sys.stderr)
     return 0
 
 

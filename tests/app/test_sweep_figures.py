@@ -80,5 +80,9 @@ def test_plot_command_and_its_errors(store, tmp_path, capsys):
         assert says in err and len(err.strip().splitlines()) == 1, err
     assert main(["sweep", "--plot", str(store), "--sel", "chi=N", "--out", str(tmp_path / "bare")]) == 0
     assert (tmp_path / "bare.png").stat().st_size and "wrote " + str(tmp_path / "bare.png") in capsys.readouterr().err
+    # options of a sweep run are not read by --plot: said, with the way to select instead
+    assert main(["sweep", "--plot", str(store), "--sel", "chi=N", "--kappa", "0.5", "--N", "20",
+                 "--out", str(out)]) == 0
+    assert "--N, --kappa ignored with --plot" in capsys.readouterr().err
     assert main(["sweep", "--dataset", "teacher", "--N", "20", "--kappa", "1", "--out", str(out)]) == 2
     assert "needs --chi" in capsys.readouterr().err
