@@ -9,12 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-
-#: the highest loop order derive and latex accept: the derivation's cost grows about fourfold per order
-#: (measured, single layer: `msat latex --order 5` 6 s, `--order 6` 23 s), so order 9 would take hours
-MAX_ORDER = 8
-#: the highest --depth derive emits (depth 10 takes ~30 s; a typo such as --depth 99 ran for over five minutes)
-MAX_DEPTH = 10
+from .limits import MAX_DEPTH, MAX_ORDER
 
 
 class UsageError(ValueError):

@@ -12,7 +12,7 @@ import difflib
 from pathlib import Path
 
 from . import emit as _emit
-from . import kernels
+from . import kernels, limits
 
 DEFAULT_ORDER = 3
 DEFAULT_DEPTH = 3
@@ -41,7 +41,9 @@ def emit(max_order: int = DEFAULT_ORDER, max_depth: int = DEFAULT_DEPTH) -> dict
 
 def _registry(max_order: int, max_depth: int) -> str:
     env = _emit.environment()
-    return env.get_template("registry.py.j2").render(max_order=max_order, max_depth=max_depth)
+    return env.get_template("registry.py.j2").render(max_order=max_order, max_depth=max_depth,
+                                                     derivable_order=limits.MAX_ORDER,
+                                                     derivable_depth=limits.MAX_DEPTH)
 
 
 def write(out_dir: Path, files: dict) -> None:

@@ -5,15 +5,22 @@ import importlib
 
 MAX_ORDER = 3
 MAX_DEPTH = 3
+# the most `msat derive` emits (its --order and --depth limits)
+DERIVABLE_ORDER = 8
+DERIVABLE_DEPTH = 10
+
+
+def _how(depth, order):
+    """The derive command that emits a depth and order, or why there is none."""
+    if order > DERIVABLE_ORDER or depth > DERIVABLE_DEPTH:
+        return "msat derive emits orders up to %d and depths up to %d" % (DERIVABLE_ORDER, DERIVABLE_DEPTH)
+    return "run `msat derive %s--order %d`" % ("" if depth == 1 else "--depth %d " % depth, order)
 
 
 def rescaling(order):
     """The kernel-rescaling module of a loop order: msat.generated.rescaling_o<order>."""
     if not 0 <= order <= MAX_ORDER:
-        raise ValueError(
-            "loop order %d is not generated (available: 0..%d); run `msat derive --order %d`"
-            % (order, MAX_ORDER, order)
-        )
+        raise ValueError("loop order %d is not generated (available: 0..%d); %s" % (order, MAX_ORDER, _how(1, order)))
     return importlib.import_module("msat.generated.rescaling_o%d" % order)
 
 
@@ -22,8 +29,8 @@ def deep(depth, order):
     msat.generated.deep_series_o<order>)."""
     if not (1 <= depth <= MAX_DEPTH and 0 <= order <= MAX_ORDER):
         raise ValueError(
-            "depth %d at loop order %d is not generated (available: depths 1..%d, orders 0..%d); "
-            "run `msat derive --depth %d --order %d`" % (depth, order, MAX_DEPTH, MAX_ORDER, depth, order)
+            "depth %d at loop order %d is not generated (available: depths 1..%d, orders 0..%d); %s"
+            % (depth, order, MAX_DEPTH, MAX_ORDER, _how(depth, order))
         )
     return (importlib.import_module("msat.generated.deep_layers_d%d_o%d" % (depth, order)),
             importlib.import_module("msat.generated.deep_series_o%d" % order))

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 4b18de014f7880023d80f8d26ade18b4b2c6bb0da44633e3fca08f33b9e6599c
+# inputs-sha256: 28d6d62e8805ce4928d59f2f6691d34c8930b708358e4eb793f5028c1478493e
 # content-sha256: 16112d8f696b3a708eb49e96951f20e100d8a4257f76b1e084a124be50a56028
 """The layers of a deep linear network with 1 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 1 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 4e4719c15e8c7eaa3f2ac9290b1d08898fb144cbee58697bedbbbbc2ff8ffae8
+# inputs-sha256: f87f0dd2f5f6554563f95ec0dea787a9fc020241517dd1b4500d5499a14b900e
 # content-sha256: 8464444d8edd1b57ebaae838c8a1f188281efbb5aa652fbceb38772386267fa2
 """The layers of a deep linear network with 2 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 1 needs."""
 import math  # noqa: F401

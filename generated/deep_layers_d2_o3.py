@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 6bbf907dc57346542a60605a909dbf91b99de1b6b562e87ecd46e0af2db2125b
+# inputs-sha256: 64cc4364a9352e27d820f9c2631e786248cb26e7fedbddda7087df0090976362
 # content-sha256: 3cf98b6fcd8b483eb730b45fe50095669857f94fdff817e2a5c4679ff96215e1
 """The layers of a deep linear network with 2 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 3 needs."""
 import math  # noqa: F401

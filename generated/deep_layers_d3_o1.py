@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 52613918f202cf052ca08a047eadf81bda51fe9b39de254ba45b05af0f72d565
+# inputs-sha256: 65887a19818064400a221c70ac701a261470ca4510b0910d7a7a696b58b2955e
 # content-sha256: 3e6095e485956362719011ddc2d51d08af85bbdafa4a410b9d055b2e77044d25
 """The layers of a deep linear network with 3 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 1 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 0ec3601ffa61905aee420043fed7128cca17986f16c9a00ca76c2759d9613112
+# inputs-sha256: 1ccb0be55edb97fe00500864d687c556cfc034e898278c0ce035483c264d870d
 # content-sha256: 754978af080182b45c50f6408aae7c7cf7dd43220316b9ca89b54f977d9fb055
 """The layers of a deep linear network with 3 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 3 needs."""
 import math  # noqa: F401

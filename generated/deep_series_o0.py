@@ -3,7 +3,7 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: cde877171684144c9b61374a4bd2c8576bf42775b044f747964c9926e57c5de8
+# inputs-sha256: 8f7388cac41e37d456c49159a0c6c8ed6116a1d8ce4da5c7266398a7f39208db
 # content-sha256: 3f41bd27fabc1bc0b8ab390c531ce3c4bc0f23dc4622439bf8907123e55b2547
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 0, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 0673f515612d474c7a7488f499135cec9774e7a717c032dcb99beaa358016449
+# inputs-sha256: 015100db6ab5680dc2a91d9af57a17703c3510911b2804e0d3d39e88e4e80839
 # content-sha256: ef0d4a56f19948ecdb35212730ce71e0613f148ec26b28e5585ddead1703c967
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 2, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401

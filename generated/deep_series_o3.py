@@ -3,7 +3,7 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 31b6a7fe0a56a6f970bb65a8a2f23ed61a4ffdafdbddd6f55948e8a99b0a8124
+# inputs-sha256: 318ac033ccb5b5948ab140399a2cab582cd0558d7122bd7e1ab44b547a417933
 # content-sha256: b7160b6f826780f22dd6ed5084edb12661de7402da460fc22c8b493c33cc7308
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 3, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401

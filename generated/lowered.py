@@ -3,7 +3,7 @@
 # derivation: derive.matcalc.RowQuadratic, derive.matcalc.WeightedGram (templates _<helper>.j2)
 # order: -
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 5e2d0b2138b4dd5e8d8d714e70ac0636d26c147dbae676edc7cdc8b3fa30a8d3
+# inputs-sha256: 61d9a5bd143a916a8c69ec591cd3c278e770e5f8a711186cce6c4753d2916845
 # content-sha256: 54384959f79a9e585c28d2c00b8b21ecce6e2eb7cb93c330aaee5a2eb4c4e1c0
 """Lowered matrix nodes of derive.matcalc: the helpers printed matrix code calls."""
 import numpy

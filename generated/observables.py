@@ -3,7 +3,7 @@
 # derivation: derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 36c7d332020c3db2b18b9e46668bbf3b726c4012c08fce263b64377c6acc038d
+# inputs-sha256: b06698176fc2ff2621e3c66e0a4db2421a13296e08f3bfd9040cf70ceadda93a
 # content-sha256: 6a524b7d92d58d1ca9c1181a9103865fbe9ce5ab39a6f064bbe4bafb76adcf01
 """Observables shared by every method (docs/theory.md §4)."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: fe2808dd43dff7d1cff3ceb3b7457eb98d99d51d75524ea3a31e1780ff01e846
+# inputs-sha256: 243ef3bba346e453d45093887566a006761f1cdba4ace40bb2c8c325639c9f4e
 # content-sha256: 7d676c9fc31c70581acd3be3233165d6aaa78b9ea21c911e86677a4fcc735897
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 0 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

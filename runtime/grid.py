@@ -54,14 +54,13 @@ def _items(name, text):
 
 
 def _number(name, token, kind):
-    try:
-        v = float(token)
-    except ValueError:
-        raise InputError(f"--{name} takes numbers, got {token!r}") from None
+    v = values.from_text(f"--{name}", token)  # 1e-400 named as below float64's range, not reported as 0.0
     if kind == "count":
         return values.count(name, int(v) if v == int(v) else v, 1)
     if kind == "seed":
         return values.seed(int(v) if v == int(v) else v)
+    if kind == "chi":
+        return values.chi_value(v)
     return values.positive(name, v)
 
 
@@ -140,7 +139,7 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
             raise InputError("--depth takes one value in a sweep (sweep --widths for several depths)")
         Ns = [(_number("N", t, "count"),) * depths[0] for t in _items("N", N)]
         n_key = "N"
-    chis = [c if c in RELATIVE else token(_number("chi", c, "positive")) for c in _items("chi", chi)]
+    chis = [c if c in RELATIVE else token(_number("chi", c, "chi")) for c in _items("chi", chi)]
     coords = {
         "method": [t for t in _items("method", method) if _method(t)],
         "N": [w[-1] for w in Ns] if n_key == "N" else ["x".join(str(n) for n in w) for w in Ns],

@@ -38,6 +38,8 @@ KAPPA_RESOLUTION = 1e6 * 2.0 ** -52
 
 #: draws per chain below which the sampler's ESS and Monte Carlo errors are undefined (ArviZ)
 MIN_SAMPLES = 4
+#: erf/relu kernel adaptation with one hidden layer: the fewest Monte Carlo draws (--mc-samples)
+MIN_MC_SAMPLES = 2000
 #: the sampler's draws per chain and chains when none are given (None marks "not given", so that a value
 #: given to a method that does not sample is named as ignored)
 DEFAULT_SAMPLES, DEFAULT_CHAINS = 1000, 4
@@ -107,8 +109,13 @@ def _listed(name, value):
                 except ValueError:
                     raise InputError(f"{name} must be a number or a comma-separated list, got {value!r}") from None
         return out
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return [value.item()]
     if isinstance(value, (list, tuple, np.ndarray)):
-        out = list(np.asarray(value, dtype=object).ravel())
+        arr = np.asarray(value, dtype=object)
+        if arr.ndim != 1:  # [[20, 30]] flattened would hide a mistake
+            raise InputError(f"{name} must be a number or a flat list of numbers, got shape {arr.shape}")
+        out = list(arr)
         if not out:
             raise InputError(f"{name} is empty")
         return out
@@ -199,18 +206,17 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
     if method == "loop":
         from msat import generated
 
-        if order > generated.MAX_ORDER:
-            raise InputError(f"loop order {order} is not generated (available: 0..{generated.MAX_ORDER}); "
-                             f"run `msat derive --order {order}` to emit it")
-        if len(widths) > 1:
-            try:
-                generated.deep(len(widths), order)
-            except (ValueError, ImportError) as err:
-                raise InputError(str(err).splitlines()[0]) from None
+        try:  # the registry says which derive command emits a missing order or depth
+            generated.rescaling(order) if len(widths) == 1 else generated.deep(len(widths), order)
+        except (ValueError, ImportError) as err:
+            raise InputError(str(err).splitlines()[0]) from None
     estimator = values.choice("estimator", estimator, ESTIMATORS)
     seed = values.seed(seed)
     if mc_samples is not None:
-        mc_samples = values.count("mc_samples", mc_samples, minimum=1)
+        # one hidden layer: four replica sets of at least 500 draws (fewer give no honest Monte Carlo error,
+        # and fewer were silently raised to that); the deep chain's importance sums take any number
+        single = method == "adaptive" and activation != "linear" and len(widths) == 1
+        mc_samples = values.count("mc_samples", mc_samples, minimum=MIN_MC_SAMPLES if single else 1)
     # ArviZ needs four draws per chain for its ESS and Monte Carlo errors (fewer give NaN)
     sampling_given = [k for k, v in (("samples", samples), ("chains", chains)) if v is not None]
     samples = values.count("samples", DEFAULT_SAMPLES if samples is None else samples, minimum=MIN_SAMPLES)

@@ -119,6 +119,8 @@ def _prepare(path, g, source, resume, command=None):
             raise InputError(f"--resume: {path} was made by a sweep with other parameters")
         return np.asarray(st["done"].values)
     if os.path.exists(path) and not resume:
+        if not os.path.isdir(path):  # --resume would refuse it too: a store is a folder
+            raise InputError(f"{path} is a file, not a sweep's store: name another --out")
         raise InputError(f"{path} exists: use --resume to continue it, or another --out")
     if isinstance(source, tuple):
         P_max, Pt_max = max(g.coords["P"]), max(g.coords["P_test"])

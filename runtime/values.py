@@ -18,6 +18,8 @@ from .errors import InputError
 
 #: positive real parameters must lie in [REAL_MIN, REAL_MAX]
 REAL_MIN, REAL_MAX = 1e-150, 1e150
+#: chi has no range but its sign (a point beyond float64's headroom fails as a point)
+CHI_RANGE = (0.0, math.inf)
 #: integers (widths, sizes, counts) must stay below 2**53: exact in float64
 INT_MAX = 2**53
 
@@ -42,6 +44,18 @@ def positive(name: str, value, integer: bool = False, bounds=(REAL_MIN, REAL_MAX
         return int(v)
     if not bounds[0] <= v <= bounds[1]:
         raise InputError(f"{name} must lie between {bounds[0]:g} and {bounds[1]:g}, got {value!r}")
+    return v
+
+
+def from_text(name: str, text: str) -> float:
+    """A number typed as text; InputError where it is not one, or where float64 reads a non-zero number as 0
+    (1e-400: the range check would then report 0.0, which is not what was typed)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise InputError(f"{name} must be a number, got {text!r}") from None
+    if v == 0 and any(c in "123456789" for c in text.lower().partition("e")[0]):
+        raise InputError(f"{name} {text.strip()} is below the smallest float64 number (it reads as 0)")
     return v
 
 
@@ -103,6 +117,8 @@ def order(value) -> int:
             raise InputError(f"order must be a non-negative integer, got {value!r}")
     if value < 0:
         raise InputError(f"order must be a non-negative integer, got {value}")
+    if value >= INT_MAX:  # 1e300 as an integer would print 300 digits in the next message
+        raise InputError(f"order must be below 2**53, got {value:.3g}")
     return int(value)
 
 
@@ -114,16 +130,27 @@ def chi_ladder(chi) -> tuple[list[float], bool]:
         if not parts or any(p == "" for p in parts):
             raise InputError(f"--chi must be a number or a comma-separated list, got {chi!r}")
         try:
-            vals = [float(p) for p in parts]
+            [float(p) for p in parts]
         except ValueError:
             raise InputError(f"--chi must be a number or a comma-separated list, got {chi!r}") from None
+        vals = [from_text("chi", p) for p in parts]
         ladder = len(parts) > 1
+    elif isinstance(chi, np.ndarray) and chi.ndim == 0:  # np.array(2.0) is one value, as 2.0 is
+        vals, ladder = [chi.item()], False
     elif isinstance(chi, (Sequence, np.ndarray)):
-        vals = list(np.asarray(chi, dtype=object).ravel())
+        arr = np.asarray(chi, dtype=object)
+        if arr.ndim != 1:  # [[1, 2]] flattened would hide a mistake
+            raise InputError(f"chi must be a number or a flat list of numbers, got shape {arr.shape}")
+        vals = list(arr)
         if not vals:
             raise InputError("chi ladder is empty")
         ladder = True
     else:
         vals, ladder = [chi], False
-    # any positive chi is allowed (the contract): one beyond float64's headroom fails as a point (exit 3)
-    return [positive("chi", v, bounds=(0.0, math.inf)) for v in vals], ladder
+    return [chi_value(v) for v in vals], ladder
+
+
+def chi_value(value) -> float:
+    """One chi: any positive number is allowed (the contract); one beyond float64's headroom fails as a point
+    (exit 3), not as bad input."""
+    return positive("chi", value, bounds=CHI_RANGE)

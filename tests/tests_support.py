@@ -49,3 +49,12 @@ def dense_exact(X, y, X_test, N, chi, kappa, g_v=1.0, g_w=1.0, log_prior=None, w
     total = quad_vec(f, t0 - width, t0 + width, epsabs=1e-14, epsrel=1e-12, limit=500)[0]
     P = len(y)
     return total[2:2 + P] / total[0], total[2 + P:] / total[0], total[1] / total[0]
+
+
+def run_cli(argv, capsys):
+    """The console run in-process on `argv`: (exit code, stdout, stderr)."""
+    from msat.runtime.app import console
+
+    code = console.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -26,10 +26,12 @@ def number(name):
             return int(text)
         except ValueError:
             pass
+        from ..values import from_text  # numpy only once a number is parsed: `msat --help` stays light
+
         try:
-            return float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+            return from_text(name, text)
+        except InputError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
     return conv
 
 
@@ -136,7 +138,7 @@ def _load_data(args, check=None):
 
     check_source(args)
     if args.data is not None:
-        return data.load(args.data, target=args.target or "y")
+        return data.load(args.data, target="y" if args.target is None else args.target)
     sizes = {k: v if getattr(args, k) is None else getattr(args, k) for k, v in BUILTIN_SIZES.items()}
     if check is not None:  # the request checked (memory included) before its data are made
         check(**sizes)
@@ -200,20 +202,37 @@ def _writable_before_work(path):
         raise InputError(f"cannot write {path}: the file is not writable")
 
 
+def _outputs_before_work(args) -> None:
+    """Every output file writable, none of them the input data and no two the same file (--json x --draws x
+    wrote the JSON over the draws), before any work."""
+    named = [(f"--{k}", getattr(args, k, None)) for k in ("json", "nc", "draws")]
+    named = [(flag, p) for flag, p in named if p is not None and str(p) != "-"]
+    for _, path in named:
+        _writable_before_work(path)
+    seen = {} if args.data is None else {Path(args.data).resolve(): "--data"}
+    for flag, path in named:
+        where = Path(path).resolve()
+        if where in seen:
+            raise InputError(f"{flag} {path} is the file of {seen[where]}: name another file")
+        seen[where] = flag
+
+
 def _cmd_predict(args) -> int:
     import numpy as np
 
-    from .. import params
+    from .. import grid, params
     from ..predict import predict
     from ..values import chi_ladder
     from . import export, report
 
     chis, _ = chi_ladder(args.chi)
     draws = [] if getattr(args, "draws", None) is not None else None
-    for path in (getattr(args, "draws", None), args.json, getattr(args, "nc", None)):
-        _writable_before_work(path)
-    if getattr(args, "nc", None) is not None and Path(args.nc).suffix != ".nc":
-        raise InputError(f"--nc {args.nc}: the file is .nc (netCDF, the sweep's labelled form)")
+    _outputs_before_work(args)
+    if getattr(args, "nc", None) is not None:
+        if Path(args.nc).suffix != ".nc":
+            raise InputError(f"--nc {args.nc}: the file is .nc (netCDF, the sweep's labelled form)")
+        if len(set(map(grid.token, chis))) != len(chis):  # its chi coordinate: one entry per value
+            raise InputError(f"--nc: the labelled form needs distinct chi values, got {args.chi}")
     if draws is not None and args.draws.suffix not in (".npz", ".nc"):
         raise InputError(f"--draws {args.draws}: the file is .npz or .nc (ArviZ InferenceData)")
     opts = dict(N=args.N, widths=args.widths, depth=args.depth, kappa=args.kappa, g_v=args.g_v, g_w=args.g_w,
@@ -222,16 +241,6 @@ def _cmd_predict(args) -> int:
                 chains=args.chains, readout=args.readout)
     ds = _load_data(args, check=lambda P, D, P_test: params.build(P, D, P_test, **opts))
     results = predict(ds.X, ds.y, ds.X_test, chi=chis, progress=sys.stderr.isatty(), draws=draws, **opts)
-    if draws is not None and args.draws.suffix == ".nc":
-        export.draws_nc(args.draws, draws, ds, args)
-    elif draws is not None:
-        flat = {f"chi{i}_{k}": v for i, d in enumerate(draws) for k, v in d.items()}
-        try:
-            np.savez(args.draws, **flat)
-        except OSError as err:
-            raise InputError(f"cannot write {args.draws}: {err.strerror}") from None
-    if args.nc is not None:
-        export.predict_nc(args.nc, results, ds, args, chis)
     print_warnings(results)
     payload = [r.to_dict() for r in results] if "," in args.chi else results[0].to_dict()
     text = json.dumps(report.strict(payload), indent=1, allow_nan=False)  # undefined numbers (NaN) as null
@@ -247,6 +256,17 @@ def _cmd_predict(args) -> int:
             raise InputError(f"cannot write the results to standard output: {err.strerror or err}") from None
     if args.table or to_file:
         _table(results, stderr=to_stdout)  # stdout stays one JSON document
+    # the labelled files after the JSON: a disk that fills up now does not take the results with it
+    if draws is not None and args.draws.suffix == ".nc":
+        export.draws_nc(args.draws, draws, ds, args)
+    elif draws is not None:
+        flat = {f"chi{i}_{k}": v for i, d in enumerate(draws) for k, v in d.items()}
+        try:
+            np.savez(args.draws, **flat)
+        except OSError as err:
+            raise InputError(f"cannot write {args.draws}: {err.strerror}") from None
+    if args.nc is not None:
+        export.predict_nc(args.nc, results, ds, args, chis)
     failed = [r for r in results if not r.converged]
     if failed:
         f = failed[0]

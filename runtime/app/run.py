@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import data as _data
-from .. import spectral
+from .. import spectral, values
 from ..errors import InputError
 from ..methods import exact
 from msat.generated import observables as gen_observables
@@ -211,8 +211,7 @@ def run(out="msat-run", *, quick=False, activation="linear", depth=1, progress=F
 
     if activation not in ("linear", "erf", "relu"):
         raise InputError(f"msat run supports --activation linear, erf or relu, got {activation!r}")
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-        raise InputError(f"msat run --depth must be a positive integer, got {depth!r}")
+    depth = values.positive("msat run --depth", depth, integer=True)  # 2.0 is 2, as predict reads it
     if depth > 1 and activation != "linear":
         raise InputError("msat run --depth > 1 supports --activation linear in this version "
                          "(kernel adaptation at depth is built for linear networks)")

@@ -112,7 +112,7 @@ def _cmd_sweep(args) -> int:
     if args.data is not None:
         from .. import data
 
-        source = data.load(args.data, target=args.target or "y")
+        source = data.load(args.data, target="y" if args.target is None else args.target)
         sizes = dict(P=str(source.P), D=str(source.D), P_test=str(source.P_test))
         spec_source = str(args.data.resolve())
     else:

@@ -87,11 +87,11 @@ def load_csv(path, target: str = "y") -> Dataset:
     p = _existing_file(path)
     try:
         with open(p, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
+            reader = csv.reader(handle, skipinitialspace=True)  # `"x1", "x2"`: quoted names after ", "
             header = None
             rows: list[tuple[int, list[str]]] = []
             for row in reader:
-                if not any(cell.strip() for cell in row):
+                if not any(cell.strip() for cell in row):  # blank lines and spreadsheets' trailing ',,' rows
                     continue
                 if header is None:
                     header = [cell.strip() for cell in row]

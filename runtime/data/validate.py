@@ -105,7 +105,7 @@ def validate(X, y, X_test=None, y_test=None, name: str = "data") -> Dataset:
         Xt = np.empty((0, D), dtype=np.float64)
     else:
         Xt = _as_float(X_test, "X_test", name)
-        if Xt.size == 0 and Xt.ndim in (1, 2):
+        if Xt.size == 0 and Xt.shape in ((0,), (0, 0), (0, D)):  # no test points; (0, D + 3) is a mistake
             Xt = np.empty((0, D), dtype=np.float64)
         elif Xt.ndim == 1:
             if Xt.shape[0] != D:

@@ -45,7 +45,7 @@ class _Solver(Solver):
                 # states per chain and replicate pass where the stochastic iteration is needed first
                 kw = ({"n_prior": int(p.mc_samples)} if est == "cumulant"
                       else {"n_chains": int(min(max(p.mc_samples // 300, 16), 512)),
-                            "n_fixed": max(int(p.mc_samples) // 4, 500)})
+                            "n_fixed": int(p.mc_samples) // 4})  # params: at least 500 per set
             # order 2 is order 1's saddle plus the field's loop (docs/theory.md §2e)
             self._saddles[est] = NonlinearSaddle(d.X, d.y, d.X_test, p.N, p.kappa, p.g_v, p.g_w,
                                                  p.activation, min(p.order, 1), estimator=est, seed=p.seed,

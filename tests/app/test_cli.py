@@ -11,24 +11,10 @@ from msat.runtime import data, spectral
 from msat.runtime.app import console
 from msat.runtime.methods import exact
 from msat.runtime import predict
+from tests_support import run_cli as run
 
 KEYS = {"method", "order", "params", "train_mean", "test_mean", "test_var", "s_mean", "s_var",
         "converged", "seconds", "warnings"}
-
-
-@pytest.fixture()
-def npz(tmp_path):
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((12, 7))
-    path = tmp_path / "d.npz"
-    np.savez(path, X=X, y=np.sign(X[:, 0]), X_test=rng.standard_normal((4, 7)))
-    return path
-
-
-def run(argv, capsys):
-    code = console.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 BASE = ["predict", "--N", "50", "--chi", "2", "--kappa", "0.5"]

@@ -63,8 +63,8 @@ def test_erf_order_two_removes_most_of_order_one_error_at_chi_one():
 
 
 def test_a_result_says_when_its_monte_carlo_error_swamps_the_correction(monkeypatch):
-    """N = 2000, chi = 1: the finite-width correction moves the NNGP's means by ~2e-4; with 400 draws and
-    the Gaussian proposal's covariance estimated from draws (not the linearised unit's law, which makes
+    """N = 2000, chi = 1: the finite-width correction moves the NNGP's means by ~2e-4; with the fewest draws
+    (2000) and the Gaussian proposal's covariance estimated from draws (not the linearised unit's law, which makes
     the noise 20 times smaller here) the single-neuron Monte Carlo's noise is as large and the result
     says so; at its default it is not."""
     from msat.runtime.numerics import proposal
@@ -75,7 +75,7 @@ def test_a_result_says_when_its_monte_carlo_error_swamps_the_correction(monkeypa
     kw = dict(N=2000, chi=1.0, kappa=0.1, activation="erf", method="adaptive", order=1)
     with monkeypatch.context() as m:
         m.setattr(proposal, "PROPOSALS", ("moments",))
-        noisy = predict(X, y, Xt, estimator="mc", mc_samples=400, **kw)
+        noisy = predict(X, y, Xt, estimator="mc", mc_samples=2000, **kw)
     assert any("exceeds the finite-width correction" in w for w in noisy.warnings)
     quiet = predict(X, y, Xt, **kw)
     assert not any("exceeds" in w for w in quiet.warnings)

@@ -291,7 +291,7 @@ def test_extreme_chi_gives_a_result_or_a_failed_point_without_numpy_warnings(chi
     X = rng.standard_normal((6, 3))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out = predict(X, np.sign(X[:, 0]), X[:2], N=10, chi=[chi], kappa=0.5, activation="erf", mc_samples=400)
+        out = predict(X, np.sign(X[:, 0]), X[:2], N=10, chi=[chi], kappa=0.5, activation="erf", mc_samples=2000)
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
     r = out[-1]
     assert (not r.converged) or np.all(np.isfinite(r.test_mean))

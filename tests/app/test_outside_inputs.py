@@ -1,0 +1,117 @@
+"""Inputs an outside audit fed msat (docs/cli.md's contract): each case here once exited with the wrong code,
+lost finished results, named a command that refuses, or reported a value that was not typed."""
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from msat.runtime import grid, predict
+from msat.runtime.errors import InputError
+from tests_support import run_cli as run
+
+
+BASE = ["predict", "--N", "30", "--kappa", "0.5", "--method", "nngp"]
+
+
+def test_any_positive_chi_reaches_the_labelled_file_and_the_sweep(npz, tmp_path, capsys):
+    """--nc checked chi against the other parameters' range after the work (exit 2, the JSON never written), and
+    a sweep refused chi = 1e-300 as bad input: chi may be any positive number."""
+    nc, js = tmp_path / "r.nc", tmp_path / "r.json"
+    code, _, err = run(BASE + ["--data", npz, "--chi", "1e-300,1", "--nc", nc, "--json", js], capsys)
+    assert code == 0, err
+    assert list(xr.open_dataset(nc)["chi"].values) == ["1e-300", "1"] and len(json.loads(js.read_text())) == 2
+    assert grid.build(N="20", chi="1e-300,1e300,N", kappa="1").chi_values(20) == [1e-300, 1e300, 20.0]
+
+
+def test_a_labelled_file_of_a_ladder_with_repeats_is_refused_before_work(npz, tmp_path, capsys, monkeypatch):
+    from msat.runtime.app import cli
+
+    monkeypatch.setattr(cli, "_load_data", lambda *a, **k: pytest.fail("work started"))
+    code, _, err = run(BASE + ["--data", npz, "--chi", "1,2,2", "--nc", tmp_path / "r.nc"], capsys)
+    assert code == 2 and "distinct chi values" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_output_over_the_data_or_over_another_output_is_refused(npz, tmp_path, capsys):
+    before = npz.read_bytes()
+    code, _, err = run(BASE + ["--data", npz, "--chi", "1", "--json", npz], capsys)
+    assert code == 2 and "is the file of --data" in err and npz.read_bytes() == before, err
+    same = tmp_path / "same.npz"
+    code, _, err = run(["sample", "--data", npz, "--N", "30", "--chi", "1", "--kappa", "0.5", "--samples", "20",
+                        "--json", same, "--draws", same], capsys)
+    assert code == 2 and "is the file of --json" in err and not same.exists(), err
+
+
+def test_a_number_below_float64s_range_is_named_as_typed(npz, capsys):
+    """'--kappa 1e-400' was refused as 'got 0.0', which is not what was typed."""
+    for flag, argv in (("--kappa", ["--chi", "1", "--kappa", "1e-400"]), ("--chi", ["--chi", "1e-400"]),
+                       ("--g-v", ["--chi", "1", "--g-v", "1e-400"])):
+        code, _, err = run(BASE + ["--data", npz] + argv, capsys)
+        assert code == 2 and "1e-400 is below the smallest float64 number" in err, (flag, err)
+    with pytest.raises(InputError, match="below the smallest float64"):
+        grid.build(N="20", chi="1", kappa="1e-400")
+
+
+def test_too_few_monte_carlo_draws_are_refused_not_raised_silently(npz, capsys):
+    """--mc-samples 1 crashed the cumulant estimator (a NumPy warning and 'numerical failure') and was raised
+    to 2000 draws by the single-neuron Monte Carlo while params said 1."""
+    for est in ("cumulant", "mc"):
+        code, _, err = run(["predict", "--data", npz, "--N", "30", "--chi", "2", "--kappa", "0.5", "--activation",
+                            "erf", "--order", "1", "--estimator", est, "--mc-samples", "1"], capsys)
+        assert code == 2 and "mc_samples must be an integer >= 2000" in err and len(err.strip().splitlines()) == 1
+    X = np.random.default_rng(1).standard_normal((6, 3))  # the deep chain's importance sums take any number
+    r = predict(X, np.sign(X[:, 0]), N=10, depth=2, chi=1, kappa=0.5, activation="erf", mc_samples=64)
+    assert r.params["mc_samples"] == 64
+
+
+def test_orders_and_depths_not_generated_name_a_command_that_emits_them(npz, capsys):
+    import msat.generated as gen
+
+    for extra, says in ((["--order", "5"], "run `msat derive --order 5`"),
+                        (["--order", str(gen.DERIVABLE_ORDER + 1)], "msat derive emits orders up to"),
+                        (["--depth", "2", "--order", "5"], "run `msat derive --depth 2 --order 5`"),
+                        (["--depth", str(gen.DERIVABLE_DEPTH + 1)], "msat derive emits orders up to"),
+                        (["--order", "1e300"], "order must be below 2**53")):
+        code, _, err = run(["predict", "--data", npz, "--N", "30", "--chi", "1", "--kappa", "0.5", "--method", "loop",
+                            *extra], capsys)
+        assert code == 2 and says in err and len(err) < 300, (extra, err)
+
+
+def test_the_api_keeps_the_shape_it_is_given():
+    X = np.random.default_rng(2).standard_normal((6, 3))
+    y = np.sign(X[:, 0])
+    one = predict(X, y, N=10, chi=np.array(2.0), kappa=0.5, method="nngp")
+    assert not isinstance(one, list) and one.chi == 2.0
+    for bad in (dict(chi=[[1, 2]]), dict(chi=1, N=None, widths=[[20, 30]])):
+        with pytest.raises(InputError, match="flat list"):
+            predict(X, y, **{"N": 10, "kappa": 0.5, "method": "nngp", **bad})
+
+
+def test_data_files_an_audit_found_accepted_or_misread(tmp_path, capsys):
+    spaced = tmp_path / "spaced.csv"  # quoted names after ', ' (as some writers quote every field)
+    spaced.write_text('"x1", "x2", "y"\n1, 2, 0.5\n3, 4, -0.5\n0, 1, 0.1\n')
+    code, out, err = run(BASE + ["--data", spaced, "--chi", "1"], capsys)
+    assert code == 0 and json.loads(out)["params"]["P"] == 3, err
+    code, _, err = run(BASE + ["--data", spaced, "--chi", "1", "--target", ""], capsys)
+    assert code == 2 and "target column name must be a non-empty string" in err, err
+    wide = tmp_path / "wide.npz"
+    np.savez(wide, X=np.ones((4, 2)), y=np.ones(4), X_test=np.zeros((0, 5)))
+    code, _, err = run(BASE + ["--data", wide, "--chi", "1"], capsys)
+    assert code == 2 and "X_test has 5 columns but X has D = 2" in err, err
+    np.savez(wide, X=np.eye(4)[:, :2], y=np.ones(4), X_test=np.zeros((0, 2)))
+    assert run(BASE + ["--data", wide, "--chi", "1"], capsys)[0] == 0
+
+
+def test_a_sweep_onto_a_file_says_it_is_a_file(tmp_path, capsys):
+    a_file = tmp_path / "table.csv"
+    a_file.write_text("a\n1\n")
+    code, _, err = run(["sweep", "--dataset", "teacher", "--P", "8", "--D", "3", "--N", "20", "--chi", "1",
+                        "--kappa", "1", "--method", "nngp", "--workers", "1", "--out", a_file], capsys)
+    assert code == 2 and "is a file, not a sweep's store" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_run_reads_an_integral_depth_as_predict_does(tmp_path):
+    from msat.runtime.app import run as main_job
+
+    with pytest.raises(InputError, match="positive integer"):
+        main_job.run(tmp_path, quick=True, depth=2.5)
