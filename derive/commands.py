@@ -61,8 +61,9 @@ def derive(args) -> int:
         diffs = driver.check(out, driver.emit(order, depth))
         if diffs:
             sys.stdout.write("".join(diffs))
+            where = "" if args.out is None else f" --out {out}"
             print(f"msat derive --check: {len(diffs)} file(s) in {out} differ from a fresh "
-                  "emission; run `msat derive` to update", file=sys.stderr)
+                  f"emission; run `msat derive --order {order} --depth {depth}{where}` to update", file=sys.stderr)
             return 1
         print(f"msat derive --check: {out} matches a fresh emission (orders 0..{order}, depths 1..{depth})")
         return 0
@@ -91,9 +92,10 @@ def latex(args) -> int:
         _check_depth(args.depth)
         if args.markdown or args.observable:
             raise UsageError("--depth prints the deep series for a generic O; drop --markdown and --observable")
-        if args.depth > driver.checked_in_depth() or args.order > driver.checked_in_order():
-            raise UsageError(f"depth {args.depth} at loop order {args.order} is not generated; run "
-                             f"`msat derive --depth {args.depth} --order {args.order}` to emit it")
+        have_depth, have_order = driver.checked_in_depth(), driver.checked_in_order()
+        if args.depth > have_depth or args.order > have_order:  # the command keeps what is generated
+            raise UsageError(f"depth {args.depth} at loop order {args.order} is not generated; run `msat derive "
+                             f"--order {max(args.order, have_order)} --depth {max(args.depth, have_depth)}` to emit it")
         from .latex_deep import deep_text
 
         sys.stdout.write(deep_text(args.depth, args.order))

@@ -11,10 +11,11 @@ DERIVABLE_DEPTH = 10
 
 
 def _how(depth, order):
-    """The derive command that emits a depth and order, or why there is none."""
+    """The derive command that emits a depth and order and keeps every one already generated (its --order and
+    --depth are the highest it emits), or why there is none."""
     if order > DERIVABLE_ORDER or depth > DERIVABLE_DEPTH:
         return "msat derive emits orders up to %d and depths up to %d" % (DERIVABLE_ORDER, DERIVABLE_DEPTH)
-    return "run `msat derive %s--order %d`" % ("" if depth == 1 else "--depth %d " % depth, order)
+    return "run `msat derive --order %d --depth %d`" % (max(order, MAX_ORDER), max(depth, MAX_DEPTH))
 
 
 def rescaling(order):

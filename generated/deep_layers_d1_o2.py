@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 7eb35a7bd95e16a0bc91477609f9cc2536dc20a883284de3eb4bfc7f3598abba
+# inputs-sha256: 30b48c26dab4550098ceb5d09c56e1ef72c878e7919c1f52aab098509e47266f
 # content-sha256: ab5a601c0c0b180712dc3189ed3b560b4dd8f5a7704aa4a57221b7d064f607b4
 """The layers of a deep linear network with 1 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 2 needs."""
 import math  # noqa: F401

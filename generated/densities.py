@@ -3,7 +3,7 @@
 # derivation: derive.network + derive.activations + derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 96b221990d26e1d5ef498c90fbcac8182013298146ac1eb9db34e8b7b067e884
+# inputs-sha256: e002f526d61c9be03e2894527045f5c2a9d518d12ec901bbd0fdd7507d86b1e9
 # content-sha256: 7e4126ae2caf4979a633b801aafa2c91059123e8b8ffb0bd2892efdd7669e767
 """Log densities and gradients of the laws msat samples (docs/theory.md §1, §2b, §6, §7): the posterior of a finite network and the adapted single-neuron law, for each activation (argument act, codes in ACTIVATIONS); phi, phi', the observables of one network state."""
 import math  # noqa: F401

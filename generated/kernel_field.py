@@ -3,7 +3,7 @@
 # derivation: derive.kernelfield.structured + derive.loops.expand_components
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 99db3f4e996b07a44df639bd1f7c955383db2e0975d27afc2b8b0ccd5242c56b
+# inputs-sha256: addff1eee45b5216bd6bbb26aeaa5df5351c0f637f362859b5cf44395725e366
 # content-sha256: 2e22887f88175f22f7ae08b49f62971030ca1d3064de62dbfbcd7fda739cddc8
 """The Wishart field's action and its first-order loop term for linear networks (docs/theory.md §2c), in the basis T^T F^-1 T = I, T^T Phi^T A^-1 Phi T = diag(mu), b = T^T Phi^T A^-1 y. NumPy functions; every product is O(n^3) at most."""
 import math  # noqa: F401

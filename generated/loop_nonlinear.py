@@ -3,7 +3,7 @@
 # derivation: derive.generic_loop
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: a3e2b1bf3df3bcf7efa459cdb436395049c1513dafeadd3934ec3fbb91455aea
+# inputs-sha256: 4dfb80cd3472ab07394086cd17730586ea566da98b86124079a885751dc4b710
 # content-sha256: f9822cff00eae53c5e7e9dc7f794b34afeb62c770b3e5cf94d6efb0dcd793c15
 """The kernel field's one loop for any activation (docs/theory.md §2e): derivative tensors of the fit term and the outputs, Gaussian cumulants for linear networks, and the loop correction in the field's coordinates from the tilted neuron law's cumulants."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.matcalc.RowQuadratic, derive.matcalc.WeightedGram (templates _<helper>.j2)
 # order: -
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 61d9a5bd143a916a8c69ec591cd3c278e770e5f8a711186cce6c4753d2916845
+# inputs-sha256: 89883c43fcd91d77a11ca6be8bd8c1226c722d48b9c503c1655a032f0fc90631
 # content-sha256: 54384959f79a9e585c28d2c00b8b21ecce6e2eb7cb93c330aaee5a2eb4c4e1c0
 """Lowered matrix nodes of derive.matcalc: the helpers printed matrix code calls."""
 import numpy

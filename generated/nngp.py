@@ -3,7 +3,7 @@
 # derivation: derive.activations.nngp_kernel + derive.activations.input_kernels
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 27298674c0a80392936602ca2e26d29042a2d9f83e385c346b3a2f16f975c5dc
+# inputs-sha256: a027893f0dd19ef98fc8eb2b717c0b42b57b63cbe90ac91bfb94fe18544f5d72
 # content-sha256: 19e1f34f20db15488b1524ba86ea6684165afd8ea0b1767706660df37971ad65
 """The input kernels and the NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for every activation (docs/theory.md §1; codes in ACTIVATIONS)."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 8b27123eb20009f622f74dcc3208e25745123f350c36e2b3842891195dac3a40
+# inputs-sha256: 8feef779ee7cd65fd8998bacda5e691efb51a5f4582c22ade5a93e5285d549ce
 # content-sha256: 108b29dda4aaba79f021d5e42908d8fa3039b84be2696e5b2e126b29f23f62a2
 """Saddle equations of the kernel-rescaling action (docs/theory.md §2a, §5), bare and dressed."""
 import math  # noqa: F401

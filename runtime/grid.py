@@ -123,7 +123,7 @@ class Grid:
         return json.dumps(self.spec, sort_keys=True)
 
 
-def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", activation="linear", method="loop:1",
+def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", activation="linear", method=None,
           dressed="false", seed="0", P=None, D=None, P_test=None, source=None) -> Grid:
     """Parse every list of a sweep; InputError (exit 2) on anything malformed, before any work."""
     if (N is None) == (widths is None):
@@ -140,6 +140,12 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
         Ns = [(_number("N", t, "count"),) * depths[0] for t in _items("N", N)]
         n_key = "N"
     chis = [c if c in RELATIVE else token(_number("chi", c, "chi")) for c in _items("chi", chi)]
+    activations = [values.choice("activation", t, ACTIVATIONS) for t in _items("activation", activation)]
+    if method is None:  # predict's default: loop for linear networks, adaptive otherwise
+        if len({a == "linear" for a in activations}) > 1:
+            raise InputError("--method is needed when --activation mixes linear with erf or relu (predict's default "
+                             "differs: loop for linear, adaptive otherwise)")
+        method = "loop:1" if activations[0] == "linear" else "adaptive"
     coords = {
         "method": [t for t in _items("method", method) if _method(t)],
         "N": [w[-1] for w in Ns] if n_key == "N" else ["x".join(str(n) for n in w) for w in Ns],
@@ -147,7 +153,7 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
         "seed": [_number("seed", t, "seed") for t in _items("seed", seed)],
         "g_v": [_number("g_v", t, "positive") for t in _items("g-v", g_v)],
         "g_w": ["x".join(token(v) for v in _layers("g-w", t, "positive")) for t in _items("g-w", g_w)],  # a string
-        "activation": [values.choice("activation", t, ACTIVATIONS) for t in _items("activation", activation)],
+        "activation": activations,
         "dressed": [_boolean(t) for t in _items("dressed", dressed)],
         "P": [_number("P", t, "count") for t in _items("P", P)] if P is not None else [0],
         "D": [_number("D", t, "count") for t in _items("D", D)] if D is not None else [0],
@@ -157,6 +163,9 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
     for name, v in coords.items():
         if len(set(v)) != len(v):  # items typed differently may still be one value (0.1 and 0.10)
             raise InputError(f"--{name.replace('_', '-')}: repeated values {v}")
+    meant = [(n, 1 if o is None and n == "loop" else o) for n, o in map(_method, coords["method"])]
+    if len(set(meant)) != len(meant):  # loop is loop:1 (adaptive's default order depends on the data)
+        raise InputError(f"--method: repeated values {coords['method']} (loop is loop:1)")
     points = math.prod(len(v) for v in coords.values())
     if points > MAX_POINTS:
         raise InputError(f"the sweep has {points:,} points (tasks x chi values), over {MAX_POINTS:,}: split it")

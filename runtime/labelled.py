@@ -15,7 +15,7 @@ import numpy as np
 from . import grid as _grid
 
 #: per (task, chi) outputs and per (task, chi, point) outputs (dimension of the points)
-SCALARS = ("s_mean", "s_var", "seconds", "chi_value")
+SCALARS = ("s_mean", "s_var", "seconds", "chi_value", "order")  # order: what ran (adaptive's default depends on P)
 POINTS = {"train_mean": "train_point", "test_mean": "test_point", "test_var": "test_point",
           "train_mean_mcse": "train_point", "test_mean_mcse": "test_point", "train_var": "train_point",
           "train_var_mcse": "train_point", "test_var_mcse": "test_point"}
@@ -26,10 +26,12 @@ EXTRA_SCALARS = ("rhat_max", "ess_min")
 NOTE = "U400"
 
 
-def outputs(results, P: int, P_test: int, y_test=None) -> dict:
-    """The arrays of one task from its results along the chi ladder (NaN where a point failed)."""
-    n = len(results)
-    out = _blank([r.chi for r in results], P, P_test, y_test)
+def outputs(results, P: int, P_test: int, y_test=None, chis=None) -> dict:
+    """The arrays of one task from its results along the chi ladder `chis` (NaN where a point failed, and where
+    the ladder stopped before it: a failed point ends it)."""
+    chis = [r.chi for r in results] if chis is None else list(chis)
+    n = len(chis)
+    out = _blank(chis, P, P_test, y_test)
     obs = {}
     for j, r in enumerate(results):
         out["converged"][j] = bool(r.converged)
@@ -41,7 +43,7 @@ def outputs(results, P: int, P_test: int, y_test=None) -> dict:
         for k, v in scalars.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool) and "iterations" not in k:
                 obs.setdefault(k, np.full(n, np.nan))[j] = v
-        for k in ("s_mean", "s_var"):
+        for k in ("s_mean", "s_var", "order"):
             out[k][j] = np.nan if d.get(k) is None else d[k]
         for k in POINTS:
             v = d.get(k)
@@ -98,6 +100,11 @@ def _region(a, width):
     b = np.full(a.shape[:-1] + (width,), np.nan)
     b[..., :a.shape[-1]] = a
     return b
+
+
+def failure_note(results) -> str:
+    """Why the points of a ladder that did not converge failed: a task's `note` in the store."""
+    return "; ".join(f"chi = {r.chi:g}: {r.error}" for r in results if not r.converged and r.error)
 
 
 def single(g, out: dict, note: str = ""):

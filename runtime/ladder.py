@@ -14,7 +14,9 @@ A method provides a solver with:
   ``change(state, prev)`` the relative change of the solution between two points, or None;
   ``results(states)``    the Result objects of the converged states (batched where that pays);
                          the ladder adds each state's warnings to its result;
-  ``retries``            how many times a failing step may be split (0: never).
+  ``retries``            how many times a failing step may be split (0: never);
+  ``invalid(result)``    why a result the method computed cannot hold (a truncated series' negative
+                         variance), or None: such a point fails as a non-finite one does.
 """
 from __future__ import annotations
 
@@ -52,6 +54,9 @@ class Solver:
         return None
 
     def change(self, state, prev):
+        return None
+
+    def invalid(self, result):
         return None
 
 
@@ -95,10 +100,11 @@ def _solve(solver, chis, setup_seconds):
         r.warnings += st.warnings
     if results:
         results[0].seconds += setup_seconds
-    for k, r in enumerate(results):  # a non-finite number is a failure, never a result
-        if not _finite(r):
-            failure = Result.failed(r.chi, ConvergenceError(
-                "non-finite result: the data or parameters are at the edge of float64; rescale them", {}))
+    for k, r in enumerate(results):  # a non-finite or impossible number is a failure, never a result
+        why = (None if _finite(r) else "non-finite result: the data or parameters are at the edge of float64; "
+               "rescale them") or solver.invalid(r)
+        if why:
+            failure = Result.failed(r.chi, ConvergenceError(why, {}))
             results = results[:k]
             break
     if failure is not None:

@@ -238,7 +238,7 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
     if sampling_given and method != "sample":
         ignored += [f"--{k} applies to --method sample only: ignored by {method}" for k in sampling_given]
     p = Params(N=N, kappa=kappa, g_v=g_v, g_w=g_w, activation=activation, method=method,
-               order=order if method in ("loop", "adaptive") else None, dressed=bool(dressed),
+               order=order if method in ("loop", "adaptive") else None, dressed=bool(dressed) and method == "loop",
                P=int(P), D=int(D), P_test=int(P_test), estimator=estimator, seed=seed,
                mc_samples=mc_samples, samples=samples, chains=chains, widths=widths, g_ws=g_ws,
                readout=readout, order_note=order_note, ignored=tuple(ignored))

@@ -54,14 +54,14 @@ def run_task(g, task, source, extra):
     except Exception as err:  # noqa: BLE001 - reported as the task's failure (one line), not a worker traceback
         return None, None, f"{type(err).__name__}: {err}"
     try:
-        res = predict(ds.X, ds.y, ds.X_test, chi=g.chi_values(opts["widths"][-1]), **opts)
+        chis = g.chi_values(opts["widths"][-1])
+        res = predict(ds.X, ds.y, ds.X_test, chi=chis, **opts)
     except InputError as err:
         return labelled.empty(g, task, ds.P, ds.P_test, ds.y_test), str(err), None
     except Exception as err:  # noqa: BLE001 - a failed task is data for the report, not a crash
         return labelled.empty(g, task, ds.P, ds.P_test, ds.y_test), None, f"{type(err).__name__}: {err}"
     # a chi point that did not converge is data (converged false); the note keeps why (truncated to the store's width)
-    note = "; ".join(f"chi = {r.chi:g}: {r.error}" for r in res if not r.converged and r.error)
-    return labelled.outputs(res, ds.P, ds.P_test, ds.y_test), note, None
+    return labelled.outputs(res, ds.P, ds.P_test, ds.y_test, chis), labelled.failure_note(res), None
 
 
 def precheck(g, source, extra):

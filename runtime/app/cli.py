@@ -152,7 +152,7 @@ def print_warnings(results):
         for w in r.warnings:
             where.setdefault(w, {})[r.chi] = None
     for w, chis in where.items():
-        some = 1 < len(results) and len(chis) < len(results)
+        some = 1 < len(results) and len(chis) < len(results) and not w.startswith("chi = ")  # it names its chi
         at = "chi = " + ", ".join(f"{c:g}" for c in chis) + ": " if some else ""
         print(f"msat: warning: {at}{w}", file=sys.stderr)
 

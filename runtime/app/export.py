@@ -16,12 +16,11 @@ def _chi_tokens(chis) -> str:
     return ",".join(token(c) for c in chis)
 
 
-def _method_label(results, args) -> str:
-    for r in results:
-        if r.converged:
-            return r.method if r.order is None else f"{r.method}:{r.order}"
+def _method_label(args) -> str:
+    """The method as asked, as a sweep labels it (the order that ran is the variable `order`): a failed first
+    point labelled the file otherwise than a converged one did."""
     method = args.method or ("loop" if args.activation == "linear" else "adaptive")
-    return method if args.order is None else f"{method}:{args.order}"
+    return method if args.order is None or method not in ("loop", "adaptive") else f"{method}:{args.order}"
 
 
 def predict_nc(path, results, ds, args, chis) -> None:
@@ -34,10 +33,10 @@ def predict_nc(path, results, ds, args, chis) -> None:
         n = dict(N=str(args.N), depth=None if args.depth is None else str(args.depth))
     g = grid.build(**n, chi=_chi_tokens(chis), kappa=str(args.kappa), g_v=str(args.g_v),
                    g_w="x".join(p.strip() for p in str(args.g_w).split(",")), activation=args.activation,
-                   method=_method_label(results, args), dressed=str(bool(args.dressed)).lower(),
+                   method=_method_label(args), dressed=str(bool(args.dressed)).lower(),
                    seed=str(args.seed), P=str(ds.P), D=str(ds.D), P_test=str(ds.P_test))
-    out = labelled.outputs(results, ds.P, ds.P_test, getattr(ds, "y_test", None))
-    labelled_ds = labelled.single(g, out)
+    out = labelled.outputs(results, ds.P, ds.P_test, getattr(ds, "y_test", None), chis)
+    labelled_ds = labelled.single(g, out, labelled.failure_note(results))
     labelled_ds.attrs.update(command=_command(args), source=str(ds.name), **labelled.provenance())
     _write(labelled_ds.to_netcdf, path)
 

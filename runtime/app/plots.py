@@ -133,6 +133,6 @@ def features(path, chis, rows, statement3, title):
         ax.loglog(Ns, np.maximum(statement3["order0_relative_residual"], 1e-17), "s:", color="tab:green",
                   label="kernel adaptation, tree (exact rescaling)")
         _label(ax, r"width N ($\chi = N$)", "residual of the best rescaling of K (relative)",
-               "statement 3: adaptation of the mean = rescaling", 7, "both")
+               "statement 3 (linear network): adaptation of the mean = rescaling", 7, "both")
     fig.suptitle(title)
     return _save(fig, path)

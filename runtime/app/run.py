@@ -195,8 +195,7 @@ def compute(cfg: Config, activation: str, progress=True, depth: int = 1) -> dict
     # shows the linear network whatever the activation of the ladder
     out["orders"] = studies.orders(cfg, bar, depth)
     out["orders"]["statement2"] = studies.statement2(cfg, bar, depth)
-    if linear:
-        out["statement3"] = studies.statement3(cfg, bar, raw, depth)
+    out["statement3"] = studies.statement3(cfg, bar, raw if linear else None, depth)  # a linear network's
     bar.close()
     return out
 

@@ -114,7 +114,8 @@ def statement3(cfg, bar, raw, depth=1):
     spec = spectral.spectrum(ds.X, ds.y, ds.X_test, cfg.g_w)
     out = {"Ns": cfg.statement3_Ns, "order0_residual": [], "order0_relative_residual": [],
            "order1_relative_residual": [], "s_eff": [],
-           "ladder_order0_residual": [r["observables"]["s_eff_residual"] for r in raw["adaptive_o0"]]}
+           # the run's own ladder where it is the linear network's (an erf or relu run's is not)
+           "ladder_order0_residual": [r["observables"]["s_eff_residual"] for r in raw["adaptive_o0"]] if raw else []}
     for N in cfg.statement3_Ns:
         bar.step(f"statement 3, N = {N}")
         chis = list(np.geomspace(1.0, N, 6))

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
-from .cli import BUILTIN_SIZES, check_source
+from .cli import BUILTIN_SIZES, check_source, number
 
 
 def add_parsers(sub) -> None:
@@ -28,13 +28,16 @@ def add_parsers(sub) -> None:
     sw.add_argument("--g-v", dest="g_v", default="1", help="readout prior scale (a list)")
     sw.add_argument("--g-w", dest="g_w", default="1", help="hidden prior scale (a list; per layer 'g1xg2')")
     sw.add_argument("--activation", default="linear", help="linear, erf, relu (a list)")
-    sw.add_argument("--method", default="loop:1", help="method[:order] (a list: exact,loop:2,adaptive:1)")
+    sw.add_argument("--method", default=None, help="method[:order] (a list: exact,loop:2,adaptive:1; default loop:1 "
+                    "for linear networks, adaptive otherwise)")
     sw.add_argument("--dressed", nargs="?", const="true", default="false",
                     help="loop around the full saddle (true,false)")
     sw.add_argument("--estimator", default="auto", help="non-linear adaptive: cumulant, mc or auto")
-    sw.add_argument("--mc-samples", dest="mc_samples", type=int, default=None, help="non-linear adaptive: draws")
-    sw.add_argument("--samples", type=int, default=None, help="sample: draws per chain (1000)")
-    sw.add_argument("--chains", type=int, default=None, help="sample: chains (4)")
+    sw.add_argument("--mc-samples", dest="mc_samples", type=number("--mc-samples"), default=None,
+                    help="non-linear adaptive: draws (one value)")
+    sw.add_argument("--samples", type=number("--samples"), default=None,
+                    help="sample: draws per chain (1000; one value)")
+    sw.add_argument("--chains", type=number("--chains"), default=None, help="sample: chains (4; one value)")
     sw.add_argument("--readout", default="sampled", help="sample: sampled or marginal")
     sw.add_argument("--out", type=Path, default=None, help="the Zarr store to write (STORE.zarr); with --plot "
                     "the figure (default: beside the store)")

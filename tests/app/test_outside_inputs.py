@@ -67,9 +67,11 @@ def test_too_few_monte_carlo_draws_are_refused_not_raised_silently(npz, capsys):
 def test_orders_and_depths_not_generated_name_a_command_that_emits_them(npz, capsys):
     import msat.generated as gen
 
-    for extra, says in ((["--order", "5"], "run `msat derive --order 5`"),
+    # the command keeps every order and depth already generated (its --order and --depth are the highest it emits)
+    for extra, says in ((["--order", "5"], f"run `msat derive --order 5 --depth {gen.MAX_DEPTH}`"),
                         (["--order", str(gen.DERIVABLE_ORDER + 1)], "msat derive emits orders up to"),
-                        (["--depth", "2", "--order", "5"], "run `msat derive --depth 2 --order 5`"),
+                        (["--depth", str(gen.MAX_DEPTH + 1), "--order", "1"],
+                         f"run `msat derive --order {gen.MAX_ORDER} --depth {gen.MAX_DEPTH + 1}`"),
                         (["--depth", str(gen.DERIVABLE_DEPTH + 1)], "msat derive emits orders up to"),
                         (["--order", "1e300"], "order must be below 2**53")):
         code, _, err = run(["predict", "--data", npz, "--N", "30", "--chi", "1", "--kappa", "0.5", "--method", "loop",
@@ -115,3 +117,45 @@ def test_run_reads_an_integral_depth_as_predict_does(tmp_path):
 
     with pytest.raises(InputError, match="positive integer"):
         main_job.run(tmp_path, quick=True, depth=2.5)
+
+
+def test_a_loop_series_outside_its_range_is_a_failed_point_not_a_result(capsys):
+    """N = 2 at P = 12: the truncated series gave s_mean = -0.91 (order 1) and s_var = -1.52 (order 2) as
+    converged results; exact gives s_mean 0.34, s_var 0.078."""
+    base = ["predict", "--dataset", "teacher", "--P", "12", "--D", "6", "--P-test", "4", "--N", "2", "--chi", "1,2",
+            "--kappa", "0.01", "--method", "loop"]
+    for order, says in (("1", "s_mean = -0.912 <= 0"), ("2", "s_var = ")):
+        code, out, err = run(base + ["--order", order], capsys)
+        assert code == 3 and says in err and "--method exact" in err, err
+        assert json.loads(out)[0]["converged"] is False
+    code, out, _ = run(base[:-1] + ["exact"], capsys)
+    assert code == 0 and all(r["s_mean"] > 0 and r["s_var"] > 0 for r in json.loads(out))
+
+
+def test_labelled_files_say_which_order_ran_and_why_a_point_failed(npz, tmp_path, capsys):
+    """A sweep labels adaptive as asked and runs the order the data call for (2 for a small erf field): the
+    variable `order` says which; predict --nc kept no failure note where a sweep's store keeps one."""
+    nc = tmp_path / "o.nc"
+    code, out, err = run(["predict", "--data", npz, "--N", "40", "--chi", "1", "--kappa", "0.5", "--activation",
+                          "erf", "--mc-samples", "2000", "--nc", nc], capsys)
+    st = xr.open_dataset(nc)
+    assert code == 0 and json.loads(out)["order"] == 2, err
+    assert str(st["method"].values[0]) == "adaptive" and float(st["order"].values.ravel()[0]) == 2.0
+    failed = tmp_path / "f.nc"
+    code, _, _ = run(["predict", "--dataset", "teacher", "--P", "12", "--D", "6", "--P-test", "4", "--N", "2",
+                      "--chi", "1,2", "--kappa", "0.01", "--method", "loop", "--nc", failed], capsys)
+    assert code == 3 and "chi = 1: the loop series" in str(xr.open_dataset(failed)["note"].values.ravel()[0])
+    g = grid.build(N="20", chi="1", kappa="1", activation="erf", P="8", D="3", P_test="2")
+    assert g.coords["method"] == ["adaptive"]  # predict's default for erf (was loop:1, which erf has not)
+
+
+def test_a_ladder_that_stops_early_fills_the_store_along_every_chi():
+    """A failed first point ends the ladder: the task's arrays still run along the whole chi coordinate (the
+    store broadcast the one point's chi_value to both; predict --nc failed with 'cannot reshape')."""
+    from msat.runtime import sweep
+
+    g = grid.build(N="2", chi="1,2", kappa="0.01", method="loop", P="12", D="6", P_test="4")
+    (_, task), = g.tasks()
+    out, note, fail = sweep.run_task(g, task, ("builtin", "teacher"), {})
+    assert fail is None and note.startswith("chi = 1: the loop series")
+    assert list(out["chi_value"]) == [1.0, 2.0] and not out["converged"].any() and np.isnan(out["seconds"][1])

@@ -132,6 +132,10 @@ def test_quick_erf_run_has_order_two_and_the_second_sampler(tmp_path):
     # statement 1 judges order 2 against the Rao-Blackwellised sampler, and passes
     assert "(adaptive_o2)" in s1["detail"] and "readout integrated out" in s1["detail"]
     assert s1["status"] == "PASS"
+    # the four statements, 2 and 3 judged on the linear network that fig_orders and fig_features show
+    assert [c["statement"] for c in res["checks"]] == [1, 2, 3, 4]
+    assert all(c["detail"].startswith("linear network: ") for c in res["checks"] if c["statement"] in (2, 3))
+    assert all(c["status"] == "PASS" for c in res["checks"]), res["checks"]
 
 
 def test_relu_run_reports_points_without_a_saddle(tmp_path, monkeypatch):

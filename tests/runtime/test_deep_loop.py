@@ -96,4 +96,4 @@ def test_depth_that_is_not_generated_names_the_derive_command(capsys):
                          "--chi", "1", "--kappa", "0.5", "--method", "loop", "--order", "1"])
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "msat derive --depth 4 --order 1" in err[0]
+    assert len(err) == 1 and "msat derive --order 3 --depth 4" in err[0]  # keeps orders 2 and 3
