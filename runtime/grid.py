@@ -17,13 +17,18 @@ from . import values
 from .errors import InputError
 
 #: the swept dimensions in their order in the store (chi last: a task's ladder runs along it)
-DIMS = ("method", "N", "kappa", "seed", "g_v", "g_w", "activation", "dressed", "P", "D", "P_test", "chi")
+DIMS = ("method", "N", "kappa", "seed", "g_v", "g_w", "activation", "dressed", "estimator", "mc_samples", "samples",
+        "chains", "readout", "P", "D", "P_test", "chi")
+#: the Monte Carlo counts where 0 stands for the method's own default (not given)
+DEFAULT_COUNTS = ("mc_samples", "samples", "chains")
 #: chi tokens relative to the (last) width
 RELATIVE = {"N": lambda N: float(N), "sqrtN": lambda N: math.sqrt(N)}
 #: the most items one list may hold, and the most points (tasks times chi values) a sweep may have: a larger
 #: grid is a typo (`--seed 0..100000000`), whose expansion alone would run for minutes
 MAX_ITEMS, MAX_POINTS = 100_000, 1_000_000
 ACTIVATIONS = ("linear", "erf", "relu")
+ESTIMATORS = ("auto", "cumulant", "mc")
+READOUTS = ("sampled", "marginal")
 
 
 def _items(name, text):
@@ -124,7 +129,8 @@ class Grid:
 
 
 def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", activation="linear", method=None,
-          dressed="false", seed="0", P=None, D=None, P_test=None, source=None) -> Grid:
+          dressed="false", seed="0", P=None, D=None, P_test=None, source=None, estimator="auto", mc_samples=None,
+          samples=None, chains=None, readout="sampled") -> Grid:
     """Parse every list of a sweep; InputError (exit 2) on anything malformed, before any work."""
     if (N is None) == (widths is None):
         raise InputError("give --N (with --depth for equal layers) or --widths")
@@ -155,6 +161,11 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
         "g_w": ["x".join(token(v) for v in _layers("g-w", t, "positive")) for t in _items("g-w", g_w)],  # a string
         "activation": activations,
         "dressed": [_boolean(t) for t in _items("dressed", dressed)],
+        "estimator": [values.choice("estimator", t, ESTIMATORS) for t in _items("estimator", estimator)],
+        **{k: [_number(k.replace("_", "-"), t, "count") for t in _items(k.replace("_", "-"), v)] if v is not None
+              else [0]
+           for k, v in (("mc_samples", mc_samples), ("samples", samples), ("chains", chains))},
+        "readout": [values.choice("readout", t, READOUTS) for t in _items("readout", readout)],
         "P": [_number("P", t, "count") for t in _items("P", P)] if P is not None else [0],
         "D": [_number("D", t, "count") for t in _items("D", D)] if D is not None else [0],
         "P_test": [_number("P_test", t, "count") for t in _items("P-test", P_test)] if P_test is not None else [0],

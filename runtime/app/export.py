@@ -34,7 +34,9 @@ def predict_nc(path, results, ds, args, chis) -> None:
     g = grid.build(**n, chi=_chi_tokens(chis), kappa=str(args.kappa), g_v=str(args.g_v),
                    g_w="x".join(p.strip() for p in str(args.g_w).split(",")), activation=args.activation,
                    method=_method_label(args), dressed=str(bool(args.dressed)).lower(),
-                   seed=str(args.seed), P=str(ds.P), D=str(ds.D), P_test=str(ds.P_test))
+                   seed=str(args.seed), P=str(ds.P), D=str(ds.D), P_test=str(ds.P_test), estimator=args.estimator,
+                   readout=args.readout, **{k: None if getattr(args, k) is None else str(getattr(args, k))
+                                            for k in grid.DEFAULT_COUNTS})
     out = labelled.outputs(results, ds.P, ds.P_test, getattr(ds, "y_test", None), chis)
     labelled_ds = labelled.single(g, out, labelled.failure_note(results))
     labelled_ds.attrs.update(command=_command(args), source=str(ds.name), **labelled.provenance())

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
-from .cli import BUILTIN_SIZES, check_source, number
+from .cli import BUILTIN_SIZES, check_source
 
 
 def add_parsers(sub) -> None:
@@ -32,13 +32,11 @@ def add_parsers(sub) -> None:
                     "for linear networks, adaptive otherwise)")
     sw.add_argument("--dressed", nargs="?", const="true", default="false",
                     help="loop around the full saddle (true,false)")
-    sw.add_argument("--estimator", default="auto", help="non-linear adaptive: cumulant, mc or auto")
-    sw.add_argument("--mc-samples", dest="mc_samples", type=number("--mc-samples"), default=None,
-                    help="non-linear adaptive: draws (one value)")
-    sw.add_argument("--samples", type=number("--samples"), default=None,
-                    help="sample: draws per chain (1000; one value)")
-    sw.add_argument("--chains", type=number("--chains"), default=None, help="sample: chains (4; one value)")
-    sw.add_argument("--readout", default="sampled", help="sample: sampled or marginal")
+    sw.add_argument("--estimator", default="auto", help="non-linear adaptive: cumulant, mc or auto (a list)")
+    sw.add_argument("--mc-samples", dest="mc_samples", default=None, help="non-linear adaptive: draws (a list)")
+    sw.add_argument("--samples", default=None, help="sample: draws per chain (a list; default 1000)")
+    sw.add_argument("--chains", default=None, help="sample: chains (a list; default 4)")
+    sw.add_argument("--readout", default="sampled", help="sample: sampled or marginal (a list)")
     sw.add_argument("--out", type=Path, default=None, help="the Zarr store to write (STORE.zarr); with --plot "
                     "the figure (default: beside the store)")
     run = sw.add_mutually_exclusive_group()
@@ -128,12 +126,10 @@ def _cmd_sweep(args) -> int:
         spec_source = source[1]
     g = grid.build(N=args.N, widths=args.widths, depth=args.depth, chi=args.chi, kappa=args.kappa, g_v=args.g_v,
                    g_w=args.g_w, activation=args.activation, method=args.method, dressed=args.dressed,
-                   seed=args.seed, source=spec_source, **sizes)
-    extra = dict(estimator=args.estimator, mc_samples=args.mc_samples, samples=args.samples, chains=args.chains,
-                 readout=args.readout)
-    g.spec["options"] = extra
+                   seed=args.seed, source=spec_source, estimator=args.estimator, mc_samples=args.mc_samples,
+                   samples=args.samples, chains=args.chains, readout=args.readout, **sizes)
     failures = sweep.sweep(g, source, args.out, workers=args.workers, scheduler=args.scheduler,
-                           resume=args.resume, progress=sys.stderr.isatty(), extra=extra, log=sys.stderr,
+                           resume=args.resume, progress=sys.stderr.isatty(), log=sys.stderr,
                            command=getattr(args, "command_line", None))
     for f in failures:
         print(f"msat: task failed: {f['task']}: {f['error']}", file=sys.stderr)

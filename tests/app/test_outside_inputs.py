@@ -159,3 +159,24 @@ def test_a_ladder_that_stops_early_fills_the_store_along_every_chi():
     out, note, fail = sweep.run_task(g, task, ("builtin", "teacher"), {})
     assert fail is None and note.startswith("chi = 1: the loop series")
     assert list(out["chi_value"]) == [1.0, 2.0] and not out["converged"].any() and np.isnan(out["seconds"][1])
+
+
+def test_every_predict_option_of_a_sweep_takes_a_list():
+    """--estimator, --mc-samples, --samples, --chains and --readout were single values (`--samples 10,20` was
+    'invalid int value'); each is now a dimension, 0 where not given (the method's default), and a task with
+    them equals the predict call with them."""
+    from msat.runtime import data, sweep
+
+    g = grid.build(N="12", chi="1,2", kappa="0.5", method="sample", activation="erf", samples="20,40", chains="2",
+                   estimator="cumulant,mc", readout="sampled,marginal", P="6", D="3", P_test="2")
+    assert (g.coords["samples"], g.coords["chains"], g.coords["mc_samples"]) == ([20, 40], [2], [0])
+    assert g.coords["estimator"] == ["cumulant", "mc"] and g.coords["readout"] == ["sampled", "marginal"]
+    assert list(grid.DIMS).index("readout") < list(grid.DIMS).index("chi")
+    (_, task), = [(i, t) for i, t in g.tasks() if t["samples"] == 40 and t["readout"] == "marginal"
+                  and t["estimator"] == "mc"]
+    out, _, fail = sweep.run_task(g, task, ("builtin", "teacher"), {})
+    ds = data.builtin("teacher", P=6, D=3, P_test=2, seed=0)
+    ref = predict(ds.X, ds.y, ds.X_test, N=12, chi=[1.0, 2.0], kappa=0.5, method="sample", activation="erf",
+                  samples=40, chains=2, readout="marginal")
+    assert fail is None
+    np.testing.assert_allclose(out["test_mean"], [r["test_mean"] for r in ref], rtol=1e-12, atol=1e-14)

@@ -51,12 +51,13 @@ def test_an_option_no_task_uses_is_said_once_before_any_work():
     from msat.runtime import sweep as sw
 
     g = grid.build(N="20", chi="1", kappa="1", method="nngp,exact", activation="linear,erf", P="8", D="3",
-                   P_test="2")
-    said = sw.precheck(g, ("builtin", "teacher"), dict(samples=100, chains=None, mc_samples=500))
+                   P_test="2", samples="100", mc_samples="500")
+    said = sw.precheck(g, ("builtin", "teacher"), {})
     assert sorted(said) == ["--mc-samples applies to erf/relu --method adaptive only: no task of this sweep uses it",
                             "--samples applies to --method sample only: no task of this sweep uses it"], said
-    g = grid.build(N="20", chi="1", kappa="1", method="nngp,adaptive", activation="erf", P="8", D="3", P_test="2")
-    assert sw.precheck(g, ("builtin", "teacher"), dict(mc_samples=4000)) == []
+    g = grid.build(N="20", chi="1", kappa="1", method="nngp,adaptive", activation="erf", P="8", D="3", P_test="2",
+                   mc_samples="4000")
+    assert sw.precheck(g, ("builtin", "teacher"), {}) == []
 
 
 def test_bad_specs_exit_2_before_any_work(tmp_path, capsys):
