@@ -214,6 +214,13 @@ def run(out="msat-run", *, quick=False, activation="linear", depth=1, progress=F
     if depth > 1 and activation != "linear":
         raise InputError("msat run --depth > 1 supports --activation linear in this version "
                          "(kernel adaptation at depth is built for linear networks)")
+    if depth > 1:  # its loop orders 0..3 at this depth, before the output folder is made
+        from msat import generated
+
+        try:
+            generated.deep(depth, 3)
+        except (ValueError, ImportError) as err:
+            raise InputError(str(err).splitlines()[0]) from None
     console = console or Console()
     t0 = time.perf_counter()
     out = Path(out)

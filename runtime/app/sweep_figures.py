@@ -130,7 +130,10 @@ def plot(st, *, x="N", y="test_error", hue="method", color="test_error", referen
                              f"({', '.join(k for k in st.dims if k not in POINT_DIMS)})")
     heat = y in st.dims and y not in POINT_DIMS
     q, label, ref = quantity(st, color if heat else y, reference)
-    if ref not in (None, "targets") and hue == "method" and st.sizes["method"] > 1:
+    if ref not in (None, "targets") and hue == "method":
+        if st.sizes["method"] == 1:  # its error against itself is zero: a flat line says nothing
+            raise InputError(f"the only method left is the reference {ref}: keep other methods, or choose "
+                             "--reference targets")
         q = q.drop_sel({"method": ref})  # the reference itself: zero error
     if heat:
         return _heat(st, q, label, x, y, hue, path)

@@ -108,10 +108,12 @@ def test_quick_run_at_depth_two(tmp_path):
         assert abs(s["disc_train"][j] - d) < 4 * s["disc_train_err"][j] + 1e-12
 
 
-@pytest.mark.parametrize("extra", [["--depth", "2", "--activation", "erf"], ["--depth", "0"]])
+@pytest.mark.parametrize("extra", [["--depth", "2", "--activation", "erf"], ["--depth", "0"], ["--depth", "99"]])
 def test_run_rejects_bad_depth(capsys, tmp_path, extra):
-    assert console.main(["run", "--quick", "--out", str(tmp_path), *extra]) == 2
+    out = tmp_path / "run"
+    assert console.main(["run", "--quick", "--out", str(out), *extra]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not out.exists()  # refused before its folder was made
 
 
 @pytest.mark.slow

@@ -68,7 +68,8 @@ def test_plot_command_and_its_errors(store, tmp_path, capsys):
                       ([], "choose one with --sel chi"),
                       (["--sel", "kappa=9"], "the store has kappa = 0.5"),
                       (["--sel", "chi=N", "--reference", "adaptive"], "not a method of the store"),
-                      (["--sel", "chi=N", "--x", "test_point"], "not an option of the store")):
+                      (["--sel", "chi=N", "--x", "test_point"], "not an option of the store"),
+                      (["--sel", "chi=N", "--sel", "method=exact"], "the only method left is the reference exact")):
         assert main(["sweep", "--plot", str(store), *bad, "--out", str(out)]) == 2, bad
         err = capsys.readouterr().err
         assert says in err and len(err.strip().splitlines()) == 1, err
