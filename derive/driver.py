@@ -9,6 +9,7 @@ Phases, in order:
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 from . import emit as _emit
@@ -86,17 +87,22 @@ def check(out_dir: Path, files: dict) -> list[str]:
             )
     # a module the emitter does not write would still be importable, unchecked by any hash
     stray = [p for p in sorted(out_dir.glob("*.py")) if p.name not in files]
-    diffs += [f"{p}: not emitted by msat derive (remove it)\n" for p in stray]
+    diffs += [f"{p}: " + ("a module this emission no longer holds (msat derive removes it)\n" if _generated(p)
+                          else "not written by msat derive (remove it by hand: msat derive keeps it)\n")
+              for p in stray]
     return diffs
 
 
 def checked_in_order(out_dir: Path = GENERATED_DIR) -> int:
     """Highest loop order present in a generated folder (what --check compares against)."""
-    orders = [int(p.stem.split("_o")[1]) for p in Path(out_dir).glob("rescaling_o*.py")]
+    # the module names' numbers only: a stray rescaling_old.py is not an order
+    orders = [int(m[1]) for p in Path(out_dir).glob("rescaling_o*.py")
+              if (m := re.fullmatch(r"rescaling_o(\d+)", p.stem))]
     return max(orders) if orders else DEFAULT_ORDER
 
 
 def checked_in_depth(out_dir: Path = GENERATED_DIR) -> int:
     """Highest depth of the deep-network modules in a generated folder."""
-    depths = [int(p.stem.split("_d")[1].split("_")[0]) for p in Path(out_dir).glob("deep_layers_d*_o*.py")]
+    depths = [int(m[1]) for p in Path(out_dir).glob("deep_layers_d*_o*.py")
+              if (m := re.fullmatch(r"deep_layers_d(\d+)_o\d+", p.stem))]
     return max(depths) if depths else DEFAULT_DEPTH

@@ -92,6 +92,15 @@ def _method(token):
     return name, (int(order) if order else None)
 
 
+def _method_token(token):
+    """The one spelling of a method item: loop is loop:1 (its default order), loop:01 is loop:1; adaptive keeps no
+    order where none is given (its default depends on the data)."""
+    name, order = _method(token)
+    if order is None and name == "loop":
+        order = 1
+    return name if order is None else f"{name}:{order}"
+
+
 def _boolean(token):
     t = token.lower()
     if t not in ("true", "false", "1", "0", "yes", "no"):
@@ -153,7 +162,7 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
                              "differs: loop for linear, adaptive otherwise)")
         method = "loop:1" if activations[0] == "linear" else "adaptive"
     coords = {
-        "method": [t for t in _items("method", method) if _method(t)],
+        "method": [_method_token(t) for t in _items("method", method)],
         "N": [w[-1] for w in Ns] if n_key == "N" else ["x".join(str(n) for n in w) for w in Ns],
         "kappa": [_number("kappa", t, "positive") for t in _items("kappa", kappa)],
         "seed": [_number("seed", t, "seed") for t in _items("seed", seed)],
@@ -174,9 +183,6 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
     for name, v in coords.items():
         if len(set(v)) != len(v):  # items typed differently may still be one value (0.1 and 0.10)
             raise InputError(f"--{name.replace('_', '-')}: repeated values {v}")
-    meant = [(n, 1 if o is None and n == "loop" else o) for n, o in map(_method, coords["method"])]
-    if len(set(meant)) != len(meant):  # loop is loop:1 (adaptive's default order depends on the data)
-        raise InputError(f"--method: repeated values {coords['method']} (loop is loop:1)")
     points = math.prod(len(v) for v in coords.values())
     if points > MAX_POINTS:
         raise InputError(f"the sweep has {points:,} points (tasks x chi values), over {MAX_POINTS:,}: split it")

@@ -105,6 +105,7 @@ def _solve(solver, chis, setup_seconds):
                "rescale them") or solver.invalid(r)
         if why:
             failure = Result.failed(r.chi, ConvergenceError(why, {}))
+            failure.seconds = r.seconds  # its solve and its share of the batch were spent
             results = results[:k]
             break
     if failure is not None:

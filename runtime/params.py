@@ -36,12 +36,10 @@ KERNEL_RANGE = (1e-35, 1e35)
 #: posterior mean, so this keeps their effect below ~1e-5
 KAPPA_RESOLUTION = 1e6 * 2.0 ** -52
 
-#: draws per chain below which the sampler's ESS and Monte Carlo errors are undefined (ArviZ)
-MIN_SAMPLES = 4
-#: erf/relu kernel adaptation with one hidden layer: the fewest Monte Carlo draws (--mc-samples)
-MIN_MC_SAMPLES = 2000
-#: the sampler's draws per chain and chains when none are given (None marks "not given", so that a value
-#: given to a method that does not sample is named as ignored)
+#: draws per chain below which the sampler's ESS and Monte Carlo errors are undefined (ArviZ); the fewest
+#: Monte Carlo draws (--mc-samples) of erf/relu kernel adaptation with one hidden layer
+MIN_SAMPLES, MIN_MC_SAMPLES = 4, 2000
+#: the sampler's draws per chain and chains where none are given (None: not given, so named if ignored)
 DEFAULT_SAMPLES, DEFAULT_CHAINS = 1000, 4
 
 
@@ -219,6 +217,8 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
         mc_samples = values.count("mc_samples", mc_samples, minimum=MIN_MC_SAMPLES if single else 1)
     # ArviZ needs four draws per chain for its ESS and Monte Carlo errors (fewer give NaN)
     sampling_given = [k for k, v in (("samples", samples), ("chains", chains)) if v is not None]
+    if method != "sample":  # named as ignored below, not judged (as --mc-samples is where nothing samples)
+        samples = chains = None
     samples = values.count("samples", DEFAULT_SAMPLES if samples is None else samples, minimum=MIN_SAMPLES)
     chains = values.count("chains", DEFAULT_CHAINS if chains is None else chains, minimum=1)
     if method == "adaptive" and order == 2 and activation == "linear":

@@ -180,3 +180,25 @@ def test_every_predict_option_of_a_sweep_takes_a_list():
                   samples=40, chains=2, readout="marginal")
     assert fail is None
     np.testing.assert_allclose(out["test_mean"], [r["test_mean"] for r in ref], rtol=1e-12, atol=1e-14)
+
+
+def test_spellings_of_one_method_resume_one_store_and_sampler_counts_are_only_judged_by_the_sampler(npz, capsys):
+    """--resume refused a store made with `loop` when given `loop:1` (docs: either spelling); --samples 2 with
+    loop was 'samples must be >= 4' though loop ignores it (as it ignores --mc-samples)."""
+    a = grid.build(N="10", chi="1", kappa="1", method="loop")
+    b = grid.build(N="10", chi="1", kappa="1", method="loop:01")
+    assert a.coords["method"] == b.coords["method"] == ["loop:1"] and a.spec_json() == b.spec_json()
+    code, out, err = run(BASE[:-1] + ["loop", "--data", npz, "--chi", "1", "--samples", "2", "--chains", "0"], capsys)
+    assert code == 0 and "--samples applies to --method sample only: ignored by loop" in err, err
+    assert run(["sample", "--data", npz, "--N", "30", "--chi", "1", "--kappa", "0.5", "--samples", "2"], capsys)[0] == 2
+
+
+def test_derive_check_reads_stray_names_and_says_who_removes_what(tmp_path, capsys):
+    from msat.derive import driver
+
+    (tmp_path / "rescaling_o2.py").write_text("x = 1\n")
+    (tmp_path / "rescaling_old.py").write_text("# a user's file\n")  # int('ld') crashed --check
+    (tmp_path / "deep_layers_d2_ox.py").write_text("# another\n")
+    assert driver.checked_in_order(tmp_path) == 2 and driver.checked_in_depth(tmp_path) == driver.DEFAULT_DEPTH
+    said = "".join(driver.check(tmp_path, {"rescaling_o2.py": "x = 1\n"}))
+    assert said.count("remove it by hand") == 2, said
