@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from . import values
 from .errors import InputError
+from .params import ACTIVATIONS, ESTIMATORS, METHODS, READOUTS
 
 #: the swept dimensions in their order in the store (chi last: a task's ladder runs along it)
 DIMS = ("method", "N", "kappa", "seed", "g_v", "g_w", "activation", "dressed", "estimator", "mc_samples", "samples",
@@ -26,9 +27,6 @@ RELATIVE = {"N": lambda N: float(N), "sqrtN": lambda N: math.sqrt(N)}
 #: the most items one list may hold, and the most points (tasks times chi values) a sweep may have: a larger
 #: grid is a typo (`--seed 0..100000000`), whose expansion alone would run for minutes
 MAX_ITEMS, MAX_POINTS = 100_000, 1_000_000
-ACTIVATIONS = ("linear", "erf", "relu")
-ESTIMATORS = ("auto", "cumulant", "mc")
-READOUTS = ("sampled", "marginal")
 
 
 def _items(name, text):
@@ -83,7 +81,7 @@ def token(v: float) -> str:
 
 def _method(token):
     name, sep, order = token.partition(":")
-    if name not in ("nngp", "exact", "loop", "adaptive", "sample"):
+    if name not in METHODS:
         raise InputError(f"--method: unknown method {name!r} in {token!r}")
     if sep and not order.isdigit():
         raise InputError(f"--method: the order after ':' is an integer, got {token!r}")
