@@ -51,7 +51,7 @@ def test_derive_check_cli_passes_and_detects_edits(tmp_path, capsys, monkeypatch
     f.write_text(fresh["rescaling_o1.py"])
     (out / "stray.py").write_text("X = 1\n")  # importable as msat.generated.stray, checked by no hash
     assert console.main(["derive", "--check", "--out", str(out)]) == 1
-    assert "stray.py: not emitted" in capsys.readouterr().out
+    assert "stray.py: not written by msat derive (remove it by hand" in capsys.readouterr().out
 
 
 def test_order_four_emits_and_compiles(tmp_path):
