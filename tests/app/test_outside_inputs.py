@@ -112,11 +112,23 @@ def test_a_sweep_onto_a_file_says_it_is_a_file(tmp_path, capsys):
     assert code == 2 and "is a file, not a sweep's store" in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_run_reads_an_integral_depth_as_predict_does(tmp_path):
+def test_run_reads_an_integral_depth_as_predict_does(tmp_path, monkeypatch):
+    """`msat run --depth 2.0` was refused ('got 2.0') while predict reads it as 2."""
     from msat.runtime.app import run as main_job
 
     with pytest.raises(InputError, match="positive integer"):
         main_job.run(tmp_path, quick=True, depth=2.5)
+
+    class Reached(Exception):
+        pass
+
+    def compute(cfg, activation, progress, depth):
+        raise Reached(depth)
+
+    monkeypatch.setattr(main_job, "compute", compute)
+    with pytest.raises(Reached) as got:
+        main_job.run(tmp_path / "r", quick=True, depth=2.0)
+    assert got.value.args[0] == 2 and isinstance(got.value.args[0], int)
 
 
 def test_a_loop_series_outside_its_range_is_a_failed_point_not_a_result(capsys):
