@@ -131,9 +131,10 @@ def truncate(coeffs: dict) -> dict:
     return {k: v.sum(axis=0) for k, v in coeffs.items() if k != "weights"}
 
 
-def invalid(params, result):
-    """Why a truncated series' result cannot be a posterior's: a rescaling s <= 0 or a negative variance (far
-    outside its expansion in 1/N, e.g. N = 2 at P = 12 gave s_mean = -0.91), or None."""
+def _invalid(solver, result):
+    """The loop solvers' `invalid` (runtime.ladder): why a truncated series' result cannot be a posterior's, a
+    rescaling s <= 0 or a negative variance (far outside its expansion in 1/N, e.g. N = 2 at P = 12 gave
+    s_mean = -0.91), or None."""
     impossible = []
     if result.s_mean is not None and result.s_mean <= 0:
         impossible.append(f"s_mean = {result.s_mean:.3g} <= 0")
@@ -144,6 +145,7 @@ def invalid(params, result):
         impossible.append(f"a test variance {v.min():.3g} < 0")
     if not impossible:
         return None
+    params = solver.params
     return (f"the loop series at order {params.order} gives {', '.join(impossible)}: its expansion in 1/N does not "
             f"hold at N = {params.N} (P/N = {params.P / params.N:.2g}); --method exact is the exact answer")
 
@@ -151,8 +153,7 @@ def invalid(params, result):
 class _Solver(SpectralSolver):
     """Saddles along the ladder (warm-started), then every point's series in one batch."""
 
-    def invalid(self, result):
-        return invalid(self.params, result)
+    invalid = _invalid
 
     def solve(self, chi, warm):
         p = self.params
@@ -187,8 +188,7 @@ class _DeepSolver(SpectralSolver):
     def warm(self, state):
         return state.value
 
-    def invalid(self, result):
-        return invalid(self.params, result)
+    invalid = _invalid
 
     def results(self, states):
         p = self.params

@@ -63,25 +63,25 @@ def test_an_option_no_task_uses_is_said_once_before_any_work():
 def test_bad_specs_exit_2_before_any_work(tmp_path, capsys):
     out = tmp_path / "never.zarr"
     base = ["sweep", "--dataset", "teacher", "--P", "8", "--D", "3", "--out", str(out)]
+    ok = ["--N", "20", "--chi", "1", "--kappa", "1"]  # a valid request, to which each case adds one mistake
     for bad, says in ((["--N", "20", "--chi", "1", "--kappa", ""], "--kappa is empty"),
                       (["--N", "20", "--chi", "1,,2", "--kappa", "1"], "empty item"),
-                      (["--N", "20", "--chi", "1", "--kappa", "1", "--method", "exact,magic"], "unknown method"),
+                      ([*ok, "--method", "exact,magic"], "unknown method"),
                       (["--chi", "1,N", "--kappa", "1"], "give --N"),
-                      (["--N", "20", "--chi", "1", "--kappa", "1", "--activation", "tanh"], "activation"),
-                      (["--N", "20", "--chi", "1", "--kappa", "1", "--workers", "0"], "--workers"),
+                      ([*ok, "--activation", "tanh"], "activation"),
+                      ([*ok, "--workers", "0"], "--workers"),
                       # every task invalid as predict would judge it: bad input, not a store of failed tasks
-                      (["--N", "20", "--chi", "1", "--kappa", "1", "--method", "loop:99"], "not generated"),
-                      (["--N", "20", "--chi", "1", "--kappa", "1", "--activation", "erf", "--method", "loop"],
-                       "not available"),
-                      (["--N", "20", "--chi", "1", "--kappa", "1", "--g-w", "1x1"], "g_w"),
-                      (["--N", "20", "--chi", "1", "--kappa", "1", "--method", "sample", "--samples", "0"], "samples"),
-                      (["--N", "20", "--chi", "1", "--kappa", "1", "--estimator", "foo"], "estimator"),
-                      (["--N", "20", "--chi", "1", "--kappa", "1", "--method", "loop:"], "is an integer"),
-                      (["--N", "20", "--chi", "1", "--kappa", "1", "--seed", "0..100000000"], "over 100,000"),
+                      ([*ok, "--method", "loop:99"], "not generated"),
+                      ([*ok, "--activation", "erf", "--method", "loop"], "not available"),
+                      ([*ok, "--g-w", "1x1"], "g_w"),
+                      ([*ok, "--method", "sample", "--samples", "0"], "samples"),
+                      ([*ok, "--estimator", "foo"], "estimator"),
+                      ([*ok, "--method", "loop:"], "is an integer"),
+                      ([*ok, "--seed", "0..100000000"], "over 100,000"),
                       (["--N", "20", "--chi", "1,2,3,4", "--kappa", "1", "--seed", "0..99999", "--g-v", "1,2,3"],
                        "1,200,000 points"),
-                      (["--N", "20", "--chi", "1", "--kappa", "1", "--method", "nngp:1"], "takes no order"),
-                      (["--N", "20", "--chi", "1", "--kappa", "1", "--target", "foo"], "--target")):
+                      ([*ok, "--method", "nngp:1"], "takes no order"),
+                      ([*ok, "--target", "foo"], "--target")):
         assert main(base + bad) == 2, bad
         err = capsys.readouterr().err
         assert says in err and len(err.strip().splitlines()) == 1, err
