@@ -53,7 +53,8 @@ def deep_lines(depth: int, order: int) -> list[str]:
     loop coefficients (docs/theory.md §2d), as LaTeX lines."""
     from . import deep
 
-    out = [rf"S(s_1, \dots, s_{{{depth}}}) = " + tex(deep_action(depth))]
+    fields = ", ".join(f"s_{l}" for l in range(1, depth + 1)) if depth <= 2 else rf"s_1, \dots, s_{{{depth}}}"
+    out = [rf"S({fields}) = " + tex(deep_action(depth))]
     for variant in deep.VARIANTS:
         for m, W in deep.layer_cumulants(variant, max(order, 1)).items():
             out.append(rf"W^{{\mathrm{{{variant}}}}}_{{{m}}}(\theta) = " + tex(_deep_rename(W)))

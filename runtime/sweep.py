@@ -75,7 +75,7 @@ def precheck(g, source, extra):
     from . import params as _params
     from .data.builtin import reserve
 
-    valid, first, ignored = 0, None, {}
+    valid, first, ignored, random = 0, None, {}, False
     for _, t in g.tasks():
         try:
             if isinstance(source, tuple):
@@ -83,9 +83,15 @@ def precheck(g, source, extra):
                 sizes = (t["P"], t["D"], t["P_test"])
             else:
                 sizes = (source.P, source.D, source.P_test)
-            for said in _params.build(*sizes, **_options(g, t, extra)).ignored:
-                option = said.partition(": ignored by")[0]
+            opts = _options(g, t, extra)
+            said = _params.build(*sizes, **opts).ignored
+            if True in g.coords["dressed"] and not opts["dressed"]:
+                # a listed false is given too (`--dressed true,false` over exact alone runs identical copies)
+                said += tuple(s for s in _params.build(*sizes, **dict(opts, dressed=True)).ignored if "dressed" in s)
+            for option in {s.partition(": ignored by")[0] for s in said}:
                 ignored[option] = ignored.get(option, 0) + 1
+            random = random or opts["method"] == "sample" or (opts["method"] == "adaptive"
+                                                               and opts["activation"] != "linear")
             valid += 1
         except MemoryRequestError as err:
             raise MemoryRequestError(f"task {_label(t)}: {err}") from None
@@ -93,7 +99,11 @@ def precheck(g, source, extra):
             first = first or err
     if not valid:
         raise InputError(f"no task of this sweep is valid (the first: {first})")
-    return [f"{option}: no task of this sweep uses it" for option, n in ignored.items() if n == valid]
+    lines = [f"{option}: no task of this sweep uses it" for option, n in ignored.items() if n == valid]
+    if not isinstance(source, tuple) and len(g.coords["seed"]) > 1 and not random:
+        lines.append("--seed: no task of this sweep uses it (the data come from --data and no method draws "
+                     "random numbers): its values are identical copies")
+    return lines
 
 
 def _label(task) -> str:

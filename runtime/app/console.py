@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from importlib import import_module
 
@@ -22,6 +23,15 @@ class UsageError(Exception):
 
 class Parser(argparse.ArgumentParser):
     """argparse with a one-line error and exit code 2."""
+
+    #: a value that starts with a minus and then a digit is a value, not an option: argparse's own
+    #: matcher takes -20 and -0.5 but not -20,30 or -1e-3, which then gave "expected one argument"
+    #: instead of the option's own message about a negative value
+    NEGATIVE_VALUE = re.compile(r"^-\.?\d[\w.,+:-]*$")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = self.NEGATIVE_VALUE
 
     def error(self, message):
         raise UsageError(f"{self.prog}: {message}")

@@ -74,8 +74,23 @@ def _figure_path(path: Path) -> Path:
 
 
 def _cmd_plot(args) -> int:
-    from . import sweep_figures as sf
+    given = [d for d in SWEEP_ONLY if getattr(args, d) != args.sweep_defaults[d]]
+    # `--plot S --chi 1` may mean a selection: say how to make one rather than drop it silently, also
+    # when the figure fails (where the error stays the one line, with this said at its end)
+    ignored = ", ".join("--" + d.replace("_", "-") for d in given) + " ignored with --plot (it draws the store " \
+        "as it is; fix an option with --sel OPTION=VALUE)" if given else ""
+    try:
+        path, what = _plot(args)
+    except InputError as err:
+        raise InputError(f"{err}; {ignored}" if ignored else str(err)) from None
+    print(f"msat sweep: wrote {path} ({what})", file=sys.stderr)
+    if ignored:
+        print(f"msat: warning: {ignored}", file=sys.stderr)
+    return 0
 
+
+def _plot(args):
+    from . import sweep_figures as sf
 
     path = None if args.out is None else _figure_path(Path(args.out))
     st = sf.select(sf.open_store(args.plot), args.sel)
@@ -88,13 +103,7 @@ def _cmd_plot(args) -> int:
         raise InputError(f"cannot write {path}: {err.strerror or err}") from None
     finally:
         sf.plt.close(fig)
-    print(f"msat sweep: wrote {path} ({what})", file=sys.stderr)
-    given = [d for d in SWEEP_ONLY if getattr(args, d) != args.sweep_defaults[d]]
-    if given:  # `--plot S --chi 1` may mean a selection: say how to make one rather than drop it silently
-        flags = ", ".join("--" + d.replace("_", "-") for d in given)
-        print(f"msat: warning: {flags} ignored with --plot (it draws the store as it is; fix an option with "
-              "--sel OPTION=VALUE)", file=sys.stderr)
-    return 0
+    return path, what
 
 
 def _cmd_sweep(args) -> int:

@@ -214,3 +214,20 @@ def test_derive_check_reads_stray_names_and_says_who_removes_what(tmp_path, caps
     assert driver.checked_in_order(tmp_path) == 2 and driver.checked_in_depth(tmp_path) == driver.DEFAULT_DEPTH
     said = "".join(driver.check(tmp_path, {"rescaling_o2.py": "x = 1\n"}))
     assert said.count("remove it by hand") == 2, said
+
+
+@pytest.mark.parametrize("flag,value,message", [("--widths", "-20,30", "widths must be a positive integer"),
+                                                ("--chi", "-1,2", "chi must be a positive number"),
+                                                ("--chi", "-1e-3", "chi must be a positive number")])
+def test_a_negative_value_list_gets_the_options_own_message(npz, flag, value, message, capsys):
+    """argparse took -20,30 or -1e-3 for an option and said "expected one argument"."""
+    argv = BASE + ["--data", npz] + (["--chi", "1"] if flag != "--chi" else []) + [flag, value]
+    code, _, err = run(argv, capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("depth,fields", [(1, "S(s_1) = "), (2, "S(s_1, s_2) = "), (3, r"S(s_1, \dots, s_{3}) = ")])
+def test_latex_names_the_deep_action_fields_once(depth, fields, capsys):
+    """msat latex --depth 1 printed S(s_1, \\dots, s_{1})."""
+    code, out, _ = run(["latex", "--depth", str(depth)], capsys)
+    assert code == 0 and any(line.startswith(fields) for line in out.splitlines()), out[:400]

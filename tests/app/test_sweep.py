@@ -60,6 +60,25 @@ def test_an_option_no_task_uses_is_said_once_before_any_work():
     assert sw.precheck(g, ("builtin", "teacher"), {}) == []
 
 
+def test_a_listed_false_and_seeds_over_a_data_file_are_named_when_nothing_uses_them():
+    """`--dressed true,false` over exact alone, and `--seed 0,1` over a data file with methods that draw no random
+    numbers, run identical copies: both are named; a loop task or the sampler uses them, and nothing is said."""
+    from msat.runtime import data, sweep as sw
+
+    ds = data.builtin("teacher", P=8, D=3, P_test=2, seed=0)
+    g = grid.build(N="20", chi="1", kappa="1", method="exact", dressed="true,false", seed="0,1")
+    said = sw.precheck(g, ds, {})
+    assert sorted(said) == ["--dressed applies to --method loop only: no task of this sweep uses it",
+                            "--seed: no task of this sweep uses it (the data come from --data and no method draws "
+                            "random numbers): its values are identical copies"], said
+    g = grid.build(N="20", chi="1", kappa="1", method="exact,loop", dressed="true,false", seed="0")
+    assert sw.precheck(g, ds, {}) == []
+    g = grid.build(N="20", chi="1", kappa="1", method="exact,sample", seed="0,1", samples="20")
+    assert sw.precheck(g, ds, {}) == []
+    g = grid.build(N="20", chi="1", kappa="1", method="exact", seed="0,1", P="8", D="3", P_test="2")
+    assert sw.precheck(g, ("builtin", "teacher"), {}) == []
+
+
 def test_bad_specs_exit_2_before_any_work(tmp_path, capsys):
     out = tmp_path / "never.zarr"
     base = ["sweep", "--dataset", "teacher", "--P", "8", "--D", "3", "--out", str(out)]

@@ -85,5 +85,9 @@ def test_plot_command_and_its_errors(store, tmp_path, capsys):
     assert main(["sweep", "--plot", str(store), "--sel", "chi=N", "--kappa", "0.5", "--N", "20",
                  "--out", str(out)]) == 0
     assert "--N, --kappa ignored with --plot" in capsys.readouterr().err
+    # ... also when the figure fails: then at the end of the error's one line (`--chi` may be the selection meant)
+    assert main(["sweep", "--plot", str(store), "--chi", "N", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--chi ignored with --plot" in err and "--sel" in err and len(err.strip().splitlines()) == 1, err
     assert main(["sweep", "--dataset", "teacher", "--N", "20", "--kappa", "1", "--out", str(out)]) == 2
     assert "needs --chi" in capsys.readouterr().err
