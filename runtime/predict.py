@@ -63,7 +63,10 @@ def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=N
 def sample(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None,
            activation="linear", samples=1000, chains=4, seed=0, readout="sampled", draws=None, progress=False):
     """Finite networks sampled from the posterior (docs/theory.md §7): ``predict`` with
-    ``method="sample"``; results add train_mean_mcse, test_mean_mcse, train_var, rhat_max, ess_min."""
+    ``method="sample"``; results add train_mean_mcse, test_mean_mcse, train_var, rhat_max, ess_min.
+    ``draws``: a list that receives, per chi point, a dict of the raw chains (the keys of `msat sample
+    --draws FILE.npz` in docs/cli.md, ``converged`` False for a point that failed); the CLI writes it to
+    the file."""
     return predict(X, y, X_test, N=N, chi=chi, kappa=kappa, g_v=g_v, g_w=g_w, widths=widths, depth=depth,
                    activation=activation,
                    method="sample", samples=samples, chains=chains, seed=seed, readout=readout, draws=draws,

@@ -96,6 +96,17 @@ class Result(Mapping):
         out.update(_json(self.extra))
         return out
 
+    def __getattr__(self, name):
+        # only reached when no field has the name: a method's own keys (test_mean_mcse, rhat_max, observables, ...)
+        # read as attributes too, as the contract's keys do
+        extra = self.__dict__.get("extra")
+        if extra is not None and name in extra:
+            v = extra[name]
+            if isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) for x in v):
+                return np.asarray(v, dtype=float)
+            return v
+        raise AttributeError(f"{type(self).__name__} has no attribute or key {name!r}")
+
     # Mapping over the JSON object
     def __getitem__(self, key):
         return self.to_dict()[key]
@@ -125,8 +136,9 @@ class Result(Mapping):
         return f"<table><caption>msat result</caption>{body}</table>"
 
     def to_xarray(self):
-        """xarray.Dataset: train_mean (train_point), test_mean and test_var (test_point), the
-        *_mcse lists where present, scalars as variables; params as attributes."""
+        """xarray.Dataset: train_mean (train_point), test_mean and test_var (test_point), a method's own
+        per-point lists (*_mcse, train_var) and numbers (rhat_max, ess_min) where present, s_mean and s_var
+        as variables; params as attributes (order -1 where the JSON has null: netCDF attributes hold none)."""
         import xarray as xr
 
         if not self.converged:
@@ -134,9 +146,13 @@ class Result(Mapping):
         data = {"train_mean": ("train_point", np.asarray(self.train_mean)),
                 "test_mean": ("test_point", np.asarray(self.test_mean)),
                 "test_var": ("test_point", np.asarray(self.test_var))}
-        for key, dim in (("train_mean_mcse", "train_point"), ("test_mean_mcse", "test_point")):
-            if key in self.extra:
-                data[key] = (dim, np.asarray(self.extra[key]))
+        sizes = {"train": len(data["train_mean"][1]), "test": len(data["test_mean"][1])}
+        for key, v in self.extra.items():  # a method's own per-point lists and numbers (*_mcse, train_var, rhat_max)
+            side = key.partition("_")[0]
+            if isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
+                data[key] = ((), float(v))
+            elif side in sizes and np.ndim(v) == 1 and len(v) == sizes[side] and np.asarray(v).dtype.kind in "fiu":
+                data[key] = (f"{side}_point", np.asarray(v, dtype=float))
         for key in ("s_mean", "s_var"):
             data[key] = ((), np.nan if getattr(self, key) is None else float(getattr(self, key)))
         attrs = {"method": self.method, "order": -1 if self.order is None else self.order, "chi": self.chi,

@@ -61,6 +61,7 @@ def from_text(name: str, text: str) -> float:
 
 def count(name: str, value, minimum: int = 0) -> int:
     """An integer >= minimum (a size or a number of draws)."""
+    given = value  # as typed in the messages: 1e300 is not printed with its 301 digits
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
         if _is_real(value) and math.isfinite(float(value)) and float(value).is_integer():
             value = int(value)
@@ -68,9 +69,9 @@ def count(name: str, value, minimum: int = 0) -> int:
             raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
     value = int(value)
     if value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value}")
+        raise InputError(f"{name} must be an integer >= {minimum}, got {given}")
     if value >= INT_MAX:
-        raise InputError(f"{name} must be below 2**53, got {value}")
+        raise InputError(f"{name} must be below 2**53, got {given}")
     return value
 
 
@@ -87,12 +88,8 @@ def real(name: str, value, minimum: float | None = None) -> float:
 
 
 def seed(value) -> int:
-    """A non-negative integer seed."""
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise InputError(f"seed must be a non-negative integer, got {value!r}")
-    if int(value) < 0:
-        raise InputError(f"seed must be a non-negative integer, got {value!r}")
-    return int(value)
+    """A non-negative integer seed (1e3 and 1.0 read as 1000 and 1, as counts and --depth 2.0 are)."""
+    return count("seed", value, minimum=0)
 
 
 def flag(name: str, value) -> bool:

@@ -104,7 +104,7 @@ def add_parsers(sub) -> None:
                     mc_samples=None)
 
     rn = sub.add_parser("run", help="the main job: the paper's headline comparison on the Ising task")
-    rn.add_argument("--out", type=Path, default=Path("msat-run"), help="output folder (default msat-run)")
+    rn.add_argument("--out", default="msat-run", help="output folder (default msat-run)")
     rn.add_argument("--quick", action="store_true", help="smaller sizes (under two minutes)")
     rn.add_argument("--activation", default="linear", help="linear, erf or relu")
     rn.add_argument("--depth", type=number("--depth"), default=1,
@@ -157,11 +157,13 @@ def print_warnings(results):
         print(f"msat: warning: {at}{w}", file=sys.stderr)
 
 
-def _table(results, stderr=False) -> None:
+def _table(results, stderr=False, command="predict") -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title="msat predict")
+    from .report import fit_width
+
+    t = Table(title=f"msat {command}")
     for col in ("chi", "method", "order", "converged", "s_mean", "s_var", "|train mean|",
                 "mean test var", "seconds"):
         t.add_column(col, justify="right")
@@ -170,13 +172,13 @@ def _table(results, stderr=False) -> None:
             t.add_row(f"{r.chi:g}", "-", "-", "no", "-", "-", "-", "-", "-")
             continue
         tv = r.test_var
-        t.add_row(f"{r.chi:g}", r.method, str(r.order), "yes",
+        t.add_row(f"{r.chi:g}", r.method, "-" if r.order is None else str(r.order), "yes",
                   "-" if r.s_mean is None else f"{r.s_mean:.6g}",
                   "-" if r.s_var is None else f"{r.s_var:.3g}",
                   f"{math.sqrt(float((r.train_mean ** 2).mean())) if r.train_mean.size else 0.0:.6g}",
                   f"{tv.mean() if tv.size else float('nan'):.4g}", f"{r.seconds:.3g}")
     console = Console(stderr=stderr)
-    console.width = max(console.width, 110)  # keep the table readable in narrow or piped output
+    fit_width(console, t)
     console.print(t)
 
 
@@ -200,6 +202,13 @@ def _writable_before_work(path):
         raise InputError(f"cannot write {path}: it is a folder")
     if target.exists() and not os.access(target, os.W_OK):
         raise InputError(f"cannot write {path}: the file is not writable")
+    if not target.exists():
+        # os.access says yes to root in read-only places (/proc, a read-only mount): create and remove it
+        try:
+            target.open("x").close()
+            target.unlink()
+        except OSError as err:
+            raise InputError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 def _outputs_before_work(args) -> None:
@@ -228,13 +237,15 @@ def _cmd_predict(args) -> int:
     chis, _ = chi_ladder(args.chi)
     draws = [] if getattr(args, "draws", None) is not None else None
     _outputs_before_work(args)
-    if getattr(args, "nc", None) is not None:
-        if Path(args.nc).suffix != ".nc":
-            raise InputError(f"--nc {args.nc}: the file is .nc (netCDF, the sweep's labelled form)")
-        if len(set(map(grid.token, chis))) != len(chis):  # its chi coordinate: one entry per value
-            raise InputError(f"--nc: the labelled form needs distinct chi values, got {args.chi}")
+    if getattr(args, "nc", None) is not None and Path(args.nc).suffix != ".nc":
+        raise InputError(f"--nc {args.nc}: the file is .nc (netCDF, the sweep's labelled form)")
     if draws is not None and args.draws.suffix not in (".npz", ".nc"):
         raise InputError(f"--draws {args.draws}: the file is .npz or .nc (ArviZ InferenceData)")
+    labelled_by_chi = [f for f, v in (("--nc", getattr(args, "nc", None)), ("--draws", getattr(args, "draws", None)))
+                       if v is not None and Path(v).suffix == ".nc"]
+    if labelled_by_chi and len(set(map(grid.token, chis))) != len(chis):  # a chi coordinate: one entry per value
+        raise InputError(f"{labelled_by_chi[0]}: a netCDF file labelled by chi needs distinct chi values, "
+                         f"got {args.chi}")
     opts = dict(N=args.N, widths=args.widths, depth=args.depth, kappa=args.kappa, g_v=args.g_v, g_w=args.g_w,
                 activation=args.activation, method=args.method, order=args.order, dressed=args.dressed,
                 estimator=args.estimator, seed=args.seed, mc_samples=args.mc_samples, samples=args.samples,
@@ -255,7 +266,7 @@ def _cmd_predict(args) -> int:
         except OSError as err:  # a full disk or a closed pipe: the user's redirection, not a bug
             raise InputError(f"cannot write the results to standard output: {err.strerror or err}") from None
     if args.table or to_file:
-        _table(results, stderr=to_stdout)  # stdout stays one JSON document
+        _table(results, stderr=to_stdout, command=getattr(args, "command", None) or "predict")  # stdout: the JSON
     # the labelled files after the JSON: a disk that fills up now does not take the results with it
     if draws is not None and args.draws.suffix == ".nc":
         export.draws_nc(args.draws, draws, ds, args)

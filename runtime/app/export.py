@@ -70,10 +70,12 @@ def draws_nc(path, draws, ds, args) -> None:
         posterior[name] = np.stack([d[key] for d in draws], axis=2)  # (chain, draw, chi, ...)
         dims[name] = ["chi"] + ([pdim] if pdim else [])
     accept = np.stack([d["accept"] for d in draws], axis=2)
+    converged = np.array([bool(d.get("converged", True)) for d in draws])  # a failed point's chains stay, marked
     idata = az.from_dict(
         posterior=posterior, sample_stats={"acceptance_rate": accept}, observed_data={"y": ds.y},
+        constant_data={"converged": converged},
         coords={"chi": chis, "train_point": np.arange(ds.P), "test_point": np.arange(ds.P_test)},
-        dims=dict(dims, acceptance_rate=["chi"], y=["train_point"]),
+        dims=dict(dims, acceptance_rate=["chi"], y=["train_point"], converged=["chi"]),
         attrs=dict(inference_library="msat", readout=args.readout, command=_command(args),
                    **labelled.provenance()))
     _write(lambda p: idata.to_netcdf(str(p)), path)

@@ -51,6 +51,14 @@ def write_json(path, res):
         fh.write(json.dumps(strict(res), indent=1, default=float) + "\n")
 
 
+def fit_width(console, table) -> None:
+    """Widen the console to the table's natural width: piped or redirected output (80 columns by default)
+    cut the cells short (0.290/0.8...)."""
+    from rich.measure import Measurement
+
+    console.width = max(console.width, Measurement.get(console, console.options.update_width(10_000), table).maximum)
+
+
 def summary(console, res, quick, out):
     """The discrepancy table and the statements' PASS/FAIL lines."""
     from rich.table import Table
@@ -67,7 +75,7 @@ def summary(console, res, quick, out):
             r = res["rows"][m]
             cells.append(f"{r['disc_train'][j]:.3f}/{r['disc_test'][j]:.3f}")
         t.add_row(f"{chi:.3g}", *cells)
-    console.width = max(console.width, 140)
+    fit_width(console, t)
     console.print(t)
     for c in res["checks"]:
         console.print(f"{c['status']} statement {c['statement']} ({c['figure']}): {c['detail']}")

@@ -208,11 +208,13 @@ def run(out="msat-run", *, quick=False, activation="linear", depth=1, progress=F
 
     from . import plots
 
-    if activation not in ("linear", "erf", "relu"):
-        raise InputError(f"msat run supports --activation linear, erf or relu, got {activation!r}")
-    depth = values.positive("msat run --depth", depth, integer=True)  # 2.0 is 2, as predict reads it
+    activation = values.choice("activation", activation, ("linear", "erf", "relu"))
+    depth = values.positive("depth", depth, integer=True)  # 2.0 is 2, as predict reads it
+    quick, progress = values.flag("quick", quick), values.flag("progress", progress)
+    if not str(out).strip():
+        raise InputError("the output folder (--out) is empty: name a folder")
     if depth > 1 and activation != "linear":
-        raise InputError("msat run --depth > 1 supports --activation linear in this version "
+        raise InputError("depth > 1 needs activation linear in `msat run` in this version "
                          "(kernel adaptation at depth is built for linear networks)")
     if depth > 1:  # its loop orders 0..3 at this depth, before the output folder is made
         from msat import generated

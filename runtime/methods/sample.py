@@ -31,10 +31,12 @@ class _Solver(Solver):
                 chains = hmc.run_chains(d.X, d.y, d.X_test, N=p.N, g_w=p.g_w, **common)
             summary = _chains.summarise(chains, d.X, d.y, p.kappa, p.g_w)
             keys = ("train", "test", "dirs", "align", "accept")
-        if self.draws is not None:
-            self.draws.append({"chi": chi, **{k: np.stack([getattr(c, k) for c in chains]) for k in keys}})
         acc = np.array([c.accept.mean() for c in chains])
-        if np.all(acc < STUCK):  # the draws are the starting points, not the posterior: no result
+        stuck = bool(np.all(acc < STUCK))
+        if self.draws is not None:  # a failed point's chains too (they show why), marked as not converged
+            self.draws.append({"chi": chi, "converged": not stuck,
+                               **{k: np.stack([getattr(c, k) for c in chains]) for k in keys}})
+        if stuck:  # the draws are the starting points, not the posterior: no result
             raise ConvergenceError(f"sample: every chain stopped moving (acceptance under {STUCK:.0%} in each, "
                                    f"highest {acc.max():.2%}): the posterior lies beyond the sampler's steps at "
                                    "these parameters", {"chi": chi, "acceptance_max": float(acc.max())})

@@ -231,3 +231,86 @@ def test_latex_names_the_deep_action_fields_once(depth, fields, capsys):
     """msat latex --depth 1 printed S(s_1, \\dots, s_{1})."""
     code, out, _ = run(["latex", "--depth", str(depth)], capsys)
     assert code == 0 and any(line.startswith(fields) for line in out.splitlines()), out[:400]
+
+
+SAMPLE = ["sample", "--N", "20", "--kappa", "0.5", "--samples", "20", "--chains", "2"]
+
+
+def test_draws_of_a_ladder_mark_a_failed_point_and_a_labelled_file_needs_distinct_chi(npz, tmp_path, capsys):
+    """A stuck point's chains were saved like a converged point's, nothing in the file said it failed; a .nc file of
+    a ladder with a repeated chi was written and broke az.summary."""
+    import arviz as az
+
+    for suffix in ("npz", "nc"):
+        path = tmp_path / f"draws.{suffix}"
+        code, _, err = run(SAMPLE + ["--data", npz, "--chi", "1,1e300", "--draws", path, "--json", tmp_path / "r.json"],
+                           capsys)
+        assert code == 3 and "every chain stopped moving" in err, err
+        if suffix == "npz":
+            z = np.load(path)
+            assert bool(z["chi0_converged"]) and not bool(z["chi1_converged"])
+        else:
+            assert az.from_netcdf(path).constant_data.converged.values.tolist() == [True, False]
+    code, _, err = run(SAMPLE + ["--data", npz, "--chi", "1,1", "--draws", tmp_path / "dup.nc"], capsys)
+    assert code == 2 and "distinct chi values" in err and not (tmp_path / "dup.nc").exists(), err
+
+
+def test_an_output_that_cannot_be_created_is_refused_before_work(npz, tmp_path, capsys, monkeypatch):
+    """os.access says yes to root in /proc: the sampling ran, the JSON was written, then the draws failed."""
+    from msat.runtime.app import cli
+
+    monkeypatch.setattr(cli, "_load_data", lambda *a, **k: pytest.fail("work started"))
+    js = tmp_path / "r.json"
+    code, _, err = run(SAMPLE + ["--data", npz, "--chi", "1", "--draws", "/proc/msat_x.npz", "--json", js], capsys)
+    assert code == 2 and "cannot write /proc/msat_x.npz" in err and not js.exists(), err
+
+
+def test_msat_run_refuses_an_empty_folder_and_a_flag_that_is_not_a_boolean(tmp_path, capsys, monkeypatch):
+    from msat.runtime import run as api_run
+    from msat.runtime.app import run as run_module
+
+    monkeypatch.setattr(run_module, "compute", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(["run", "--quick", "--out", ""], capsys)
+    assert code == 2 and "--out" in err and not list(tmp_path.iterdir()), err
+    with pytest.raises(InputError, match="quick must be True or False"):
+        api_run(tmp_path / "o", quick="yes")
+    code, _, err = run(["run", "--depth", "0"], capsys)
+    assert code == 2 and err.startswith("msat: error: depth must be a positive integer"), err
+
+
+def test_wide_tables_are_not_cut_in_piped_output():
+    """msat run's table printed 0.290/0.8... in 8 of its 10 columns when written to a file (80 columns)."""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from msat.runtime.app.report import fit_width
+
+    t = Table(title="wide")
+    for i in range(12):
+        t.add_column(f"method_{i}")
+    t.add_row(*[f"0.{i:03d}/0.{i + 100:03d}" for i in range(12)])
+    buf = io.StringIO()
+    console = Console(file=buf, width=80)
+    fit_width(console, t)
+    console.print(t)
+    assert "…" not in buf.getvalue() and "0.011/0.111" in buf.getvalue()
+
+
+def test_a_seed_reads_like_a_count(npz, capsys):
+    """--seed 1e3 was refused while --chains 1e1 and --depth 2.0 were read as integers; 1e300 printed 301 digits."""
+    from msat.runtime import values
+
+    assert values.seed(1e3) == 1000 and values.seed(np.int64(3)) == 3
+    for bad in (1.5, -1, True, "1"):
+        with pytest.raises(InputError, match="seed must be an integer >= 0"):
+            values.seed(bad)
+    code, _, err = run(BASE + ["--data", npz, "--chi", "1", "--seed", "1e300"], capsys)
+    assert code == 2 and "got 1e+300" in err, err
+
+
+def test_the_sample_table_is_titled_sample(npz, tmp_path, capsys):
+    code, out, err = run(SAMPLE + ["--data", npz, "--chi", "1", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0 and "msat sample" in out + err and "msat predict" not in out + err

@@ -53,3 +53,17 @@ def test_xarray_form():
     assert ds.train_mean.dims == ("train_point",) and ds.test_var.dims == ("test_point",)
     np.testing.assert_array_equal(ds.test_mean_mcse.values, [0.1, 0.2])
     assert ds.attrs["method"] == "sample" and ds.attrs["chi"] == 2.0 and ds.attrs["N"] == 10
+    # the method's own numbers too (an audit found rhat_max and train_var missing from the labelled form)
+    assert float(ds.rhat_max) == 1.001 and float(ds.ess_min) == 900.0
+
+
+def test_a_methods_own_keys_read_as_attributes_as_on_the_json():
+    """r.test_mean_mcse raised AttributeError though r["test_mean_mcse"] worked and the README promises attributes;
+    an unknown name still raises AttributeError (hasattr stays false) and the object still pickles."""
+    import pickle
+
+    r = _result(train_var=[0.3, 0.2, 0.1])
+    assert isinstance(r.test_mean_mcse, np.ndarray) and list(r.test_mean_mcse) == r["test_mean_mcse"]
+    assert r.rhat_max == r["rhat_max"] and list(r.train_var) == [0.3, 0.2, 0.1]
+    assert not hasattr(r, "nonsense") and pickle.loads(pickle.dumps(r)).rhat_max == 1.001
+    np.testing.assert_array_equal(r.to_xarray().train_var.values, [0.3, 0.2, 0.1])
