@@ -214,8 +214,9 @@ def run(out="msat-run", *, quick=False, activation="linear", depth=1, progress=F
     if not str(out).strip():
         raise InputError("the output folder (--out) is empty: name a folder")
     if depth > 1 and activation != "linear":
-        raise InputError("depth > 1 needs activation linear in `msat run` in this version "
-                         "(kernel adaptation at depth is built for linear networks)")
+        raise InputError("depth > 1 needs activation linear in `msat run` (its figures at depth compare the exact "
+                         "integral and the loop orders, which are for linear networks); erf and relu at depth run "
+                         "with msat predict --method adaptive or sample")
     if depth > 1:  # its loop orders 0..3 at this depth, before the output folder is made
         from msat import generated
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConvergenceError
 from ..ladder import Solver, relative_change
 from ..numerics import observe
 from ..numerics.deep_chain import DeepChain
@@ -22,6 +23,18 @@ DRAWS = 32000
 REPLICATES = 8
 
 
+def annealed(solve, chi, warm_of):
+    """A cold start far from chi = 1 reached along doublings of chi from 1, each point warm-starting the next
+    (docs/theory.md §5); the state says so in its warnings."""
+    steps = np.geomspace(1.0, chi, int(np.ceil(np.log2(chi))) + 1)[:-1]
+    warm = None
+    for c in steps:
+        warm = warm_of(solve(float(c), warm))
+    st = solve(chi, warm)
+    st.warnings.append(f"annealed from chi = 1 in {len(steps)} steps")
+    return st
+
+
 class DeepSolver(Solver):
     retries = 8  # a failing step is retried through intermediate chi values
 
@@ -31,14 +44,22 @@ class DeepSolver(Solver):
         self.chain = DeepChain(self.spec, params.widths, params.g_ws, params.kappa, params.g_v, params.order)
 
     def solve(self, chi, warm):
-        return self.chain.solve(chi, warm)
+        try:
+            return self.chain.solve(chi, warm)
+        except ConvergenceError:
+            if warm is not None or chi <= 2.0:
+                raise
+            # a first point far from chi = 1 (chi = N at depth 2 and 3) starts the chain too far from its saddle
+            return annealed(self.chain.solve, chi, lambda st: st.T)
 
     def warm(self, state):
         return state.T
 
     def change(self, state, prev):
-        return relative_change(np.concatenate([t.ravel() for t in state.T]),
-                               np.concatenate([t.ravel() for t in prev.T]))
+        # the adapted kernels, not their conjugates T: T grows with chi, so doubling chi moved it by ~90% on a
+        # smooth branch and every step of a ladder was flagged
+        return relative_change(np.concatenate([c.ravel() for c in state.C]),
+                               np.concatenate([c.ravel() for c in prev.C]))
 
     def observables(self, st) -> dict:
         p, ch = self.params, self.chain
@@ -80,12 +101,7 @@ class DeepNonlinearSolver(Solver):
     def solve(self, chi, warm):
         if warm is None and chi > 2.0:
             # a cold start far from chi = 1 tilts the layers past the fixed draws: anneal (docs/theory.md §5)
-            steps = np.geomspace(1.0, chi, int(np.ceil(np.log2(chi))) + 1)[:-1]
-            for c in steps:
-                warm = self.chain.solve(float(c), warm).warm
-            st = self.chain.solve(chi, warm)
-            st.warnings.append(f"annealed from chi = 1 in {len(steps)} steps")
-            return st
+            return annealed(self.chain.solve, chi, lambda st: st.warm)
         return self.chain.solve(chi, warm)
 
     def warm(self, state):

@@ -56,6 +56,24 @@ def test_order_zero_chain_is_the_tree_level_of_the_scalar_action(widths, g_ws):
         assert len(r["observables"]["layers"]) == len(widths)
 
 
+@pytest.mark.parametrize("widths", [[40, 40], [40, 40, 40]])
+def test_a_single_mean_field_point_is_reached_from_a_cold_start_and_a_smooth_ladder_is_not_flagged(widths):
+    """An outside check found chi = N alone refused (exit 3, 'no feasible decrease') at depth 2 and 3 while a ladder
+    reached it, and a ladder 1, 2, 4, ... flagged every step as a possible branch jump (the measure was on the
+    conjugates T, which grow with chi): the point equals the tree level of the scalar action, the ladder is quiet."""
+    rng = np.random.default_rng(1)  # the outside check's data: a weak teacher direction, P > D
+    X, Xt = rng.standard_normal((12, 5)), rng.standard_normal((4, 5))
+    y = np.tanh(X @ rng.standard_normal(5) / np.sqrt(5)) + 0.1 * rng.standard_normal(12)
+    N = widths[-1]
+    r = predict(X, y, Xt, widths=widths, chi=float(N), kappa=0.5, method="adaptive", order=0)
+    train, test = _tree_level(X, y, Xt, widths, [1.0] * len(widths), float(N), 0.5, 1.0)
+    np.testing.assert_allclose(r["test_mean"], test, atol=1e-9)
+    np.testing.assert_allclose(r["train_mean"], train, atol=1e-9)
+    ladder = predict(X, y, Xt, widths=widths, chi=[1, 2, 4, 8, 16, N], kappa=0.5, method="adaptive", order=0)
+    assert all(x.converged for x in ladder)
+    assert not [w for x in ladder for w in x.warnings if "branch jump" in w]
+
+
 @pytest.mark.parametrize("L", [1, 2, 3])
 def test_mean_field_limit(L):
     """C_0 = I, |y| = 1, equal widths, every g = 1: c_L = (1 - x)^L, x = -gamma^2 c_L/(kappa + c_L)^2."""
