@@ -22,6 +22,20 @@ def chi_warnings(N: int, chi: float) -> list[str]:
     return []
 
 
+#: chi/N from which a kernel-adaptation result says that its test variance leaves out the kernel's fluctuations
+VARIANCE_NOTE_FROM = 0.1
+
+
+def adaptive_variance_note(params, chi: float) -> list[str]:
+    """Kernel adaptation's test variance is the outputs' variance at the adapted kernel; the test mean's variance
+    over the kernel's own fluctuations, of relative order chi/N, is not in it (docs/theory.md §2b)."""
+    if params.method != "adaptive" or chi / params.N < VARIANCE_NOTE_FROM:
+        return []
+    return [f"test_var is the variance at the adapted kernel: it leaves out the kernel's own fluctuations, a part "
+            f"of relative order chi/N = {chi / params.N:.2g} (about half the variance at chi = N, docs/theory.md "
+            "§2b); the loop series (linear networks) and the sampler carry it"]
+
+
 def _json(v):
     if isinstance(v, np.ndarray):
         return v.tolist()
@@ -71,7 +85,8 @@ class Result(Mapping):
                    test_mean=np.asarray(values["test_mean"], dtype=float),
                    test_var=np.asarray(values["test_var"], dtype=float),
                    s_mean=values.get("s_mean"), s_var=values.get("s_var"),
-                   warnings=chi_warnings(params.N, chi) + list(getattr(params, "ignored", ())),
+                   warnings=chi_warnings(params.N, chi) + adaptive_variance_note(params, chi)
+                   + list(getattr(params, "ignored", ())),
                    extra=dict(extra or {}))
 
     def to_dict(self) -> dict:

@@ -175,3 +175,21 @@ def test_cli_adaptive_json_and_order_bounds(tmp_path, capsys):
                      "--method", "adaptive", "--order", "3"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_the_test_variance_at_the_adapted_kernel_misses_a_part_of_order_chi_over_n_and_says_so():
+    """Against the exact integral (docs/theory.md §2b): adaptive's test variance is close at chi = 1 and about half
+    at chi = N at every width (the test mean's variance over the kernel's fluctuations is left out), while the
+    loop series carries it; the results from chi/N = 0.1 on say so."""
+    ds = data.builtin("teacher", P=12, D=20, P_test=4, seed=0)
+    for N in (80, 320):
+        chis = [1.0, float(N)]
+        ex = predict(ds.X, ds.y, ds.X_test, N=N, chi=chis, kappa=0.5, method="exact")
+        ad = predict(ds.X, ds.y, ds.X_test, N=N, chi=chis, kappa=0.5, method="adaptive")
+        lp = predict(ds.X, ds.y, ds.X_test, N=N, chi=chis, kappa=0.5, method="loop", order=2)
+        near = ad[0].test_var / ex[0].test_var
+        far = ad[1].test_var / ex[1].test_var
+        assert np.all(np.abs(near - 1) < 0.05) and np.all((far > 0.35) & (far < 0.6)), (near, far)
+        np.testing.assert_allclose(lp[1].test_var, ex[1].test_var, rtol=1e-2)
+        assert not [w for w in ad[0].warnings if "adapted kernel" in w]
+        assert [w for w in ad[1].warnings if "leaves out the kernel's own fluctuations" in w]
