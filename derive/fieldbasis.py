@@ -15,12 +15,13 @@ from functools import lru_cache
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from .kernelfield import F, Phi, Q, X, Y, derivatives, fit_operator, readout, y
+from .kernelfield import F, Phi, Q, X, Y, derivatives, fit_operator, p, readout, variance_derivatives, y
 from .matcalc import trace_terms
 
 
 # A term is (coefficient, tokens): a product of the tokens "Mu" (diag(mu)), "b" (column), "bT" (row),
-# "Q" (Q_T), "X", "Y"; a scalar term is the trace of its product.
+# "Q" (Q_T), "X", "Y", "p"/"pT" (a test covector in the basis, u = T^T p); a scalar term is the trace of
+# its product.
 _CHAINS = {("PhiT", "Ainv", "Phi"): "Mu", ("yT", "Ainv", "Phi"): "bT", ("PhiT", "Ainv", "y"): "b"}
 _BASIS_IDENTITY = ("F", "Finv")  # T^-1 F T^-T = I and T^T F^-1 T = I
 
@@ -28,7 +29,7 @@ _BASIS_IDENTITY = ("F", "Finv")  # T^-1 F T^-T = I and T^T F^-1 T = I
 def _token(m):
     A = fit_operator()
     table = {F: "F", Phi: "Phi", Phi.T: "PhiT", y: "y", y.T: "yT", Q: "Q", X: "X", Y: "Y",
-             F.I: "Finv", A.I: "Ainv"}
+             F.I: "Finv", A.I: "Ainv", p: "p", p.T: "pT"}
     for k, v in table.items():
         if m == k:
             return v
@@ -206,3 +207,43 @@ def _merge(terms):
     return tuple((sp.factor(c), *k) for k, c in out.items() if c != 0)
 
 
+
+
+@dataclass(frozen=True)
+class VarianceTerms:
+    """The one loop of a test output's variance in the basis (docs/theory.md §2c), all scalar (traces):
+
+    constant   c: the part of v(F) that holds no field;
+    tree       (c, L): v(F) contains c tr(L);
+    slope      (c, L): dv[X] = sum c tr(L X);
+    curvature  (c, W, R): E d2v[X, X] = sum c tr(E[X W X] R), X ~ N(0, H^-1);
+    spread     (c, W, R): E (p^T dbeta[X])^2 = sum c tr(E[X W X] R), the test mean's variance over the field.
+    """
+
+    constant: object
+    tree: tuple
+    slope: tuple
+    curvature: tuple
+    spread: tuple
+
+
+def _quadratic(expr):
+    """(c, W, R) terms of a trace form quadratic in X, rotated to tr(X W X R)."""
+    out = []
+    for c, t, _ in _basis_terms(expr):
+        i = t.index("X")
+        r = t[i:] + t[:i]
+        j = r.index("X", 1)
+        out.append((c, tuple(r[1:j]), tuple(r[j + 1:])))
+    return out
+
+
+@lru_cache(maxsize=None)
+def variance_structured() -> VarianceTerms:
+    d = variance_derivatives()
+    v = sp.expand(d["v"])
+    constant = sum((t for t in sp.Add.make_args(v) if not t.has(sp.Trace)), sp.S.Zero)
+    tree = [(c, tuple(t)) for c, t, _ in _basis_terms(v - constant)]
+    slope = [(c, tuple(_rotate_last(t, "X")[:-1])) for c, t, _ in _basis_terms(d["dv"])]
+    return VarianceTerms(sp.factor(constant), *(_merge(x) for x in (tree, slope, _quadratic(d["d2v"]),
+                                                                    _quadratic(d["spread"]))))

@@ -15,6 +15,10 @@ from ``wishart``.) Test means: k*^T K^-1 <beta> (kernel) and X* <beta> (weights)
 Directional derivatives dS[X], d2S[X, X], d3S[X, X, Y], dbeta[X], d2beta[X, X] are derived with
 derive.matcalc (SymPy matrix expressions, LogDet with Jacobi's rule), not typed by hand.
 
+A test output enters through its covector p (kernel field p = K^-1 k*, weight field p = x*): its mean
+given F is p^T beta(F), and its variance given F is ``test_variance()``; the posterior variance is
+E_F[v] + Var_F[p^T beta], whose one loop needs dv, d2v and the square of p^T dbeta (``variance_derivatives``).
+
 derive.fieldbasis.structured() then rewrites every derivative in the basis T with T^T F^-1 T = I and
 T^T Phi^T A^-1 Phi T = diag(mu) (F = T T^T; T comes from the SVD of Phi F^1/2): the chains
 Phi^T A^-1 Phi, y^T A^-1 Phi, Phi^T A^-1 y become diag(mu), b^T, b (b = T^T Phi^T A^-1 y), and F,
@@ -38,7 +42,9 @@ Q = sp.MatrixSymbol("Q", n, n)
 y = sp.MatrixSymbol("y", P, 1)
 X = sp.MatrixSymbol("X", n, n)
 Y = sp.MatrixSymbol("Y", n, n)
+p = sp.MatrixSymbol("p", n, 1)
 N, D, chi, kappa, g_v, g_w, c0 = sp.symbols("N D chi kappa g_v g_w c0", positive=True)
+s2 = sp.Symbol("s2", nonnegative=True)
 
 
 def wishart(N, dim, scale_inverse):
@@ -65,6 +71,37 @@ def action():
 def readout():
     """beta(F) = g_v F Phi^T A^-1 y: the mean readout weights given F (train mean Phi beta)."""
     return g_v * F * Phi.T * fit_operator().I * y
+
+
+def test_variance():
+    """v(F): the variance of one test output given the field (docs/theory.md §2c). With c* = Phi F p and
+    c** = p^T F p + s2 the outputs' variance given the features is (g_v/chi)(c** - g_v c*^T A^-1 c*). The
+    weight field fixes c* and c** (s2 = 0). The kernel field fixes only C: given C, the test features are
+    h* = p^T h + e with e ~ N(0, s2), s2 = k** - k*^T K^-1 k*, so c* = C p + (1/N) sum_i h_i e_i; averaging
+    over e adds -(g_v/chi) g_v (s2/N) tr(A^-1 C) to the variance and the mean's spread
+    g_v^2 (s2/N) y^T A^-1 C A^-1 y."""
+    A = fit_operator()
+    C = Phi * F * Phi.T
+    tr = sp.Trace
+    return (g_v / chi * (tr(p.T * F * p) + s2 - g_v * tr(p.T * F * Phi.T * A.I * Phi * F * p)
+                         - g_v * s2 / N * tr(A.I * C))
+            + g_v**2 * s2 / N * tr(y.T * A.I * C * A.I * y))
+
+
+def _symmetric_transpose(expr):
+    """expr^T for an expression in the symmetric matrices F and X."""
+    return expr.T.doit().xreplace({F.T: F, X.T: X})
+
+
+@lru_cache(maxsize=None)
+def variance_derivatives() -> dict:
+    """{name: expression}: dv[X], d2v[X, X] and spread = (p^T dbeta[X])^2, whose Gaussian mean over
+    X ~ N(0, H^-1) is the test mean's variance over the field at one loop (docs/theory.md §2c)."""
+    v = test_variance()
+    dv = directional(v, F, X)
+    slope = p.T * derivatives()["dbeta"]
+    return {"v": v, "dv": dv, "d2v": directional(dv, F, X),
+            "spread": sp.Trace(slope * _symmetric_transpose(slope))}
 
 
 @lru_cache(maxsize=None)

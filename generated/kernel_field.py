@@ -3,8 +3,8 @@
 # derivation: derive.kernelfield.structured + derive.loops.expand_components
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: addff1eee45b5216bd6bbb26aeaa5df5351c0f637f362859b5cf44395725e366
-# content-sha256: 2e22887f88175f22f7ae08b49f62971030ca1d3064de62dbfbcd7fda739cddc8
+# inputs-sha256: da450ce6d68b15f011527efcf807db3e1b2fe6f741ce93d15e746e870750e51d
+# content-sha256: 0583bb07d46afe0f2da73238aa764ea71c3ef97fb02ef97185a81ae2fe122cfb
 """The Wishart field's action and its first-order loop term for linear networks (docs/theory.md §2c), in the basis T^T F^-1 T = I, T^T Phi^T A^-1 Phi T = diag(mu), b = T^T Phi^T A^-1 y. NumPy functions; every product is O(n^3) at most."""
 import math  # noqa: F401
 
@@ -57,13 +57,13 @@ def hessian(mu, c0, chi, g_v):
 
 
 def loop_moment_weights(mu, b):
-    """The matrices W whose Gaussian moments E[X W X] the loop source and the readout need, in the order of their arguments E0, E1, E2."""
+    """The matrices W whose Gaussian moments E[X W X] the loop source, the readout and the test variance need, in the order of their arguments E0, E1, E2, E3."""
     n = mu.shape[0]
 
-    return (numpy.diag(mu), numpy.outer(b, b), numpy.eye(n),)
+    return (numpy.diag(mu), numpy.outer(b, b), numpy.eye(n), numpy.diag((mu * mu)),)
 
 
-def loop_source(E0, E1, E2, mu, b, c0, chi, g_v):
+def loop_source(E0, E1, E2, E3, mu, b, c0, chi, g_v):
     """Psi with E d3S[X, X, Y] = tr(Psi Y), X ~ N(0, H^-1), from the moments E[X W X] (loop_moment_weights)."""
     n = mu.shape[0]
     Psi = (g_v**3) * ((mu[:, None] * E0) * mu[None, :]) + (-chi*g_v**3) * numpy.outer(b, ((b @ E0) * mu)) + (-chi*g_v**3) * ((mu[:, None] * E1) * mu[None, :]) + (-chi*g_v**3) * numpy.outer(((mu[:, None] * E0) @ b), b) + (-2*c0) * E2
@@ -71,7 +71,7 @@ def loop_source(E0, E1, E2, mu, b, c0, chi, g_v):
     return 0.5 * (Psi + Psi.T)
 
 
-def readout_one_loop(E0, E1, E2, Z, mu, b, g_v):
+def readout_one_loop(E0, E1, E2, E3, Z, mu, b, g_v):
     """(beta + 1/2 E d2beta[X, X] + -1/2 dbeta[Z], beta) in the basis: the first-order loop term of the readout, Z = H^-1 Psi (docs/theory.md §2c; weights from derive.loops.expand_components)."""
     n = mu.shape[0]
     beta = (g_v) * b
@@ -79,6 +79,17 @@ def readout_one_loop(E0, E1, E2, Z, mu, b, g_v):
     slope = (g_v) * (Z @ b) + (-g_v**2) * ((mu[:, None] * Z) @ b)
 
     return beta + (1/2) * curvature + (-1/2) * slope, beta
+
+
+def test_variance_one_loop(E0, E1, E2, E3, Z, u, s2, mu, b, N, chi, g_v):
+    """(v + 1/2 E d2v[X, X] + -1/2 dv[Z] + 1 E (p^T dbeta[X])^2, v): one test output's variance at one loop and at the saddle, u = T^T p its covector in the basis, Z = H^-1 Psi; the last term is the test mean's variance over the field, <m^2> - <m>^2 to first order (docs/theory.md §2c)."""
+    n = mu.shape[0]
+    v = g_v*s2/chi + (g_v/chi) * (u @ u) + (-g_v**2/chi) * ((u * mu) @ u) + (g_v**2*s2/N) * (b @ b) + (-g_v**2*s2/(N*chi)) * numpy.sum(mu)
+    curvature = (-2*g_v**2/chi) * ((E0 @ u) @ u) + (2*g_v**3/chi) * ((E0 @ u) @ (u * mu)) + (2*g_v**3/chi) * (((E0 * mu[None, :]) @ u) @ u) + (-2*g_v**4/chi) * (((E0 * mu[None, :]) @ u) @ (u * mu)) + (-4*g_v**3*s2/N) * ((E0 @ b) @ b) + (2*g_v**4*s2/N) * ((E0 @ b) @ (b * mu)) + (2*g_v**4*s2/N) * ((E3 @ b) @ b) + (2*g_v**4*s2/N) * (((E0 * mu[None, :]) @ b) @ b) + (2*g_v**3*s2/(N*chi)) * numpy.trace((E0 * mu[None, :])) + (-2*g_v**4*s2/(N*chi)) * numpy.trace(((E0 * mu[None, :]) * mu[None, :]))
+    slope = (g_v/chi) * (u @ (u @ Z)) + (-g_v**2/chi) * (u @ ((u * mu) @ Z)) + (-g_v**2/chi) * ((mu * u) @ (u @ Z)) + (g_v**3/chi) * ((mu * u) @ ((u * mu) @ Z)) + (g_v**2*s2/N) * (b @ (b @ Z)) + (-g_v**3*s2/N) * (b @ ((b * mu) @ Z)) + (-g_v**3*s2/N) * ((mu * b) @ (b @ Z)) + (-g_v**2*s2/(N*chi)) * numpy.trace((mu[:, None] * Z)) + (g_v**3*s2/(N*chi)) * numpy.trace(((mu * mu)[:, None] * Z))
+    spread = (g_v**2) * ((E1 @ u) @ u) + (-g_v**3) * ((E1 @ u) @ (u * mu)) + (-g_v**3) * (((E1 * mu[None, :]) @ u) @ u) + (g_v**4) * (((E1 * mu[None, :]) @ u) @ (u * mu))
+
+    return v + (1/2) * curvature + (-1/2) * slope + (1) * spread, v
 
 
 def hadamard_inverses(lam):

@@ -4,8 +4,12 @@ S(F) = -c0 logdet F + tr(Q F) + (chi/2) y^T A^-1 y + (1/2) logdet A, A = g Phi F
 the readout beta(F) = g F Phi^T A^-1 y, written out with numpy by hand (independently of
 derive.kernelfield). Coordinates v = (F_ii, F_ij for i < j) with the flat measure; gradient, Hessian
 and the third-derivative contraction built entry by entry; first-order Laplace
-<beta> = beta + (1/2) beta_ij G_ij - (1/2) beta_i G_ij S_jkl G_kl with G = H^-1. Everything is
-n^2 x n^2 (or worse): an independent check of the structured path, usable for n <= 12.
+<beta> = beta + (1/2) beta_ij G_ij - (1/2) beta_i G_ij S_jkl G_kl with G = H^-1. A test output with
+covector p has the variance given F
+  v(F) = (g/chi)(p^T F p + s2 - g c*^T A^-1 c* - g (s2/N) tr(A^-1 C)) + g^2 (s2/N) y^T A^-1 C A^-1 y,
+c* = Phi F p, C = Phi F Phi^T, and the posterior variance <v> + <m^2> - <m>^2 = v + (1/2) v_ij G_ij
+- (1/2) v_i G_ij S_jkl G_kl + m_i G_ij m_j (m = p^T beta). Everything is n^2 x n^2 (or worse): an
+independent check of the structured path, usable for n <= 12.
 """
 import numpy as np
 
@@ -122,6 +126,34 @@ class DenseField:
             if np.max(np.abs(t * step)) < tol * max(1.0, np.max(np.abs(F))):
                 return F
         raise RuntimeError("dense saddle did not converge")
+
+    def variance_parts(self, F, X, p, s2, N, parts):
+        """(v, dv[X], d2v[X, X]) of one test output, by the product rule on A^-1 (dM = -g M Xh M)."""
+        Fi, M, al = parts
+        g = self.g
+        Xh, C, cs, dcs = self.hat(X), self.hat(F), self.Phi @ F @ p, self.Phi @ X @ p
+        dM = -g * M @ Xh @ M
+        d2M = 2 * g**2 * M @ Xh @ M @ Xh @ M
+        dal, d2al = dM @ self.y, d2M @ self.y
+        t = [(p @ F @ p, p @ X @ p, 0.0),
+             (cs @ M @ cs, 2 * dcs @ M @ cs + cs @ dM @ cs, 2 * dcs @ M @ dcs + 4 * dcs @ dM @ cs + cs @ d2M @ cs),
+             (np.trace(M @ C), np.trace(dM @ C) + np.trace(M @ Xh), np.trace(d2M @ C) + 2 * np.trace(dM @ Xh)),
+             (al @ C @ al, 2 * dal @ C @ al + al @ Xh @ al, 2 * dal @ C @ dal + 2 * d2al @ C @ al + 4 * dal @ Xh @ al)]
+        return tuple(g / self.chi * ((k == 0) * s2 + t[0][k] - g * t[1][k] - g * s2 / N * t[2][k])
+                     + g**2 * s2 / N * t[3][k] for k in range(3))
+
+    def one_loop_test_variance(self, F, p, s2, N):
+        """(posterior variance to first order, v(F*)) of one test output with covector p."""
+        pr = self.parts(F)
+        G = np.linalg.inv(self.hessian(F))
+        ev, U = np.linalg.eigh(G)
+        mats = [self.mat(U[:, r]) for r in range(len(ev))]
+        v = self.variance_parts(F, mats[0], p, s2, N, pr)[0]
+        curv = sum(ev[r] * self.variance_parts(F, Xr, p, s2, N, pr)[2] for r, Xr in enumerate(mats)) / 2
+        S3 = np.array([sum(ev[r] * self.d3(F, Xr, Xr, E, pr) for r, Xr in enumerate(mats)) for E in self.basis])
+        slope = -0.5 * self.variance_parts(F, self.mat(G @ S3), p, s2, N, pr)[1]
+        spread = sum(ev[r] * (p @ self.dreadout(F, Xr, pr))**2 for r, Xr in enumerate(mats))
+        return v + curv + slope + spread, v
 
     def one_loop_readout(self, F):
         """beta(F*) + (1/2) E[d2beta[X, X]] - (1/2) dbeta[X(G v)], v_j = sum_kl G_kl S_jkl, X ~ N(0, G)."""

@@ -13,7 +13,7 @@ from .. import fieldbasis, gaussian, indices, kernelfield as kf
 from ..emit import KernelSpec, Statement, code
 
 _LEAVES = {"Mu": ("diag", "mu"), "b": ("col", "b"), "bT": ("row", "b"), "Q": ("mat", "QT"),
-           "X": ("mat", "Z")}
+           "X": ("mat", "Z"), "p": ("col", "u"), "pT": ("row", "u")}
 
 
 def _combine(a, b):
@@ -93,6 +93,14 @@ def _moment_lines(moments):
     return [f"{name} = moment({w})" for w, name in moments.items()]
 
 
+def _trace(pc):
+    """The trace of a product (kind, code), without forming an outer product."""
+    kind, c = pc
+    if kind == "outer":
+        return f"({c[0]} @ {c[1]})"
+    return {"scalar": c, "diag": f"numpy.sum({c})", "mat": f"numpy.trace({c})"}[kind]
+
+
 def _sum(parts):
     return " + ".join(parts) if parts else "0.0"
 
@@ -133,10 +141,15 @@ def specs():
     beta = [f"({code(c)}) * {_vector(product(R))}" for c, R in st.readout]
     curv = [f"({code(c)}) * {product(L + (('moment', W),) + R, moments)[1]}" for c, L, W, R in st.curvature]
     slope = [f"({code(c)}) * {product(L + ('X',) + R)[1]}" for c, L, R in st.slope]
+    vt = fieldbasis.variance_structured()
+    tree = [f"({code(c)}) * {_trace(product(L))}" for c, L in vt.tree]
+    vslope = [f"({code(c)}) * {_trace(product(L + ('X',)))}" for c, L in vt.slope]
+    vcurv = [f"({code(c)}) * {_trace(product((('moment', W),) + R, moments))}" for c, W, R in vt.curvature]
+    spread = [f"({code(c)}) * {_trace(product((('moment', W),) + R, moments))}" for c, W, R in vt.spread]
     names = list(moments.values())
     out.append(_spec("loop_moment_weights", ["mu", "b"],
-                     "The matrices W whose Gaussian moments E[X W X] the loop source and the readout "
-                     "need, in the order of their arguments %s." % ", ".join(names),
+                     "The matrices W whose Gaussian moments E[X W X] the loop source, the readout and the "
+                     "test variance need, in the order of their arguments %s." % ", ".join(names),
                      ["n = mu.shape[0]"], "(" + ", ".join(moments) + ",)"))
     out.append(_spec("loop_source", [*names, "mu", "b", "c0", "chi", "g_v"],
                      "Psi with E d3S[X, X, Y] = tr(Psi Y), X ~ N(0, H^-1), from the moments E[X W X] "
@@ -149,6 +162,15 @@ def specs():
                      ["n = mu.shape[0]", f"beta = {_sum(beta)}", f"curvature = {_sum(curv)}",
                       f"slope = {_sum(slope)}"],
                      f"beta + ({code(sp.nsimplify(w2))}) * curvature + ({code(sp.nsimplify(w1))}) * slope, beta"))
+    out.append(_spec("test_variance_one_loop", [*names, "Z", "u", "s2", "mu", "b", "N", "chi", "g_v"],
+                     "(v + %s E d2v[X, X] + %s dv[Z] + %s E (p^T dbeta[X])^2, v): one test output's variance at "
+                     "one loop and at the saddle, u = T^T p its covector in the basis, Z = H^-1 Psi; the last "
+                     "term is the test mean's variance over the field, <m^2> - <m>^2 to first order "
+                     "(docs/theory.md §2c)." % (w2, w1, 2 * w2),
+                     ["n = mu.shape[0]", f"v = {code(vt.constant)} + {_sum(tree)}", f"curvature = {_sum(vcurv)}",
+                      f"slope = {_sum(vslope)}", f"spread = {_sum(spread)}"],
+                     f"v + ({code(sp.nsimplify(w2))}) * curvature + ({code(sp.nsimplify(w1))}) * slope"
+                     f" + ({code(sp.nsimplify(2 * w2))}) * spread, v"))
     return out + gaussian_specs() + basis_specs()
 
 

@@ -20,7 +20,6 @@ from ..spectral import linear_kernels, spectrum
 class _State:
     chi: float
     first: object  # the order-1 saddle (numerics.linear_saddle.State)
-    test_var: np.ndarray
     field: WishartField
     F: np.ndarray
     iterations: int
@@ -45,7 +44,7 @@ class _Solver(Solver):
         p, d = self.params, self.data
         a_prev, F_prev = warm if warm is not None else (None, None)
         st1 = self.first.solve(chi, a_prev)
-        pr1 = self.first.predictions(st1)
+        pr1 = self.first.predictions(st1)  # B: the order-1 kernel, a start for the field
         fld = WishartField.for_data(d.X, d.y, p.N, chi, p.kappa, p.g_v, p.g_w, self.full_rank)
         if F_prev is None:
             F_prev = fld.start_from_factor(self.spec.columns(self.first.mask), pr1["B"])
@@ -53,7 +52,7 @@ class _Solver(Solver):
             F, iters = fld.saddle(F_prev)
         except np.linalg.LinAlgError as err:
             raise ConvergenceError(f"{fld.name} field: {err}", {"chi": chi}) from None
-        return _State(chi, st1, pr1["test_var"], fld, F, iters, list(st1.warnings))
+        return _State(chi, st1, fld, F, iters, list(st1.warnings))
 
     def warm(self, state):
         return state.first.a, state.F
@@ -63,15 +62,17 @@ class _Solver(Solver):
 
     def results(self, states):
         p, d, out = self.params, self.data, []
-        kstar = None
+        kstar = kss = None
         for st in states:
-            if st.field.Phi is None and kstar is None:  # only the kernel field (P < D) needs k*
-                kstar = linear_kernels(d.X, d.X_test, p.g_w)[1]
+            if st.field.Phi is None and kstar is None:  # only the kernel field (P < D) needs k* and k**
+                _, kstar, kss = linear_kernels(d.X, d.X_test, p.g_w)
             fld = st.field
-            beta1, beta0 = fld.one_loop(st.F)
+            loop = fld.loop(st.F)
+            beta1, beta0 = fld.one_loop(st.F, loop)
             m1, t1 = fld.outputs(beta1, d.X_test, kstar)
             m0, _ = fld.outputs(beta0, d.X_test, kstar)
-            values = {"train_mean": m1, "test_mean": t1, "test_var": st.test_var}
+            tv1, _ = fld.test_variance(loop, *fld.test_covectors(d.X_test, kstar, kss), p.N)
+            values = {"train_mean": m1, "test_mean": t1, "test_var": tv1}
             evals, yCy = fld.kernel_spectrum(st.F)
             obs = {
                 "kernel_alignment": kernel_target_alignment(yCy, d.y @ d.y, np.linalg.norm(evals)),
@@ -81,7 +82,8 @@ class _Solver(Solver):
                 "loop_correction_mcse": 0.0,  # the Wishart field's loop is closed-form: no Monte Carlo in it
                 "field": f"{fld.name} ({fld.n} x {fld.n})",
                 "saddle_newton_iterations": st.iterations,
-                "test_var_source": "kernel adaptation order 1 (the Wishart-field loop corrects the means)",
+                "test_var_source": "the Wishart field's one loop: the variance given the field plus the test mean's "
+                                   "variance over the field",
             }
             obs["layers"] = [{k: obs[k] for k in ("kernel_alignment", "kernel_top_eigenvalues")}]
             out.append(Result.point(p, st.chi, values, {"observables": obs}))

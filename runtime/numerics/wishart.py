@@ -150,15 +150,39 @@ class WishartField:
                 return F, it
         raise ConvergenceError(f"{self.name} field: Newton did not converge", {"iterations": maxiter})
 
-    def one_loop(self, F):
-        """(<beta> to first order, beta(F*)): readout weights in field coordinates (docs/theory.md §2c)."""
+    def loop(self, F):
+        """(basis, Gaussian moments E[X W X], Z = H^-1 Psi) at the saddle F: what the readout's and the test
+        variance's one loop share (docs/theory.md §2c)."""
         bs = self.basis(F)
         lam, k = self.hessian(bs)
         E = self.moments(bs, lam, k)
         Psi = _gen.loop_source(*E, bs.mu, bs.b, self.c0, self.chi, self.g)
-        Z = self.solve_H(Psi, bs, lam, k)
+        return bs, E, self.solve_H(Psi, bs, lam, k)
+
+    def one_loop(self, F, loop=None):
+        """(<beta> to first order, beta(F*)): readout weights in field coordinates (docs/theory.md §2c)."""
+        bs, E, Z = loop or self.loop(F)
         beta1, beta0 = _gen.readout_one_loop(*E, Z, bs.mu, bs.b, self.g)
         return bs.T @ beta1, bs.T @ beta0
+
+    def test_covectors(self, X_test, kstar=None, kss=None):
+        """(p, s2) of the test points (columns of p): the test mean given F is p^T beta(F). Weight field:
+        p = x*, s2 = 0; kernel field: p = K^-1 k* (a solve with K's Cholesky factor) and s2 = k** - k*^T K^-1 k*,
+        the test features' variance given the training ones (docs/theory.md §2c)."""
+        if self.Phi is not None:
+            X_test = np.zeros((0, self.n)) if X_test is None else np.asarray(X_test, float)
+            return X_test.T, np.zeros(X_test.shape[0])
+        p = cho_solve(self.K_cho, kstar)
+        return p, np.maximum(kss - np.sum(kstar * p, axis=0), 0.0)  # s2 >= 0; round-off can dip below
+
+    def test_variance(self, loop, p, s2, N):
+        """(variance at one loop, variance at the saddle) of each test output: E_F[v] + Var_F[p^T beta] to
+        first order (docs/theory.md §2c; generated test_variance_one_loop)."""
+        bs, E, Z = loop
+        U = bs.T.T @ p  # the covectors in the basis
+        out = np.array([_gen.test_variance_one_loop(*E, Z, U[:, t], s2[t], bs.mu, bs.b, N, self.chi, self.g)
+                        for t in range(U.shape[1])]).reshape(-1, 2)
+        return out[:, 0], out[:, 1]
 
     # -- outputs ----------------------------------------------------------------------------------
     def outputs(self, beta, X_test, kstar):

@@ -18,6 +18,13 @@ import numbers_guard
 
 TOL = numbers_guard.TOL
 
+#: numbers moved on purpose since the reference, each checked instead to be closer to the exact posterior (a case
+#: of the same matrix with the same data, N and chi) than the reference was: (case, key) -> exact case.
+#: Order 2's test variance became the Wishart field's one loop (docs/theory.md §2c); it was order 1's.
+MOVED = {("linear-adaptive2-kernel", "test_var"): "linear-exact-PltD",
+         ("linear-adaptive2-weights", "test_var"): "linear-exact-PgtD"}
+MOVED_OBSERVABLES = {"linear-adaptive2-kernel": {"test_var_source"}, "linear-adaptive2-weights": {"test_var_source"}}
+
 
 def _close(a, b, tol=TOL):
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
@@ -52,6 +59,11 @@ def test_predict_numbers_unchanged(matrix, name):
             if r_ref[key] is None:
                 assert r_new[key] is None, key
                 continue
+            if (name, key) in MOVED:
+                ex = next(r[key] for r in matrix[MOVED[name, key]] if r["chi"] == r_new["chi"])
+                e_new, e_ref = (np.max(np.abs(np.subtract(r[key], ex))) for r in (r_new, r_ref))
+                assert e_new < e_ref / 3, (key, e_new, e_ref)
+                continue
             if not _is_mc(name):
                 assert _close(r_new[key], r_ref[key]), (key, r_new[key], r_ref[key])
                 continue
@@ -65,7 +77,7 @@ def test_predict_numbers_unchanged(matrix, name):
             assert np.all(z <= 4), (key, z)
         if not _is_mc(name):
             for k, v in r_ref["observables"].items():
-                if "iterations" in k:
+                if "iterations" in k or k in MOVED_OBSERVABLES.get(name, ()):
                     continue
                 assert _close(r_new["observables"][k], v), (k, r_new["observables"][k], v)
 

@@ -126,3 +126,74 @@ def test_kernel_spectrum_without_forming_c_equals_the_dense_kernel(P, D):
     dense = np.sort(np.linalg.eigvalsh(C))[::-1][:len(ev)]
     np.testing.assert_allclose(ev, dense, rtol=1e-10)
     assert kernel_target_alignment(yCy, y @ y, np.linalg.norm(ev)) == pytest.approx(alignment_of(y, C), rel=1e-10)
+
+
+@pytest.mark.parametrize("field,chi", [("kernel", 1.0), ("kernel", 60.0), ("weights", 1.0), ("weights", 60.0)])
+def test_test_variance_fast_path_equals_dense_reference(field, chi):
+    """The test variance's one loop (variance given the field, its loop terms and the test mean's variance over
+    the field; docs/theory.md §2c) equals the dense reference's hand-written derivatives, kernel field with
+    s2 = k** - k*^T K^-1 k* > 0 and weight field alike."""
+    P, D, N, g_w = (6, 12, 60, 1.0) if field == "kernel" else (12, 5, 60, 0.8)
+    ds = data.builtin("teacher", P=P, D=D, P_test=3, seed=4)
+    if field == "kernel":
+        K, kstar, kss = spectral.linear_kernels(ds.X, ds.X_test, g_w)
+        dense, fast = DenseField.kernel(K, ds.y, N, chi, 0.4, 1.1), WishartField.kernel(K, ds.y, N, chi, 0.4, 1.1)
+        F0 = K.copy()
+    else:
+        kstar = kss = None
+        dense = DenseField.weights(ds.X, ds.y, N, chi, 0.4, 1.1, g_w)
+        fast = WishartField.weights(ds.X, ds.y, N, chi, 0.4, 1.1, g_w)
+        F0 = g_w / D * np.eye(D)
+    F, _ = fast.saddle(F0)
+    p, s2 = fast.test_covectors(ds.X_test, kstar, kss)
+    v1, v0 = fast.test_variance(fast.loop(F), p, s2, N)
+    ref = np.array([dense.one_loop_test_variance(dense.saddle(F0), p[:, t], s2[t], N) for t in range(3)])
+    np.testing.assert_allclose(v0, ref[:, 1], rtol=1e-11)
+    np.testing.assert_allclose(v1, ref[:, 0], rtol=1e-11)
+    assert np.min(np.abs(v1 / v0 - 1)) > 1e-3  # the loop terms are not trivially zero here
+    if field == "kernel":
+        assert np.min(s2) > 1e-2  # the test features' own variance given the training ones enters
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("P,D", [(8, 16), (16, 8)])  # kernel field, weight field
+@pytest.mark.parametrize("regime", ["chi=1", "chi=N"])
+def test_order_two_test_variance_converges_like_n_minus_two(P, D, regime):
+    """Against the exact integral: order 2's test variance (docs/theory.md §2c) errs like N^-2 at chi = 1 and at
+    chi = N, where order 1 misses the test mean's variance over the kernel (an O(1) part of the variance there)."""
+    ds = data.builtin("ising", P=P, D=D, P_test=4, seed=0)
+    spec = spectral.spectrum(ds.X, ds.y, ds.X_test, 1.0)
+    Ns = [100, 200, 400, 800]
+    errs = []
+    for N in Ns:
+        chi = 1.0 if regime == "chi=1" else float(N)
+        ex = exact.moments(spec, N, chi, 0.5, 1.0)["test_var"]
+        r2 = predict(ds.X, ds.y, ds.X_test, N=N, chi=chi, kappa=0.5, method="adaptive", order=2)
+        r1 = predict(ds.X, ds.y, ds.X_test, N=N, chi=chi, kappa=0.5, method="adaptive", order=1)
+        err, err1 = np.max(np.abs(r2.test_var - ex)), np.max(np.abs(r1.test_var - ex))
+        assert err < err1 / 3, (N, err, err1)
+        errs.append(err)
+        if regime == "chi=N":
+            assert np.max(np.abs(r1.test_var / ex - 1)) > 0.15  # order 1's missing part
+            assert np.max(np.abs(r2.test_var / ex - 1)) < 0.01
+            assert not [w for w in r2.warnings if "leaves out the kernel" in w]
+    slope = np.polyfit(np.log(Ns), np.log(errs), 1)[0]
+    assert slope <= -1.8, (slope, errs)
+
+
+@pytest.mark.slow
+def test_kernel_and_weight_fields_give_one_test_variance_to_their_own_accuracy():
+    """P < D: both fields are exact representations; the kernel field's test variance rests on s2 (the test
+    features given the training ones), the weight field's on none; they differ at O(N^-2) only."""
+    ds = data.builtin("ising", P=6, D=9, P_test=3, seed=3)
+    K, kstar, kss = spectral.linear_kernels(ds.X, ds.X_test, 1.0)
+    gaps, rel = [], []
+    for N in (100, 400):
+        kf = WishartField.kernel(K, ds.y, N, float(N), 0.5, 1.0)
+        wf = WishartField.weights(ds.X, ds.y, N, float(N), 0.5, 1.0, 1.0)
+        vk = kf.test_variance(kf.loop(kf.saddle(K.copy())[0]), *kf.test_covectors(ds.X_test, kstar, kss), N)[0]
+        vw = wf.test_variance(wf.loop(wf.saddle(wf.start_from_kernel(K))[0]), *wf.test_covectors(ds.X_test), N)[0]
+        gaps.append(np.max(np.abs(vk - vw)))
+        rel.append(np.max(np.abs(vk / vw - 1)))
+    assert gaps[1] < gaps[0] / 10, gaps  # ~ N^-2 (16x for 4x N); relative to a variance ~ 1/N at chi = N, ~ 1/N
+    assert rel[0] < 2e-2 and rel[1] < rel[0] / 3, rel
