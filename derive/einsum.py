@@ -40,7 +40,8 @@ def einsum_term(coeff, mats, placeholders, selector=None, contract=()):
     """(coeff, subscripts, [operand code]) of one trace term's derivative tensor.
 
     placeholders: the MatrixSymbols cut out, in the order of the output's index pairs. selector: a
-    MatrixSymbol column e; e^T (or e) in the product becomes the free leading output index.
+    MatrixSymbol column e; e^T (or e) in the product becomes the free leading output index (all of them
+    the same index when it occurs more than once: e^T M e is the diagonal of M).
     contract: ((name, (X_a, X_b)), ...): an operand `name` with four indices (row, col of X_a, row,
     col of X_b) summed against the tensor, those placeholders' indices leaving the output."""
     letters = iter(string.ascii_letters)
@@ -85,7 +86,7 @@ def einsum_term(coeff, mats, placeholders, selector=None, contract=()):
     links = []
     for k in range(n):
         links.append(None if _dim_is_one(cols(items[k])) else next(letters))
-    operands, subs, free, ph_idx = [], [], None, {}
+    operands, subs, sel, ph_idx = [], [], [], {}
     for k, it in enumerate(items):
         left, right = links[k - 1], links[k]
         if it[0] == "op":
@@ -94,13 +95,16 @@ def einsum_term(coeff, mats, placeholders, selector=None, contract=()):
             operands.append(f"numpy.ravel({text})" if 1 in it[1].shape else text)
             subs.append(idx)
         elif it[0] == "sel":
-            free = left if left is not None else right
-            if free is None:
+            sel.append(left if left is not None else right)
+            if sel[-1] is None:
                 raise ValueError("a selector needs a matrix index next to it")
         else:
             if left is None or right is None:
                 raise ValueError("a placeholder next to a vector boundary")
             ph_idx[it[1]] = (right, left) if it[2] else (left, right)
+    free = sel[0] if sel else None
+    for extra in sel[1:]:  # e^T M e: every selector stands for the same output index (a diagonal)
+        subs = [x.replace(extra, free) for x in subs]
     for ph in placeholders:
         if ph not in ph_idx:
             raise ValueError(f"placeholder {ph} not in the term")

@@ -67,6 +67,27 @@ def outputs():
     return sp.Trace(e.T * g_v * C * M.I * y), sp.Trace(es.T * g_v * Cs.T * M.I * y)
 
 
+css = sp.Symbol("css", positive=True)  # a test point's own feature variance c**_t = (1/N) sum_i phi_i(x*_t)^2
+
+
+def test_variance():
+    """v_t = (g_v/chi)(c**_t - g_v Cs_t^T A Cs_t): the variance of test output t given the field (docs/theory.md
+    §2e). c**_t is one more coordinate of the field, which enters no other output, linearly."""
+    M = adaptive.fit_operator()
+    return g_v / chi * css - g_v**2 / chi * sp.Trace(es.T * Cs.T * M.I * Cs * es)
+
+
+def test_variance_derivatives():
+    """Trace terms of v_t's derivatives along C (X), Cs (Xs) and the second ones along (C, C), (C, Cs),
+    (Cs, Cs), and its slope along its own c**_t (a number)."""
+    v = test_variance()
+    dc, ds = matcalc.directional(v, C, X), matcalc.directional(v, Cs, Xs)
+    terms = lambda e: matcalc.trace_terms(_named(e))  # noqa: E731
+    return {"c": terms(dc), "s": terms(ds), "cc": terms(matcalc.directional(dc, C, Y)),
+            "cs": terms(matcalc.directional(dc, Cs, Ys)), "ss": terms(matcalc.directional(ds, Cs, Ys)),
+            "diag": sp.diff(v, css)}
+
+
 def output_derivatives():
     """Trace terms of the outputs' first and second derivatives: train mean along C (X, then X, Y);
     test mean along C (X), along Cs (Xs), and the second derivatives along (C, C) and (C, Cs) (it is
@@ -131,6 +152,16 @@ def cumulant_direction():
     (L2 + L2 G L2) / N, the form returned: it vanishes off the training coordinates (where L2 lives),
     so W3 needs only their block, and it has no cancellation between N BGB and B at large N."""
     return (L2 + L2 * G * L2) / N
+
+
+def spread():
+    """<m^2> - <m>^2 per output (a row) to first order: 2 w2 m'^T G m' with w2 the weight of
+    m_ij G_ij in the first-order loop term (derive.fieldbasis.first_order_weights, read off the loop
+    engine): the outputs' variance over the field, which a test output's variance adds to <v_t>."""
+    from .fieldbasis import first_order_weights
+
+    w2 = first_order_weights()[0]
+    return 2 * w2 * sp.OneMatrix(1, d) * sp.HadamardProduct(m1, G * m1)
 
 
 def loop_correction():

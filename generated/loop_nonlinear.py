@@ -3,8 +3,8 @@
 # derivation: derive.generic_loop
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 4dfb80cd3472ab07394086cd17730586ea566da98b86124079a885751dc4b710
-# content-sha256: f9822cff00eae53c5e7e9dc7f794b34afeb62c770b3e5cf94d6efb0dcd793c15
+# inputs-sha256: 0b91f2b26c39f50af6d6a0372d2e3ee8338e0ea892a5b7d2468a81041b5a05b6
+# content-sha256: 99a79185bdf4867f095b756cbfb1121bcc99286b270531d8106824ba0ea16303
 """The kernel field's one loop for any activation (docs/theory.md §2e): derivative tensors of the fit term and the outputs, Gaussian cumulants for linear networks, and the loop correction in the field's coordinates from the tilted neuron law's cumulants."""
 import math  # noqa: F401
 
@@ -74,6 +74,38 @@ def test_mean_derivatives(A, y, Cs, Gcc, Gcs, g_v):
     m2G = m2cc + 2 * m2cs
 
     return m1c, m1s, m2G
+
+
+def test_variance_derivatives(A, Cs, Gcc, Gcs, Gss, chi, g_v):
+    """(v1c[t, i, j], v1s[t, i, s], v1d, v2G[t]) of the test variances v_t = (g_v/chi)(c**_t - g_v Cs_t^T A Cs_t) given the field: first derivatives along C and Cs, the slope along its own c**_t, and the second derivatives contracted with Gcc (C, C), Gcs (C, Cs) and Gss (Cs, Cs) (docs/theory.md §2e, derive.generic_loop)."""
+    P = A.shape[0]
+    Q = Cs.shape[1]
+    v1c = 0.0
+    v1c = v1c + (g_v**3/chi) * numpy.einsum('ab,ca->abc', Cs.T @ A, A @ Cs, optimize=True)
+    v1s = 0.0
+    v1s = v1s + (-g_v**2/chi) * numpy.einsum('ab,ca->abc', Cs.T @ A, numpy.eye(Q), optimize=True)
+    v1s = v1s + (-g_v**2/chi) * numpy.einsum('ab,ca->acb', numpy.eye(Q), A @ Cs, optimize=True)
+    v1d = g_v/chi
+    v2cc = 0.0
+    v2cc = v2cc + (-g_v**4/chi) * numpy.einsum('ab,cd,ea,bcde->a', Cs.T @ A, A, A @ Cs, Gcc, optimize=True)
+    v2cc = v2cc + (-g_v**4/chi) * numpy.einsum('ab,cd,ea,debc->a', Cs.T @ A, A, A @ Cs, Gcc, optimize=True)
+    v2cs = 0.0
+    v2cs = v2cs + (g_v**3/chi) * numpy.einsum('ab,cd,ea,bcde->a', Cs.T @ A, A, numpy.eye(Q), Gcs, optimize=True)
+    v2cs = v2cs + (g_v**3/chi) * numpy.einsum('ab,cd,ea,decb->a', numpy.eye(Q), A, A @ Cs, Gcs, optimize=True)
+    v2ss = 0.0
+    v2ss = v2ss + (-g_v**2/chi) * numpy.einsum('ab,cd,ea,cbde->a', numpy.eye(Q), A, numpy.eye(Q), Gss, optimize=True)
+    v2ss = v2ss + (-g_v**2/chi) * numpy.einsum('ab,cd,ea,decb->a', numpy.eye(Q), A, numpy.eye(Q), Gss, optimize=True)
+    v2G = v2cc + 2 * v2cs + v2ss
+
+    return v1c, v1s, v1d, v2G
+
+
+def output_spread(m1, G):
+    """<m^2> - <m>^2 per output to first order, m'^T G m' (twice the weight of m_ij G_ij in the loop term): the outputs' variance over the field (docs/theory.md §2e, derive.generic_loop)."""
+    d = m1.shape[0]
+    spread = numpy.ones((1, d)) @ (numpy.multiply(G @ m1, m1))
+
+    return spread
 
 
 def gaussian_w2(K):

@@ -29,14 +29,12 @@ VARIANCE_NOTE_FROM = 0.1
 def adaptive_variance_note(params, chi: float) -> list[str]:
     """Kernel adaptation's test variance is the outputs' variance at the adapted kernel; the test mean's variance
     over the kernel's own fluctuations, of relative order chi/N, is not in it (docs/theory.md §2b), except at
-    order 2 for linear networks, where the Wishart field's loop carries it (§2c)."""
-    if params.method != "adaptive" or chi / params.N < VARIANCE_NOTE_FROM:
-        return []
-    if params.order == 2 and params.activation == "linear":
+    order 2, where the field's loop carries it (§2c, §2e)."""
+    if params.method != "adaptive" or params.order == 2 or chi / params.N < VARIANCE_NOTE_FROM:
         return []
     return [f"test_var is the variance at the adapted kernel: it leaves out the kernel's own fluctuations, a part "
             f"of relative order chi/N = {chi / params.N:.2g} (about half the variance at chi = N, docs/theory.md "
-            "§2b); the loop series and order 2 (linear networks) and the sampler carry it"]
+            "§2b); order 2, the loop series (linear networks) and the sampler carry it"]
 
 
 def _json(v):

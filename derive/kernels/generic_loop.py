@@ -14,6 +14,7 @@ _P = "P = A.shape[0]"
 def specs():
     _, d2L, d3L = g.fit_derivatives()
     od = g.output_derivatives()
+    vd = g.test_variance_derivatives()
     w2, w3 = g.gaussian_cumulants()
     return [
         KernelSpec(name="fit_hessian", family="numpy_lines", args=["A", "y", "chi", "g_v"],
@@ -45,6 +46,29 @@ def specs():
                                                   contract=[("Gcs", (g.X, g.Ys))]),
                                     "m2G = m2cc + 2 * m2cs"]},
                    returns="m1c, m1s, m2G"),
+        KernelSpec(name="test_variance_derivatives", family="numpy_lines",
+                   args=["A", "Cs", "Gcc", "Gcs", "Gss", "chi", "g_v"],
+                   doc="(v1c[t, i, j], v1s[t, i, s], v1d, v2G[t]) of the test variances v_t = (g_v/chi)(c**_t - g_v "
+                       "Cs_t^T A Cs_t) given the field: first derivatives along C and Cs, the slope along its own "
+                       "c**_t, and the second derivatives contracted with Gcc (C, C), Gcs (C, Cs) and Gss (Cs, Cs) "
+                       "(docs/theory.md §2e, derive.generic_loop).",
+                   extra={"lines": [_P, "Q = Cs.shape[1]",
+                                    *einsum_lines("v1c", vd["c"], [g.X], selector=g.es),
+                                    *einsum_lines("v1s", vd["s"], [g.Xs], selector=g.es),
+                                    f"v1d = {numpy_code(vd['diag'])}",
+                                    *einsum_lines("v2cc", vd["cc"], [g.X, g.Y], selector=g.es,
+                                                  contract=[("Gcc", (g.X, g.Y))]),
+                                    *einsum_lines("v2cs", vd["cs"], [g.X, g.Ys], selector=g.es,
+                                                  contract=[("Gcs", (g.X, g.Ys))]),
+                                    *einsum_lines("v2ss", vd["ss"], [g.Xs, g.Ys], selector=g.es,
+                                                  contract=[("Gss", (g.Xs, g.Ys))]),
+                                    "v2G = v2cc + 2 * v2cs + v2ss"]},
+                   returns="v1c, v1s, v1d, v2G"),
+        KernelSpec(name="output_spread", family="numpy_lines", args=["m1", "G"],
+                   doc="<m^2> - <m>^2 per output to first order, m'^T G m' (twice the weight of m_ij G_ij in "
+                       "the loop term): the outputs' variance over the field (docs/theory.md §2e, "
+                       "derive.generic_loop).",
+                   extra={"lines": ["d = m1.shape[0]", f"spread = {numpy_code(g.spread())}"]}, returns="spread"),
         KernelSpec(name="gaussian_w2", family="numpy_lines", args=["K"],
                    doc="W''[U, V] of h h^T under h ~ N(0, K) as a tensor W2[i, j, k, l] (derivatives in the "
                        "entries of T; docs/theory.md §2e, derive.generic_loop).",

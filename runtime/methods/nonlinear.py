@@ -120,7 +120,8 @@ class _Solver(Solver):
                 lp = st.loop
                 preds["train_mean"] = preds["train_mean"] + lp.train
                 preds["test_mean"] = preds["test_mean"] + lp.test
-                for k, e in (("train_mean", lp.train_mcse), ("test_mean", lp.test_mcse)):
+                preds["test_var"] = preds["test_var"] + lp.var
+                for k, e in (("train_mean", lp.train_mcse), ("test_mean", lp.test_mcse), ("test_var", lp.var_mcse)):
                     err[k] = np.sqrt(err[k] ** 2 + e ** 2) if k in err else e
                 obs.update({"loop_correction": float(np.max(np.abs(lp.train))),
                             "loop_correction_mcse": float(np.max(lp.train_mcse)),
@@ -128,7 +129,8 @@ class _Solver(Solver):
                             "loop_bias_estimate": lp.bias, "loop_draws": lp.draws,
                             "loop_effective_fraction": lp.effective_fraction, "field_dimension": lp.dimension,
                             "loop_n_draws": lp.n_draws,
-                            "test_var_source": "kernel adaptation order 1 (the field's loop corrects the means)"})
+                            "test_var_source": "the field's one loop: the variance given the field plus the test "
+                                               "means' variance over the field"})
             obs["layers"] = [{k: obs[k] for k in ("kernel_alignment", "kernel_top_eigenvalues")}]
             obs.update(effective_rescaling(self.spec_phi, preds["train_mean"], p.kappa, p.g_v))
             err = {k: np.asarray(v).tolist() for k, v in err.items()}

@@ -65,9 +65,9 @@ class MonteCarloCumulants:
         return sum(len(w) for _, w in self.parts)
 
     def _products(self, F, k):
-        """The first k coordinates of u = (phi_p phi_q for p <= q, phi_p phi*_t) per row of F, built
-        from contiguous slices (a gather of both factors costs twice as much)."""
-        P, Q, dtr = self.coords.P, self.coords.Q, self.coords.dtr
+        """The first k coordinates of u = (phi_p phi_q for p <= q, phi_p phi*_t, phi*_t^2) per row of F,
+        built from contiguous slices (a gather of both factors costs twice as much)."""
+        P, Q, dtr, dm = self.coords.P, self.coords.Q, self.coords.dtr, self.coords.dm
         U = np.empty((F.shape[0], self.coords.d if k > dtr else dtr))
         at = 0
         for p in range(P):
@@ -75,6 +75,8 @@ class MonteCarloCumulants:
             at += P - p
         for r in range(P if Q and k > dtr else 0):
             np.multiply(F[:, r:r + 1], F[:, P:P + Q], out=U[:, dtr + r * Q:dtr + (r + 1) * Q])
+        if Q and k > dtr:
+            np.multiply(F[:, P:P + Q], F[:, P:P + Q], out=U[:, dm:dm + Q])
         return U[:, :k]
 
     def _blocks(self, k=None):
@@ -182,7 +184,7 @@ def tilted_draws(X_all, P, Ct, g_w, activation, M, seed, neurons=False):
 #: the effective sample fraction of reweighted prior draws from which the prior's cumulants serve as a
 #: control variate (near the prior the weighted and plain moments of the same draws differ little)
 CONTROL_MIN = 0.8
-#: draws per replicate set of the prior's own cumulants (at least this many, and 8 d)
+#: draws per replicate set of the prior's own cumulants (at least this many, and 8 dm: the means' coordinates)
 PRIOR_DRAWS = 16384
 
 
@@ -234,10 +236,10 @@ def plain_cumulants(F, coords: Coordinates, data, seed):
 
 
 def prior_cumulants(X_all, P, g_w, activation, coords: Coordinates, seed, replicates):
-    """The prior's cumulants from `replicates` independent sets of max(PRIOR_DRAWS, 8 d) prior draws
+    """The prior's cumulants from `replicates` independent sets of max(PRIOR_DRAWS, 8 dm) prior draws
     (scrambled Sobol' points), one per replicate set of the loop, so that the replicates' spread still
     carries their error. They do not depend on chi: a chi ladder computes them once."""
-    M = int(max(PRIOR_DRAWS, 8 * coords.d))
+    M = int(max(PRIOR_DRAWS, 8 * coords.dm))
 
     def make():
         return [_moments_only(MonteCarloCumulants(prior_features(X_all, g_w, activation, M,

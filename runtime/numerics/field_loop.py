@@ -1,12 +1,14 @@
 """The kernel field's one loop for any activation (docs/theory.md §2e), dense path.
 
 Coordinates of the field: c_a = C_pq for training pairs p <= q, then Cs_pt for every training point p
-and test point t (d = P(P+1)/2 + P Q). Derivative tensors arrive from generated.loop_nonlinear in
-full index form (T[..., i, j] = d/dC_ij) and are projected here: along a training coordinate the
-direction is e_p e_q^T + e_q e_p^T, so the projection sums both orders (``c_project``); a symmetric
-d x d matrix G goes back to index form by reading G at the coordinate of every ordered pair
-(``c_lift``). The cumulants of u = (phi_p phi_q, phi_p phi*_t) are in the conjugate coordinates t, where
-an off-diagonal direction is (e_p e_q^T + e_q e_p^T)/2: ``t_project`` averages both orders. All of this
+and test point t, then each test point's own c**_t = C_tt, which only its variance reads
+(d = P(P+1)/2 + P Q + Q; the means need the first P(P+1)/2 + P Q, ``dm``). Derivative tensors arrive
+from generated.loop_nonlinear in full index form (T[..., i, j] = d/dC_ij) and are projected here: along
+a training coordinate the direction is e_p e_q^T + e_q e_p^T, so the projection sums both orders
+(``c_project``); a symmetric d x d matrix G goes back to index form by reading G at the coordinate of
+every ordered pair (``c_lift``, ``s_lift``). The cumulants of u = (phi_p phi_q, phi_p phi*_t, phi*_t^2)
+are in the conjugate coordinates t, where an off-diagonal direction is (e_p e_q^T + e_q e_p^T)/2:
+``t_project`` averages both orders. All of this
 is index bookkeeping; the formulas are generated.
 """
 from __future__ import annotations
@@ -20,13 +22,15 @@ from ..errors import ConvergenceError
 
 
 class Coordinates:
-    """The field's coordinates for P training and Q test points (test-test pairs excluded)."""
+    """The field's coordinates for P training and Q test points (test-test pairs other than each test
+    point's own excluded)."""
 
     def __init__(self, P: int, Q: int):
         self.P, self.Q = P, Q
         p, q = np.triu_indices(P)
         self.dtr = len(p)
-        self.d = self.dtr + P * Q
+        self.dm = self.dtr + P * Q
+        self.d = self.dm + Q
         # coordinate index of every ordered pair of augmented indices (-1: not a coordinate)
         n = P + Q
         self.index = -np.ones((n, n), dtype=int)
@@ -34,7 +38,10 @@ class Coordinates:
         r, t = np.meshgrid(np.arange(P), np.arange(Q), indexing="ij")
         cs = self.dtr + (r * Q + t)
         self.index[r, P + t] = self.index[P + t, r] = cs
-        self.pairs = np.concatenate([np.stack([p, q], 1), np.stack([r.ravel(), P + t.ravel()], 1)])
+        ts = P + np.arange(Q)
+        self.index[ts, ts] = self.dm + np.arange(Q)
+        self.pairs = np.concatenate([np.stack([p, q], 1), np.stack([r.ravel(), P + t.ravel()], 1),
+                                     np.stack([ts, ts], 1)])
         self.diag = self.pairs[:, 0] == self.pairs[:, 1]
 
     def c_project(self, T, axes=1):
@@ -64,6 +71,11 @@ class Coordinates:
         ics = self.index[:P, P:]
         Gcs = G[np.ix_(it.ravel(), ics.ravel())].reshape(P, P, P, Q)
         return Gcc, Gcs
+
+    def s_lift(self, G):
+        """Gss[i, t, k, s]: G at the training-test entries (Cs_it, Cs_ks)."""
+        ics = self.index[:self.P, self.P:].ravel()
+        return G[np.ix_(ics, ics)].reshape(self.P, self.Q, self.P, self.Q)
 
     def t_lift(self, Y):
         """Y at every ordered augmented pair, weighted 1/2 per off-diagonal pair (0 off the coordinates):
@@ -154,11 +166,17 @@ class OneLoop:
         self._direction = (L2, G[:dtr, :dtr], N)
         m1, m2G = gen.train_mean_derivatives(A, yc, C, Gcc, g_v)
         m1c, m1s, m2Gs = gen.test_mean_derivatives(A, yc, Cs, Gcc, Gcs, g_v)
-        M1 = np.zeros((d, P + Q))
+        v1c, v1s, v1d, v2G = gen.test_variance_derivatives(A, Cs, Gcc, Gcs, coords.s_lift(G), chi, g_v)
+        # columns: train means, test means, test variances (the last read c**_t too)
+        M1 = np.zeros((d, P + 2 * Q))
         M1[:dtr, :P] = coords.c_project(m1).T
-        M1[:dtr, P:] = coords.c_project(m1c).T
-        M1[dtr:, P:] = m1s.reshape(Q, P * Q).T
-        self._parts = (gen, prop, M1, np.concatenate([m2G, m2Gs])[:, None], ell[:, None], P)
+        M1[:dtr, P:P + Q] = coords.c_project(m1c).T
+        M1[dtr:coords.dm, P:P + Q] = m1s.reshape(Q, P * Q).T
+        M1[:dtr, P + Q:] = coords.c_project(v1c).T
+        M1[dtr:coords.dm, P + Q:] = v1s.reshape(Q, P * Q).T
+        M1[coords.dm + np.arange(Q), P + Q + np.arange(Q)] = v1d
+        spread = gen.output_spread(M1[:, P:P + Q], G)[0] if Q else np.zeros(0)
+        self._parts = (gen, prop, M1, np.concatenate([m2G, m2Gs, v2G])[:, None], ell[:, None], P, spread)
 
     @property
     def Y(self):
@@ -167,14 +185,17 @@ class OneLoop:
         return generated.field_loop().cumulant_direction(*self._direction)
 
     def finish(self, w3):
-        """(train, test, (train correction, test correction)) given w3 = W'''[Y]."""
-        gen, prop, M1, m2G, ell, P = self._parts
+        """(train, test, (train correction, test correction, test variance correction)) given w3 = W'''[Y].
+        The variance's correction is <v_t> - v_t plus the test mean's variance over the field."""
+        gen, prop, M1, m2G, ell, P, spread = self._parts
         corr = gen.loop_correction(M1, m2G, prop.G, prop.apply_h(w3)[:, None], ell)[:, 0]
-        return self.order1[0] + corr[:P], self.order1[1] + corr[P:], (corr[:P], corr[P:])
+        Q = len(spread)
+        return (self.order1[0] + corr[:P], self.order1[1] + corr[P:P + Q],
+                (corr[:P], corr[P:P + Q], corr[P + Q:] + spread))
 
 
 def loop_means(C, Cs, y, kappa, g_v, chi, N, cumulants, coords: Coordinates):
     """Order-2 train and test means: the order-1 saddle's (C, Cs) plus the field's one loop
-    (docs/theory.md §2e). Returns (train, test, corrections) with corrections = (train, test)."""
+    (docs/theory.md §2e). Returns (train, test, corrections) with corrections = (train, test, test variance)."""
     loop = OneLoop(C, Cs, y, kappa, g_v, chi, N, cumulants.w2(), coords)
     return loop.finish(cumulants.w3(loop.Y))

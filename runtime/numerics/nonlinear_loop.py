@@ -26,6 +26,8 @@ class LoopCorrection:
     test: np.ndarray
     train_mcse: np.ndarray
     test_mcse: np.ndarray
+    var: np.ndarray  # the test variances' correction: <v_t> - v_t plus the test means' variance over the field
+    var_mcse: np.ndarray
     bias: float  # estimated remaining O(1/M) bias of the union (largest over outputs)
     draws: str
     effective_fraction: float
@@ -39,12 +41,12 @@ def first_draws(coords: Coordinates, mala=False) -> int:
     draws are set by the correction's Monte Carlo error alone: start small, grow where it asks.
     MALA draws (where reweighted prior draws reach q poorly) pay their chains' tuning and burn-in at
     every growth and are correlated: they start where one set usually suffices."""
-    return int(max(20000, 10 * coords.d) if mala else max(4096, 2 * coords.d))
+    return int(max(20000, 10 * coords.dm) if mala else max(4096, 2 * coords.dm))
 
 
 def most_draws(coords: Coordinates) -> int:
     """The most draws per set the growth goes to (runtime.memory budgets for them)."""
-    return int(8 * max(20000, 10 * coords.d))
+    return int(8 * max(20000, 10 * coords.dm))
 
 
 #: the correction's Monte Carlo error is driven below this fraction of the correction ...
@@ -57,12 +59,13 @@ MARGIN = 1.2
 
 def loop_correction(X, X_test, y, C, Cs, Ct, N, chi, kappa, g_v, g_w, activation, draws=None, seed=0,
                     first=None):
-    """The one-loop correction of the train and test means at the order-1 saddle (C, Cs, Ct). With
+    """The one-loop correction of the train and test means and the test variances at the order-1 saddle
+    (C, Cs, Ct). With
     `draws`, that many per set; otherwise the draws per set start at `first` (at least first_draws) and
     grow (up to GROWTHS times, to most_draws at most) until the correction's Monte Carlo error is under
-    MCSE_FRACTION of the correction. A growth keeps the draws each set has (and their pooled second
-    cumulant, in proportion to the numbers of draws) and adds fresh ones; only the third cumulant, whose
-    direction moves with the second, passes over all of them again."""
+    MCSE_FRACTION of the means' correction (the variances' come along). A growth keeps the draws each set
+    has (and their pooled second cumulant, in proportion to the numbers of draws) and adds fresh ones; only
+    the third cumulant, whose direction moves with the second, passes over all of them again."""
     P, Q = X.shape[0], X_test.shape[0]
     coords = Coordinates(P, Q)
     X_all = np.ascontiguousarray(np.vstack([X, X_test]), dtype=float)
@@ -78,14 +81,17 @@ def loop_correction(X, X_test, y, C, Cs, Ct, N, chi, kappa, g_v, g_w, activation
         point, reps = _corrections(sets, args, coords)
         mcse = reps.std(axis=0, ddof=1) / math.sqrt(REPLICATES)
         have = sets[0].n_draws
-        target = MCSE_FRACTION * np.max(np.abs(reps.mean(axis=0)))
-        excess = np.max(mcse) / target if target > 0 else math.inf  # error / the error asked for
+        means = slice(0, P + Q)
+        target = MCSE_FRACTION * np.max(np.abs(reps[:, means].mean(axis=0)))
+        excess = np.max(mcse[means]) / target if target > 0 else math.inf  # error / the error asked for
         if excess <= 1 or attempt == growths or have >= most:
             break
         M = int(math.ceil(min(float(most), have * max(2.0, MARGIN * excess ** 2)))) - have  # fresh, per set
-    bias = float(np.max(np.abs(point - reps.mean(axis=0)))) / (REPLICATES - 1)
+    bias = float(np.max(np.abs(point[means] - reps[:, means].mean(axis=0)))) / (REPLICATES - 1)
     n_draws = sum(c.n_draws for c in sets)
-    return LoopCorrection(point[:P], point[P:], mcse[:P], mcse[P:], bias, how, frac, coords.d, n_draws)
+    tr, te, va = slice(0, P), slice(P, P + Q), slice(P + Q, None)
+    return LoopCorrection(point[tr], point[te], mcse[tr], mcse[te], point[va], mcse[va], bias, how, frac,
+                          coords.d, n_draws)
 
 
 def _draw_sets(X_all, P, Ct, g_w, activation, M, seed, attempt, coords, previous=None):
