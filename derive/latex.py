@@ -168,10 +168,35 @@ def kernel_field_section() -> list[str]:
             "$$", r"\langle\beta\rangle_T = " + _terms_tex(st.readout) + f" + {sp.latex(w2)}\\,("
             + _terms_tex((c, L + (("E", W),) + R) for c, L, W, R in st.curvature) + f") {sp.latex(w1) if w1 < 0 else '+' + sp.latex(w1)}\\,("
             + _terms_tex((c, L + ("Z",) + R) for c, L, R in st.slope) + r"),\quad H[Z] = \Psi", "$$", ""]
-    return out
+    return out + _test_variance_tex(kf, w2, w1)
 
 
-_TOKEN_TEX = {"Mu": "M", "b": "b", "bT": "b^T", "Q": "Q_T", "X": "X", "Y": "Y", "Z": "Z",
+def _test_variance_tex(kf, w2, w1) -> list[str]:
+    """A test output's variance given the field and its one loop in the basis
+    (derive.fieldbasis.variance_structured)."""
+    from .fieldbasis import variance_structured
+
+    vt = variance_structured()
+    shown = {kf.s2: sp.Symbol(r"\sigma_*^2")}  # s2 would print as s_2
+
+    def tr(terms):
+        return r"\mathrm{tr}\,(" + _terms_tex((c.xreplace(shown), t) for c, t in terms) + ")"
+
+    def weight(w):
+        return "+ " if w == 1 else (f"{sp.latex(w)}\\," if w < 0 else f"+ {sp.latex(w)}\\,")
+
+    return ["A test output with covector $p$ ($u = T^T p$ in the basis; $\\sigma_*^2 = 0$ for the weight field, "
+            "$\\sigma_*^2 = k_{**} - k_*^T K^{-1} k_*$ for the kernel field) has the variance given the field", "",
+            "$$", "v(F) = " + tex(kf.test_variance().xreplace(shown)), "$$", "",
+            "and the posterior variance at one loop (the last term is the test mean's variance over the field):", "",
+            "$$", r"\langle v\rangle + \langle m_*^2\rangle - \langle m_*\rangle^2 = "
+            + sp.latex(vt.constant.xreplace(shown)) + " + " + tr(vt.tree) + " " + weight(w2)
+            + tr((c, (("E", W),) + R) for c, W, R in vt.curvature) + " " + weight(w1)
+            + tr((c, L + ("Z",)) for c, L in vt.slope) + " " + weight(2 * w2)
+            + tr((c, (("E", W),) + R) for c, W, R in vt.spread), "$$", ""]
+
+
+_TOKEN_TEX = {"Mu": "M", "b": "b", "bT": "b^T", "Q": "Q_T", "X": "X", "Y": "Y", "Z": "Z", "p": "u", "pT": "u^T",
               "mu_i": r"\mu_i", "mu_j": r"\mu_j"}
 
 
