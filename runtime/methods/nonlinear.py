@@ -95,6 +95,9 @@ class _Solver(Solver):
         if lp is not None and rms(lp.train_mcse, lp.test_mcse) > rms(lp.train, lp.test):
             out.append(f"the Monte Carlo error of the field's loop (RMS {rms(lp.train_mcse, lp.test_mcse):.2g}) "
                        f"exceeds the loop correction itself (RMS {rms(lp.train, lp.test):.2g})")
+        if lp is not None and rms(lp.var_mcse) > rms(lp.var):
+            out.append(f"the Monte Carlo error of the test variances' loop (RMS {rms(lp.var_mcse):.2g}) exceeds "
+                       f"that correction itself (RMS {rms(lp.var):.2g})")
         return out
 
     def results(self, states):

@@ -123,6 +123,26 @@ def test_resolution_warnings_without_a_monte_carlo_error():
     assert _Solver.resolution_warnings(St(), preds, {"train_mean": [5.0] * 3, "test_mean": [5.0] * 2}, nngp)
 
 
+def test_a_test_variance_correction_lost_in_its_noise_says_so():
+    """Order 2's test-variance correction carries its own Monte Carlo error; a result says when that error
+    exceeds the correction, as it does for the means' loop."""
+    from msat.runtime.methods.nonlinear import _Solver
+    from msat.runtime.numerics.nonlinear_loop import LoopCorrection
+
+    preds = {"train_mean": np.ones(3), "test_mean": np.ones(2)}
+    nngp = (np.zeros(3), np.zeros(2))
+    means = dict(train=np.full(3, 1e-2), test=np.full(2, 1e-2), train_mcse=np.full(3, 1e-4),
+                 test_mcse=np.full(2, 1e-4), bias=0.0, draws="", effective_fraction=1.0, dimension=9, n_draws=1)
+
+    class St:
+        loop = LoopCorrection(var=np.full(2, 1e-4), var_mcse=np.full(2, 1e-3), **means)
+
+    noisy = _Solver.resolution_warnings(St(), preds, {}, nngp)
+    assert len(noisy) == 1 and "test variances' loop" in noisy[0]
+    St.loop = LoopCorrection(var=np.full(2, 1e-3), var_mcse=np.full(2, 1e-4), **means)
+    assert _Solver.resolution_warnings(St(), preds, {}, nngp) == []
+
+
 def test_order_one_near_standard_scaling_says_order_two_is_closer():
     rng = np.random.default_rng(4)
     X, Xt = rng.standard_normal((8, 12)), rng.standard_normal((4, 12))
