@@ -60,6 +60,14 @@ class MonteCarloCumulants:
         self._w2 = W
         return self
 
+    def retilted(self, P, dCt):
+        """The same draws reweighted by exp(phi^T dCt phi) (phi on the P training points): the cumulants of
+        the tilted law at Ct + dCt from draws of the law at Ct (plain moments: no control variate)."""
+        F = np.vstack([Fp for Fp, _ in self.parts])
+        tilt = generated.deep_linear_adaptation().tilt(F[:, :P], dCt)[:, 0]
+        w = np.concatenate([wp for _, wp in self.parts]) * np.exp(tilt - tilt.max())
+        return MonteCarloCumulants(F, w, self.coords)
+
     @property
     def n_draws(self):
         return sum(len(w) for _, w in self.parts)

@@ -61,6 +61,7 @@ class NonlinearState:
     mc_error: dict
     warnings: list = field(default_factory=list)
     acceptance: float | None = None
+    saddles: list = field(default_factory=list)  # (C, C*, c**, outputs) of each replicate solved alone
 
 
 class NonlinearSaddle:
@@ -174,7 +175,9 @@ class NonlinearSaddle:
         raise ConvergenceError("adaptive: fixed-point iteration did not converge",
                                {"chi": chi, "iterations": maxiter, "relative_change": diff})
 
-    def _package(self, chi, C, Cs, css, A, alpha, Ct, it, res, replicas, warnings, acc=None):
+    def _package(self, chi, C, Cs, css, A, alpha, Ct, it, res, replicas, warnings, acc=None, saddles=()):
+        """The state at the saddle; `replicas` the outputs of the replicates solved alone (their spread is the
+        Monte Carlo error), `saddles` their (C, C*, c**), kept with the outputs for order 2's error."""
         check_modes(self, C, Ct, chi)  # draws from near the prior can miss a separated mode of q
         train, test, var = self._predictions(C, Cs, css[:, None], A, alpha[:, None], self.g_v, float(chi))
         preds = {"train_mean": train[:, 0], "test_mean": test[:, 0], "test_var": var[:, 0]}
@@ -183,7 +186,8 @@ class NonlinearSaddle:
             for k in preds:
                 stack = np.array([r[k] for r in replicas])
                 err[k] = stack.std(axis=0, ddof=1) / math.sqrt(len(replicas))
-        return NonlinearState(chi, C, Cs, css, A, alpha, Ct, it, res, preds, err, warnings, acc)
+        kept = [s + (r,) for s, r in zip(saddles, replicas)] if len(saddles) == len(replicas) else []
+        return NonlinearState(chi, C, Cs, css, A, alpha, Ct, it, res, preds, err, warnings, acc, kept)
 
     def solve(self, chi, C0=None, tol=1e-9, maxiter=500, mc_state=None):
         warnings: list = []
@@ -191,7 +195,7 @@ class NonlinearSaddle:
             Phi_all = np.vstack(self._blocks)
             sol = self._fixed_point(chi, C0, lambda Ct: self._moments_cumulant(Ct, Phi_all), tol,
                                     maxiter, warnings)
-            replicas = []
+            replicas, saddles = [], []
             for block in self._blocks:
                 try:
                     Cb, Csb, cssb, Ab, ab, Ctb, _, _ = self._fixed_point(
@@ -200,8 +204,9 @@ class NonlinearSaddle:
                     continue
                 tr, te, va = self._predictions(Cb, Csb, cssb[:, None], Ab, ab[:, None], self.g_v, float(chi))
                 replicas.append({"train_mean": tr[:, 0], "test_mean": te[:, 0], "test_var": va[:, 0]})
+                saddles.append((Cb, Csb, cssb))
             # replicas use 1/R of the draws: their spread / sqrt(R) estimates the error of the union
-            return self._package(chi, *sol, replicas, warnings)
+            return self._package(chi, *sol, replicas, warnings, saddles=saddles)
         if C0 is None and not self.normalisable(self.field(self.Kphi, chi)[2])[0]:
             # anneal from chi ~ 1 (docs/theory.md §5): a cold start at large chi/N tilts q(w) so far that
             # it is not normalisable; climb from ~1 in steps of at most ANNEAL, warm-started
@@ -267,7 +272,7 @@ class NonlinearSaddle:
             return self._fixed(chi, C, warnings, states, float(np.mean(accs)))
         A, alpha, Ct = self.field(C, chi)
         st = self._package(chi, C, Cs, css, A, alpha, Ct, len(results), float("nan"), results, warnings,
-                           float(np.mean(accs)))
+                           float(np.mean(accs)), [(r["C"], r["Cs"], r["css"]) for r in results])
         st.mc_state, st.fixed = states, None
         self._chi_warm = chi
         return st
@@ -280,7 +285,7 @@ class NonlinearSaddle:
         A, alpha, Ct = self.field(fixed.C, chi)
         self._relu_check(Ct, chi, warnings)
         st = self._package(chi, fixed.C, fixed.Cs, fixed.css, A, alpha, Ct, fixed.stages, 0.0, results, warnings,
-                           acceptance)
+                           acceptance, [tuple(rep[:3]) for rep in fixed.replicas])
         st.mc_state, st.fixed = states, fixed
         self._chi_warm, self._solved = chi, (self._solved + [(chi, fixed.C)])[-2:]
         return st

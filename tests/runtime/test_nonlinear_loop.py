@@ -132,7 +132,8 @@ def test_a_test_variance_correction_lost_in_its_noise_says_so():
     preds = {"train_mean": np.ones(3), "test_mean": np.ones(2)}
     nngp = (np.zeros(3), np.zeros(2))
     means = dict(train=np.full(3, 1e-2), test=np.full(2, 1e-2), train_mcse=np.full(3, 1e-4),
-                 test_mcse=np.full(2, 1e-4), bias=0.0, draws="", effective_fraction=1.0, dimension=9, n_draws=1)
+                 test_mcse=np.full(2, 1e-4), var_total_mcse=None, bias=0.0, draws="", effective_fraction=1.0,
+                 dimension=9, n_draws=1)
 
     class St:
         loop = LoopCorrection(var=np.full(2, 1e-4), var_mcse=np.full(2, 1e-3), **means)
@@ -151,6 +152,50 @@ def test_order_one_near_standard_scaling_says_order_two_is_closer():
     assert any("--order 2" in w for w in predict(X, y, Xt, N=16, chi=1.0, order=1, **kw).warnings)
     assert not any("--order 2" in w for w in predict(X, y, Xt, N=16, chi=16.0, order=1, **kw).warnings)
     assert not any("--order 2" in w for w in predict(X, y, Xt, N=400, chi=1.0, order=1, **kw).warnings)
+
+
+def test_retilted_cumulants_are_the_draws_reweighted_to_the_new_tilt():
+    """A union of two draw sets reweighted by exp(phi^T dCt phi) (phi on the training points) has the mean and
+    W'' of the same draws with those weights, computed directly."""
+    from msat.runtime.numerics.field_cumulants import MonteCarloCumulants
+
+    rng = np.random.default_rng(1)
+    coords = field_loop.Coordinates(3, 2)
+    (F1, w1), (F2, w2) = [(rng.standard_normal((3000, 5)), rng.random(3000)) for _ in range(2)]
+    union = MonteCarloCumulants.union([MonteCarloCumulants(F1, w1, coords), MonteCarloCumulants(F2, w2, coords)],
+                                      shares=[1.0, 3.0])
+    dCt = 0.05 * rng.standard_normal((3, 3))
+    dCt = dCt + dCt.T
+    F = np.vstack([F1, F2])
+    tilt = np.exp(np.einsum("mp,pq,mq->m", F[:, :3], dCt, F[:, :3]))
+    direct = MonteCarloCumulants(F, np.concatenate([w1 / w1.sum(), 3.0 * w2 / w2.sum()]) * tilt, coords)
+    re = union.retilted(3, dCt)
+    np.testing.assert_allclose(re.mean, direct.mean, rtol=1e-12)
+    np.testing.assert_allclose(re.w2(), direct.w2(), rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.slow
+def test_paired_variance_error_at_the_saddle_itself_is_the_loops_own():
+    """Order 2's test-variance error from pairs (order-1 replicate, loop draw set): with every replicate at the
+    union's saddle it is the loop's own error at that saddle (the sets' spread; they differ only in the third
+    cumulant's direction, their own against the union's); the replicates' own order-1 variances enter it."""
+    from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle
+
+    rng = np.random.default_rng(4)
+    P, D, Q, kappa, N = 6, 9, 3, 0.1, 24
+    X, Xt = rng.standard_normal((P, D)), rng.standard_normal((Q, D))
+    y = np.tanh(X[:, 0] + 0.5 * X[:, 1])
+    sad = NonlinearSaddle(X, y, Xt, N, kappa, 1.0, 1.0, "erf", 1, estimator="mc", seed=0)
+    st = sad.solve(float(N))
+    args = (X, Xt, y, st.C, st.Cs, st.Ct, N, float(N), kappa, 1.0, 1.0, "erf")
+    same = [(st.C, st.Cs, st.Ct, st.predictions["test_var"])] * 4
+    lp = loop_correction(*args, seed=1, replicas=same)
+    np.testing.assert_allclose(lp.var_total_mcse, lp.var_mcse, rtol=0.25)
+    offsets = 20 * lp.var_mcse * np.array([-1.5, -0.5, 0.5, 1.5])[:, None]  # spread far above the loop's own
+    shifted = [(st.C, st.Cs, st.Ct, st.predictions["test_var"] + o) for o in offsets]
+    lp2 = loop_correction(*args, seed=1, replicas=shifted)
+    np.testing.assert_allclose(lp2.var_total_mcse, np.std(offsets, axis=0, ddof=1) / 2, rtol=0.1)
+    assert len(st.saddles) == 4  # the saddle keeps its replicates for this
 
 
 def test_cumulants_in_blocks_equal_the_whole_draw_matrix():
