@@ -163,3 +163,12 @@ def outputs() -> dict:
     Xt = sp.MatrixSymbol("X_test", Pt, Dd)
     beta_w = sp.MatrixSymbol("beta", Dd, 1)
     return {"kernel": (beta, kstar.T * kinv_beta), "weights": (Xm * beta_w, Xt * beta_w)}
+
+
+def test_feature_variance():
+    """s2 = k** - k*^T K^-1 k* per test point (a column): the variance of a test feature given the training
+    ones, which the kernel field does not fix (``test_variance``); K^-1 k* arrives as a solve."""
+    Pt = sp.Symbol("P_test", integer=True, positive=True)
+    kstar, kinv_kstar = sp.MatrixSymbol("kstar", P, Pt), sp.MatrixSymbol("Kinv_kstar", P, Pt)
+    kss = sp.MatrixSymbol("kss", Pt, 1)
+    return kss - sp.HadamardProduct(kstar, kinv_kstar).T * sp.OneMatrix(P, 1)

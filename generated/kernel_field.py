@@ -3,8 +3,8 @@
 # derivation: derive.kernelfield.structured + derive.loops.expand_components
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: da450ce6d68b15f011527efcf807db3e1b2fe6f741ce93d15e746e870750e51d
-# content-sha256: 0583bb07d46afe0f2da73238aa764ea71c3ef97fb02ef97185a81ae2fe122cfb
+# inputs-sha256: 0ae83a460ba3658d4e57d5763c91f12e7ea1cc64ee228f147f4905e010b19f6f
+# content-sha256: e6c1d7023cf0e5bbd5df2f471a63b8462fbbfc057cee3fd0e635a6c40dc770f3
 """The Wishart field's action and its first-order loop term for linear networks (docs/theory.md §2c), in the basis T^T F^-1 T = I, T^T Phi^T A^-1 Phi T = diag(mu), b = T^T Phi^T A^-1 y. NumPy functions; every product is O(n^3) at most."""
 import math  # noqa: F401
 
@@ -179,6 +179,14 @@ def basis_forms(sig, yU, y_null2, n_null, kappa, g_v):
     logdet_A = numpy.sum(numpy.log(d)) + n_null * math.log(kappa)
 
     return mu, b, yAy, logdet_A
+
+
+def test_feature_variance(kstar, Kinv_kstar, kss):
+    """s2 = k** - k*^T K^-1 k* per test point: a test feature's variance given the training ones, which the kernel field does not fix (docs/theory.md §2c)."""
+    P = kstar.shape[0]
+    s2 = (-1) * ((numpy.multiply(Kinv_kstar.T, kstar.T)) @ numpy.ones((P, 1))) + kss
+
+    return s2
 
 
 def outputs_kernel(beta, Kinv_beta, kstar):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .. import fieldbasis, gaussian, indices, kernelfield as kf
-from ..emit import KernelSpec, Statement, code
+from ..emit import KernelSpec, Statement, code, numpy_code
 
 _LEAVES = {"Mu": ("diag", "mu"), "b": ("col", "b"), "bT": ("row", "b"), "Q": ("mat", "QT"),
            "X": ("mat", "Z"), "p": ("col", "u"), "pT": ("row", "u")}
@@ -221,6 +221,10 @@ def basis_specs():
                  "(mu, b, y^T A^-1 y, logdet A) from the nonzero singular values sig of Phi F^1/2, "
                  "y's components yU along them, the squared norm y_null2 of the rest of y and the "
                  "number n_null of null directions of C (docs/theory.md §2c).", lines, "mu, b, yAy, logdet_A")]
+    out.append(_spec("test_feature_variance", ["kstar", "Kinv_kstar", "kss"],
+                     "s2 = k** - k*^T K^-1 k* per test point: a test feature's variance given the training ones, "
+                     "which the kernel field does not fix (docs/theory.md §2c).",
+                     ["P = kstar.shape[0]", f"s2 = {numpy_code(kf.test_feature_variance())}"], "s2"))
     for inst, (train, test) in kf.outputs().items():
         args = ["beta", "Kinv_beta", "kstar"] if inst == "kernel" else ["X", "X_test", "beta"]
         out.append(KernelSpec(name=f"outputs_{inst}", family="numpy_function", args=args,

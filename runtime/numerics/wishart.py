@@ -173,7 +173,8 @@ class WishartField:
             X_test = np.zeros((0, self.n)) if X_test is None else np.asarray(X_test, float)
             return X_test.T, np.zeros(X_test.shape[0])
         p = cho_solve(self.K_cho, kstar)
-        return p, np.maximum(kss - np.sum(kstar * p, axis=0), 0.0)  # s2 >= 0; round-off can dip below
+        s2 = _gen.test_feature_variance(kstar, p, np.asarray(kss, float)[:, None])[:, 0]
+        return p, np.maximum(s2, 0.0)  # s2 >= 0; round-off can dip below
 
     def test_variance(self, loop, p, s2, N):
         """(variance at one loop, variance at the saddle) of each test output: E_F[v] + Var_F[p^T beta] to

@@ -95,3 +95,15 @@ def test_moments_loop_source_and_readout_match_the_dense_reference(case):
     Z = _sym(rng, field.n)
     b1, b0 = gen.readout_one_loop(*[zero for _ in E], Z, bs.mu, bs.b, field.g)
     np.testing.assert_allclose(bs.T @ (b1 - b0), -0.5 * dense.dreadout(F, bs.T @ Z @ bs.T.T, pr), rtol=1e-10)
+
+
+def test_test_feature_variance_is_the_schur_complement():
+    """s2 = k** - k*^T K^-1 k* (generated) is the variance of a test feature given the training ones: the Schur
+    complement of the joint kernel, checked against the conditional variance from the joint's inverse."""
+    rng = np.random.default_rng(3)
+    Xa = rng.standard_normal((7, 10))
+    J = Xa @ Xa.T / 10  # the joint kernel of 5 training and 2 test points
+    K, ks, kss = J[:5, :5], J[:5, 5:], np.diag(J)[5:]
+    s2 = generated.wishart_field().test_feature_variance(ks, np.linalg.solve(K, ks), kss[:, None])[:, 0]
+    np.testing.assert_allclose(s2, [1 / np.linalg.inv(J[np.r_[0:5, t], :][:, np.r_[0:5, t]])[5, 5] for t in (5, 6)],
+                               rtol=1e-10)
