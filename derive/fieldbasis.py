@@ -207,8 +207,6 @@ def _merge(terms):
     return tuple((sp.factor(c), *k) for k, c in out.items() if c != 0)
 
 
-
-
 @dataclass(frozen=True)
 class VarianceTerms:
     """The one loop of a test output's variance in the basis (docs/theory.md §2c), all scalar (traces):
