@@ -14,6 +14,7 @@ import numpy as np
 
 from .field_cumulants import (CONTROL_MIN, ESS_MIN, MonteCarloCumulants, PriorControlled, data_key,
                               plain_cumulants, prior_cumulants, reweighted_prior, tilted_draws)
+from ..errors import ConvergenceError
 from .field_loop import Coordinates, OneLoop
 
 #: independent draw sets for the Monte Carlo error of the correction
@@ -113,9 +114,12 @@ def _paired_variances(sets, replicas, args, coords, Ct):
     out = []
     for c, (C_r, Cs_r, Ct_r, v_r) in zip(sets, replicas):
         cr = c.retilted(P, Ct_r - Ct)
-        loop = OneLoop(C_r, Cs_r, *args[2:], cr.w2(), coords)
+        try:
+            loop = OneLoop(C_r, Cs_r, *args[2:], cr.w2(), coords)
+        except ConvergenceError:  # a replicate's field with a singular propagator: the pair is left out
+            continue
         out.append(v_r + loop.finish(cr.w3(loop.Y))[2][2])
-    return np.std(out, axis=0, ddof=1) / math.sqrt(len(out))
+    return np.std(out, axis=0, ddof=1) / math.sqrt(len(out)) if len(out) >= 2 else None
 
 
 def _draw_sets(X_all, P, Ct, g_w, activation, M, seed, attempt, coords, previous=None):
