@@ -60,19 +60,28 @@ def test_kernel_and_weight_fields_agree_to_their_own_accuracy():
     assert gaps[0] < 1e-3
 
 
+NS = [100, 200, 400, 800]
+
+
+def _against_exact(P, D, regime):
+    """(N, exact moments, predict at that point) along NS on the Ising task, chi = 1 or chi = N, kappa = 0.5."""
+    ds = data.builtin("ising", P=P, D=D, P_test=4, seed=0)
+    spec = spectral.spectrum(ds.X, ds.y, ds.X_test, 1.0)
+    for N in NS:
+        chi = 1.0 if regime == "chi=1" else float(N)
+        yield N, exact.moments(spec, N, chi, 0.5, 1.0), (
+            lambda N=N, chi=chi, **kw: predict(ds.X, ds.y, ds.X_test, N=N, chi=chi, kappa=0.5, **kw))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("P,D", [(8, 16), (12, 24), (16, 8)])  # kernel, kernel, weight field
 @pytest.mark.parametrize("regime", ["chi=1", "chi=N"])
 def test_order_two_converges_like_n_minus_two_and_beats_the_nngp(P, D, regime):
-    ds = data.builtin("ising", P=P, D=D, P_test=4, seed=0)
-    spec = spectral.spectrum(ds.X, ds.y, ds.X_test, 1.0)
-    Ns = [100, 200, 400, 800]
+    Ns = NS
     errs = []
-    for N in Ns:
-        chi = 1.0 if regime == "chi=1" else float(N)
-        ex = exact.moments(spec, N, chi, 0.5, 1.0)
-        r = predict(ds.X, ds.y, ds.X_test, N=N, chi=chi, kappa=0.5, method="adaptive", order=2)
-        nn = predict(ds.X, ds.y, ds.X_test, N=N, chi=chi, kappa=0.5, method="nngp")
+    for N, ex, run in _against_exact(P, D, regime):
+        r = run(method="adaptive", order=2)
+        nn = run(method="nngp")
         err = max(np.max(np.abs(np.array(r[k]) - ex[k])) for k in ("train_mean", "test_mean"))
         err_nn = max(np.max(np.abs(np.array(nn[k]) - ex[k])) for k in ("train_mean", "test_mean"))
         assert err < err_nn, (N, err, err_nn)
@@ -161,15 +170,12 @@ def test_test_variance_fast_path_equals_dense_reference(field, chi):
 def test_order_two_test_variance_converges_like_n_minus_two(P, D, regime):
     """Against the exact integral: order 2's test variance (docs/theory.md §2c) errs like N^-2 at chi = 1 and at
     chi = N, where order 1 misses the test mean's variance over the kernel (an O(1) part of the variance there)."""
-    ds = data.builtin("ising", P=P, D=D, P_test=4, seed=0)
-    spec = spectral.spectrum(ds.X, ds.y, ds.X_test, 1.0)
-    Ns = [100, 200, 400, 800]
+    Ns = NS
     errs = []
-    for N in Ns:
-        chi = 1.0 if regime == "chi=1" else float(N)
-        ex = exact.moments(spec, N, chi, 0.5, 1.0)["test_var"]
-        r2 = predict(ds.X, ds.y, ds.X_test, N=N, chi=chi, kappa=0.5, method="adaptive", order=2)
-        r1 = predict(ds.X, ds.y, ds.X_test, N=N, chi=chi, kappa=0.5, method="adaptive", order=1)
+    for N, moments, run in _against_exact(P, D, regime):
+        ex = moments["test_var"]
+        r2 = run(method="adaptive", order=2)
+        r1 = run(method="adaptive", order=1)
         err, err1 = np.max(np.abs(r2.test_var - ex)), np.max(np.abs(r1.test_var - ex))
         assert err < err1 / 3, (N, err, err1)
         errs.append(err)
