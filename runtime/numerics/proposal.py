@@ -25,6 +25,20 @@ def ess(w):
     return float(w.sum() ** 2 / (w @ w))
 
 
+def tail_index(w):
+    """The Pareto shape k of the upper tail of the weights w (ArviZ's Pareto-smoothed importance sampling
+    fit, docs/theory.md §6). Weights whose tail has k >= 1/2 have no finite variance: their effective
+    size and the spread of independent sets then both understate the error, however many draws."""
+    import warnings
+
+    import arviz as az
+
+    lw = np.log(np.maximum(w, np.finfo(float).tiny))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ArviZ warns above 0.7; the caller decides on k itself
+        return float(az.psislw(lw - lw.max())[1])
+
+
 def proposal(saddle, d, w, Ct0, seed):
     """The covariance of the Gaussian final draws: of the candidates (PROPOSALS), q's second moment from
     the weighted draws d (moment_proposal) and the linearised unit's law (linearised, where it exists),

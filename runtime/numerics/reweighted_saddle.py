@@ -32,7 +32,7 @@ from msat import generated
 from ..errors import ConvergenceError
 from . import anderson, newton
 from .draw_sets import Draws, gaussian_set, mala_set, union as _union
-from .proposal import ess as _ess, proposal as _proposal
+from .proposal import ess as _ess, proposal as _proposal, tail_index
 
 #: locating stops once the weights at the solution keep this fraction of the draws' own effective size
 REDRAW = 0.5
@@ -50,6 +50,9 @@ FLOOR = 0.02
 #: the Gaussian final draws are used when their weights at the solution keep this effective fraction; a failed
 #: search whose last point has tilt/prior above NEAR_BOUNDARY ends at the normalisability boundary
 GAUSSIAN_MIN, NEAR_BOUNDARY = 0.3, 0.9
+#: ... and when the upper tail of those weights has a Pareto shape under TAIL_MAX (finite variance: where q is
+#: wider than G in some direction, relu near mean field, the weights are heavy-tailed and the estimate biased)
+TAIL_MAX = 0.5
 #: how the result names the proposal's covariance (numerics.proposal); draw sets behind the Monte Carlo error
 PROPOSAL_NAMES = {"moments": "q's estimated second moment", "linearised": "the linearised unit's law"}
 REPLICATES = 4
@@ -203,9 +206,9 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, 
     Sigma = _proposal(saddle, d, w, Ct0, seed + 6007)
     sets = [gaussian_set(saddle, Sigma, Ct0, draws, seed + 7919 * (r + 1)) for r in range(replicates)]
     union = _union(sets)
-    Cu, Cs, css, _, frac, done = _solve_on(saddle, chi, C, union, Ct0, _below_noise(tol, union))
+    Cu, Cs, css, wu, frac, done = _solve_on(saddle, chi, C, union, Ct0, _below_noise(tol, union))
     how = (f"Gaussian proposal ({PROPOSAL_NAMES[_proposal.chosen]}) with its moments as control variate")
-    if not (done and frac >= GAUSSIAN_MIN):
+    if not (done and frac >= GAUSSIAN_MIN and tail_index(wu) < TAIL_MAX):
         sets = [mala_set(saddle, Ct0, draws, seed + 7919 * (r + 1))[0] for r in range(replicates)]
         union = _union(sets)
         Cu, Cs, css, _, frac, done = _solve_on(saddle, chi, C, union, Ct0, _below_noise(tol, union))

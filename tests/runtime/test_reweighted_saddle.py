@@ -341,3 +341,27 @@ def test_a_stage_that_only_creeps_towards_a_far_saddle_ends_locating(monkeypatch
         rs.reweighted_saddle(s, float(s.N), s.Kphi, 2000, 0)
     assert len(calls) == stages
     assert ("keeps leaving its draws" in str(info.value)) == (stages == 1)
+
+
+@pytest.mark.parametrize("ratio", [1.25, 2.0, 4.0])
+def test_tail_index_of_gaussian_importance_weights_is_their_closed_form(ratio):
+    """Weights q/g of draws of g = N(0, 1) to q = N(0, r) have an upper tail of Pareto shape k = 1 - 1/r:
+    P(w > t) = P(x^2 > 2 ln t / a), a = 1 - 1/r, ~ t^(-1/a) / sqrt(ln t). The fitted k matches it (the slowly
+    varying factor lowers it by 0.02-0.09 on 80,000 draws); k >= 1/2 (r >= 2) is where the weights' variance
+    is infinite."""
+    x = np.random.default_rng(7).standard_normal(80_000)
+    w = np.exp(0.5 * (1.0 - 1.0 / ratio) * x ** 2)
+    assert abs(pr.tail_index(w / w.sum()) - (1.0 - 1.0 / ratio)) < 0.12
+
+
+def test_heavy_tailed_gaussian_weights_hand_the_final_draws_to_mala(monkeypatch):
+    """Where the Gaussian final draws' weights have a Pareto tail at or past TAIL_MAX (infinite variance:
+    their replica spread understates the error), the final draws are MALA draws of q; below it they stay
+    Gaussian (erf near standard scaling, k ~ 0.03)."""
+    s, _ = _saddle("erf")
+    tails = []
+    monkeypatch.setattr(rs, "tail_index", lambda w: tails.append(pr.tail_index(w)) or tails[-1])
+    assert s.solve(1.0).fixed.draws.startswith("Gaussian proposal")
+    assert tails and tails[-1] < 0.2, tails
+    monkeypatch.setattr(rs, "tail_index", lambda w: rs.TAIL_MAX)
+    assert s.solve(1.0).fixed.draws == "single-neuron MALA"
