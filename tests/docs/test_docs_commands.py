@@ -37,7 +37,7 @@ RUN_ELSEWHERE = {"msat run --quick": "tests/app/test_run.py::quick_run"}
 
 SETUP_COMMANDS = [
     "pip install -e . && msat run --quick",
-    'pip install -e ".[test]" && python -m pytest -q',
+    'pip install -e ".[test]" && python -m pytest -q -n 2',
 ]
 
 

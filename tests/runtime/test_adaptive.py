@@ -126,9 +126,9 @@ def test_adaptive_vs_exact_mean_error(ising, record_property):
                 _, _, pr = _solve(spec, N, chi, order)
                 vals.append(np.max(np.abs(pr["train_mean"] - ex["train_mean"])) / np.max(np.abs(ex["train_mean"] - nngp)))
             ratios[regime] = vals
-        record_property(f"order{order}_ratio_chi1", [round(v, 4) for v in ratios["chi=1"]])
+        record_property(f"order{order}_ratio_chi1", [round(float(v), 4) for v in ratios["chi=1"]])
         slope = np.polyfit(np.log(Ns), np.log(ratios["chi=N"]), 1)[0]
-        record_property(f"order{order}_slope_chiN", round(slope, 3))
+        record_property(f"order{order}_slope_chiN", round(float(slope), 3))
         assert abs(slope + 1) < 0.2, (order, ratios)
 
 
