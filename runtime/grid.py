@@ -81,6 +81,7 @@ def token(v: float) -> str:
 
 def _method(token):
     name, sep, order = token.partition(":")
+    name = name.strip().lower()  # as values.choice: NNGP is nngp
     if name not in METHODS:
         raise InputError(f"--method: unknown method {name!r} in {token!r}")
     if sep and not order.isdigit():

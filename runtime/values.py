@@ -100,9 +100,12 @@ def flag(name: str, value) -> bool:
 
 
 def choice(name: str, value, options: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in options:
+    """value as one of options, whose spelling it returns: case and surrounding blanks do not count (NNGP is
+    nngp), as for the built-in data sets' names."""
+    key = value.strip().lower() if isinstance(value, str) else None
+    if key not in options:
         raise InputError(f"unknown {name} {value!r} (choose from {', '.join(options)})")
-    return value
+    return key
 
 
 def order(value) -> int:

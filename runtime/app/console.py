@@ -55,6 +55,10 @@ def command_line(argv) -> str:
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        for name in ("activation", "method", "estimator", "readout"):
+            # names of choices in one spelling for every consumer of args (values.choice: NNGP is nngp)
+            if isinstance(getattr(args, name, None), str):
+                setattr(args, name, getattr(args, name).strip().lower())
         # the command as the user typed it, for the provenance attributes of the files written
         args.command_line = command_line(sys.argv[1:] if argv is None else argv)
         return args.handler(args)

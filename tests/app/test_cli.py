@@ -51,6 +51,22 @@ def test_cli_equals_api_and_exact(npz, capsys):
     np.testing.assert_allclose(r["train_mean"], ex["train_mean"], rtol=0, atol=1e-13)
 
 
+
+def test_names_of_choices_ignore_case_as_data_set_names_do(npz, capsys):
+    """--method NNGP is --method nngp (as --dataset Ising is ising), on the command line and in the API."""
+    d = data.load(npz)
+    outs = []
+    for method, activation in (("nngp", "linear"), (" NNGP", "Linear")):
+        code, out, err = run(BASE + ["--data", npz, "--method", method, "--activation", activation], capsys)
+        assert code == 0, err
+        outs.append(json.loads(out))
+    assert outs[1]["method"] == "nngp" and outs[1]["params"]["activation"] == "linear"
+    assert outs[0]["test_mean"] == outs[1]["test_mean"]
+    api = predict(d.X, d.y, d.X_test, N=50, chi=2, kappa=0.5, method="Exact", activation="LINEAR")
+    assert api.method == "exact"
+    code, _, err = run(BASE + ["--data", npz, "--method", "nngpx"], capsys)
+    assert code == 2 and "unknown method 'nngpx'" in err
+
 def test_builtin_dataset_and_csv(tmp_path, capsys):
     code, out, err = run(["predict", "--dataset", "ising", "--P", "30", "--D", "20", "--P-test", "5",
                           "--N", "60", "--chi", "60", "--kappa", "0.5", "--method", "loop", "--dressed"], capsys)
