@@ -20,9 +20,17 @@ from msat.generated import densities
 from .field_loop import Coordinates
 from .mala import mala_chains, tune
 from .normals import standard_normals
+from .proposal import TAIL_MAX, tail_index
 
 #: the effective sample fraction of reweighted prior draws below which MALA draws are used instead
 ESS_MIN = 0.3
+
+
+def prior_reaches(w, frac):
+    """Whether prior draws with weights w to q (effective fraction frac) estimate its moments: frac at least
+    ESS_MIN and the weights' upper tail lighter than Pareto shape TAIL_MAX (relu's tilt grows like |w|^2, and
+    where q is wider than the prior in some direction the weights' variance is infinite; docs/theory.md §2e)."""
+    return frac >= ESS_MIN and tail_index(w) < TAIL_MAX
 
 
 class MonteCarloCumulants:
@@ -157,13 +165,13 @@ def reweighted_prior(X_all, P, Ct, g_w, activation, M, seed):
 def tilted_draws(X_all, P, Ct, g_w, activation, M, seed, neurons=False):
     """(features F of M draws of q over the P training and the test points, weights, how, effective
     sample fraction[, the draws w themselves if `neurons`]): reweighted prior draws, or MALA chains
-    when reweighting is too uneven."""
+    where their weights are too uneven or heavy-tailed (prior_reaches)."""
     act = densities.ACTIVATIONS.index(activation)
     D = X_all.shape[1]
     var_w = densities.neuron_scales(D, g_w)[0]
     rng = np.random.default_rng(seed)
     F, w, ess, W = reweighted_prior(X_all, P, Ct, g_w, activation, M, rng)
-    if ess >= ESS_MIN:
+    if prior_reaches(w, ess):
         return (F, w, "reweighted prior draws", ess) + ((W,) if neurons else ())
     # MALA: 64 chains from the prior draws, a quarter burn-in, states thinned by 4
     n_chains, steps = 64, 4 * int(math.ceil(M / 64)) + 200

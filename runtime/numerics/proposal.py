@@ -18,6 +18,9 @@ PROPOSALS = ("moments", "linearised")
 LINEARISED_MIN = 0.05
 #: fresh draws of each candidate proposal that choose between them (proposal)
 PILOT = 2000
+#: importance weights are trusted (their effective size and replicas' spread honest) only while the Pareto shape of
+#: their upper tail is under this (tail_index): from 1/2 on their variance is infinite
+TAIL_MAX = 0.5
 
 
 def ess(w):
@@ -34,6 +37,8 @@ def tail_index(w):
     import arviz as az
 
     lw = np.log(np.maximum(w, np.finfo(float).tiny))
+    if not np.ptp(lw) > 0:
+        return -math.inf  # equal weights (draws of q itself) have no tail; ArviZ's fit would say inf
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ArviZ warns above 0.7; the caller decides on k itself
         return float(az.psislw(lw - lw.max())[1])

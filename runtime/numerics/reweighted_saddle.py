@@ -32,7 +32,7 @@ from msat import generated
 from ..errors import ConvergenceError
 from . import anderson, newton
 from .draw_sets import Draws, gaussian_set, mala_set, union as _union
-from .proposal import ess as _ess, proposal as _proposal, tail_index
+from .proposal import TAIL_MAX, ess as _ess, proposal as _proposal, tail_index
 
 #: locating stops once the weights at the solution keep this fraction of the draws' own effective size
 REDRAW = 0.5
@@ -50,9 +50,8 @@ FLOOR = 0.02
 #: the Gaussian final draws are used when their weights at the solution keep this effective fraction; a failed
 #: search whose last point has tilt/prior above NEAR_BOUNDARY ends at the normalisability boundary
 GAUSSIAN_MIN, NEAR_BOUNDARY = 0.3, 0.9
-#: ... and when the upper tail of those weights has a Pareto shape under TAIL_MAX (finite variance: where q is
-#: wider than G in some direction, relu near mean field, the weights are heavy-tailed and the estimate biased)
-TAIL_MAX = 0.5
+#: (and their upper tail's Pareto shape is under proposal.TAIL_MAX: where q is wider than G in some direction,
+#: relu near mean field, the weights are heavy-tailed and the estimate biased)
 #: how the result names the proposal's covariance (numerics.proposal); draw sets behind the Monte Carlo error
 PROPOSAL_NAMES = {"moments": "q's estimated second moment", "linearised": "the linearised unit's law"}
 REPLICATES = 4

@@ -352,6 +352,7 @@ def test_tail_index_of_gaussian_importance_weights_is_their_closed_form(ratio):
     x = np.random.default_rng(7).standard_normal(80_000)
     w = np.exp(0.5 * (1.0 - 1.0 / ratio) * x ** 2)
     assert abs(pr.tail_index(w / w.sum()) - (1.0 - 1.0 / ratio)) < 0.12
+    assert pr.tail_index(np.full(100, 0.01)) == -np.inf  # draws of q itself: no tail
 
 
 def test_heavy_tailed_gaussian_weights_hand_the_final_draws_to_mala(monkeypatch):
@@ -365,3 +366,15 @@ def test_heavy_tailed_gaussian_weights_hand_the_final_draws_to_mala(monkeypatch)
     assert tails and tails[-1] < 0.2, tails
     monkeypatch.setattr(rs, "tail_index", lambda w: rs.TAIL_MAX)
     assert s.solve(1.0).fixed.draws == "single-neuron MALA"
+
+
+def test_heavy_tailed_prior_weights_hand_the_loops_draws_to_mala(monkeypatch):
+    """The loop's cumulants (and the locating stages) take reweighted prior draws only while their weights
+    keep ESS_MIN of the draws and a tail under TAIL_MAX (field_cumulants.prior_reaches)."""
+    from msat.runtime.numerics import field_cumulants as fc
+
+    s, _ = _saddle("relu")
+    Ct = np.zeros((s.P, s.P))
+    assert fc.tilted_draws(s.X_all, s.P, Ct, s.g_w, "relu", 2000, 3)[2] == "reweighted prior draws"
+    monkeypatch.setattr(fc, "tail_index", lambda w: pr.TAIL_MAX)
+    assert fc.tilted_draws(s.X_all, s.P, Ct, s.g_w, "relu", 2000, 3)[2] == "single-neuron MALA"
