@@ -25,6 +25,7 @@ from msat import generated
 from msat.generated import densities
 
 from . import anderson
+from .proposal import TAIL_MAX, tail_index
 from ..errors import ConvergenceError
 from ..spectral import nngp_kernels, phi_kernels
 
@@ -147,7 +148,7 @@ class DeepNonlinearChain:
         """The saddle map, ordered as the linear chain's: forward pass with the current fields, the top
         field, then the backward pass with the new fields (the draws of a layer reweighted, not redrawn)."""
         L = len(T)
-        ds, Cs, ess, covs = [], [], [], []
+        ds, Cs, ess, covs, ws = [], [], [], [], []
         for l in range(L):
             d = self.draw(l, Cs[-1] if l else None, draws[l], Rz)
             wt = self.weigh(d, T[l])
@@ -156,6 +157,7 @@ class DeepNonlinearChain:
             ds.append(d)
             Cs.append(self.layer_moments(d, wt[0]))
             ess.append(wt[1])
+            ws.append(wt[0])
             covs.append((d["Z"] * wt[0][:, None]).T @ d["Z"])
         top = self.field(Cs[-1][0], chi)
         if top is None:
@@ -173,7 +175,7 @@ class DeepNonlinearChain:
             else:
                 Tb = self.layer.stein_backward(ds[l]["Zp"], ds[l]["F"], ds[l]["dF"], new[l], wt[0][:, None], *args)
             new[l - 1] = 0.5 * (Tb + Tb.T)
-        return new, (Cs, min(ess), covs)
+        return new, (Cs, min(ess), covs, ws)
 
     def _replicate(self, chi, warm, rng):
         L, P = len(self.widths), self.P
@@ -191,14 +193,14 @@ class DeepNonlinearChain:
                 out = self.sweep(unpack(v), chi, draws, Rz)
                 return None if out is None else (np.concatenate([t.ravel() for t in out[0]]), out[1])
 
-            x, (Cs, ess, covs), it, _ = anderson.solve(sweep, np.concatenate([t.ravel() for t in T]), chi,
+            x, (Cs, ess, covs, ws), it, _ = anderson.solve(sweep, np.concatenate([t.ravel() for t in T]), chi,
                                                        tol=1e-10, maxiter=100,
                                                        what="adaptive: the deep chain")
             T = unpack(x)
             if ess >= ESS_TARGET:
                 break
             Rz = [np.linalg.cholesky(0.5 * (c + c.T) + 1e-12 * np.eye(c.shape[0])) for c in covs]  # re-centre
-        return T, Cs, ess, it, Rz
+        return T, Cs, ess, it, Rz, max(tail_index(w) for w in ws)
 
     def solve(self, chi, warm=None) -> DeepNonlinearState:
         """The chain at chi, each replicate started from its fields and proposal in ``warm`` (the
@@ -210,6 +212,10 @@ class DeepNonlinearChain:
         if ess < ESS_MIN:
             warnings.append(f"adaptive: importance weights keep {ess:.0%} of the draws (want >= {ESS_MIN:.0%}): "
                             "raise --mc-samples")
+        tail = max(r[5] for r in reps)
+        if tail >= TAIL_MAX:  # infinite variance: the replicates' spread understates the error, more draws or not
+            warnings.append(f"adaptive: the importance weights are heavy-tailed (Pareto shape {tail:.2f} >= "
+                            f"{TAIL_MAX}, docs/theory.md §6): the Monte Carlo error may be understated")
         L = len(self.widths)
         C = [tuple(np.mean([r[1][l][k] for r in reps], axis=0) for k in range(3)) for l in range(L)]
         T = [np.mean([r[0][l] for r in reps], axis=0) for l in range(L)]

@@ -93,3 +93,16 @@ def test_cold_start_far_from_chi_one_anneals():
     ladder = predict(ds.X, ds.y, ds.X_test, chi=list(np.geomspace(1, 24, 6)), **common)[-1]
     noise = np.sqrt(np.square(one["test_mean_mcse"]) + np.square(ladder["test_mean_mcse"]))
     assert np.all(np.abs(np.subtract(one["test_mean"], ladder["test_mean"])) < 5 * noise + 1e-6)
+
+
+def test_heavy_tailed_importance_weights_of_the_chain_are_reported(monkeypatch):
+    """The chain has no MALA fallback: where its weights' upper tail reaches Pareto shape TAIL_MAX (infinite
+    variance, so the replicates' spread understates the error) the result says so; erf near standard
+    scaling (bounded tilt, k far below it) does not."""
+    from msat.runtime.numerics import deep_nonlinear
+
+    X, y, Xt = _problem()
+    chain = DeepNonlinearChain(X, y, Xt, [40, 50], [1.0, 1.0], 0.3, 1.0, "erf", 1, draws=2000, replicates=2, seed=1)
+    assert not any("heavy-tailed" in w for w in chain.solve(1.0).warnings)
+    monkeypatch.setattr(deep_nonlinear, "tail_index", lambda w: deep_nonlinear.TAIL_MAX)
+    assert any("heavy-tailed" in w for w in chain.solve(1.0).warnings)
