@@ -78,7 +78,7 @@ def loop_correction(X, X_test, y, C, Cs, Ct, N, chi, kappa, g_v, g_w, activation
     P, Q = X.shape[0], X_test.shape[0]
     coords = Coordinates(P, Q)
     X_all = np.ascontiguousarray(np.vstack([X, X_test]), dtype=float)
-    if not draws:  # which draws q gets: reweighted prior draws unless their weights are too uneven
+    if not draws:  # which draws q gets: reweighted prior draws unless their weights are too uneven or heavy-tailed
         _, w, frac, _ = reweighted_prior(X_all, P, Ct, g_w, activation, 4096, seed)
         draws_first = max(first or 0, first_draws(coords, mala=not prior_reaches(w, frac)))
     M = int(draws or draws_first)

@@ -47,11 +47,11 @@ STAGES, GROWTH, GROWTH_CAP, REACH = 8, 2, 4, 2.0
 CREEP = 0.01
 #: a candidate C whose weights are more uneven than this is outside the draws' reach (infeasible)
 FLOOR = 0.02
-#: the Gaussian final draws are used when their weights at the solution keep this effective fraction; a failed
-#: search whose last point has tilt/prior above NEAR_BOUNDARY ends at the normalisability boundary
+#: the Gaussian final draws are used when their weights at the solution keep this effective fraction (and their
+#: upper tail's Pareto shape is under proposal.TAIL_MAX: where q is wider than G in some direction, relu near
+#: mean field, the weights are heavy-tailed and the estimate biased); a failed search whose last point has
+#: tilt/prior above NEAR_BOUNDARY ends at the normalisability boundary
 GAUSSIAN_MIN, NEAR_BOUNDARY = 0.3, 0.9
-#: (and their upper tail's Pareto shape is under proposal.TAIL_MAX: where q is wider than G in some direction,
-#: relu near mean field, the weights are heavy-tailed and the estimate biased)
 #: how the result names the proposal's covariance (numerics.proposal); draw sets behind the Monte Carlo error
 PROPOSAL_NAMES = {"moments": "q's estimated second moment", "linearised": "the linearised unit's law"}
 REPLICATES = 4
