@@ -20,7 +20,7 @@ from msat.generated import densities
 from .field_loop import Coordinates
 from .mala import mala_chains, tune
 from .normals import standard_normals
-from .proposal import TAIL_MAX, tail_index
+from .proposal import TAIL_MAX, ess, tail_index
 
 #: the effective sample fraction of reweighted prior draws below which MALA draws are used instead
 ESS_MIN = 0.3
@@ -159,7 +159,7 @@ def reweighted_prior(X_all, P, Ct, g_w, activation, M, seed):
     F, W = prior_features(X_all, g_w, activation, M, seed)
     logw = generated.deep_linear_adaptation().tilt(F[:, :P], Ct)[:, 0]
     w = np.exp(logw - logw.max())
-    return F, w, float(w.sum() ** 2 / (w @ w) / M), W
+    return F, w, ess(w) / M, W
 
 
 def tilted_draws(X_all, P, Ct, g_w, activation, M, seed, neurons=False):
@@ -170,9 +170,9 @@ def tilted_draws(X_all, P, Ct, g_w, activation, M, seed, neurons=False):
     D = X_all.shape[1]
     var_w = densities.neuron_scales(D, g_w)[0]
     rng = np.random.default_rng(seed)
-    F, w, ess, W = reweighted_prior(X_all, P, Ct, g_w, activation, M, rng)
-    if prior_reaches(w, ess):
-        return (F, w, "reweighted prior draws", ess) + ((W,) if neurons else ())
+    F, w, frac, W = reweighted_prior(X_all, P, Ct, g_w, activation, M, rng)
+    if prior_reaches(w, frac):
+        return (F, w, "reweighted prior draws", frac) + ((W,) if neurons else ())
     # MALA: 64 chains from the prior draws, a quarter burn-in, states thinned by 4
     n_chains, steps = 64, 4 * int(math.ceil(M / 64)) + 200
     Wc = np.ascontiguousarray(W[:n_chains])
