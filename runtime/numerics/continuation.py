@@ -13,6 +13,8 @@ from .reweighted_saddle import reweighted_saddle
 CONTINUATION_STEPS = 40
 #: ... each at least this long in log chi (a factor 1.01)
 MIN_LOG_STEP = 0.01
+#: a step's start is scaled by at most this factor to bring its field inside the normalisable region
+INFLATE_MAX = 2.0
 
 
 def continue_saddle(saddle, chi_from, C, chi_to, max_steps=CONTINUATION_STEPS):
@@ -28,7 +30,8 @@ def continue_saddle(saddle, chi_from, C, chi_to, max_steps=CONTINUATION_STEPS):
             step /= 2
         target = chi_to if abs(math.log(chi_to / chi)) <= abs(step) else chi * math.exp(step)
         try:
-            C_to = reweighted_saddle(saddle, target, predicted(saddle, before, chi, C, target),
+            start = inside(saddle, predicted(saddle, before, chi, C, target), target, chi, C)
+            C_to = reweighted_saddle(saddle, target, start,
                                      max(saddle.n_fixed // 4, 500), saddle.seed + 7, errors=False).C
         except ConvergenceError:
             step /= 2
@@ -41,6 +44,27 @@ def continue_saddle(saddle, chi_from, C, chi_to, max_steps=CONTINUATION_STEPS):
         before, chi, C, step = (chi, C), target, C_to, 2 * step  # a step that worked: try a longer one next
     raise ConvergenceError("adaptive: the continuation in chi from the last solved point needs more than "
                            f"{max_steps} steps", {"chi_from": chi_from, "chi": chi_to})
+
+
+def inside(saddle, start, target, chi, C):
+    """start, or where its field at target is not normalisable the least multiple s start (1 < s <=
+    INFLATE_MAX) whose field at target is no closer to the boundary than the saddle C at chi is (tilt/prior):
+    near the end of relu's saddle (tilt/prior ~ 0.95 to 0.99) the noise of a step's saddle alone can put the
+    next start past the boundary, where no step however short can begin, though the saddle ahead exists. A
+    larger kernel weakens the field (A and alpha shrink), and the locating stages move C back to the saddle."""
+    def ratio(s):
+        return saddle.normalisable(saddle.field(s * start, target)[2])[1]
+
+    if ratio(1.0) < 1.0:
+        return start
+    bound = saddle.normalisable(saddle.field(C, chi)[2])[1]
+    lo, hi = 0.0, math.log(INFLATE_MAX)
+    if not ratio(math.exp(hi)) <= bound:
+        return start
+    for _ in range(12):  # to a factor 2^(1/4096) of the least scale
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if ratio(math.exp(mid)) <= bound else (mid, hi)
+    return math.exp(hi) * start
 
 
 def predicted(saddle, before, chi, C, target):

@@ -6,7 +6,7 @@ import pytest
 
 from msat.generated import densities
 from msat.runtime import data, predict, spectral
-from msat.runtime.numerics.continuation import predicted
+from msat.runtime.numerics.continuation import INFLATE_MAX, inside, predicted
 from msat.runtime.numerics.linear_saddle import LinearSaddle
 from msat.runtime.numerics.mala import mala_chains
 from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle
@@ -190,3 +190,23 @@ def test_the_continuations_start_is_the_secant_in_log_chi():
     assert np.array_equal(predicted(s, None, 2.0, path(2.0), 8.0), path(2.0))
     # C_b = 3K, C = K: the secant at chi = 8 is -3K, not positive definite (no field)
     assert np.array_equal(predicted(s, (1.0, 3 * K), 2.0, K, 8.0), K)
+
+
+def test_a_start_past_the_normalisability_boundary_is_scaled_back_inside():
+    """relu near the end of its saddle: a continuation step whose start C has a field at the next chi that is
+    not normalisable starts instead from the least multiple s C (s <= INFLATE_MAX) whose field is no closer to
+    the boundary than the last saddle's: a larger kernel weakens the field. Checked on K^phi (P = 8, D = 12,
+    N = 32): the scale found holds the bound and a 1% smaller one does not; a start already inside, or one that
+    INFLATE_MAX cannot bring inside, is kept."""
+    ds = data.builtin("teacher", P=8, D=12, P_test=2, seed=0)
+    s = NonlinearSaddle(ds.X, ds.y, ds.X_test, 32, 0.2, 1.0, 1.0, "relu", 1, estimator="mc")
+    ratio = lambda C, chi: s.normalisable(s.field(C, chi)[2])[1]  # noqa: E731
+    C, bound = 1.5 * s.Kphi, ratio(1.5 * s.Kphi, 4.0)
+    ratios = [ratio(f * C, 8.0) for f in (1.0, 1.25, 1.5, 2.0)]
+    assert ratios[0] > 1 and all(np.diff(ratios) < 0)  # the field weakens as the kernel grows
+    got = inside(s, C, 8.0, 4.0, C)
+    scale = got[0, 0] / C[0, 0]
+    assert np.allclose(got, scale * C, rtol=1e-14, atol=0) and 1 < scale <= INFLATE_MAX
+    assert ratio(got, 8.0) <= bound < ratio(got / 1.01, 8.0)
+    assert np.array_equal(inside(s, 3 * s.Kphi, 8.0, 4.0, C), 3 * s.Kphi)  # inside already
+    assert np.array_equal(inside(s, s.Kphi, 32.0, 4.0, C), s.Kphi)  # INFLATE_MAX is not enough
