@@ -4,22 +4,23 @@ chi ladder of a task runs in order, with warm starts).
 
 List syntax: `1,2,5`; a range of integers `0..9`; relative chi values `sqrtN` and `N` (per width);
 `method:order` (`loop:2`); per-layer values with 'x' (`--widths 50x200`, `--g-w 1x2`); booleans
-`true,false` for `--dressed`.
+`true,false` for `--dressed`. `--depth` is a dimension of its own (layers of width N each; 0 with `--widths`,
+whose items set the depth).
 """
 from __future__ import annotations
 
 import itertools
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import values
 from .errors import InputError
 from .params import ACTIVATIONS, ESTIMATORS, METHODS, READOUTS
 
 #: the swept dimensions in their order in the store (chi last: a task's ladder runs along it)
-DIMS = ("method", "N", "kappa", "seed", "g_v", "g_w", "activation", "dressed", "estimator", "mc_samples", "samples",
-        "chains", "readout", "P", "D", "P_test", "chi")
+DIMS = ("method", "N", "depth", "kappa", "seed", "g_v", "g_w", "activation", "dressed", "estimator", "mc_samples",
+        "samples", "chains", "readout", "P", "D", "P_test", "chi")
 #: the Monte Carlo counts where 0 stands for the method's own default (not given)
 DEFAULT_COUNTS = ("mc_samples", "samples", "chains")
 #: chi tokens relative to the (last) width
@@ -113,8 +114,7 @@ class Grid:
 
     coords: dict
     spec: dict  # everything that defines the sweep (for --resume)
-    widths_from: str = "N"  # "N" (one layer), "depth" (with --depth) or "widths"
-    depth: dict = field(default_factory=dict)
+    widths_from: str = "N"  # "N" (with the task's depth) or "widths"
 
     @property
     def task_dims(self):
@@ -149,9 +149,7 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
         n_key = "widths"
     else:
         depths = [_number("depth", t, "count") for t in _items("depth", depth)] if depth is not None else [1]
-        if len(depths) > 1:
-            raise InputError("--depth takes one value in a sweep (sweep --widths for several depths)")
-        Ns = [(_number("N", t, "count"),) * depths[0] for t in _items("N", N)]
+        Ns = [(_number("N", t, "count"),) for t in _items("N", N)]
         n_key = "N"
     chis = [c if c in RELATIVE else token(_number("chi", c, "chi")) for c in _items("chi", chi)]
     activations = [values.choice("activation", t, ACTIVATIONS) for t in _items("activation", activation)]
@@ -163,6 +161,7 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
     coords = {
         "method": [_method_token(t) for t in _items("method", method)],
         "N": [w[-1] for w in Ns] if n_key == "N" else ["x".join(str(n) for n in w) for w in Ns],
+        "depth": depths if n_key == "N" else [0],  # 0: the --widths items set it
         "kappa": [_number("kappa", t, "positive") for t in _items("kappa", kappa)],
         "seed": [_number("seed", t, "seed") for t in _items("seed", seed)],
         "g_v": [_number("g_v", t, "positive") for t in _items("g-v", g_v)],
@@ -186,15 +185,16 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
     if points > MAX_POINTS:
         raise InputError(f"the sweep has {points:,} points (tasks x chi values), over {MAX_POINTS:,}: split it")
     spec = {k: list(v) for k, v in coords.items()}
-    spec.update(source=source, widths_given=n_key, depth=len(Ns[0]) if n_key == "N" else None)
-    return Grid(coords, spec, n_key, {"depth": len(Ns[0])})
+    spec.update(source=source, widths_given=n_key)
+    return Grid(coords, spec, n_key)
 
 
-def widths_of(grid: Grid, token) -> tuple:
-    """The hidden widths of an N coordinate (a width, with the grid's depth, or 'axb')."""
+def widths_of(grid: Grid, task) -> tuple:
+    """The hidden widths of a task: its N coordinate (a width) repeated over its depth, or the 'axb' item of
+    --widths."""
     if grid.widths_from == "N":
-        return (int(token),) * grid.depth["depth"]
-    return tuple(int(n) for n in str(token).split("x"))
+        return (int(task["N"]),) * int(task["depth"])
+    return tuple(int(n) for n in str(task["N"]).split("x"))
 
 
 def g_w_of(token: str):

@@ -68,7 +68,7 @@ def _blank(chis, P: int, P_test: int, y_test=None) -> dict:
 
 def empty(g, task, P: int, P_test: int, y_test=None) -> dict:
     """The arrays of a task no method point covers: NaN, not converged, no seconds."""
-    return _blank(g.chi_values(_grid.widths_of(g, task["N"])[-1]), P, P_test, y_test)
+    return _blank(g.chi_values(_grid.widths_of(g, task)[-1]), P, P_test, y_test)
 
 
 def template(g, P_max: int, Pt_max: int):

@@ -40,7 +40,7 @@ def _options(g, task, extra):
     """The predict options of a task (all but the data and chi), as run_task and precheck pass them."""
     method, _, order = task["method"].partition(":")
     counts = {k: task[k] or None for k in _grid.DEFAULT_COUNTS}  # 0: not given, the method's default
-    return dict(widths=list(_grid.widths_of(g, task["N"])), kappa=task["kappa"], g_v=task["g_v"],
+    return dict(widths=list(_grid.widths_of(g, task)), kappa=task["kappa"], g_v=task["g_v"],
                 g_w=_grid.g_w_of(task["g_w"]), activation=task["activation"], method=method,
                 order=int(order) if order else None, dressed=task["dressed"], seed=task["seed"],
                 estimator=task["estimator"], readout=task["readout"], **counts, **extra)

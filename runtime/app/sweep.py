@@ -21,7 +21,7 @@ def add_parsers(sub) -> None:
         sw.add_argument(opt, default=None, help=f"built-in set: {what} (a list; default {BUILTIN_SIZES[key]})")
     sw.add_argument("--seed", default="0", help="built-in set: seeds (0..9 a range) (a list)")
     sw.add_argument("--N", default=None, help="hidden widths (a list)")
-    sw.add_argument("--depth", default=None, help="hidden layers of width N (one value)")
+    sw.add_argument("--depth", default=None, help="hidden layers of width N each (a list: a dimension of the store)")
     sw.add_argument("--widths", default=None, help="per-layer widths, a list of 'N1xN2x...'")
     sw.add_argument("--chi", default=None, help="chi values: numbers, sqrtN and N (relative to the last width)")
     sw.add_argument("--kappa", default=None, help="output noise (a list)")

@@ -19,11 +19,11 @@ def test_predict_nc_holds_the_json_numbers_in_the_sweep_form(tmp_path, capsys):
                  "--json", str(js), "--nc", str(nc)]) == 0
     ref = json.loads(js.read_text())
     st = xr.open_dataset(nc, engine="h5netcdf").load()
-    for dim in ("method", "N", "kappa", "seed", "g_v", "g_w", "activation", "dressed", "P", "D", "P_test"):
+    for dim in ("method", "N", "depth", "kappa", "seed", "g_v", "g_w", "activation", "dressed", "P", "D", "P_test"):
         assert st.sizes[dim] == 1, dim
     # labelled as asked, as a sweep labels it; the order that ran is a variable
     assert list(st.chi.values) == ["1", "5.5", "30"] and str(st.method.values[0]) == "adaptive"
-    assert int(st.N[0]) == 30 and int(st.seed[0]) == 3 and st.attrs["generated_hash"]
+    assert int(st.N[0]) == 30 and int(st.depth[0]) == 1 and int(st.seed[0]) == 3 and st.attrs["generated_hash"]
     assert st.attrs["command"].startswith("msat predict --dataset teacher")  # what was run, not the host's argv
     pt = st.squeeze([d for d in st.dims if d not in ("chi", "train_point", "test_point")])
     for j, r in enumerate(ref):

@@ -23,7 +23,7 @@ def test_lists_ranges_relative_chi_and_errors():
     assert g.coords["seed"] == [3, 4, 5] and g.coords["method"] == ["exact", "loop:2"]
     assert g.chi_values(40) == [1.0, math.sqrt(40), 40.0] and len(list(g.tasks())) == 2 * 2 * 2 * 3
     w = grid.build(widths="50x200,100x400", chi="1", kappa="0.5", g_w="1x2")
-    assert grid.widths_of(w, w.coords["N"][1]) == (100, 400) and grid.g_w_of("1x2") == (1.0, 2.0)
+    assert grid.widths_of(w, {"N": w.coords["N"][1], "depth": 0}) == (100, 400) and grid.g_w_of("1x2") == (1.0, 2.0)
     for bad in (dict(N="20", chi="1,z", kappa="1"), dict(N="20", chi="1", kappa="1", seed="5..2"),
                 dict(N="20", chi="1", kappa="-1"), dict(N="20", chi="1", kappa="1", method="loop:x"),
                 dict(N="20,20", chi="1", kappa="1"), dict(chi="1", kappa="1")):
@@ -173,6 +173,35 @@ def test_sweep_on_two_workers_equals_serial_predict(store):
                             for k, v in (r.get("observables") or {}).items():  # scalar observables too
                                 if r.converged and isinstance(v, float) and "iterations" not in k:
                                     np.testing.assert_allclose(pt[k].values[j], v, rtol=1e-12, atol=1e-12)
+
+
+def test_depth_takes_a_list_and_is_a_dimension_of_the_store(tmp_path):
+    """`--depth 1,3` (every predict option takes a list in a sweep): the store has a depth dimension, and each
+    (N, depth) point equals `predict` with that depth; with --widths the depth coordinate is 0 (the items set
+    it), and a depth list with --widths is refused before any work."""
+    out = tmp_path / "d.zarr"
+    assert main(["sweep", "--dataset", "teacher", "--P", "8", "--D", "4", "--P-test", "2", "--N", "20,40",
+                 "--depth", "1,3", "--chi", "1,N", "--kappa", "0.5", "--method", "exact,loop:1",
+                 "--workers", "1", "--out", str(out)]) == 0
+    st = xr.open_zarr(out).load()
+    assert list(st["depth"].values) == [1, 3] and list(st["test_mean"].dims) == list(grid.DIMS) + ["test_point"]
+    ds = data.builtin("teacher", P=8, D=4, P_test=2, seed=0)
+    for method in ("exact", "loop:1"):
+        name, _, order = method.partition(":")
+        for N in (20, 40):
+            for depth in (1, 3):
+                pt = st.sel({"method": method, "N": N, "depth": depth}).squeeze()
+                ref = predict(ds.X, ds.y, ds.X_test, N=N, depth=depth, chi=[1.0, float(N)], kappa=0.5, method=name,
+                              order=int(order) if order else None)
+                for j, r in enumerate(ref):
+                    assert r.converged and r.params["widths"] == [N] * depth
+                    for k in ("train_mean", "test_mean", "test_var"):
+                        np.testing.assert_allclose(pt[k].values[j], r[k], rtol=1e-12, atol=1e-12)
+    # the depths differ (a test that the depth reached the tasks at all)
+    assert not np.allclose(st["test_mean"].sel(depth=1).values, st["test_mean"].sel(depth=3).values)
+    assert grid.build(widths="50x200,100", chi="1", kappa="1").coords["depth"] == [0]
+    with pytest.raises(InputError, match="--depth goes with --N"):
+        grid.build(widths="50x200", depth="1,2", chi="1", kappa="1")
 
 
 def test_resume_completes_a_store_that_lost_tasks(store, tmp_path):
