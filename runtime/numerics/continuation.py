@@ -42,8 +42,15 @@ def continue_saddle(saddle, chi_from, C, chi_to, max_steps=CONTINUATION_STEPS):
         if target == chi_to:
             return C_to
         before, chi, C, step = (chi, C), target, C_to, 2 * step  # a step that worked: try a longer one next
-    raise ConvergenceError("adaptive: the continuation in chi from the last solved point needs more than "
-                           f"{max_steps} steps", {"chi_from": chi_from, "chi": chi_to})
+    ratio = saddle.normalisable(saddle.field(C, chi)[2])[1]
+    raise ContinuationStopped(f"adaptive: the continuation in chi needs more than {max_steps} steps (tilt/prior "
+                              f"{ratio:.3g} at the last point reached)",
+                              {"chi_from": chi_from, "chi": chi, "target": chi_to, "tilt_prior": ratio})
+
+
+class ContinuationStopped(ConvergenceError):
+    """The continuation ran out of steps short of its target: `chi` in the diagnostics is where it got to
+    (relu near the normalisability boundary, where the saddles' noise keeps the steps short)."""
 
 
 def inside(saddle, start, target, chi, C):

@@ -32,7 +32,7 @@ from msat.generated import densities
 
 from ..errors import ConvergenceError
 from ..spectral import nngp_kernels
-from .continuation import continue_saddle
+from .continuation import ContinuationStopped, continue_saddle
 from .mixture_saddle import mixture_saddle
 from .modes import MissedModeError, check_modes, missed
 from .normalisability import normalisable
@@ -252,17 +252,19 @@ class NonlinearSaddle:
                     return self._fixed(chi, continue_saddle(self, self._chi_warm, C0, chi), warnings, mc_state)
                 except ConvergenceError as err:
                     missed(err)  # ... the stochastic iteration first
-                    edge = err if "not normalisable" in str(err) else None
+                    edge = err if isinstance(err, ContinuationStopped) or "not normalisable" in str(err) \
+                        else None
         try:
             results, accs = iterate(self, chi, C0, warnings, mc_state)
         except ConvergenceError as err:
             if edge is None:
                 raise
             # the continuation's reason is the one that says where the saddle ends (relu near mean field)
+            stop, why = edge.diagnostics.get("chi", float("nan")), str(edge).split(": ", 1)[-1]
             raise ConvergenceError(
-                f"adaptive: no saddle at chi = {chi:g}: the continuation from chi = {self._chi_warm:g} stopped at chi = "
-                f"{edge.diagnostics.get('chi', float('nan')):.4g}, where {str(edge).split(': ', 1)[-1]}; the stochastic "
-                f"iteration fails too ({err}). The saddle may not exist past it (docs/theory.md §6)",
+                f"adaptive: no saddle found at chi = {chi:g}: the continuation from chi = {self._chi_warm:g} stopped "
+                f"at chi = {stop:.4g}, where {why}; the stochastic iteration fails too ({err}). The saddle may not "
+                "exist past it (docs/theory.md §6)",
                 {**err.diagnostics, "continuation_stopped_at": edge.diagnostics.get("chi"), "chi": chi}) from None
         C = np.mean([r["C"] for r in results], axis=0)
         Cs = np.mean([r["Cs"] for r in results], axis=0)

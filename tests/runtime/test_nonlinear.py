@@ -6,7 +6,7 @@ import pytest
 
 from msat.generated import densities
 from msat.runtime import data, predict, spectral
-from msat.runtime.numerics.continuation import INFLATE_MAX, inside, predicted
+from msat.runtime.numerics.continuation import INFLATE_MAX, ContinuationStopped, continue_saddle, inside, predicted
 from msat.runtime.numerics.linear_saddle import LinearSaddle
 from msat.runtime.numerics.mala import mala_chains
 from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle
@@ -210,3 +210,19 @@ def test_a_start_past_the_normalisability_boundary_is_scaled_back_inside():
     assert ratio(got, 8.0) <= bound < ratio(got / 1.01, 8.0)
     assert np.array_equal(inside(s, 3 * s.Kphi, 8.0, 4.0, C), 3 * s.Kphi)  # inside already
     assert np.array_equal(inside(s, s.Kphi, 32.0, 4.0, C), s.Kphi)  # INFLATE_MAX is not enough
+
+
+def test_a_continuation_out_of_steps_says_where_it_got():
+    """A continuation that runs out of steps short of its target (relu P = 8, D = 12, N = 32, from chi = 1 to N
+    with one step: the field of chi = 1's saddle at N is not normalisable, so the step is shorter) ends with
+    the chi it reached and tilt/prior there, which `predict`'s refusal then names (was: the step budget alone,
+    and the refusal named the stochastic iteration's failure)."""
+    ds = data.builtin("teacher", P=8, D=12, P_test=2, seed=0)
+    s = NonlinearSaddle(ds.X, ds.y, ds.X_test, 32, 0.2, 1.0, 1.0, "relu", 1, estimator="mc", n_fixed=4000)
+    C = s.solve(1.0).C
+    assert not s.normalisable(s.field(C, 32.0)[2])[0]
+    with pytest.raises(ContinuationStopped) as err:
+        continue_saddle(s, 1.0, C, 32.0, max_steps=1)
+    d = err.value.diagnostics
+    assert 1 < d["chi"] < 32 and d["target"] == 32.0 and 0 < d["tilt_prior"] < 1
+    assert "needs more than 1 steps" in str(err.value)
