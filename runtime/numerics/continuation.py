@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from ..errors import ConvergenceError
-from .modes import check_modes
+from .modes import MissedModeError, check_modes
 from .reweighted_saddle import reweighted_saddle
 
 #: steps of the continuation in chi from a warm start the fixed draws cannot reach the saddle from at once
@@ -33,24 +33,32 @@ def continue_saddle(saddle, chi_from, C, chi_to, max_steps=CONTINUATION_STEPS):
             start = inside(saddle, predicted(saddle, before, chi, C, target), target, chi, C)
             C_to = reweighted_saddle(saddle, target, start,
                                      max(saddle.n_fixed // 4, 500), saddle.seed + 7, errors=False).C
-        except ConvergenceError:
+        except MissedModeError:
+            raise
+        except ConvergenceError as err:
             step /= 2
             if abs(step) <= MIN_LOG_STEP:
-                raise
+                why = f"its step to chi = {target:.4g} failed ({str(err).split(': ', 1)[-1]})"
+                raise _stopped(saddle, chi_from, chi, C, chi_to, why, target) from None
             continue
         check_modes(saddle, C_to, saddle.field(C_to, target)[2], target)  # past a missed mode it only crawls on
         if target == chi_to:
             return C_to
         before, chi, C, step = (chi, C), target, C_to, 2 * step  # a step that worked: try a longer one next
-    ratio = saddle.normalisable(saddle.field(C, chi)[2])[1]
-    raise ContinuationStopped(f"adaptive: the continuation in chi needs more than {max_steps} steps (tilt/prior "
-                              f"{ratio:.3g} at the last point reached)",
-                              {"chi_from": chi_from, "chi": chi, "target": chi_to, "tilt_prior": ratio})
+    raise _stopped(saddle, chi_from, chi, C, chi_to, f"the continuation in chi needs more than {max_steps} steps")
 
 
 class ContinuationStopped(ConvergenceError):
-    """The continuation ran out of steps short of its target: `chi` in the diagnostics is where it got to
-    (relu near the normalisability boundary, where the saddles' noise keeps the steps short)."""
+    """The continuation stopped short of its target (out of steps, or a step that failed however short):
+    `chi` in the diagnostics is the last saddle it reached, `tilt_prior` that saddle's (relu near the
+    normalisability boundary, where the saddles' noise keeps the steps short), `failed_at` the step's chi."""
+
+
+def _stopped(saddle, chi_from, chi, C, chi_to, why, failed_at=None):
+    ratio = saddle.normalisable(saddle.field(C, chi)[2])[1]
+    return ContinuationStopped(f"adaptive: {why}; tilt/prior {ratio:.3g} at the last saddle reached",
+                               {"chi_from": chi_from, "chi": chi, "target": chi_to, "tilt_prior": ratio,
+                                "failed_at": failed_at})
 
 
 def inside(saddle, start, target, chi, C):

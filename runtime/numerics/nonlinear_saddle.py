@@ -252,8 +252,7 @@ class NonlinearSaddle:
                     return self._fixed(chi, continue_saddle(self, self._chi_warm, C0, chi), warnings, mc_state)
                 except ConvergenceError as err:
                     missed(err)  # ... the stochastic iteration first
-                    edge = err if isinstance(err, ContinuationStopped) or "not normalisable" in str(err) \
-                        else None
+                    edge = err if isinstance(err, ContinuationStopped) else None
         try:
             results, accs = iterate(self, chi, C0, warnings, mc_state)
         except ConvergenceError as err:

@@ -6,6 +6,7 @@ import pytest
 
 from msat.generated import densities
 from msat.runtime import data, predict, spectral
+from msat.runtime.errors import ConvergenceError
 from msat.runtime.numerics.continuation import INFLATE_MAX, ContinuationStopped, continue_saddle, inside, predicted
 from msat.runtime.numerics.linear_saddle import LinearSaddle
 from msat.runtime.numerics.mala import mala_chains
@@ -212,11 +213,12 @@ def test_a_start_past_the_normalisability_boundary_is_scaled_back_inside():
     assert np.array_equal(inside(s, s.Kphi, 32.0, 4.0, C), s.Kphi)  # INFLATE_MAX is not enough
 
 
-def test_a_continuation_out_of_steps_says_where_it_got():
+def test_a_continuation_out_of_steps_says_where_it_got(monkeypatch):
     """A continuation that runs out of steps short of its target (relu P = 8, D = 12, N = 32, from chi = 1 to N
     with one step: the field of chi = 1's saddle at N is not normalisable, so the step is shorter) ends with
     the chi it reached and tilt/prior there, which `predict`'s refusal then names (was: the step budget alone,
-    and the refusal named the stochastic iteration's failure)."""
+    and the refusal named the stochastic iteration's failure). So does one whose step fails however short
+    (relu P = 40, N = 80: 'left its final draws' at chi = 21.2, tilt/prior 0.986)."""
     ds = data.builtin("teacher", P=8, D=12, P_test=2, seed=0)
     s = NonlinearSaddle(ds.X, ds.y, ds.X_test, 32, 0.2, 1.0, 1.0, "relu", 1, estimator="mc", n_fixed=4000)
     C = s.solve(1.0).C
@@ -225,4 +227,19 @@ def test_a_continuation_out_of_steps_says_where_it_got():
         continue_saddle(s, 1.0, C, 32.0, max_steps=1)
     d = err.value.diagnostics
     assert 1 < d["chi"] < 32 and d["target"] == 32.0 and 0 < d["tilt_prior"] < 1
-    assert "needs more than 1 steps" in str(err.value)
+    assert "needs more than 1 steps" in str(err.value) and f"{d['tilt_prior']:.3g} at the last saddle" in str(err.value)
+    from msat.runtime.numerics import continuation, modes
+
+    def failing(error):
+        def solve(*args, **kwargs):
+            raise error
+        return solve
+
+    with monkeypatch.context() as m:  # every step fails: stopped where it started, the step's reason kept
+        m.setattr(continuation, "reweighted_saddle", failing(ConvergenceError("adaptive: no way", {})))
+        with pytest.raises(ContinuationStopped, match=r"its step to chi = .* failed \(no way\)") as err:
+            continue_saddle(s, 1.0, C, 32.0)
+        assert err.value.diagnostics["chi"] == 1.0 and 1 < err.value.diagnostics["failed_at"] < 32
+        m.setattr(continuation, "reweighted_saddle", failing(modes.MissedModeError("adaptive: a mode", {})))
+        with pytest.raises(modes.MissedModeError):  # other routes would only repeat it: passed on as it is
+            continue_saddle(s, 1.0, C, 32.0)
