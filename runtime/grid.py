@@ -59,8 +59,8 @@ def _items(name, text):
 
 def _number(name, token, kind):
     v = values.from_text(f"--{name}", token)  # 1e-400 named as below float64's range, not reported as 0.0
-    if kind == "count":
-        return values.count(name, int(v) if v == int(v) else v, 1)
+    if kind in ("count", "size"):  # a size may be 0 (data without test points)
+        return values.count(name, int(v) if v == int(v) else v, 1 if kind == "count" else 0)
     if kind == "seed":
         return values.seed(int(v) if v == int(v) else v)
     if kind == "chi":
@@ -175,7 +175,7 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
         "readout": [values.choice("readout", t, READOUTS) for t in _items("readout", readout)],
         "P": [_number("P", t, "count") for t in _items("P", P)] if P is not None else [0],
         "D": [_number("D", t, "count") for t in _items("D", D)] if D is not None else [0],
-        "P_test": [_number("P_test", t, "count") for t in _items("P-test", P_test)] if P_test is not None else [0],
+        "P_test": [_number("P_test", t, "size") for t in _items("P-test", P_test)] if P_test is not None else [0],
         "chi": chis,
     }
     for name, v in coords.items():

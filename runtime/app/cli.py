@@ -211,6 +211,17 @@ def _writable_before_work(path):
             raise InputError(f"cannot write {path}: {err.strerror or err}") from None
 
 
+def _identity(path):
+    """What makes two paths one file: device and inode where it exists (a hard link is the same file under
+    another name), else the resolved path (symbolic links followed)."""
+    where = Path(path).resolve()
+    try:
+        st = where.stat()
+    except OSError:
+        return where
+    return st.st_dev, st.st_ino
+
+
 def _outputs_before_work(args) -> None:
     """Every output file writable, none of them the input data and no two the same file (--json x --draws x
     wrote the JSON over the draws), before any work."""
@@ -218,9 +229,9 @@ def _outputs_before_work(args) -> None:
     named = [(flag, p) for flag, p in named if p is not None and str(p) != "-"]
     for _, path in named:
         _writable_before_work(path)
-    seen = {} if args.data is None else {Path(args.data).resolve(): "--data"}
+    seen = {} if args.data is None else {_identity(args.data): "--data"}
     for flag, path in named:
-        where = Path(path).resolve()
+        where = _identity(path)
         if where in seen:
             raise InputError(f"{flag} {path} is the file of {seen[where]}: name another file")
         seen[where] = flag

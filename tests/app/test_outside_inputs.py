@@ -40,6 +40,33 @@ def test_an_output_over_the_data_or_over_another_output_is_refused(npz, tmp_path
     code, _, err = run(["sample", "--data", npz, "--N", "30", "--chi", "1", "--kappa", "0.5", "--samples", "20",
                         "--json", same, "--draws", same], capsys)
     assert code == 2 and "is the file of --json" in err and not same.exists(), err
+    link = tmp_path / "link.npz"  # a hard link is the data file under another name: it was overwritten
+    link.hardlink_to(npz)
+    code, _, err = run(BASE + ["--data", npz, "--chi", "1", "--json", link], capsys)
+    assert code == 2 and "is the file of --data" in err and npz.read_bytes() == before, err
+
+
+def test_data_without_test_points_reach_the_labelled_file_and_the_sweep(tmp_path, capsys):
+    """An .npz without X_test (or a built-in set with --P-test 0) ran with predict, but --nc exited 2 after the
+    work ('P_test must be an integer >= 1') and a sweep refused it: both now hold its training means."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10, 4))
+    data = tmp_path / "train_only.npz"
+    np.savez(data, X=X, y=np.sign(X[:, 0]))
+    nc, store = tmp_path / "r.nc", tmp_path / "s.zarr"
+    code, _, err = run(["predict", "--data", data, "--N", "5", "--chi", "1,5", "--kappa", "0.5", "--method", "exact",
+                        "--nc", nc], capsys)
+    assert code == 0, err
+    ref = predict(X, np.sign(X[:, 0]), N=5, chi=[1.0, 5.0], kappa=0.5, method="exact")
+    got = xr.open_dataset(nc)
+    assert got.sizes["test_point"] == 0
+    np.testing.assert_allclose(got["train_mean"].values.reshape(2, -1), [r.train_mean for r in ref], rtol=0, atol=0)
+    code, _, err = run(["sweep", "--data", data, "--N", "5", "--chi", "1,5", "--kappa", "0.5", "--method", "exact",
+                        "--workers", "1", "--out", store], capsys)
+    assert code == 0, err
+    np.testing.assert_allclose(xr.open_zarr(store)["train_mean"].values.reshape(2, -1), [r.train_mean for r in ref],
+                               rtol=1e-12, atol=1e-12)
+    assert grid.build(N="5", chi="1", kappa="1", P="8", D="3", P_test="0,2").coords["P_test"] == [0, 2]
 
 
 def test_a_number_below_float64s_range_is_named_as_typed(npz, capsys):
