@@ -21,9 +21,13 @@ def _existing_file(path) -> Path:
     return p
 
 
+def _spelling(key: str) -> str:
+    return key.lower().replace("_", "").replace("-", "").replace(" ", "")
+
+
 def load_npz(path) -> Dataset:
     """Load an .npz archive with keys X, y (required) and X_test, y_test (optional), without
-    pickle. Other keys are ignored."""
+    pickle. Other keys are ignored, except near-misses of X_test and y_test (Xtest, x_test), refused."""
     p = _existing_file(path)
     try:
         archive = np.load(p, allow_pickle=False)
@@ -37,6 +41,10 @@ def load_npz(path) -> Dataset:
         for key in ("X", "y"):
             if key not in keys:
                 raise fail(f"{p}: required key '{key}' is missing (keys present: {present})")
+        for key in ("X_test", "y_test"):
+            near = [k for k in keys if k != key and _spelling(k) == _spelling(key)]
+            if near and key not in keys:  # 'Xtest' would be ignored and the test points silently lost
+                raise fail(f"{p}: key '{near[0]}' is not '{key}', the optional test key it resembles: rename it")
         arrays = {}
         for key in ("X", "y", "X_test", "y_test"):
             if key not in keys:

@@ -341,3 +341,19 @@ def test_a_seed_reads_like_a_count(npz, capsys):
 def test_the_sample_table_is_titled_sample(npz, tmp_path, capsys):
     code, out, err = run(SAMPLE + ["--data", npz, "--chi", "1", "--json", tmp_path / "r.json"], capsys)
     assert code == 0 and "msat sample" in out + err and "msat predict" not in out + err
+
+
+def test_a_misspelled_test_key_is_refused_not_ignored(tmp_path, capsys):
+    """An .npz with 'Xtest' for X_test ran with no test points and no word (other keys are ignored): a key that
+    differs from X_test or y_test only in case, '_' or '-' now exits 2 naming both; other extra keys still pass."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10, 4))
+    for key in ("Xtest", "x_test", "X-Test", "ytest"):
+        path = tmp_path / f"{key}.npz"
+        np.savez(path, X=X, y=np.sign(X[:, 0]), **{key: X[:2] if key[0] in "xX" else np.ones(2)})
+        code, _, err = run(BASE + ["--data", path, "--chi", "1"], capsys)
+        assert code == 2 and f"'{key}'" in err and len(err.strip().splitlines()) == 1, err
+    extra = tmp_path / "extra.npz"
+    np.savez(extra, X=X, y=np.sign(X[:, 0]), X_test=X[:2], notes=np.zeros(3))
+    code, out, err = run(BASE + ["--data", extra, "--chi", "1", "--json", "-"], capsys)
+    assert code == 0 and len(json.loads(out)["test_mean"]) == 2, err
