@@ -32,7 +32,7 @@ from msat import generated
 from ..errors import ConvergenceError
 from . import anderson, newton
 from .draw_sets import Draws, gaussian_set, mala_set, union as _union
-from .proposal import TAIL_MAX, ess as _ess, proposal as _proposal, tail_index
+from .proposal import TAIL_FINAL, ess as _ess, proposal as _proposal, tail_index
 
 #: locating stops once the weights at the solution keep this fraction of the draws' own effective size
 REDRAW = 0.5
@@ -48,9 +48,9 @@ CREEP = 0.01
 #: a candidate C whose weights are more uneven than this is outside the draws' reach (infeasible)
 FLOOR = 0.02
 #: the Gaussian final draws are used when their weights at the solution keep this effective fraction (and their
-#: upper tail's Pareto shape is under proposal.TAIL_MAX: where q is wider than G in some direction, relu near
-#: mean field, the weights are heavy-tailed and the estimate biased); a failed search whose last point has
-#: tilt/prior above NEAR_BOUNDARY ends at the normalisability boundary
+#: upper tail's Pareto shape is under proposal.TAIL_FINAL: where q is wider than G in some direction, relu near
+#: mean field, the weights are heavy-tailed and the estimate biased or its error understated); a failed search
+#: whose last point has tilt/prior above NEAR_BOUNDARY ends at the normalisability boundary
 GAUSSIAN_MIN, NEAR_BOUNDARY = 0.3, 0.9
 #: how the result names the proposal's covariance (numerics.proposal); draw sets behind the Monte Carlo error
 PROPOSAL_NAMES = {"moments": "q's estimated second moment", "linearised": "the linearised unit's law"}
@@ -207,7 +207,7 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, 
     union = _union(sets)
     Cu, Cs, css, wu, frac, done = _solve_on(saddle, chi, C, union, Ct0, _below_noise(tol, union))
     how = (f"Gaussian proposal ({PROPOSAL_NAMES[_proposal.chosen]}) with its moments as control variate")
-    if not (done and frac >= GAUSSIAN_MIN and tail_index(wu) < TAIL_MAX):
+    if not (done and frac >= GAUSSIAN_MIN and tail_index(wu) < TAIL_FINAL):
         sets = [mala_set(saddle, Ct0, draws, seed + 7919 * (r + 1))[0] for r in range(replicates)]
         union = _union(sets)
         Cu, Cs, css, _, frac, done = _solve_on(saddle, chi, C, union, Ct0, _below_noise(tol, union))

@@ -356,15 +356,15 @@ def test_tail_index_of_gaussian_importance_weights_is_their_closed_form(ratio):
 
 
 def test_heavy_tailed_gaussian_weights_hand_the_final_draws_to_mala(monkeypatch):
-    """Where the Gaussian final draws' weights have a Pareto tail at or past TAIL_MAX (infinite variance:
-    their replica spread understates the error), the final draws are MALA draws of q; below it they stay
-    Gaussian (erf near standard scaling, k ~ 0.03)."""
+    """Where the Gaussian final draws' weights have a Pareto tail at or past TAIL_FINAL (near or past infinite
+    variance: their replica spread understates the error), the final draws are MALA draws of q; below it they
+    stay Gaussian (erf near standard scaling, k ~ 0.03)."""
     s, _ = _saddle("erf")
     tails = []
     monkeypatch.setattr(rs, "tail_index", lambda w: tails.append(pr.tail_index(w)) or tails[-1])
     assert s.solve(1.0).fixed.draws.startswith("Gaussian proposal")
     assert tails and tails[-1] < 0.2, tails
-    monkeypatch.setattr(rs, "tail_index", lambda w: rs.TAIL_MAX)
+    monkeypatch.setattr(rs, "tail_index", lambda w: rs.TAIL_FINAL)
     assert s.solve(1.0).fixed.draws == "single-neuron MALA"
 
 
