@@ -55,8 +55,9 @@ class ContinuationStopped(ConvergenceError):
 
 
 def _stopped(saddle, chi_from, chi, C, chi_to, why, failed_at=None):
-    ratio = saddle.normalisable(saddle.field(C, chi)[2])[1]
-    return ContinuationStopped(f"adaptive: {why}; tilt/prior {ratio:.3g} at the last saddle reached",
+    ratio = saddle.normalisable(saddle.field(C, chi)[2])[1]  # 0 for bounded phi (erf): q always exists
+    near = f"; tilt/prior {ratio:.3g} at the last saddle reached" if ratio > 0 else ""
+    return ContinuationStopped(f"adaptive: {why}{near}",
                                {"chi_from": chi_from, "chi": chi, "target": chi_to, "tilt_prior": ratio,
                                 "failed_at": failed_at})
 

@@ -258,12 +258,12 @@ class NonlinearSaddle:
         except ConvergenceError as err:
             if edge is None:
                 raise
-            # the continuation's reason is the one that says where the saddle ends (relu near mean field)
+            # where the continuation stopped, and why, says more than the fallback's failure (relu: where it ends)
             stop, why = edge.diagnostics.get("chi", float("nan")), str(edge).split(": ", 1)[-1]
             raise ConvergenceError(
                 f"adaptive: no saddle found at chi = {chi:g}: the continuation from chi = {self._chi_warm:g} stopped "
-                f"at chi = {stop:.4g}, where {why}; the stochastic iteration fails too ({err}). The saddle may not "
-                "exist past it (docs/theory.md §6)",
+                f"at chi = {stop:.4g}, where {why}; the stochastic iteration fails too ({err})"
+                + (". The saddle may not exist past it (docs/theory.md §6)" if self.activation == "relu" else ""),
                 {**err.diagnostics, "continuation_stopped_at": edge.diagnostics.get("chi"), "chi": chi}) from None
         C = np.mean([r["C"] for r in results], axis=0)
         Cs = np.mean([r["Cs"] for r in results], axis=0)
