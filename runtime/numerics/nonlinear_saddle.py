@@ -264,7 +264,8 @@ class NonlinearSaddle:
                 f"adaptive: no saddle found at chi = {chi:g}: the continuation from chi = {self._chi_warm:g} stopped "
                 f"at chi = {stop:.4g}, where {why}; the stochastic iteration fails too ({err})"
                 + (". The saddle may not exist past it (docs/theory.md §6)" if self.activation == "relu" else ""),
-                {**err.diagnostics, "continuation_stopped_at": edge.diagnostics.get("chi"), "chi": chi}) from None
+                {**err.diagnostics, "continuation_stopped_at": edge.diagnostics.get("chi"),
+                 "tilt_prior_there": edge.diagnostics.get("tilt_prior"), "chi": chi}) from None
         C = np.mean([r["C"] for r in results], axis=0)
         Cs = np.mean([r["Cs"] for r in results], axis=0)
         css = np.mean([r["css"] for r in results], axis=0)

@@ -125,8 +125,9 @@ def test_relu_ladder_past_the_end_of_its_saddle_says_where_it_ends(monkeypatch):
     chi = N (tilt/prior 0.96 there; its test means and order-2 variances match sampled networks,
     docs/theory.md §6; it was refused while heavy-tailed prior weights located it, which now hand the draws to
     MALA). With the boundary moved to tilt/prior 0.9 (the check tightened), the jump from chi = 9 straight to
-    chi = N is refused with the point where the continuation in chi stopped and why, not only with the last
-    fallback's failure."""
+    chi = N is refused with the point where the continuation in chi stopped, why, and tilt/prior there, not
+    only with the last fallback's failure (measured: stopped at chi = 30.5, tilt/prior 0.886, its next step's
+    fixed point leaving its final draws)."""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((20, 30))
     s = NonlinearSaddle(X, np.tanh(X[:, 0] + X[:, 1] / 2), rng.standard_normal((3, 30)), 80, 0.2, 1.0, 1.0, "relu", 1,
@@ -139,7 +140,9 @@ def test_relu_ladder_past_the_end_of_its_saddle_says_where_it_ends(monkeypatch):
     s._chi_warm = 9.0  # the ladder's last point before the jump
     with pytest.raises(ConvergenceError) as err:
         s.solve(80.0, C0=C)
-    assert "not normalisable" in str(err.value) and 9 < err.value.diagnostics["continuation_stopped_at"] < 80
+    d = err.value.diagnostics  # the last saddle reached lies inside the tightened boundary, close to it
+    assert "stopped at chi =" in str(err.value) and 9 < d["continuation_stopped_at"] < 80
+    assert 0.8 < d["tilt_prior_there"] < 0.9 and f"tilt/prior {d['tilt_prior_there']:.3g}" in str(err.value)
 
 
 @pytest.mark.slow
