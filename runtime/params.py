@@ -143,9 +143,9 @@ def architecture(N=None, widths=None, depth=None, g_w=1.0):
     return widths, tuple(g_ws)
 
 
-#: the order-2 field's size (P(P+1)/2 + P P_test) up to which erf/relu adaptation runs order 2 by default:
-#: its dense loop costs O(M d^2) per chi (measured at chi = 1, teacher task, D = 1.5 P, N = 4P, beside another
-#: job: order 2 8 s against order 1's 3 s at d = 610, 26 s against 12 s at d = 1620, 77 s against 8 s at 3030)
+#: the order-2 field's size (P(P+1)/2 + P P_test + P_test, the loop's `field_dimension`) up to which erf/relu
+#: adaptation runs order 2 by default: its dense loop costs O(M d^2) per chi (chi = 1, teacher task, D = 1.5 P,
+#: N = 4P: order 2 8 s against order 1's 3 s at d = 630, 26 s against 12 s at 1640, 77 s against 8 s at 3050)
 DEFAULT_ORDER2_MAX_FIELD = 2000
 
 
@@ -155,7 +155,7 @@ def default_order(method, activation, depth, P, P_test):
     accurate theory at every chi measured, as long as its field is small enough to be cheap."""
     if method != "adaptive" or activation == "linear" or depth > 1:
         return 1, None
-    d = P * (P + 1) // 2 + P * P_test
+    d = P * (P + 1) // 2 + P * P_test + P_test  # the mean field's coordinates and the test variances
     if d <= DEFAULT_ORDER2_MAX_FIELD:
         return 2, ("order 2 by default: the kernel field's loop removes most of order 1's O(P/N) error "
                    "(docs/theory.md §2e); --order 1 is faster")

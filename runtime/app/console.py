@@ -30,8 +30,28 @@ class Parser(argparse.ArgumentParser):
     NEGATIVE_VALUE = re.compile(r"^-\.?\d[\w.,+:-]*$")
 
     def __init__(self, *args, **kwargs):
+        # a prefix of a flag is not that flag: `--mc 1000` or a typo that happens to be a prefix would
+        # otherwise set whichever option it abbreviates
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = self.NEGATIVE_VALUE
+
+    def refuse_repeats(self, argv) -> None:
+        """A flag given twice (in either spelling of its name) is a usage error: argparse would keep the
+        last value and drop the first without a word."""
+        seen = {}
+        for token in argv:
+            if token == "--":
+                break
+            action = self._option_string_actions.get(token.split("=", 1)[0]) if token.startswith("--") else None
+            if action is None or action.dest == "help" or isinstance(action, argparse._AppendAction):
+                continue  # an appending option (sweep --sel) is repeatable by design
+            name = token.split("=", 1)[0]
+            if action.dest in seen:
+                first = seen[action.dest]
+                also = "" if first == name else f" (as {first})"
+                self.error(f"{name} is given more than once{also}: give each option once")
+            seen[action.dest] = name
 
     def error(self, message):
         raise UsageError(f"{self.prog}: {message}")
@@ -43,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMAND_MODULES:
         import_module(name).add_parsers(sub)
+    p.subcommands = sub
     return p
 
 
@@ -54,7 +75,12 @@ def command_line(argv) -> str:
 
 def main(argv=None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        tokens = [str(t) for t in (sys.argv[1:] if argv is None else argv)]
+        command = parser.subcommands.choices.get(args.command)
+        if command is not None:
+            command.refuse_repeats(tokens[tokens.index(args.command) + 1:] if args.command in tokens else tokens)
         for name in ("activation", "method", "estimator", "readout"):
             # names of choices in one spelling for every consumer of args (values.choice: NNGP is nngp)
             if isinstance(getattr(args, name, None), str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import zipfile
 import zlib
 from pathlib import Path
@@ -63,25 +64,25 @@ def load_npz(path) -> Dataset:
     return validate(arrays["X"], arrays["y"], arrays.get("X_test"), arrays.get("y_test"), name=str(p))
 
 
+#: a number as a CSV cell writes it: ASCII decimal, optional exponent, or inf/nan (refused later as
+#: non-finite); Python's float() also takes `1_000` and non-ASCII digits, which no data file means
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|infinity|nan)", re.IGNORECASE | re.ASCII)
+
+
 def _parse_float(cell: str, p: Path, line: int, column: str) -> float:
     text = cell.strip()
     if not text:
         raise fail(f"{p}: empty cell at line {line}, column '{column}'")
-    try:
-        value = float(text)
-    except ValueError:
-        raise fail(f"{p}: non-numeric value {text!r} at line {line}, column '{column}'") from None
+    if not _is_number(text):
+        raise fail(f"{p}: non-numeric value {text!r} at line {line}, column '{column}'")
+    value = float(text)
     if not math.isfinite(value):
         raise fail(f"{p}: non-finite value {text!r} at line {line}, column '{column}'")
     return value
 
 
 def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    return NUMBER.fullmatch(text.strip()) is not None
 
 
 def load_csv(path, target: str = "y") -> Dataset:

@@ -357,3 +357,21 @@ def test_a_misspelled_test_key_is_refused_not_ignored(tmp_path, capsys):
     np.savez(extra, X=X, y=np.sign(X[:, 0]), X_test=X[:2], notes=np.zeros(3))
     code, out, err = run(BASE + ["--data", extra, "--chi", "1", "--json", "-"], capsys)
     assert code == 0 and len(json.loads(out)["test_mean"]) == 2, err
+
+
+def test_a_flag_is_given_once_and_in_full_and_a_number_is_written_as_one(npz, tmp_path, capsys):
+    """argparse kept the last of a repeated flag's values and took a prefix for the flag it abbreviates, and a
+    CSV cell read by Python's float() took `1_000` and non-ASCII digits: each is now exit 2 with one line."""
+    for argv, message in ((BASE + ["--data", npz, "--chi", "1", "--kappa", "0.7"], "--kappa is given more than once"),
+                          (BASE + ["--data", npz, "--chi=1", "--chi", "2"], "--chi is given more than once"),
+                          (["predict", "--data", npz, "--N", "30", "--kap", "0.5", "--chi", "1"], "--kap")):
+        code, _, err = run(argv, capsys)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (argv, err)
+    for cell in ("1_000", "\u0661\u0662", "0x10"):
+        table = tmp_path / "cells.csv"
+        table.write_text(f"x1,y\n1,0.5\n{cell},-0.5\n0,0.1\n", encoding="utf-8")
+        code, _, err = run(BASE + ["--data", table, "--chi", "1"], capsys)
+        assert code == 2 and "non-numeric value" in err and len(err.strip().splitlines()) == 1, (cell, err)
+    table.write_text("x1,y\n1e0,+.5\n-2.,-5E-1\n 0 ,0.1\n")
+    code, out, err = run(BASE + ["--data", table, "--chi", "1", "--json", "-"], capsys)
+    assert code == 0 and json.loads(out)["params"]["P"] == 3, err

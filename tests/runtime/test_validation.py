@@ -160,17 +160,19 @@ def test_widths_must_be_integers_below_2_to_53():
 
 
 def test_default_order_is_the_most_accurate_affordable_one():
-    """No --order: erf/relu kernel adaptation runs order 2 while its field (P(P+1)/2 + P P_test
-    coordinates) is at most DEFAULT_ORDER2_MAX_FIELD and order 1 beyond, each with a note saying why;
-    linear networks, other methods, deep networks and an explicit order are left alone."""
+    """No --order: erf/relu kernel adaptation runs order 2 while its field (the loop's coordinates, which a
+    result reports as field_dimension) is at most DEFAULT_ORDER2_MAX_FIELD and order 1 beyond, each with a
+    note saying why; linear networks, other methods, deep networks and an explicit order are left alone."""
     from msat.runtime import params
+    from msat.runtime.numerics.field_loop import Coordinates
 
     for P, P_test in ((20, 10), (20, 20), (40, 20)):  # (20, 20): the teacher set's default test points
         small = params.build(P, 30, P_test, N=80, kappa=0.2, activation="erf")
         assert small.order == 2 and "order 2 by default" in small.order_note
     big = params.build(60, 90, 20, N=240, kappa=0.2, activation="relu")
-    assert 60 * 61 // 2 + 1200 > params.DEFAULT_ORDER2_MAX_FIELD
-    assert big.order == 1 and "3030 coordinates" in big.order_note
+    d = Coordinates(60, 20).d
+    assert d > params.DEFAULT_ORDER2_MAX_FIELD
+    assert big.order == 1 and f" {d} coordinates" in big.order_note
     assert params.build(20, 30, 10, N=80, kappa=0.2, activation="erf", order=1).order_note is None
     for kw in (dict(activation="linear", method="adaptive"), dict(activation="linear"),
                dict(activation="erf", depth=2), dict(activation="erf", method="nngp")):
