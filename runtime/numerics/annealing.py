@@ -29,6 +29,8 @@ from scipy.special import logsumexp
 from msat import generated
 from msat.generated.densities import neuron_log_densities
 
+from .proposal import ess as effective_size
+
 #: a neuron belongs to the region of mode m when its features' overlap with the mode's is at least this
 OVERLAP = 0.5
 #: annealing: chains, temperatures (beta_t = (t / T)^SCHEDULE) and Langevin steps per temperature
@@ -172,7 +174,7 @@ def anneal(saddle, Ct, base, region, seed, chains=CHAINS, temperatures=TEMPERATU
     log_prior = -float(prior_base(saddle).log_density(np.zeros((1, saddle.D)))[0])
     log_z = float(logsumexp(logw) - math.log(chains))
     w = np.exp(logw - logw.max()) if np.isfinite(logw).any() else np.zeros(chains)
-    ess = float(w.sum() ** 2 / (w @ w)) if w.any() else 0.0
+    ess = effective_size(w) if w.any() else 0.0
     error = float(np.std(w, ddof=1) / math.sqrt(chains) / np.mean(w)) if w.any() else float("inf")
     return Annealed(log_z - log_prior, error, ess / chains, W, logw, eps)
 
