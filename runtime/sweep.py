@@ -117,6 +117,23 @@ def _writable(path):
         raise InputError(f"cannot write {path}: its folder {parent} does not exist or is not writable")
 
 
+def _first_change(store, g) -> str:
+    """': N was 20,40, now 40,20 (...)': the first option whose list differs from the store's ('' if unknown)."""
+    try:
+        was = json.loads(store.attrs["msat_sweep"])
+    except (TypeError, ValueError):
+        return ""
+    for key in sorted(set(was) | set(g.spec)):
+        old, new = was.get(key), g.spec.get(key)
+        if old != new:
+            def text(v):
+                return ",".join(str(_plain(x)).lower() for x in (v if isinstance(v, list) else [v]))
+            again = " (the same values in another order: give them in the store's order)" if (
+                isinstance(old, list) and isinstance(new, list) and sorted(map(str, old)) == sorted(map(str, new))) else ""
+            return f": {key} was {text(old)}, now {text(new)}{again}"
+    return ""
+
+
 def _prepare(path, g, source, resume, command=None):
     import xarray as xr
 
@@ -128,7 +145,7 @@ def _prepare(path, g, source, resume, command=None):
         if "msat_sweep" not in st.attrs or "done" not in st:
             raise InputError(f"--resume: {path} is not a sweep's store")
         if st.attrs.get("msat_sweep") != g.spec_json():
-            raise InputError(f"--resume: {path} was made by a sweep with other parameters")
+            raise InputError(f"--resume: {path} was made by a sweep with other parameters{_first_change(st, g)}")
         return np.asarray(st["done"].values)
     if os.path.exists(path) and not resume:
         if not os.path.isdir(path):  # --resume would refuse it too: a store is a folder

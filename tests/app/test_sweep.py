@@ -204,7 +204,7 @@ def test_depth_takes_a_list_and_is_a_dimension_of_the_store(tmp_path):
         grid.build(widths="50x200", depth="1,2", chi="1", kappa="1")
 
 
-def test_resume_completes_a_store_that_lost_tasks(store, tmp_path):
+def test_resume_completes_a_store_that_lost_tasks(store, tmp_path, capsys):
     import shutil
 
     cut = tmp_path / "cut.zarr"
@@ -222,8 +222,13 @@ def test_resume_completes_a_store_that_lost_tasks(store, tmp_path):
     a, b = xr.open_zarr(store).load(), xr.open_zarr(cut).load()
     assert bool(b["done"].all())
     xr.testing.assert_equal(a.drop_vars("seconds"), b.drop_vars("seconds"))
-    # a store made by other parameters is refused, and so is overwriting without --resume
+    # a store made by other parameters is refused, naming the first option that differs (the same values in
+    # another order included), and so is overwriting without --resume
+    capsys.readouterr()
     assert main(["sweep", *[a_ if a_ != "0..1" else "0..2" for a_ in ARGS], "--out", str(cut), "--resume"]) == 2
+    assert "other parameters: seed was 0,1, now 0,1,2" in capsys.readouterr().err
+    assert main(["sweep", *[a_ if a_ != "20,40" else "40,20" for a_ in ARGS], "--out", str(cut), "--resume"]) == 2
+    assert "N was 20,40, now 40,20 (the same values in another order" in capsys.readouterr().err
     assert main(["sweep", *ARGS, "--out", str(cut)]) == 2
 
 
