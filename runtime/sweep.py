@@ -123,14 +123,12 @@ def _first_change(store, g) -> str:
         was = json.loads(store.attrs["msat_sweep"])
     except (TypeError, ValueError):
         return ""
-    for key in sorted(set(was) | set(g.spec)):
-        old, new = was.get(key), g.spec.get(key)
-        if old != new:
-            def text(v):
-                return ",".join(str(_plain(x)).lower() for x in (v if isinstance(v, list) else [v]))
-            again = " (the same values in another order: give them in the store's order)" if (
-                isinstance(old, list) and isinstance(new, list) and sorted(map(str, old)) == sorted(map(str, new))) else ""
-            return f": {key} was {text(old)}, now {text(new)}{again}"
+    for key in (k for k in sorted(set(was) | set(g.spec)) if was.get(k) != g.spec.get(k)):
+        old, new = ([str(_plain(x)).lower() for x in (v if isinstance(v, list) else [v])]
+                    for v in (was.get(key), g.spec.get(key)))
+        again = sorted(old) == sorted(new)
+        return (f": {key} was {','.join(old)}, now {','.join(new)}"
+                + (" (the same values in another order: give them in the store's order)" if again else ""))
     return ""
 
 
