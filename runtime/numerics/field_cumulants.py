@@ -26,11 +26,12 @@ from .proposal import TAIL_MAX, ess, tail_index
 ESS_MIN = 0.3
 
 
-def prior_reaches(w, frac):
+def prior_reaches(w, frac, tail=TAIL_MAX):
     """Whether prior draws with weights w to q (effective fraction frac) estimate its moments: frac at least
-    ESS_MIN and the weights' upper tail lighter than Pareto shape TAIL_MAX (relu's tilt grows like |w|^2, and
-    where q is wider than the prior in some direction the weights' variance is infinite; docs/theory.md §2e)."""
-    return frac >= ESS_MIN and tail_index(w) < TAIL_MAX
+    ESS_MIN and the weights' upper tail lighter than Pareto shape `tail` (relu's tilt grows like |w|^2, and
+    where q is wider than the prior in some direction the weights' variance is infinite; docs/theory.md §2e).
+    Draws whose replicas' spread is a reported error ask for TAIL_FINAL (the field's loop)."""
+    return frac >= ESS_MIN and tail_index(w) < tail
 
 
 class MonteCarloCumulants:
@@ -162,16 +163,16 @@ def reweighted_prior(X_all, P, Ct, g_w, activation, M, seed):
     return F, w, ess(w) / M, W
 
 
-def tilted_draws(X_all, P, Ct, g_w, activation, M, seed, neurons=False):
+def tilted_draws(X_all, P, Ct, g_w, activation, M, seed, neurons=False, tail=TAIL_MAX):
     """(features F of M draws of q over the P training and the test points, weights, how, effective
     sample fraction[, the draws w themselves if `neurons`]): reweighted prior draws, or MALA chains
-    where their weights are too uneven or heavy-tailed (prior_reaches)."""
+    where their weights are too uneven or heavy-tailed (prior_reaches, with the Pareto bound `tail`)."""
     act = densities.ACTIVATIONS.index(activation)
     D = X_all.shape[1]
     var_w = densities.neuron_scales(D, g_w)[0]
     rng = np.random.default_rng(seed)
     F, w, frac, W = reweighted_prior(X_all, P, Ct, g_w, activation, M, rng)
-    if prior_reaches(w, frac):
+    if prior_reaches(w, frac, tail):
         return (F, w, "reweighted prior draws", frac) + ((W,) if neurons else ())
     # MALA: 64 chains from the prior draws, a quarter burn-in, states thinned by 4
     n_chains, steps = 64, 4 * int(math.ceil(M / 64)) + 200

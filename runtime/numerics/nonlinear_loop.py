@@ -16,6 +16,7 @@ from .field_cumulants import (CONTROL_MIN, MonteCarloCumulants, PriorControlled,
                               plain_cumulants, prior_cumulants, reweighted_prior, tilted_draws)
 from ..errors import ConvergenceError
 from .field_loop import Coordinates, OneLoop
+from .proposal import TAIL_FINAL
 
 #: independent draw sets for the Monte Carlo error of the correction
 REPLICATES = 4
@@ -80,7 +81,7 @@ def loop_correction(X, X_test, y, C, Cs, Ct, N, chi, kappa, g_v, g_w, activation
     X_all = np.ascontiguousarray(np.vstack([X, X_test]), dtype=float)
     if not draws:  # which draws q gets: reweighted prior draws unless their weights are too uneven or heavy-tailed
         _, w, frac, _ = reweighted_prior(X_all, P, Ct, g_w, activation, 4096, seed)
-        draws_first = max(first or 0, first_draws(coords, mala=not prior_reaches(w, frac)))
+        draws_first = max(first or 0, first_draws(coords, mala=not prior_reaches(w, frac, TAIL_FINAL)))
     M = int(draws or draws_first)
     most = max(M, most_draws(coords))
     args = (C, Cs, y, kappa, g_v, chi, N)
@@ -130,7 +131,7 @@ def _draw_sets(X_all, P, Ct, g_w, activation, M, seed, attempt, coords, previous
     sets, how, frac = [], "", 1.0
     for r in range(REPLICATES):
         seed_r = seed + attempt + 7919 * (r + 1)
-        F, w, how, frac = tilted_draws(X_all, P, Ct, g_w, activation, M, seed_r)
+        F, w, how, frac = tilted_draws(X_all, P, Ct, g_w, activation, M, seed_r, tail=TAIL_FINAL)
         if how == "reweighted prior draws" and frac >= CONTROL_MIN:
             prior = prior_cumulants(X_all, P, g_w, activation, coords, seed, REPLICATES)[r]
             plain = plain_cumulants(F, coords, data_key(X_all, P, g_w, activation), seed_r)

@@ -412,3 +412,25 @@ def test_mc_samples_sets_the_loops_first_draws():
     ratio = more["loop_correction_mcse"] / base["loop_correction_mcse"] * np.sqrt(
         more["loop_n_draws"] / base["loop_n_draws"])
     assert 0.25 < ratio < 4.0
+
+
+def test_the_loops_draw_sets_refuse_prior_weights_with_a_heavy_but_finite_tail():
+    """Prior draws reweighted to a relu law whose weights' Pareto shape k is in [0.4, 1/2) have finite but heavy
+    variance: four replicas understated the loop's error there (docs/theory.md §2e), so the loop's sets are MALA
+    draws, while a locating stage (bound 1/2) still takes the reweighted prior draws."""
+    from msat.runtime.numerics import nonlinear_loop
+    from msat.runtime.numerics.field_cumulants import reweighted_prior, tilted_draws
+    from msat.runtime.numerics.proposal import TAIL_FINAL, TAIL_MAX, tail_index
+
+    rng = np.random.default_rng(0)
+    P, Q, M = 6, 2, 4096
+    X_all = rng.standard_normal((P + Q, 5))
+    Ct = 0.13 * np.eye(P)  # k ~ 0.45 for these draws: between the two bounds
+    coords = field_loop.Coordinates(P, Q)
+    sets, how, _ = nonlinear_loop._draw_sets(X_all, P, Ct, 1.0, "relu", M, 0, 0, coords)
+    assert how == "single-neuron MALA" and all(np.ptp(s.parts[0][1]) == 0 for s in sets)
+    for r in range(nonlinear_loop.REPLICATES):
+        seed_r = 7919 * (r + 1)  # the sets' own seeds (seed 0, first attempt)
+        _, w, frac, _ = reweighted_prior(X_all, P, Ct, 1.0, "relu", M, np.random.default_rng(seed_r))
+        assert TAIL_FINAL <= tail_index(w) < TAIL_MAX and frac > 0.3, (r, tail_index(w), frac)
+        assert tilted_draws(X_all, P, Ct, 1.0, "relu", M, seed_r)[2] == "reweighted prior draws"

@@ -1,0 +1,70 @@
+"""Whether kernel adaptation's reported Monte Carlo errors are honest (report; issue 13, docs/theory.md §2e, §6).
+
+A reported error is honest when independent repeats of the same computation scatter by as much as it says.
+Teacher task, P points, D = 1.5 P, 10 test points, kappa = 0.2, order 1's saddle at one chi (warm-started from
+chi = 1, seed 0), then the field's one loop at that saddle on `--seeds` independent draw seeds: the RMS over
+test points of the loop's test-mean corrections' spread over seeds, against the RMS error each run reports
+(their ratio near 1 is honest; over 1 understated), with the Pareto bound on the loop's prior weights
+(`--tail`: proposal.TAIL_FINAL, what msat uses; 0.5, the bound before) and the seconds per loop.
+
+    python benchmarks/mcse_honesty.py [--activation relu] [--P 40] [--N 160] [--chi 4] [--seeds 16]
+                                      [--tail 0.4] [--blas-threads 1]
+"""
+import argparse
+import math
+import time
+
+import blas  # benchmarks/blas.py, before numpy
+
+ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+ap.add_argument("--activation", default="relu", choices=("erf", "relu"))
+ap.add_argument("--P", type=int, default=40)
+ap.add_argument("--N", type=int, default=160)
+ap.add_argument("--chi", default="4", help="a number or sqrtN")
+ap.add_argument("--seeds", type=int, default=16)
+ap.add_argument("--tail", type=float, default=None, help="the loop's Pareto bound (default proposal.TAIL_FINAL)")
+blas.add_option(ap)
+ARGS = ap.parse_args()
+blas.apply(ARGS.blas_threads)
+
+import numpy as np  # noqa: E402
+
+from msat.runtime import data  # noqa: E402
+from msat.runtime.numerics import nonlinear_loop, proposal  # noqa: E402
+from msat.runtime.numerics.field_cumulants import reweighted_prior  # noqa: E402
+from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle  # noqa: E402
+
+
+def main():
+    P, N, act = ARGS.P, ARGS.N, ARGS.activation
+    chi = math.sqrt(N) if ARGS.chi == "sqrtN" else float(ARGS.chi)
+    if ARGS.tail is not None:
+        nonlinear_loop.TAIL_FINAL = ARGS.tail
+    ds = data.builtin("teacher", P=P, D=int(1.5 * P), P_test=10, seed=0)
+    saddle = NonlinearSaddle(ds.X, ds.y, ds.X_test, N, 0.2, 1.0, 1.0, act, 1, estimator="mc", seed=0)
+    st = saddle.solve(chi, C0=saddle.solve(1.0).C) if chi != 1.0 else saddle.solve(1.0)
+    X_all = np.vstack([ds.X, ds.X_test])
+    _, w, frac, _ = reweighted_prior(X_all, P, st.Ct, 1.0, act, 4096, 0)
+    print(f"{act}, P = {P}, N = {N}, chi = {chi:.4g}: prior weights at the saddle keep {frac:.3f} of 4096 draws, "
+          f"Pareto k {proposal.tail_index(w):.3f}; the loop's bound {nonlinear_loop.TAIL_FINAL}")
+    corr, errs, secs, hows = [], [], [], []
+    for seed in range(ARGS.seeds):
+        t0 = time.perf_counter()
+        lp = nonlinear_loop.loop_correction(ds.X, ds.X_test, ds.y, st.C, st.Cs, st.Ct, N, chi, 0.2, 1.0, 1.0, act,
+                                            seed=1000 * seed + 1)
+        secs.append(time.perf_counter() - t0)
+        corr.append(lp.test)
+        errs.append(lp.test_mcse)
+        hows.append(lp.draws)
+        print(f"  seed {seed:2d}: {lp.draws} ({lp.n_draws} draws), RMS correction {np.sqrt(np.mean(lp.test ** 2)):.4g}"
+              f", RMS reported error {np.sqrt(np.mean(lp.test_mcse ** 2)):.3g}, {secs[-1]:.1f} s", flush=True)
+    spread = np.std(np.array(corr), axis=0, ddof=1)
+    reported = np.sqrt(np.mean(np.array(errs) ** 2, axis=0))
+    print(f"spread over seeds RMS {np.sqrt(np.mean(spread ** 2)):.3g}, reported RMS {np.sqrt(np.mean(reported ** 2)):.3g}"
+          f", ratio {np.sqrt(np.mean(spread ** 2) / np.mean(reported ** 2)):.2f} (worst point "
+          f"{np.max(spread / reported):.2f}); median {np.median(secs):.1f} s a loop; "
+          f"{sum('MALA' in h for h in hows)} of {len(hows)} seeds' last sets MALA")
+
+
+if __name__ == "__main__":
+    main()
