@@ -62,7 +62,8 @@ def main():
     reported = np.sqrt(np.mean(np.array(errs) ** 2, axis=0))
     rms_spread, rms_reported = np.sqrt(np.mean(spread ** 2)), np.sqrt(np.mean(reported ** 2))
     print(f"spread over seeds RMS {rms_spread:.3g}, reported RMS {rms_reported:.3g}, ratio "
-          f"{rms_spread / rms_reported:.2f} (worst point {np.max(spread / reported):.2f}); median {np.median(secs):.1f} s a loop; "
+          f"{rms_spread / rms_reported:.2f} (worst point {np.max(spread / reported):.2f}); "
+          f"median {np.median(secs):.1f} s a loop; "
           f"{sum('MALA' in h for h in hows)} of {len(hows)} seeds' last sets MALA")
 
 
