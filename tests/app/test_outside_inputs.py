@@ -73,7 +73,8 @@ def test_a_number_below_float64s_range_is_named_as_typed(npz, capsys):
     """'--kappa 1e-400' was refused as 'got 0.0', which is not what was typed."""
     for flag, argv in (("--kappa", ["--chi", "1", "--kappa", "1e-400"]), ("--chi", ["--chi", "1e-400"]),
                        ("--g-v", ["--chi", "1", "--g-v", "1e-400"])):
-        code, _, err = run(BASE + ["--data", npz] + argv, capsys)
+        base = BASE if flag != "--kappa" else [a for a in BASE if a not in ("--kappa", "0.5")]  # each flag once
+        code, _, err = run(base + ["--data", npz] + argv, capsys)
         assert code == 2 and "1e-400 is below the smallest float64 number" in err, (flag, err)
     with pytest.raises(InputError, match="below the smallest float64"):
         grid.build(N="20", chi="1", kappa="1e-400")

@@ -105,7 +105,7 @@ def test_bad_specs_exit_2_before_any_work(tmp_path, capsys):
         err = capsys.readouterr().err
         assert says in err and len(err.strip().splitlines()) == 1, err
         assert not out.exists()  # refused before the store (or any task) was made
-    assert main(base + ["--N", "20", "--chi", "1", "--kappa", "1", "--out", "/proc/msat.zarr"]) == 2
+    assert main(base[:-2] + ["--N", "20", "--chi", "1", "--kappa", "1", "--out", "/proc/msat.zarr"]) == 2
     assert "cannot write" in capsys.readouterr().err
     not_a_store = tmp_path / "table.csv"
     not_a_store.write_text("a,b\n1,2\n")
