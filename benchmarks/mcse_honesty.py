@@ -5,10 +5,12 @@ Teacher task, P points, D = 1.5 P, 10 test points, kappa = 0.2, order 1's saddle
 chi = 1, seed 0), then the field's one loop at that saddle on `--seeds` independent draw seeds: the RMS over
 test points of the loop's test-mean corrections' spread over seeds, against the RMS error each run reports
 (their ratio near 1 is honest; over 1 understated), with the Pareto bound on the loop's prior weights
-(`--tail`: proposal.TAIL_FINAL, what msat uses; 0.5, the bound before) and the seconds per loop.
+(`--tail`: proposal.TAIL_FINAL, what msat uses; 0.5, the bound before) and the seconds per loop. `--rule fit`
+judges the prior weights' tail by the fit to 4,096 draws alone, as before relu's closed form
+(field_cumulants.weight_tail) joined it.
 
     python benchmarks/mcse_honesty.py [--activation relu] [--P 40] [--N 160] [--chi 4] [--seeds 16]
-                                      [--tail 0.4] [--blas-threads 1]
+                                      [--tail 0.4] [--rule closed] [--blas-threads 1]
 """
 import argparse
 import math
@@ -23,6 +25,8 @@ ap.add_argument("--N", type=int, default=160)
 ap.add_argument("--chi", default="4", help="a number or sqrtN")
 ap.add_argument("--seeds", type=int, default=16)
 ap.add_argument("--tail", type=float, default=None, help="the loop's Pareto bound (default proposal.TAIL_FINAL)")
+ap.add_argument("--rule", default="closed", choices=("closed", "fit"),
+                help="the prior weights' tail: the larger of closed form and fit (msat), or the fit alone (before)")
 blas.add_option(ap)
 ARGS = ap.parse_args()
 blas.apply(ARGS.blas_threads)
@@ -30,7 +34,7 @@ blas.apply(ARGS.blas_threads)
 import numpy as np  # noqa: E402
 
 from msat.runtime import data  # noqa: E402
-from msat.runtime.numerics import nonlinear_loop, proposal  # noqa: E402
+from msat.runtime.numerics import field_cumulants, nonlinear_loop, proposal  # noqa: E402
 from msat.runtime.numerics.field_cumulants import reweighted_prior  # noqa: E402
 from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle  # noqa: E402
 
@@ -40,13 +44,17 @@ def main():
     chi = math.sqrt(N) if ARGS.chi == "sqrtN" else float(ARGS.chi)
     if ARGS.tail is not None:
         nonlinear_loop.TAIL_FINAL = ARGS.tail
+    if ARGS.rule == "fit":
+        field_cumulants.weight_tail = nonlinear_loop.weight_tail = lambda *a: -math.inf
     ds = data.builtin("teacher", P=P, D=int(1.5 * P), P_test=10, seed=0)
     saddle = NonlinearSaddle(ds.X, ds.y, ds.X_test, N, 0.2, 1.0, 1.0, act, 1, estimator="mc", seed=0)
     st = saddle.solve(chi, C0=saddle.solve(1.0).C) if chi != 1.0 else saddle.solve(1.0)
     X_all = np.vstack([ds.X, ds.X_test])
     _, w, frac, _ = reweighted_prior(X_all, P, st.Ct, 1.0, act, 4096, 0)
+    shape = field_cumulants.weight_tail(X_all, P, st.Ct, 1.0, act)
     print(f"{act}, P = {P}, N = {N}, chi = {chi:.4g}: prior weights at the saddle keep {frac:.3f} of 4096 draws, "
-          f"Pareto k {proposal.tail_index(w):.3f}; the loop's bound {nonlinear_loop.TAIL_FINAL}")
+          f"Pareto k {proposal.tail_index(w):.3f} (closed form {shape:.3f})"
+          f"; the loop's bound {nonlinear_loop.TAIL_FINAL}")
     corr, errs, secs, hows = [], [], [], []
     for seed in range(ARGS.seeds):
         t0 = time.perf_counter()

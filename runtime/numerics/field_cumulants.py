@@ -19,6 +19,7 @@ from msat.generated import densities
 
 from .field_loop import Coordinates
 from .mala import mala_chains, tune
+from .normalisability import HOMOGENEOUS, ray_features, ray_ratio
 from .normals import standard_normals
 from .proposal import TAIL_MAX, ess, tail_index
 
@@ -26,12 +27,25 @@ from .proposal import TAIL_MAX, ess, tail_index
 ESS_MIN = 0.3
 
 
-def prior_reaches(w, frac, tail=TAIL_MAX):
+def prior_reaches(w, frac, tail=TAIL_MAX, shape=-math.inf):
     """Whether prior draws with weights w to q (effective fraction frac) estimate its moments: frac at least
     ESS_MIN and the weights' upper tail lighter than Pareto shape `tail` (relu's tilt grows like |w|^2, and
-    where q is wider than the prior in some direction the weights' variance is infinite; docs/theory.md §2e).
-    Draws whose replicas' spread is a reported error ask for TAIL_FINAL (the field's loop)."""
-    return frac >= ESS_MIN and tail_index(w) < tail
+    where q is wider than the prior in some direction the weights' variance is infinite; docs/theory.md §2e),
+    the larger of the shape fitted to w and `shape`, the one known in closed form (weight_tail). Draws whose
+    replicas' spread is a reported error ask for TAIL_FINAL (the field's loop)."""
+    return frac >= ESS_MIN and max(tail_index(w), shape) < tail
+
+
+def weight_tail(X_all, P, Ct, g_w, activation):
+    """The Pareto shape of the upper tail of prior draws' weights to q where it is known in closed form: for
+    homogeneous phi (linear, relu) the largest tilt/prior on a ray (normalisability.ray_ratio; docs/theory.md
+    §6), which the fit on a few thousand draws reads low near 1/2; -inf for other phi (the fit alone decides)."""
+    if activation not in HOMOGENEOUS:
+        return -math.inf
+    X = X_all[:P]
+    rays = _cached(data_key(X_all, P, g_w, activation), ("rays",),
+                   lambda: ray_features(X, densities.ACTIVATIONS.index(activation)))
+    return ray_ratio(X, Ct, densities.neuron_scales(X.shape[1], g_w)[1], activation, rays)
 
 
 class MonteCarloCumulants:
@@ -172,7 +186,7 @@ def tilted_draws(X_all, P, Ct, g_w, activation, M, seed, neurons=False, tail=TAI
     var_w = densities.neuron_scales(D, g_w)[0]
     rng = np.random.default_rng(seed)
     F, w, frac, W = reweighted_prior(X_all, P, Ct, g_w, activation, M, rng)
-    if prior_reaches(w, frac, tail):
+    if prior_reaches(w, frac, tail, weight_tail(X_all, P, Ct, g_w, activation)):
         return (F, w, "reweighted prior draws", frac) + ((W,) if neurons else ())
     # MALA: 64 chains from the prior draws, a quarter burn-in, states thinned by 4
     n_chains, steps = 64, 4 * int(math.ceil(M / 64)) + 200

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .field_cumulants import (CONTROL_MIN, MonteCarloCumulants, PriorControlled, data_key, prior_reaches,
-                              plain_cumulants, prior_cumulants, reweighted_prior, tilted_draws)
+                              plain_cumulants, prior_cumulants, reweighted_prior, tilted_draws, weight_tail)
 from ..errors import ConvergenceError
 from .field_loop import Coordinates, OneLoop
 from .proposal import TAIL_FINAL
@@ -81,7 +81,8 @@ def loop_correction(X, X_test, y, C, Cs, Ct, N, chi, kappa, g_v, g_w, activation
     X_all = np.ascontiguousarray(np.vstack([X, X_test]), dtype=float)
     if not draws:  # which draws q gets: reweighted prior draws unless their weights are too uneven or heavy-tailed
         _, w, frac, _ = reweighted_prior(X_all, P, Ct, g_w, activation, 4096, seed)
-        draws_first = max(first or 0, first_draws(coords, mala=not prior_reaches(w, frac, TAIL_FINAL)))
+        draws_first = max(first or 0, first_draws(coords, mala=not prior_reaches(
+            w, frac, TAIL_FINAL, weight_tail(X_all, P, Ct, g_w, activation))))
     M = int(draws or draws_first)
     most = max(M, most_draws(coords))
     args = (C, Cs, y, kappa, g_v, chi, N)

@@ -157,7 +157,7 @@ def test_the_batched_ray_ascent_climbs_as_each_start_alone():
                 tc = float(tilt(f, Ct)[0, 0])
                 v, t, eta = (cand, tc, eta * 1.5) if tc > t else (v, t, eta * 0.5)
             best = max(best, t)
-        assert normalisability.ray_ascent(s, Ct, starts) == pytest.approx(best, rel=1e-12), chi
+        assert normalisability.ray_ascent(s.X, s._act, Ct, starts) == pytest.approx(best, rel=1e-12), chi
 
 
 @pytest.mark.parametrize("proposal, chi_power", [("moments", 1.0), ("linearised", 0.5)])
@@ -369,6 +369,28 @@ def test_tail_index_of_relu_prior_weights_is_the_largest_tilt_over_prior_on_a_ra
         ok, ratio = normalisability.normalisable(s, Ct)
         k = pr.tail_index(reweighted_prior(s.X_all, s.P, Ct, s.g_w, "relu", 262_144, 3)[1])
         assert ok and 0.2 < ratio < 0.9 and ratio - 0.1 < k < ratio + 0.03, (chi, ratio, k)
+
+
+def test_prior_draws_are_refused_where_the_closed_form_tail_is_heavy_though_the_fit_reads_it_light(monkeypatch):
+    """tilted_draws judges prior weights by the larger of the fitted Pareto shape and the closed form
+    (field_cumulants.weight_tail: normalisability's ratio, the same number computed without a saddle; -inf for
+    erf). At relu's chi = 2 here the closed form is ~0.67 (infinite variance); the fit on 2,000 draws scatters
+    over 0.38-0.80 with the seed, and on seed 2's it reads under TAIL_MAX: the draws are MALA, and would be
+    prior draws by the fit alone."""
+    from msat.runtime.numerics import field_cumulants as fc, normalisability
+
+    for act in ("relu", "linear", "erf"):
+        s, _ = _saddle(act)
+        Ct = np.ascontiguousarray(s.field(s.Kphi, 2.0)[2])
+        shape = fc.weight_tail(s.X_all, s.P, Ct, s.g_w, act)
+        assert shape == (normalisability.normalisable(s, Ct)[1] if act != "erf" else -np.inf), act
+    s, _ = _saddle("relu")
+    Ct = np.ascontiguousarray(s.field(s.Kphi, 2.0)[2])
+    _, w, frac, _ = fc.reweighted_prior(s.X_all, s.P, Ct, s.g_w, "relu", 2000, np.random.default_rng(2))
+    assert frac >= fc.ESS_MIN and pr.tail_index(w) < pr.TAIL_MAX <= fc.weight_tail(s.X_all, s.P, Ct, s.g_w, "relu")
+    assert fc.tilted_draws(s.X_all, s.P, Ct, s.g_w, "relu", 2000, 2)[2] == "single-neuron MALA"
+    monkeypatch.setattr(fc, "weight_tail", lambda *a: -np.inf)
+    assert fc.tilted_draws(s.X_all, s.P, Ct, s.g_w, "relu", 2000, 2)[2] == "reweighted prior draws"
 
 
 def test_heavy_tailed_gaussian_weights_hand_the_final_draws_to_mala(monkeypatch):
