@@ -149,12 +149,14 @@ class NonlinearSaddle:
     def _relu_check(self, Ct, chi, warnings):
         if self.activation != "relu" or self.estimator != "mc":
             return
+        lead = "relu: q(w)'s normalisability rests on a search"
+        if any(w.startswith(lead) for w in warnings):  # once per point: the first chi it is needed at
+            return
         top = float(np.linalg.eigvalsh(Ct)[-1])
         if not self._model.relu_margin(self.D, self.g_w, top, self.XtX_max) > 0:
-            msg = (f"relu: sufficient normalisability condition of q(w) fails at chi = {chi:g} "
-                   "(D/g_w <= 2 lambda_max(Ct)_+ lambda_max(X^T X), docs/theory.md §6)")
-            if not any(w.startswith(msg[:50]) for w in warnings):  # once per point: the first chi it fails at
-                warnings.append(msg)
+            warnings.append(f"{lead} at chi = {chi:g}: the largest tilt/prior it finds on a ray is "
+                            f"{self.normalisable(Ct)[1]:.3g} (q exists below 1; a lower bound), since the sufficient "
+                            "condition D/g_w > 2 lambda_max(Ct)_+ lambda_max(X^T X) fails (docs/theory.md §6)")
 
     # -- solves ------------------------------------------------------------------------------
     def _fixed_point(self, chi, C0, moments, tol, maxiter, warnings):

@@ -393,6 +393,19 @@ def test_prior_draws_are_refused_where_the_closed_form_tail_is_heavy_though_the_
     assert fc.tilted_draws(s.X_all, s.P, Ct, s.g_w, "relu", 2000, 2)[2] == "reweighted prior draws"
 
 
+def test_a_relu_point_whose_normalisability_rests_on_the_search_says_what_the_search_found():
+    """Where the sufficient condition D/g_w > 2 lambda_max(Ct)_+ lambda_max(X^T X) fails (relu, kappa = 0.2: at
+    every chi here), the point warns once, with the largest tilt/prior on a ray the search found (under 1
+    where the point is solved), rather than that normalisability 'fails'."""
+    import re
+
+    s, _ = _saddle("relu")
+    lines = [w for w in s.solve(2.0).warnings if "normalisability rests on a search" in w]
+    assert len(lines) == 1, lines
+    ratio = float(re.search(r"on a ray is ([0-9.e+-]+)", lines[0]).group(1))
+    assert 0.05 < ratio < 1, lines
+
+
 def test_heavy_tailed_gaussian_weights_hand_the_final_draws_to_mala(monkeypatch):
     """Where the Gaussian final draws' weights have a Pareto tail at or past TAIL_FINAL (near or past infinite
     variance: their replica spread understates the error), the final draws are MALA draws of q; below it they
