@@ -95,18 +95,9 @@ def _listed(name, value):
     """A number, a sequence, or a comma-separated string -> list of raw items."""
     if isinstance(value, str):
         parts = [q.strip() for q in value.split(",")]
-        if any(q == "" for q in parts):
+        if not all(values.is_number(q) for q in parts):
             raise InputError(f"{name} must be a number or a comma-separated list, got {value!r}")
-        out = []
-        for q in parts:
-            try:
-                out.append(int(q))
-            except ValueError:
-                try:
-                    out.append(float(q))
-                except ValueError:
-                    raise InputError(f"{name} must be a number or a comma-separated list, got {value!r}") from None
-        return out
+        return [int(q) if q.lstrip("+-").isdigit() else float(q) for q in parts]
     if isinstance(value, np.ndarray) and value.ndim == 0:
         return [value.item()]
     if isinstance(value, (list, tuple, np.ndarray)):
@@ -242,7 +233,7 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
                P=int(P), D=int(D), P_test=int(P_test), estimator=estimator, seed=seed,
                mc_samples=mc_samples, samples=samples, chains=chains, widths=widths, g_ws=g_ws,
                readout=readout, order_note=order_note, ignored=tuple(ignored))
-    memory.require(memory.needed(p), f"{method} on P = {P}, D = {D}, P_test = {P_test}, N = {N}",
+    memory.require(memory.needed(p), f"{method} on P = {p.P}, D = {p.D}, P_test = {p.P_test}, N = {N}",
                    memory.what_fits(p))
     return p
 

@@ -53,8 +53,8 @@ def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=N
     solver = methods.solver(data, p, progress=progress, draws=draws)
     results = ladder.solve(solver, chis, setup_seconds=time.perf_counter() - t0)
     for r in results:
-        if not r.converged:  # a failed point keeps the contract's warning on its chi
-            r.warnings = chi_warnings(p.N, r.chi) + r.warnings
+        if not r.converged:  # a failed point keeps the contract's warning on its chi, and says which order failed
+            r.warnings = chi_warnings(p.N, r.chi) + ([p.order_note] if p.order_note else []) + r.warnings
     if not is_ladder and not results[0].converged:
         raise ConvergenceError(results[0].error, results[0].diagnostics)
     return results if is_ladder else results[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from typing import Sequence
 
 import numpy as np
@@ -22,6 +23,9 @@ REAL_MIN, REAL_MAX = 1e-150, 1e150
 CHI_RANGE = (0.0, math.inf)
 #: integers (widths, sizes, counts) must stay below 2**53: exact in float64
 INT_MAX = 2**53
+#: a number as it is typed (flags, lists, CSV cells): ASCII decimal, optional exponent, or inf/nan (refused
+#: later as out of range or non-finite); Python's float() and int() also take `1_000` and non-ASCII digits
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|infinity|nan)", re.IGNORECASE | re.ASCII)
 
 
 def _is_real(value) -> bool:
@@ -47,13 +51,18 @@ def positive(name: str, value, integer: bool = False, bounds=(REAL_MIN, REAL_MAX
     return v
 
 
+def is_number(text: str) -> bool:
+    """Whether `text` is a number as NUMBER writes it (surrounding blanks aside)."""
+    return NUMBER.fullmatch(text.strip()) is not None
+
+
 def from_text(name: str, text: str) -> float:
     """A number typed as text; InputError where it is not one, or where float64 reads a non-zero number as 0
-    (1e-400: the range check would then report 0.0, which is not what was typed)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise InputError(f"{name} must be a number, got {text!r}") from None
+    (1e-400: the range check would then report 0.0, which is not what was typed). The text must be a number
+    as NUMBER writes it."""
+    if not is_number(text):
+        raise InputError(f"{name} must be a number, got {text!r}")
+    v = float(text)
     if v == 0 and any(c in "123456789" for c in text.lower().partition("e")[0]):
         raise InputError(f"{name} {text.strip()} is below the smallest float64 number (it reads as 0)")
     return v
@@ -129,10 +138,8 @@ def chi_ladder(chi) -> tuple[list[float], bool]:
         parts = [p.strip() for p in chi.split(",")]
         if not parts or any(p == "" for p in parts):
             raise InputError(f"--chi must be a number or a comma-separated list, got {chi!r}")
-        try:
-            [float(p) for p in parts]
-        except ValueError:
-            raise InputError(f"--chi must be a number or a comma-separated list, got {chi!r}") from None
+        if not all(is_number(p) for p in parts):
+            raise InputError(f"--chi must be a number or a comma-separated list, got {chi!r}")
         vals = [from_text("chi", p) for p in parts]
         ladder = len(parts) > 1
     elif isinstance(chi, np.ndarray) and chi.ndim == 0:  # np.array(2.0) is one value, as 2.0 is

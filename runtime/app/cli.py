@@ -22,14 +22,10 @@ BUILTIN_SIZES = {"P": 200, "D": 100, "P_test": 20}
 def number(name):
     """An argparse type: the text as an int when it is one, else a float (validated later)."""
     def conv(text):
-        try:
-            return int(text)
-        except ValueError:
-            pass
-        from ..values import from_text  # numpy only once a number is parsed: `msat --help` stays light
+        from ..values import from_text, is_number  # numpy only once a number is parsed: `msat --help` stays light
 
-        try:
-            return from_text(name, text)
+        try:  # an integer as one (an exact seed), anything else through the number grammar's checks
+            return int(text) if is_number(text) and text.strip().lstrip("+-").isdigit() else from_text(name, text)
         except InputError as err:
             raise argparse.ArgumentTypeError(str(err)) from None
     return conv
@@ -126,7 +122,8 @@ def check_source(args) -> None:
     if args.data is not None:
         given = [k for k, v in (("--P", args.P), ("--D", args.D), ("--P-test", args.P_test)) if v is not None]
         if given:  # a file's sizes are its own
-            raise InputError(f"{', '.join(given)} go with --dataset; --data {args.data.name} has its own sizes")
+            verb = "go" if len(given) > 1 else "goes"
+            raise InputError(f"{', '.join(given)} {verb} with --dataset; --data {args.data.name} has its own sizes")
         if args.target is not None and args.data.suffix.lower() != ".csv":
             raise InputError(f"--target names a column of a .csv file; {args.data.name} is not one")
     elif args.target is not None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import math
-import re
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from ..values import is_number
 from .validate import Dataset, fail, validate
 
 def _existing_file(path) -> Path:
@@ -64,25 +64,16 @@ def load_npz(path) -> Dataset:
     return validate(arrays["X"], arrays["y"], arrays.get("X_test"), arrays.get("y_test"), name=str(p))
 
 
-#: a number as a CSV cell writes it: ASCII decimal, optional exponent, or inf/nan (refused later as
-#: non-finite); Python's float() also takes `1_000` and non-ASCII digits, which no data file means
-NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|infinity|nan)", re.IGNORECASE | re.ASCII)
-
-
 def _parse_float(cell: str, p: Path, line: int, column: str) -> float:
     text = cell.strip()
     if not text:
         raise fail(f"{p}: empty cell at line {line}, column '{column}'")
-    if not _is_number(text):
+    if not is_number(text):
         raise fail(f"{p}: non-numeric value {text!r} at line {line}, column '{column}'")
     value = float(text)
     if not math.isfinite(value):
         raise fail(f"{p}: non-finite value {text!r} at line {line}, column '{column}'")
     return value
-
-
-def _is_number(text: str) -> bool:
-    return NUMBER.fullmatch(text.strip()) is not None
 
 
 def load_csv(path, target: str = "y") -> Dataset:
@@ -115,7 +106,7 @@ def load_csv(path, target: str = "y") -> Dataset:
 
     if header is None:
         raise fail(f"{p}: the CSV file is empty (a header row is required)")
-    if all(_is_number(cell) for cell in header):
+    if all(is_number(cell) for cell in header):
         raise fail(f"{p}: the first row is numeric; a header row with column names is required")
     for position, column in enumerate(header, start=1):
         if not column:

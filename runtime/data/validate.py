@@ -52,6 +52,8 @@ def _as_float(value, key: str, name: str) -> np.ndarray:
         raise fail(f"{name}: {key} has complex values; real numbers are required")
     if raw.dtype.kind in "mMV":
         raise fail(f"{name}: {key} has dtype {raw.dtype}; real numbers are required")
+    if raw.dtype.kind in "US":  # numpy would read the text '1_000' as 1000, which no data file means
+        raise fail(f"{name}: {key} is not numeric (text, dtype {raw.dtype})")
     try:
         # order="C", not ascontiguousarray: that makes a 0-d value 1-d, and the shape check would misreport it
         return np.asarray(raw, dtype=np.float64, order="C")

@@ -141,11 +141,16 @@ def _invalid(solver, result):
     if result.s_var is not None and result.s_var < 0:
         impossible.append(f"s_var = {result.s_var:.3g} < 0")
     v = np.asarray(result.test_var)
+    params = solver.params
     if v.size and v.min() < -1e-9 * max(np.abs(v).max(), 1e-300):  # beyond round-off of a vanishing variance
+        prior = params.g_v * float(np.max(solver.spec.kss))  # the scale of the terms the series sums
+        if -v.min() < 1e-12 * prior:
+            return (f"the loop series at order {params.order} gives a test variance {v.min():.3g} < 0: "
+                    f"zero to float64's precision (the prior's is {prior:.3g}), where the rounding "
+                    "of the series' terms decides its sign; --method exact is the exact answer")
         impossible.append(f"a test variance {v.min():.3g} < 0")
     if not impossible:
         return None
-    params = solver.params
     return (f"the loop series at order {params.order} gives {', '.join(impossible)}: its expansion in 1/N does not "
             f"hold at N = {params.N} (P/N = {params.P / params.N:.2g}); --method exact is the exact answer")
 

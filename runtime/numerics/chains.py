@@ -85,7 +85,7 @@ def _checks(chains_list, d_train, d_test):
         warnings.append("sampler diagnostics: R-hat needs at least two chains (rhat_max undefined: null in the "
                         "JSON): use --chains 2 or more")
     if rhat_max > RHAT_MAX or ess_min < ESS_MIN:
-        rhat_part = f"R-hat max {rhat_max:.3f} (want <= {RHAT_MAX}), " if rhat_max == rhat_max else ""
+        rhat_part = f"R-hat max {rhat_max:.4f} (want <= {RHAT_MAX}), " if rhat_max == rhat_max else ""
         warnings.append(f"sampler diagnostics: {rhat_part}ESS min {ess_min:.0f} (want >= {ESS_MIN}): "
                         "increase --samples or --chains")
     stuck = [i for i, a in enumerate(acc) if a < STUCK]

@@ -376,3 +376,44 @@ def test_a_flag_is_given_once_and_in_full_and_a_number_is_written_as_one(npz, tm
     table.write_text("x1,y\n1e0,+.5\n-2.,-5E-1\n 0 ,0.1\n")
     code, out, err = run(BASE + ["--data", table, "--chi", "1", "--json", "-"], capsys)
     assert code == 0 and json.loads(out)["params"]["P"] == 3, err
+
+
+def test_flags_lists_and_data_files_read_numbers_as_csv_cells_do(npz, tmp_path, capsys):
+    """A flag's number, a list's items and an .npz array of text took Python's grammar (`--kappa 1_0` ran with
+    kappa = 10, `--g-w 1_0,2` with 10, text '1_000' in X read as 1000) while a CSV cell refused it: all now
+    follow the one grammar (values.NUMBER), exit 2 with one line; blanks around a number stay allowed."""
+    for flag, value in (("--kappa", "1_0"), ("--chi", "1,2_0"), ("--g-w", "1_0,2"), ("--N", "\u0663\u0660"),
+                        ("--seed", "0x1")):
+        options = {"--N": "30", "--kappa": "0.5", "--chi": "1", flag: value}
+        argv = ["predict", "--data", npz, "--method", "nngp"] + [a for kv in options.items() for a in kv]
+        code, _, err = run(argv, capsys)
+        assert code == 2 and value in err and len(err.strip().splitlines()) == 1, (flag, err)
+    code, out, err = run(BASE + ["--data", npz, "--chi", " 2", "--json", "-"], capsys)
+    assert code == 0 and json.loads(out)["chi"] == 2.0, err
+    rng = np.random.default_rng(0)
+    text = tmp_path / "text.npz"
+    np.savez(text, X=rng.standard_normal((5, 2)).astype(str), y=rng.standard_normal(5))
+    code, _, err = run(BASE + ["--data", text, "--chi", "1"], capsys)
+    assert code == 2 and "X is not numeric" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_failed_point_says_which_order_ran_and_why_a_variance_is_refused(tmp_path, capsys):
+    """A point that fails keeps the note of the order chosen for it (it was lost: the user could not tell which
+    order failed); a loop-series test variance refused as negative says when it is zero to float64's precision
+    (the prior's scale), not that the 1/N expansion fails."""
+    from types import SimpleNamespace
+
+    from msat.runtime.methods.loop import _invalid
+
+    one = tmp_path / "one.csv"
+    one.write_text("a,b,y\n1,2,3\n")
+    code, out, err = run(["predict", "--data", one, "--N", "5", "--chi", "1,5", "--kappa", "0.5", "--activation",
+                          "relu", "--mc-samples", "2000", "--json", "-"], capsys)
+    failed = json.loads(out)[-1]
+    assert code == 3 and not failed["converged"] and any("order 2 by default" in w for w in failed["warnings"]), out
+    assert "msat: warning: order 2 by default" in err
+    solver = SimpleNamespace(params=SimpleNamespace(order=1, N=5, P=6, g_v=1.0), spec=SimpleNamespace(kss=np.ones(3)))
+    point = SimpleNamespace(s_mean=None, s_var=None, chi=1e20)
+    assert "zero to float64's precision" in _invalid(solver, SimpleNamespace(**vars(point), test_var=[-5e-17, 1e-17]))
+    assert "expansion in 1/N" in _invalid(solver, SimpleNamespace(**vars(point), test_var=[-1e-3, 0.2]))
+    assert _invalid(solver, SimpleNamespace(**vars(point), test_var=[-1e-20, 0.2])) is None  # round-off of 0.2
