@@ -82,7 +82,7 @@ def loop_correction(X, X_test, y, C, Cs, Ct, N, chi, kappa, g_v, g_w, activation
     if not draws:  # which draws q gets: reweighted prior draws unless their weights are too uneven or heavy-tailed
         _, w, frac, _ = reweighted_prior(X_all, P, Ct, g_w, activation, 4096, seed)
         draws_first = max(first or 0, first_draws(coords, mala=not prior_reaches(
-            w, frac, TAIL_FINAL, weight_tail(X_all, P, Ct, g_w, activation))))
+            w, frac, TAIL_FINAL, lambda: weight_tail(X_all, P, Ct, g_w, activation))))
     M = int(draws or draws_first)
     most = max(M, most_draws(coords))
     args = (C, Cs, y, kappa, g_v, chi, N)
