@@ -40,13 +40,14 @@ def prior_reaches(w, frac, tail=TAIL_MAX, shape=None):
 def weight_tail(X_all, P, Ct, g_w, activation):
     """The Pareto shape of the upper tail of prior draws' weights to q where it is known in closed form: for
     homogeneous phi (linear, relu) the largest tilt/prior on a ray (normalisability.ray_ratio; docs/theory.md
-    §6), which the fit on a few thousand draws reads low near 1/2; -inf for other phi (the fit alone decides)."""
+    §6), which the fit on a few thousand draws reads low near 1/2; -inf for other phi (the fit alone decides).
+    Once per field: the loop asks at its first draws and again for each draw set."""
     if activation not in HOMOGENEOUS:
         return -math.inf
-    X = X_all[:P]
-    rays = _cached(data_key(X_all, P, g_w, activation), ("rays",),
-                   lambda: ray_features(X, densities.ACTIVATIONS.index(activation)))
-    return ray_ratio(X, Ct, densities.neuron_scales(X.shape[1], g_w)[1], activation, rays)
+    X, Ct, data = X_all[:P], np.ascontiguousarray(Ct), data_key(X_all, P, g_w, activation)
+    rays = _cached(data, ("rays",), lambda: ray_features(X, densities.ACTIVATIONS.index(activation)))
+    return _cached(data, ("tail", hash(Ct.tobytes())),
+                   lambda: ray_ratio(X, Ct, densities.neuron_scales(X.shape[1], g_w)[1], activation, rays))
 
 
 class MonteCarloCumulants:
