@@ -63,7 +63,7 @@ class _Solver(Solver):
             Xt = np.zeros((0, d.X.shape[1])) if d.X_test is None else d.X_test
             # --mc-samples M sets the loop's first draws too (M/4 per set, as for the saddle's final sets)
             sad = self.saddle(est)
-            reps = [(C, Cs, sad.field(C, chi)[2], out["test_var"]) for C, Cs, _, out in st.saddles]
+            reps = [(C, Cs, sad.field(C, chi)[2], out) for C, Cs, _, out in st.saddles]
             st.loop = loop_correction(d.X, Xt, d.y, st.C, st.Cs, st.Ct, p.N, chi, p.kappa, p.g_v, p.g_w,
                                       p.activation, seed=p.seed, first=int(p.mc_samples or 0) // 4, replicas=reps)
         return st
@@ -128,8 +128,8 @@ class _Solver(Solver):
                 preds["test_var"] = preds["test_var"] + lp.var
                 for k, e in (("train_mean", lp.train_mcse), ("test_mean", lp.test_mcse), ("test_var", lp.var_mcse)):
                     err[k] = np.sqrt(err[k] ** 2 + e ** 2) if k in err else e
-                if lp.var_total_mcse is not None:  # the saddle's noise through the correction (conservative: max)
-                    err["test_var"] = np.maximum(err["test_var"], lp.var_total_mcse)
+                for k, e in (lp.total_mcse or {}).items():  # the saddle's noise through the correction (max)
+                    err[k] = np.maximum(err[k], e)
                 obs.update({"loop_correction": float(np.max(np.abs(lp.train))),
                             "loop_correction_mcse": float(np.max(lp.train_mcse)),
                             "loop_test_correction": float(np.max(np.abs(lp.test), initial=0.0)),

@@ -30,7 +30,7 @@ class LoopCorrection:
     test_mcse: np.ndarray
     var: np.ndarray  # the test variances' correction: <v_t> - v_t plus the test means' variance over the field
     var_mcse: np.ndarray  # its Monte Carlo error at the given saddle
-    var_total_mcse: np.ndarray | None  # the error of order 1's test variance plus var, the saddle's noise included
+    total_mcse: dict | None  # order 1's outputs plus the loop's: their error, the saddle's noise included (pairs)
     bias: float  # estimated remaining O(1/M) bias of the union (largest over outputs)
     draws: str
     effective_fraction: float
@@ -52,11 +52,6 @@ def most_draws(coords: Coordinates) -> int:
     return int(8 * max(20000, 10 * coords.dm))
 
 
-#: from this chi/N on, the test variances' error comes from pairs (order-1 replicate, loop draw set): there the
-#: correction is as large as order 1's variance and carries the saddle's noise, which its own replicates at
-#: a fixed saddle do not show (measured, relu at chi = N: 6-8 times their error)
-PAIRED_FROM = 0.1
-
 #: the correction's Monte Carlo error is driven below this fraction of the correction ...
 MCSE_FRACTION = 0.1
 #: ... by growing the draws at most this many times, each time to what the error's M^-1/2 law asks
@@ -73,9 +68,8 @@ def loop_correction(X, X_test, y, C, Cs, Ct, N, chi, kappa, g_v, g_w, activation
     error is under MCSE_FRACTION of the means' correction (the variances' come along). A growth keeps the
     draws each set has (and their pooled second cumulant, in proportion to the numbers of draws) and adds
     fresh ones; only the third cumulant, whose direction moves with the second, passes over all of them
-    again. `replicas`: order 1's replicates solved alone, (C, C*, Ct, test variances) each; from
-    chi/N = PAIRED_FROM on, each is paired with one loop draw set (its draws reweighted to the replicate's
-    Ct) and the pairs' spread gives var_total_mcse."""
+    again. `replicas`: order 1's replicates solved alone, (C, C*, Ct, their outputs) each; each is paired with
+    one loop draw set (its draws reweighted to the replicate's Ct) and the pairs' spread gives total_mcse."""
     P, Q = X.shape[0], X_test.shape[0]
     coords = Coordinates(P, Q)
     X_all = np.ascontiguousarray(np.vstack([X, X_test]), dtype=float)
@@ -101,27 +95,37 @@ def loop_correction(X, X_test, y, C, Cs, Ct, N, chi, kappa, g_v, g_w, activation
     bias = float(np.max(np.abs(point[means] - reps[:, means].mean(axis=0)))) / (REPLICATES - 1)
     n_draws = sum(c.n_draws for c in sets)
     tr, te, va = slice(0, P), slice(P, P + Q), slice(P + Q, None)
-    total = _paired_variances(sets, replicas, args, coords, Ct) if chi / N >= PAIRED_FROM and Q else None
+    total = _paired_errors(sets, replicas, args, coords, Ct)
     return LoopCorrection(point[tr], point[te], mcse[tr], mcse[te], point[va], mcse[va], total, bias, how, frac,
                           coords.d, n_draws)
 
 
-def _paired_variances(sets, replicas, args, coords, Ct):
-    """The Monte Carlo error of order 2's test variances, saddle and loop together: replicate r of order 1
-    (1/R of its draws, solved alone) with loop draw set r (1/R of the loop's draws, reweighted from the union's
-    Ct to the replicate's), so that the spread of v_r + <correction>_r over sqrt(R) is the union's error."""
+#: order 2's outputs, in the order OneLoop.finish gives their corrections
+OUTPUTS = ("train_mean", "test_mean", "test_var")
+
+
+def _paired_errors(sets, replicas, args, coords, Ct):
+    """The Monte Carlo error of order 2's outputs, saddle and loop together: replicate r of order 1 (1/R of
+    its draws, solved alone) with loop draw set r (1/R of the loop's draws, reweighted from the union's Ct to
+    the replicate's), so that the spread of o_r + <correction>_r over sqrt(R) is the union's error. The
+    correction moves with the saddle's noise, which the loop's own replicates at a fixed saddle do not show:
+    the test variances' correction is as large as order 1's variance at chi ~ N (measured, relu at chi = N:
+    6-8 times their error), and the means' moves with order 1's means (relu at P = 40, chi = 4: the two
+    errors in quadrature read 0.88 of the spread over seeds)."""
     if len(replicas) < 2 or len(replicas) > len(sets):
         return None
     P = coords.P
     out = []
-    for c, (C_r, Cs_r, Ct_r, v_r) in zip(sets, replicas):
+    for c, (C_r, Cs_r, Ct_r, o_r) in zip(sets, replicas):
         cr = c.retilted(P, Ct_r - Ct)
         try:
             loop = OneLoop(C_r, Cs_r, *args[2:], cr.w2(), coords)
         except ConvergenceError:  # a replicate's field with a singular propagator: the pair is left out
             continue
-        out.append(v_r + loop.finish(cr.w3(loop.Y))[2][2])
-    return np.std(out, axis=0, ddof=1) / math.sqrt(len(out)) if len(out) >= 2 else None
+        out.append([o_r[k] + d for k, d in zip(OUTPUTS, loop.finish(cr.w3(loop.Y))[2])])
+    if len(out) < 2:
+        return None
+    return {k: np.std([o[i] for o in out], axis=0, ddof=1) / math.sqrt(len(out)) for i, k in enumerate(OUTPUTS)}
 
 
 def _draw_sets(X_all, P, Ct, g_w, activation, M, seed, attempt, coords, previous=None):

@@ -132,7 +132,7 @@ def test_a_test_variance_correction_lost_in_its_noise_says_so():
     preds = {"train_mean": np.ones(3), "test_mean": np.ones(2)}
     nngp = (np.zeros(3), np.zeros(2))
     means = dict(train=np.full(3, 1e-2), test=np.full(2, 1e-2), train_mcse=np.full(3, 1e-4),
-                 test_mcse=np.full(2, 1e-4), var_total_mcse=None, bias=0.0, draws="", effective_fraction=1.0,
+                 test_mcse=np.full(2, 1e-4), total_mcse=None, bias=0.0, draws="", effective_fraction=1.0,
                  dimension=9, n_draws=1)
 
     class St:
@@ -175,10 +175,11 @@ def test_retilted_cumulants_are_the_draws_reweighted_to_the_new_tilt():
 
 
 @pytest.mark.slow
-def test_paired_variance_error_at_the_saddle_itself_is_the_loops_own():
-    """Order 2's test-variance error from pairs (order-1 replicate, loop draw set): with every replicate at the
-    union's saddle it is the loop's own error at that saddle (the sets' spread; they differ only in the third
-    cumulant's direction, their own against the union's); the replicates' own order-1 variances enter it."""
+def test_paired_error_at_the_saddle_itself_is_the_loops_own():
+    """Order 2's error from pairs (order-1 replicate, loop draw set): with every replicate at the union's saddle
+    it is the loop's own error at that saddle (the sets' spread; they differ only in the third cumulant's
+    direction, their own against the union's); the replicates' own order-1 outputs enter it, means and
+    variances alike."""
     from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle
 
     rng = np.random.default_rng(4)
@@ -188,13 +189,17 @@ def test_paired_variance_error_at_the_saddle_itself_is_the_loops_own():
     sad = NonlinearSaddle(X, y, Xt, N, kappa, 1.0, 1.0, "erf", 1, estimator="mc", seed=0)
     st = sad.solve(float(N))
     args = (X, Xt, y, st.C, st.Cs, st.Ct, N, float(N), kappa, 1.0, 1.0, "erf")
-    same = [(st.C, st.Cs, st.Ct, st.predictions["test_var"])] * 4
+    same = [(st.C, st.Cs, st.Ct, st.predictions)] * 4
     lp = loop_correction(*args, seed=1, replicas=same)
-    np.testing.assert_allclose(lp.var_total_mcse, lp.var_mcse, rtol=0.25)
-    offsets = 20 * lp.var_mcse * np.array([-1.5, -0.5, 0.5, 1.5])[:, None]  # spread far above the loop's own
-    shifted = [(st.C, st.Cs, st.Ct, st.predictions["test_var"] + o) for o in offsets]
+    np.testing.assert_allclose(lp.total_mcse["test_var"], lp.var_mcse, rtol=0.25)
+    for k, own in (("train_mean", lp.train_mcse), ("test_mean", lp.test_mcse)):  # pairs use their own W''' direction
+        np.testing.assert_allclose(np.linalg.norm(lp.total_mcse[k]), np.linalg.norm(own), rtol=0.25)
+    steps = np.array([-1.5, -0.5, 0.5, 1.5])  # spread far above the loop's own error
+    scale = {k: 20 * e for k, e in lp.total_mcse.items()}
+    shifted = [(st.C, st.Cs, st.Ct, {k: st.predictions[k] + c * scale[k] for k in scale}) for c in steps]
     lp2 = loop_correction(*args, seed=1, replicas=shifted)
-    np.testing.assert_allclose(lp2.var_total_mcse, np.std(offsets, axis=0, ddof=1) / 2, rtol=0.1)
+    for k in scale:
+        np.testing.assert_allclose(lp2.total_mcse[k], scale[k] * np.std(steps, ddof=1) / 2, rtol=0.1)
     assert len(st.saddles) == 4  # the saddle keeps its replicates for this
 
 
