@@ -439,3 +439,34 @@ def test_the_loops_draw_sets_refuse_prior_weights_with_a_heavy_but_finite_tail()
         _, w, frac, _ = reweighted_prior(X_all, P, Ct, 1.0, "relu", M, np.random.default_rng(seed_r))
         assert TAIL_FINAL <= tail_index(w) < TAIL_MAX and frac > 0.3, (r, tail_index(w), frac)
         assert tilted_draws(X_all, P, Ct, 1.0, "relu", M, seed_r)[2] == "reweighted prior draws"
+
+
+def test_order_two_reports_the_larger_of_the_pairs_and_the_quadrature(monkeypatch):
+    """A result's train/test mean and test variance errors at order 2 are the larger of order 1's and the loop's
+    errors in quadrature and the pairs' spread (LoopCorrection.total_mcse), output by output."""
+    import dataclasses
+    from msat.runtime.methods import nonlinear
+
+    rng = np.random.default_rng(4)
+    X, Xt = rng.standard_normal((6, 9)), rng.standard_normal((3, 9))
+    y = np.tanh(X[:, 0] + 0.5 * X[:, 1])
+    kw = dict(N=24, chi=1.0, kappa=0.1, activation="erf", method="adaptive", order=2, seed=2)
+    solve, seen = nonlinear.loop_correction, {}
+
+    def scaled(factor):
+        def run(*a, replicas=(), **k):
+            lp = solve(*a, replicas=replicas, **k)
+            o1 = {key: np.std([o[key] for *_, o in replicas], axis=0, ddof=1) / np.sqrt(len(replicas))
+                  for key in ("train_mean", "test_mean", "test_var")}
+            own = {"train_mean": lp.train_mcse, "test_mean": lp.test_mcse, "test_var": lp.var_mcse}
+            seen["quadrature"] = {key: np.sqrt(o1[key] ** 2 + own[key] ** 2) for key in o1}
+            seen["pairs"] = {key: factor * seen["quadrature"][key] for key in o1}
+            return dataclasses.replace(lp, total_mcse=seen["pairs"])
+        return run
+
+    for factor, larger in ((3.0, "pairs"), (0.3, "quadrature")):
+        monkeypatch.setattr(nonlinear, "loop_correction", scaled(factor))
+        res = predict(X, y, Xt, **kw)
+        for key in ("train_mean", "test_mean", "test_var"):
+            np.testing.assert_allclose(res["mc_error"][key], seen[larger][key], rtol=1e-12)
+        np.testing.assert_allclose(res["test_mean_mcse"], seen[larger]["test_mean"], rtol=1e-12)
