@@ -59,6 +59,7 @@ class MonteCarloCumulants:
     (``pooled_w3``), so the draws are passed over once for W'' and once for W'''."""
 
     BLOCK = 4096
+    control = None  # (prior, plain) where the prior's cumulants are a control variate (PriorControlled)
 
     def __init__(self, F, weights, coords: Coordinates):
         self.coords = coords
@@ -83,15 +84,19 @@ class MonteCarloCumulants:
             dm = c.mean - self.mean
             W += sr * (c.w2() + np.outer(dm, dm))
         self._w2 = W
+        if all(c.control for c in sets):  # the control pools as the draws do: sum_r s_r (prior_r - plain_r)
+            self.control = tuple(cls.union([c.control[i] for c in sets], shares=s) for i in range(2))
         return self
 
     def retilted(self, P, dCt):
         """The same draws reweighted by exp(phi^T dCt phi) (phi on the P training points): the cumulants of
-        the tilted law at Ct + dCt from draws of the law at Ct (plain moments: no control variate)."""
+        the tilted law at Ct + dCt from draws of the law at Ct, with the same control variate if these have one
+        (near the prior the reweighted draws' noise cancels against the same draws' plain moments as before)."""
         F = np.vstack([Fp for Fp, _ in self.parts])
         tilt = generated.deep_linear_adaptation().tilt(F[:, :P], dCt)[:, 0]
         w = np.concatenate([wp for _, wp in self.parts]) * np.exp(tilt - tilt.max())
-        return MonteCarloCumulants(F, w, self.coords)
+        out = MonteCarloCumulants(F, w, self.coords)
+        return PriorControlled.controlled(out, *self.control) if self.control else out
 
     @property
     def n_draws(self):
@@ -232,10 +237,17 @@ class PriorControlled(MonteCarloCumulants):
     def __init__(self, F, weights, coords: Coordinates, prior: MonteCarloCumulants, plain=None):
         super().__init__(F, weights, coords)
         plain = MonteCarloCumulants(F, np.ones(len(F)), coords) if plain is None else plain
-        raw = lambda c: c.w2() + np.outer(c.mean, c.mean)  # noqa: E731  (second moment about zero)
-        second = raw(self) - raw(plain) + raw(prior)
-        self.mean = self.mean - plain.mean + prior.mean
-        self._w2 = second - np.outer(self.mean, self.mean)
+        self.controlled(self, prior, plain)
+
+    @staticmethod
+    def controlled(c: MonteCarloCumulants, prior, plain):
+        """c's mean and W'' with the control variate applied (in place; returns c)."""
+        raw = lambda x: x.w2() + np.outer(x.mean, x.mean)  # noqa: E731  (second moment about zero)
+        second = raw(c) - raw(plain) + raw(prior)
+        c.mean = c.mean - plain.mean + prior.mean
+        c._w2 = second - np.outer(c.mean, c.mean)
+        c.control = (prior, plain)
+        return c
 
 
 _CACHE: dict = {"data": None}
