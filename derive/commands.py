@@ -58,6 +58,12 @@ def derive(args) -> int:
     if args.check:
         order = args.order if args.order is not None else driver.checked_in_order(out)
         depth = args.depth if args.depth is not None else driver.checked_in_depth(out)
+        # read from the folder's file names: a stray rescaling_o99.py would start an emission of hours
+        over = [f"{name} {v} (msat derives up to {top})" for name, v, top in
+                (("order", order, MAX_ORDER), ("depth", depth, MAX_DEPTH)) if v > top]
+        if over:
+            raise UsageError(f"--check: {out} holds a module of {' and '.join(over)}: remove the stray file or "
+                             "pass --order/--depth")
         diffs = driver.check(out, driver.emit(order, depth))
         if diffs:
             sys.stdout.write("".join(diffs))

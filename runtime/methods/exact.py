@@ -212,13 +212,21 @@ def deep_moments(spec: Spectrum, widths, chi, kappa, g_v, tau_init: float = 0.0)
     def on_grid(step):
         i0, logp = product_prior.log_density(widths, theta, step)
         tau = (i0 + np.arange(logp.shape[0])) * step
-        finite = np.isfinite(logp)
+        # the likelihood is formed in u / u0 = e^(tau - tau0), which leaves float64 beyond |tau - tau0| ~ 709
+        # (a few hundred layers' grid spans thousands in tau); the prior's density there is far below its peak
+        finite = np.isfinite(logp) & (np.abs(tau - tau0) < 700.0)
         tau, logp = tau[finite], logp[finite]
+        if tau.size == 0:
+            raise ConvergenceError("exact: the deep prior's density is not finite anywhere on its grid",
+                                   {"depth": len(widths), "step": step})
         dF = np.empty_like(tau)
         gen.likelihood_difference(tau - tau0, math.exp(tau0), float(chi), float(kappa), float(g_v),
                                   spec.lam, spec.yt2, spec.mult, dF)
         # untilt and add the likelihood together: their first orders cancel at tau0 (theta = -F_tau)
         lw = logp - (theta * (tau - tau0) + dF)
+        if not np.all(np.isfinite(lw)):
+            raise ConvergenceError("exact: the deep integrand is not finite on its grid",
+                                   {"depth": len(widths), "step": step, "tau0": tau0})
         keep = lw > np.max(lw) - LOG_CUTOFF
         tau, lw = tau[keep], lw[keep]
         _, integrate = _integrator(spec, np.exp(tau), np.exp(lw - lw.max()), chi, kappa, g_v)

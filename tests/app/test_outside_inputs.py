@@ -244,6 +244,15 @@ def test_derive_check_reads_stray_names_and_says_who_removes_what(tmp_path, caps
     assert said.count("remove it by hand") == 2, said
 
 
+@pytest.mark.parametrize("stray,named", [("rescaling_o99.py", "order 99"), ("deep_layers_d999_o1.py", "depth 999")])
+def test_derive_check_refuses_a_stray_order_or_depth_beyond_what_it_derives(tmp_path, capsys, stray, named):
+    """The order and depth --check compares at are read from the folder's file names: a stray rescaling_o99.py
+    started an emission at order 99 that ran for hours (an explicit --order 99 was refused)."""
+    (tmp_path / stray).write_text("# stray\n")
+    code, _, err = run(["derive", "--check", "--out", tmp_path], capsys)
+    assert code == 2 and named in err and len(err.strip().splitlines()) == 1, err
+
+
 @pytest.mark.parametrize("flag,value,message", [("--widths", "-20,30", "widths must be a positive integer"),
                                                 ("--chi", "-1,2", "chi must be a positive number"),
                                                 ("--chi", "-1e-3", "chi must be a positive number")])

@@ -15,7 +15,7 @@ from msat.runtime.app import console
 from msat.runtime.errors import InputError
 from msat.runtime.methods import exact
 from msat.runtime.spectral import nngp_kernels, spectrum
-from tests_support import dense_exact
+from tests_support import dense_conditionals, dense_exact
 
 
 @pytest.mark.parametrize("N,chi", [(3, 1.0), (20, 1.0), (20, 20.0), (400, 400.0), (10**5, 10**5)])
@@ -81,6 +81,28 @@ def test_depth_acts_first_like_a_smaller_width():
                           - nn.test_mean)) for L in (1, 2, 3)]
     assert gaps[0] < gaps[1] < gaps[2]
     assert gaps[2] / gaps[0] == pytest.approx(3, rel=0.3)
+
+
+def test_hundreds_of_layers_match_importance_sampling_from_the_exact_prior():
+    """At depth 300 and width 10 the prior of tau = ln u spans thousands of grid steps: before, its
+    convolved density underflowed to zero everywhere and u/u0 overflowed at the grid's far end (exit 1,
+    an internal error). Against self-normalised importance sampling with exact prior draws of u (products
+    of 300 Gamma variables) weighted by dense likelihoods: no grid, no spectrum, no tilt."""
+    rng = np.random.default_rng(0)
+    X, y, Xt = rng.standard_normal((12, 4)), rng.standard_normal(12), rng.standard_normal((3, 4))
+    L, N, M = 300, 10, 60000
+    r = predict(X, y, Xt, N=N, depth=L, chi=1.0, kappa=0.5, method="exact")
+    assert r.converged and np.all(np.isfinite(r.test_mean))
+    draws = np.random.default_rng(1)
+    tau = sum(np.log(draws.gamma(N / 2, 2 / N, size=M)) for _ in range(L))
+    loglik, _, mstar, _ = dense_conditionals(X @ X.T / 4, X @ Xt.T / 4, np.sum(Xt**2, axis=1) / 4, y,
+                                             np.exp(tau), 1.0, 0.5, 1.0)
+    w = np.exp(loglik - loglik.max())
+    w /= w.sum()
+    assert 1.0 / np.sum(w**2) > M / 4  # the likelihood is nearly flat where this prior puts u: IS is reliable
+    ref = w @ mstar
+    mcse = np.sqrt(np.sum(w[:, None] ** 2 * (mstar - ref) ** 2, axis=0))
+    assert np.max(np.abs(r.test_mean - ref) / mcse) < 4
 
 
 @pytest.mark.slow
