@@ -347,11 +347,14 @@ def test_sizes_with_a_data_file_exit_2(tmp_path, capsys):
 
 def test_a_chi_point_that_did_not_converge_keeps_its_reason(tmp_path, capsys):
     """A non-converged chi point is data (exit 0, converged false), and the task's note says why, as predict
-    would have said (was: an empty note, the solver's message lost)."""
+    would have said (was: an empty note, the solver's message lost); a chi outside [1, N] is warned of."""
     out = tmp_path / "nc.zarr"
     assert main(["sweep", "--dataset", "teacher", "--P", "10", "--D", "5", "--P-test", "3", "--workers", "1",
                  "--N", "20", "--chi", "1,1e140", "--kappa", "0.1", "--method", "loop", "--out", str(out)]) == 0
-    assert "1 of 1 tasks hold points not covered or not converged" in capsys.readouterr().err  # not in silence
+    err = capsys.readouterr().err
+    assert "1 of 1 tasks hold points not covered or not converged" in err  # not in silence
+    # predict's warning for chi outside [1, N], once for the sweep (it was dropped: the store keeps no warnings)
+    assert "warning: chi = 1e+140 at N = 20 outside [1, N]" in err and "chi = 1 at" not in err, err
     st = xr.open_zarr(out).load()
     assert st["converged"].values.ravel().tolist() == [True, False]
     d = data.builtin("teacher", P=10, D=5, P_test=3, seed=0)
