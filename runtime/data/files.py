@@ -46,6 +46,8 @@ def load_npz(path) -> Dataset:
             near = [k for k in keys if k != key and _spelling(k) == _spelling(key)]
             if near and key not in keys:  # 'Xtest' would be ignored and the test points silently lost
                 raise fail(f"{p}: key '{near[0]}' is not '{key}', the optional test key it resembles: rename it")
+            if near:  # both: which one the user meant is not ours to guess
+                raise fail(f"{p}: holds both '{key}' and '{near[0]}': keep one of them")
         arrays = {}
         for key in ("X", "y", "X_test", "y_test"):
             if key not in keys:

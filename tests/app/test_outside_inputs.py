@@ -363,6 +363,10 @@ def test_a_misspelled_test_key_is_refused_not_ignored(tmp_path, capsys):
         np.savez(path, X=X, y=np.sign(X[:, 0]), **{key: X[:2] if key[0] in "xX" else np.ones(2)})
         code, _, err = run(BASE + ["--data", path, "--chi", "1"], capsys)
         assert code == 2 and f"'{key}'" in err and len(err.strip().splitlines()) == 1, err
+    both = tmp_path / "both.npz"  # X_test was used and x_test silently dropped
+    np.savez(both, X=X, y=np.sign(X[:, 0]), X_test=X[:2], x_test=X[2:5])
+    code, _, err = run(BASE + ["--data", both, "--chi", "1"], capsys)
+    assert code == 2 and "'X_test' and 'x_test'" in err and len(err.strip().splitlines()) == 1, err
     extra = tmp_path / "extra.npz"
     np.savez(extra, X=X, y=np.sign(X[:, 0]), X_test=X[:2], notes=np.zeros(3))
     code, out, err = run(BASE + ["--data", extra, "--chi", "1", "--json", "-"], capsys)
