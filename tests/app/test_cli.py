@@ -255,6 +255,16 @@ def test_one_chain_writes_standard_json_and_says_why_rhat_is_null(npz, tmp_path)
     assert any("R-hat needs at least two chains" in line for line in lines)
 
 
+def test_outputs_that_never_move_say_why_rhat_is_null():
+    """With X = 0 every output is 0 in every draw: two chains, yet R-hat is undefined (null) and nothing said why."""
+    from msat.runtime import sample
+
+    r = sample(np.zeros((8, 3)), np.linspace(-1, 1, 8), np.zeros((2, 3)), N=10, chi=1.0, kappa=0.5,
+                           samples=20, chains=2)
+    assert r.extra["rhat_max"] != r.extra["rhat_max"] and np.all(np.asarray(r.train_mean) == 0)
+    assert any("no output varies over the draws" in w for w in r.warnings), r.warnings
+
+
 @pytest.mark.parametrize("out", ["draws.txt", "absent/draws.npz"])
 def test_sample_output_paths_are_checked_before_sampling(npz, tmp_path, capsys, monkeypatch, out):
     """A --draws file that is neither .npz nor .nc, or whose folder does not exist, is refused before any draw."""
