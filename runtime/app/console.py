@@ -26,8 +26,8 @@ class Parser(argparse.ArgumentParser):
 
     #: a value that starts with a minus and then a digit is a value, not an option: argparse's own
     #: matcher takes -20 and -0.5 but not -20,30 or -1e-3, which then gave "expected one argument"
-    #: instead of the option's own message about a negative value
-    NEGATIVE_VALUE = re.compile(r"^-\.?\d[\w.,+:-]*$")
+    #: instead of the option's own message about a negative value; -inf and -nan likewise
+    NEGATIVE_VALUE = re.compile(r"^-(\.?\d[\w.,+:-]*|(?i:inf|infinity|nan)(,[\w.,+:-]*)?)$")
 
     def __init__(self, *args, **kwargs):
         # a prefix of a flag is not that flag: `--mc 1000` or a typo that happens to be a prefix would

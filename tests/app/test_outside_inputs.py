@@ -255,7 +255,9 @@ def test_derive_check_refuses_a_stray_order_or_depth_beyond_what_it_derives(tmp_
 
 @pytest.mark.parametrize("flag,value,message", [("--widths", "-20,30", "widths must be a positive integer"),
                                                 ("--chi", "-1,2", "chi must be a positive number"),
-                                                ("--chi", "-1e-3", "chi must be a positive number")])
+                                                ("--chi", "-1e-3", "chi must be a positive number"),
+                                                ("--chi", "-inf", "chi must be a positive number"),
+                                                ("--chi", "-Infinity,2", "chi must be a positive number")])
 def test_a_negative_value_list_gets_the_options_own_message(npz, flag, value, message, capsys):
     """argparse took -20,30 or -1e-3 for an option and said "expected one argument"."""
     argv = BASE + ["--data", npz] + (["--chi", "1"] if flag != "--chi" else []) + [flag, value]
