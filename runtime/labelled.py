@@ -119,17 +119,23 @@ def single(g, out: dict, note: str = ""):
     return ds
 
 
+def msat_version() -> str:
+    """The installed distribution's version ("unknown" when msat runs from a source tree not installed)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("msat")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def provenance() -> dict:
     """msat's version and the hash of the generated code's MANIFEST (every generated file's hash)."""
     import hashlib
-    from importlib import metadata, resources
+    from importlib import resources
 
-    try:
-        version = metadata.version("msat")
-    except metadata.PackageNotFoundError:
-        version = "unknown"
     manifest = resources.files("msat.generated").joinpath("MANIFEST").read_bytes()
-    return {"msat_version": version, "generated_hash": hashlib.sha256(manifest).hexdigest()}
+    return {"msat_version": msat_version(), "generated_hash": hashlib.sha256(manifest).hexdigest()}
 
 
 class ZarrWriter:

@@ -58,7 +58,10 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..labelled import msat_version
+
     p = Parser(prog="msat", description="Multi-scale adaptive theory of feature learning.")
+    p.add_argument("--version", action="version", version=f"msat {msat_version()}")
     sub = p.add_subparsers(dest="command", parser_class=Parser)
     sub.required = True
     for name in COMMAND_MODULES:

@@ -355,3 +355,14 @@ def test_outputs_that_cannot_be_written_are_refused_before_work(npz, tmp_path, c
         res = subprocess.run([sys.executable, "-m", "msat.runtime.app.console", *map(str, BASE), "--data", str(npz),
                               "--method", "nngp"], stdout=full, stderr=subprocess.PIPE, text=True)
     assert res.returncode == 2 and "standard output" in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+def test_version_is_the_projects(capsys):
+    """`msat --version` said "required: command"; it prints the version pyproject.toml declares."""
+    import pathlib
+    import tomllib
+
+    declared = tomllib.loads((pathlib.Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["version"]
+    with pytest.raises(SystemExit) as done:
+        console.main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"msat {declared}"
