@@ -178,6 +178,8 @@ def weight_observables(gen, lam, E, a, g_w: float, D: int, chi: float) -> dict:
     # no modes (K = 0): the prior's covariance, isotropic
     top = var_w / mu[0] if mu.size else var_w
     overlap = float(abs(V[:, 0] @ v_hat)) if mu.size else 0.0
+    if not nv > 0:  # y = 0 or X = 0: no direction is learned, and a covariance along none is not -var_w
+        omega = overlap = float("nan")
     return {
         "weight_cov_direction": omega,
         "weight_cov_top_eigenvalue": top,

@@ -8,6 +8,9 @@
   feature learning ~ chi/N, matching the exact value).
 """
 
+import json
+import math
+
 import numpy as np
 import pytest
 
@@ -17,6 +20,7 @@ from msat.runtime.numerics.linear_saddle import LinearSaddle
 from msat.runtime import predict
 from msat.runtime.numerics.rescale import effective_rescaling
 from msat.runtime.numerics.saddle import ActionGradient, find_saddle
+from tests_support import run_cli as run
 
 
 def dense_reference(X, y, X_test, N, chi, kappa, g_v, g_w, order, iters=20000):
@@ -193,3 +197,16 @@ def test_the_test_variance_at_the_adapted_kernel_misses_a_part_of_order_chi_over
         np.testing.assert_allclose(lp[1].test_var, ex[1].test_var, rtol=1e-2)
         assert not [w for w in ad[0].warnings if "adapted kernel" in w]
         assert [w for w in ad[1].warnings if "leaves out the kernel's own fluctuations" in w]
+
+
+def test_no_learned_direction_gives_no_covariance_along_it(tmp_path, capsys):
+    """y = 0: the learned direction X^T alpha vanishes, and the covariance 'along' it was reported as u^T S u - g_w/D
+    with u = 0, i.e. exactly -g_w/D, a number that reads as strong shrinkage; it is NaN (null in the JSON)."""
+    ds = data.builtin("teacher", P=8, D=6, P_test=2, seed=0)
+    r = predict(ds.X, np.zeros(8), ds.X_test, N=20, chi=1.0, kappa=0.5, method="adaptive")
+    ob = r["observables"]
+    assert math.isnan(ob["weight_cov_direction"]) and math.isnan(ob["weight_cov_top_overlap"])
+    np.savez(tmp_path / "y0.npz", X=ds.X, y=np.zeros(8), X_test=ds.X_test)
+    code, out, _ = run(["predict", "--data", tmp_path / "y0.npz", "--N", "20", "--chi", "1", "--kappa", "0.5",
+                        "--method", "adaptive", "--json", "-"], capsys)
+    assert code == 0 and json.loads(out)["observables"]["weight_cov_direction"] is None  # strict JSON: null
