@@ -137,6 +137,8 @@ def _cmd_sweep(args) -> int:
                    g_w=args.g_w, activation=args.activation, method=args.method, dressed=args.dressed,
                    seed=args.seed, source=spec_source, estimator=args.estimator, mc_samples=args.mc_samples,
                    samples=args.samples, chains=args.chains, readout=args.readout, **sizes)
+    if args.resume and not Path(args.out).exists():  # a mistyped store name would otherwise start over in silence
+        print(f"msat: warning: --resume: no store at {args.out}: starting a new one", file=sys.stderr)
     failures = sweep.sweep(g, source, args.out, workers=args.workers, scheduler=args.scheduler,
                            resume=args.resume, progress=sys.stderr.isatty(), log=sys.stderr,
                            command=getattr(args, "command_line", None))

@@ -353,6 +353,7 @@ def test_a_chi_point_that_did_not_converge_keeps_its_reason(tmp_path, capsys):
                  "--N", "20", "--chi", "1,1e140", "--kappa", "0.1", "--method", "loop", "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert "1 of 1 tasks hold points not covered or not converged" in err  # not in silence
+    assert "--resume: no store" not in err
     # predict's warning for chi outside [1, N], once for the sweep (it was dropped: the store keeps no warnings)
     assert "warning: chi = 1e+140 at N = 20 outside [1, N]" in err and "chi = 1 at" not in err, err
     st = xr.open_zarr(out).load()
@@ -361,3 +362,8 @@ def test_a_chi_point_that_did_not_converge_keeps_its_reason(tmp_path, capsys):
     with pytest.raises(ConvergenceError) as err:  # predict on the same point: the same reason
         predict(d.X, d.y, d.X_test, N=20, chi=1e140, kappa=0.1, method="loop")
     assert str(st["note"].values.ravel()[0]) == f"chi = 1e+140: {err.value}"[:400]
+    # --resume with no store at --out (a mistyped name) starts a new one, and now says so
+    assert main(["sweep", "--dataset", "teacher", "--P", "10", "--D", "5", "--P-test", "3", "--workers", "1",
+                 "--N", "20", "--chi", "1", "--kappa", "0.1", "--method", "nngp", "--out", str(tmp_path / "typo.zarr"),
+                 "--resume"]) == 0
+    assert "--resume: no store at" in capsys.readouterr().err
