@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+CHI_OUTSIDE = "(allowed, but outside the regimes between standard and mean-field scaling)"
+
+
 def chi_warnings(N: int, chi: float) -> list[str]:
     """The contract's warning for chi outside [1, N] (allowed, docs/theory.md §1)."""
     if chi < 1 or chi > N:
-        return [f"chi = {chi:g} lies outside [1, N] = [1, {N}] (allowed, but outside the regimes "
-                "between standard and mean-field scaling)"]
+        return [f"chi = {chi:g} lies outside [1, N] = [1, {N}] {CHI_OUTSIDE}"]
     return []
 
 

@@ -152,13 +152,13 @@ def _cmd_sweep(args) -> int:
 def _say_chi_outside(g) -> None:
     """predict's warning for chi outside [1, N] (allowed), once for the whole sweep: the store keeps no warnings."""
     from .. import grid
+    from ..results import CHI_OUTSIDE
 
     widths = sorted({grid.widths_of(g, task)[-1] for _, task in g.tasks()})
     out = sorted({(N, chi) for N in widths for chi in g.chi_values(N) if chi < 1 or chi > N})
     if out:
         pairs = ", ".join(f"chi = {chi:g} at N = {N}" for N, chi in out[:6]) + (", ..." if len(out) > 6 else "")
-        print(f"msat: warning: {pairs} outside [1, N] (allowed, but outside the regimes between standard and "
-              "mean-field scaling)", file=sys.stderr)
+        print(f"msat: warning: {pairs} outside [1, N] {CHI_OUTSIDE}", file=sys.stderr)
 
 
 def _say_notes(out) -> None:

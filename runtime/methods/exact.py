@@ -224,7 +224,7 @@ def deep_moments(spec: Spectrum, widths, chi, kappa, g_v, tau_init: float = 0.0)
                                   spec.lam, spec.yt2, spec.mult, dF)
         # untilt and add the likelihood together: their first orders cancel at tau0 (theta = -F_tau)
         lw = logp - (theta * (tau - tau0) + dF)
-        if not np.all(np.isfinite(lw)):
+        if np.isnan(lw).any() or np.isposinf(lw).any() or not np.isfinite(lw).any():  # -inf: no weight, dropped
             raise ConvergenceError("exact: the deep integrand is not finite on its grid",
                                    {"depth": len(widths), "step": step, "tau0": tau0})
         keep = lw > np.max(lw) - LOG_CUTOFF

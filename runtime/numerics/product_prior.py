@@ -59,8 +59,8 @@ def log_density(widths, theta: float, h: float):
 
             conv = fftconvolve(conv, p)
         conv = np.maximum(conv, 0.0)  # the FFT leaves round-off of either sign in the far tails
-        # each layer's factor scales the peak by about sqrt(2 pi / k) / h: rescaled every layer, a few
-        # hundred layers would underflow to zero everywhere (log p is only needed up to a constant)
+        # each layer's factor scales the peak by about sqrt(2 pi / k) / h: unless rescaled after every layer,
+        # a few hundred layers underflow to zero everywhere (log p is only needed up to a constant)
         conv /= conv.max()
         start += idx[0]
     with np.errstate(divide="ignore"):
