@@ -84,10 +84,11 @@ def _checks(chains_list, d_train, d_test):
     if len(chains_list) < 2:
         warnings.append("sampler diagnostics: R-hat needs at least two chains (rhat_max undefined: null in the "
                         "JSON): use --chains 2 or more")
-    elif rhat_max != rhat_max:  # several chains, yet no output has an R-hat: every output is constant over the draws
+    constant = len(chains_list) >= 2 and rhat_max != rhat_max  # no output has an R-hat: none varies over the draws
+    if constant:
         warnings.append("sampler diagnostics: no output varies over the draws (rhat_max undefined: null in the JSON; "
                         "the inputs or the targets may be all zero)")
-    if rhat_max > RHAT_MAX or ess_min < ESS_MIN:
+    elif rhat_max > RHAT_MAX or ess_min < ESS_MIN:  # (an ESS of constant outputs calls for no more draws)
         rhat_part = f"R-hat max {rhat_max:.4f} (want <= {RHAT_MAX}), " if rhat_max == rhat_max else ""
         warnings.append(f"sampler diagnostics: {rhat_part}ESS min {ess_min:.0f} (want >= {ESS_MIN}): "
                         "increase --samples or --chains")

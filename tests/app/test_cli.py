@@ -263,6 +263,7 @@ def test_outputs_that_never_move_say_why_rhat_is_null():
                            samples=20, chains=2)
     assert r.extra["rhat_max"] != r.extra["rhat_max"] and np.all(np.asarray(r.train_mean) == 0)
     assert any("no output varies over the draws" in w for w in r.warnings), r.warnings
+    assert not any("ESS" in w for w in r.warnings), r.warnings  # constant outputs call for no more draws
 
 
 @pytest.mark.parametrize("out", ["draws.txt", "absent/draws.npz"])
