@@ -154,7 +154,8 @@ def _say_chi_outside(g) -> None:
     from .. import grid
     from ..results import CHI_OUTSIDE
 
-    widths = sorted({grid.widths_of(g, task)[-1] for _, task in g.tasks()})
+    # the last width depends on the N coordinate alone (a width, or an 'axb' item): not every task's
+    widths = sorted({grid.widths_of(g, {"N": n, "depth": 1})[-1] for n in g.coords["N"]})
     out = sorted({(N, chi) for N in widths for chi in g.chi_values(N) if chi < 1 or chi > N})
     if out:
         pairs = ", ".join(f"chi = {chi:g} at N = {N}" for N, chi in out[:6]) + (", ..." if len(out) > 6 else "")
