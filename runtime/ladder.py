@@ -6,6 +6,8 @@ through geometric intermediate chi values when the method allows it; a point tha
 ends the ladder and is recorded (the points before it are kept). A solution that changes by more
 than half between nearby chi values is flagged as a possible branch jump. Each point reports its
 own time: its solve, its share of the method's batched evaluation, and the set-up for the first.
+With ``progress`` a bar counts the points solved and names the chi under way (a point of the
+single-neuron Monte Carlo at P ~ 1000 takes a minute or more).
 
 A method provides a solver with:
   ``solve(chi, warm)``   the state at chi (``warm`` is None for the first point); the state has
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConvergenceError
+from .progress import Progress
 from .results import Result
 
 #: relative change of the solution that counts as a possible branch jump ...
@@ -65,25 +68,31 @@ def relative_change(new, old) -> float:
     return float(np.linalg.norm(new - old) / max(np.linalg.norm(old), 1e-300))
 
 
-def solve(solver, chis, setup_seconds: float = 0.0) -> list[Result]:
+def solve(solver, chis, setup_seconds: float = 0.0, progress: bool = False) -> list[Result]:
     """Results along the ladder ``chis`` (a failed point, if any, last). NumPy's floating-point warnings are off:
     at the edge of float64 (chi ~ 1e300) they spilled on stderr, and what they warn of is judged here, a result
     that is not finite being a failed point."""
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-        return _solve(solver, chis, setup_seconds)
+        bar = Progress(len(chis), progress, "[bold]msat[/bold] chi ladder")
+        try:
+            return _solve(solver, chis, setup_seconds, bar)
+        finally:
+            bar.close()
 
 
-def _solve(solver, chis, setup_seconds):
+def _solve(solver, chis, setup_seconds, bar):
     states, seconds, failure = [], [], None
     warm, prev = None, None
     for chi in chis:
         t0 = time.perf_counter()
+        bar.describe(f"chi = {chi:g}")
         try:
             st = _reach(solver, None if prev is None else prev.chi, warm, chi, solver.retries)
         except ConvergenceError as err:
             failure = Result.failed(chi, err)
             failure.seconds = time.perf_counter() - t0
             break
+        bar.step(f"chi = {chi:g}")
         if prev is not None:
             jump = solver.change(st, prev)
             if jump is not None and jump > JUMP and abs(math.log(chi / prev.chi)) < JUMP_LN_CHI:

@@ -51,7 +51,9 @@ def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=N
     _params.check_scales(data.X, data.y, data.X_test, p)
     t0 = time.perf_counter()
     solver = methods.solver(data, p, progress=progress, draws=draws)
-    results = ladder.solve(solver, chis, setup_seconds=time.perf_counter() - t0)
+    # the sampler draws its own bar (per chain); two live bars cannot share the terminal
+    results = ladder.solve(solver, chis, setup_seconds=time.perf_counter() - t0,
+                           progress=progress and p.method != "sample")
     for r in results:
         if not r.converged:  # a failed point keeps the contract's warning on its chi, and says which order failed
             r.warnings = chi_warnings(p.N, r.chi) + ([p.order_note] if p.order_note else []) + r.warnings

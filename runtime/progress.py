@@ -13,6 +13,11 @@ class Progress:
             self.p.start()
             self.task = self.p.add_task("", total=total)
 
+    def describe(self, what: str) -> None:
+        """Name the work under way without counting a step."""
+        if self.p:
+            self.p.update(self.task, description=what)
+
     def step(self, what: str = "") -> None:
         if self.p:
             self.p.update(self.task, advance=1, description=what)

@@ -79,3 +79,31 @@ def test_each_point_reports_its_own_time():
     assert sec[0] == pytest.approx(0.2, abs=0.05)  # the set-up belongs to the first point
     assert sec[1] == pytest.approx(0.3, abs=0.05) and sec[2] == pytest.approx(0.05, abs=0.04)
     assert math.isclose(sum(sec), 0.55, abs_tol=0.1)
+
+
+def test_the_progress_bar_names_each_chi_under_way_and_counts_the_points_solved(monkeypatch):
+    """With progress on, one bar over the ladder: the chi being solved is named before its solve, a step is
+    counted after it (not for the failing point), the bar is closed even when a point fails; the results are
+    those without the bar."""
+    seen = []
+
+    class Recorder:
+        def __init__(self, total, enabled, label):
+            seen.append(("open", total, enabled))
+
+        def describe(self, what):
+            seen.append(("now", what))
+
+        def step(self, what=""):
+            seen.append(("done", what))
+
+        def close(self):
+            seen.append(("close",))
+
+    monkeypatch.setattr(ladder, "Progress", Recorder)
+    with_bar = ladder.solve(Scripted(fail={4.0}), [1.0, 2.0, 4.0], progress=True)
+    assert seen == [("open", 3, True), ("now", "chi = 1"), ("done", "chi = 1"), ("now", "chi = 2"),
+                    ("done", "chi = 2"), ("now", "chi = 4"), ("close",)]
+    without = ladder.solve(Scripted(fail={4.0}), [1.0, 2.0, 4.0])
+    assert [r.converged for r in with_bar] == [r.converged for r in without] == [True, True, False]
+    assert [list(r.test_mean) for r in with_bar[:2]] == [list(r.test_mean) for r in without[:2]]
