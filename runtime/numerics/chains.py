@@ -143,6 +143,8 @@ def summarise(chains_list, X, y, kappa, g_w):
     M = sum(c.wsum for c in chains_list) / n_draws  # (1/N) E[W^T W]
     train_mean = train.mean(axis=0)
     u = learned_direction(X, y, train_mean, kappa)
+    # X^T y = 0 (y = 0, X = 0): the posterior learns no direction; u would be the train means' noise
+    learns = bool(np.any(X.T @ np.asarray(y, dtype=float)))
     evals, evecs = np.linalg.eigh(M)
     align = np.concatenate([c.align for c in chains_list])
     mean_kernel = _mean_kernel_alignment(chains_list, X, y, M, n_draws)
@@ -161,10 +163,11 @@ def summarise(chains_list, X, y, kappa, g_w):
             "kernel_alignment": mean_kernel,
             "kernel_alignment_per_draw": float(align.mean()),
             "layers": _layers(chains_list, y, n_draws, mean_kernel),
-            "weight_cov_direction": float(gen_observables.weight_cov_excess(u @ M @ u, X.shape[1], g_w)),
+            "weight_cov_direction": (float(gen_observables.weight_cov_excess(u @ M @ u, X.shape[1], g_w))
+                                     if learns else float("nan")),
             "weight_cov_top_eigenvalue": float(evals[-1]),
             "weight_cov_baseline": float(gen_observables.weight_cov_baseline(X.shape[1], g_w)),
-            "weight_cov_top_overlap": float(abs(evecs[:, -1] @ u)),
+            "weight_cov_top_overlap": float(abs(evecs[:, -1] @ u)) if learns else float("nan"),
             "acceptance": acc.tolist(),
             "step_size": [c.eps for c in chains_list],
             "leapfrog_steps": [c.n_leap for c in chains_list],
