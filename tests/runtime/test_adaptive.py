@@ -202,7 +202,7 @@ def test_the_test_variance_at_the_adapted_kernel_misses_a_part_of_order_chi_over
 def test_no_learned_direction_gives_no_covariance_along_it(tmp_path, capsys):
     """y = 0: the learned direction X^T alpha vanishes, and the covariance 'along' it was reported as u^T S u - g_w/D
     with u = 0, i.e. exactly -g_w/D, a number that reads as strong shrinkage; it is NaN (null in the JSON). The sampler,
-whose direction is learned from its train means, says the same (it reported a direction made of their noise)."""
+    whose direction is learned from its train means, says the same (it reported a direction made of their noise)."""
     ds = data.builtin("teacher", P=8, D=6, P_test=2, seed=0)
     r = predict(ds.X, np.zeros(8), ds.X_test, N=20, chi=1.0, kappa=0.5, method="adaptive")
     ob = r["observables"]

@@ -252,7 +252,7 @@ def test_the_reported_monte_carlo_error_is_the_spread_over_seeds_and_its_z_score
     erf units, is near 1 (measured 1.09; per output 0.6-1.7, the noise of 16 seeds). For linear phi against
     the structured solver the z-scores are those of Student's t with 3 degrees of freedom (RMS sqrt(3)):
     measured RMS 1.6 (means) and 2.0 (variances), largest |z| 6.5, which a normal law would almost never
-    give and t_3 gives once in about 200 outputs."""
+    give and t_3 gives about once in 140 outputs."""
     ds = _problem()
     N, kappa, chi = 60, 0.4, 30.0
     spec = spectral.spectrum(ds.X, ds.y, ds.X_test, 1.0)
