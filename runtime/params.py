@@ -202,8 +202,8 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
     estimator = values.choice("estimator", estimator, ESTIMATORS)
     seed = values.seed(seed)
     if mc_samples is not None:
-        # one hidden layer: four replica sets of at least 500 draws (fewer give no honest Monte Carlo error,
-        # and fewer were silently raised to that); the deep chain's importance sums take any number
+        # one hidden layer: at least four replica sets of 500 draws (numerics.draw_sets: fewer give no honest
+        # Monte Carlo error, and fewer were silently raised to that); the deep chain's importance sums take any
         single = method == "adaptive" and activation != "linear" and len(widths) == 1
         mc_samples = values.count("mc_samples", mc_samples, minimum=MIN_MC_SAMPLES if single else 1)
     # ArviZ needs four draws per chain for its ESS and Monte Carlo errors (fewer give NaN)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ladder import Solver, relative_change
+from ..numerics.draw_sets import REPLICATES, replicate_sets
 from ..numerics.nonlinear_loop import loop_correction
 from ..numerics.nonlinear_saddle import NonlinearSaddle
 from ..numerics.observe import alignment_of, alignment_of_spectrum
@@ -27,6 +28,8 @@ class _Solver(Solver):
     def __init__(self, data, params):
         self.data, self.params = data, params
         self.spec_phi = spectrum(data.X, data.y, data.X_test, params.g_w, params.activation)
+        # independent draw sets behind every Monte Carlo error (fewer where --mc-samples is small)
+        self.replicates = replicate_sets(params.mc_samples) if params.mc_samples else REPLICATES
         self._saddles = {}
 
     def estimator(self, chi):
@@ -38,14 +41,14 @@ class _Solver(Solver):
     def saddle(self, est):
         """One solver per estimator, built when first needed (its draws are fixed by the seed)."""
         if est not in self._saddles:
-            p, d, kw = self.params, self.data, {}
+            p, d, kw = self.params, self.data, {"replicates": self.replicates}
             if p.mc_samples:
                 # mc_samples counts Monte Carlo draws: prior draws for the cumulant estimator; for the
                 # single-neuron Monte Carlo its final fixed draws (all replicate sets), and ~300 recorded
                 # states per chain and replicate pass where the stochastic iteration is needed first
-                kw = ({"n_prior": int(p.mc_samples)} if est == "cumulant"
-                      else {"n_chains": int(min(max(p.mc_samples // 300, 16), 512)),
-                            "n_fixed": int(p.mc_samples) // 4})  # params: at least 500 per set
+                kw.update({"n_prior": int(p.mc_samples)} if est == "cumulant"
+                          else {"n_chains": int(min(max(p.mc_samples // 300, 16), 512)),
+                                "n_fixed": int(p.mc_samples) // self.replicates})  # at least 500 per set
             # order 2 is order 1's saddle plus the field's loop (docs/theory.md §2e)
             self._saddles[est] = NonlinearSaddle(d.X, d.y, d.X_test, p.N, p.kappa, p.g_v, p.g_w,
                                                  p.activation, min(p.order, 1), estimator=est, seed=p.seed,
@@ -61,11 +64,12 @@ class _Solver(Solver):
         if self.params.order == 2:
             p, d = self.params, self.data
             Xt = np.zeros((0, d.X.shape[1])) if d.X_test is None else d.X_test
-            # --mc-samples M sets the loop's first draws too (M/4 per set, as for the saddle's final sets)
+            # --mc-samples M sets the loop's first draws too (M/R per set, as for the saddle's final sets)
             sad = self.saddle(est)
             reps = [(C, Cs, sad.field(C, chi)[2], out) for C, Cs, _, out in st.saddles]
             st.loop = loop_correction(d.X, Xt, d.y, st.C, st.Cs, st.Ct, p.N, chi, p.kappa, p.g_v, p.g_w,
-                                      p.activation, seed=p.seed, first=int(p.mc_samples or 0) // 4, replicas=reps)
+                                      p.activation, seed=p.seed, first=int(p.mc_samples or 0) // self.replicates,
+                                      replicas=reps, replicates=self.replicates)
         return st
 
     def warm(self, state):

@@ -222,8 +222,9 @@ def tilted_draws(X_all, P, Ct, g_w, activation, M, seed, neurons=False, tail=TAI
 #: the effective sample fraction of reweighted prior draws from which the prior's cumulants serve as a
 #: control variate (near the prior the weighted and plain moments of the same draws differ little)
 CONTROL_MIN = 0.8
-#: draws per replicate set of the prior's own cumulants (at least this many, and 8 dm: the means' coordinates)
-PRIOR_DRAWS = 16384
+#: draws of the prior's own cumulants, all replicate sets together (at least this many, and 32 dm: dm the means'
+#: coordinates), split evenly between the sets
+PRIOR_DRAWS = 65536
 
 
 class PriorControlled(MonteCarloCumulants):
@@ -281,10 +282,10 @@ def plain_cumulants(F, coords: Coordinates, data, seed):
 
 
 def prior_cumulants(X_all, P, g_w, activation, coords: Coordinates, seed, replicates):
-    """The prior's cumulants from `replicates` independent sets of max(PRIOR_DRAWS, 8 dm) prior draws
-    (scrambled Sobol' points), one per replicate set of the loop, so that the replicates' spread still
-    carries their error. They do not depend on chi: a chi ladder computes them once."""
-    M = int(max(PRIOR_DRAWS, 8 * coords.dm))
+    """The prior's cumulants from `replicates` independent sets of max(PRIOR_DRAWS, 32 dm) / replicates
+    prior draws each (scrambled Sobol' points), one per replicate set of the loop, so that the replicates'
+    spread still carries their error. They do not depend on chi: a chi ladder computes them once."""
+    M = int(max(PRIOR_DRAWS, 32 * coords.dm)) // replicates
 
     def make():
         return [_moments_only(MonteCarloCumulants(prior_features(X_all, g_w, activation, M,

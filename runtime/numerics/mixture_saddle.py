@@ -25,8 +25,8 @@ from .annealing import Base, Region, anneal, fitted_base, prior_base, region_dra
 from .modes import separated_modes
 from .proposal import ess as _ess
 from .draw_sets import Draws as _Draws, features as _features, gaussian_set as _gaussian_set, union as _union
-from .reweighted_saddle import (GAUSSIAN_MIN, REDRAW, REPLICATES, STAGES, Reweighted, _below_noise, _checked_field,
-                                _lost, _solve_on, solve_replicas)
+from .reweighted_saddle import (GAUSSIAN_MIN, REDRAW, STAGES, Reweighted, _below_noise, _checked_field, _lost,
+                                _solve_on, solve_replicas, stage_draws)
 
 #: modes heavier than the bulk by more than e^JUMP at the start are brought in by a homotopy in their masses,
 #: from e^-MARGIN of the bulk's, in steps of WALK nats (down to MIN_WALK)
@@ -188,10 +188,13 @@ def _pooled(masses):
     return out
 
 
-def mixture_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, tol=1e-10, errors=True):
-    """The saddle of `saddle` (a NonlinearSaddle) at chi from C_start on region-pooled draws (about `draws` per
-    set); the result as numerics.reweighted_saddle's, its `masses` the regions' at the final field."""
-    C, beyond, n_stage, shift, frac = C_start, 0.0, max(draws // 4, min(draws, 2000)), None, 0.0
+def mixture_saddle(saddle, chi, C_start, draws, seed, tol=1e-10, errors=True):
+    """The saddle of `saddle` (a NonlinearSaddle) at chi from C_start on region-pooled draws (about `draws` in
+    each of saddle.replicates sets); the result as numerics.reweighted_saddle's, its `masses` the regions' at
+    the final field."""
+    replicates = saddle.replicates
+    (n_stage, total), beyond, shift, frac, C = stage_draws(draws, replicates), 0.0, None, 0.0, C_start
+    cap = total // 4  # a stage's draws: up to a quarter of the final sets' together
     for stage in range(1, STAGES + 1):
         Ct0 = _checked_field(saddle, C, chi)
         d, masses = mixture_set(saddle, Ct0, n_stage, seed + 104729 * stage)
@@ -205,7 +208,7 @@ def mixture_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, tol
         if walked:
             C, shift = _walk(saddle, chi, C, d, Ct0, shift, tol)
             if shift < 0:
-                n_stage = min(2 * n_stage, draws)
+                n_stage = min(2 * n_stage, cap)
                 continue  # retake the draws around the C reached
         C, _, _, w, frac, done = _solve_on(saddle, chi, C, d, Ct0, _below_noise(tol, d))
         beyond = max(beyond, _solve_on.beyond)
@@ -214,7 +217,7 @@ def mixture_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, tol
         # the point and fresh sets still find it far off (P = 1000: 0.86, docs/theory.md §6)
         if done and not walked and frac >= REDRAW and _held(d, w) >= REDRAW:
             break
-        n_stage = min(2 * n_stage, draws)
+        n_stage = min(2 * n_stage, cap)
     else:
         _lost(saddle, chi, C, beyond, frac, STAGES)
     Ct0 = _checked_field(saddle, C, chi)

@@ -1,10 +1,10 @@
 """Order 2 for erf and relu (docs/theory.md §2e): the kernel field's one loop on top of §2b's order-1
 saddle, with Monte Carlo cumulants of the tilted neuron law (numerics.field_cumulants) and the
 generated loop formula (numerics.field_loop). The correction's Monte Carlo error comes from R
-independent draw sets; the point estimate uses their union. The loop never inverts the sample
-covariance W'' (G = H W''), so the correction is a smooth function of sample moments and its bias is
-O(1/M) with a small coefficient (no d/M of an inverted covariance); the difference between the union
-and the replicates' mean estimates what it is."""
+independent draw sets (as many as order 1's, with which they are paired); the point estimate uses their
+union. The loop never inverts the sample covariance W'' (G = H W''), so the correction is a smooth function
+of sample moments and its bias is O(1/M) with a small coefficient (no d/M of an inverted covariance); the
+difference between the union and the replicates' mean estimates what it is."""
 from __future__ import annotations
 
 import math
@@ -12,14 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .draw_sets import REPLICATES
 from .field_cumulants import (CONTROL_MIN, MonteCarloCumulants, PriorControlled, data_key, prior_reaches,
                               plain_cumulants, prior_cumulants, reweighted_prior, tilted_draws, weight_tail)
 from ..errors import ConvergenceError
 from .field_loop import Coordinates, OneLoop
 from .proposal import TAIL_FINAL
-
-#: independent draw sets for the Monte Carlo error of the correction
-REPLICATES = 4
 
 
 @dataclass
@@ -38,18 +36,20 @@ class LoopCorrection:
     n_draws: int  # draws behind the point estimate (all sets)
 
 
-def first_draws(coords: Coordinates, mala=False) -> int:
-    """Draws per replicate set to start from. The correction's bias is small at any M (W'' is never
-    inverted; none shows from 2,048 to 20,000 draws per set at P = 40, docs/theory.md §2e), so the
-    draws are set by the correction's Monte Carlo error alone: start small, grow where it asks.
-    MALA draws (where reweighted prior draws reach q poorly) pay their chains' tuning and burn-in at
-    every growth and are correlated: they start where one set usually suffices."""
-    return int(max(20000, 10 * coords.dm) if mala else max(4096, 2 * coords.dm))
+def first_draws(coords: Coordinates, mala=False, replicates=REPLICATES) -> int:
+    """Draws per replicate set to start from (all sets together: max(16384, 8 dm), or max(80000, 40 dm) for
+    MALA draws). The correction's bias is small at any M (W'' is never inverted; none shows from 2,048 to
+    20,000 draws per set at P = 40, docs/theory.md §2e), so the draws are set by the correction's Monte Carlo
+    error alone: start small, grow where it asks. MALA draws (where reweighted prior draws reach q poorly)
+    pay their chains' tuning and burn-in at every growth and are correlated: they start where one set
+    usually suffices."""
+    return int(max(80000, 40 * coords.dm) if mala else max(16384, 8 * coords.dm)) // replicates
 
 
-def most_draws(coords: Coordinates) -> int:
-    """The most draws per set the growth goes to (runtime.memory budgets for them)."""
-    return int(8 * max(20000, 10 * coords.dm))
+def most_draws(coords: Coordinates, replicates=REPLICATES) -> int:
+    """The most draws per set the growth goes to (all sets together: 32 max(20000, 10 dm); runtime.memory
+    budgets for them)."""
+    return int(32 * max(20000, 10 * coords.dm)) // replicates
 
 
 #: the correction's Monte Carlo error is driven below this fraction of the correction ...
@@ -61,7 +61,7 @@ MARGIN = 1.2
 
 
 def loop_correction(X, X_test, y, C, Cs, Ct, N, chi, kappa, g_v, g_w, activation, draws=None, seed=0,
-                    first=None, replicas=()):
+                    first=None, replicas=(), replicates=REPLICATES):
     """The one-loop correction of the train and test means and the test variances at the order-1 saddle
     (C, Cs, Ct). With `draws`, that many per set; otherwise the draws per set start at `first` (at least
     first_draws) and grow (up to GROWTHS times, to most_draws at most) until the correction's Monte Carlo
@@ -69,22 +69,23 @@ def loop_correction(X, X_test, y, C, Cs, Ct, N, chi, kappa, g_v, g_w, activation
     draws each set has (and their pooled second cumulant, in proportion to the numbers of draws) and adds
     fresh ones; only the third cumulant, whose direction moves with the second, passes over all of them
     again. `replicas`: order 1's replicates solved alone, (C, C*, Ct, their outputs) each; each is paired with
-    one loop draw set (its draws reweighted to the replicate's Ct) and the pairs' spread gives total_mcse."""
+    one of the `replicates` loop draw sets (its draws reweighted to the replicate's Ct) and the pairs' spread
+    gives total_mcse."""
     P, Q = X.shape[0], X_test.shape[0]
     coords = Coordinates(P, Q)
     X_all = np.ascontiguousarray(np.vstack([X, X_test]), dtype=float)
     if not draws:  # which draws q gets: reweighted prior draws unless their weights are too uneven or heavy-tailed
         _, w, frac, _ = reweighted_prior(X_all, P, Ct, g_w, activation, 4096, seed)
-        draws_first = max(first or 0, first_draws(coords, mala=not prior_reaches(
-            w, frac, TAIL_FINAL, lambda: weight_tail(X_all, P, Ct, g_w, activation))))
+        draws_first = max(first or 0, first_draws(coords, not prior_reaches(
+            w, frac, TAIL_FINAL, lambda: weight_tail(X_all, P, Ct, g_w, activation)), replicates))
     M = int(draws or draws_first)
-    most = max(M, most_draws(coords))
+    most = max(M, most_draws(coords, replicates))
     args = (C, Cs, y, kappa, g_v, chi, N)
     sets, growths = None, 0 if draws else GROWTHS
     for attempt in range(growths + 1):
-        sets, how, frac = _draw_sets(X_all, P, Ct, g_w, activation, M, seed, attempt, coords, sets)
+        sets, how, frac = _draw_sets(X_all, P, Ct, g_w, activation, M, seed, attempt, coords, sets, replicates)
         point, reps = _corrections(sets, args, coords)
-        mcse = reps.std(axis=0, ddof=1) / math.sqrt(REPLICATES)
+        mcse = reps.std(axis=0, ddof=1) / math.sqrt(replicates)
         have = sets[0].n_draws
         means = slice(0, P + Q)
         target = MCSE_FRACTION * np.max(np.abs(reps[:, means].mean(axis=0)))
@@ -92,7 +93,7 @@ def loop_correction(X, X_test, y, C, Cs, Ct, N, chi, kappa, g_v, g_w, activation
         if excess <= 1 or attempt == growths or have >= most:
             break
         M = int(math.ceil(min(float(most), have * max(2.0, MARGIN * excess ** 2)))) - have  # fresh, per set
-    bias = float(np.max(np.abs(point[means] - reps[:, means].mean(axis=0)))) / (REPLICATES - 1)
+    bias = float(np.max(np.abs(point[means] - reps[:, means].mean(axis=0)))) / (replicates - 1)
     n_draws = sum(c.n_draws for c in sets)
     tr, te, va = slice(0, P), slice(P, P + Q), slice(P + Q, None)
     total = _paired_errors(sets, replicas, args, coords, Ct)
@@ -128,17 +129,17 @@ def _paired_errors(sets, replicas, args, coords, Ct):
     return {k: np.std([o[i] for o in out], axis=0, ddof=1) / math.sqrt(len(out)) for i, k in enumerate(OUTPUTS)}
 
 
-def _draw_sets(X_all, P, Ct, g_w, activation, M, seed, attempt, coords, previous=None):
-    """REPLICATES sets of M fresh draws each (every set joined to the same set of `previous`, shares in
+def _draw_sets(X_all, P, Ct, g_w, activation, M, seed, attempt, coords, previous, replicates):
+    """`replicates` sets of M fresh draws each (every set joined to the same set of `previous`, shares in
     proportion to the numbers of draws, when given): (sets, how, effective fraction). Reweighted prior
     draws whose weights are nearly even take the prior's cumulants as a control variate, set r those of
     its own independent prior set (field_cumulants.PriorControlled)."""
     sets, how, frac = [], "", 1.0
-    for r in range(REPLICATES):
+    for r in range(replicates):
         seed_r = seed + attempt + 7919 * (r + 1)
         F, w, how, frac = tilted_draws(X_all, P, Ct, g_w, activation, M, seed_r, tail=TAIL_FINAL)
         if how == "reweighted prior draws" and frac >= CONTROL_MIN:
-            prior = prior_cumulants(X_all, P, g_w, activation, coords, seed, REPLICATES)[r]
+            prior = prior_cumulants(X_all, P, g_w, activation, coords, seed, replicates)[r]
             plain = plain_cumulants(F, coords, data_key(X_all, P, g_w, activation), seed_r)
             fresh = PriorControlled(F, w, coords, prior, plain)
             how = "reweighted prior draws, the prior's cumulants as control variate"

@@ -14,7 +14,9 @@ Two estimators of the expectations under q, both with generated moments
              chi ladder, or from a cold start through the damped stochastic iteration of
              numerics.stochastic_saddle (MALA chains with the generated single-neuron log density).
 
-The Monte Carlo error is the spread of R independent replicate solves over sqrt(R); C* and c** come from the
+The Monte Carlo error is the spread of R independent replicate solves over sqrt(R) (R = `replicates`, eight by
+default: the final draw sets, the cumulant estimator's prior blocks and the stochastic iteration's chain
+groups); C* and c** come from the
 same draws (features of [X; X*]); normalisability limits are generated (densities); numerics.modes checks
 that the saddle holds every separated mode of q, and where draws from near the prior miss one,
 numerics.mixture_saddle solves on draws of each region of q weighed by annealed masses.
@@ -33,6 +35,7 @@ from msat.generated import densities
 from ..errors import ConvergenceError
 from ..spectral import nngp_kernels
 from .continuation import ContinuationStopped, continue_saddle
+from .draw_sets import REPLICATES
 from .mixture_saddle import mixture_saddle
 from .modes import MissedModeError, check_modes, missed
 from .normalisability import normalisable
@@ -66,7 +69,7 @@ class NonlinearState:
 
 class NonlinearSaddle:
     def __init__(self, X, y, X_test, N, kappa, g_v, g_w, activation, order, estimator="cumulant",
-                 n_prior=20000, n_chains=64, n_steps=400, replicates=4, seed=0, n_fixed=20000):
+                 n_prior=20000, n_chains=64, n_steps=400, replicates=REPLICATES, seed=0, n_fixed=10000):
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}")
         self.X, self.y = np.ascontiguousarray(X, dtype=float), np.asarray(y, dtype=float)

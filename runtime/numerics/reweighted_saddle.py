@@ -18,7 +18,8 @@ reaches q poorly the final draws are single-neuron MALA draws instead.
 A test preactivation x*.w has a part orthogonal to the training inputs' span that the tilt never sees,
 Gaussian with the prior's variance under q and G alike: the test features in C* are averaged over it
 (generated smoothed_features, Rao-Blackwellised); c** keeps the plain features.
-R independent draw sets give the Monte Carlo error (spread / sqrt R); their union the point estimate.
+R independent draw sets (the saddle's `replicates`) give the Monte Carlo error (spread / sqrt R); their
+union the point estimate.
 """
 from __future__ import annotations
 
@@ -36,12 +37,13 @@ from .proposal import TAIL_FINAL, ess as _ess, proposal as _proposal, tail_index
 
 #: locating stops once the weights at the solution keep this fraction of the draws' own effective size
 REDRAW = 0.5
-#: ... within this many stages, the first on a quarter of the final draws (at least 2,000), each after one
-#: that fails on GROWTH times as many (up to GROWTH_CAP times the final draws): where the map is steep (near
+#: ... within this many stages, the first on a sixteenth of the final draws of all sets (at least 2,000, or a
+#: quarter of them), each after one that fails on GROWTH times as many (up to all the final draws, whatever
+#: the number of sets they are split into): where the map is steep (near
 #: mean-field scaling) few draws' noise, amplified, moves their fixed point far from the saddle or removes it.
 #: A stage that stops at the edge of its draws' reach (weights under REACH times FLOOR) is followed by one of
 #: the same size: reach is a fraction of the draws' effective size, which more draws do not extend
-STAGES, GROWTH, GROWTH_CAP, REACH = 8, 2, 4, 2.0
+STAGES, GROWTH, REACH = 8, 2, 2.0
 #: a stage that fails having moved C less than this fraction of the way its start's residual indicates
 #: ends locating (measured, stages from a far start: P = 80 moves 0.07-0.15 of it, P = 1000 under 5e-4)
 CREEP = 0.01
@@ -54,7 +56,6 @@ FLOOR = 0.02
 GAUSSIAN_MIN, NEAR_BOUNDARY = 0.3, 0.9
 #: how the result names the proposal's covariance (numerics.proposal); draw sets behind the Monte Carlo error
 PROPOSAL_NAMES = {"moments": "q's estimated second moment", "linearised": "the linearised unit's law"}
-REPLICATES = 4
 #: up to this chi/N the fixed point on the draws is solved by Anderson-accelerated sweeps (Newton-Krylov where
 #: they fail within ANDERSON_SWEEPS, beyond, and on draws of a separated mode of q: there the map is steep)
 ANDERSON_CHI_OVER_N, ANDERSON_SWEEPS = 0.1, 40
@@ -179,11 +180,17 @@ def _lost(saddle, chi, C, beyond, frac, stages):
                            {"chi": chi, "effective_fraction": frac, "stages": stages})
 
 
-def reweighted_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, tol=1e-10, errors=True):
-    """The saddle of `saddle` (a NonlinearSaddle) at chi from C_start, on `draws` draws per set; without
-    `errors` the sets are not solved alone (no replicas: a step of a continuation needs only C)."""
-    C, beyond = C_start, 0.0
-    n_stage = max(draws // 4, min(draws, 2000))
+def stage_draws(draws, replicates):
+    """(the first locating stage's draws, the most any stage takes) for `replicates` final sets of `draws`."""
+    total = draws * replicates
+    return max(total // 16, min(total // 4, 2000)), total
+
+
+def reweighted_saddle(saddle, chi, C_start, draws, seed, tol=1e-10, errors=True):
+    """The saddle of `saddle` (a NonlinearSaddle) at chi from C_start, on saddle.replicates sets of `draws`
+    draws; without `errors` the sets are not solved alone (no replicas: a step of a continuation needs only C)."""
+    C, beyond, replicates = C_start, 0.0, saddle.replicates
+    n_stage, cap = stage_draws(draws, replicates)
     for stage in range(1, STAGES + 1):
         Ct0 = _checked_field(saddle, C, chi)
         d, how = mala_set(saddle, Ct0, n_stage, seed + 104729 * stage, keep=True)
@@ -198,7 +205,7 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, replicates=REPLICATES, 
             # more stages crawl towards it at great cost, a nearer start (continuation in chi) may not
             _lost(saddle, chi, C, beyond, frac, stage)
         if done or frac >= REACH * FLOOR:
-            n_stage = min(GROWTH * n_stage, max(GROWTH_CAP * draws, n_stage))
+            n_stage = min(GROWTH * n_stage, max(cap, n_stage))
     else:
         _lost(saddle, chi, C, beyond, frac, STAGES)
     Ct0 = _checked_field(saddle, C, chi)

@@ -2,6 +2,7 @@
 saddle found on region-weighed draws is a fixed point of the whole law q by an independent estimator, the
 one found on draws from near the prior is not."""
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -153,5 +154,5 @@ def test_a_stage_that_ends_a_homotopy_is_followed_by_fresh_draws(monkeypatch):
     monkeypatch.setattr(mixture_saddle, "_below_noise", lambda tol, d: tol)
     monkeypatch.setattr(mixture_saddle, "_held", lambda d, w: 1.0)
     with pytest.raises(Final):
-        mixture_saddle.mixture_saddle(None, 1.0, np.zeros((2, 2)), 100000, 0)
+        mixture_saddle.mixture_saddle(SimpleNamespace(replicates=4), 1.0, np.zeros((2, 2)), 100000, 0)
     assert drawn == [0.0, 1.0], drawn

@@ -68,8 +68,8 @@ def _z(a, b, key):
 @given(problem=problems)
 def test_nonlinear_adaptation_is_invariant_within_its_errors(activation, problem):
     """Fixed examples (derandomized: a search for the tail of a Monte Carlo comparison would
-    always end in a failure). The error bars come from 4 replicate solves, so z has the heavy
-    tails of a t-distribution with few degrees of freedom: |z| < 6, not 4."""
+    always end in a failure). The error bars come from 8 replicate solves, so z has the heavier
+    tails of Student's t with 7 degrees of freedom (two such z's combined): |z| < 6, not 4."""
     seed, P, D, chi = problem
     X, y, Xt, rng = _data(seed, P, D)
     kw = dict(N=200, chi=chi, kappa=0.5, activation=activation, method="adaptive", order=1, estimator="cumulant",
