@@ -116,6 +116,8 @@ class _Solver(Solver):
                 "kernel_top_eigenvalues": np.linalg.eigvalsh(st.C)[::-1][:5].tolist(),
                 "fixed_point_iterations": st.iterations,
             }
+            if st.sets > 1:  # the errors' z-scores follow Student's t with sets - 1 degrees of freedom
+                obs["mc_error_sets"] = st.sets
             if st.acceptance is not None:
                 obs["mala_acceptance"] = st.acceptance
             if getattr(st, "fixed", None) is not None:  # the single-neuron Monte Carlo's final draws

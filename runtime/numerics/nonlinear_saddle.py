@@ -65,6 +65,7 @@ class NonlinearState:
     warnings: list = field(default_factory=list)
     acceptance: float | None = None
     saddles: list = field(default_factory=list)  # (C, C*, c**, outputs) of each replicate solved alone
+    sets: int = 0  # replicates whose spread gives mc_error (its z-scores: Student's t with sets - 1 dof)
 
 
 class NonlinearSaddle:
@@ -192,7 +193,7 @@ class NonlinearSaddle:
                 stack = np.array([r[k] for r in replicas])
                 err[k] = stack.std(axis=0, ddof=1) / math.sqrt(len(replicas))
         kept = [s + (r,) for s, r in zip(saddles, replicas)] if len(saddles) == len(replicas) else []
-        return NonlinearState(chi, C, Cs, css, A, alpha, Ct, it, res, preds, err, warnings, acc, kept)
+        return NonlinearState(chi, C, Cs, css, A, alpha, Ct, it, res, preds, err, warnings, acc, kept, len(replicas))
 
     def solve(self, chi, C0=None, tol=1e-9, maxiter=500, mc_state=None):
         warnings: list = []

@@ -273,3 +273,18 @@ def test_the_reported_monte_carlo_error_is_the_spread_over_seeds_and_its_z_score
     assert 0.7 < ratio < 1.4, ratio
     z = np.concatenate(z)
     assert np.sqrt(np.mean(z ** 2)) < 1.6, z  # t_7: 1.18; t_3: sqrt(3) = 1.73; a normal law: 1
+
+
+def test_the_draws_split_into_eight_sets_or_as_many_of_500_as_they_make_and_the_result_says_how_many():
+    """--mc-samples M gives min(8, M // 500) draw sets, at least four (params refuses M < 2000), and each point's
+    observables name the number behind its errors (mc_error_sets: their z-scores are t with that minus one dof,
+    docs/cli.md; the errors' size is the honesty test's above)."""
+    from msat.runtime.numerics import draw_sets
+    from msat.runtime.params import MIN_MC_SAMPLES
+
+    assert MIN_MC_SAMPLES == draw_sets.MIN_REPLICATES * draw_sets.MIN_SET
+    ds = _problem()
+    kw = dict(N=60, chi=[1.0], kappa=0.4, activation="erf", method="adaptive", order=1)
+    for M, R in ((2000, 4), (3999, 7), (4000, 8), (None, 8)):
+        res = predict(ds.X, ds.y, ds.X_test, mc_samples=M, **kw)[0]
+        assert res.observables["mc_error_sets"] == R, (M, res.observables)
