@@ -11,16 +11,16 @@ from ..ladder import Solver, relative_change
 from ..numerics import observe
 from ..numerics.deep_chain import DeepChain
 from ..numerics.deep_nonlinear import DeepNonlinearChain
+from ..numerics.draw_sets import REPLICATES
 from ..numerics.linear_saddle import kernel_observables, weight_observables
 from ..numerics.rescale import effective_rescaling
 from ..results import Result
 from ..spectral import spectrum
 
 
-#: Monte Carlo draws (all replicates together) of the non-linear chain, unless --mc-samples says otherwise
+#: Monte Carlo draws (all replicates together) of the non-linear chain, unless --mc-samples says otherwise;
+#: split into REPLICATES independent replicates, as one hidden layer's (their spread gives the Monte Carlo error)
 DRAWS = 32000
-#: independent replicates of the non-linear chain (their spread gives the Monte Carlo error)
-REPLICATES = 8
 
 
 def annealed(solve, chi, warm_of):
@@ -120,7 +120,8 @@ class DeepNonlinearSolver(Solver):
             obs = {"kernel_alignment": layers[-1]["kernel_alignment"],
                    "kernel_alignment_nngp": observe.alignment_of_spectrum(self.spec_phi),
                    "kernel_top_eigenvalues": layers[-1]["kernel_top_eigenvalues"], "layers": layers,
-                   "estimator": "importance", "effective_sample_fraction": st.ess, "iterations": st.iterations}
+                   "estimator": "importance", "effective_sample_fraction": st.ess, "iterations": st.iterations,
+                   "mc_error_sets": self.chain.replicates}
             obs.update(effective_rescaling(self.spec_phi, st.predictions["train_mean"], p.kappa, p.g_v))
             err = {k: np.asarray(v).tolist() for k, v in st.mc_error.items()}
             extra = {"train_mean_mcse": err["train_mean"], "test_mean_mcse": err["test_mean"],

@@ -77,6 +77,7 @@ def test_deep_nonlinear_cli_contract():
     for r in json.loads(out.stdout):
         assert r["method"] == "adaptive" and r["converged"] and len(r["test_mean_mcse"]) == 2
         assert len(r["observables"]["layers"]) == 2 and r["observables"]["effective_sample_fraction"] > 0.3
+        assert r["observables"]["mc_error_sets"] == 8  # replicates of the chain behind the errors
     bad = subprocess.run([sys.executable, "-m", "msat.runtime.app.console", "predict", "--dataset", "teacher",
                           "--widths", "20,30", "--chi", "1", "--kappa", "0.3", "--activation", "erf",
                           "--estimator", "mc"], capture_output=True, text=True)
