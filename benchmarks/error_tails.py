@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from msat.runtime import data, spectral  # noqa: E402
-from msat.runtime.numerics.draw_sets import REPLICATES  # noqa: E402
+from msat.runtime.numerics.replicates import REPLICATES  # noqa: E402
 from msat.runtime.numerics.linear_saddle import LinearSaddle  # noqa: E402
 from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle  # noqa: E402
 

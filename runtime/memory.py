@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from .errors import MemoryRequestError
+from .numerics.replicates import REPLICATES, replicate_sets
 
 #: bytes per float64
 F8 = 8
@@ -98,15 +99,16 @@ def needed(p, n_chi: int = 1) -> float:
         single = data + kernel + f8 * (4.0 * draws * (n + Pt) + 0.5 * draws * D + 12.0 * n * n)
         if p.order != 2:
             return single
-        # the field's loop (docs/theory.md §2e): d = dm + P_test coordinates, d x d matrices (2 R = 16 of them
-        # the prior's and the plain draws' cumulants kept along a chi ladder for the control variate), the
+        # the field's loop (docs/theory.md §2e): d = dm + P_test coordinates, d x d matrices (2 R of them the
+        # prior's and the plain draws' cumulants, R sets each, kept along a chi ladder for the control variate), the
         # index-form lifts (P^4, P^3 P_test and (P P_test)^2), the features of the loop's draws and as many
         # again (M x n each, M all sets' draws: up to 32 max(20000, 10 dm), or the mc_samples they start
         # from) and u in blocks of 4096 draws (numerics.field_cumulants, numerics.nonlinear_loop)
         dm = P * (P + 1) / 2 + P * Pt
         d = dm + Pt
         M = max(32.0 * max(20000.0, 10.0 * dm), float(p.mc_samples or 0))
-        return single + f8 * (26.0 * d * d + 3.0 * P ** 4 + 2.0 * P ** 3 * Pt + (P * Pt) ** 2 + 2.0 * M * n
+        R = replicate_sets(p.mc_samples) if p.mc_samples else REPLICATES
+        return single + f8 * ((10.0 + 2.0 * R) * d * d + 3.0 * P ** 4 + 2.0 * P ** 3 * Pt + (P * Pt) ** 2 + 2.0 * M * n
                               + 3.0 * 4096 * d)
     if p.method == "adaptive" and p.order == 2:
         n = min(P, D)

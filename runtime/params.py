@@ -11,6 +11,7 @@ import numpy as np
 
 from . import memory, spectral, values
 from .errors import InputError
+from .numerics.replicates import MIN_REPLICATES, MIN_SET
 
 METHODS = ("nngp", "exact", "loop", "adaptive", "sample")
 ACTIVATIONS = ("linear", "erf", "relu")
@@ -38,7 +39,7 @@ KAPPA_RESOLUTION = 1e6 * 2.0 ** -52
 
 #: draws per chain below which the sampler's ESS and Monte Carlo errors are undefined (ArviZ); the fewest
 #: Monte Carlo draws (--mc-samples) of erf/relu kernel adaptation with one hidden layer
-MIN_SAMPLES, MIN_MC_SAMPLES = 4, 2000
+MIN_SAMPLES, MIN_MC_SAMPLES = 4, MIN_REPLICATES * MIN_SET
 #: the sampler's draws per chain and chains where none are given (None: not given, so named if ignored)
 DEFAULT_SAMPLES, DEFAULT_CHAINS = 1000, 4
 
@@ -202,7 +203,7 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
     estimator = values.choice("estimator", estimator, ESTIMATORS)
     seed = values.seed(seed)
     if mc_samples is not None:
-        # one hidden layer: at least four replica sets of 500 draws (numerics.draw_sets: fewer give no honest
+        # one hidden layer: at least four replica sets of 500 draws (numerics.replicates: fewer give no honest
         # Monte Carlo error, and fewer were silently raised to that); the deep chain's importance sums take any
         single = method == "adaptive" and activation != "linear" and len(widths) == 1
         mc_samples = values.count("mc_samples", mc_samples, minimum=MIN_MC_SAMPLES if single else 1)

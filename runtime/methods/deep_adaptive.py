@@ -11,7 +11,7 @@ from ..ladder import Solver, relative_change
 from ..numerics import observe
 from ..numerics.deep_chain import DeepChain
 from ..numerics.deep_nonlinear import DeepNonlinearChain
-from ..numerics.draw_sets import REPLICATES
+from ..numerics.replicates import REPLICATES
 from ..numerics.linear_saddle import kernel_observables, weight_observables
 from ..numerics.rescale import effective_rescaling
 from ..results import Result

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ladder import Solver, relative_change
-from ..numerics.draw_sets import REPLICATES, replicate_sets
+from ..numerics.replicates import REPLICATES, replicate_sets
 from ..numerics.nonlinear_loop import loop_correction
 from ..numerics.nonlinear_saddle import NonlinearSaddle
 from ..numerics.observe import alignment_of, alignment_of_spectrum

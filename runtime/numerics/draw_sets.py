@@ -13,20 +13,6 @@ from ..spectral import phi_kernels
 from .field_cumulants import tilted_draws
 from .proposal import ess as _ess, gaussian_draws, log_weights
 
-#: independent draw sets behind a single-neuron Monte Carlo error (the saddle's final draws, the cumulant
-#: estimator's prior blocks, the field loop's sets): the error is their spread over sqrt(R), so
-#: (estimate - truth) / error follows Student's t with R - 1 degrees of freedom (docs/cli.md). Eight give
-#: t_7, |z| > 4 for 0.5% of outputs (four gave t_3: 2.8%) at the same total draws
-REPLICATES = 8
-#: ... each of at least MIN_SET draws; fewer draws in all take fewer sets, down to MIN_REPLICATES
-MIN_SET, MIN_REPLICATES = 500, 4
-
-
-def replicate_sets(total: int) -> int:
-    """How many independent sets `total` draws are split into: REPLICATES, or as many of MIN_SET draws as
-    they make, at least MIN_REPLICATES (runtime.params refuses fewer than MIN_REPLICATES * MIN_SET)."""
-    return int(max(MIN_REPLICATES, min(REPLICATES, int(total) // MIN_SET)))
-
 
 @dataclass
 class Draws:

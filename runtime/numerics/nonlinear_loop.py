@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .draw_sets import REPLICATES
+from .replicates import REPLICATES
 from .field_cumulants import (CONTROL_MIN, MonteCarloCumulants, PriorControlled, data_key, prior_reaches,
                               plain_cumulants, prior_cumulants, reweighted_prior, tilted_draws, weight_tail)
 from ..errors import ConvergenceError

@@ -35,7 +35,7 @@ from msat.generated import densities
 from ..errors import ConvergenceError
 from ..spectral import nngp_kernels
 from .continuation import ContinuationStopped, continue_saddle
-from .draw_sets import REPLICATES
+from .replicates import REPLICATES
 from .mixture_saddle import mixture_saddle
 from .modes import MissedModeError, check_modes, missed
 from .normalisability import normalisable

@@ -279,10 +279,10 @@ def test_the_draws_split_into_eight_sets_or_as_many_of_500_as_they_make_and_the_
     """--mc-samples M gives min(8, M // 500) draw sets, at least four (params refuses M < 2000), and each point's
     observables name the number behind its errors (mc_error_sets: their z-scores are t with that minus one dof,
     docs/cli.md; the errors' size is the honesty test's above)."""
-    from msat.runtime.numerics import draw_sets
+    from msat.runtime.numerics import replicates
     from msat.runtime.params import MIN_MC_SAMPLES
 
-    assert MIN_MC_SAMPLES == draw_sets.MIN_REPLICATES * draw_sets.MIN_SET
+    assert MIN_MC_SAMPLES == replicates.MIN_REPLICATES * replicates.MIN_SET
     ds = _problem()
     kw = dict(N=60, chi=[1.0], kappa=0.4, activation="erf", method="adaptive", order=1)
     for M, R in ((2000, 4), (3999, 7), (4000, 8), (None, 8)):
