@@ -112,12 +112,16 @@ def _listed(name, value):
     return [value]
 
 
+MAX_HIDDEN_LAYERS = 1000  # hidden layers; the exact deep integral takes 10 s at depth 1000, over a minute at 10,000
+
+
 def architecture(N=None, widths=None, depth=None, g_w=1.0):
     """(widths, g_ws) of the hidden layers (docs/theory.md §2d) from the ways a user can say them:
     widths N1,...,NL; depth L with width N; or N alone (one hidden layer). g_w is one value or one
     per layer."""
     if widths is not None:
         widths = tuple(values.positive("widths", w, integer=True) for w in _listed("widths", widths))
+        values.count("number of widths", len(widths), minimum=1, maximum=MAX_HIDDEN_LAYERS)
         if depth is not None and values.count("depth", depth, minimum=1) != len(widths):
             raise InputError(f"--depth {depth} conflicts with --widths of {len(widths)} layers")
         if N is not None and values.positive("N", N, integer=True) != widths[-1]:
@@ -125,7 +129,7 @@ def architecture(N=None, widths=None, depth=None, g_w=1.0):
     else:
         if N is None:
             raise InputError("N (the hidden width) is required unless widths are given")
-        depth = 1 if depth is None else values.count("depth", depth, minimum=1)
+        depth = 1 if depth is None else values.count("depth", depth, minimum=1, maximum=MAX_HIDDEN_LAYERS)
         widths = (values.positive("N", N, integer=True),) * depth
     g_ws = [values.positive("g_w", g) for g in _listed("g_w", g_w)]
     if len(g_ws) == 1:

@@ -68,8 +68,8 @@ def from_text(name: str, text: str) -> float:
     return v
 
 
-def count(name: str, value, minimum: int = 0) -> int:
-    """An integer >= minimum (a size or a number of draws)."""
+def count(name: str, value, minimum: int = 0, maximum: int | None = None) -> int:
+    """An integer >= minimum (a size or a number of draws), at most maximum when given."""
     given = value  # as typed in the messages: 1e300 is not printed with its 301 digits
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
         if _is_real(value) and math.isfinite(float(value)) and float(value).is_integer():
@@ -81,6 +81,8 @@ def count(name: str, value, minimum: int = 0) -> int:
         raise InputError(f"{name} must be an integer >= {minimum}, got {given}")
     if value >= INT_MAX:
         raise InputError(f"{name} must be below 2**53, got {given}")
+    if maximum is not None and value > maximum:
+        raise InputError(f"{name} must be an integer from {minimum} to {maximum}, got {given}")
     return value
 
 

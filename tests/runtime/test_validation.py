@@ -159,6 +159,20 @@ def test_widths_must_be_integers_below_2_to_53():
             values.positive("N", bad, integer=True)
 
 
+def test_depth_beyond_the_most_hidden_layers_is_refused_before_anything_is_built():
+    """--depth 1000000000 built a tuple of 10^9 widths (42 s) and then hung in the exact deep integral; --depth
+    10000 ran the exact method for over a minute. The architecture is refused past MAX_HIDDEN_LAYERS, in
+    whichever way the layers are given, and accepted up to it."""
+    limit = params.MAX_HIDDEN_LAYERS
+    widths, g_ws = params.architecture(N=20, depth=limit)
+    assert widths == (20,) * limit and len(g_ws) == limit
+    assert len(params.architecture(widths=[20] * limit)[0]) == limit
+    for bad in (dict(N=20, depth=limit + 1), dict(N=20, depth=10**9), dict(widths=[20] * (limit + 1))):
+        with pytest.raises(InputError, match=f"from 1 to {limit}, got") as e:
+            params.architecture(**bad)
+        _one_line(e.value)
+
+
 def test_default_order_is_the_most_accurate_affordable_one():
     """No --order: erf/relu kernel adaptation runs order 2 while its field (the loop's coordinates, which a
     result reports as field_dimension) is at most DEFAULT_ORDER2_MAX_FIELD and order 1 beyond, each with a
