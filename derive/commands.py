@@ -25,7 +25,7 @@ def add_parsers(sub) -> None:
     d.add_argument("--depth", type=int, default=None,
                    help="highest depth of the deep linear network modules (default: 3, or what is checked in "
                         "for --check)")
-    d.add_argument("--out", type=Path, default=None, help="output folder (default: generated/)")
+    d.add_argument("--out", default=None, help="output folder (default: generated/)")
     d.add_argument("--check", action="store_true",
                    help="exit 1 when the folder differs from a fresh emission (prints a diff)")
     d.set_defaults(handler=derive)
@@ -43,7 +43,9 @@ def add_parsers(sub) -> None:
 def derive(args) -> int:
     from . import driver
 
-    out = args.out or driver.GENERATED_DIR
+    if args.out is not None and not args.out.strip():  # Path('') is '.': the files would land where msat ran
+        raise UsageError("--out is empty: name a folder")
+    out = driver.GENERATED_DIR if args.out is None else Path(args.out)
     if args.order is not None:
         _check_order(args.order)
     if args.depth is not None:

@@ -59,10 +59,10 @@ def _items(name, text):
 
 def _number(name, token, kind):
     v = values.from_text(f"--{name}", token)  # 1e-400 named as below float64's range, not reported as 0.0
-    if kind in ("count", "size"):  # a size may be 0 (data without test points)
-        return values.count(name, int(v) if v == int(v) else v, 1 if kind == "count" else 0)
+    if kind in ("count", "size"):  # a size may be 0 (data without test points); count reads 2.0 as 2
+        return values.count(name, v, 1 if kind == "count" else 0)
     if kind == "seed":
-        return values.seed(int(v) if v == int(v) else v)
+        return values.seed(v)
     if kind == "chi":
         return values.chi_value(v)
     return values.positive(name, v)
@@ -122,6 +122,10 @@ class Grid:
 
     def shape(self):
         return tuple(len(self.coords[d]) for d in DIMS)
+
+    @property
+    def n_tasks(self) -> int:
+        return math.prod(len(self.coords[d]) for d in self.task_dims)
 
     def tasks(self):
         """(index tuple over task_dims, {dim: coordinate}) for every task, in order."""

@@ -164,6 +164,7 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
           method=None, order=None, dressed=False, estimator="auto", seed=0, mc_samples=None, samples=None,
           chains=None, readout="sampled") -> Params:
     """Validate every parameter of a request on data of shape (P, D), P_test test points."""
+    P, D, P_test = values.count("P", P, 1), values.count("D", D, 1), values.count("P_test", P_test, 0)
     widths, g_ws = architecture(N, widths, depth, g_w)
     N, g_w = widths[-1], g_ws[0]
     kappa = values.positive("kappa", kappa, bounds=KERNEL_RANGE)
@@ -235,7 +236,7 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
         ignored += [f"--{k} applies to --method sample only: ignored by {method}" for k in sampling_given]
     p = Params(N=N, kappa=kappa, g_v=g_v, g_w=g_w, activation=activation, method=method,
                order=order if method in ("loop", "adaptive") else None, dressed=bool(dressed) and method == "loop",
-               P=int(P), D=int(D), P_test=int(P_test), estimator=estimator, seed=seed,
+               P=P, D=D, P_test=P_test, estimator=estimator, seed=seed,
                mc_samples=mc_samples, samples=samples, chains=chains, widths=widths, g_ws=g_ws,
                readout=readout, order_note=order_note, ignored=tuple(ignored))
     memory.require(memory.needed(p), f"{method} on P = {p.P}, D = {p.D}, P_test = {p.P_test}, N = {N}",

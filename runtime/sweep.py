@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import grid as _grid, labelled
+from . import grid as _grid, labelled, memory
 from .errors import InputError, MemoryRequestError
+WORKER_BYTES = 200e6  # a local worker's interpreter with msat, numba and Dask imported (about 140-200 MB)
 
 def dataset_for(task, source):
     """The task's data: a built-in set made from the task's (seed, P, D, P_test), or the loaded file."""
@@ -165,7 +166,6 @@ def _prepare(path, g, source, resume, command=None):
 @dataclass(frozen=True)
 class _Job:
     """The arguments of one sweep() call, as _run reads them."""
-
     g: _grid.Grid
     source: object  # ("builtin", name) or a loaded Dataset
     out: object
@@ -189,15 +189,17 @@ def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progres
             print(f"msat: warning: {said}", file=log)
     _writable(str(out))
     client = None
-    if scheduler:
+    if not scheduler:  # local workers, no more than tasks; checked before the store is made, as every mistake is
+        workers = min(int(workers or os.cpu_count() or 1), g.n_tasks)
+        memory.require(workers * WORKER_BYTES, f"{workers} local sweep workers", "give fewer --workers")
+    else:
         try:  # before the store is made: an address that does not answer is a user mistake, not a failed task
             client = Client(scheduler, timeout="10s")
         except (OSError, ValueError, TypeError) as err:
             raise InputError(f"cannot reach the scheduler at {scheduler}: {err}") from None
-    # Ctrl-C only raises a flag, read between steps and tasks: a KeyboardInterrupt inside Dask's machinery can be
-    # swallowed there (the sweep then ran on), one inside zarr's writes spills its pending tasks on stderr, and
-    # none lands in the middle of a write. The terminal sends it to the whole process group: local workers ignore
-    # it (runtime.sweep_worker), as their tracebacks filled stderr
+    # Ctrl-C only raises a flag, read between steps and tasks: a KeyboardInterrupt in Dask's machinery can be
+    # swallowed (the sweep ran on), one in zarr's writes spills pending tasks on stderr, none lands mid-write. The
+    # terminal sends it to the process group: local workers ignore it (runtime.sweep_worker; tracebacks filled stderr)
     interrupted = []
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(1)) if main_thread else None
@@ -237,12 +239,11 @@ def _run(job, client, interrupted):
     cluster, bar = None, None
     try:
         if client is None:
-            # one thread per worker for BLAS (Dask's default) and for numba's parallel loops too: a task
-            # per core, not a task per core times the cores
-            # the scheduler's HTTP server (on even with no dashboard) on a free port: the default one, taken by
-            # another cluster, printed a warning on stderr
-            cluster = LocalCluster(n_workers=int(job.workers or os.cpu_count() or 1), threads_per_worker=1,
-                                   processes=True, dashboard_address=None, silence_logs=logging.ERROR,
+            # no more workers than tasks, each with one thread for BLAS and numba alike: a task per core, not
+            # per core times the cores. The scheduler's HTTP server (on even with no dashboard) on a free port:
+            # the default one, taken by another cluster, printed a warning on stderr
+            cluster = LocalCluster(n_workers=min(job.workers, len(pending)), threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.ERROR,
                                    scheduler_kwargs={"dashboard_address": ":0"}, preload=["msat.runtime.sweep_worker"],
                                    env={"NUMBA_NUM_THREADS": os.environ.get("NUMBA_NUM_THREADS", "1")})
             client = Client(cluster)

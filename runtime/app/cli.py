@@ -268,6 +268,8 @@ def _cmd_predict(args) -> int:
     if to_file:
         _write(args.json, text + "\n")
     elif to_stdout:
+        if sys.stdout is None:  # started with standard output closed (>&-)
+            raise InputError("cannot write the results to standard output: it is closed (give --json FILE)")
         try:
             sys.stdout.write(text + "\n")
             sys.stdout.flush()

@@ -70,10 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def utf8(text) -> str:
+    """text with bytes that are not UTF-8 (surrogate escapes of argv and file names) written as \\xff:
+    netCDF attributes must be UTF-8."""
+    return os.fsencode(str(text)).decode("utf-8", "backslashreplace")
+
+
 def command_line(argv) -> str:
     import shlex
 
-    return "msat " + " ".join(shlex.quote(str(a)) for a in argv)
+    return "msat " + " ".join(shlex.quote(utf8(a)) for a in argv)
 
 
 def main(argv=None) -> int:
@@ -103,6 +109,9 @@ def main(argv=None) -> int:
             if diag:
                 print("msat: diagnostics: " + ", ".join(f"{k}={v}" for k, v in diag.items()), file=sys.stderr)
             return code
+        if isinstance(err, MemoryError):  # past the memory estimate: an address-space limit, other processes
+            print("msat: error: out of memory: ask for less (P, P_test, N, chi points, draws)", file=sys.stderr)
+            return 2
         if os.environ.get("MSAT_DEBUG"):
             raise
         print(f"msat: internal error: {type(err).__name__}: {err} (set MSAT_DEBUG=1 for the "

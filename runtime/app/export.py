@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from ..errors import InputError
+from .console import utf8
 
 
 def _chi_tokens(chis) -> str:
@@ -39,7 +40,7 @@ def predict_nc(path, results, ds, args, chis) -> None:
                                             for k in grid.DEFAULT_COUNTS})
     out = labelled.outputs(results, ds.P, ds.P_test, getattr(ds, "y_test", None), chis)
     labelled_ds = labelled.single(g, out, labelled.failure_note(results))
-    labelled_ds.attrs.update(command=_command(args), source=str(ds.name), **labelled.provenance())
+    labelled_ds.attrs.update(command=_command(args), source=utf8(ds.name), **labelled.provenance())
     _write(labelled_ds.to_netcdf, path)
 
 
@@ -82,7 +83,7 @@ def draws_nc(path, draws, ds, args) -> None:
 
 
 def _command(args) -> str:
-    return getattr(args, "command_line", None) or " ".join(sys.argv)
+    return getattr(args, "command_line", None) or utf8(" ".join(sys.argv))
 
 
 def _write(writer, path) -> None:

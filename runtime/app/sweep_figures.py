@@ -78,6 +78,8 @@ def _reference(st, reference):
 def quantity(st, name, reference=None):
     """(DataArray over the swept options, its label, the reference method or None)."""
     if name == "test_error":
+        if st.sizes.get("test_point", 0) == 0:
+            raise InputError("--y/--color test_error: the store has no test points (P_test = 0)")
         ref, target = _reference(st, reference)
         err = st["test_mean"] - target
         label = f"RMS test error vs {'test targets' if ref == 'targets' else ref}"
@@ -88,6 +90,8 @@ def quantity(st, name, reference=None):
     q = st[name].astype(float)
     for d in POINT_DIMS:
         if d in q.dims:
+            if q.sizes[d] == 0:  # an RMS over no points is no number (and numpy warns on stderr)
+                raise InputError(f"--y/--color {name}: the store has no {d.replace('_', ' ')}s")
             return np.sqrt((q ** 2).mean(d, skipna=False)), f"RMS {name} over {d.replace('_', ' ')}s", None
     return q, name, None
 
@@ -129,6 +133,8 @@ def plot(st, *, x="N", y="test_error", hue="method", color="test_error", referen
             raise InputError(f"{opt} {d!r} is not an option of the store "
                              f"({', '.join(k for k in st.dims if k not in POINT_DIMS)})")
     heat = y in st.dims and y not in POINT_DIMS
+    if heat and x == y:
+        raise InputError(f"--x and --y are both {x}: a phase diagram needs two different options")
     q, label, ref = quantity(st, color if heat else y, reference)
     if ref not in (None, "targets") and hue == "method":
         if st.sizes["method"] == 1:  # its error against itself is zero: a flat line says nothing

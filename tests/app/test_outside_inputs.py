@@ -432,3 +432,94 @@ def test_a_failed_point_says_which_order_ran_and_why_a_variance_is_refused(tmp_p
     assert "zero to float64's precision" in _invalid(solver, SimpleNamespace(**vars(point), test_var=[-5e-17, 1e-17]))
     assert "expansion in 1/N" in _invalid(solver, SimpleNamespace(**vars(point), test_var=[-1e-3, 0.2]))
     assert _invalid(solver, SimpleNamespace(**vars(point), test_var=[-1e-20, 0.2])) is None  # round-off of 0.2
+
+
+def test_sizes_that_are_not_integers_exit_2_in_predict_sample_and_sweep(capsys, tmp_path):
+    """--P nan (also inf, 1e400, and --D, --P-test) reached int() and exited 1 ('internal error') in predict and
+    sample; in a sweep so did every integer list (--N nan, --seed 1e400, --chains -inf, ...)."""
+    base = ["--dataset", "teacher", "--N", "20", "--chi", "1", "--kappa", "0.5"]
+    for cmd in (["predict", "--method", "nngp"], ["sample", "--samples", "20", "--chains", "2"]):
+        for flag, value in (("--P", "nan"), ("--P", "inf"), ("--D", "1e400"), ("--P-test", "nan")):
+            code, _, err = run(cmd + base + [flag, value], capsys)
+            assert code == 2 and "must be an integer" in err and len(err.strip().splitlines()) == 1, (flag, err)
+    sweep = ["sweep", "--dataset", "teacher", "--P", "8", "--D", "3", "--kappa", "0.5", "--chi", "1", "--method",
+             "nngp", "--workers", "1", "--out", tmp_path / "s.zarr"]
+    for flag, value in (("--N", "nan"), ("--N", "20,inf"), ("--seed", "1e400"), ("--chains", "-inf"),
+                        ("--mc-samples", "nan")):
+        code, _, err = run(sweep + ([] if flag == "--N" else ["--N", "20"]) + [flag, value], capsys)
+        assert code == 2 and "must be an integer" in err and len(err.strip().splitlines()) == 1, (flag, err)
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_local_sweep_workers_are_no_more_than_tasks_and_must_fit_in_memory(capsys, tmp_path, monkeypatch):
+    """--workers 100000 started 100000 local processes for one task (it hung); now no more workers than tasks
+    start, and their memory is checked before the store is made."""
+    from msat.runtime import memory, sweep
+
+    store = tmp_path / "s.zarr"
+    argv = ["sweep", "--dataset", "teacher", "--P", "8", "--D", "3", "--N", "20,40,80", "--kappa", "0.5", "--chi",
+            "1", "--method", "nngp", "--workers", "100000", "--out", store]
+    monkeypatch.setattr(memory, "available", lambda: int(2.5 * sweep.WORKER_BYTES))
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "3 local sweep workers needs" in err and "fewer --workers" in err, err
+    assert len(err.strip().splitlines()) == 1 and not store.exists()
+    monkeypatch.setattr(memory, "available", lambda: int(3.5 * sweep.WORKER_BYTES))
+    monkeypatch.setattr(sweep, "_run", lambda job, client, interrupted: [] if job.workers == 3 else pytest.fail(job))
+    assert run(argv, capsys)[0] == 0
+
+
+def test_sweep_figures_refuse_one_option_on_both_axes_and_a_store_without_test_points(capsys, tmp_path):
+    """--x chi --y chi exited 1 ('axes don't match array'); a store without test points drew an empty figure
+    under numpy's RuntimeWarning (a second stderr line) or blamed the reference method."""
+    store, empty = tmp_path / "s.zarr", tmp_path / "e.zarr"
+    common = ["--dataset", "teacher", "--P", "8", "--D", "3", "--N", "20,40", "--kappa", "0.5", "--chi", "1,2",
+              "--method", "nngp,exact", "--workers", "1"]
+    assert run(["sweep"] + common + ["--out", store], capsys)[0] == 0
+    assert run(["sweep"] + common + ["--P-test", "0", "--out", empty], capsys)[0] == 0
+    png = tmp_path / "f.png"
+    code, _, err = run(["sweep", "--plot", store, "--x", "chi", "--y", "chi", "--out", png], capsys)
+    assert code == 2 and "--x and --y are both chi" in err and len(err.strip().splitlines()) == 1, err
+    assert run(["sweep", "--plot", store, "--x", "N", "--y", "chi", "--out", png], capsys)[0] == 0
+    for y, says in (("test_error", "no test points"), ("test_var", "no test points")):
+        code, _, err = run(["sweep", "--plot", empty, "--x", "chi", "--y", y, "--out", png], capsys)
+        assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+    assert run(["sweep", "--plot", empty, "--x", "chi", "--y", "train_mean", "--sel", "N=20", "--out", png],
+               capsys)[0] == 0
+
+
+def test_bytes_that_are_not_utf8_in_the_command_reach_the_labelled_file_escaped(npz, tmp_path, capsys):
+    """A file name with a byte that is not UTF-8 (argv's surrogate escape) made netCDF's UTF-8 attributes
+    raise (exit 1, a truncated file left): the command and source attributes now spell it \\xff."""
+    odd = tmp_path / b"d\xff.npz".decode("utf-8", "surrogateescape")
+    odd.write_bytes(npz.read_bytes())
+    nc = tmp_path / "r.nc"
+    code, _, err = run(BASE + ["--data", odd, "--chi", "1", "--nc", nc], capsys)
+    assert code == 0, err
+    attrs = xr.open_dataset(nc).attrs
+    assert "d\\xff.npz" in attrs["command"] and attrs["source"].endswith("d\\xff.npz")
+
+
+def test_memory_running_out_past_the_estimate_and_a_closed_stdout_exit_2(npz, capsys, monkeypatch):
+    """A MemoryError the estimate did not foresee (ulimit -v, other processes) and standard output closed
+    (>&-, sys.stdout None) both exited 1 as internal errors."""
+    import sys
+
+    def exhausted(*a, **k):
+        raise MemoryError()
+
+    with monkeypatch.context() as m:
+        m.setattr(sys.modules["msat.runtime.predict"], "predict", exhausted)
+        code, _, err = run(BASE + ["--data", npz, "--chi", "1"], capsys)
+    assert code == 2 and "out of memory" in err and len(err.strip().splitlines()) == 1, err
+    monkeypatch.setattr("sys.stdout", None)
+    code, _, err = run(BASE + ["--data", npz, "--chi", "1"], capsys)
+    assert code == 2 and "standard output: it is closed" in err, err
+
+
+def test_derive_refuses_an_empty_out(tmp_path, capsys, monkeypatch):
+    """derive --out '' (Path('') is '.') wrote its 34 generated modules into the current folder."""
+    monkeypatch.chdir(tmp_path)
+    for empty in ("", "  "):
+        code, _, err = run(["derive", "--out", empty], capsys)
+        assert code == 2 and "--out is empty" in err and len(err.strip().splitlines()) == 1, err
+    assert not list(tmp_path.iterdir())
