@@ -55,6 +55,8 @@ def select(st, sel):
         if not eq or dim not in st.dims or dim in POINT_DIMS:
             raise InputError(f"--sel takes option=value with an option of the store "
                              f"({', '.join(d for d in st.dims if d not in POINT_DIMS)}), got {item!r}")
+        if dim in picks:  # the last one would win in silence
+            raise InputError(f"--sel {dim} is given twice: select one value of each option")
         picks[dim] = [_coord_value(st, dim, text.strip())]
     return st.sel(picks) if picks else st
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from msat import generated
+
 from ..errors import ConvergenceError, InputError
 from ..ladder import Solver, relative_change
 from ..numerics.linear_saddle import LinearSaddle
@@ -34,18 +36,23 @@ class _Solver(Solver):
         self.spec = spectrum(data.X, data.y, data.X_test, params.g_w, "linear")
         self.first = LinearSaddle(self.spec, params.N, params.kappa, params.g_v, 1)
         # the kernel field needs K invertible; a rank-deficient K (repeated or dependent inputs)
-        # takes the weight field, which needs N > D + 1
+        # takes the weight field, which needs N > n + 1 for its n x n field
         self.full_rank = bool(self.first.mask.all())
-        if not self.full_rank and params.N <= params.D + 1:
-            raise InputError(f"--order 2: K has rank {self.first.r} < P = {params.P}, so the D x D weight field "
-                             f"is used (docs/theory.md §2c), which needs N > D + 1 = {params.D + 1}; got N = {params.N}")
+        self.X, self.X_test, self.g_w = data.X, data.X_test, params.g_w
+        self.s2 = np.zeros(data.X_test.shape[0])  # test features' variance beyond the field's directions
+        if not (params.P < params.D and self.full_rank) and 0 < self.first.r < params.D:
+            self.X, self.X_test, self.g_w, self.s2 = _row_space(data.X, data.X_test, params.g_w, self.first.r)
+        n = self.X.shape[1]
+        if not self.full_rank and params.N <= n + 1:
+            raise InputError(f"--order 2: K has rank {self.first.r} < P = {params.P}, so the {n} x {n} weight field "
+                             f"is used (docs/theory.md §2c), which needs N > {n + 1}; got N = {params.N}")
 
     def solve(self, chi, warm):
         p, d = self.params, self.data
         a_prev, F_prev = warm if warm is not None else (None, None)
         st1 = self.first.solve(chi, a_prev)
         pr1 = self.first.predictions(st1)  # B: the order-1 kernel, a start for the field
-        fld = WishartField.for_data(d.X, d.y, p.N, chi, p.kappa, p.g_v, p.g_w, self.full_rank)
+        fld = WishartField.for_data(self.X, d.y, p.N, chi, p.kappa, p.g_v, self.g_w, self.full_rank)
         if F_prev is None:
             F_prev = fld.start_from_factor(self.spec.columns(self.first.mask), pr1["B"])
         try:
@@ -69,9 +76,10 @@ class _Solver(Solver):
             fld = st.field
             loop = fld.loop(st.F)
             beta1, beta0 = fld.one_loop(st.F, loop)
-            m1, t1 = fld.outputs(beta1, d.X_test, kstar)
-            m0, _ = fld.outputs(beta0, d.X_test, kstar)
-            tv1, _ = fld.test_variance(loop, *fld.test_covectors(d.X_test, kstar, kss), p.N)
+            m1, t1 = fld.outputs(beta1, self.X_test, kstar)
+            m0, _ = fld.outputs(beta0, self.X_test, kstar)
+            cov, s2 = fld.test_covectors(self.X_test, kstar, kss)
+            tv1, _ = fld.test_variance(loop, cov, s2 + self.s2, p.N)
             values = {"train_mean": m1, "test_mean": t1, "test_var": tv1}
             evals, yCy = fld.kernel_spectrum(st.F)
             obs = {
@@ -88,6 +96,21 @@ class _Solver(Solver):
             obs["layers"] = [{k: obs[k] for k in ("kernel_alignment", "kernel_top_eigenvalues")}]
             out.append(Result.point(p, st.chi, values, {"observables": obs}))
         return out
+
+
+def _row_space(X, X_test, g_w, r):
+    """(X V, X_test V, g_w r / D, s2): the inputs in an orthonormal basis V (D x r) of the rows of X, rank
+    r < D. The data tilt a neuron's weights only along V, so the weight field's law projected on V is the
+    r x r Wishart law with the same scale g_w / D, and the r x r field is the same integral: a smaller
+    field, whose loop's (n/N)^2 error is that of n = r, not D (docs/theory.md §2c). A test point's part
+    outside V is a feature independent of the field, Gaussian with the prior's variance s2 = k** - k*^T p
+    (the kernel field's test_feature_variance in V's coordinates, k* = (g_w/D) V^T x*, p = V^T x*)."""
+    D = X.shape[1]
+    V = np.linalg.svd(X, full_matrices=False)[2][:r].T
+    coords = X_test @ V
+    kss = g_w / D * np.einsum("td,td->t", X_test, X_test)
+    s2 = generated.wishart_field().test_feature_variance(g_w / D * coords.T, coords.T, kss[:, None])[:, 0]
+    return X @ V, coords, g_w * r / D, np.maximum(s2, 0.0)  # round-off can dip below 0
 
 
 def solver(data, params, **_):

@@ -469,8 +469,9 @@ def test_local_sweep_workers_are_no_more_than_tasks_and_must_fit_in_memory(capsy
 
 
 def test_sweep_figures_refuse_one_option_on_both_axes_and_a_store_without_test_points(capsys, tmp_path):
-    """--x chi --y chi exited 1 ('axes don't match array'); a store without test points drew an empty figure
-    under numpy's RuntimeWarning (a second stderr line) or blamed the reference method."""
+    """--x chi --y chi exited 1 ('axes don't match array'); two --sel of one option kept the last in silence;
+    a store without test points drew an empty figure under numpy's RuntimeWarning (a second stderr line) or
+    blamed the reference method."""
     store, empty = tmp_path / "s.zarr", tmp_path / "e.zarr"
     common = ["--dataset", "teacher", "--P", "8", "--D", "3", "--N", "20,40", "--kappa", "0.5", "--chi", "1,2",
               "--method", "nngp,exact", "--workers", "1"]
@@ -480,6 +481,8 @@ def test_sweep_figures_refuse_one_option_on_both_axes_and_a_store_without_test_p
     code, _, err = run(["sweep", "--plot", store, "--x", "chi", "--y", "chi", "--out", png], capsys)
     assert code == 2 and "--x and --y are both chi" in err and len(err.strip().splitlines()) == 1, err
     assert run(["sweep", "--plot", store, "--x", "N", "--y", "chi", "--out", png], capsys)[0] == 0
+    code, _, err = run(["sweep", "--plot", store, "--x", "N", "--sel", "chi=1", "--sel", "chi=2", "--out", png], capsys)
+    assert code == 2 and "--sel chi is given twice" in err, err
     for y, says in (("test_error", "no test points"), ("test_var", "no test points")):
         code, _, err = run(["sweep", "--plot", empty, "--x", "chi", "--y", y, "--out", png], capsys)
         assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err

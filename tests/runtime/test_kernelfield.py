@@ -203,3 +203,42 @@ def test_kernel_and_weight_fields_give_one_test_variance_to_their_own_accuracy()
         rel.append(np.max(np.abs(vk / vw - 1)))
     assert gaps[1] < gaps[0] / 10, gaps  # ~ N^-2 (16x for 4x N); relative to a variance ~ 1/N at chi = N, ~ 1/N
     assert rel[0] < 2e-2 and rel[1] < rel[0] / 3, rel
+
+
+def test_the_weight_field_lives_on_the_rows_of_x_so_equal_kernels_give_equal_order_two():
+    """Inputs of rank r < D (repeated columns, zero columns, dependent inputs) used the D x D weight field,
+    whose loop error is that of n = D: duplicating every column (X -> [X, X], the same kernel and posterior)
+    moved order 2 by more than order 1's error at N = 20. The field lives on the rows of X (r x r, the
+    same integral): equal kernels now give equal order 2, and test points outside the rows of X keep the
+    prior's variance there. Against the exact posterior: order 2 converges like N^-2 with test points
+    outside X's rows, and adding one does not move the training means."""
+    rng = np.random.default_rng(15)
+    X = rng.standard_normal((8, 5))
+    y = np.sign(X[:, 0] + 0.3 * rng.standard_normal(8))
+    Xt = rng.standard_normal((3, 5))
+    base = predict(X, y, Xt, N=20, chi=1, kappa=0.5, method="adaptive", order=2)
+    twice = predict(np.hstack([X, X]), y, np.hstack([Xt, Xt]), N=20, chi=1, kappa=0.5, method="adaptive", order=2)
+    padded = predict(np.hstack([X, np.zeros((8, 7))]), y, np.hstack([Xt, np.zeros((3, 7))]), N=20, chi=6,
+                     kappa=0.5, g_w=12 / 5, method="adaptive", order=2)
+    at6 = predict(X, y, Xt, N=20, chi=6, kappa=0.5, method="adaptive", order=2)
+    assert twice.observables["field"] == "weights (5 x 5)"
+    for a, b in ((base, twice), (at6, padded)):
+        for k in ("train_mean", "test_mean", "test_var"):
+            np.testing.assert_allclose(b[k], a[k], rtol=0, atol=1e-12)
+    # rank 5 in D = 10 with test points that X's rows do not span
+    A, B = rng.standard_normal((8, 5)), rng.standard_normal((5, 10))
+    X, Xt = A @ B / np.sqrt(5), rng.standard_normal((3, 10))
+    y = np.sign(X[:, 0])
+    errs, errs1 = [], []
+    for N in (40, 80, 160):
+        ex = predict(X, y, Xt, N=N, chi=1, kappa=0.5, method="exact")
+        r = predict(X, y, Xt, N=N, chi=1, kappa=0.5, method="adaptive", order=2)
+        r1 = predict(X, y, Xt, N=N, chi=1, kappa=0.5, method="adaptive", order=1)
+        errs.append(max(np.max(np.abs(np.subtract(r[k], ex[k]))) for k in ("train_mean", "test_mean", "test_var")))
+        errs1.append(max(np.max(np.abs(np.subtract(r1[k], ex[k]))) for k in ("train_mean", "test_mean", "test_var")))
+    slope = np.polyfit(np.log([40, 80, 160]), np.log(errs), 1)[0]
+    assert slope < -1.8 and errs[-1] < errs1[-1] / 20, (errs, errs1)
+    more = predict(X, y, np.vstack([Xt, rng.standard_normal((2, 10))]), N=160, chi=1, kappa=0.5,
+                   method="adaptive", order=2)
+    np.testing.assert_allclose(more.train_mean, r.train_mean, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(more.test_var[:3], r.test_var, rtol=0, atol=1e-14)
