@@ -9,6 +9,8 @@ from .numerics.replicates import REPLICATES, replicate_sets
 
 #: bytes per float64
 F8 = 8
+#: a local sweep worker: an interpreter with msat, numba and Dask imported (about 140-200 MB measured)
+SWEEP_WORKER_BYTES = 200e6
 
 
 def available() -> int:

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import grid as _grid, labelled, memory
 from .errors import InputError, MemoryRequestError
-WORKER_BYTES = 200e6  # a local worker's interpreter with msat, numba and Dask imported (about 140-200 MB)
+
 
 def dataset_for(task, source):
     """The task's data: a built-in set made from the task's (seed, P, D, P_test), or the loaded file."""
@@ -191,7 +191,7 @@ def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progres
     client = None
     if not scheduler:  # local workers, no more than tasks; checked before the store is made, as every mistake is
         workers = min(int(workers or os.cpu_count() or 1), g.n_tasks)
-        memory.require(workers * WORKER_BYTES, f"{workers} local sweep workers", "give fewer --workers")
+        memory.require(workers * memory.SWEEP_WORKER_BYTES, f"{workers} local sweep workers", "give fewer --workers")
     else:
         try:  # before the store is made: an address that does not answer is a user mistake, not a failed task
             client = Client(scheduler, timeout="10s")

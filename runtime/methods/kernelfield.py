@@ -101,8 +101,9 @@ class _Solver(Solver):
 
 def _row_space(X, X_test, g_w, V):
     """(X V, X_test V, g_w r / D, s2): the inputs in an orthonormal basis V (D x r) of the rows of X, rank
-    r < D (from K's eigenvectors U: V = X^T U / its singular values). The data tilt a neuron's weights only along V, so the weight field's law projected on V is the
-    r x r Wishart law with the same scale g_w / D, and the r x r field is the same integral: a smaller
+    r < D (from K's eigenvectors U: V = X^T U / its singular values). The data tilt a neuron's weights only
+    along V, so the weight field's law projected on V is the r x r Wishart law with the same scale g_w / D,
+    and the r x r field is the same integral: a smaller
     field, whose loop's (n/N)^2 error is that of n = r, not D (docs/theory.md §2c). A test point's part
     outside V is a feature independent of the field, Gaussian with the prior's variance s2 = k** - k*^T p
     (the kernel field's test_feature_variance in V's coordinates, k* = (g_w/D) V^T x*, p = V^T x*)."""

@@ -459,11 +459,11 @@ def test_local_sweep_workers_are_no_more_than_tasks_and_must_fit_in_memory(capsy
     store = tmp_path / "s.zarr"
     argv = ["sweep", "--dataset", "teacher", "--P", "8", "--D", "3", "--N", "20,40,80", "--kappa", "0.5", "--chi",
             "1", "--method", "nngp", "--workers", "100000", "--out", store]
-    monkeypatch.setattr(memory, "available", lambda: int(2.5 * sweep.WORKER_BYTES))
+    monkeypatch.setattr(memory, "available", lambda: int(2.5 * memory.SWEEP_WORKER_BYTES))
     code, _, err = run(argv, capsys)
     assert code == 2 and "3 local sweep workers needs" in err and "fewer --workers" in err, err
     assert len(err.strip().splitlines()) == 1 and not store.exists()
-    monkeypatch.setattr(memory, "available", lambda: int(3.5 * sweep.WORKER_BYTES))
+    monkeypatch.setattr(memory, "available", lambda: int(3.5 * memory.SWEEP_WORKER_BYTES))
     monkeypatch.setattr(sweep, "_run", lambda job, client, interrupted: [] if job.workers == 3 else pytest.fail(job))
     assert run(argv, capsys)[0] == 0
 
