@@ -13,6 +13,14 @@ F8 = 8
 SWEEP_WORKER_BYTES = 200e6
 
 
+def sweep_workers(asked, tasks: int) -> int:
+    """How many local worker processes a sweep starts: `asked` (default: the cores, but no more than fit in the
+    memory available), never more than its tasks; MemoryRequestError where they do not fit."""
+    n = min(int(asked or min(os.cpu_count() or 1, int(available() // SWEEP_WORKER_BYTES) or 1)), tasks)
+    require(n * SWEEP_WORKER_BYTES, f"{n} local sweep workers", "give fewer --workers")
+    return n
+
+
 def available() -> int:
     """Bytes of memory available to this process now: MemAvailable on Linux (total physical memory
     elsewhere), and no more than what an address-space limit (ulimit -v) leaves."""

@@ -189,9 +189,8 @@ def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progres
             print(f"msat: warning: {said}", file=log)
     _writable(str(out))
     client = None
-    if not scheduler:  # local workers, no more than tasks; checked before the store is made, as every mistake is
-        workers = min(int(workers or os.cpu_count() or 1), g.n_tasks)
-        memory.require(workers * memory.SWEEP_WORKER_BYTES, f"{workers} local sweep workers", "give fewer --workers")
+    if not scheduler:  # checked before the store is made, as every user mistake is
+        workers = memory.sweep_workers(workers, g.n_tasks)
     else:
         try:  # before the store is made: an address that does not answer is a user mistake, not a failed task
             client = Client(scheduler, timeout="10s")

@@ -453,7 +453,7 @@ def test_sizes_that_are_not_integers_exit_2_in_predict_sample_and_sweep(capsys, 
 
 def test_local_sweep_workers_are_no_more_than_tasks_and_must_fit_in_memory(capsys, tmp_path, monkeypatch):
     """--workers 100000 started 100000 local processes for one task (it hung); now no more workers than tasks
-    start, and their memory is checked before the store is made."""
+    start, and their memory is checked before the store is made (by default as many as fit)."""
     from msat.runtime import memory, sweep
 
     store = tmp_path / "s.zarr"
@@ -466,6 +466,13 @@ def test_local_sweep_workers_are_no_more_than_tasks_and_must_fit_in_memory(capsy
     monkeypatch.setattr(memory, "available", lambda: int(3.5 * memory.SWEEP_WORKER_BYTES))
     monkeypatch.setattr(sweep, "_run", lambda job, client, interrupted: [] if job.workers == 3 else pytest.fail(job))
     assert run(argv, capsys)[0] == 0
+    # without --workers: the cores, but no more than fit in memory (refused only where not even one fits)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setattr(memory, "available", lambda: int(2.5 * memory.SWEEP_WORKER_BYTES))
+    assert memory.sweep_workers(None, 10) == 2 and memory.sweep_workers(None, 1) == 1
+    monkeypatch.setattr(memory, "available", lambda: int(0.5 * memory.SWEEP_WORKER_BYTES))
+    with pytest.raises(InputError, match="1 local sweep workers needs"):
+        memory.sweep_workers(None, 10)
 
 
 def test_sweep_figures_refuse_one_option_on_both_axes_and_a_store_without_test_points(capsys, tmp_path):
