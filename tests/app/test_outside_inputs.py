@@ -267,9 +267,11 @@ def test_a_negative_value_list_gets_the_options_own_message(npz, flag, value, me
 
 @pytest.mark.parametrize("depth,fields", [(1, "S(s_1) = "), (2, "S(s_1, s_2) = "), (3, r"S(s_1, \dots, s_{3}) = ")])
 def test_latex_names_the_deep_action_fields_once(depth, fields, capsys):
-    """msat latex --depth 1 printed S(s_1, \\dots, s_{1})."""
+    """msat latex --depth 1 printed S(s_1, \\dots, s_{1}); the cumulant levels printed NumPy's
+    \\operatorname{log1p}(x) where a reader writes log(1 + x) (the emitted code keeps log1p)."""
     code, out, _ = run(["latex", "--depth", str(depth)], capsys)
     assert code == 0 and any(line.startswith(fields) for line in out.splitlines()), out[:400]
+    assert "log1p" not in out and r"\log{\left(1 - \frac{2 \theta}{N} \right)}" in out
 
 
 SAMPLE = ["sample", "--N", "20", "--kappa", "0.5", "--samples", "20", "--chains", "2"]

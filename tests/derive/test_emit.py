@@ -90,11 +90,13 @@ def test_latex_cli(capsys):
 
 @pytest.mark.parametrize("argv", [["latex", "--order", "99"], ["derive", "--order", "99"],
                                   ["derive", "--depth", "99", "--out", "{tmp}/d"], ["latex", "--depth", "99"],
-                                  ["derive", "--check", "--out", "{tmp}/absent"], ["derive", "--out", "/proc/msat"]])
+                                  ["derive", "--check", "--out", "{tmp}/absent"], ["derive", "--out", "/proc/msat"],
+                                  ["derive", "--check", "--out", "{tmp}/empty"]])
 def test_derive_and_latex_refuse_at_once(argv, tmp_path, capsys):
-    """An order or a depth whose derivation would take hours, a --check folder that does not exist and an
-    unwritable --out are refused with exit 2 and one line before any symbolic work (each would otherwise run for
-    minutes or hang)."""
+    """An order or a depth whose derivation would take hours, a --check folder that does not exist or holds no
+    generated modules (it printed a diff of 4,733 lines and exited 1) and an unwritable --out are refused with
+    exit 2 and one line before any symbolic work (each would otherwise run for minutes or hang)."""
+    (tmp_path / "empty").mkdir()
     assert console.main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
