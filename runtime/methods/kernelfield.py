@@ -42,7 +42,8 @@ class _Solver(Solver):
         self.s2 = np.zeros(data.X_test.shape[0])  # test features' variance beyond the field's directions
         if not (params.P < params.D and self.full_rank) and 0 < self.first.r < params.D:
             V = data.X.T @ self.spec.columns(self.first.mask) / np.sqrt(self.first.lam * params.D / params.g_w)
-            self.X, self.X_test, self.g_w, self.s2 = _row_space(data.X, data.X_test, params.g_w, V)
+            self.X, self.X_test, self.g_w, self.s2 = _row_space(data.X, data.X_test, params.g_w, V, self.spec,
+                                                                 self.first.mask)
         n = self.X.shape[1]
         if not self.full_rank and params.N <= n + 1:
             raise InputError(f"--order 2: K has rank {self.first.r} < P = {params.P}, so the {n} x {n} weight field "
@@ -99,19 +100,18 @@ class _Solver(Solver):
         return out
 
 
-def _row_space(X, X_test, g_w, V):
+def _row_space(X, X_test, g_w, V, spec, mask):
     """(X V, X_test V, g_w r / D, s2): the inputs in an orthonormal basis V (D x r) of the rows of X, rank
     r < D (from K's eigenvectors U: V = X^T U / its singular values). The data tilt a neuron's weights only
     along V, so the weight field's law projected on V is the r x r Wishart law with the same scale g_w / D,
     and the r x r field is the same integral: a smaller
     field, whose loop's (n/N)^2 error is that of n = r, not D (docs/theory.md §2c). A test point's part
-    outside V is a feature independent of the field, Gaussian with the prior's variance s2 = k** - k*^T p
-    (the kernel field's test_feature_variance in V's coordinates, k* = (g_w/D) V^T x*, p = V^T x*)."""
+    outside V is a feature independent of the field, Gaussian with the prior's variance s2 = k** - k*^T K^+ k*
+    (the kernel field's test_feature_variance, from the spectrum's k*^T U and k** on K's held modes)."""
     D, r = V.shape
-    coords = X_test @ V
-    kss = g_w / D * np.einsum("td,td->t", X_test, X_test)
-    s2 = generated.wishart_field().test_feature_variance(g_w / D * coords.T, coords.T, kss[:, None])[:, 0]
-    return X @ V, coords, g_w * r / D, np.maximum(s2, 0.0)  # round-off can dip below 0
+    kt = spec.Kt[:, mask].T  # (r, P*): k*^T U
+    s2 = generated.wishart_field().test_feature_variance(kt, kt / spec.lam[mask][:, None], spec.kss[:, None])[:, 0]
+    return X @ V, X_test @ V, g_w * r / D, np.maximum(s2, 0.0)  # round-off can dip below 0
 
 
 def solver(data, params, **_):
