@@ -38,7 +38,7 @@ def outputs(results, P: int, P_test: int, y_test=None, chis=None) -> dict:
         out["seconds"][j] = r.seconds
         if not r.converged:
             continue
-        d = r.to_dict()
+        d = r.to_dict(strict_json=False)  # undefined numbers stay NaN in the arrays
         scalars = dict(d.get("observables") or {}, **{k: d[k] for k in EXTRA_SCALARS if k in d})
         for k, v in scalars.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool) and "iterations" not in k:

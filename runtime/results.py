@@ -1,13 +1,15 @@
 """The result object of one chi point (the contract in docs/cli.md): values and metadata together.
 
-Attributes hold NumPy arrays; ``to_dict()`` gives the JSON object of the contract (lists, the
-keys in contract order) and item access reads that object, so ``r["test_mean"]`` works as it does
-on the JSON. ``_repr_html_`` shows a summary in notebooks; ``to_xarray`` gives a labelled
-xarray.Dataset (dimensions ``train_point``, ``test_point``).
+Attributes hold NumPy arrays (NaN where a number is undefined); ``to_dict()`` gives the JSON object
+of the contract (lists, the keys in contract order, None where the JSON has null) and item access
+reads that object, so ``r["test_mean"]`` works as it does on the JSON. ``_repr_html_`` shows a
+summary in notebooks; ``to_xarray`` gives a labelled xarray.Dataset (dimensions ``train_point``,
+``test_point``).
 """
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -48,6 +50,18 @@ def _json(v):
         return {k: _json(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
         return [_json(x) for x in v]
+    return v
+
+
+def strict(v):
+    """NaN or an infinity (a point without a result, an undefined diagnostic) as None, null in JSON: the
+    contract's JSON stays standard."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: strict(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [strict(x) for x in v]
     return v
 
 
@@ -92,11 +106,14 @@ class Result(Mapping):
                    + list(getattr(params, "ignored", ())),
                    extra=dict(extra or {}))
 
-    def to_dict(self) -> dict:
+    def to_dict(self, strict_json: bool = True) -> dict:
+        """The contract's JSON object; NaN and infinities (undefined numbers) as None, null in JSON, unless
+        not `strict_json` (floats kept, for arrays that hold NaN)."""
         if not self.converged:
-            return {"chi": self.chi, "converged": False, "error": self.error,
-                    "diagnostics": dict(self.diagnostics), "seconds": float(self.seconds),
-                    "warnings": list(self.warnings)}
+            out = {"chi": self.chi, "converged": False, "error": self.error,
+                   "diagnostics": _json(dict(self.diagnostics)), "seconds": float(self.seconds),
+                   "warnings": list(self.warnings)}
+            return strict(out) if strict_json else out
         out = {
             "method": self.method,
             "order": self.order,
@@ -112,7 +129,7 @@ class Result(Mapping):
             "warnings": list(self.warnings),
         }
         out.update(_json(self.extra))
-        return out
+        return strict(out) if strict_json else out
 
     def __getattr__(self, name):
         # only reached when no field has the name: a method's own keys (test_mean_mcse, rhat_max, observables, ...)

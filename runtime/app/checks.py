@@ -83,7 +83,7 @@ def checks(res: dict) -> list[dict]:
     al_agree = bool(np.all((np.abs(al_s - al_t) <= 4 * al_e + 0.05 * abs(al_t[last] - al_t[0]) + 0.02)[has]))
     s_grows = bool(om_s[-1] > 5 * max(om_s[0], om_e[-1]))
     if linear:
-        om_t = np.array(rows["adaptive_o1"]["omega"])
+        om_t = np.array(rows["adaptive_o1"]["omega"], dtype=float)
         grows = bool(np.all(np.diff(om_t) > 0) and om_t[-1] > 5 * max(om_t[0], 1e-300))
         agree = bool(np.all(np.abs(om_s - om_t) <= 4 * om_e + 0.2 * np.abs(om_t)))
         hidden = (f"directional hidden-weight moment grows {om_t[0]:.2e} -> {om_t[-1]:.2e} (theory), "

@@ -240,7 +240,7 @@ def _cmd_predict(args) -> int:
     from .. import grid, params
     from ..predict import predict
     from ..values import chi_ladder
-    from . import export, report
+    from . import export
 
     chis, _ = chi_ladder(args.chi)
     draws = [] if getattr(args, "draws", None) is not None else None
@@ -262,7 +262,7 @@ def _cmd_predict(args) -> int:
     results = predict(ds.X, ds.y, ds.X_test, chi=chis, progress=sys.stderr.isatty(), draws=draws, **opts)
     print_warnings(results)
     payload = [r.to_dict() for r in results] if "," in args.chi else results[0].to_dict()
-    text = json.dumps(report.strict(payload), indent=1, allow_nan=False)  # undefined numbers (NaN) as null
+    text = json.dumps(payload, indent=1, allow_nan=False)  # to_dict writes undefined numbers (NaN) as null
     to_file = args.json is not None and str(args.json) != "-"
     to_stdout = str(args.json) == "-" or (args.json is None and not args.table)
     if to_file:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import csv
 import json
-import math
+
+from ..results import strict
 
 
 def write_csv(path, res):
@@ -33,17 +34,6 @@ def write_csv(path, res):
             for k in ("order0_residual", "order0_relative_residual", "order1_relative_residual", "s_eff"):
                 for N, v in zip(s3["Ns"], s3[k]):
                     w.writerow(["statement3", k, N, k, v, ""])
-
-
-def strict(v):
-    """NaN or an infinity (a point without a result, an undefined diagnostic) as null: the JSON stays standard."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: strict(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [strict(x) for x in v]
-    return v
 
 
 def write_json(path, res):

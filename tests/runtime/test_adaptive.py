@@ -205,15 +205,20 @@ def test_no_learned_direction_gives_no_covariance_along_it(tmp_path, capsys):
     whose direction is learned from its train means, says the same (it reported a direction made of their noise)."""
     ds = data.builtin("teacher", P=8, D=6, P_test=2, seed=0)
     r = predict(ds.X, np.zeros(8), ds.X_test, N=20, chi=1.0, kappa=0.5, method="adaptive")
-    ob = r["observables"]
+    ob = r.observables  # attributes hold numbers: NaN
     assert math.isnan(ob["weight_cov_direction"]) and math.isnan(ob["weight_cov_top_overlap"])
     np.savez(tmp_path / "y0.npz", X=ds.X, y=np.zeros(8), X_test=ds.X_test)
     code, out, _ = run(["predict", "--data", tmp_path / "y0.npz", "--N", "20", "--chi", "1", "--kappa", "0.5",
                         "--method", "adaptive", "--json", "-"], capsys)
     assert code == 0 and json.loads(out)["observables"]["weight_cov_direction"] is None  # strict JSON: null
+    # the API's JSON object is the CLI's: null as None (it was NaN, and json.dumps(allow_nan=False) refused it)
+    assert r["observables"]["weight_cov_direction"] is None
+    assert r.to_dict()["observables"] == json.loads(out)["observables"]
     # the sampler's direction comes from its train means, whose Monte Carlo noise made one up
     sampled = predict(ds.X, np.zeros(8), ds.X_test, N=20, chi=1.0, kappa=0.5, method="sample", samples=100,
                       chains=2)
-    assert math.isnan(sampled["observables"]["weight_cov_direction"])
-    assert math.isnan(sampled["observables"]["weight_cov_top_overlap"])
+    assert math.isnan(sampled.observables["weight_cov_direction"])
+    assert math.isnan(sampled.observables["weight_cov_top_overlap"])
+    assert sampled["observables"]["weight_cov_direction"] is None
+    json.dumps(sampled.to_dict(), allow_nan=False)
     assert np.isfinite(sampled["observables"]["weight_cov_top_eigenvalue"])
