@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..errors import ConvergenceError
 from .modes import MissedModeError, check_modes
 from .reweighted_saddle import reweighted_saddle
@@ -15,6 +17,36 @@ CONTINUATION_STEPS = 40
 MIN_LOG_STEP = 0.01
 #: a step's start is scaled by at most this factor to bring its field inside the normalisable region
 INFLATE_MAX = 2.0
+#: a cold start below chi = 1 looks this many factors of the annealing ratio down for a normalisable start
+COLD_TRIES = 60
+
+
+def cold_start_ladder(saddle, chi, ratio):
+    """The chi a cold start at chi climbs through, each warm-starting the next (docs/theory.md §5): none
+    where the NNGP kernel's field at chi leaves q(w) normalisable; else from chi = 1 up in steps of at
+    most `ratio` where it does so at 1, and otherwise from the largest chi / ratio^k (k >= 1, below 1
+    and chi) where it does (a small width makes even chi = 1 tilt q past normalisability while a saddle
+    exists there, reached from below). Empty where no such start exists: the solve at chi says why."""
+    def cold(c):
+        try:
+            return saddle.normalisable(saddle.field(saddle.Kphi, c)[2])[0]
+        except ConvergenceError:
+            return False
+
+    if cold(chi):
+        return []
+    if chi > 1 and cold(1.0):
+        start = 1.0
+    else:
+        start = min(chi, 1.0)
+        for _ in range(COLD_TRIES):
+            start /= ratio
+            if cold(start):
+                break
+        else:
+            return []
+    n = max(int(math.ceil(math.log(chi / start) / math.log(ratio))), 1)
+    return [float(c) for c in np.geomspace(start, chi, n + 1)[:-1]]
 
 
 def continue_saddle(saddle, chi_from, C, chi_to, max_steps=CONTINUATION_STEPS):

@@ -34,7 +34,7 @@ from msat.generated import densities
 
 from ..errors import ConvergenceError
 from ..spectral import nngp_kernels
-from .continuation import ContinuationStopped, continue_saddle
+from .continuation import ContinuationStopped, cold_start_ladder, continue_saddle
 from .replicates import REPLICATES
 from .mixture_saddle import mixture_saddle
 from .modes import MissedModeError, check_modes, missed
@@ -213,16 +213,15 @@ class NonlinearSaddle:
                 saddles.append((Cb, Csb, cssb))
             # replicas use 1/R of the draws: their spread / sqrt(R) estimates the error of the union
             return self._package(chi, *sol, replicas, warnings, saddles=saddles)
-        if C0 is None and not self.normalisable(self.field(self.Kphi, chi)[2])[0]:
-            # anneal from chi ~ 1 (docs/theory.md §5): a cold start at large chi/N tilts q(w) so far that
-            # it is not normalisable; climb from ~1 in steps of at most ANNEAL, warm-started
-            n = max(int(math.ceil(math.log(chi) / math.log(ANNEAL))), 1) if chi > 1 else 0
-            steps = [float(c) for c in np.geomspace(1.0, chi, n + 1)[:-1]] if n else []
+        if C0 is None:
+            # anneal (docs/theory.md §5): a cold start at large chi/N tilts q(w) so far that it is not
+            # normalisable; climb from chi ~ 1 (or below) in steps of at most ANNEAL, warm-started
+            steps = cold_start_ladder(self, chi, ANNEAL)
             for c in steps:
                 st = self._solve_mc(c, C0, [], mc_state)
                 C0, mc_state = st.C, st.mc_state
             if steps:
-                warnings.append(f"annealed from chi = 1 in {len(steps)} steps")
+                warnings.append(f"annealed from chi = {steps[0]:.4g} in {len(steps)} steps")
         return self._solve_mc(chi, C0, warnings, mc_state)
 
     def _solve_mc(self, chi, C0, warnings, mc_state, polish=True):

@@ -161,6 +161,23 @@ def test_relu_near_mean_field_has_one_normalisable_saddle_from_any_start():
 
 
 @pytest.mark.slow
+def test_a_cold_start_whose_nngp_field_tilts_q_too_far_even_at_chi_one_climbs_from_below_one():
+    """relu, N = 4 (chi/N = 1/4 at chi = 1): the NNGP kernel's field already tilts q(w) past normalisability
+    at chi = 1, the start of the cold-start annealing, so a single chi = 1 (or 2) ended in exit 3 ("not
+    normalisable", tilt/prior 1.35) while the ladder 0.5, 1 reached a saddle at 1 with tilt/prior 0.53. The
+    annealing now starts below 1 where needed, and lands where the ladder does (docs/theory.md §5)."""
+    ds = data.builtin("teacher", P=12, D=4, P_test=3, seed=2)
+    kw = dict(N=4, kappa=0.5, activation="relu", method="adaptive", order=1, mc_samples=4000)
+    one = predict(ds.X, ds.y, ds.X_test, chi=1.0, **kw)
+    assert one.converged and any(w.startswith("annealed from chi = 0.6667") for w in one.warnings)
+    ladder = predict(ds.X, ds.y, ds.X_test, chi=[0.5, 1.0], **kw)[-1]
+    for key in ("train_mean", "test_mean"):
+        a, b = getattr(one, key), getattr(ladder, key)
+        z = (a - b) / np.hypot(getattr(one, key + "_mcse"), getattr(ladder, key + "_mcse"))
+        assert np.all(np.abs(z) < 4), (key, z)
+
+
+@pytest.mark.slow
 def test_relu_long_chi_steps_are_continued_until_the_saddle():
     """From sqrt N to N in one step (P = 20, D = 30, N = 40): the warm start's field is not normalisable
     at chi = N (tilt/prior 4.4), so the solver continues in chi on fixed draws, each step as long as
