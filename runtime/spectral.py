@@ -5,7 +5,8 @@ spectral sum over modes. This module is linear-algebra plumbing only. A linear n
 K = (g_w/D) X X^T has rank r <= D: when D < P its nonzero modes come from one thin SVD of X (O(P D^2)
 time, O(P D) memory, no P x P matrix), and its P - r zero modes, which every formula treats alike,
 are held as one mode of multiplicity P - r (yt2 = |y_null|^2 / (P - r), where y_null is y's part
-outside the range of X). Otherwise K (or K^phi) is built and diagonalised once. K is never inverted.
+outside the range of X). Otherwise K (or K^phi) is built and diagonalised once, and a linear K with modes
+below that eigendecomposition's resolution takes its spectrum from the SVD of X. K is never inverted.
 """
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ import numpy as np
 
 #: the two ways to the spectrum (reported in a result's params as "basis")
 THIN, DENSE = "thin SVD of X", "P x P eigendecomposition"
+#: the P x P eigendecomposition gives K's eigenvalues to ~eps ||K|| absolute, so one under this fraction of the
+#: largest errs by over ~1e-8 relative; at small kappa that error moves the fit term's dependence on s (a null
+#: mode at eps ||K|| adds chi g_v |y_k|^2 eps ||K|| / 2 kappa^2 to dS/ds). A linear kernel with such a mode
+#: (rank-deficient or ill-conditioned X, P <= D) takes its spectrum from the SVD of X, ~eps^2 ||K|| absolute
+ACCURATE_RTOL = 1e-8
 
 
 @dataclass(frozen=True)
@@ -123,24 +129,37 @@ def decompose(K: np.ndarray, y: np.ndarray, kstar: np.ndarray, kss: np.ndarray, 
 
 
 def thin(X: np.ndarray, y: np.ndarray, X_test: np.ndarray | None, g_ws) -> Spectrum:
-    """The spectrum of a linear network's kernel from the thin SVD X = Q diag(sv) V^T (P x D, D < P).
+    """The spectrum of a linear network's kernel from the thin SVD X = Q diag(sv) V^T (P x D).
 
     In the coordinates (Q, V) the inputs are diag(sv) and the test inputs X* V, so the generated
-    input kernels of those D x D and P* x D arrays are U_r^T K U_r = diag(lam_r), U_r^T k* and k**
-    exactly; deeper linear layers rescale them (generated layer_preactivations, a multiple of its
-    argument for linear layers, so it acts on eigenvalues as on the matrix)."""
+    input kernels of those r x r and P* x r arrays (r = min(P, D), prior scale g_w r / D) are
+    U_r^T K U_r = diag(lam_r) and U_r^T k* exactly; k** is the test inputs' own; deeper linear layers
+    rescale them (generated layer_preactivations, a multiple of its argument for linear layers, so
+    it acts on eigenvalues as on the matrix). Where D < P the P - D zero modes are one mode (below);
+    where D >= P (the accurate route for an ill-conditioned K, ACCURATE_RTOL) every mode is held, and
+    V comes from the QR factorisation X^T = Q_r R and the SVD of R^T (numpy's SVD of a wide matrix
+    is slow)."""
     from msat import generated
 
     mod = generated.nngp_kernels()
     P, D = X.shape
     X_test = np.zeros((0, D)) if X_test is None else X_test
-    Q, sv, Vt = np.linalg.svd(X, full_matrices=False)
-    Kr, ksr, kss = mod.input_kernels(np.diag(sv), np.ascontiguousarray(X_test @ Vt.T), g_ws[0])
+    if D < P:
+        Q, sv, Vt = np.linalg.svd(X, full_matrices=False)
+        Kr, ksr, kss = mod.input_kernels(np.diag(sv), np.ascontiguousarray(X_test @ Vt.T), g_ws[0])
+    else:
+        Qr, R = np.linalg.qr(X.T)
+        Q, sv, Wt = np.linalg.svd(R.T)
+        Kr, ksr, _ = mod.input_kernels(np.diag(sv), np.ascontiguousarray((X_test @ Qr) @ Wt.T), g_ws[0] * P / D)
+        kss = mod.input_kernels(X[:0], X_test, g_ws[0])[2]
     lam, Kt = np.ascontiguousarray(np.diag(Kr)), np.ascontiguousarray(ksr.T)
     for g in g_ws[1:]:
         lam, Kt, kss = (mod.layer_preactivations(M, g) for M in (lam, Kt, kss))
     yt = Q.T @ y
     m0 = P - Q.shape[1]
+    if m0 == 0:
+        return Spectrum(lam=np.clip(lam, 0.0, None), U=Q, yt=np.ascontiguousarray(yt), Kt=Kt,
+                        kss=np.ascontiguousarray(kss, dtype=np.float64), basis=THIN)
     null = np.asarray(y, dtype=float) - Q @ yt
     null -= Q @ (Q.T @ null)  # a second pass: y in (or near) the range of X leaves round-off
     n0 = float(np.linalg.norm(null))
@@ -201,4 +220,8 @@ def spectrum(X: np.ndarray, y: np.ndarray, X_test: np.ndarray | None, g_w: float
     if (basis_ or basis(*X.shape, activation)) == THIN and activation == "linear" and X.shape[1] < X.shape[0]:
         return thin(X, y, X_test, g_ws)
     K, kstar, kss = nngp_kernels(X, X_test, g_w, activation)
-    return decompose(K, y, kstar, kss, overwrite=True)
+    spec = decompose(K, y, kstar, kss, overwrite=True)
+    top = spec.lam.max(initial=0.0)
+    if activation == "linear" and top > 0 and not spec.lam.min() > ACCURATE_RTOL * top:
+        return thin(X, y, X_test, g_ws)  # modes below eigh's resolution: their eigenvalues from the SVD of X
+    return spec

@@ -132,3 +132,30 @@ def test_singular_kernel_p_greater_than_d():
     assert np.sum(spec.lam > 1e-10) == 5
     ex = exact.moments(spec, 50, 50.0, 0.5, 1.0)
     assert np.all(np.isfinite(ex["train_mean"])) and ex["quadrature_error"] < 1e-12
+
+
+def test_a_rank_deficient_kernel_at_small_kappa_has_exactly_null_modes():
+    """P = 6 <= D = 8, X of rank 2, kappa = 1e-7 (a hundred times the documented bound). The P x P
+    eigendecomposition put K's four null modes at ~1e-16 instead of 0, and each added
+    chi g_v yt_k^2 lam_k / 2 kappa^2 to dS/ds: s_mean read 1.0155 against 1.00358, the test variances
+    1.2% high (at kappa = 5e-9, s_mean 7e7). Such a K now takes its spectrum from the SVD of X. The
+    reference: docs/theory.md §2a by mpmath on the spectrum X was built with (two modes, the rest 0)."""
+    from types import SimpleNamespace
+
+    from msat.runtime import predict
+
+    rng = np.random.default_rng(0)
+    P, D, N, chi, kappa = 6, 8, 20, 20.0, 1e-7
+    Q = np.linalg.qr(rng.standard_normal((P, P)))[0]
+    V = np.linalg.qr(rng.standard_normal((D, 2)))[0]
+    sv = np.array([5.0, 2.3])
+    X = Q[:, :2] @ np.diag(sv) @ V.T
+    y, X_test = rng.standard_normal(P), rng.standard_normal((1, D))
+    lam = np.append(sv ** 2 / D, np.zeros(P - 2))
+    Kt = np.append(sv * (X_test @ V)[0] / D, np.zeros(P - 2))[None, :]
+    ref = SimpleNamespace(lam=lam, yt=Q.T @ y, Kt=Kt)
+    m_ref, s_ref = _mp_reference(ref, N, chi, kappa, 1.0, 1.0, math.sqrt(2 / N))
+    r = predict(X, y, X_test, N=N, chi=chi, kappa=kappa, method="exact")
+    assert r.s_mean == pytest.approx(s_ref, rel=1e-9), (r.s_mean, s_ref)
+    assert r.test_mean[0] == pytest.approx(m_ref, abs=1e-8), (r.test_mean[0], m_ref)  # k* rounding / kappa
+
