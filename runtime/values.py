@@ -35,6 +35,8 @@ def _is_real(value) -> bool:
 def positive(name: str, value, integer: bool = False, bounds=(REAL_MIN, REAL_MAX)):
     """A positive finite number (an int when ``integer``) within the ranges above (reals: within ``bounds``)."""
     what = "a positive integer" if integer else "a positive number"
+    if isinstance(value, np.ndarray) and value.ndim == 0:  # np.array(0.5) is one value, as 0.5 is
+        value = value[()]
     if not _is_real(value):
         raise InputError(f"{name} must be {what}, got {value!r}")
     v = float(value)

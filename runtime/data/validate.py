@@ -44,6 +44,8 @@ class Dataset:
 
 
 def _as_float(value, key: str, name: str) -> np.ndarray:
+    if np.ma.is_masked(value):  # np.asarray drops the mask and keeps the values under it
+        raise fail(f"{name}: {key} has masked entries; fill or drop them (every value is used)")
     try:
         raw = np.asarray(value)
     except (TypeError, ValueError) as exc:  # ragged nested sequences

@@ -311,3 +311,18 @@ def test_extreme_chi_gives_a_result_or_a_failed_point_without_numpy_warnings(chi
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
     r = out[-1]
     assert (not r.converged) or np.all(np.isfinite(r.test_mean))
+
+
+def test_zero_dimensional_arrays_are_numbers_and_masked_entries_are_refused():
+    """np.array(0.5) as kappa (or N) is the number it holds, as it already was for chi; a masked array whose
+    mask hides entries is refused, where np.asarray silently used the values under the mask."""
+    from msat.runtime import data
+
+    ds = data.builtin("teacher", P=8, D=5, P_test=2, seed=0)
+    plain = predict(ds.X, ds.y, ds.X_test, N=20, chi=1.0, kappa=0.5, method="exact")
+    arrays = predict(ds.X, ds.y, ds.X_test, N=np.array(20), chi=1.0, kappa=np.array(0.5), method="exact")
+    assert np.array_equal(plain.test_mean, arrays.test_mean) and arrays.params["N"] == 20
+    with pytest.raises(InputError, match="masked entries"):
+        predict(np.ma.masked_array(ds.X, mask=ds.X > 1.0), ds.y, ds.X_test, N=20, chi=1.0, kappa=0.5, method="exact")
+    unmasked = predict(np.ma.masked_array(ds.X), ds.y, ds.X_test, N=20, chi=1.0, kappa=0.5, method="exact")
+    assert np.array_equal(plain.test_mean, unmasked.test_mean)
