@@ -157,3 +157,18 @@ def test_deep_cli(tmp_path, capsys):
         code = console.main([a for a in base if a not in ("--method", "exact")] + bad if "--method" in bad else base + bad)
         err = capsys.readouterr().err
         assert code == 2 and len(err.strip().splitlines()) == 1, (bad, err)
+
+
+def test_hundreds_of_layers_at_mean_field_scaling_match_the_direct_convolution(monkeypatch):
+    """N = 200, 300 layers, chi = N: the FFT's round-off (~1e-17 of the peak) in the far tails of the prior of
+    tau = ln u, raised by undoing the tilt (theta in the hundreds), swamped the integrand: s_mean 1.3e-219
+    for 17.05, converged, no warning. The same density by direct convolution (no FFT) is the reference."""
+    from msat.runtime.numerics import product_prior
+
+    ds = data.builtin("teacher", P=6, D=4, P_test=2, seed=0)
+    kw = dict(N=200, depth=300, chi=200.0, kappa=0.5, method="exact")
+    fft = predict(ds.X, ds.y, ds.X_test, **kw)
+    monkeypatch.setattr(product_prior, "DIRECT_MAX", 10**6)
+    direct = predict(ds.X, ds.y, ds.X_test, **kw)
+    assert fft.s_mean == pytest.approx(direct.s_mean, rel=1e-9) and direct.s_mean == pytest.approx(17.05, rel=1e-3)
+    assert np.allclose(fft.test_mean, direct.test_mean, rtol=1e-9, atol=1e-12)
