@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConvergenceError
 from ..ladder import Solver, relative_change
 from ..numerics.replicates import REPLICATES, replicate_sets
 from ..numerics.nonlinear_loop import loop_correction
@@ -22,6 +23,11 @@ STANDARD_CHI_OVER_N = 0.1
 ORDER1_P_OVER_N = 0.1
 #: order 2 with P/N at least this carries a warning: its (P/N)^2 error is not small
 ORDER2_P_OVER_N = 0.5
+
+
+def _rms(*arrays) -> float:
+    v = np.concatenate([np.ravel(a) for a in arrays] or [np.zeros(0)])
+    return float(np.sqrt(np.mean(v * v))) if v.size else 0.0
 
 
 class _Solver(Solver):
@@ -70,7 +76,29 @@ class _Solver(Solver):
             st.loop = loop_correction(d.X, Xt, d.y, st.C, st.Cs, st.Ct, p.N, chi, p.kappa, p.g_v, p.g_w,
                                       p.activation, seed=p.seed, first=int(p.mc_samples or 0) // self.replicates,
                                       replicas=reps, replicates=self.replicates)
+            why = self.unresolved(st)
+            if why and p.order_note is None:  # the user asked for order 2
+                raise ConvergenceError(f"adaptive --order 2: {why}; --order 1 gives the saddle alone", {"chi": chi})
+            if why:
+                st.loop, st.order_fallback = None, f"order 1 instead of the default order 2 at this chi: {why}"
         return st
+
+    def unresolved(self, st):
+        """Why order 2's loop is no answer at this point, or None: it makes a test variance negative, or its
+        Monte Carlo error exceeds the whole finite-width correction order 1 finds (its distance from the NNGP),
+        which order 1 then resolves better. Both happen where the loop's propagator is nearly singular (nearly
+        null modes of C at small kappa: rank-deficient inputs, repeated points; docs/theory.md §2e)."""
+        lp, pr = st.loop, st.predictions
+        var = np.asarray(pr["test_var"]) + lp.var
+        if var.size and var.min() < 0:
+            return f"the loop makes test variances negative (down to {var.min():.3g}): the one loop fails here"
+        nngp_train, nngp_test = self.nngp_means(st.chi)
+        noise = _rms(lp.train_mcse, lp.test_mcse)
+        shift = _rms(pr["train_mean"] - nngp_train, pr["test_mean"] - nngp_test)
+        if noise > shift:
+            return (f"the Monte Carlo error of the field's loop (RMS {noise:.2g}) exceeds the whole finite-width "
+                    f"correction order 1 finds (RMS distance from the NNGP {shift:.2g})")
+        return None
 
     def warm(self, state):
         return state.C, getattr(state, "mc_state", None)
@@ -87,10 +115,7 @@ class _Solver(Solver):
     def resolution_warnings(st, preds, err, nngp):
         """Say when the Monte Carlo error is as large as what the result resolves: the finite-width
         correction (the distance from the NNGP), or for order 2 the loop correction."""
-        def rms(*arrays):
-            v = np.concatenate([np.ravel(a) for a in arrays] or [np.zeros(0)])
-            return float(np.sqrt(np.mean(v * v))) if v.size else 0.0
-
+        rms = _rms
         out = []
         mc = rms(*(err[k] for k in ("train_mean", "test_mean") if k in err))
         shift = rms(preds["train_mean"] - nngp[0], preds["test_mean"] - nngp[1])
@@ -107,8 +132,11 @@ class _Solver(Solver):
         return out
 
     def results(self, states):
-        p, y, out = self.params, self.data.y, []
+        y, out = self.data.y, []
         for st in states:
+            # a point whose default order 2 fell back to order 1 says so, with order 1 in its result
+            fallback = getattr(st, "order_fallback", None)
+            p = self.params.replace(order=1, order_note=fallback) if fallback else self.params
             obs = {
                 "estimator": st.estimator,
                 "kernel_alignment": alignment_of(y, st.C),

@@ -503,3 +503,27 @@ def test_retilted_draws_keep_the_priors_control_variate():
     np.testing.assert_allclose(re.w2(), direct.w2(), rtol=1e-10, atol=1e-13)
     plain = MonteCarloCumulants(F1, w1 * tilt, coords)  # what the retilt gave before: the control dropped
     assert np.abs(plain.w2() - re.w2()).max() > 1e-3
+
+
+@pytest.mark.slow
+def test_an_unresolved_loop_at_small_kappa_falls_back_to_order_one_by_default_and_fails_when_asked_for():
+    """Two training points at one input with different targets, kappa = 1e-6: C has a null mode, the loop's
+    propagator is nearly singular (smallest singular value of N - W''L'' 1e-5 N, against 0.8-0.98 N on the
+    teacher task) and order 2 gave test means 1.6 off the networks with two negative test variances, exit 0.
+    By default such a point now runs order 1 and says why; asked for, order 2 fails with the reason."""
+    from msat.runtime.errors import ConvergenceError
+
+    rng = np.random.default_rng(1)
+    rng.standard_normal((6, 2)), rng.standard_normal((3, 2)), rng.standard_normal((8, 2)), rng.standard_normal(6)
+    X, X_test = rng.standard_normal((6, 8)), rng.standard_normal((3, 8))
+    y = np.tanh(X[:, 0])
+    X[1] = X[0]
+    kw = dict(N=20, chi=1.0, kappa=1e-6, activation="erf", method="adaptive")
+    r = predict(X, y, X_test, **kw)
+    assert r.order == 1 and any(w.startswith("order 1 instead of the default order 2") for w in r.warnings)
+    assert np.all(r.test_var > 0)
+    sampled = predict(X, y, X_test, **dict(kw, method="sample", readout="marginal", samples=1000, chains=4))
+    # order 1's O(P/N) error (P/N = 0.3) allowed; the loop's answer was off by 1.6
+    assert np.all(np.abs(r.test_mean - sampled.test_mean) < 0.02 + 4 * sampled.test_mean_mcse)
+    with pytest.raises(ConvergenceError, match="test variances negative"):
+        predict(X, y, X_test, order=2, **kw)
