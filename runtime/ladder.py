@@ -87,7 +87,7 @@ def _solve(solver, chis, setup_seconds, bar):
         t0 = time.perf_counter()
         bar.describe(f"chi = {chi:g}")
         try:
-            st = _reach(solver, None if prev is None else prev.chi, warm, chi, solver.retries)
+            st = reach(solver, None if prev is None else prev.chi, warm, chi, solver.retries)
         except ConvergenceError as err:
             failure = Result.failed(chi, err)
             failure.seconds = time.perf_counter() - t0
@@ -127,7 +127,7 @@ def _finite(r: Result) -> bool:
     return all(np.all(np.isfinite(a)) for a in arrays)
 
 
-def _reach(solver, chi_prev, warm, chi, depth):
+def reach(solver, chi_prev, warm, chi, depth):
     """Solve at chi from ``warm`` (the solution at chi_prev); on failure, through the geometric
     mid-point, up to ``depth`` times."""
     try:
@@ -140,7 +140,7 @@ def _reach(solver, chi_prev, warm, chi, depth):
         if depth <= 0 or chi_prev is None:
             raise
     mid = math.sqrt(chi_prev * chi)
-    st_mid = _reach(solver, chi_prev, warm, mid, depth - 1)
-    st = _reach(solver, mid, solver.warm(st_mid), chi, depth - 1)
+    st_mid = reach(solver, chi_prev, warm, mid, depth - 1)
+    st = reach(solver, mid, solver.warm(st_mid), chi, depth - 1)
     st.warnings.append(f"reached chi = {chi:g} through intermediate chi = {mid:g}")
     return st

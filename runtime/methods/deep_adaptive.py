@@ -4,10 +4,12 @@ NNGP, with each layer's adapted kernel (``layers``), the last layer's kernel obs
 layer's hidden-weight observables (linear) and the effective rescaling (docs/theory.md §4)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from ..errors import ConvergenceError
-from ..ladder import Solver, relative_change
+from ..ladder import Solver, reach, relative_change
 from ..numerics import observe
 from ..numerics.deep_chain import DeepChain
 from ..numerics.deep_nonlinear import DeepNonlinearChain
@@ -23,15 +25,16 @@ from ..spectral import spectrum
 DRAWS = 32000
 
 
-def annealed(solve, chi, warm_of):
+def annealed(solve, chi, warm_of, retries=0):
     """A cold start far from chi = 1 reached along doublings of chi from 1, each point warm-starting the next
+    and split through its geometric mid-point up to `retries` times where it fails, as a ladder's steps are
     (docs/theory.md §5); the state says so in its warnings."""
-    steps = np.geomspace(1.0, chi, int(np.ceil(np.log2(chi))) + 1)[:-1]
-    warm = None
+    steps = [float(c) for c in np.geomspace(1.0, chi, int(np.ceil(np.log2(chi))) + 1)[:-1]] + [chi]
+    steps_solver, warm, before = SimpleNamespace(solve=solve, warm=warm_of), None, None
     for c in steps:
-        warm = warm_of(solve(float(c), warm))
-    st = solve(chi, warm)
-    st.warnings.append(f"annealed from chi = 1 in {len(steps)} steps")
+        st = reach(steps_solver, before, warm, c, retries)
+        warm, before = warm_of(st), c
+    st.warnings.append(f"annealed from chi = 1 in {len(steps) - 1} steps")
     return st
 
 
@@ -50,7 +53,7 @@ class DeepSolver(Solver):
             if warm is not None or chi <= 2.0:
                 raise
             # a first point far from chi = 1 (chi = N at depth 2 and 3) starts the chain too far from its saddle
-            return annealed(self.chain.solve, chi, lambda st: st.T)
+            return annealed(self.chain.solve, chi, lambda st: st.T, self.retries)
 
     def warm(self, state):
         return state.T
@@ -101,7 +104,7 @@ class DeepNonlinearSolver(Solver):
     def solve(self, chi, warm):
         if warm is None and chi > 2.0:
             # a cold start far from chi = 1 tilts the layers past the fixed draws: anneal (docs/theory.md §5)
-            return annealed(self.chain.solve, chi, lambda st: st.warm)
+            return annealed(self.chain.solve, chi, lambda st: st.warm, self.retries)
         return self.chain.solve(chi, warm)
 
     def warm(self, state):

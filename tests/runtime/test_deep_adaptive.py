@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from msat.runtime import predict, spectral
+from msat.runtime import data, predict, spectral
 from msat.runtime.numerics.deep_chain import DeepChain
 from msat.runtime.numerics.linear_saddle import LinearSaddle
 
@@ -179,3 +179,17 @@ def test_newton_krylov_with_the_derived_jacobian_finds_the_fixed_point_where_swe
         again = chain.solve(states[i].chi, states[i - 1].T)
         for a, b in zip(again.T, states[i].T):
             assert np.abs(a - b).max() <= 1e-10 * np.abs(b).max()
+
+
+def test_a_cold_start_whose_doubling_step_fails_is_split_as_a_ladder_step_is():
+    """Depth 3, N = 40, a single chi = N: the cold start's doublings of chi had no retry, and the step from 32
+    to 40 found no feasible Newton decrease (exit 3), where the ladder 1, 40 reached chi = N through
+    intermediate points. The doublings now split as the ladder's steps do, and land on the ladder's saddle."""
+    ds = data.builtin("teacher", P=6, D=5, P_test=3, seed=2)
+    kw = dict(N=40, depth=3, kappa=0.4, method="adaptive", order=1)
+    one = predict(ds.X, ds.y, ds.X_test, chi=40.0, **kw)
+    ladder = predict(ds.X, ds.y, ds.X_test, chi=[1.0, 40.0], **kw)[-1]
+    assert any(w.startswith("annealed from chi = 1") for w in one.warnings)
+    assert np.allclose(one.test_mean, ladder.test_mean, rtol=1e-8, atol=1e-10)
+    exact = predict(ds.X, ds.y, ds.X_test, chi=40.0, N=40, depth=3, kappa=0.4, method="exact")
+    assert np.max(np.abs(one.test_mean - exact.test_mean)) < 0.05  # order 1's O(1/N) error
