@@ -92,7 +92,7 @@ class _Solver(Solver):
         var = np.asarray(pr["test_var"]) + lp.var
         if var.size and var.min() < 0:
             return f"the loop makes test variances negative (down to {var.min():.3g}): the one loop fails here"
-        nngp_train, nngp_test = self.nngp_means(st.chi)
+        nngp_train, nngp_test = st.nngp = self.nngp_means(st.chi)  # kept for the point's resolution warnings
         noise = _rms(lp.train_mcse, lp.test_mcse)
         shift = _rms(pr["train_mean"] - nngp_train, pr["test_mean"] - nngp_test)
         if noise > shift:
@@ -115,20 +115,19 @@ class _Solver(Solver):
     def resolution_warnings(st, preds, err, nngp):
         """Say when the Monte Carlo error is as large as what the result resolves: the finite-width
         correction (the distance from the NNGP), or for order 2 the loop correction."""
-        rms = _rms
         out = []
-        mc = rms(*(err[k] for k in ("train_mean", "test_mean") if k in err))
-        shift = rms(preds["train_mean"] - nngp[0], preds["test_mean"] - nngp[1])
+        mc = _rms(*(err[k] for k in ("train_mean", "test_mean") if k in err))
+        shift = _rms(preds["train_mean"] - nngp[0], preds["test_mean"] - nngp[1])
         if mc > shift:
             out.append(f"the Monte Carlo error of the means (RMS {mc:.2g}) exceeds the finite-width correction "
                        f"it resolves (RMS distance from the NNGP {shift:.2g}): raise --mc-samples")
         lp = getattr(st, "loop", None)
-        if lp is not None and rms(lp.train_mcse, lp.test_mcse) > rms(lp.train, lp.test):
-            out.append(f"the Monte Carlo error of the field's loop (RMS {rms(lp.train_mcse, lp.test_mcse):.2g}) "
-                       f"exceeds the loop correction itself (RMS {rms(lp.train, lp.test):.2g})")
-        if lp is not None and rms(lp.var_mcse) > rms(lp.var):
-            out.append(f"the Monte Carlo error of the test variances' loop (RMS {rms(lp.var_mcse):.2g}) exceeds "
-                       f"that correction itself (RMS {rms(lp.var):.2g})")
+        if lp is not None and _rms(lp.train_mcse, lp.test_mcse) > _rms(lp.train, lp.test):
+            out.append(f"the Monte Carlo error of the field's loop (RMS {_rms(lp.train_mcse, lp.test_mcse):.2g}) "
+                       f"exceeds the loop correction itself (RMS {_rms(lp.train, lp.test):.2g})")
+        if lp is not None and _rms(lp.var_mcse) > _rms(lp.var):
+            out.append(f"the Monte Carlo error of the test variances' loop (RMS {_rms(lp.var_mcse):.2g}) exceeds "
+                       f"that correction itself (RMS {_rms(lp.var):.2g})")
         return out
 
     def results(self, states):
@@ -179,7 +178,8 @@ class _Solver(Solver):
             extra = {k + "_mcse": err[k] for k in ("train_mean", "test_mean") if k in err}
             extra.update({"observables": obs, "mc_error": err})
             res = Result.point(p, st.chi, preds, extra)
-            res.warnings.extend(self.resolution_warnings(st, preds, err, self.nngp_means(st.chi)))
+            nngp_means = getattr(st, "nngp", None) or self.nngp_means(st.chi)
+            res.warnings.extend(self.resolution_warnings(st, preds, err, nngp_means))
             if p.order_note:
                 res.warnings.append(p.order_note)
             if p.order == 2 and p.P / p.N >= ORDER2_P_OVER_N:
