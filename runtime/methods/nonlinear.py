@@ -64,7 +64,14 @@ class _Solver(Solver):
     def solve(self, chi, warm):
         C_prev, mc_state = warm if warm is not None else (None, None)
         est = self.estimator(chi)
-        st = self.saddle(est).solve(chi, C_prev, mc_state=mc_state)
+        try:
+            st = self.saddle(est).solve(chi, C_prev, mc_state=mc_state)
+        except ConvergenceError as err:
+            if est != "cumulant":
+                raise
+            raise ConvergenceError(f"{err}; the cumulant estimator expands q(w) about the prior in the field Ct "
+                                   "(docs/theory.md §6), which fails where the tilt is strong (small kappa, large "
+                                   "chi/N): --estimator mc samples q itself", err.diagnostics) from None
         st.estimator = est
         st.loop = None
         if self.params.order == 2:

@@ -326,3 +326,16 @@ def test_zero_dimensional_arrays_are_numbers_and_masked_entries_are_refused():
         predict(np.ma.masked_array(ds.X, mask=ds.X > 1.0), ds.y, ds.X_test, N=20, chi=1.0, kappa=0.5, method="exact")
     unmasked = predict(np.ma.masked_array(ds.X), ds.y, ds.X_test, N=20, chi=1.0, kappa=0.5, method="exact")
     assert np.array_equal(plain.test_mean, unmasked.test_mean)
+
+
+def test_a_cumulant_estimator_that_fails_says_what_to_use_instead():
+    """erf, kappa = 1e-6, two equal inputs with different targets: the cumulant expansion of q(w) about the prior
+    fails (its fixed point does not converge) and said only that; it now names --estimator mc, which samples q."""
+    rng = np.random.default_rng(1)
+    rng.standard_normal((6, 2)), rng.standard_normal((3, 2)), rng.standard_normal((8, 2)), rng.standard_normal(6)
+    X, X_test = rng.standard_normal((6, 8)), rng.standard_normal((3, 8))
+    y = np.tanh(X[:, 0])
+    X[1] = X[0]
+    with pytest.raises(ConvergenceError, match="--estimator mc"):
+        predict(X, y, X_test, N=20, chi=1.0, kappa=1e-6, activation="erf", method="adaptive", order=1,
+                estimator="cumulant")
