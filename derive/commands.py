@@ -18,11 +18,24 @@ class UsageError(ValueError):
     exit_code = 2
 
 
+def _integer(flag):
+    """An argparse type: ASCII decimal digits with an optional minus sign (int() also takes "0_1", "+1" and
+    other scripts' digits, which predict's options refuse)."""
+    import argparse
+    import re
+
+    def conv(text):
+        if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}")
+        return int(text)
+    return conv
+
+
 def add_parsers(sub) -> None:
     d = sub.add_parser("derive", help="regenerate generated/ (the numba kernels) from derive/")
-    d.add_argument("--order", type=int, default=None,
+    d.add_argument("--order", type=_integer("--order"), default=None,
                    help="highest loop order to emit (default: 3, or what is checked in for --check)")
-    d.add_argument("--depth", type=int, default=None,
+    d.add_argument("--depth", type=_integer("--depth"), default=None,
                    help="highest depth of the deep linear network modules (default: 3, or what is checked in "
                         "for --check)")
     d.add_argument("--out", default=None, help="output folder (default: generated/)")
@@ -31,11 +44,11 @@ def add_parsers(sub) -> None:
     d.set_defaults(handler=derive)
 
     lt = sub.add_parser("latex", help="LaTeX of the derived terms, order by order")
-    lt.add_argument("--order", type=int, default=1)
+    lt.add_argument("--order", type=_integer("--order"), default=1)
     lt.add_argument("--observable", default=None,
                     help="train_mean, test_mean, test_var, field_s or resolvent (default: a generic O)")
     lt.add_argument("--markdown", action="store_true", help="the docs/formulas.md page")
-    lt.add_argument("--depth", type=int, default=None,
+    lt.add_argument("--depth", type=_integer("--depth"), default=None,
                     help="a deep linear network with this many hidden layers (docs/theory.md §2d)")
     lt.set_defaults(handler=latex)
 
@@ -110,6 +123,8 @@ def latex(args) -> int:
 
         sys.stdout.write(deep_text(args.depth, args.order))
         return 0
+    if args.markdown and args.observable:
+        raise UsageError("--markdown prints the docs/formulas.md page with every observable; drop --observable")
     sys.stdout.write(_latex.document(args.order) if args.markdown else _latex.text(args.order, args.observable))
     return 0
 

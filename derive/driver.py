@@ -71,7 +71,8 @@ def check(out_dir: Path, files: dict) -> list[str]:
     diffs = []
     for name, text in sorted(files.items()):
         path = out_dir / name
-        old = path.read_text() if path.exists() else ""
+        # bytes, not read_text: its universal newlines would pass a file turned to CRLF
+        old = path.read_bytes().decode("utf-8", "replace") if path.exists() else ""
         if old != text:
             diffs.append(
                 "".join(

@@ -60,8 +60,8 @@ def observable_lines(name: str) -> list[str]:
     obs = model.observable(name)
     lam = sp.Symbol(r"\lambda_k")
     parts = []
-    if obs.scalar != 0:
-        parts.append(tex(obs.scalar) + r"\, c_j")
+    if obs.scalar != 0:  # per output times its coefficient c_j, or, with no mode sum (field_s), one number
+        parts.append(tex(obs.scalar) + (r"\, c_j" if obs.summand != 0 else ""))
     if obs.summand != 0:
         parts.append(r"\sum_k C_{jk} \left(" + tex(obs.summand.subs(model.lam, lam)) + r"\right)")
     return [rf"{obs.latex_name}(s) = " + " + ".join(parts) + rf" \qquad \text{{({obs.description})}}"]

@@ -112,10 +112,11 @@ def observables() -> tuple[Observable, ...]:
                    g_v * s * lam / d, sp.S.Zero, r"m"),
         Observable("test_mean", "posterior mean of the test outputs f(X*)",
                    g_v * s / d, sp.S.Zero, r"m_*"),
-        Observable("test_var", "posterior variance of f(x*) given s (no label noise)",
+        Observable("test_var", "posterior variance of f(x*) given s (no label noise); the reported test "
+                   "variance adds the variance over s of the test mean",
                    -(g_v * s) ** 2 / chi / d, g_v * s / chi, r"v_*"),
         Observable("field_s", "the rescaling field s", sp.S.Zero, s, r"s"),
-        Observable("resolvent", "eigenvalues of (g_v s K + kappa)^-1, for quadratic forms",
+        Observable("resolvent", "eigenvalues of the resolvent, for quadratic forms",
                    1 / d, sp.S.Zero, r"r"),
     )
 

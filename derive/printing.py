@@ -11,4 +11,5 @@ LATEX_SETTINGS = {"fold_short_frac": False, "mul_symbol": None, "order": "lex"}
 def tex(expr, names=None) -> str:
     if isinstance(expr, sp.Basic):  # log1p keeps the emitted code accurate; a reader writes log(1 + x)
         expr = expr.replace(lambda e: isinstance(e, log1p), lambda e: sp.log(1 + e.args[0]))
-    return sp.latex(expr, symbol_names=names or {}, **LATEX_SETTINGS)
+    # SymPy prints a matrix sum with a negative term as "a + - b"
+    return sp.latex(expr, symbol_names=names or {}, **LATEX_SETTINGS).replace("+ -", "-")

@@ -10,6 +10,8 @@ one-task grid for `msat predict --nc`.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from . import grid as _grid
@@ -129,13 +131,26 @@ def msat_version() -> str:
         return "unknown"
 
 
-def provenance() -> dict:
-    """msat's version and the hash of the generated code's MANIFEST (every generated file's hash)."""
+def provenance(folder=None) -> dict:
+    """msat's version and the SHA-256 of the generated code as installed (`folder`, default msat.generated): its
+    MANIFEST and the bytes of every module it lists, so a hand edit changes the hash; `generated_edited` names
+    (comma-separated, empty when none) the modules whose bodies no longer match their MANIFEST entries (the
+    emitter's hash of the text after the header; `msat derive --check` shows the difference)."""
     import hashlib
     from importlib import resources
 
-    manifest = resources.files("msat.generated").joinpath("MANIFEST").read_bytes()
-    return {"msat_version": msat_version(), "generated_hash": hashlib.sha256(manifest).hexdigest()}
+    folder = resources.files("msat.generated") if folder is None else Path(folder)
+    manifest = folder.joinpath("MANIFEST").read_bytes()
+    total, edited = hashlib.sha256(manifest), []
+    for line in manifest.decode().splitlines():
+        name, recorded = line.split()
+        raw = folder.joinpath(name).read_bytes()
+        total.update(raw)
+        lines = raw.decode("utf-8", "replace").splitlines(keepends=True)
+        start = next((i for i, ln in enumerate(lines) if not ln.startswith("#")), len(lines))
+        if hashlib.sha256("".join(lines[start:]).encode()).hexdigest() != recorded:
+            edited.append(name)
+    return {"msat_version": msat_version(), "generated_hash": total.hexdigest(), "generated_edited": ",".join(edited)}
 
 
 class ZarrWriter:

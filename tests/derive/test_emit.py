@@ -52,6 +52,41 @@ def test_derive_check_cli_passes_and_detects_edits(tmp_path, capsys, monkeypatch
     (out / "stray.py").write_text("X = 1\n")  # importable as msat.generated.stray, checked by no hash
     assert console.main(["derive", "--check", "--out", str(out)]) == 1
     assert "stray.py: not written by msat derive (remove it by hand" in capsys.readouterr().out
+    (out / "stray.py").unlink()
+    # line endings are bytes too: a copy turned to CRLF (or one line of it) passed, read with universal newlines
+    for name, text in (("rescaling_o2.py", fresh["rescaling_o2.py"].replace("\n", "\r\n")),
+                       ("lowered.py", fresh["lowered.py"][:-1] + "\r\n")):
+        assert console.main(["derive", "--check", "--out", str(out)]) == 0
+        (out / name).write_bytes(text.encode())
+        capsys.readouterr()
+        assert console.main(["derive", "--check", "--out", str(out)]) == 1
+        assert name in capsys.readouterr().out
+        (out / name).write_bytes(fresh[name].encode())
+
+
+def test_provenance_hashes_the_generated_code_as_installed(tmp_path):
+    """generated_hash covered only the MANIFEST file: a hand-edited module (loop order 1's s_mean moved 4x
+    further from exact) kept the published hash. It is now the hash of the MANIFEST and every module's bytes
+    (recomputed here with hashlib), and the edited module is named."""
+    import hashlib
+
+    from msat.runtime import labelled
+
+    out = tmp_path / "gen"
+    shutil.copytree(driver.GENERATED_DIR, out, ignore=shutil.ignore_patterns("__pycache__"))
+    names = [ln.split()[0] for ln in (out / "MANIFEST").read_text().splitlines()]
+    expect = hashlib.sha256((out / "MANIFEST").read_bytes())
+    for n in names:
+        expect.update((out / n).read_bytes())
+    clean = labelled.provenance(out)
+    assert clean["generated_hash"] == expect.hexdigest() == labelled.provenance()["generated_hash"]
+    assert clean["generated_edited"] == ""
+    f = out / "rescaling_o1.py"
+    f.write_text(f.read_text().replace("(1/2)*N", "(1/3)*N", 1))
+    edited = labelled.provenance(out)
+    assert edited["generated_hash"] != clean["generated_hash"] and edited["generated_edited"] == "rescaling_o1.py"
+    f.write_bytes(f.read_bytes().replace(b"(1/3)*N", b"(1/2)*N").replace(b"\n", b"\r\n"))
+    assert labelled.provenance(out)["generated_hash"] != clean["generated_hash"]
 
 
 def test_order_four_emits_and_compiles(tmp_path):
@@ -86,6 +121,30 @@ def test_latex_cli(capsys):
     out = capsys.readouterr().out
     assert "c_{2}^{\\mathrm{dressed}}" in out and "m_*" in out
     assert console.main(["latex", "--observable", "nonsense"]) == 2
+
+
+def test_latex_prints_valid_definitions(capsys):
+    """field_s printed s(s) = s c_j (c_j is k**_j, a test point's coefficient); the resolvent's label had _ and ^
+    in \\text (a LaTeX error) and Python's "kappa"; SymPy's matrix printer wrote "y + - g_v"."""
+    import re
+
+    from msat.derive import latex
+
+    assert latex.observable_lines("field_s") == [r"s(s) = s \qquad \text{(the rescaling field s)}"]
+    page = latex.document(2)
+    assert "+ -" not in page
+    for label in re.findall(r"\\text\{([^{}]*)\}", page):
+        assert not re.search(r"[_^\\]|kappa", label), label
+
+
+@pytest.mark.parametrize("argv", [["latex", "--order", "0_1"], ["latex", "--order", "\u0662"],
+                                  ["latex", "--depth", "\u0662"], ["derive", "--order", "2_0", "--out", "{tmp}/d"],
+                                  ["latex", "--markdown", "--observable", "test_mean"]])
+def test_derive_and_latex_take_plain_integers_and_no_ignored_options(argv, tmp_path, capsys):
+    """int() took "0_1", "2_0" (then "--order 20 is above 8") and Arabic-Indic digits, which predict refuses;
+    --markdown ignored --observable and exited 0."""
+    assert console.main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("argv", [["latex", "--order", "99"], ["derive", "--order", "99"],
