@@ -170,6 +170,31 @@ def thin(X: np.ndarray, y: np.ndarray, X_test: np.ndarray | None, g_ws) -> Spect
                     mult=np.append(np.ones(len(lam)), float(m0)), basis=THIN, u0=u0)
 
 
+#: singular values of the inputs under this fraction of the largest span no direction (spanned): dropping them moves
+#: the kernels by under 1e-20 of their scale, below round-off
+SPAN_RTOL = 1e-10
+
+
+def spanned(X: np.ndarray, X_test: np.ndarray | None, g_w: float):
+    """(X V, X* V, g_w r / D): the inputs in an orthonormal basis V (D x r) of the span of the training and test
+    inputs, where its dimension r is under D; otherwise the inputs themselves and g_w.
+
+    A first-layer neuron w ~ N(0, g_w/D) enters the network only through the preactivations X w and X* w, which
+    depend on V^T w ~ N(0, g_w/D) in r coordinates: the same network, written with r inputs and the prior scale
+    g_w r / D. Estimators that sample w then draw none of the D - r directions that no input sees."""
+    X_all = X if X_test is None else np.vstack([X, X_test])
+    D = X.shape[1]
+    if X_all.shape[0] == 0 or D <= 1:
+        return X, X_test, g_w
+    _, sv, Vt = np.linalg.svd(X_all, full_matrices=False)
+    r = max(int(np.sum(sv > SPAN_RTOL * sv[0])), 1)
+    if r >= D:
+        return X, X_test, g_w
+    V = Vt[:r].T
+    Xt = None if X_test is None else np.ascontiguousarray(X_test @ V)
+    return np.ascontiguousarray(X @ V), Xt, g_w * r / D
+
+
 def basis(P: int, D: int, activation: str) -> str:
     """Which factorisation serves a request: the thin SVD for linear networks with D < P."""
     return THIN if activation == "linear" and D < P else DENSE

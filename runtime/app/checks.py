@@ -4,18 +4,28 @@ from __future__ import annotations
 import numpy as np
 
 
+def _mcse(row, ref, k):
+    """The combined MCSE of row - ref per chi (a row without errors counts as exact)."""
+    return np.hypot(np.asarray(ref[k + "_err"], dtype=float), np.asarray(row.get(k + "_err", 0.0), dtype=float))
+
+
+def _z(row, ref, k):
+    """|row - ref| over their combined MCSE, per chi."""
+    d = np.abs(np.asarray(row[k], dtype=float) - np.asarray(ref[k], dtype=float))
+    return d / np.maximum(_mcse(row, ref, k), 1e-300)
+
+
 def _second_opinion(rows) -> str:
-    """How the two samplers agree, and how far orders 1 and 2 are from the sampler over all weights."""
+    """How the two samplers agree, and how far orders 1 and 2 are from the more precise one (readout integrated
+    out), in their combined MCSE."""
     a, b = rows["sample"], rows["sample_marginal"]
-    z = [abs(x - y) / max(float(np.hypot(ex, ey)), 1e-300)
-         for k in ("disc_train", "disc_test") for x, y, ex, ey in zip(a[k], b[k], a[k + "_err"], b[k + "_err"])]
+    z = np.concatenate([_z(a, b, k) for k in ("disc_train", "disc_test")])
     text = f"the two samplers agree within {max(z):.1f} MCSE (of both)"
     for key in ("adaptive_o1", "adaptive_o2"):
         if rows.get(key, {}).get("disc_test"):
-            d = [abs(x - y) / max(e, 1e-300) for k in ("disc_train", "disc_test")
-                 for x, y, e in zip(rows[key][k], a[k], a[k + "_err"]) if np.isfinite(x)]
-            if d:
-                text += f"; order {key[-1]} is within {max(d):.1f} MCSE of the sampler over all weights"
+            d = np.concatenate([_z(rows[key], b, k) for k in ("disc_train", "disc_test")])
+            if np.isfinite(d).any():
+                text += f"; order {key[-1]} is {np.nanmax(d):.1f} MCSE from it at most"
     return text
 
 
@@ -37,18 +47,24 @@ def checks(res: dict) -> list[dict]:
     solved = np.isfinite(np.array(th["disc_test"], dtype=float))
     for k in ("disc_train", "disc_test"):
         sig = np.array(ref[k + "_err"])
-        th_err = np.array(res.get("adaptive_mc_error", {}).get("train_mean", [0] * len(chis))) if not linear else 0
         d_th = np.abs(np.array(th[k], dtype=float) - ref[k])
         d_nn = np.abs(np.array(nn[k]) - ref[k])
-        tol = 4 * np.sqrt(sig**2 + np.asarray(th_err) ** 2) + 0.15 * d_nn
-        ok &= bool(np.all((d_th <= tol)[solved]))
-        z = (d_th / np.sqrt(sig**2 + np.asarray(th_err) ** 2 + 1e-300))[solved]
-        worst_theory = max(worst_theory, float(np.max(z, initial=0.0)))
+        # beyond Monte Carlo error, the theory's own truncation: none for linear networks (order 1's error from
+        # the exact posterior, O(1/N^2), is far under the sampler's here: an allowance measured from the theory
+        # itself would grow with its errors); for erf/relu unknown, 15% of the NNGP's miss (order 2's O((P/N)^2))
+        trunc = 0.0 if linear else 0.15 * d_nn
+        ok &= bool(np.all((d_th <= 4 * _mcse(th, ref, k) + trunc)[solved]))
+        worst_theory = max(worst_theory, float(np.max(_z(th, ref, k)[solved], initial=0.0)))
         nngp_miss = max(nngp_miss, float(d_nn[-1] / sig[-1]))
     ok &= nngp_miss > 5 and bool(solved.any())
     who = "the sampled networks" if ref is s else "the networks sampled with the readout integrated out"
+    slack = "" if linear else ", plus 15% of the NNGP miss for its truncation error"
     detail = (f"NNGP misses {who} at chi = N by {nngp_miss:.1f} MCSE; the theory "
-              f"({th_key}) stays within {worst_theory:.1f} MCSE (plus 15% of the NNGP miss) at every chi")
+              f"({th_key}) is at most {worst_theory:.1f} MCSE from them (4 allowed{slack})")
+    if linear:
+        off = max(float(np.max(np.abs(np.array(th[k], dtype=float) - np.array(rows["exact"][k], dtype=float))))
+                  for k in ("disc_train", "disc_test"))
+        detail += f"; it is {off:.1e} from the exact posterior's"
     if not solved.all():
         missing = ", ".join(f"{c:.3g}" for c, ok_ in zip(chis, solved) if not ok_)
         why = next(iter(res.get("failures", {}).get(th_key, {}).values()), "no solution")
@@ -88,10 +104,11 @@ def checks(res: dict) -> list[dict]:
         agree = bool(np.all(np.abs(om_s - om_t) <= 4 * om_e + 0.2 * np.abs(om_t)))
         hidden = (f"directional hidden-weight moment grows {om_t[0]:.2e} -> {om_t[-1]:.2e} (theory), "
                   f"{om_s[0]:.2e} -> {om_s[-1]:.2e} (sampled)")
-    else:
-        grows = agree = True  # the non-linear theory's hidden weights are not computed (docs/theory.md §6)
-        hidden = f"directional hidden-weight moment of sampled networks grows {om_s[0]:.2e} -> {om_s[-1]:.2e}"
-    ok = grows and agree and s_grows and al_grows and al_agree
+        ok = grows and agree and s_grows and al_grows and al_agree
+    else:  # the non-linear theory's hidden-weight covariance is not computed (docs/theory.md §6): judged sampled only
+        hidden = (f"directional hidden-weight moment of sampled networks grows {om_s[0]:.2e} -> {om_s[-1]:.2e} "
+                  "(the theory's is not computed for erf/relu: its kernel alignment is judged)")
+        ok = s_grows and al_grows and al_agree
     out.append({"statement": 4, "status": "PASS" if ok else "FAIL", "figure": "fig_features.png",
                 "detail": f"{hidden}; kernel alignment {al_t[0]:.3f} -> {al_t[last]:.3f} (theory"
                           f"{'' if has.all() else f', to chi = {chis[last]:.3g}'}), "

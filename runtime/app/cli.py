@@ -101,7 +101,7 @@ def add_parsers(sub) -> None:
 
     rn = sub.add_parser("run", help="the main job: the paper's headline comparison on the Ising task")
     rn.add_argument("--out", default="msat-run", help="output folder (default msat-run)")
-    rn.add_argument("--quick", action="store_true", help="smaller sizes (under two minutes)")
+    rn.add_argument("--quick", action="store_true", help="smaller sizes (linear about 15 s, erf/relu a few minutes)")
     rn.add_argument("--activation", default="linear", help="linear, erf or relu")
     rn.add_argument("--depth", type=number("--depth"), default=1,
                     help="hidden layers of width N (default 1; depth > 1: linear networks)")

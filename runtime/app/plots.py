@@ -11,13 +11,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+#: the exact reference's accuracy (relative quadrature tolerance): loop errors below it are not resolved
+RESOLVED = 1e-13
 STYLE = {
     "nngp": dict(color="0.45", ls="--", marker=None, label="NNGP (infinite width)"),
     "exact": dict(color="k", ls="-", marker=None, lw=3.0, alpha=0.45, zorder=5, label="exact (1-D integral)"),
     "loop_o0": dict(color="tab:orange", ls=":", marker=None, label="tree level (loop order 0)"),
     "loop_o1": dict(color="tab:blue", ls="-", marker=None, label="one loop (dressed)"),
-    "loop_o2": dict(color="tab:cyan", ls="-.", marker=None, label="two loops"),
-    "loop_o3": dict(color="tab:purple", ls=(0, (1, 1)), marker=None, label="three loops"),
+    "loop_o2": dict(color="tab:cyan", ls="-.", marker=None, label="two loops (dressed)"),
+    "loop_o3": dict(color="tab:purple", ls=(0, (1, 1)), marker=None, label="three loops (dressed)"),
     "adaptive_o0": dict(color="tab:green", ls=":", marker=None, label="kernel adaptation, tree"),
     "adaptive_o1": dict(color="tab:green", ls="-", marker=None, label="kernel adaptation, one loop"),
     "adaptive_o2": dict(color="darkgreen", ls="--", marker=None, label="kernel field loop (order 2)"),
@@ -50,8 +52,8 @@ def _series(ax, chis, rows, key, err_key=None):
         if method not in rows or not rows[method].get(key):
             continue
         vals = np.array(rows[method][key], dtype=float)
-        if method.startswith("sample"):
-            err = np.array(rows[method][err_key], dtype=float) if err_key else None
+        if err_key and rows[method].get(err_key):  # Monte Carlo numbers (samplers, non-linear theory): MCSE bars
+            err = np.array(rows[method][err_key], dtype=float)
             ax.errorbar(chis, vals, yerr=err, capsize=3, ms=5, **style)
         else:
             ax.plot(chis, vals, **style)
@@ -83,7 +85,8 @@ def orders(path, orders_data, title):
         for variant, ls in (("bare", "-"), ("dressed", "--")):
             for L, errs in enumerate(orders_data["errors"][regime][variant]):
                 e = np.array(errs, dtype=float)
-                ax.loglog(Ns, np.where(e > 0, e, np.nan), ls=ls, marker="o", ms=3, color=colors[L],
+                # errors under the exact reference's accuracy are round-off, not convergence: not drawn
+                ax.loglog(Ns, np.where(e > RESOLVED, e, np.nan), ls=ls, marker="o", ms=3, color=colors[L],
                           label=f"L={L} {variant}")
                 if variant == "bare":
                     guide = e[0] * (Ns / Ns[0]) ** (-(L + 1))
@@ -91,10 +94,11 @@ def orders(path, orders_data, title):
         if orders_data.get("adaptive_o2"):
             ax.loglog(Ns, orders_data["adaptive_o2"][regime], ls="--", marker="D", ms=3, color="darkgreen",
                       label="kernel adaptation o2 (means)")
-        ax.axhline(1e-13, color="0.6", lw=0.8, ls=":")
+        ax.axhline(RESOLVED, color="0.6", lw=0.8, ls=":")
         ax.set_xlabel("width N")
         ax.set_ylabel("max |loop order L - exact|")
-        ax.set_title(f"{regime}, P = {orders_data['P']}: error vs N (faint: $N^{{-(L+1)}}$)")
+        ax.set_title(f"{regime}, P = {orders_data['P']}: error vs N (faint: $N^{{-(L+1)}}$;\n"
+                     "dotted: exact's accuracy, errors below not drawn)")
         ax.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=7, ncol=2)
     s2 = orders_data.get("statement2")
@@ -113,12 +117,10 @@ def features(path, chis, rows, statement3, title):
     n = 3 if statement3 else 2
     fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.3), constrained_layout=True)
     ax = axes[0]
-    _series(ax, chis, rows, "alignment", "alignment_err")
-    if "nngp" in rows:
-        ax.plot(chis, rows["nngp"]["alignment"], color="0.45", ls="--")
-    ax.plot([], [], " ", label="rescaled kernel: alignment of K^phi (unchanged)")
+    _series(ax, chis, rows, "alignment", "alignment_err")  # the NNGP's is also every rescaled kernel's
     ax.set_xscale("log")
-    _label(ax, r"$\chi$", r"kernel-target alignment $y^T C y / (|y|^2 \|C\|_F)$", "adapted kernel aligns with the target")
+    _label(ax, r"$\chi$", r"kernel-target alignment $y^T C y / (|y|^2 \|C\|_F)$",
+           "adapted kernel aligns with the target\n(a rescaled kernel keeps the NNGP's)")
     ax = axes[1]
     _series(ax, chis, rows, "omega", "omega_err")
     ax.axhline(0.0, color="0.45", ls="--", label="rescaling picture: no direction (0)")
@@ -132,7 +134,8 @@ def features(path, chis, rows, statement3, title):
                   label="kernel adaptation, one loop")
         ax.loglog(Ns, np.maximum(statement3["order0_relative_residual"], 1e-17), "s:", color="tab:green",
                   label="kernel adaptation, tree (exact rescaling)")
+        where = f", P = {statement3['P']}, D = {statement3['D']}" if "P" in statement3 else ""
         _label(ax, r"width N ($\chi = N$)", "residual of the best rescaling of K (relative)",
-               "statement 3 (linear network): adaptation of the mean = rescaling", 7, "both")
+               f"statement 3 (linear network{where}):\nthe adapted mean is a rescaling", 7, "both")
     fig.suptitle(title)
     return _save(fig, path)

@@ -15,7 +15,7 @@ from ..numerics.observe import alignment_of, alignment_of_spectrum
 from ..numerics.rescale import effective_rescaling
 from ..results import Result
 from . import nngp
-from ..spectral import spectrum
+from ..spectral import spanned, spectrum
 
 #: order 1 near standard scaling (chi/N at most this) with P/N at least ORDER1_P_OVER_N carries a warning:
 #: measured (docs/theory.md §2e), its error there is 2-6 times the NNGP's
@@ -34,6 +34,9 @@ class _Solver(Solver):
     def __init__(self, data, params):
         self.data, self.params = data, params
         self.spec_phi = spectrum(data.X, data.y, data.X_test, params.g_w, params.activation)
+        # the single-neuron law in the span of the inputs (spectral.spanned: the same network; draws in the
+        # directions no input sees made the proposals' estimated moments fail on rank-deficient inputs)
+        self.X, self.X_test, self.g_w = spanned(data.X, data.X_test, params.g_w)
         # independent draw sets behind every Monte Carlo error (fewer where --mc-samples is small)
         self.replicates = replicate_sets(params.mc_samples) if params.mc_samples else REPLICATES
         self._saddles = {}
@@ -56,7 +59,7 @@ class _Solver(Solver):
                           else {"n_chains": int(min(max(p.mc_samples // 300, 16), 512)),
                                 "n_fixed": int(p.mc_samples) // self.replicates})  # at least 500 per set
             # order 2 is order 1's saddle plus the field's loop (docs/theory.md §2e)
-            self._saddles[est] = NonlinearSaddle(d.X, d.y, d.X_test, p.N, p.kappa, p.g_v, p.g_w,
+            self._saddles[est] = NonlinearSaddle(self.X, d.y, self.X_test, p.N, p.kappa, p.g_v, self.g_w,
                                                  p.activation, min(p.order, 1), estimator=est, seed=p.seed,
                                                  **kw)
         return self._saddles[est]
@@ -76,11 +79,11 @@ class _Solver(Solver):
         st.loop = None
         if self.params.order == 2:
             p, d = self.params, self.data
-            Xt = np.zeros((0, d.X.shape[1])) if d.X_test is None else d.X_test
+            Xt = np.zeros((0, self.X.shape[1])) if self.X_test is None else self.X_test
             # --mc-samples M sets the loop's first draws too (M/R per set, as for the saddle's final sets)
             sad = self.saddle(est)
             reps = [(C, Cs, sad.field(C, chi)[2], out) for C, Cs, _, out in st.saddles]
-            st.loop = loop_correction(d.X, Xt, d.y, st.C, st.Cs, st.Ct, p.N, chi, p.kappa, p.g_v, p.g_w,
+            st.loop = loop_correction(self.X, Xt, d.y, st.C, st.Cs, st.Ct, p.N, chi, p.kappa, p.g_v, self.g_w,
                                       p.activation, seed=p.seed, first=int(p.mc_samples or 0) // self.replicates,
                                       replicas=reps, replicates=self.replicates)
             why = self.unresolved(st)
@@ -192,7 +195,13 @@ class _Solver(Solver):
             if p.order == 2 and p.P / p.N >= ORDER2_P_OVER_N:
                 res.warnings.append(
                     f"P/N = {p.P / p.N:.2g}: order 2's O((P/N)^2) error is not small here; measured, order 2 gains "
-                    "only about 2x on order 1 at N = 2P (docs/theory.md §2e)")
+                    "only about 2x on order 1 at N = 2P, and where P exceeds N it can be further from the networks "
+                    "than the NNGP (docs/theory.md §2e): --method sample samples them")
+            elif p.order == 1 and st.chi / p.N > STANDARD_CHI_OVER_N and p.P / p.N >= ORDER2_P_OVER_N:
+                res.warnings.append(
+                    f"P/N = {p.P / p.N:.2g}: order 1's O(P/N) error is not small here and can exceed the whole "
+                    "finite-width correction, leaving it further from the networks than the NNGP (docs/theory.md "
+                    "§2e): --order 2 adds the kernel field's loop, --method sample samples the networks")
             if p.order == 1 and st.chi / p.N <= STANDARD_CHI_OVER_N and p.P / p.N >= ORDER1_P_OVER_N:
                 res.warnings.append(
                     f"near standard scaling (chi/N = {st.chi / p.N:.2g}) order 1's O(P/N) error (P/N = "

@@ -24,6 +24,12 @@ def diagnostics(chains_list, key):
     return _arviz(np.stack([getattr(c, key) for c in chains_list]))  # (chain, draw, ...)
 
 
+def projection_mcse(chains_list, key, v):
+    """ArviZ MCSE of the posterior mean of v . f (f: the output `key` of each draw): the error of a linear
+    combination of the means with the correlations between their errors kept."""
+    return float(_arviz(np.stack([getattr(c, key) for c in chains_list]) @ np.asarray(v, dtype=float))["mcse"][0])
+
+
 def variance_mcse(means, cvars=None):
     """MCSE of a posterior variance estimated from draws (chain, draw, n): of the mean of
     (m - mbar)^2 (+ the conditional variance of a Rao-Blackwellised draw), by ArviZ's MCSE."""

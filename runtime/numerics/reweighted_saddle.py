@@ -61,6 +61,9 @@ PROPOSAL_NAMES = {"moments": "q's estimated second moment", "linearised": "the l
 ANDERSON_CHI_OVER_N, ANDERSON_SWEEPS = 0.1, 40
 #: the fixed point on draws is solved to this fraction of their relative Monte Carlo error (_below_noise)
 NOISE_TOL = 1e-3
+#: what a user can do where the draws do not hold the saddle
+REMEDY = (" (q(w) moves further than its draws reach: approach this chi along a ladder, e.g. --chi 1,2,4,..., or "
+          "raise --mc-samples; --method sample samples the networks themselves)")
 
 
 @dataclass
@@ -176,7 +179,7 @@ def _lost(saddle, chi, C, beyond, frac, stages):
             "adaptive: no saddle with a normalisable single-neuron law q(w) found: the search ends at its "
             f"normalisability boundary (tilt/prior {ratio:.3g}, steps beyond refused; docs/theory.md §6)",
             {"chi": chi, "stages": stages})
-    raise ConvergenceError("adaptive: the reweighted single-neuron fixed point keeps leaving its draws",
+    raise ConvergenceError("adaptive: the reweighted single-neuron fixed point keeps leaving its draws" + REMEDY,
                            {"chi": chi, "effective_fraction": frac, "stages": stages})
 
 
@@ -220,7 +223,7 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, tol=1e-10, errors=True)
         Cu, Cs, css, _, frac, done = _solve_on(saddle, chi, C, union, Ct0, _below_noise(tol, union))
         how = "single-neuron MALA"
         if not done:
-            raise ConvergenceError("adaptive: the reweighted single-neuron fixed point left its final draws",
+            raise ConvergenceError("adaptive: the reweighted single-neuron fixed point left its final draws" + REMEDY,
                                    {"chi": chi, "effective_fraction": frac})
     _checked_field(saddle, Cu, chi)
     replicas = solve_replicas(saddle, chi, Cu, sets, Ct0, tol) if errors else []

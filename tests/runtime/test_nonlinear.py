@@ -305,3 +305,50 @@ def test_the_draws_split_into_eight_sets_or_as_many_of_500_as_they_make_and_the_
     for M, R in ((2000, 4), (3999, 7), (4000, 8), (None, 8)):
         res = predict(ds.X, ds.y, ds.X_test, mc_samples=M, **kw)[0]
         assert res.observables["mc_error_sets"] == R, (M, res.observables)
+
+
+def test_the_inputs_span_writes_the_same_network_in_fewer_coordinates():
+    """spectral.spanned: rank-r inputs in D dimensions become r coordinates with prior scale g_w r / D, every
+    input kernel (g_w / D) x . x' unchanged; full-rank inputs are returned as they are."""
+    rng = np.random.default_rng(4)
+    B = np.linalg.qr(rng.standard_normal((9, 3)))[0].T * 1.7  # rows span a 3-dimensional subspace of D = 9
+    X, Xt = rng.standard_normal((5, 3)) @ B, rng.standard_normal((2, 3)) @ B
+    Xr, Xtr, g = spectral.spanned(X, Xt, 0.8)
+    assert Xr.shape == (5, 3) and Xtr.shape == (2, 3) and np.isclose(g, 0.8 * 3 / 9)
+    full, red = np.vstack([X, Xt]), np.vstack([Xr, Xtr])
+    np.testing.assert_allclose(g / 3 * red @ red.T, 0.8 / 9 * full @ full.T, atol=1e-13)
+    Xf = rng.standard_normal((5, 4))
+    assert spectral.spanned(Xf, None, 0.8)[0] is Xf
+
+
+@pytest.mark.slow
+def test_rank_two_inputs_in_eight_dimensions_solve_as_the_same_network_written_in_two():
+    """erf, order 1 at chi = N, kappa = 1e-4, inputs of rank 2 in D = 8: the single-neuron Monte Carlo drew all
+    eight directions and its draws kept failing ("keeps leaving its draws"), while the same network written in
+    two rotated coordinates (prior scale g_w 2 / 8) solved. Both must give the same saddle within its Monte
+    Carlo errors (different draws: the rotation changes them)."""
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((6, 2)), rng.standard_normal((2, 8)) / np.sqrt(2)
+    X, Xt = A @ B, rng.standard_normal((3, 2)) @ B
+    y = np.tanh(X[:, 0])
+    V = np.linalg.svd(np.vstack([X, Xt]))[2][:2].T @ np.linalg.qr(rng.standard_normal((2, 2)))[0]
+    kw = dict(N=20, chi=20.0, kappa=1e-4, activation="erf", method="adaptive", order=1, mc_samples=8000)
+    wide = predict(X, y, Xt, g_w=1.0, **kw)
+    narrow = predict(X @ V, y, Xt @ V, g_w=0.25, **kw)
+    assert wide.converged and narrow.converged
+    for key in ("train_mean", "test_mean"):
+        a, b = np.asarray(wide[key]), np.asarray(narrow[key])
+        se = np.hypot(wide[key + "_mcse"], narrow[key + "_mcse"])
+        assert np.all(np.abs(a - b) <= 5 * se + 1e-4), (key, a, b, se)
+
+
+def test_order_one_warns_where_p_exceeds_n_at_any_chi():
+    """Order 1's O(P/N) error was warned of only near standard scaling; measured (an independent sampler of the
+    hidden weights, P = 6, N = 1..3) it left order 1 further from the networks than the NNGP at chi = N too."""
+    rng = np.random.default_rng(0)
+    X, Xt = rng.standard_normal((6, 6)), rng.standard_normal((3, 6))
+    y = np.tanh(X[:, 0] + X[:, 1] / 2)
+    r = predict(X, y, Xt, N=3, chi=3.0, kappa=0.5, activation="erf", method="adaptive", order=1, mc_samples=4000)
+    assert any("order 1's O(P/N) error is not small" in w for w in r.warnings), r.warnings
+    r = predict(X, y, Xt, N=60, chi=60.0, kappa=0.5, activation="erf", method="adaptive", order=1, mc_samples=4000)
+    assert not any("O(P/N)" in w for w in r.warnings), r.warnings

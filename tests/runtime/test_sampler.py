@@ -121,3 +121,24 @@ def test_an_output_constant_over_every_draw_has_undefined_diagnostics_and_no_std
         warnings.simplefilter("error")
         d = chain_stats.diagnostics([SimpleNamespace(out=c) for c in draws], "out")
     assert np.isfinite(d["rhat"][0]) and np.isnan(d["rhat"][1])
+
+
+def test_the_mcse_of_a_combination_of_means_keeps_their_correlations():
+    """chains.projection_mcse: iid draws f ~ N(0, S) with strongly correlated outputs; the MCSE of the mean of
+    v . f is sqrt(v^T S v / n) (closed form), which summing the outputs' own MCSEs as independent
+    understates by a factor of about two here."""
+    from types import SimpleNamespace
+
+    from msat.runtime.numerics import chains
+
+    rng = np.random.default_rng(3)
+    n, k = 4000, 5
+    S = 0.2 * np.eye(k) + 0.8  # unit variances, correlation 0.8
+    L = np.linalg.cholesky(S)
+    draws = [SimpleNamespace(train=rng.standard_normal((n, k)) @ L.T) for _ in range(4)]
+    v = np.full(k, 1.0 / k)
+    exact = np.sqrt(v @ S @ v / (4 * n))
+    got = chains.projection_mcse(draws, "train", v)
+    assert abs(got / exact - 1) < 0.1, (got, exact)
+    independent = np.sqrt(np.sum((v * chains.diagnostics(draws, "train")["mcse"]) ** 2))
+    assert independent < 0.6 * exact
