@@ -23,6 +23,9 @@ STANDARD_CHI_OVER_N = 0.1
 ORDER1_P_OVER_N = 0.1
 #: order 2 with P/N at least this carries a warning: its (P/N)^2 error is not small
 ORDER2_P_OVER_N = 0.5
+#: order 1 away from standard scaling with P/N at least this carries one too: measured (P = 6, N = 1..3, chi = N)
+#: it was further from the networks than the NNGP; at P/N = 0.5 it removes most of the NNGP's error
+ORDER1_LARGE_P_OVER_N = 1.0
 
 
 def _rms(*arrays) -> float:
@@ -197,7 +200,7 @@ class _Solver(Solver):
                     f"P/N = {p.P / p.N:.2g}: order 2's O((P/N)^2) error is not small here; measured, order 2 gains "
                     "only about 2x on order 1 at N = 2P, and where P exceeds N it can be further from the networks "
                     "than the NNGP (docs/theory.md §2e): --method sample samples them")
-            elif p.order == 1 and st.chi / p.N > STANDARD_CHI_OVER_N and p.P / p.N >= ORDER2_P_OVER_N:
+            elif p.order == 1 and st.chi / p.N > STANDARD_CHI_OVER_N and p.P / p.N >= ORDER1_LARGE_P_OVER_N:
                 res.warnings.append(
                     f"P/N = {p.P / p.N:.2g}: order 1's O(P/N) error is not small here and can exceed the whole "
                     "finite-width correction, leaving it further from the networks than the NNGP (docs/theory.md "
