@@ -25,16 +25,34 @@ from ..spectral import spectrum
 DRAWS = 32000
 
 
-def annealed(solve, chi, warm_of, retries=0):
-    """A cold start far from chi = 1 reached along doublings of chi from 1, each point warm-starting the next
-    and split through its geometric mid-point up to `retries` times where it fails, as a ladder's steps are
-    (docs/theory.md §5); the state says so in its warnings."""
-    steps = [float(c) for c in np.geomspace(1.0, chi, int(np.ceil(np.log2(chi))) + 1)[:-1]] + [chi]
-    steps_solver, warm, before = SimpleNamespace(solve=solve, warm=warm_of), None, None
+#: a cold start whose zero fields are infeasible at chi = 1 (relu at depth: the first sweep's fields tilt a layer
+#: past its draws, even at standard scaling for small kappa) starts at chi = 1 / COLD_DOWN^k, k up to COLD_TRIES
+COLD_DOWN, COLD_TRIES = 4.0, 4
+
+
+def annealed(solve, chi, warm_of, retries=0, tried=None):
+    """A cold start reached along doublings of chi from 1 (or from the largest 1 / 4^k at which the zero fields
+    are feasible; `tried`: a chi already found infeasible), each point warm-starting the next and split through its
+    geometric mid-point up to `retries` times where it fails, as a ladder's steps are (docs/theory.md §5); the
+    state says so in its warnings."""
+    start = min(chi, 1.0)
+    for k in range(COLD_TRIES + 1):
+        try:
+            if start != tried:
+                first = solve(start, None)
+                break
+        except ConvergenceError:
+            if k == COLD_TRIES:
+                raise
+        start /= COLD_DOWN
+    n = int(np.ceil(np.log2(chi / start)))
+    steps = [float(c) for c in np.geomspace(start, chi, n + 1)[1:-1]] + [chi] if n else []
+    steps_solver, st = SimpleNamespace(solve=solve, warm=warm_of), first
+    warm, before = warm_of(st), start
     for c in steps:
         st = reach(steps_solver, before, warm, c, retries)
         warm, before = warm_of(st), c
-    st.warnings.append(f"annealed from chi = 1 in {len(steps) - 1} steps")
+    st.warnings.append(f"annealed from chi = {start:.4g} in {len(steps)} steps")
     return st
 
 
@@ -102,10 +120,15 @@ class DeepNonlinearSolver(Solver):
                                         seed=params.seed)
 
     def solve(self, chi, warm):
-        if warm is None and chi > 2.0:
-            # a cold start far from chi = 1 tilts the layers past the fixed draws: anneal (docs/theory.md §5)
-            return annealed(self.chain.solve, chi, lambda st: st.warm, self.retries)
-        return self.chain.solve(chi, warm)
+        if warm is not None:
+            return self.chain.solve(chi, warm)
+        if chi <= 2.0:
+            try:
+                return self.chain.solve(chi)
+            except ConvergenceError:  # infeasible zero fields (relu, small kappa): from below chi = 1
+                return annealed(self.chain.solve, chi, lambda st: st.warm, self.retries, tried=chi)
+        # a cold start far from chi = 1 tilts the layers past the fixed draws: anneal (docs/theory.md §5)
+        return annealed(self.chain.solve, chi, lambda st: st.warm, self.retries)
 
     def warm(self, state):
         return state.warm

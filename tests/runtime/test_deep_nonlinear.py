@@ -96,6 +96,21 @@ def test_cold_start_far_from_chi_one_anneals():
     assert np.all(np.abs(np.subtract(one["test_mean"], ladder["test_mean"])) < 5 * noise + 1e-6)
 
 
+def test_a_cold_start_whose_zero_fields_are_infeasible_at_standard_scaling_climbs_from_below():
+    """relu, widths 20, 20, kappa = 0.01, chi = 1: the first sweep from zero fields tilted a layer past its draws
+    ("infeasible start", every seed; an outside sampler found the posterior benign), while a ladder from chi =
+    0.1 converged. The cold start now starts at 1/4, 1/16, ... and climbs; it lands on the ladder's saddle."""
+    rng = np.random.default_rng(1000)
+    X, Xt, w = rng.standard_normal((6, 4)), rng.standard_normal((3, 4)), rng.standard_normal(4)
+    y = np.tanh(X @ w / 2) + 0.5 * np.sin(X[:, 0])
+    common = dict(widths=[20, 20], kappa=0.01, activation="relu", method="adaptive", order=1)
+    one = predict(X, y, Xt, chi=1.0, **common)
+    assert one["converged"] and any(w.startswith("annealed from chi = 0.25") for w in one["warnings"])
+    ladder = predict(X, y, Xt, chi=[0.0625, 0.125, 0.25, 0.5, 1.0], **common)[-1]
+    noise = np.sqrt(np.square(one["test_mean_mcse"]) + np.square(ladder["test_mean_mcse"]))
+    assert np.all(np.abs(np.subtract(one["test_mean"], ladder["test_mean"])) < 5 * noise + 1e-6)
+
+
 def test_heavy_tailed_importance_weights_of_the_chain_are_reported(monkeypatch):
     """The chain has no MALA fallback: where its weights' upper tail reaches Pareto shape TAIL_MAX (infinite
     variance, so the replicates' spread understates the error) the result says so; erf near standard
