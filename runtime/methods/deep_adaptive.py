@@ -17,6 +17,8 @@ from ..numerics.replicates import REPLICATES
 from ..numerics.linear_saddle import kernel_observables, weight_observables
 from ..numerics.rescale import effective_rescaling
 from ..results import Result
+from . import nngp
+from .nonlinear import order_warnings, resolution_warnings
 from ..spectral import spectrum
 
 
@@ -152,5 +154,9 @@ class DeepNonlinearSolver(Solver):
             err = {k: np.asarray(v).tolist() for k, v in st.mc_error.items()}
             extra = {"train_mean_mcse": err["train_mean"], "test_mean_mcse": err["test_mean"],
                      "observables": obs, "mc_error": err}
-            out.append(Result.point(p, st.chi, st.predictions, extra))
+            res = Result.point(p, st.chi, st.predictions, extra)
+            nngp_means = nngp.predictions(self.spec_phi, [st.chi], p.kappa, p.g_v)[:2]
+            res.warnings.extend(resolution_warnings(None, st.predictions, err, [m[0] for m in nngp_means]))
+            res.warnings.extend(order_warnings(p, st.chi, loop=False))
+            out.append(res)
         return out

@@ -33,6 +33,25 @@ def _rms(*arrays) -> float:
     return float(np.sqrt(np.mean(v * v))) if v.size else 0.0
 
 
+def resolution_warnings(st, preds, err, nngp):
+    """Say when the Monte Carlo error is as large as what the result resolves: the finite-width
+    correction (the distance from the NNGP), or for order 2 the loop correction."""
+    out = []
+    mc = _rms(*(err[k] for k in ("train_mean", "test_mean") if k in err))
+    shift = _rms(preds["train_mean"] - nngp[0], preds["test_mean"] - nngp[1])
+    if mc > shift:
+        out.append(f"the Monte Carlo error of the means (RMS {mc:.2g}) exceeds the finite-width correction "
+                   f"it resolves (RMS distance from the NNGP {shift:.2g}): raise --mc-samples")
+    lp = getattr(st, "loop", None)
+    if lp is not None and _rms(lp.train_mcse, lp.test_mcse) > _rms(lp.train, lp.test):
+        out.append(f"the Monte Carlo error of the field's loop (RMS {_rms(lp.train_mcse, lp.test_mcse):.2g}) "
+                   f"exceeds the loop correction itself (RMS {_rms(lp.train, lp.test):.2g})")
+    if lp is not None and _rms(lp.var_mcse) > _rms(lp.var):
+        out.append(f"the Monte Carlo error of the test variances' loop (RMS {_rms(lp.var_mcse):.2g}) exceeds "
+                   f"that correction itself (RMS {_rms(lp.var):.2g})")
+    return out
+
+
 class _Solver(Solver):
     def __init__(self, data, params):
         self.data, self.params = data, params
@@ -124,24 +143,7 @@ class _Solver(Solver):
         train, test, _ = nngp.predictions(self.spec_phi, [chi], self.params.kappa, self.params.g_v)
         return train[0], test[0]
 
-    @staticmethod
-    def resolution_warnings(st, preds, err, nngp):
-        """Say when the Monte Carlo error is as large as what the result resolves: the finite-width
-        correction (the distance from the NNGP), or for order 2 the loop correction."""
-        out = []
-        mc = _rms(*(err[k] for k in ("train_mean", "test_mean") if k in err))
-        shift = _rms(preds["train_mean"] - nngp[0], preds["test_mean"] - nngp[1])
-        if mc > shift:
-            out.append(f"the Monte Carlo error of the means (RMS {mc:.2g}) exceeds the finite-width correction "
-                       f"it resolves (RMS distance from the NNGP {shift:.2g}): raise --mc-samples")
-        lp = getattr(st, "loop", None)
-        if lp is not None and _rms(lp.train_mcse, lp.test_mcse) > _rms(lp.train, lp.test):
-            out.append(f"the Monte Carlo error of the field's loop (RMS {_rms(lp.train_mcse, lp.test_mcse):.2g}) "
-                       f"exceeds the loop correction itself (RMS {_rms(lp.train, lp.test):.2g})")
-        if lp is not None and _rms(lp.var_mcse) > _rms(lp.var):
-            out.append(f"the Monte Carlo error of the test variances' loop (RMS {_rms(lp.var_mcse):.2g}) exceeds "
-                       f"that correction itself (RMS {_rms(lp.var):.2g})")
-        return out
+    resolution_warnings = staticmethod(resolution_warnings)
 
     def results(self, states):
         y, out = self.data.y, []
@@ -195,25 +197,35 @@ class _Solver(Solver):
             res.warnings.extend(self.resolution_warnings(st, preds, err, nngp_means))
             if p.order_note:
                 res.warnings.append(p.order_note)
-            if p.order == 2 and p.P / p.N >= ORDER2_P_OVER_N:
-                res.warnings.append(
-                    f"P/N = {p.P / p.N:.2g}: order 2's O((P/N)^2) error is not small here; measured, order 2 gains "
-                    "only about 2x on order 1 at N = 2P, and where P exceeds N it can be further from the networks "
-                    "than the NNGP (docs/theory.md §2e): --method sample samples them")
-            elif p.order == 1 and st.chi / p.N > STANDARD_CHI_OVER_N and p.P / p.N >= ORDER1_LARGE_P_OVER_N:
-                res.warnings.append(
-                    f"P/N = {p.P / p.N:.2g}: order 1's O(P/N) error is not small here and can exceed the whole "
-                    "finite-width correction, leaving it further from the networks than the NNGP (docs/theory.md "
-                    "§2e): --order 2 adds the kernel field's loop, --method sample samples the networks")
-            if p.order == 1 and st.chi / p.N <= STANDARD_CHI_OVER_N and p.P / p.N >= ORDER1_P_OVER_N:
-                res.warnings.append(
-                    f"near standard scaling (chi/N = {st.chi / p.N:.2g}) order 1's O(P/N) error (P/N = "
-                    f"{p.P / p.N:.2g}) is as large as the finite-width correction it computes, and the NNGP "
-                    "may be closer to the networks; --order 2 adds the kernel field's loop, which removes most of "
-                    "it for small P (docs/overview.md)")
+            res.warnings.extend(order_warnings(p, st.chi))
             out.append(res)
         return out
 
 
 def solver(data, params, **_):
     return _Solver(data, params)
+
+
+def order_warnings(p, chi, loop=True) -> list:
+    """Say where a result's truncation error (O(P/N) for order 1, O((P/N)^2) for order 2, docs/theory.md §2e)
+    is as large as the finite-width correction it computes; N is the narrowest width at depth. `loop`: whether
+    order 2 exists for these networks (not at depth)."""
+    n = min(getattr(p, "widths", None) or [p.N])
+    ratio, out = p.P / n, []
+    remedy = ("--order 2 adds the kernel field's loop" if loop else "order 2 is not available at depth") + \
+        ", --method sample samples the networks"
+    near = ("--order 2 adds the kernel field's loop, which removes most of it for small P" if loop
+            else "order 2 is not available at depth; --method sample samples the networks")
+    if p.order == 2 and ratio >= ORDER2_P_OVER_N:
+        out.append(f"P/N = {ratio:.2g}: order 2's O((P/N)^2) error is not small here; measured, order 2 gains only "
+                   "about 2x on order 1 at N = 2P, and where P exceeds N it can be further from the networks than "
+                   "the NNGP (docs/theory.md §2e): --method sample samples them")
+    elif p.order == 1 and chi / p.N > STANDARD_CHI_OVER_N and ratio >= ORDER1_LARGE_P_OVER_N:
+        out.append(f"P/N = {ratio:.2g}: order 1's O(P/N) error is not small here and can exceed the whole "
+                   f"finite-width correction, leaving it further from the networks than the NNGP (docs/theory.md "
+                   f"§2e): {remedy}")
+    if p.order == 1 and chi / p.N <= STANDARD_CHI_OVER_N and ratio >= ORDER1_P_OVER_N:
+        out.append(f"near standard scaling (chi/N = {chi / p.N:.2g}) order 1's O(P/N) error (P/N = {ratio:.2g}) is "
+                   f"as large as the finite-width correction it computes, and the NNGP may be closer to the "
+                   f"networks; {near} (docs/overview.md)")
+    return out
