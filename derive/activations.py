@@ -64,10 +64,12 @@ def nngp_kernel(name: str):
     if name == "linear":
         return Kab
     if name == "erf":
-        # |2 K_ab| <= sqrt((1 + 2 K_aa)(1 + 2 K_bb)) (Cauchy-Schwarz); round-off at large inputs (K_aa ~ 1e16) puts
-        # the ratio a few ulp past 1 on the diagonal, where asin is NaN: clamped to its range
-        r = 2 * Kab / sp.sqrt((1 + 2 * Kaa) * (1 + 2 * Kbb))
-        return 2 / sp.pi * sp.asin(sp.Max(-1, sp.Min(1, r)))
+        # (2/pi) asin(2 K_ab / sqrt((1 + 2 K_aa)(1 + 2 K_bb))) as an angle: asin loses digits as its argument
+        # nears 1 (large inputs, K_aa ~ 1e12: 2e-10 relative on the diagonal), and the cosine side written out,
+        # (1 + 2 K_aa)(1 + 2 K_bb) - 4 K_ab^2 = 1 + 2 K_aa + 2 K_bb + 4 (K_aa K_bb - K_ab^2), keeps the Gram
+        # determinant exact on the diagonal; round-off cannot push the clamped determinant below 0
+        cos_side = sp.sqrt(1 + 2 * Kaa + 2 * Kbb + 4 * sp.Max(0, Kaa * Kbb - Kab**2))
+        return 2 / sp.pi * sp.atan2(2 * Kab, cos_side)
     if name == "relu":
         # |a||b| sin t and the angle t between the two inputs without dividing by |a||b| (atan2(0, 0) = 0): the
         # kernel is 0, not 0/0, for an input of zero norm; round-off in K_ab cannot push sin t past its range

@@ -3,8 +3,8 @@
 # derivation: derive.activations.nngp_kernel + derive.activations.input_kernels
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: a027893f0dd19ef98fc8eb2b717c0b42b57b63cbe90ac91bfb94fe18544f5d72
-# content-sha256: 19e1f34f20db15488b1524ba86ea6684165afd8ea0b1767706660df37971ad65
+# inputs-sha256: ac354907daffc1c03a76a9c4cce1485eae58879d30ea21e92d6d8416882cae8a
+# content-sha256: 60b256b3131ffcd02cb4c00bb21dcdeca87cd8a16dc96c325225649960cf882d
 """The input kernels and the NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for every activation (docs/theory.md §1; codes in ACTIVATIONS)."""
 import math  # noqa: F401
 
@@ -52,7 +52,7 @@ def nngp_pairs(K_ab_pairs, diag_a, diag_b, act, out):
             if act == 0:
                 k_phi = K_ab
             elif act == 1:
-                k_phi = 2*math.asin(max(-1, min(1, 2*K_ab/(math.sqrt(2*K_aa + 1)*math.sqrt(2*K_bb + 1)))))/math.pi
+                k_phi = 2*math.atan(2*K_ab/math.sqrt(2*K_aa + 2*K_bb + 4*max(0, K_aa*K_bb - K_ab**2) + 1))/math.pi
             else:
                 relu_0 = math.sqrt(max(0, K_aa*K_bb - K_ab**2))
                 k_phi = (1/2)*(K_ab*(math.pi - math.atan2(relu_0, K_ab)) + relu_0)/math.pi
@@ -68,8 +68,7 @@ def nngp_diagonal(k_diag, act, out):
         if act == 0:
             k_phi = K_aa
         elif act == 1:
-            erf_0 = 2*K_aa
-            k_phi = 2*math.asin(erf_0/(erf_0 + 1))/math.pi
+            k_phi = 2*math.atan(2*K_aa/math.sqrt(4*K_aa + 1))/math.pi
         else:
             k_phi = (1/2)*K_aa*(math.pi - math.atan2(0, K_aa))/math.pi
 
