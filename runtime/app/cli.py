@@ -278,7 +278,9 @@ def _cmd_predict(args) -> int:
     if args.table or to_file:
         _table(results, stderr=to_stdout, command=getattr(args, "command", None) or "predict")  # stdout: the JSON
     # the labelled files after the JSON: a disk that fills up now does not take the results with it
-    if draws is not None and args.draws.suffix == ".nc":
+    if draws is not None and not draws:  # the first point failed before its chains ended: no empty file
+        print(f"msat: no draws written to {args.draws}: no point's chains finished", file=sys.stderr)
+    elif draws is not None and args.draws.suffix == ".nc":
         export.draws_nc(args.draws, draws, ds, args)
     elif draws is not None:
         flat = {f"chi{i}_{k}": v for i, d in enumerate(draws) for k, v in d.items()}

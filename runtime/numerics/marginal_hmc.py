@@ -93,7 +93,13 @@ def _run_chain(args):
         for _ in range(n_leap):
             p += 0.5 * e * g
             Wn += (e / mass) * p
-            new = post(Wn)
+            try:
+                new = post(Wn)
+            except np.linalg.LinAlgError:
+                # a trajectory that flew off (a warm-up trial step, |W| ~ 1e8) leaves Cov numerically singular
+                # where its noise s2 is lost to rounding (rank D < P for linear units): a rejected proposal, as a
+                # non-finite energy is in the full sampler, not a failed chain
+                return 0.0
             g = new[1]
             p += 0.5 * e * g
         acc = acceptance(H0, -new[0] + 0.5 * float(np.sum(p * p)) / mass)

@@ -72,3 +72,22 @@ def test_unwritable_files_exit_2(tmp_path, capsys):
     assert main(["predict", *TEACHER, "--N", "30", "--chi", "1", "--kappa", "0.5", "--method", "nngp",
                  "--nc", str(bad)]) == 2
     assert "cannot write" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".npz"])
+def test_draws_of_a_first_point_that_failed_before_its_chains_ended(tmp_path, capsys, monkeypatch, suffix):
+    """A point whose chains raise (a numerical failure inside a chain) leaves no draws: `.nc` ended in an internal
+    error (exit 1, `draws[0]` of an empty list) and `.npz` wrote an empty file. Now: exit 3 with the one-line
+    convergence message, the JSON written, and no draws file, with stderr saying why."""
+    from msat.runtime.numerics import hmc
+
+    def fails(*a, **k):
+        raise np.linalg.LinAlgError("6-th leading minor of the array is not positive definite")
+
+    monkeypatch.setattr(hmc, "run_chains", fails)
+    out, js = tmp_path / ("d" + suffix), tmp_path / "d.json"
+    rc = main(["sample", *TEACHER, "--N", "12", "--chi", "12", "--kappa", "0.5", "--samples", "20", "--chains", "2",
+               "--json", str(js), "--draws", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 3 and not out.exists() and js.exists()
+    assert "no draws written" in err and "Traceback" not in err and "internal error" not in err

@@ -38,6 +38,27 @@ def test_linear_marginal_sampler_matches_the_exact_posterior():
     assert 0.5 < np.sqrt(np.mean(z**2)) < 1.6
 
 
+
+def test_a_warm_up_step_that_flies_off_is_rejected_not_a_failed_chain():
+    """Linear units, chi = N = 12 (teacher set P = 10, D = 5, seed 3): a warm-up trial step of one chain reached
+    |W| ~ 1e8, where Cov = s2 I + var_a Phi Phi^T (rank D < P) loses s2 to rounding and its Cholesky fails; the
+    point exited 3 ("numerical failure ... rescale them") for sampler seeds 12, 100 and 101. The step is now a
+    rejected proposal, and the chains agree with the exact posterior."""
+    from msat.runtime.data.builtin import builtin
+    d = builtin("teacher", P=10, D=5, P_test=4, seed=3)
+    kw = dict(N=12, chi=12.0, kappa=0.5)
+    ex = predict(d.X, d.y, d.X_test, method="exact", **kw)
+    short = predict(d.X, d.y, d.X_test, method="sample", readout="marginal", samples=20, chains=2, seed=12, **kw)
+    assert short.converged
+    zs = []
+    for seed in (100, 101):
+        rb = predict(d.X, d.y, d.X_test, method="sample", readout="marginal", samples=2000, chains=4, seed=seed, **kw)
+        assert rb.converged
+        for k in ("train_mean", "test_mean"):
+            zs.append((np.array(rb[k]) - ex[k]) / np.array(rb[k + "_mcse"]))
+    z = np.concatenate(zs)
+    assert np.abs(z).max() < 4.5 and np.sqrt(np.mean(z**2)) < 1.8
+
 def test_the_two_samplers_agree_for_erf_and_relu():
     """Measured (seed 2, 1000 draws x 2 chains): max |z| 3.6, RMS 1.01 over 144 comparisons."""
     X, y, Xt = _problem()
