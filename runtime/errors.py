@@ -6,6 +6,13 @@ class MsatError(Exception):
     """Base class; ``exit_code`` is what the CLI returns. The message is one line for stderr."""
 
     exit_code = 1
+    #: a message quoting the user's value (its repr: a pandas Series, a 2-d array) is cut to this length
+    LONGEST = 400
+
+    def __init__(self, message="", *args):
+        # one line whatever the message quotes: a repr spans lines, and stderr gets one line per error
+        text = " ".join(str(message).split())
+        super().__init__(text if len(text) <= self.LONGEST else text[:self.LONGEST - 3] + "...", *args)
 
 
 class InputError(MsatError, ValueError):

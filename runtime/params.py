@@ -272,7 +272,9 @@ def check_scales(X, y, X_test, p: Params) -> None:
         top = float(np.max(np.concatenate([norms, norms_test]), initial=0.0))
         log_kmax = math.log10(c) + 2 * math.log10(scale) + math.log10(top) if top > 0 else -math.inf
         norms = c * norms * scale * scale
-        yy = float(y @ y)
+        top_y = _largest(y)  # |y|^2 / kappa in logs, scaled by the largest target: 1e-200 targets square to 0
+        log_fit = (2 * math.log10(top_y) + math.log10(float(np.sum((y / top_y) ** 2))) - math.log10(p.kappa)
+                   if top_y > 0 else None)
     lo, hi = KERNEL_RANGE
     if top > 0:
         # the kernel enters alone (k*^T U, k**) and times g_v: both must stay in range
@@ -284,9 +286,10 @@ def check_scales(X, y, X_test, p: Params) -> None:
             raise InputError(f"inputs out of scale: the largest kernel entry (g_w/D)|x|^2 is 10^{log_kmax:.1f} "
                              f"and g_v times it 10^{log_gk:.1f} (largest input entry {big:.3g}); both must lie "
                              f"between {lo:g} and {hi:g}: rescale X, g_w or g_v")
-    if not (math.isfinite(yy) and yy / p.kappa <= SCALE_MAX):
-        raise InputError(f"targets too large for kappa = {p.kappa:g}: |y|^2 / kappa = {yy / p.kappa:.3g} "
-                         "overflows float64 in the fit term; rescale y or raise kappa")
+    # tiny targets: the saddle's residual norms underflow to 0 and Newton stops at its start (y ~ 1e-162)
+    if log_fit is not None and not abs(log_fit) <= math.log10(SCALE_MAX):
+        raise InputError(f"targets out of scale for kappa = {p.kappa:g}: |y|^2 / kappa = 10^{log_fit:.1f} "
+                         f"{'overflows' if log_fit > 0 else 'underflows'} float64 in the fit term; rescale y")
     trace = p.g_v * float(np.sum(norms))
     if p.activation == "erf":
         trace = min(trace, p.g_v * p.P)  # |erf| <= 1 bounds the diagonal of K^phi

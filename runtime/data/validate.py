@@ -54,7 +54,9 @@ def _as_float(value, key: str, name: str) -> np.ndarray:
         raise fail(f"{name}: {key} has complex values; real numbers are required")
     if raw.dtype.kind in "mMV":
         raise fail(f"{name}: {key} has dtype {raw.dtype}; real numbers are required")
-    if raw.dtype.kind in "US":  # numpy would read the text '1_000' as 1000, which no data file means
+    if raw.dtype.kind in "US" or (raw.dtype.kind == "O" and any(isinstance(v, (str, bytes)) for v in raw.flat)):
+        # numpy would read the text '1_000' as 1000, which no data file means (also text inside an object array:
+        # a DataFrame with a text column)
         raise fail(f"{name}: {key} is not numeric (text, dtype {raw.dtype})")
     try:
         # order="C", not ascontiguousarray: that makes a 0-d value 1-d, and the shape check would misreport it

@@ -52,6 +52,28 @@ def test_statement_one_fails_for_a_theory_ten_mcse_off_the_sampled_networks(quic
     assert checks.checks(res)[0]["status"] == "FAIL"
 
 
+
+def test_statement_four_judges_the_weight_moment_against_the_exact_posterior(quick_run):
+    """Statement 4 allowed the theory's and the sampler's hidden-weight moments to differ by 4 MCSE plus 20% of
+    the theory's: a sampler 10 MCSE off the exact posterior's moment, or a theory 15% off it at P/N = 0.1,
+    passed. For one linear hidden layer the exact moment (docs/theory.md §2a) judges both now: the sampler to
+    4 MCSE, the theory to its O(P/N) truncation."""
+    import copy
+
+    from msat.runtime.app import checks
+
+    _, out = quick_run
+    res = json.loads((out / "results.json").read_text())
+    assert checks.checks(res)[3]["status"] == "PASS" and "exact" in checks.checks(res)[3]["detail"]
+    s, x = res["rows"]["sample"], res["rows"]["exact"]
+    off = copy.deepcopy(res)
+    off["rows"]["sample"]["omega"][-1] = x["omega"][-1] + 10 * s["omega_err"][-1]
+    assert 10 * s["omega_err"][-1] < 0.2 * abs(res["rows"]["adaptive_o1"]["omega"][-1])  # the old rule passed it
+    assert checks.checks(off)[3]["status"] == "FAIL"
+    off = copy.deepcopy(res)
+    off["rows"]["adaptive_o1"]["omega"][-1] = 1.15 * x["omega"][-1]
+    assert checks.checks(off)[3]["status"] == "FAIL"
+
 def test_figures_show_the_results(quick_run):
     """What the figures draw is what results.json holds: curves per method against chi."""
     _, out = quick_run
