@@ -39,10 +39,9 @@ def _items(name, text):
         part = part.strip()
         if ".." in part:
             lo, _, hi = part.partition("..")
-            try:
-                a, b = int(lo), int(hi)
-            except ValueError:
-                raise InputError(f"--{name}: a range is two integers a..b, got {part!r}") from None
+            a, b = _integer(lo), _integer(hi)
+            if a is None or b is None:
+                raise InputError(f"--{name}: a range is two integers a..b, got {part!r}")
             if b < a:
                 raise InputError(f"--{name}: empty range {part!r}")
             if b - a + 1 + len(out) > MAX_ITEMS:
@@ -55,6 +54,13 @@ def _items(name, text):
     if len(set(out)) != len(out):
         raise InputError(f"--{name}: repeated values in {text!r}")
     return out
+
+
+def _integer(text):
+    """An integer as typed in ASCII digits (an optional sign), or None: int() also reads `1_0`, `١` and `𝟙`, which
+    docs/cli.md refuses (exit 2) as every other number of a list."""
+    text = text.strip()
+    return int(text) if values.is_number(text) and text.lstrip("+-").isdigit() else None
 
 
 def _number(name, token, kind):
@@ -85,7 +91,7 @@ def _method(token):
     name = name.strip().lower()  # as values.choice: NNGP is nngp
     if name not in METHODS:
         raise InputError(f"--method: unknown method {name!r} in {token!r}")
-    if sep and not order.isdigit():
+    if sep and not (values.is_number(order) and order.isdigit()):  # isdigit alone takes '²' and '١'
         raise InputError(f"--method: the order after ':' is an integer, got {token!r}")
     if order and name not in ("loop", "adaptive"):  # a label with an order that nothing uses would mislead
         raise InputError(f"--method: {name} takes no order (only loop and adaptive do), got {token!r}")
@@ -142,8 +148,9 @@ class Grid:
 
 def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", activation="linear", method=None,
           dressed="false", seed="0", P=None, D=None, P_test=None, source=None, estimator="auto", mc_samples=None,
-          samples=None, chains=None, readout="sampled") -> Grid:
-    """Parse every list of a sweep; InputError (exit 2) on anything malformed, before any work."""
+          samples=None, chains=None, readout="sampled", data=None) -> Grid:
+    """Parse every list of a sweep; InputError (exit 2) on anything malformed, before any work. `data`: what
+    identifies a --data file's contents (its target column and SHA-256), kept in the spec for --resume."""
     if (N is None) == (widths is None):
         raise InputError("give --N (with --depth for equal layers) or --widths")
     if widths is not None:
@@ -190,6 +197,8 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
         raise InputError(f"the sweep has {points:,} points (tasks x chi values), over {MAX_POINTS:,}: split it")
     spec = {k: list(v) for k, v in coords.items()}
     spec.update(source=source, widths_given=n_key)
+    if data is not None:  # absent for built-in sets: their stores' spec is as before
+        spec["data"] = data
     return Grid(coords, spec, n_key)
 
 

@@ -161,7 +161,8 @@ class ZarrWriter:
         import zarr
 
         self.path, self.g = str(path), g
-        self.root = zarr.open_group(self.path, mode="r+")
+        # the arrays on disk, not those `.zmetadata` lists: an array it lacks would be made a second time
+        self.root = zarr.open_group(self.path, mode="r+", use_consolidated=False)
         self.arrays = {k: self.root[k] for k in self.root.array_keys()}
 
     def write(self, idx, out: dict, note: str = "") -> None:
@@ -190,5 +191,5 @@ class ZarrWriter:
         new.to_zarr(self.path, mode="a", encoding={name: {"chunks": (1,) * (len(dims) - 1) + (shape[-1],)}})
         import zarr
 
-        self.root = zarr.open_group(self.path, mode="r+")
+        self.root = zarr.open_group(self.path, mode="r+", use_consolidated=False)
         self.arrays[name] = self.root[name]

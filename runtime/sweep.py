@@ -6,8 +6,10 @@ equals `msat predict` with the same arguments. Tasks run on a local cluster of w
 BLAS thread each) or on an existing scheduler; the client writes each finished task into its own
 region of the store (chunks aligned with tasks, so no two tasks share a chunk), its outputs first and
 its `done` flag last: a crash leaves the store readable and the task not done, and `--resume` runs
-only the tasks not done (refusing a store made for another sweep). A task a method does not cover
-(an input error of that point, e.g. exact for erf) is NaN with converged = false and a `note`.
+only the tasks not done (refusing a store made for another sweep or whose making was interrupted:
+runtime.sweep_store). A task a method does not cover (an input error of that point, e.g. exact for
+erf) is NaN with converged = false and a `note`; a sweep none of whose tasks is valid is bad input
+(exit 2), also where only the data reveal it (kappa below the float64 resolution of their kernel).
 Scalar observables (kernel alignment, s_eff, ...) become variables the first time a task reports
 them, NaN where a method has none.
 """
@@ -17,15 +19,13 @@ import json
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
-from . import grid as _grid, labelled, memory
+from . import grid as _grid, labelled, memory, sweep_store
 from .errors import InputError, MemoryRequestError
+from .sweep_store import prepare as _prepare, writable as _writable  # _prepare: looked up here by _run (tests)
 
 
 def dataset_for(task, source):
@@ -59,8 +59,8 @@ def run_task(g, task, source, extra):
     try:
         chis = g.chi_values(opts["widths"][-1])
         res = predict(ds.X, ds.y, ds.X_test, chi=chis, **opts)
-    except InputError as err:
-        return labelled.empty(g, task, ds.P, ds.P_test, ds.y_test), str(err), None
+    except InputError as err:  # the point is not covered (exact for erf, kappa below the data's resolution)
+        return dict(labelled.empty(g, task, ds.P, ds.P_test, ds.y_test), input_error=True), str(err), None
     except Exception as err:  # noqa: BLE001 - a failed task is data for the report, not a crash
         return labelled.empty(g, task, ds.P, ds.P_test, ds.y_test), None, f"{type(err).__name__}: {err}"
     # a chi point that did not converge is data (converged false); the note keeps why (truncated to the store's width)
@@ -111,58 +111,6 @@ def _label(task) -> str:
     return ", ".join(f"{k} = {_plain(v)}" for k, v in task.items())
 
 
-def _writable(path):
-    """InputError unless the store's folder exists and can be written (before any work)."""
-    parent = os.path.dirname(os.path.abspath(path)) or "."
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise InputError(f"cannot write {path}: its folder {parent} does not exist or is not writable")
-
-
-def _first_change(store, g) -> str:
-    """': N was 20,40, now 40,20 (...)': the first option whose list differs from the store's ('' if unknown)."""
-    try:
-        was = json.loads(store.attrs["msat_sweep"])
-    except (TypeError, ValueError):
-        return ""
-    for key in (k for k in sorted(set(was) | set(g.spec)) if was.get(k) != g.spec.get(k)):
-        old, new = ([str(_plain(x)).lower() for x in (v if isinstance(v, list) else [v])]
-                    for v in (was.get(key), g.spec.get(key)))
-        again = sorted(old) == sorted(new)
-        return (f": {key} was {','.join(old)}, now {','.join(new)}"
-                + (" (the same values in another order: give them in the store's order)" if again else ""))
-    return ""
-
-
-def _prepare(path, g, source, resume, command=None):
-    import xarray as xr
-
-    if resume and os.path.exists(path):
-        try:
-            st = xr.open_zarr(path)
-        except Exception:  # a file, or a folder that holds no Zarr group: zarr raises several kinds
-            raise InputError(f"--resume: {path} is not a sweep's store") from None
-        if "msat_sweep" not in st.attrs or "done" not in st:
-            raise InputError(f"--resume: {path} is not a sweep's store")
-        if st.attrs.get("msat_sweep") != g.spec_json():
-            raise InputError(f"--resume: {path} was made by a sweep with other parameters{_first_change(st, g)}")
-        return np.asarray(st["done"].values)
-    if os.path.exists(path) and not resume:
-        if not os.path.isdir(path):  # --resume would refuse it too: a store is a folder
-            raise InputError(f"{path} is a file, not a sweep's store: name another --out")
-        raise InputError(f"{path} exists: use --resume to continue it, or another --out")
-    if isinstance(source, tuple):
-        P_max, Pt_max = max(g.coords["P"]), max(g.coords["P_test"])
-    else:
-        P_max, Pt_max = source.P, source.P_test
-    ds, enc = labelled.template(g, P_max, Pt_max)
-    ds.attrs.update(msat_sweep=g.spec_json(), command=command or " ".join(sys.argv), **labelled.provenance())
-    try:
-        ds.to_zarr(path, mode="w", encoding=enc, zarr_format=2)  # v2: fixed-width strings are specified there
-    except OSError as err:  # root may pass os.access on a folder that still refuses files (/proc)
-        raise InputError(f"cannot write {path}: {err.strerror or err}") from None
-    return np.asarray(ds["done"].values)
-
-
 @dataclass(frozen=True)
 class _Job:
     """The arguments of one sweep() call, as _run reads them."""
@@ -208,11 +156,9 @@ def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progres
     finally:
         if main_thread:
             signal.signal(signal.SIGINT, previous)
-    if failures:
-        import zarr
-
-        root = zarr.open_group(str(out), mode="r+")
-        root.attrs["failures"] = json.dumps(failures)
+    # set or cleared: a resume that ran the failed tasks leaves the store an uninterrupted sweep would
+    if failures or os.path.isdir(str(out)):
+        sweep_store.set_attrs(out, failures=json.dumps(failures) if failures else None)
     return failures
 
 
@@ -227,8 +173,9 @@ def _run(job, client, interrupted):
         if client is not None:
             client.close()
         raise
+    fresh = not done.any()  # nothing in the store yet: one whose every task is invalid is removed (bad input)
     pending = [(idx, t) for idx, t in job.g.tasks() if not done[idx]]
-    failures = []
+    failures, invalid, held = [], {}, []
     if not pending or interrupted:
         if client is not None:
             client.close()
@@ -265,10 +212,15 @@ def _run(job, client, interrupted):
                 failures.append({"task": {d: _plain(v) for d, v in t.items()}, "error": fail.splitlines()[0]})
             else:
                 writer.write(idx, res, note)
+                if res.get("input_error"):
+                    invalid[idx] = note
             bar.step()
             if job.log and not job.progress:
-                print(f"msat sweep: task {k}/{len(pending)} {'failed' if fail else 'done'} "
-                      f"({time.perf_counter() - t0:.1f} s)", file=job.log)
+                held.append(f"msat sweep: task {k}/{len(pending)} {'failed' if fail else 'done'} "
+                            f"({time.perf_counter() - t0:.1f} s)")
+                if not (fresh and len(invalid) == k):  # held while every task is invalid: then one line, the error
+                    print("\n".join(held), file=job.log)
+                    held.clear()
     finally:
         if bar is not None:
             bar.close()
@@ -276,6 +228,12 @@ def _run(job, client, interrupted):
             client.close()
         if cluster is not None:
             cluster.close()
+    if fresh and not failures and len(invalid) == len(pending):
+        # every task an input error that only its data reveal (kappa below the kernel's float64 resolution):
+        # the user's mistake, as when precheck finds no valid task, not a store of NaN with exit 0
+        sweep_store.remove(job.out)
+        first = " ".join(invalid[min(invalid)].split())
+        raise InputError(f"no task of this sweep is valid (the first: {first})")
     return failures
 
 

@@ -44,9 +44,11 @@ def add_parsers(sub) -> None:
     run.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:port)")
     sw.add_argument("--resume", action="store_true", help="continue a store: run only the tasks not done")
     fig = sw.add_argument_group("figures of a finished store (docs/cli.md, msat sweep --plot)")
-    fig.add_argument("--plot", type=Path, default=None, metavar="STORE", help="draw a figure of STORE instead of sweeping")
+    fig.add_argument("--plot", type=Path, default=None, metavar="STORE",
+                     help="draw a figure of STORE instead of sweeping")
     fig.add_argument("--x", default="N", help="option along the x axis (default N)")
-    fig.add_argument("--y", default="test_error", help="quantity (test_error or a variable), or an option for a heat map")
+    fig.add_argument("--y", default="test_error",
+                     help="quantity (test_error or a variable), or an option for a heat map")
     fig.add_argument("--hue", default="method", help="one line (or heat-map panel) per value of this option")
     fig.add_argument("--color", default="test_error", help="heat map: the quantity coloured")
     fig.add_argument("--sel", action="append", default=[], metavar="OPTION=VALUE", help="fix an option (repeatable)")
@@ -107,7 +109,7 @@ def _plot(args):
 
 
 def _cmd_sweep(args) -> int:
-    from .. import grid, sweep
+    from .. import grid, sweep, sweep_store
 
     if args.plot is not None:
         return _cmd_plot(args)
@@ -122,9 +124,12 @@ def _cmd_sweep(args) -> int:
     if args.data is not None:
         from .. import data
 
-        source = data.load(args.data, target="y" if args.target is None else args.target)
+        target = "y" if args.target is None else args.target
+        source = data.load(args.data, target=target)
         sizes = dict(P=str(source.P), D=str(source.D), P_test=str(source.P_test))
         spec_source = str(args.data.resolve())
+        # --resume compares the data too: a store must not mix two target columns or two versions of a file
+        identity = sweep_store.data_identity(args.data, target)
     else:
         from ..data import BUILTINS
 
@@ -132,11 +137,11 @@ def _cmd_sweep(args) -> int:
             raise InputError(f"unknown built-in dataset {args.dataset!r} (choose from {', '.join(BUILTINS)})")
         source = ("builtin", args.dataset.strip().lower())
         sizes = {k: getattr(args, k) or str(v) for k, v in BUILTIN_SIZES.items()}
-        spec_source = source[1]
+        spec_source, identity = source[1], None
     g = grid.build(N=args.N, widths=args.widths, depth=args.depth, chi=args.chi, kappa=args.kappa, g_v=args.g_v,
                    g_w=args.g_w, activation=args.activation, method=args.method, dressed=args.dressed,
                    seed=args.seed, source=spec_source, estimator=args.estimator, mc_samples=args.mc_samples,
-                   samples=args.samples, chains=args.chains, readout=args.readout, **sizes)
+                   samples=args.samples, chains=args.chains, readout=args.readout, data=identity, **sizes)
     if args.resume and not Path(args.out).exists():  # a mistyped store name would otherwise start over in silence
         print(f"msat: warning: --resume: no store at {args.out}: starting a new one", file=sys.stderr)
     failures = sweep.sweep(g, source, args.out, workers=args.workers, scheduler=args.scheduler,
