@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import sys
 from pathlib import Path
 
 from ..errors import InputError
+from .outputs import print_warnings, say, stderr_is_terminal, table as _table, to_stdout as _to_stdout, write as _write
 
 #: a built-in set's sizes where --P, --D, --P-test are not given (None in the parser: with --data they are errors)
 BUILTIN_SIZES = {"P": 200, "D": 100, "P_test": 20}
@@ -112,7 +111,7 @@ def _cmd_run(args) -> int:
     from .run import run
 
     res = run(args.out, quick=args.quick, activation=args.activation, depth=args.depth,
-              progress=sys.stderr.isatty())
+              progress=stderr_is_terminal())
     return 0 if all(c["status"] == "PASS" for c in res["checks"]) else 1
 
 
@@ -140,50 +139,6 @@ def _load_data(args, check=None):
     if check is not None:  # the request checked (memory included) before its data are made
         check(**sizes)
     return data.builtin(args.dataset, **sizes, seed=args.seed)
-
-
-def print_warnings(results):
-    """Each distinct warning once on stderr, in order; in a ladder, one that only some points carry names them."""
-    where: dict = {}  # warning -> the chi of the points that carry it (dicts keep order)
-    for r in results:
-        for w in r.warnings:
-            where.setdefault(w, {})[r.chi] = None
-    for w, chis in where.items():
-        some = 1 < len(results) and len(chis) < len(results) and not w.startswith("chi = ")  # it names its chi
-        at = "chi = " + ", ".join(f"{c:g}" for c in chis) + ": " if some else ""
-        print(f"msat: warning: {at}{w}", file=sys.stderr)
-
-
-def _table(results, stderr=False, command="predict") -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from .report import fit_width
-
-    t = Table(title=f"msat {command}")
-    for col in ("chi", "method", "order", "converged", "s_mean", "s_var", "|train mean|",
-                "mean test var", "seconds"):
-        t.add_column(col, justify="right")
-    for r in results:
-        if not r.converged:
-            t.add_row(f"{r.chi:g}", "-", "-", "no", "-", "-", "-", "-", "-")
-            continue
-        tv = r.test_var
-        t.add_row(f"{r.chi:g}", r.method, "-" if r.order is None else str(r.order), "yes",
-                  "-" if r.s_mean is None else f"{r.s_mean:.6g}",
-                  "-" if r.s_var is None else f"{r.s_var:.3g}",
-                  f"{math.sqrt(float((r.train_mean ** 2).mean())) if r.train_mean.size else 0.0:.6g}",
-                  f"{tv.mean() if tv.size else float('nan'):.4g}", f"{r.seconds:.3g}")
-    console = Console(stderr=stderr)
-    fit_width(console, t)
-    console.print(t)
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        path.write_text(text)
-    except OSError as err:
-        raise InputError(f"cannot write {path}: {err.strerror}") from None
 
 
 def _writable_before_work(path):
@@ -259,7 +214,7 @@ def _cmd_predict(args) -> int:
                 estimator=args.estimator, seed=args.seed, mc_samples=args.mc_samples, samples=args.samples,
                 chains=args.chains, readout=args.readout)
     ds = _load_data(args, check=lambda P, D, P_test: params.build(P, D, P_test, **opts))
-    results = predict(ds.X, ds.y, ds.X_test, chi=chis, progress=sys.stderr.isatty(), draws=draws, **opts)
+    results = predict(ds.X, ds.y, ds.X_test, chi=chis, progress=stderr_is_terminal(), draws=draws, **opts)
     print_warnings(results)
     payload = [r.to_dict() for r in results] if "," in args.chi else results[0].to_dict()
     text = json.dumps(payload, indent=1, allow_nan=False)  # to_dict writes undefined numbers (NaN) as null
@@ -268,18 +223,16 @@ def _cmd_predict(args) -> int:
     if to_file:
         _write(args.json, text + "\n")
     elif to_stdout:
-        if sys.stdout is None:  # started with standard output closed (>&-)
-            raise InputError("cannot write the results to standard output: it is closed (give --json FILE)")
-        try:
-            sys.stdout.write(text + "\n")
-            sys.stdout.flush()
-        except OSError as err:  # a full disk or a closed pipe: the user's redirection, not a bug
-            raise InputError(f"cannot write the results to standard output: {err.strerror or err}") from None
+        _to_stdout(text + "\n")
+    unshown = None  # why the table, where it is all that was asked for, could not be shown (exit 2, files first)
     if args.table or to_file:
-        _table(results, stderr=to_stdout, command=getattr(args, "command", None) or "predict")  # stdout: the JSON
+        unshown = _table(results, stderr=to_stdout, command=getattr(args, "command", None) or "predict")
+        if unshown and (to_file or to_stdout):  # the table repeats what the JSON holds
+            say(f"msat: warning: the table was not shown ({unshown})")
+            unshown = None
     # the labelled files after the JSON: a disk that fills up now does not take the results with it
     if draws is not None and not draws:  # the first point failed before its chains ended: no empty file
-        print(f"msat: no draws written to {args.draws}: no point's chains finished", file=sys.stderr)
+        say(f"msat: no draws written to {args.draws}: no point's chains finished")
     elif draws is not None and args.draws.suffix == ".nc":
         export.draws_nc(args.draws, draws, ds, args)
     elif draws is not None:
@@ -290,11 +243,12 @@ def _cmd_predict(args) -> int:
             raise InputError(f"cannot write {args.draws}: {err.strerror}") from None
     if args.nc is not None:
         export.predict_nc(args.nc, results, ds, args, chis)
+    if unshown:
+        raise InputError(f"cannot show the results on standard output: {unshown}")
     failed = [r for r in results if not r.converged]
     if failed:
         f = failed[0]
         diag = ", ".join(f"{k}={v}" for k, v in f.diagnostics.items())
-        print(f"msat: solver did not converge at chi = {f.chi:g}: {f.error}" + (f" ({diag})" if diag else ""),
-              file=sys.stderr)
+        say(f"msat: solver did not converge at chi = {f.chi:g}: {f.error}" + (f" ({diag})" if diag else ""))
         return 3
     return 0

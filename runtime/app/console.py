@@ -13,6 +13,8 @@ import re
 import sys
 from importlib import import_module
 
+from .outputs import say
+
 #: modules that add subcommands (``add_parsers(sub)``, each setting a ``handler``)
 COMMAND_MODULES = ("msat.derive.commands", "msat.runtime.app.cli", "msat.runtime.app.sweep")
 
@@ -98,24 +100,24 @@ def main(argv=None) -> int:
         args.command_line = command_line(sys.argv[1:] if argv is None else argv)
         return args.handler(args)
     except KeyboardInterrupt:
-        print("msat: interrupted", file=sys.stderr)
+        say("msat: interrupted")
         return 130
     except Exception as err:  # noqa: BLE001 - every error becomes an exit code, never a traceback
         code = getattr(err, "exit_code", None)
         if isinstance(code, int):
             msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-            print(msg if msg.startswith("msat") else f"msat: error: {msg}", file=sys.stderr)
+            say(msg if msg.startswith("msat") else f"msat: error: {msg}")
             diag = getattr(err, "diagnostics", None)
             if diag:
-                print("msat: diagnostics: " + ", ".join(f"{k}={v}" for k, v in diag.items()), file=sys.stderr)
+                say("msat: diagnostics: " + ", ".join(f"{k}={v}" for k, v in diag.items()))
             return code
         if isinstance(err, MemoryError):  # past the memory estimate: an address-space limit, other processes
-            print("msat: error: out of memory: ask for less (P, P_test, N, chi points, draws)", file=sys.stderr)
+            say("msat: error: out of memory: ask for less (P, P_test, N, chi points, draws)")
             return 2
         if os.environ.get("MSAT_DEBUG"):
             raise
-        print(f"msat: internal error: {type(err).__name__}: {err} (set MSAT_DEBUG=1 for the "
-              "traceback; please report it)", file=sys.stderr)
+        say(f"msat: internal error: {type(err).__name__}: {err} (set MSAT_DEBUG=1 for the traceback; please "
+            "report it)")
         return 1
 
 

@@ -32,6 +32,8 @@ def load_npz(path) -> Dataset:
     p = _existing_file(path)
     try:
         archive = np.load(p, allow_pickle=False)
+    except (PermissionError, IsADirectoryError) as err:  # the file is fine, reading it is not allowed
+        raise fail(f"{p}: cannot be read ({err.strerror})") from None
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error):
         raise fail(f"{p}: not a readable .npz archive (corrupt file or not written by numpy.savez)") from None
     if not hasattr(archive, "files"):  # a plain .npy array stored under a .npz name

@@ -367,3 +367,49 @@ def test_version_is_the_projects(capsys):
     with pytest.raises(SystemExit) as done:
         console.main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"msat {declared}"
+
+
+def _cli(npz, *extra, chi="2", **popen):
+    return subprocess.run([sys.executable, "-m", "msat.runtime.app.console", "predict", "--N", "50", "--chi", chi,
+                           "--kappa", "0.5", "--data", str(npz), "--method", "exact", *map(str, extra)], text=True,
+                          **popen)
+
+
+def test_a_table_that_cannot_be_shown_costs_neither_the_files_nor_the_exit_code(npz, tmp_path):
+    """With --json FILE the table goes to stdout; a full stdout made it an internal error (exit 1) and the --nc
+    file was never written. The table repeats the JSON: the files are written, a warning says why there is no
+    table, exit 0. Where the table is all that was asked for (--table), that is bad output (exit 2, one line)."""
+    js, nc = tmp_path / "r.json", tmp_path / "r.nc"
+    with open("/dev/full", "w") as full:
+        res = _cli(npz, "--json", js, "--nc", nc, stdout=full, stderr=subprocess.PIPE)
+        alone = _cli(npz, "--table", stdout=full, stderr=subprocess.PIPE)
+    assert res.returncode == 0 and js.exists() and nc.exists() and "table was not shown" in res.stderr, res.stderr
+    assert json.loads(js.read_text())["method"] == "exact"
+    assert alone.returncode == 2 and len(alone.stderr.strip().splitlines()) == 1, alone.stderr
+    assert "standard output" in alone.stderr and "internal error" not in alone.stderr
+
+
+def test_a_json_write_that_fails_leaves_the_file_as_it_was(npz, tmp_path):
+    """A write cut short (a file-size limit, a full disk) left 1024 bytes of invalid JSON where the last good
+    results had been; the text now replaces the file only once it is written whole."""
+    import resource
+
+    js = tmp_path / "keep.json"
+    js.write_text('{"kept": true}\n')
+
+    def limit():  # 1 KiB: the results do not fit (Python ignores SIGXFSZ, so the write fails with EFBIG)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+
+    res = _cli(npz, "--json", js, chi="2,3", capture_output=True, preexec_fn=limit)
+    assert res.returncode == 2 and "cannot write" in res.stderr, res.stderr
+    assert json.loads(js.read_text()) == {"kept": True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["keep.json", npz.name])  # no temporary left
+
+
+def test_a_closed_stderr_neither_loses_the_results_nor_puts_errors_on_stdout(npz):
+    """`2>&-` (sys.stderr None): the progress check raised AttributeError, whose 'internal error' line went to
+    stdout in place of the JSON; now stdout holds the JSON alone, warnings (chi outside [1, N]) dropped."""
+    import os
+
+    res = _cli(npz, "--json", "-", chi="500", stdout=subprocess.PIPE, preexec_fn=lambda: os.close(2))
+    assert res.returncode == 0 and json.loads(res.stdout)["method"] == "exact", res.stdout
