@@ -126,6 +126,13 @@ class _Job:
     command: str | None
 
 
+def _say(stream, text) -> None:
+    """A line of the log; none where stderr cannot take it (closed, `2>&-`): the store holds the results."""
+    try:
+        print(text, file=stream)
+    except (OSError, ValueError):
+        pass
+
 def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progress=False, extra=None, log=None,
           task=run_task, command=None):
     """Run every task not yet done; returns the failures (task coordinates and message). ``task`` is
@@ -134,7 +141,7 @@ def sweep(g, source, out, *, workers=None, scheduler=None, resume=False, progres
 
     for said in precheck(g, source, extra or {}):
         if log:
-            print(f"msat: warning: {said}", file=log)
+            _say(log, f"msat: warning: {said}")
     _writable(str(out))
     client = None
     if not scheduler:  # checked before the store is made, as every user mistake is
@@ -219,7 +226,7 @@ def _run(job, client, interrupted):
                 held.append(f"msat sweep: task {k}/{len(pending)} {'failed' if fail else 'done'} "
                             f"({time.perf_counter() - t0:.1f} s)")
                 if not (fresh and len(invalid) == k):  # held while every task is invalid: then one line, the error
-                    print("\n".join(held), file=job.log)
+                    _say(job.log, "\n".join(held))
                     held.clear()
     finally:
         if bar is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .cli import BUILTIN_SIZES, check_source
+from .outputs import say, stderr_is_terminal
 
 
 def add_parsers(sub) -> None:
@@ -85,9 +86,9 @@ def _cmd_plot(args) -> int:
         path, what = _plot(args)
     except InputError as err:
         raise InputError(f"{err}; {ignored}" if ignored else str(err)) from None
-    print(f"msat sweep: wrote {path} ({what})", file=sys.stderr)
+    say(f"msat sweep: wrote {path} ({what})")
     if ignored:
-        print(f"msat: warning: {ignored}", file=sys.stderr)
+        say(f"msat: warning: {ignored}")
     return 0
 
 
@@ -143,12 +144,12 @@ def _cmd_sweep(args) -> int:
                    seed=args.seed, source=spec_source, estimator=args.estimator, mc_samples=args.mc_samples,
                    samples=args.samples, chains=args.chains, readout=args.readout, data=identity, **sizes)
     if args.resume and not Path(args.out).exists():  # a mistyped store name would otherwise start over in silence
-        print(f"msat: warning: --resume: no store at {args.out}: starting a new one", file=sys.stderr)
+        say(f"msat: warning: --resume: no store at {args.out}: starting a new one")
     failures = sweep.sweep(g, source, args.out, workers=args.workers, scheduler=args.scheduler,
-                           resume=args.resume, progress=sys.stderr.isatty(), log=sys.stderr,
+                           resume=args.resume, progress=stderr_is_terminal(), log=sys.stderr,
                            command=getattr(args, "command_line", None))
     for f in failures:
-        print(f"msat: task failed: {f['task']}: {f['error']}", file=sys.stderr)
+        say(f"msat: task failed: {f['task']}: {f['error']}")
     _say_chi_outside(g)  # after the run: bad input must stay one line
     _say_notes(args.out)
     return 3 if failures else 0
@@ -164,7 +165,7 @@ def _say_chi_outside(g) -> None:
     out = sorted({(N, chi) for N in widths for chi in g.chi_values(N) if chi < 1 or chi > N})
     if out:
         pairs = ", ".join(f"chi = {chi:g} at N = {N}" for N, chi in out[:6]) + (", ..." if len(out) > 6 else "")
-        print(f"msat: warning: {pairs} outside [1, N] {CHI_OUTSIDE}", file=sys.stderr)
+        say(f"msat: warning: {pairs} outside [1, N] {CHI_OUTSIDE}")
 
 
 def _say_notes(out) -> None:
@@ -178,5 +179,5 @@ def _say_notes(out) -> None:
         return
     noted = [str(n) for n in notes if str(n)]
     if noted:
-        print(f"msat sweep: {len(noted)} of {len(notes)} tasks hold points not covered or not converged "
-              f"(the store's variable 'note' says why; the first: {noted[0][:200]})", file=sys.stderr)
+        say(f"msat sweep: {len(noted)} of {len(notes)} tasks hold points not covered or not converged "
+            f"(the store's variable 'note' says why; the first: {noted[0][:200]})")

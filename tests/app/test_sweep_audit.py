@@ -203,3 +203,18 @@ def test_a_sweep_with_some_tasks_its_data_refuse_keeps_them_as_data(tmp_path, ca
     res = predict(ds.X, ds.y, ds.X_test, N=10, chi=[1.0, 10.0], kappa=0.5, method="exact")
     for j, r in enumerate(res):
         np.testing.assert_allclose(good["test_mean"].values[j], r["test_mean"], rtol=1e-12, atol=1e-12)
+
+
+def test_a_sweep_with_stderr_closed_writes_its_store(tmp_path):
+    """`2>&-`: the progress check (sys.stderr.isatty) and the log lines raised (an internal error, exit 1,
+    the store's tasks never written); the store holds the results, the log is dropped."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "s.zarr"
+    res = subprocess.run([sys.executable, "-m", "msat.runtime.app.console", "sweep", *TINY, "--out", str(out)],
+                         stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(2))
+    assert res.returncode == 0 and "internal error" not in res.stdout, res.stdout
+    st = xr.open_zarr(out)
+    assert bool(st.done.all()) and bool(st.converged.all())
