@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -143,4 +144,35 @@ def reach(solver, chi_prev, warm, chi, depth):
     st_mid = reach(solver, chi_prev, warm, mid, depth - 1)
     st = reach(solver, mid, solver.warm(st_mid), chi, depth - 1)
     st.warnings.append(f"reached chi = {chi:g} through intermediate chi = {mid:g}")
+    return st
+
+
+#: a cold start that fails even at chi = 1 (relu at depth: the first sweep's zero fields tilt a layer past its
+#: draws, even at standard scaling for small kappa) starts at chi = 1 / COLD_DOWN^k, k up to COLD_TRIES
+COLD_DOWN, COLD_TRIES = 4.0, 4
+
+
+def annealed(solve, chi, warm_of, retries=0, tried=None):
+    """A cold start reached along doublings of chi from 1 (or from the largest 1 / 4^k at which the zero fields
+    are feasible; `tried`: a chi already found infeasible), each point warm-starting the next and split through its
+    geometric mid-point up to `retries` times where it fails, as a ladder's steps are (docs/theory.md §5); the
+    state says so in its warnings."""
+    start = min(chi, 1.0)
+    for k in range(COLD_TRIES + 1):
+        try:
+            if start != tried:
+                first = solve(start, None)
+                break
+        except ConvergenceError:
+            if k == COLD_TRIES:
+                raise
+        start /= COLD_DOWN
+    n = int(np.ceil(np.log2(chi / start)))
+    steps = [float(c) for c in np.geomspace(start, chi, n + 1)[1:-1]] + [chi] if n else []
+    steps_solver, st = SimpleNamespace(solve=solve, warm=warm_of), first
+    warm, before = warm_of(st), start
+    for c in steps:
+        st = reach(steps_solver, before, warm, c, retries)
+        warm, before = warm_of(st), c
+    st.warnings.append(f"annealed from chi = {start:.4g} in {len(steps)} steps")
     return st

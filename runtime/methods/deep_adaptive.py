@@ -4,12 +4,10 @@ NNGP, with each layer's adapted kernel (``layers``), the last layer's kernel obs
 layer's hidden-weight observables (linear) and the effective rescaling (docs/theory.md §4)."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
 from ..errors import ConvergenceError
-from ..ladder import Solver, reach, relative_change
+from ..ladder import Solver, annealed, relative_change
 from ..numerics import observe
 from ..numerics.deep_chain import DeepChain
 from ..numerics.deep_nonlinear import DeepNonlinearChain
@@ -25,37 +23,6 @@ from ..spectral import spectrum
 #: Monte Carlo draws (all replicates together) of the non-linear chain, unless --mc-samples says otherwise;
 #: split into REPLICATES independent replicates, as one hidden layer's (their spread gives the Monte Carlo error)
 DRAWS = 32000
-
-
-#: a cold start whose zero fields are infeasible at chi = 1 (relu at depth: the first sweep's fields tilt a layer
-#: past its draws, even at standard scaling for small kappa) starts at chi = 1 / COLD_DOWN^k, k up to COLD_TRIES
-COLD_DOWN, COLD_TRIES = 4.0, 4
-
-
-def annealed(solve, chi, warm_of, retries=0, tried=None):
-    """A cold start reached along doublings of chi from 1 (or from the largest 1 / 4^k at which the zero fields
-    are feasible; `tried`: a chi already found infeasible), each point warm-starting the next and split through its
-    geometric mid-point up to `retries` times where it fails, as a ladder's steps are (docs/theory.md §5); the
-    state says so in its warnings."""
-    start = min(chi, 1.0)
-    for k in range(COLD_TRIES + 1):
-        try:
-            if start != tried:
-                first = solve(start, None)
-                break
-        except ConvergenceError:
-            if k == COLD_TRIES:
-                raise
-        start /= COLD_DOWN
-    n = int(np.ceil(np.log2(chi / start)))
-    steps = [float(c) for c in np.geomspace(start, chi, n + 1)[1:-1]] + [chi] if n else []
-    steps_solver, st = SimpleNamespace(solve=solve, warm=warm_of), first
-    warm, before = warm_of(st), start
-    for c in steps:
-        st = reach(steps_solver, before, warm, c, retries)
-        warm, before = warm_of(st), c
-    st.warnings.append(f"annealed from chi = {start:.4g} in {len(steps)} steps")
-    return st
 
 
 class DeepSolver(Solver):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConvergenceError
-from ..ladder import Solver, relative_change
+from ..ladder import Solver, annealed, relative_change
 from ..numerics.replicates import REPLICATES, replicate_sets
 from ..numerics.nonlinear_loop import loop_correction
 from ..numerics.nonlinear_saddle import NonlinearSaddle
@@ -26,6 +26,8 @@ ORDER2_P_OVER_N = 0.5
 #: order 1 away from standard scaling with P/N at least this carries one too: measured (P = 6, N = 1..3, chi = N)
 #: it was further from the networks than the NNGP; at P/N = 0.5 it removes most of the NNGP's error
 ORDER1_LARGE_P_OVER_N = 1.0
+#: a failed cold start climbs from chi = 1 by doublings, each step split up to this many times where it fails
+COLD_RETRIES = 3
 
 
 def _rms(*arrays) -> float:
@@ -86,7 +88,8 @@ class _Solver(Solver):
                                                  **kw)
         return self._saddles[est]
 
-    def solve(self, chi, warm):
+    def _saddle_at(self, chi, warm):
+        """Order 1's saddle at chi from `warm` (a neighbouring chi's, or None: the NNGP's field)."""
         C_prev, mc_state = warm if warm is not None else (None, None)
         est = self.estimator(chi)
         try:
@@ -98,6 +101,18 @@ class _Solver(Solver):
                                    "(docs/theory.md §6), which fails where the tilt is strong (small kappa, large "
                                    "chi/N): --estimator mc samples q itself", err.diagnostics) from None
         st.estimator = est
+        return st
+
+    def solve(self, chi, warm):
+        try:
+            st = self._saddle_at(chi, warm)
+        except ConvergenceError:
+            if warm is not None or chi <= 2.0 or self.estimator(chi) == "cumulant":
+                raise
+            # a cold start far from chi = 1 (the NNGP's field) can tilt q past every draw set (erf, small kappa,
+            # chi = N: 4 of 6 seeds), where the ladder 1, 2, 4, ... solves: climb it (docs/theory.md §5)
+            st = annealed(self._saddle_at, chi, self.warm, COLD_RETRIES)
+        est = st.estimator
         st.loop = None
         if self.params.order == 2:
             p, d = self.params, self.data

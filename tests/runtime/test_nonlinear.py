@@ -326,20 +326,23 @@ def test_rank_two_inputs_in_eight_dimensions_solve_as_the_same_network_written_i
     """erf, order 1 at chi = N, kappa = 1e-4, inputs of rank 2 in D = 8: the single-neuron Monte Carlo drew all
     eight directions and its draws kept failing ("keeps leaving its draws"), while the same network written in
     two rotated coordinates (prior scale g_w 2 / 8) solved. Both must give the same saddle within its Monte
-    Carlo errors (different draws: the rotation changes them)."""
+    Carlo errors (different draws: the rotation changes them). With the draws of other seeds (or of the same
+    seed after any change of the NNGP kernel at round-off) this cold start at chi = N failed in both forms for
+    4 of 6 seeds, while the ladder 1, 2, 4, ..., N solved every one: a failed cold start now climbs it."""
     rng = np.random.default_rng(0)
     A, B = rng.standard_normal((6, 2)), rng.standard_normal((2, 8)) / np.sqrt(2)
     X, Xt = A @ B, rng.standard_normal((3, 2)) @ B
     y = np.tanh(X[:, 0])
     V = np.linalg.svd(np.vstack([X, Xt]))[2][:2].T @ np.linalg.qr(rng.standard_normal((2, 2)))[0]
     kw = dict(N=20, chi=20.0, kappa=1e-4, activation="erf", method="adaptive", order=1, mc_samples=8000)
-    wide = predict(X, y, Xt, g_w=1.0, **kw)
-    narrow = predict(X @ V, y, Xt @ V, g_w=0.25, **kw)
-    assert wide.converged and narrow.converged
-    for key in ("train_mean", "test_mean"):
-        a, b = np.asarray(wide[key]), np.asarray(narrow[key])
-        se = np.hypot(wide[key + "_mcse"], narrow[key + "_mcse"])
-        assert np.all(np.abs(a - b) <= 5 * se + 1e-4), (key, a, b, se)
+    for seed in (0, 2, 3, 4):
+        wide = predict(X, y, Xt, g_w=1.0, seed=seed, **kw)
+        narrow = predict(X @ V, y, Xt @ V, g_w=0.25, seed=seed, **kw)
+        assert wide.converged and narrow.converged
+        for key in ("train_mean", "test_mean"):
+            a, b = np.asarray(wide[key]), np.asarray(narrow[key])
+            se = np.hypot(wide[key + "_mcse"], narrow[key + "_mcse"])
+            assert np.all(np.abs(a - b) <= 5 * se + 1e-4), (seed, key, a, b, se)
 
 
 def test_order_one_warns_where_p_exceeds_n_at_any_chi():
