@@ -203,3 +203,32 @@ def test_relu_run_reports_points_without_a_saddle(tmp_path, monkeypatch):
     detail = next(c for c in again if c["statement"] == 1)["detail"]
     assert "none at chi = 64: adaptive: no saddle (test)" in detail
     assert "to chi = " not in next(c for c in again if c["statement"] == 4)["detail"]  # o1 alignment kept
+
+
+def test_the_nonlinear_checks_fail_on_numbers_they_passed():
+    """An outside audit of `msat run --quick --activation erf` (its results.json, kept in tests/app/reference)
+    found statement 1 passing a theory 20% off at chi = N (15% of the NNGP's miss allowed, ~30 MCSE),
+    statement 4 passing flat alignments (any growth counted) and alignments 0.04 off (0.02 + 5% allowed), and
+    the two samplers' agreement never judged. Each now fails; the run as it was still passes."""
+    import copy
+    import pathlib
+
+    from msat.runtime.app import checks
+
+    res = json.loads((pathlib.Path(__file__).parent / "reference" / "run_quick_erf.json").read_text())
+    assert [c["status"] for c in checks.checks(res)] == ["PASS"] * 4
+    off = copy.deepcopy(res)
+    off["rows"]["adaptive_o2"]["disc_train"][-1] *= 1.2
+    assert checks.checks(off)[0]["status"] == "FAIL"
+    off = copy.deepcopy(res)
+    m, s = off["rows"]["sample_marginal"], off["rows"]["sample"]
+    s["disc_test"][-1] = m["disc_test"][-1] + 20 * np.hypot(m["disc_test_err"][-1], s["disc_test_err"][-1])
+    assert checks.checks(off)[0]["status"] == "FAIL"
+    off = copy.deepcopy(res)
+    off["rows"]["adaptive_o1"]["alignment"] = [a + 0.04 for a in off["rows"]["adaptive_o1"]["alignment"]]
+    assert checks.checks(off)[3]["status"] == "FAIL"
+    off = copy.deepcopy(res)
+    for key in ("adaptive_o1", "sample"):
+        a0 = off["rows"][key]["alignment"][0]
+        off["rows"][key]["alignment"] = [a0 + 1e-6 * i for i in range(len(res["chis"]))]
+    assert checks.checks(off)[3]["status"] == "FAIL"
