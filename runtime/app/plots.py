@@ -135,7 +135,9 @@ def features(path, chis, rows, statement3, title):
         ax.loglog(Ns, np.maximum(statement3["order0_relative_residual"], 1e-17), "s:", color="tab:green",
                   label="kernel adaptation, tree (exact rescaling)")
         where = f", P = {statement3['P']}, D = {statement3['D']}" if "P" in statement3 else ""
+        layers = statement3.get("depth", 1)
+        net = "linear network" + (f" of {layers} hidden layers" if layers > 1 else "")
         _label(ax, r"width N ($\chi = N$)", "residual of the best rescaling of K (relative)",
-               f"statement 3 (linear network{where}):\nthe adapted mean is a rescaling", 7, "both")
+               f"statement 3 ({net}{where}):\nthe adapted mean is a rescaling", 7, "both")
     fig.suptitle(title)
     return _save(fig, path)

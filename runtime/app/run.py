@@ -127,8 +127,9 @@ def compute(cfg: Config, activation: str, progress=True, depth: int = 1) -> dict
                if linear else ["nngp", "adaptive_o0", "adaptive_o1", "adaptive_o2"])
     if depth > 1:  # the kernel field's own loop (order 2) is a one-layer method
         methods.remove("adaptive_o2")
+    # statement 3 runs on the linear network for every activation (an erf run's bar ended at 32 of 28)
     n_tasks = (len(methods) + len(chis) * (1 if linear else 2) + 2 * len(cfg.orders_Ns) + len(cfg.statement2_Ns)
-               + (len(cfg.statement3_Ns) if linear else 0))
+               + len(cfg.statement3_Ns))
     bar = Progress(n_tasks, progress, "[bold]msat run[/bold]")
     rows, raw, failures = {}, {}, {}
     common = dict(N=N, depth=depth, chi=chis, kappa=kappa, g_v=cfg.g_v, g_w=cfg.g_w, activation=activation)

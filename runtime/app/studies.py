@@ -112,7 +112,7 @@ def statement3(cfg, bar, raw, depth=1):
 
     ds = _data.builtin("ising", P=cfg.orders_P, D=cfg.orders_D, P_test=4, seed=cfg.seed)
     spec = spectral.spectrum(ds.X, ds.y, ds.X_test, cfg.g_w)
-    out = {"P": cfg.orders_P, "D": cfg.orders_D, "Ns": cfg.statement3_Ns, "order0_residual": [],
+    out = {"P": cfg.orders_P, "D": cfg.orders_D, "depth": depth, "Ns": cfg.statement3_Ns, "order0_residual": [],
            "order0_relative_residual": [], "order1_relative_residual": [], "s_eff": [],
            # the run's own ladder where it is the linear network's (an erf or relu run's is not)
            "ladder_order0_residual": [r["observables"]["s_eff_residual"] for r in raw["adaptive_o0"]] if raw else []}
