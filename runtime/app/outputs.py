@@ -34,18 +34,19 @@ def write(path: Path, text: str) -> None:
     """The file at `path` holds `text`, or (on failure: a full disk, a file-size limit) whatever it held
     before: the text goes to a temporary file beside it, then replaces it."""
     path = Path(path)
+    target = path.resolve()  # through a symlink: the file it names is replaced, the link kept
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as err:
         raise InputError(f"cannot write {path}: {err.strerror}") from None
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
-        if path.exists():  # keep the permissions the user gave the file
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        if target.exists():  # keep the permissions the user gave the file
+            os.chmod(tmp, target.stat().st_mode & 0o7777)
         else:
             os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)
         raise InputError(f"cannot write {path}: {err.strerror}") from None

@@ -413,3 +413,13 @@ def test_a_closed_stderr_neither_loses_the_results_nor_puts_errors_on_stdout(npz
 
     res = _cli(npz, "--json", "-", chi="500", stdout=subprocess.PIPE, preexec_fn=lambda: os.close(2))
     assert res.returncode == 0 and json.loads(res.stdout)["method"] == "exact", res.stdout
+
+
+def test_results_written_through_a_symlink_replace_the_file_it_names(npz, tmp_path, capsys):
+    """The JSON goes to a temporary file that then replaces the target: through a symlink that is the file the
+    link names (the link stays), as writing in place did."""
+    real, link = tmp_path / "real.json", tmp_path / "link.json"
+    real.write_text("{}\n")
+    link.symlink_to(real)
+    code, _, err = run(BASE + ["--data", npz, "--method", "nngp", "--json", link], capsys)
+    assert code == 0 and link.is_symlink() and json.loads(real.read_text())["method"] == "nngp", err
