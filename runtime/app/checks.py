@@ -113,7 +113,6 @@ def checks(res: dict) -> list[dict]:
                   f"{om_s[0]:.2e} -> {om_s[-1]:.2e} (sampled)")
         if om_x.size == om_t.size:  # one hidden layer: the exact posterior's moment judges both
             # the sampler to its Monte Carlo error alone; the theory to its O(P/N) truncation (docs/theory.md §2b)
-            pn = res["config"]["P"] / res["config"]["N"]
             z_s, rel_t = np.abs(om_s - om_x) / om_e, np.abs(om_t - om_x) / np.abs(om_x)
             agree = bool(np.all(z_s <= 4) and np.all(rel_t <= pn))
             hidden += (f"; exact {om_x[0]:.2e} -> {om_x[-1]:.2e}: theory within {rel_t.max():.1%} of it (P/N = "

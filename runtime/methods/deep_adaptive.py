@@ -15,8 +15,7 @@ from ..numerics.replicates import REPLICATES
 from ..numerics.linear_saddle import kernel_observables, weight_observables
 from ..numerics.rescale import effective_rescaling
 from ..results import Result
-from . import nngp
-from .nonlinear import order_warnings, resolution_warnings
+from .nonlinear import nngp_means, order_warnings, resolution_warnings
 from ..spectral import spectrum
 
 
@@ -122,8 +121,8 @@ class DeepNonlinearSolver(Solver):
             extra = {"train_mean_mcse": err["train_mean"], "test_mean_mcse": err["test_mean"],
                      "observables": obs, "mc_error": err}
             res = Result.point(p, st.chi, st.predictions, extra)
-            nngp_means = nngp.predictions(self.spec_phi, [st.chi], p.kappa, p.g_v)[:2]
-            res.warnings.extend(resolution_warnings(None, st.predictions, err, [m[0] for m in nngp_means]))
+            reference = nngp_means(self.spec_phi, st.chi, p.kappa, p.g_v)
+            res.warnings.extend(resolution_warnings(None, st.predictions, err, reference))
             res.warnings.extend(order_warnings(p, st.chi, loop=False))
             out.append(res)
         return out

@@ -35,6 +35,12 @@ def _rms(*arrays) -> float:
     return float(np.sqrt(np.mean(v * v))) if v.size else 0.0
 
 
+def nngp_means(spec_phi, chi, kappa, g_v):
+    """The NNGP's train and test means at chi (the infinite-width reference the theory corrects)."""
+    train, test, _ = nngp.predictions(spec_phi, [chi], kappa, g_v)
+    return train[0], test[0]
+
+
 def resolution_warnings(st, preds, err, nngp):
     """Say when the Monte Carlo error is as large as what the result resolves: the finite-width
     correction (the distance from the NNGP), or for order 2 the loop correction."""
@@ -154,9 +160,7 @@ class _Solver(Solver):
         return relative_change(state.C, prev.C)
 
     def nngp_means(self, chi):
-        """The NNGP's train and test means at chi (the infinite-width reference the theory corrects)."""
-        train, test, _ = nngp.predictions(self.spec_phi, [chi], self.params.kappa, self.params.g_v)
-        return train[0], test[0]
+        return nngp_means(self.spec_phi, chi, self.params.kappa, self.params.g_v)
 
     resolution_warnings = staticmethod(resolution_warnings)
 
