@@ -111,13 +111,13 @@ def checks(res: dict) -> list[dict]:
         om_x = np.array(rows.get("exact", {}).get("omega", []), dtype=float)
         hidden = (f"directional hidden-weight moment grows {om_t[0]:.2e} -> {om_t[-1]:.2e} (theory), "
                   f"{om_s[0]:.2e} -> {om_s[-1]:.2e} (sampled)")
-        if om_x.size == om_t.size:  # one hidden layer: the exact posterior's moment judges both
+        if om_x.size == om_t.size:  # the exact posterior's first-layer moment judges both
             # the sampler to its Monte Carlo error alone; the theory to its O(P/N) truncation (docs/theory.md §2b)
             z_s, rel_t = np.abs(om_s - om_x) / om_e, np.abs(om_t - om_x) / np.abs(om_x)
             agree = bool(np.all(z_s <= 4) and np.all(rel_t <= pn))
             hidden += (f"; exact {om_x[0]:.2e} -> {om_x[-1]:.2e}: theory within {rel_t.max():.1%} of it (P/N = "
                        f"{pn:.2g} allowed), sampled within {z_s.max():.1f} MCSE (4 allowed)")
-        else:  # at depth no exact moment: theory against sampled, with 20% for the theory's O(P/N)
+        else:  # no exact moment (a results file written before it was kept): theory against sampled, 20%
             agree = bool(np.all(np.abs(om_s - om_t) <= 4 * om_e + 0.2 * np.abs(om_t)))
         ok = grows and agree and s_grows and al_grows and al_agree
     else:  # the non-linear theory's hidden-weight covariance is not computed (docs/theory.md §6): judged sampled only

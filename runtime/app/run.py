@@ -153,15 +153,16 @@ def compute(cfg: Config, activation: str, progress=True, depth: int = 1) -> dict
                                                if r else NAN for r in res]
         if errors:  # why the ladder stopped (the points after a failure are not attempted)
             failures[m] = {f"{chis[j]:.6g}": e for j, e in errors.items()}
-    spec_phi = spectral.spectrum(X, y, Xt, cfg.g_w, activation)
+    g_ws = [cfg.g_w] * depth
+    spec_phi = spectral.spectrum(X, y, Xt, tuple(g_ws), activation)  # the depth-L NNGP kernel
     rows["nngp"]["alignment"] = [alignment_of_spectrum(spec_phi)] * len(chis)
     theory = raw["adaptive_o1"]
     rows["adaptive_o1"]["alignment"] = [r["observables"]["kernel_alignment"] if r else NAN for r in theory]
     if linear:
         rows["adaptive_o1"]["omega"] = [r["observables"]["weight_cov_direction"] for r in theory]
-    if linear and depth == 1:  # the exact weight moment is the one-layer integral's (docs/theory.md §2a)
+    if linear:  # the exact first-layer weight moment, from the integral over the total rescaling (§2a, §2d)
         rows["exact"]["omega"] = []
-    spec = spectral.spectrum(X, y, Xt, cfg.g_w)
+    spec = spectral.spectrum(X, y, Xt, tuple(g_ws))
     samp = {k: [] for k in ("disc_train", "disc_train_err", "disc_test", "disc_test_err", "alignment",
                             "alignment_err", "omega", "omega_err", "rhat_max", "ess_min")}
     for j, chi in enumerate(chis):
@@ -190,10 +191,12 @@ def compute(cfg: Config, activation: str, progress=True, depth: int = 1) -> dict
         samp["omega_err"].append(float(dirs["mcse"][0]))
         samp["rhat_max"].append(s["rhat_max"])
         samp["ess_min"].append(s["ess_min"])
-        if linear and depth == 1:
+        if linear:
             direction = exact.direction_modes(spec, X, u, cfg.g_w)
-            rows["exact"]["omega"].append(
-                exact.moments(spec, N, chi, kappa, cfg.g_v, weight_direction=direction)["weight_cov_direction"])
+            rows["exact"]["omega"].append((
+                exact.moments(spec, N, chi, kappa, cfg.g_v, weight_direction=direction) if depth == 1 else
+                exact.deep_moments(spec, [N] * depth, chi, kappa, cfg.g_v, weight_direction=direction, g_ws=g_ws)
+            )["weight_cov_direction"])
     rows["sample"] = samp
     if not linear:  # the second ground truth (docs/theory.md §7): hidden weights only, Rao-Blackwellised
         rows["sample_marginal"] = _marginal_rows(cfg, X, y, Xt, yt, chis, activation, bar)

@@ -143,16 +143,7 @@ def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0, weight_dire
     s_nodes = s0 * np.exp(t)
     tab, integrate = _integrator(spec, s_nodes, w, chi, kappa, g_v)
 
-    extra = []
-    if weight_direction is not None:
-        z, g_w, D = weight_direction
-        R = tab.resolvent[:, 0, :]
-        Q1 = np.ascontiguousarray(R @ (z * z))
-        Q2 = np.ascontiguousarray(R @ (z * spec.yt))
-        om = np.empty_like(t)
-        generated.exact().hidden_weight_direction(s_nodes, float(chi), float(N), float(g_v),
-                                                  float(g_w), float(D), Q1, Q2, om)
-        extra.append(om)
+    extra = [] if weight_direction is None else [_direction_moment(spec, tab, s_nodes, chi, N, g_v, weight_direction)]
 
     def integrate_all(mask):
         p = w[mask] / w[mask].sum()
@@ -174,11 +165,26 @@ def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0, weight_dire
     }
 
 
+def _direction_moment(spec, tab, s_nodes, chi, N, g_v, weight_direction):
+    """u^T (1/N) E[W^T W | s] u - g_w/D at the nodes (generated hidden_weight_direction, docs/theory.md
+    §2a); at depth s is the total rescaling, N the first layer's width, whose weights these are, and g_v
+    carries the upper layers' g_w (see ``deep_moments``)."""
+    z, g_w, D = weight_direction
+    R = tab.resolvent[:, 0, :]
+    Q1 = np.ascontiguousarray(R @ (z * z))
+    Q2 = np.ascontiguousarray(R @ (z * spec.yt))
+    om = np.empty_like(s_nodes)
+    generated.exact().hidden_weight_direction(s_nodes, float(chi), float(N), float(g_v), float(g_w), float(D),
+                                              Q1, Q2, om)
+    return om
+
+
 def _likelihood_slopes(spec, tau, chi, kappa, g_v):
     """(dF/dtau, d2F/dtau2) of the likelihood part F of S at u = e^tau (generated slopes in u)."""
     u = np.array([math.exp(tau)])
     d = np.empty((1, 2))
-    generated.exact().likelihood_slopes(u, np.array([float(chi)]), float(kappa), float(g_v), spec.lam, spec.yt2, spec.mult, d)
+    generated.exact().likelihood_slopes(u, np.array([float(chi)]), float(kappa), float(g_v), spec.lam, spec.yt2,
+                                        spec.mult, d)
     return u[0] * d[0, 0], u[0] * d[0, 0] + u[0] ** 2 * d[0, 1]
 
 
@@ -199,12 +205,17 @@ def _deep_centre(spec, widths, chi, kappa, g_v, tau_init):
     return brentq(lambda t: max(psi(t), -1e300), lo, hi, xtol=1e-14, rtol=1e-15)
 
 
-def deep_moments(spec: Spectrum, widths, chi, kappa, g_v, tau_init: float = 0.0) -> dict:
+def deep_moments(spec: Spectrum, widths, chi, kappa, g_v, tau_init: float = 0.0, weight_direction=None,
+                 g_ws=None) -> dict:
     """Exact moments of a deep linear network (docs/theory.md §2d): the integral over tau = ln u with
     the prior of the product u of the layers' Gamma variables (numerics.product_prior, tilted to the
     posterior) times exp(-F), F the likelihood part of S. The error estimate repeats the whole
-    computation, convolution included, at twice the step."""
+    computation, convolution included, at twice the step. ``weight_direction`` as for ``moments`` (with
+    the first layer's g_w) adds the first layer's "weight_cov_direction": given u the network is linear
+    in the first layer's weights, a one-layer model whose readout prior carries the layers above, g_v
+    times their g_w (``g_ws``, one per layer; 1 when not given)."""
     gen = generated.exact()
+    upper = float(np.prod(g_ws[1:])) if g_ws is not None else 1.0
     tau0 = _deep_centre(spec, widths, chi, kappa, g_v, tau_init)
     F_tau, F_tt = _likelihood_slopes(spec, tau0, chi, kappa, g_v)
     theta = -F_tau
@@ -232,8 +243,11 @@ def deep_moments(spec: Spectrum, widths, chi, kappa, g_v, tau_init: float = 0.0)
                                    {"depth": len(widths), "step": step, "tau0": tau0})
         keep = lw > np.max(lw) - LOG_CUTOFF
         tau, lw = tau[keep], lw[keep]
-        _, integrate = _integrator(spec, np.exp(tau), np.exp(lw - lw.max()), chi, kappa, g_v)
-        return integrate(np.ones(tau.shape[0], dtype=bool)), tau.shape[0]
+        u, w = np.exp(tau), np.exp(lw - lw.max())
+        tab, integrate = _integrator(spec, u, w, chi, kappa, g_v)
+        extra = () if weight_direction is None else (
+            w @ _direction_moment(spec, tab, u, chi, widths[0], g_v * upper, weight_direction) / w.sum(),)
+        return integrate(np.ones(tau.shape[0], dtype=bool)) + extra, tau.shape[0]
 
     fine, nodes = on_grid(h)
     coarse, _ = on_grid(2 * h)
@@ -243,7 +257,8 @@ def deep_moments(spec: Spectrum, widths, chi, kappa, g_v, tau_init: float = 0.0)
         raise ConvergenceError(f"exact: the deep integral is not resolved on its grid (halving the step moves "
                                f"the moments by {err:.3g})", {"depth": len(widths), "step": h, "tau0": tau0})
     return {"train_mean": fine[0], "test_mean": fine[1], "test_var": fine[2], "s_mean": float(fine[3]),
-            "s_var": float(fine[4]), "quadrature_error": err, "nodes": int(nodes), "saddle": math.exp(tau0)}
+            "s_var": float(fine[4]), "quadrature_error": err, "nodes": int(nodes), "saddle": math.exp(tau0),
+            **({"weight_cov_direction": float(fine[5])} if weight_direction is not None else {})}
 
 
 def direction_modes(spec: Spectrum, X, u, g_w: float):

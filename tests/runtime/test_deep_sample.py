@@ -55,6 +55,31 @@ def test_deep_linear_network_matches_exact_posterior(widths, g_ws):
     assert np.max(np.abs(nngp_z)) > 10, nngp_z  # at chi = N_L the NNGP misses the networks
 
 
+@pytest.mark.parametrize("widths, g_ws", [([6, 30], [1.0, 1.0]), ([8, 12, 10], [0.7, 1.3, 1.2])])
+def test_first_layer_weight_moment_matches_sampled_networks(widths, g_ws):
+    """The exact first-layer moment u^T (1/N_1) E[W_1^T W_1] u - g_1/D of a deep linear network (given the
+    total rescaling, a one-layer model whose readout carries the layers above; docs/theory.md §2a, §2d)
+    against HMC over all weights, along the learned direction, at chi = 1 and chi = N_L."""
+    from msat.runtime import spectral
+    from msat.runtime.methods import exact
+
+    X, y, Xt = _problem(D=4, seed=3)
+    u = X.T @ y / np.linalg.norm(X.T @ y)
+    spec = spectral.spectrum(X, y, Xt, tuple(g_ws))
+    zs, moments = [], []
+    for chi in (1.0, float(widths[-1])):
+        direction = exact.direction_modes(spec, X, u, g_ws[0])
+        om = exact.deep_moments(spec, widths, chi, 0.5, 1.0, weight_direction=direction,
+                                g_ws=g_ws)["weight_cov_direction"]
+        ch = deep_hmc.run_chains(X, y, Xt, widths=widths, g_ws=g_ws, chi=chi, kappa=0.5, samples=3000, chains=4,
+                                 seed=7, directions=u[None, :])
+        sampled = np.concatenate([c.dirs for c in ch]).mean() - g_ws[0] / X.shape[1]
+        zs.append((sampled - om) / chain_stats.diagnostics(ch, "dirs")["mcse"][0])
+        moments.append(om)
+    assert np.max(np.abs(zs)) < 4, zs
+    assert moments[1] > 10 * abs(moments[0])  # mean-field scaling: an O(1) moment, not the O(1/N) of chi = 1
+
+
 def test_deep_sample_cli_and_contract(tmp_path):
     out = subprocess.run([sys.executable, "-m", "msat.runtime.app.console", "sample", "--dataset", "teacher",
                           "--P", "6", "--D", "5", "--P-test", "2", "--widths", "5,6", "--chi", "2",
