@@ -56,11 +56,16 @@ def _model_options(p) -> None:
     p.add_argument("--activation", default="linear", help="linear, erf or relu")
 
 
+def _out_path(text):
+    """An output path; '-' exactly (not './-', a file of that name) is stdout."""
+    return text if text == "-" else Path(text)
+
+
 def _output_options(p) -> None:
-    p.add_argument("--json", type=Path, default=None,
+    p.add_argument("--json", type=_out_path, default=None,
                    help="write results here ('-' for stdout); without it JSON goes to stdout")
     p.add_argument("--table", action="store_true", help="print a summary table")
-    p.add_argument("--nc", type=Path, default=None,
+    p.add_argument("--nc", type=_out_path, default=None,
                    help="also write the results in the sweep's labelled form (netCDF, opens with xarray)")
 
 
@@ -93,7 +98,7 @@ def add_parsers(sub) -> None:
     _model_options(sa)
     _output_options(sa)
     _sampling_options(sa)
-    sa.add_argument("--draws", type=Path, default=None,
+    sa.add_argument("--draws", type=_out_path, default=None,
                     help="save the raw draws: .npz, or .nc for ArviZ InferenceData")
     sa.set_defaults(handler=_cmd_predict, method="sample", order=None, dressed=False, estimator="auto",
                     mc_samples=None)
@@ -144,7 +149,7 @@ def _load_data(args, check=None):
 def _writable_before_work(path):
     """InputError now, not after the sampling, where an output file's folder does not exist, where the
     path is a folder, or where an existing file there cannot be written."""
-    if path is None or str(path) == "-":
+    if path is None or path == "-":
         return
     target = Path(path).resolve()
     if not target.parent.is_dir():
@@ -178,7 +183,7 @@ def _outputs_before_work(args) -> None:
     """Every output file writable, none of them the input data and no two the same file (--json x --draws x
     wrote the JSON over the draws), before any work."""
     named = [(f"--{k}", getattr(args, k, None)) for k in ("json", "nc", "draws")]
-    named = [(flag, p) for flag, p in named if p is not None and str(p) != "-"]
+    named = [(flag, p) for flag, p in named if p is not None and p != "-"]
     for _, path in named:
         _writable_before_work(path)
     seen = {} if args.data is None else {_identity(args.data): "--data"}
@@ -202,7 +207,7 @@ def _cmd_predict(args) -> int:
     _outputs_before_work(args)
     if getattr(args, "nc", None) is not None and Path(args.nc).suffix != ".nc":
         raise InputError(f"--nc {args.nc}: the file is .nc (netCDF, the sweep's labelled form)")
-    if draws is not None and args.draws.suffix not in (".npz", ".nc"):
+    if draws is not None and Path(args.draws).suffix not in (".npz", ".nc"):
         raise InputError(f"--draws {args.draws}: the file is .npz or .nc (ArviZ InferenceData)")
     labelled_by_chi = [f for f, v in (("--nc", getattr(args, "nc", None)), ("--draws", getattr(args, "draws", None)))
                        if v is not None and Path(v).suffix == ".nc"]
@@ -218,8 +223,8 @@ def _cmd_predict(args) -> int:
     print_warnings(results)
     payload = [r.to_dict() for r in results] if "," in args.chi else results[0].to_dict()
     text = json.dumps(payload, indent=1, allow_nan=False)  # to_dict writes undefined numbers (NaN) as null
-    to_file = args.json is not None and str(args.json) != "-"
-    to_stdout = str(args.json) == "-" or (args.json is None and not args.table)
+    to_file = args.json is not None and args.json != "-"
+    to_stdout = args.json == "-" or (args.json is None and not args.table)
     if to_file:
         _write(args.json, text + "\n")
     elif to_stdout:

@@ -121,6 +121,9 @@ def load_csv(path, target: str = "y") -> Dataset:
             raise fail(f"{p}: duplicate column name '{column}' in the header")
         seen.add(column)
     if target not in header:
+        other = [name for sep, name in (("\t", "tabs"), (";", "semicolons")) if len(header) == 1 and sep in header[0]]
+        if other:  # one column whose name holds another separator: not a comma-separated file
+            raise fail(f"{p}: the header row has no commas but {other[0]}: msat reads comma-separated files")
         raise fail(f"{p}: target column '{target}' not found (columns: {', '.join(header)})")
     t_index = header.index(target)
     s_index = header.index("split") if ("split" in header and target != "split") else None

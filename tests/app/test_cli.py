@@ -301,6 +301,14 @@ def test_json_to_stdout_with_a_table_keeps_stdout_one_json_document(npz, capsys)
     assert code == 0 and KEYS <= set(json.loads(out)) and "msat predict" in err
 
 
+def test_json_to_a_file_named_dash_is_a_file(npz, capsys, tmp_path, monkeypatch):
+    """'-' alone is stdout; './-' is a file of that name (it went to stdout: Path('./-') prints as '-')."""
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(BASE + ["--data", npz, "--json", "./-"], capsys)
+    assert code == 0 and KEYS <= set(json.loads((tmp_path / "-").read_text()))
+    assert not out.lstrip().startswith("{")
+
+
 def test_a_ladders_warnings_reach_stderr_once_each(capsys):
     """A warning every point of a ladder carries is printed once; one that only some carry names their chi."""
     from types import SimpleNamespace

@@ -208,6 +208,8 @@ def test_csv_round_trip_from_generated_data(tmp_path):
         ("a,b,y\n1,2,inf\n", "non-finite value 'inf' at line 2, column 'y'"),
         ("y,split\n1,train\n", "no input columns"),
         ("a,a,y\n1,2,3\n", "duplicate column name 'a'"),
+        ("a\tb\ty\n1\t2\t3\n", "no commas but tabs: msat reads comma-separated files"),
+        ("a;b;y\n1;2;3\n", "no commas but semicolons"),
     ],
 )
 def test_csv_errors(tmp_path, text, needle):
