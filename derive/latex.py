@@ -56,6 +56,17 @@ def action_lines() -> list[str]:
     return out
 
 
+#: what an observable's spectral coefficients are, per output j (runtime contracts the summand with them;
+#: U, lam_k the eigenvectors and eigenvalues of K, yt = U^T y, k*, k** the test kernels, z a direction's modes)
+COEFFICIENTS = {
+    "train_mean": r"C_{jk} = U_{jk}\tilde y_k",
+    "test_mean": r"C_{jk} = (k_*^T U)_{jk}\tilde y_k",
+    "test_var": r"C_{jk} = (k_*^T U)_{jk}^2,\ c_j = k_{**,j}",
+    "resolvent": r"C_{jk} = a_k b_k \text{ for the quadratic form } a^T (g_v s K + \kappa)^{-1} b,\ "
+                 r"a, b \text{ in the eigenbasis of } K",
+}
+
+
 def observable_lines(name: str) -> list[str]:
     obs = model.observable(name)
     lam = sp.Symbol(r"\lambda_k")
@@ -86,6 +97,8 @@ def text(order: int = 1, observable: str | None = None) -> str:
     lines += action_lines()
     if observable:
         lines += ["% observable"] + observable_lines(observable)
+        if observable in COEFFICIENTS:  # the symbols the line uses, so that it reads on its own
+            lines.append(rf"% where {COEFFICIENTS[observable]}, \tilde y = U^T y, K = U \mathrm{{diag}}(\lambda) U^T")
     name = observable or "O"
     lines.append(r"% <O> = sum_l c_l; bare: saddle of S_0 = prior + fit, S_1 = fluctuation + measure;"
                  " dressed: saddle of S")

@@ -137,6 +137,19 @@ def test_latex_prints_valid_definitions(capsys):
         assert not re.search(r"[_^\\]|kappa", label), label
 
 
+@pytest.mark.parametrize("name", ["train_mean", "test_mean", "test_var", "field_s", "resolvent"])
+def test_latex_observable_defines_its_coefficients(name, capsys):
+    """`msat latex --observable` printed C_{jk} and c_j without saying what they are (only docs/formulas.md did,
+    and there C_{jk} means a different array for each observable)."""
+    assert console.main(["latex", "--order", "0", "--observable", name]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    used = lines[lines.index("% observable") + 1]
+    defs = out.split(used, 1)[1].split("% <O>", 1)[0]
+    for symbol in ("C_{jk}", "c_j"):
+        assert (symbol in used) == (f"{symbol} = " in defs), (symbol, used, defs)
+
+
 @pytest.mark.parametrize("argv", [["latex", "--order", "0_1"], ["latex", "--order", "\u0662"],
                                   ["latex", "--depth", "\u0662"], ["derive", "--order", "2_0", "--out", "{tmp}/d"],
                                   ["latex", "--markdown", "--observable", "test_mean"]])
