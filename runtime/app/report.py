@@ -69,5 +69,9 @@ def summary(console, res, quick, out):
     console.print(t)
     for c in res["checks"]:
         console.print(f"{c['status']} statement {c['statement']} ({c['figure']}): {c['detail']}")
+    said = {m: sum(map(len, per_chi.values())) for m, per_chi in res.get("warnings", {}).items()}
+    if said:  # what predict warned of on the ladder: counted here, said in full in results.json
+        console.print("predict's warnings: " + ", ".join(f"{m} {n}" for m, n in said.items())
+                      + " (results.json, \"warnings\", per method and chi)", markup=False, highlight=False)
     console.print(f"wrote {out}/fig_discrepancy.png, fig_orders.png, fig_features.png, results.json, "
                   f"results.csv in {res['seconds']:.1f} s")

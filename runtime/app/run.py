@@ -131,7 +131,7 @@ def compute(cfg: Config, activation: str, progress=True, depth: int = 1) -> dict
     n_tasks = (len(methods) + len(chis) * (1 if linear else 2) + 2 * len(cfg.orders_Ns) + len(cfg.statement2_Ns)
                + len(cfg.statement3_Ns))
     bar = Progress(n_tasks, progress, "[bold]msat run[/bold]")
-    rows, raw, failures = {}, {}, {}
+    rows, raw, failures, notes = {}, {}, {}, {}
     common = dict(N=N, depth=depth, chi=chis, kappa=kappa, g_v=cfg.g_v, g_w=cfg.g_w, activation=activation)
     for m in methods:
         bar.step(m)
@@ -144,6 +144,9 @@ def compute(cfg: Config, activation: str, progress=True, depth: int = 1) -> dict
         else:
             res = predict(X, y, Xt, method=m, **common)
         errors = {j: r["error"] for j, r in enumerate(res) if not r["converged"]}
+        said = {f"{chis[j]:.6g}": list(r["warnings"]) for j, r in enumerate(res) if r.get("warnings")}
+        if said:  # predict's warnings, per chi of the ladder
+            notes[m] = said
         raw[m] = res = _padded(res, len(chis))
         rows[m] = {"disc_train": [_disc(y, r["train_mean"])[0] if r else NAN for r in res],
                    "disc_test": [_disc(yt, r["test_mean"])[0] if r else NAN for r in res]}
@@ -203,7 +206,7 @@ def compute(cfg: Config, activation: str, progress=True, depth: int = 1) -> dict
     # statement 1's theory (docs/theory.md §9): the most accurate one the run has, order 2 for erf
     judged = raw["adaptive_o2"] if not linear and "adaptive_o2" in raw else theory
     out = {"activation": activation, "depth": depth, "config": asdict(cfg), "chis": chis, "rows": rows,
-           "failures": failures,
+           "failures": failures, "warnings": notes,
            "adaptive_mc_error": {k: [float(np.max(r.get("mc_error", {}).get(k, [0.0]) or [0.0])) if r else NAN
                                      for r in judged] for k in ("train_mean", "test_mean")},
            "predict_points": [{"method": "exact" if linear else "adaptive", "order": None if linear else 1,

@@ -164,7 +164,7 @@ def test_run_rejects_bad_depth(capsys, tmp_path, extra):
 
 
 @pytest.mark.slow
-def test_quick_erf_run_has_order_two_and_the_second_sampler(tmp_path):
+def test_quick_erf_run_has_order_two_and_the_second_sampler(tmp_path, capsys):
     """`msat run --quick --activation erf`: order 2 on the ladder and the Rao-Blackwellised sampler in
     the table and figure; the two samplers' discrepancies agree within 4 of their combined MCSE."""
     assert console.main(["run", "--quick", "--activation", "erf", "--out", str(tmp_path)]) == 0
@@ -178,6 +178,10 @@ def test_quick_erf_run_has_order_two_and_the_second_sampler(tmp_path):
     assert max(b["rhat_max"]) < 1.05
     s1 = next(c for c in res["checks"] if c["statement"] == 1)
     assert "two samplers agree" in s1["detail"]
+    # predict's warnings on the ladder were dropped: order 1 near standard scaling warns of its O(P/N) error
+    w = res["warnings"]["adaptive_o1"][f"{res['chis'][0]:.6g}"]
+    assert any("O(P/N) error" in x for x in w), w
+    assert "predict's warnings: " in capsys.readouterr().out
     # statement 1 judges order 2 against the Rao-Blackwellised sampler, and passes
     assert "(adaptive_o2)" in s1["detail"] and "readout integrated out" in s1["detail"]
     assert s1["status"] == "PASS"
