@@ -37,13 +37,17 @@ def _error(method, N, chi, seed):
 def test_error_against_width_per_method_shows_predict_errors(store):
     st = sf.select(sf.open_store(store), ["chi=N"])
     fig, label = sf.plot(st)
-    lines = {c.get_label(): c.lines[0] for c in fig.axes[0].containers}  # errorbar containers
+    containers = {c.get_label(): c for c in fig.axes[0].containers}  # errorbar containers
+    lines = {k: c.lines[0] for k, c in containers.items()}
     assert set(lines) == {"nngp", "loop:1"} and "exact" in label  # the reference is not drawn
     for N_i, N in enumerate((20, 40, 80)):
         for name in ("nngp", "loop"):
-            want = np.mean([_error(name, N, float(N), s) for s in (0, 1)])  # seeds averaged
+            per_seed = [_error(name, N, float(N), s) for s in (0, 1)]
             got = lines["loop:1" if name == "loop" else "nngp"].get_ydata()[N_i]
-            assert got == pytest.approx(want, rel=1e-10)
+            assert got == pytest.approx(np.mean(per_seed), rel=1e-10)  # seeds averaged
+            # the bar is the seeds' standard error, not their spread (an SD passed before)
+            (_, lo), (_, hi) = containers["loop:1" if name == "loop" else "nngp"].lines[2][0].get_segments()[N_i]
+            assert (hi - lo) / 2 == pytest.approx(np.std(per_seed, ddof=1) / np.sqrt(2), rel=1e-8)
     assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "log"
 
 

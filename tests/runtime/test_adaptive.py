@@ -45,7 +45,7 @@ def dense_reference(X, y, X_test, N, chi, kappa, g_v, g_w, order, iters=20000):
     css = np.einsum("td,de,te->t", X_test, S, X_test)
     return {"train_mean": g_v * C @ alpha, "test_mean": g_v * Cs.T @ alpha,
             "test_var": (g_v / chi) * (css - g_v * np.einsum("at,ab,bt->t", Cs, A, Cs)), "S": S,
-            "alpha": alpha}
+            "alpha": alpha, "C": X @ S @ X.T, "K": K}
 
 
 @pytest.mark.parametrize("order", [0, 1])
@@ -66,6 +66,10 @@ def test_structured_solver_equals_dense_reference(order, P, D):
         u /= np.linalg.norm(u)
         assert r["observables"]["weight_cov_direction"] == pytest.approx(u @ ref["S"] @ u - g_w / D, rel=1e-8)
         assert r["observables"]["weight_cov_top_eigenvalue"] == pytest.approx(np.linalg.eigvalsh(ref["S"])[-1], rel=1e-8)
+        # kernel-target alignment y^T C y / (|y|^2 ||C||_F) of the adapted kernel and of the NNGP's, from its
+        # definition (docs/theory.md §4; only ordering tests and a stored result held the formula before)
+        for key, kern in (("kernel_alignment", ref["C"]), ("kernel_alignment_nngp", ref["K"])):
+            assert r["observables"][key] == pytest.approx(y @ kern @ y / (y @ y * np.linalg.norm(kern)), rel=1e-8)
 
 
 @pytest.fixture(scope="module")

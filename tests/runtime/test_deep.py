@@ -172,3 +172,26 @@ def test_hundreds_of_layers_at_mean_field_scaling_match_the_direct_convolution(m
     direct = predict(ds.X, ds.y, ds.X_test, **kw)
     assert fft.s_mean == pytest.approx(direct.s_mean, rel=1e-9) and direct.s_mean == pytest.approx(17.05, rel=1e-3)
     assert np.allclose(fft.test_mean, direct.test_mean, rtol=1e-9, atol=1e-12)
+
+
+def test_a_deep_integral_its_grid_does_not_resolve_is_refused(monkeypatch, capsys):
+    """The guard that compares the deep integral on two grids (halving the step) had never fired in a test: with
+    the prior's density perturbed at the 1e-2 level on each grid (as FFT round-off once did, by far more), the
+    answer is exit 3 naming the grid, not numbers called exact."""
+    from msat.runtime.numerics import product_prior
+
+    clean = product_prior.log_density
+
+    def noisy(widths, theta, h):
+        i0, logp = clean(widths, theta, h)
+        noise = np.random.default_rng(int(round(1e6 * h))).standard_normal(logp.shape)
+        return i0, logp + 1e-2 * noise
+
+    base = ["predict", "--dataset", "teacher", "--P", "8", "--D", "5", "--P-test", "2", "--chi", "20",
+            "--kappa", "0.5", "--method", "exact", "--widths", "20,20"]
+    assert console.main(base) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(product_prior, "log_density", noisy)
+    assert console.main(base) == 3
+    err = capsys.readouterr().err
+    assert "not resolved on its grid" in err and "Traceback" not in err

@@ -41,7 +41,8 @@ def test_linear_phi_through_the_sampled_chain_is_the_closed_form_chain():
             assert np.max(np.abs(got.predictions[k] - ref[k])) < 0.01
     zs = np.array(zs)
     assert np.max(np.abs(zs)) < 4.5, zs
-    assert np.sqrt(np.mean(zs**2)) < 2.0, zs
+    # bounded below too: an error sqrt(R) too large (R = 8 replicas) passed (measured RMS z 1.00)
+    assert 0.5 < np.sqrt(np.mean(zs**2)) < 2.0, zs
 
 
 @pytest.mark.parametrize("act, chi_of", [("erf", lambda N: float(N)), ("relu", lambda N: float(np.sqrt(N)))])

@@ -57,6 +57,22 @@ def test_a_failing_point_ends_the_ladder_and_keeps_the_points_before():
                       "diagnostics": {"iterations": 9.0}, "warnings": []}
 
 
+def test_a_non_finite_result_mid_ladder_is_its_failure_and_ends_the_ladder():
+    """A point whose solve returned but whose numbers are not finite is recorded as that point's failure: the
+    points before kept, it and the ones after not (keeping it, an off-by-one, passed every ladder test)."""
+    class NaNAtFour(Scripted):
+        def results(self, states):
+            out = super().results(states)
+            for r in out:
+                if r.chi == 4.0:
+                    r.test_mean = np.array([np.nan])
+            return out
+
+    out = ladder.solve(NaNAtFour(), [1.0, 2.0, 4.0, 8.0])
+    assert [(r.chi, r.converged) for r in out] == [(1.0, True), (2.0, True), (4.0, False)]
+    assert "non-finite" in out[-1].to_dict()["error"]
+
+
 def test_a_failing_step_is_retried_through_the_geometric_mid_point():
     s = Scripted(fail={4.0}, retries=2)
     out = ladder.solve(s, [1.0, 4.0])
