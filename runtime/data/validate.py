@@ -85,6 +85,15 @@ def _as_vector(value, key: str, name: str, length: int, rows_of: str) -> np.ndar
     return np.ascontiguousarray(v)
 
 
+def _same_rows(a, b, keys: str, name: str) -> None:
+    """Rows are matched by position: two labelled inputs (pandas) whose row labels differ are refused, since
+    position would pair each x with another row's target."""
+    ia, ib = getattr(a, "index", None), getattr(b, "index", None)
+    if hasattr(ia, "equals") and hasattr(ib, "equals") and not ia.equals(ib):
+        raise fail(f"{name}: {keys} have different row labels and msat pairs rows by position: align them "
+                   "first (e.g. y.loc[X.index]) or pass arrays")
+
+
 def validate(X, y, X_test=None, y_test=None, name: str = "data") -> Dataset:
     """Check and convert user arrays to a :class:`Dataset` (float64, C-contiguous).
 
@@ -95,6 +104,8 @@ def validate(X, y, X_test=None, y_test=None, name: str = "data") -> Dataset:
         raise fail(f"{name}: X is missing")
     if y is None:
         raise fail(f"{name}: y is missing")
+    _same_rows(X, y, "X and y", name)
+    _same_rows(X_test, y_test, "X_test and y_test", name)
     X = _as_float(X, "X", name)
     if X.ndim != 2:
         raise fail(f"{name}: X must be a 2-D array (P x D), got shape {X.shape}")

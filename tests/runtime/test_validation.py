@@ -378,6 +378,24 @@ def test_text_inside_an_object_array_is_not_read_as_a_number():
                                                              method="nngp").test_mean)
 
 
+def test_pandas_inputs_whose_row_labels_differ_are_refused():
+    """Rows are paired by position: a target Series in another order than X's rows was silently paired with the
+    wrong inputs. Refused now; aligned, or one side unlabelled, it is the array answer."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(7)
+    X, y, Xt, yt = rng.normal(size=(8, 3)), rng.normal(size=8), rng.normal(size=(3, 3)), rng.normal(size=3)
+    labels = list("abcdefgh")
+    Xd, ys = pd.DataFrame(X, index=labels), pd.Series(y, index=labels)
+    kw = dict(N=10, chi=1.0, kappa=0.5, method="nngp")
+    ref = predict(X, y, Xt, **kw).train_mean
+    with pytest.raises(InputError, match="X and y have different row labels"):
+        predict(Xd, ys[::-1], Xt, **kw)
+    with pytest.raises(InputError, match="X_test and y_test have different row labels"):
+        validate(Xd, ys, pd.DataFrame(Xt, index=[0, 1, 2]), pd.Series(yt, index=[2, 1, 0]))
+    for X_in, y_in in ((Xd, ys[::-1].loc[labels]), (Xd, y), (X, ys)):
+        np.testing.assert_array_equal(predict(X_in, y_in, Xt, **kw).train_mean, ref)
+
+
 @pytest.mark.parametrize("bad", [dict(N=np.arange(12)), dict(kappa=np.ones((3, 3)))])
 def test_an_error_quoting_a_multiline_value_is_one_line(bad):
     """values.positive quotes the value's repr, which spans lines for arrays (and pandas Series); stderr gets one
