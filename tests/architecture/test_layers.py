@@ -123,3 +123,31 @@ def test_hand_written_modules_stay_small(folder):
     long = {str(p.relative_to(ROOT)): n for p in (ROOT / folder).rglob("*.py")
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, long
+
+
+def test_every_package_and_data_file_is_installed():
+    """pyproject.toml lists the packages by hand: msat.derive.kernels was missing, so a non-editable install
+    (pip install .) had no `msat derive` and no `msat latex --depth` (ImportError), which an editable install,
+    the only one the tests use, could not show. Every folder with an __init__.py is a listed package and every
+    other tracked file inside one matches its package data."""
+    import fnmatch
+    import subprocess
+    import tomllib
+
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed, data = set(tool["packages"]), tool.get("package-data", {})
+    for pkg, folder in PACKAGES.items():
+        for init in folder.rglob("__init__.py"):
+            name = ".".join([pkg, *init.parent.relative_to(folder).parts])
+            assert name in listed, f"{name} is not in pyproject.toml's packages"
+    tracked = subprocess.run(["git", "ls-files", *PACKAGES.values()], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode:  # not a git checkout (an unpacked archive): the files on disk
+        files = [p for f in PACKAGES.values() for p in f.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    else:
+        files = [ROOT / f for f in tracked.stdout.split()]
+    for path in files:
+        if path.suffix == ".py":
+            continue
+        pkg = next(p for p, f in PACKAGES.items() if f in path.parents)
+        rel = path.relative_to(PACKAGES[pkg]).as_posix()
+        assert any(fnmatch.fnmatch(rel, g) for g in data.get(pkg, [])), f"{rel} is not in {pkg}'s package data"
