@@ -7,6 +7,7 @@ SymPy is imported only when a command runs.
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 from .limits import MAX_DEPTH, MAX_ORDER
@@ -68,10 +69,15 @@ def derive(args) -> int:
     if args.check and not any(Path(out).glob("*.py")):  # else a diff of every module, thousands of lines
         raise UsageError(f"--check: {out} holds no Python modules to compare (msat derive --out {out} emits them)")
     if not args.check:
-        try:  # before the emission, which takes minutes at high order
+        try:  # before the emission, which takes minutes at high order: the folder, and a file in it
             Path(out).mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=out).close()
         except OSError as err:
-            raise UsageError(f"cannot write {out}: {err.strerror}") from None
+            raise UsageError(f"cannot write {out}: {err.strerror}" + ("" if args.out else "; emit into a folder "
+                             "of your own with --out DIR")) from None
+        if args.out is None and "site-packages" in Path(out).resolve().parts:
+            print(f"msat derive: writing into the installed package ({out}): reinstalling msat replaces these "
+                  "files; an editable install of a clone (pip install -e .) keeps them in the clone", file=sys.stderr)
     if args.check:
         order = args.order if args.order is not None else driver.checked_in_order(out)
         depth = args.depth if args.depth is not None else driver.checked_in_depth(out)

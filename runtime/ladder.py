@@ -172,7 +172,12 @@ def annealed(solve, chi, warm_of, retries=0, tried=None):
     steps_solver, st = SimpleNamespace(solve=solve, warm=warm_of), first
     warm, before = warm_of(st), start
     for c in steps:
-        st = reach(steps_solver, before, warm, c, retries)
+        try:
+            st = reach(steps_solver, before, warm, c, retries)
+        except ConvergenceError as err:  # say that this was a climb towards chi and where it stopped
+            raise ConvergenceError(f"cold start annealed from chi = {start:.4g} towards {chi:.4g}: solved up to "
+                                   f"chi = {before:.4g}, then {err}", {**err.diagnostics, "annealed_to": before}) \
+                from None
         warm, before = warm_of(st), c
     st.warnings.append(f"annealed from chi = {start:.4g} in {len(steps)} steps")
     return st

@@ -226,7 +226,7 @@ def solver(data, params, **_):
 
 
 def order_warnings(p, chi, loop=True) -> list:
-    """Say where a result's truncation error (O(P/N) for order 1, O((P/N)^2) for order 2, docs/theory.md §2e)
+    """Say where a result's truncation error (O(P/N) for orders 0 and 1, O((P/N)^2) for order 2, docs/theory.md §2e)
     is as large as the finite-width correction it computes; N is the narrowest width at depth. `loop`: whether
     order 2 exists for these networks (not at depth)."""
     n = min(getattr(p, "widths", None) or [p.N])
@@ -239,12 +239,12 @@ def order_warnings(p, chi, loop=True) -> list:
         out.append(f"P/N = {ratio:.2g}: order 2's O((P/N)^2) error is not small here; measured, order 2 gains only "
                    "about 2x on order 1 at N = 2P, and where P exceeds N it can be further from the networks than "
                    "the NNGP (docs/theory.md §2e): --method sample samples them")
-    elif p.order == 1 and chi / p.N > STANDARD_CHI_OVER_N and ratio >= ORDER1_LARGE_P_OVER_N:
-        out.append(f"P/N = {ratio:.2g}: order 1's O(P/N) error is not small here and can exceed the whole "
+    elif p.order in (0, 1) and chi / p.N > STANDARD_CHI_OVER_N and ratio >= ORDER1_LARGE_P_OVER_N:
+        out.append(f"P/N = {ratio:.2g}: order {p.order}'s O(P/N) error is not small here and can exceed the whole "
                    f"finite-width correction, leaving it further from the networks than the NNGP (docs/theory.md "
                    f"§2e): {remedy}")
-    if p.order == 1 and chi / p.N <= STANDARD_CHI_OVER_N and ratio >= ORDER1_P_OVER_N:
-        out.append(f"near standard scaling (chi/N = {chi / p.N:.2g}) order 1's O(P/N) error (P/N = {ratio:.2g}) is "
-                   f"as large as the finite-width correction it computes, and the NNGP may be closer to the "
-                   f"networks; {near} (docs/overview.md)")
+    if p.order in (0, 1) and chi / p.N <= STANDARD_CHI_OVER_N and ratio >= ORDER1_P_OVER_N:
+        out.append(f"near standard scaling (chi/N = {chi / p.N:.2g}) order {p.order}'s O(P/N) error "
+                   f"(P/N = {ratio:.2g}) is as large as the finite-width correction it computes, and the NNGP may be "
+                   f"closer to the networks; {near} (docs/overview.md)")
     return out

@@ -163,11 +163,17 @@ def test_derive_and_latex_take_plain_integers_and_no_ignored_options(argv, tmp_p
 @pytest.mark.parametrize("argv", [["latex", "--order", "99"], ["derive", "--order", "99"],
                                   ["derive", "--depth", "99", "--out", "{tmp}/d"], ["latex", "--depth", "99"],
                                   ["derive", "--check", "--out", "{tmp}/absent"], ["derive", "--out", "/proc/msat"],
-                                  ["derive", "--check", "--out", "{tmp}/empty"]])
-def test_derive_and_latex_refuse_at_once(argv, tmp_path, capsys):
+                                  ["derive", "--out", "/proc"], ["derive", "--check", "--out", "{tmp}/empty"]])
+def test_derive_and_latex_refuse_at_once(argv, tmp_path, capsys, monkeypatch):
     """An order or a depth whose derivation would take hours, a --check folder that does not exist or holds no
     generated modules (it printed a diff of 4,733 lines and exited 1) and an unwritable --out are refused with
     exit 2 and one line before any symbolic work (each would otherwise run for minutes or hang)."""
+    from msat.derive import driver
+
+    def no_emission(*_):
+        raise AssertionError("the emission ran before the refusal")
+
+    monkeypatch.setattr(driver, "emit", no_emission)  # an existing folder it cannot write (/proc) emitted first
     (tmp_path / "empty").mkdir()
     assert console.main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1

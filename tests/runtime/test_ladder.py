@@ -123,3 +123,18 @@ def test_the_progress_bar_names_each_chi_under_way_and_counts_the_points_solved(
     without = ladder.solve(Scripted(fail={4.0}), [1.0, 2.0, 4.0])
     assert [r.converged for r in with_bar] == [r.converged for r in without] == [True, True, False]
     assert [list(r.test_mean) for r in with_bar[:2]] == [list(r.test_mean) for r in without[:2]]
+
+
+def test_a_cold_start_that_fails_on_its_climb_says_so():
+    """A cold start far from chi = 1 climbs from there (ladder.annealed); where the climb failed the error named
+    only an intermediate chi (outside audit: "did not converge (chi=24.9...)" for a request at 40, after 880 s)."""
+    def solve(chi, warm):
+        if chi > 5:
+            raise ConvergenceError(f"no convergence at {chi:g}", {"iterations": 9})
+        return ladder.Point(chi, value=np.array([chi]))
+
+    with pytest.raises(ConvergenceError) as info:
+        ladder.annealed(solve, 16.0, lambda st: float(st.value[0]))
+    assert str(info.value) == "cold start annealed from chi = 1 towards 16: solved up to chi = 4, then no convergence at 8"
+    assert info.value.diagnostics == {"iterations": 9, "annealed_to": 4.0}
+    assert ladder.annealed(solve, 4.0, lambda st: float(st.value[0])).warnings == ["annealed from chi = 1 in 2 steps"]

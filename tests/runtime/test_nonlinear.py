@@ -353,5 +353,7 @@ def test_order_one_warns_where_p_exceeds_n_at_any_chi():
     y = np.tanh(X[:, 0] + X[:, 1] / 2)
     r = predict(X, y, Xt, N=3, chi=3.0, kappa=0.5, activation="erf", method="adaptive", order=1, mc_samples=4000)
     assert any("order 1's O(P/N) error is not small" in w for w in r.warnings), r.warnings
+    r = predict(X, y, Xt, N=3, chi=3.0, kappa=0.5, activation="erf", method="adaptive", order=0, mc_samples=4000)
+    assert any("order 0's O(P/N) error is not small" in w for w in r.warnings), r.warnings  # was silent
     r = predict(X, y, Xt, N=60, chi=60.0, kappa=0.5, activation="erf", method="adaptive", order=1, mc_samples=4000)
     assert not any("O(P/N)" in w for w in r.warnings), r.warnings
