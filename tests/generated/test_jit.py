@@ -75,3 +75,37 @@ def test_compiled_equals_pure_python():
     for key in jit:
         # integer powers and transcendental functions round differently in LLVM and CPython
         np.testing.assert_allclose(_flat(jit[key]), _flat(nojit[key]), rtol=1e-11, atol=1e-13, err_msg=key)
+
+
+def test_numba_gets_a_cache_folder_where_the_install_and_home_are_read_only(tmp_path):
+    """With the package and the home folder read-only numba raised at import ("no locator available"): even
+    `msat --version` printed a traceback. runtime.numba_cache then points NUMBA_CACHE_DIR at a private folder
+    before numba loads; here the unwritable folders are simulated (the tests run as a user who can write them)
+    in a fresh interpreter, and a cached kernel compiles into that folder."""
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[2] / "runtime" / "numba_cache.py"
+    code = f"""
+import importlib.util, os, sys, tempfile
+spec = importlib.util.spec_from_file_location("numba_cache", {str(src)!r})
+nc = importlib.util.module_from_spec(spec); spec.loader.exec_module(nc)
+tempfile.tempdir = {str(tmp_path)!r}
+real = nc._writable
+nc._writable = lambda folder: str(folder).startswith(tempfile.tempdir) and real(folder)
+assert "numba" not in sys.modules
+nc.ensure_writable()
+print(os.environ["NUMBA_CACHE_DIR"])
+import numba
+@numba.njit(cache=True)
+def twice(x):
+    return 2 * x
+assert twice(3) == 6
+print(numba.config.CACHE_DIR)
+"""
+    (tmp_path / "kernel.py").write_text(code)
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    res = subprocess.run([sys.executable, str(tmp_path / "kernel.py")], capture_output=True, text=True, env=env,
+                         cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    folder, configured = res.stdout.split()
+    assert folder == configured and Path(folder).parent == tmp_path and any(Path(folder).rglob("*.nbi"))
