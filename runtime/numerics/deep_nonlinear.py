@@ -153,7 +153,7 @@ class DeepNonlinearChain:
             d = self.draw(l, Cs[-1] if l else None, draws[l], Rz)
             wt = self.weigh(d, T[l])
             if wt is None or wt[1] < ESS_FLOOR:
-                return None
+                return self._infeasible(l, wt)
             ds.append(d)
             Cs.append(self.layer_moments(d, wt[0]))
             ess.append(wt[1])
@@ -161,13 +161,14 @@ class DeepNonlinearChain:
             covs.append((d["Z"] * wt[0][:, None]).T @ d["Z"])
         top = self.field(Cs[-1][0], chi)
         if top is None:
+            self.why = "g_v C_L + kappa lost positive definiteness"
             return None
         new = [None] * L
         new[-1] = top[2]
         for l in range(L - 1, 0, -1):
             wt = self.weigh(ds[l], new[l])
             if wt is None or wt[1] < ESS_FLOOR:
-                return None
+                return self._infeasible(l, wt)
             args = (self.g_ws[l], self.widths[l], self.widths[l - 1])
             if self.activation == "relu":  # phi' is a step: the score form keeps the map continuous
                 w0 = np.exp(ds[l]["base"] - ds[l]["base"].max())
@@ -176,6 +177,12 @@ class DeepNonlinearChain:
                 Tb = self.layer.stein_backward(ds[l]["Zp"], ds[l]["F"], ds[l]["dF"], new[l], wt[0][:, None], *args)
             new[l - 1] = 0.5 * (Tb + Tb.T)
         return new, (Cs, min(ess), covs, ws)
+
+    def _infeasible(self, l, wt):
+        """No sweep from here (None), with the reason kept for the error the solver may end with."""
+        self.why = (f"layer {l + 1}'s tilt is not finite on its draws" if wt is None else
+                    f"layer {l + 1}'s importance weights keep {wt[1]:.2%} of its draws (floor {ESS_FLOOR:.0%})")
+        return None
 
     def _replicate(self, chi, warm, rng):
         L, P = len(self.widths), self.P
@@ -193,9 +200,15 @@ class DeepNonlinearChain:
                 out = self.sweep(unpack(v), chi, draws, Rz)
                 return None if out is None else (np.concatenate([t.ravel() for t in out[0]]), out[1])
 
-            x, (Cs, ess, covs, ws), it, _ = anderson.solve(sweep, np.concatenate([t.ravel() for t in T]), chi,
-                                                       tol=1e-10, maxiter=100,
-                                                       what="adaptive: the deep chain")
+            self.why = None
+            try:
+                x, (Cs, ess, covs, ws), it, _ = anderson.solve(sweep, np.concatenate([t.ravel() for t in T]), chi,
+                                                           tol=1e-10, maxiter=100, what="adaptive: the deep chain")
+            except ConvergenceError as err:  # where the sweeps left the feasible set, say which way
+                if self.why is None or "feasible" not in str(err):
+                    raise
+                raise ConvergenceError(f"{err}: {self.why}; more draws (--mc-samples) or a finer chi ladder may "
+                                       "reach it", err.diagnostics) from None
             T = unpack(x)
             if ess >= ESS_TARGET:
                 break

@@ -159,3 +159,21 @@ def test_deep_results_warn_where_order_one_or_the_monte_carlo_cannot_resolve_the
     monkeypatch.setattr(DeepNonlinearChain, "solve", noisy)
     few = predict(X, y, Xt, chi=1.0, widths=[400, 400], **kw)
     assert any("exceeds the finite-width correction" in w for w in few.warnings)
+
+
+def test_a_chain_that_leaves_the_feasible_set_says_which_way():
+    """"left the feasible set (a layer's adapted law is not valid)" named neither the check that failed (the
+    importance weights' effective fraction, finite tilts, or g_v C_L + kappa positive definite) nor a remedy
+    (outside audit: the tilted law itself was normalisable there, tilt/prior 0.6). Too few draws provoke it."""
+    from msat.runtime.errors import ConvergenceError
+
+    ds = data.builtin("teacher", P=6, D=4, P_test=2, seed=0)
+    chain = DeepNonlinearChain(ds.X, ds.y, ds.X_test, [10, 10], [1.0, 1.0], 0.05, 1.0, "relu", 1, draws=16,
+                               replicates=2, seed=1)
+    warm = None
+    with pytest.raises(ConvergenceError, match="left the feasible set") as info:
+        for chi in (1.0, 3.0, 10.0):
+            warm = chain.solve(chi, warm).warm
+    said = str(info.value)
+    assert ("positive definiteness" in said or "importance weights keep" in said or "not finite" in said), said
+    assert "more draws (--mc-samples) or a finer chi ladder" in said
