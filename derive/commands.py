@@ -75,7 +75,7 @@ def derive(args) -> int:
         except OSError as err:
             raise UsageError(f"cannot write {out}: {err.strerror}" + ("" if args.out else "; emit into a folder "
                              "of your own with --out DIR")) from None
-        if args.out is None and "site-packages" in Path(out).resolve().parts:
+        if args.out is None and {"site-packages", "dist-packages"} & set(Path(out).resolve().parts):
             print(f"msat derive: writing into the installed package ({out}): reinstalling msat replaces these "
                   "files; an editable install of a clone (pip install -e .) keeps them in the clone", file=sys.stderr)
     if args.check:

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import data as _data
 from .. import spectral, values
-from ..errors import InputError
+from ..errors import ConvergenceError, InputError
 from ..methods import exact
 from msat.generated import observables as gen_observables
 
@@ -196,10 +196,13 @@ def compute(cfg: Config, activation: str, progress=True, depth: int = 1) -> dict
         samp["ess_min"].append(s["ess_min"])
         if linear:
             direction = exact.direction_modes(spec, X, u, cfg.g_w)
-            rows["exact"]["omega"].append((
-                exact.moments(spec, N, chi, kappa, cfg.g_v, weight_direction=direction) if depth == 1 else
-                exact.deep_moments(spec, [N] * depth, chi, kappa, cfg.g_v, weight_direction=direction, g_ws=g_ws)
-            )["weight_cov_direction"])
+            try:  # a point the integral does not resolve is NaN (statement 4 then fails), not a lost run
+                rows["exact"]["omega"].append((
+                    exact.moments(spec, N, chi, kappa, cfg.g_v, weight_direction=direction) if depth == 1 else
+                    exact.deep_moments(spec, [N] * depth, chi, kappa, cfg.g_v, weight_direction=direction,
+                                       g_ws=g_ws))["weight_cov_direction"])
+            except ConvergenceError:
+                rows["exact"]["omega"].append(NAN)
     rows["sample"] = samp
     if not linear:  # the second ground truth (docs/theory.md §7): hidden weights only, Rao-Blackwellised
         rows["sample_marginal"] = _marginal_rows(cfg, X, y, Xt, yt, chis, activation, bar)

@@ -90,8 +90,8 @@ def _same_rows(a, b, keys: str, name: str) -> None:
     position would pair each x with another row's target."""
     ia, ib = getattr(a, "index", None), getattr(b, "index", None)
     if hasattr(ia, "equals") and hasattr(ib, "equals") and not ia.equals(ib):
-        raise fail(f"{name}: {keys} have different row labels and msat pairs rows by position: align them "
-                   "first (e.g. y.loc[X.index]) or pass arrays")
+        raise fail(f"{name}: {keys} have different row labels and msat pairs rows by position: if they "
+                   "correspond by position pass arrays (y.to_numpy()), if by label align them (y.loc[X.index])")
 
 
 def validate(X, y, X_test=None, y_test=None, name: str = "data") -> Dataset:

@@ -213,9 +213,11 @@ def deep_moments(spec: Spectrum, widths, chi, kappa, g_v, tau_init: float = 0.0,
     computation, convolution included, at twice the step. ``weight_direction`` as for ``moments`` (with
     the first layer's g_w) adds the first layer's "weight_cov_direction": given u the network is linear
     in the first layer's weights, a one-layer model whose readout prior carries the layers above, g_v
-    times their g_w (``g_ws``, one per layer; 1 when not given)."""
+    times their g_w (``g_ws``, one per layer, required with ``weight_direction``)."""
     gen = generated.exact()
-    upper = float(np.prod(g_ws[1:])) if g_ws is not None else 1.0
+    if weight_direction is not None and (g_ws is None or len(g_ws) != len(widths)):
+        raise ValueError("deep_moments: the first layer's weight moment needs g_ws, one per layer")
+    upper = float(np.prod(g_ws[1:])) if weight_direction is not None else 1.0
     tau0 = _deep_centre(spec, widths, chi, kappa, g_v, tau_init)
     F_tau, F_tt = _likelihood_slopes(spec, tau0, chi, kappa, g_v)
     theta = -F_tau

@@ -235,6 +235,8 @@ def order_warnings(p, chi, loop=True) -> list:
         ", --method sample samples the networks"
     near = ("--order 2 adds the kernel field's loop, which removes most of it for small P" if loop
             else "order 2 is not available at depth; --method sample samples the networks")
+    if p.order == 0:  # tree level: order 1 first adds the output fluctuations
+        near = "--order 1 adds the output fluctuations; " + near
     if p.order == 2 and ratio >= ORDER2_P_OVER_N:
         out.append(f"P/N = {ratio:.2g}: order 2's O((P/N)^2) error is not small here; measured, order 2 gains only "
                    "about 2x on order 1 at N = 2P, and where P exceeds N it can be further from the networks than "

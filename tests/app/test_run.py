@@ -144,14 +144,15 @@ def test_quick_run_at_depth_two(tmp_path):
         assert res["rows"]["exact"]["disc_train"][j] == pytest.approx(d, rel=1e-12)
         assert abs(s["disc_train"][j] - d) < 4 * s["disc_train_err"][j] + 1e-12
     # statement 4 judges the first layer's weight moment against the exact posterior's at depth too (it allowed
-    # 4 MCSE + 20% between theory and sampler): a theory 15% off it fails
+    # 4 MCSE + 20% between theory and sampler): the theory is allowed P/N per hidden layer, and 25% off it fails
     from msat.runtime.app import checks
 
     x = res["rows"]["exact"]["omega"]
     assert len(x) == len(res["chis"]) and "exact" in res["checks"][3]["detail"]
     off = json.loads(json.dumps(res))
-    off["rows"]["adaptive_o1"]["omega"][-1] = 1.15 * x[-1]
-    assert abs(off["rows"]["sample"]["omega"][-1] - 1.15 * x[-1]) < 4 * s["omega_err"][-1] + 0.2 * 1.15 * x[-1]
+    off["rows"]["adaptive_o1"]["omega"][-1] = 1.25 * x[-1]
+    assert 2 * QUICK.P / QUICK.N < 0.25  # outside depth x P/N
+    assert abs(off["rows"]["sample"]["omega"][-1] - 1.25 * x[-1]) < 4 * s["omega_err"][-1] + 0.2 * 1.25 * x[-1]
     assert checks.checks(off)[3]["status"] == "FAIL"
 
 

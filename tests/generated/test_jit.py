@@ -109,3 +109,24 @@ print(numba.config.CACHE_DIR)
     assert res.returncode == 0, res.stderr
     folder, configured = res.stdout.split()
     assert folder == configured and Path(folder).parent == tmp_path and any(Path(folder).rglob("*.nbi"))
+
+
+def test_the_private_numba_folder_is_not_one_another_user_could_have_made(tmp_path, monkeypatch):
+    """numba loads what it finds in its cache folder: a predictable /tmp name that already exists open to others
+    (or as a link) is not used; a fresh private folder is made instead (outside review)."""
+    import tempfile
+    from pathlib import Path
+
+    from msat.runtime import numba_cache
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    named = tmp_path / f"msat-numba-{os.getuid()}"
+    first = numba_cache._private()
+    assert first == named and (named.stat().st_mode & 0o777) == 0o700
+    named.chmod(0o777)  # as if another user had made it for everyone
+    other = numba_cache._private()
+    assert other != named and other.parent == tmp_path and (other.stat().st_mode & 0o077) == 0
+    named.rmdir()
+    named.symlink_to(other)
+    assert numba_cache._private() not in (named, other)
+    assert isinstance(first, Path)
