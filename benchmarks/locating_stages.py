@@ -55,10 +55,14 @@ def main():
             print(f"seed {seed}: {name:31s} {sec:6.2f} s, {stages} stages, test-mean MCSE (RMS) "
                   f"{math.sqrt(np.mean(err ** 2)):.2e}", flush=True)
     (a, b) = (np.array([g[2] for g in got[n]]) for n in rules)
-    z = (a.mean(0) - b.mean(0)) / np.sqrt(a.var(0, ddof=1) / len(a) + b.var(0, ddof=1) / len(b))
     t_old, t_new = (np.median([g[0] for g in got[n]]) for n in rules)
+    if ARGS.seeds < 2:  # the z-scores take each rule's spread over seeds, which one seed does not have
+        agree = "no z-scores with one seed (they need each rule's spread over seeds: --seeds 2 or more)"
+    else:
+        z = (a.mean(0) - b.mean(0)) / np.sqrt(a.var(0, ddof=1) / len(a) + b.var(0, ddof=1) / len(b))
+        agree = f"over {ARGS.seeds} seeds: RMS z {math.sqrt(np.mean(z ** 2)):.2f}, max |z| {np.max(np.abs(z)):.2f}"
     print(f"median seconds {t_old:.2f} against {t_new:.2f}: ratio {t_new / t_old:.2f}; test means of the two rules "
-          f"over {ARGS.seeds} seeds: RMS z {math.sqrt(np.mean(z ** 2)):.2f}, max |z| {np.max(np.abs(z)):.2f}")
+          f"{agree}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ NS = [100, 200, 400, 800, 1600]
 def main():
     ds = data.builtin("ising", P=40, D=60, P_test=10, seed=0)
     spec = spectral.spectrum(ds.X, ds.y, ds.X_test, 1.0)
-    print(f"{'regime':8s} {'variant':8s} " + " ".join(f"{'L=%d' % L:>7s}" for L in range(4)) + "   errors at N = 100 / 1600")
+    print(f"{'regime':8s} {'variant':8s} " + " ".join(f"{'L=%d' % L:>7s}" for L in range(4))
+          + "   errors at N = 100 / 1600")
+    print(f"{'expected':17s} " + " ".join(f"{-(L + 1):7.2f}" for L in range(4)) + "   (-(L+1))")
     for regime in ("chi=1", "chi=N"):
         for dressed in (False, True):
             errs = {L: [] for L in range(4)}
@@ -31,13 +33,15 @@ def main():
                 sd = find_saddle(ActionGradient(spec, N, chi, 0.5, 1.0, dressed))
                 for L in range(4):
                     v = loop.truncate(loop.series(spec, N, [sd.s], [chi], 0.5, 1.0, L, dressed))
-                    errs[L].append(max(np.max(np.abs(v[k][0] - ex[k])) for k in ("train_mean", "test_mean", "test_var")))
+                    errs[L].append(max(np.max(np.abs(v[k][0] - ex[k]))
+                                       for k in ("train_mean", "test_mean", "test_var")))
             slopes = []
             for L in range(4):
                 pts = [(math.log(n), math.log(e)) for n, e in zip(NS, errs[L]) if e > 1e-13]
                 slopes.append(np.polyfit(*np.array(pts).T, 1)[0] if len(pts) >= 2 else float("nan"))
             tail = "  ".join(f"{errs[L][0]:.1e}/{errs[L][-1]:.1e}" for L in range(4))
-            print(f"{regime:8s} {'dressed' if dressed else 'bare':8s} " + " ".join(f"{s:7.2f}" for s in slopes) + "   " + tail)
+            print(f"{regime:8s} {'dressed' if dressed else 'bare':8s} " + " ".join(f"{s:7.2f}" for s in slopes)
+                  + "   " + tail)
 
 
 if __name__ == "__main__":

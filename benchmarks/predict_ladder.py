@@ -2,8 +2,10 @@
 
 Measures, in one run and interleaved:
   A  msat.runtime.predict(X, y, X_test, N=4000, chi=<200-point geometric ladder>,
-     kappa=0.5, method="loop", order=2)  -- kernel, eigendecomposition, 200 saddles, loop series;
-  B  the same linear-algebra floor by hand: K = X X^T / D, k* = X X*^T / D, np.linalg.eigh(K).
+     kappa=0.5, method="loop", order=2)  -- spectrum (thin SVD of X), 200 saddles, loop series;
+  B  one P x P eigendecomposition by hand: K = X X^T / D, k* = X X*^T / D, np.linalg.eigh(K).
+     A yardstick, not a floor under A: with D < P msat never forms K for a linear network, it takes
+     the thin SVD of X instead (docs/theory.md §2a).
 and prints the ratio A/B against the target (<= 1.2; <= 1.3 with --depth > 1, the L-field series of
 docs/theory.md §2d for L hidden layers of width N), plus, for context, the ratio of a 20-point
 ladder and of order 3 with dressed=True. When the ratio misses the target a cProfile breakdown of
@@ -68,7 +70,7 @@ def ladder(n):
 
 
 def eig_floor(X, X_test):
-    """B: build the same kernels and diagonalise K once (what predict cannot avoid)."""
+    """B: build the kernels and diagonalise K once (predict takes the thin SVD of X instead when D < P)."""
     D = X.shape[1]
     K = (X @ X.T) / D
     kstar = (X @ X_test.T) / D

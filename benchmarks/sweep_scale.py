@@ -10,7 +10,7 @@ per-task overhead <= 50 ms on no-op tasks).
    serial results to 1e-12 (same numbers with any number of workers).
 2. Overhead: the same sweep machinery (scheduling, results back to the client, Zarr region writes)
    on no-op tasks that return a task's arrays at once; the per-task cost is the slope of wall time
-   between 64 and 320 tasks, so the cluster's start-up drops out.
+   between 16 and 80 tasks, so the cluster's start-up drops out.
 
 Run: python benchmarks/sweep_scale.py [--quick]
 """
@@ -61,7 +61,8 @@ def main():
             t0 = time.perf_counter()
             serial = {idx: sweep.run_task(g, t, src, {})[0] for idx, t in tasks}
             t_serial = time.perf_counter() - t0
-        print(f"{len(tasks)} tasks serially (one BLAS and numba thread): {t_serial:.2f} s ({t_serial / len(tasks) * 1e3:.0f} ms per task)")
+        print(f"{len(tasks)} tasks serially (one BLAS and numba thread): {t_serial:.2f} s "
+              f"({t_serial / len(tasks) * 1e3:.0f} ms per task)")
         for k in ((2,) if a.quick else (2, 1, 4)):
             out = tmp / f"w{k}.zarr"
             t0 = time.perf_counter()

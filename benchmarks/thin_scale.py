@@ -6,7 +6,9 @@ Measured in one run, each size in a fresh child process (so that peak memory is 
      200-point ladder of `loop --order 2 --dressed` (two predict calls, as a user runs them; each
      factorises X itself). Targets: time ratio <= 3, extra peak memory (RSS over the data) <= 4x X.
   2. P = 8,000, D = 100: the same against the P x P eigendecomposition path (results to 1e-10, and
-     the ladder alone <= 3x the SVD).
+     the ladder alone <= 3x the SVD). That child forces the P x P path (spectral.basis and, so that
+     spectrum() keeps the eigendecomposition instead of falling back to the thin SVD,
+     spectral.ACCURATE_RTOL) and asserts that the thin SVD is not called.
   3. The scaling curve P = 2,000 .. 60,000 at D = 784: log-log slope of msat's cost (target <= 1.1).
   4. scikit-learn's bundled digits (P = 1,797, D = 64), if scikit-learn is installed.
 
@@ -43,8 +45,20 @@ def _rss():
 def _msat(X, y, Xt, dense=False):
     from msat.runtime import predict, spectral
 
+    thin_calls = []
     if dense:
+        # the P x P path for real: spectrum() takes the P x P eigendecomposition, and keeps it although K's
+        # smallest eigenvalues (zero for D < P, clipped at 0) lie under ACCURATE_RTOL x the largest, where msat
+        # would otherwise fall back to the thin SVD; a negative tolerance switches that fallback off
         spectral.basis = lambda *_: spectral.DENSE
+        spectral.ACCURATE_RTOL = -1.0
+        thin = spectral.thin
+
+        def counted_thin(*args, **kwargs):
+            thin_calls.append(1)
+            return thin(*args, **kwargs)
+
+        spectral.thin = counted_thin
     chis = np.geomspace(1.0, N, LADDER).tolist()
     t0 = time.perf_counter()
     ex = predict(X, y, Xt, N=N, chi=float(N), kappa=KAPPA, method="exact")
@@ -52,6 +66,7 @@ def _msat(X, y, Xt, dense=False):
     lad = predict(X, y, Xt, N=N, chi=chis, kappa=KAPPA, method="loop", order=2, dressed=True)
     t2 = time.perf_counter()
     assert ex.converged and all(r.converged for r in lad)
+    assert not thin_calls, "the forced P x P path fell back to the thin SVD"
     return t1 - t0, t2 - t1, ex, lad
 
 

@@ -107,6 +107,19 @@ def _method_token(token):
     return name if order is None else f"{name}:{order}"
 
 
+def _with_orders(methods, order):
+    """--order's list given to the methods that take one and were given none (loop, adaptive): `--method
+    loop,exact --order 1,2` is loop:1, loop:2, exact (predict ignores --order for the others, with a warning)."""
+    if order is None:
+        return methods
+    orders = [_number("order", t, "size") for t in _items("order", order)]
+    out = []
+    for t in methods:
+        name, given = _method(t)
+        out += [f"{name}:{o}" for o in orders] if given is None and name in ("loop", "adaptive") else [t]
+    return out
+
+
 def _boolean(token):
     t = token.lower()
     if t not in ("true", "false", "1", "0", "yes", "no"):
@@ -147,17 +160,21 @@ class Grid:
 
 
 def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", activation="linear", method=None,
-          dressed="false", seed="0", P=None, D=None, P_test=None, source=None, estimator="auto", mc_samples=None,
-          samples=None, chains=None, readout="sampled", data=None) -> Grid:
+          order=None, dressed="false", seed="0", P=None, D=None, P_test=None, source=None, estimator="auto",
+          mc_samples=None, samples=None, chains=None, readout="sampled", data=None) -> Grid:
     """Parse every list of a sweep; InputError (exit 2) on anything malformed, before any work. `data`: what
     identifies a --data file's contents (its target column and SHA-256), kept in the spec for --resume."""
-    if (N is None) == (widths is None):
+    if N is None and widths is None:
         raise InputError("give --N (with --depth for equal layers) or --widths")
     if widths is not None:
         if depth is not None:
             raise InputError("--depth goes with --N, not with --widths")
         Ns = [_layers("widths", t, "count") for t in _items("widths", widths)]
         n_key = "widths"
+        if N is not None:  # as predict: --N may name the last width (the readout's), which then says nothing new
+            n = [_number("N", t, "count") for t in _items("N", N)]
+            if n != [n[0]] or any(w[-1] != n[0] for w in Ns):
+                raise InputError(f"--N {N} conflicts with --widths {widths}: --N is the last width; give one of them")
     else:
         depths = [_number("depth", t, "count") for t in _items("depth", depth)] if depth is not None else [1]
         Ns = [(_number("N", t, "count"),) for t in _items("N", N)]
@@ -168,9 +185,9 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
         if len({a == "linear" for a in activations}) > 1:
             raise InputError("--method is needed when --activation mixes linear with erf or relu (predict's default "
                              "differs: loop for linear, adaptive otherwise)")
-        method = "loop:1" if activations[0] == "linear" else "adaptive"
+        method = "loop" if activations[0] == "linear" else "adaptive"
     coords = {
-        "method": [_method_token(t) for t in _items("method", method)],
+        "method": [_method_token(t) for t in _with_orders(_items("method", method), order)],
         "N": [w[-1] for w in Ns] if n_key == "N" else ["x".join(str(n) for n in w) for w in Ns],
         "depth": depths if n_key == "N" else [0],  # 0: the --widths items set it
         "kappa": [_number("kappa", t, "positive") for t in _items("kappa", kappa)],

@@ -38,7 +38,7 @@ def outputs(results, P: int, P_test: int, y_test=None, chis=None) -> dict:
     for j, r in enumerate(results):
         out["converged"][j] = bool(r.converged)
         out["seconds"][j] = r.seconds
-        if not r.converged:
+        if not r.has_values:
             continue
         d = r.to_dict(strict_json=False)  # undefined numbers stay NaN in the arrays
         scalars = dict(d.get("observables") or {}, **{k: d[k] for k in EXTRA_SCALARS if k in d})

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConvergenceError
+from . import progress as _progress
 from .progress import Progress
 from .results import Result
 
@@ -78,6 +79,7 @@ def solve(solver, chis, setup_seconds: float = 0.0, progress: bool = False) -> l
         try:
             return _solve(solver, chis, setup_seconds, bar)
         finally:
+            _progress._status = None
             bar.close()
 
 
@@ -87,6 +89,7 @@ def _solve(solver, chis, setup_seconds, bar):
     for chi in chis:
         t0 = time.perf_counter()
         bar.describe(f"chi = {chi:g}")
+        _progress._status = lambda what, chi=chi: bar.describe(f"chi = {chi:g}: {what}")
         try:
             st = reach(solver, None if prev is None else prev.chi, warm, chi, solver.retries)
         except ConvergenceError as err:
@@ -171,7 +174,8 @@ def annealed(solve, chi, warm_of, retries=0, tried=None):
     steps = [float(c) for c in np.geomspace(start, chi, n + 1)[1:-1]] + [chi] if n else []
     steps_solver, st = SimpleNamespace(solve=solve, warm=warm_of), first
     warm, before = warm_of(st), start
-    for c in steps:
+    for i, c in enumerate(steps):
+        _progress.status(f"cold start annealed from chi = {start:.3g}, step {i + 1} of {len(steps)} (chi = {c:.3g})")
         try:
             st = reach(steps_solver, before, warm, c, retries)
         except ConvergenceError as err:  # say that this was a climb towards chi and where it stopped

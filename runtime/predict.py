@@ -55,9 +55,9 @@ def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=N
     results = ladder.solve(solver, chis, setup_seconds=time.perf_counter() - t0,
                            progress=progress and p.method != "sample")
     for r in results:
-        if not r.converged:  # a failed point keeps the contract's warning on its chi, and says which order failed
+        if not r.has_values:  # a failed point keeps the contract's warning on its chi, and says which order failed
             r.warnings = chi_warnings(p.N, r.chi) + ([p.order_note] if p.order_note else []) + r.warnings
-    if not is_ladder and not results[0].converged:
+    if not is_ladder and not results[0].has_values:
         raise ConvergenceError(results[0].error, results[0].diagnostics)
     return results if is_ladder else results[0]
 

@@ -25,3 +25,14 @@ class Progress:
     def close(self) -> None:
         if self.p:
             self.p.stop()
+
+
+#: the live ladder bar's line for the point under way (set by runtime.ladder while a bar is shown)
+_status = None
+
+
+def status(what: str) -> None:
+    """Name the work under way inside one long point (an annealing step, order 2's loop) on the ladder's bar,
+    where one is shown; nothing otherwise. A cold start can take minutes before its point ends."""
+    if _status is not None:
+        _status(what)

@@ -79,7 +79,8 @@ def strict(v):
 @dataclass
 class Result(Mapping):
     """Posterior predictions at one chi, or the record of a point that failed (``converged`` False,
-    ``error`` and ``diagnostics`` set, no values)."""
+    ``error`` and ``diagnostics`` set, no values). A sampled point whose chains disagree keeps its values
+    with ``converged`` False and ``error`` saying why (``has_values``)."""
 
     method: str | None
     order: int | None
@@ -117,10 +118,21 @@ class Result(Mapping):
                    + list(getattr(params, "ignored", ())),
                    extra=dict(extra or {}))
 
+    @property
+    def has_values(self) -> bool:
+        """Whether the point has outputs (every converged point; a sampled one whose chains disagree too)."""
+        return self.train_mean is not None
+
+    def unconverged(self, error: str, diagnostics: dict) -> "Result":
+        """Mark a point with values as not converged (its chains disagree): values kept, ``error`` says why."""
+        self.converged, self.error = False, error
+        self.diagnostics = {k: float(v) for k, v in diagnostics.items()}
+        return self
+
     def to_dict(self, strict_json: bool = True) -> dict:
         """The contract's JSON object; NaN and infinities (undefined numbers) as None, null in JSON, unless
         not `strict_json` (floats kept, for arrays that hold NaN)."""
-        if not self.converged:
+        if not self.has_values:
             out = {"chi": self.chi, "converged": False, "error": self.error,
                    "diagnostics": _json(dict(self.diagnostics)), "seconds": float(self.seconds),
                    "warnings": list(self.warnings)}
@@ -135,10 +147,12 @@ class Result(Mapping):
             "test_var": _json(np.asarray(self.test_var)),
             "s_mean": None if self.s_mean is None else float(self.s_mean),
             "s_var": None if self.s_var is None else float(self.s_var),
-            "converged": True,
+            "converged": bool(self.converged),
             "seconds": float(self.seconds),
             "warnings": list(self.warnings),
         }
+        if not self.converged:
+            out.update(error=self.error, diagnostics=_json(dict(self.diagnostics)))
         out.update(_json(self.extra))
         return strict(out) if strict_json else out
 
@@ -165,7 +179,9 @@ class Result(Mapping):
 
     def _repr_html_(self) -> str:
         rows = [("chi", f"{self.chi:g}"), ("converged", str(self.converged))]
-        if self.converged:
+        if not self.converged:
+            rows += [("error", self.error)]
+        if self.has_values:
             rows += [("method", f"{self.method}" + ("" if self.order is None else f", order {self.order}")),
                      ("N, kappa", f"{self.params.get('N')}, {self.params.get('kappa')}"),
                      ("s_mean, s_var", "-" if self.s_mean is None else f"{self.s_mean:.6g}, {self.s_var:.3g}"),
@@ -174,8 +190,6 @@ class Result(Mapping):
                      ("test variance (first 5)", np.array2string(np.asarray(self.test_var)[:5], precision=4)),
                      ("seconds", f"{self.seconds:.3g}")]
             rows += [(k, f"{self.extra[k]:.4g}") for k in ("rhat_max", "ess_min") if k in self.extra]
-        else:
-            rows += [("error", self.error)]
         rows += [("warning", w) for w in self.warnings]
         body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
                        f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>" for k, v in rows)
@@ -187,7 +201,7 @@ class Result(Mapping):
         as variables; params as attributes (order -1 where the JSON has null: netCDF attributes hold none)."""
         import xarray as xr
 
-        if not self.converged:
+        if not self.has_values:
             raise ValueError(f"chi = {self.chi:g} did not converge: {self.error}")
         data = {"train_mean": ("train_point", np.asarray(self.train_mean)),
                 "test_mean": ("test_point", np.asarray(self.test_mean)),

@@ -60,11 +60,13 @@ def is_number(text: str) -> bool:
 
 def from_text(name: str, text: str) -> float:
     """A number typed as text; InputError where it is not one, or where float64 reads a non-zero number as 0
-    (1e-400: the range check would then report 0.0, which is not what was typed). The text must be a number
-    as NUMBER writes it."""
+    (1e-400: the range check would then report 0.0, which is not what was typed) or a finite one as infinite
+    (1e400). The text must be a number as NUMBER writes it."""
     if not is_number(text):
         raise InputError(f"{name} must be a number, got {text!r}")
     v = float(text)
+    if math.isinf(v) and "inf" not in text.lower():
+        raise InputError(f"{name} {text.strip()} is beyond float64's range (it reads as infinite)")
     if v == 0 and any(c in "123456789" for c in text.lower().partition("e")[0]):
         raise InputError(f"{name} {text.strip()} is below the smallest float64 number (it reads as 0)")
     return v

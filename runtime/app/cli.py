@@ -78,7 +78,7 @@ def _sampling_options(p) -> None:
 
 
 def add_parsers(sub) -> None:
-    pr = sub.add_parser("predict", help="posterior predictions of a two-layer network")
+    pr = sub.add_parser("predict", help="posterior predictions of a network with one or more hidden layers")
     _data_options(pr)
     _model_options(pr)
     pr.add_argument("--method", default=None, help="nngp, exact, loop, adaptive or sample")

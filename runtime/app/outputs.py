@@ -98,11 +98,11 @@ def table(results, stderr=False, command="predict"):
                 "mean test var", "seconds"):
         t.add_column(col, justify="right")
     for r in results:
-        if not r.converged:
+        if not r.has_values:
             t.add_row(f"{r.chi:g}", "-", "-", "no", "-", "-", "-", "-", "-")
             continue
         tv = r.test_var
-        t.add_row(f"{r.chi:g}", r.method, "-" if r.order is None else str(r.order), "yes",
+        t.add_row(f"{r.chi:g}", r.method, "-" if r.order is None else str(r.order), "yes" if r.converged else "no",
                   "-" if r.s_mean is None else f"{r.s_mean:.6g}",
                   "-" if r.s_var is None else f"{r.s_var:.3g}",
                   f"{math.sqrt(float((r.train_mean ** 2).mean())) if r.train_mean.size else 0.0:.6g}",

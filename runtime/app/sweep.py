@@ -31,6 +31,8 @@ def add_parsers(sub) -> None:
     sw.add_argument("--activation", default="linear", help="linear, erf, relu (a list)")
     sw.add_argument("--method", default=None, help="method[:order] (a list: exact,loop:2,adaptive:1; default loop:1 "
                     "for linear networks, adaptive otherwise)")
+    sw.add_argument("--order", default=None, help="loop/adaptive order for methods given without one (a list: "
+                    "--method loop --order 1,2 is loop:1,loop:2)")
     sw.add_argument("--dressed", nargs="?", const="true", default="false",
                     help="loop around the full saddle (true,false)")
     sw.add_argument("--estimator", default="auto", help="non-linear adaptive: cumulant, mc or auto (a list)")
@@ -59,7 +61,8 @@ def add_parsers(sub) -> None:
 
 #: the options of a sweep run, which a figure of a finished store (--plot) does not read
 SWEEP_ONLY = ("data", "dataset", "target", "P", "D", "P_test", "seed", "N", "depth", "widths", "chi", "kappa", "g_v",
-              "g_w", "activation", "method", "dressed", "estimator", "mc_samples", "samples", "chains", "readout",
+              "g_w", "activation", "method", "order", "dressed", "estimator", "mc_samples", "samples", "chains",
+              "readout",
               "workers", "scheduler", "resume")
 
 
@@ -140,7 +143,7 @@ def _cmd_sweep(args) -> int:
         sizes = {k: getattr(args, k) or str(v) for k, v in BUILTIN_SIZES.items()}
         spec_source, identity = source[1], None
     g = grid.build(N=args.N, widths=args.widths, depth=args.depth, chi=args.chi, kappa=args.kappa, g_v=args.g_v,
-                   g_w=args.g_w, activation=args.activation, method=args.method, dressed=args.dressed,
+                   g_w=args.g_w, activation=args.activation, method=args.method, order=args.order, dressed=args.dressed,
                    seed=args.seed, source=spec_source, estimator=args.estimator, mc_samples=args.mc_samples,
                    samples=args.samples, chains=args.chains, readout=args.readout, data=identity, **sizes)
     if args.resume and not Path(args.out).exists():  # a mistyped store name would otherwise start over in silence

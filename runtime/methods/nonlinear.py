@@ -12,6 +12,7 @@ from ..numerics.replicates import REPLICATES, replicate_sets
 from ..numerics.nonlinear_loop import loop_correction
 from ..numerics.nonlinear_saddle import NonlinearSaddle
 from ..numerics.observe import alignment_of, alignment_of_spectrum
+from ..progress import status
 from ..numerics.rescale import effective_rescaling
 from ..results import Result
 from . import nngp
@@ -126,6 +127,7 @@ class _Solver(Solver):
             # --mc-samples M sets the loop's first draws too (M/R per set, as for the saddle's final sets)
             sad = self.saddle(est)
             reps = [(C, Cs, sad.field(C, chi)[2], out) for C, Cs, _, out in st.saddles]
+            status("order 2: the kernel field's loop at order 1's saddle")
             st.loop = loop_correction(self.X, Xt, d.y, st.C, st.Cs, st.Ct, p.N, chi, p.kappa, p.g_v, self.g_w,
                                       p.activation, seed=p.seed, first=int(p.mc_samples or 0) // self.replicates,
                                       replicas=reps, replicates=self.replicates)

@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import ConvergenceError
 from ..ladder import Point, Solver
 from ..numerics import chains as _chains, deep_hmc, hmc, marginal_hmc
-from ..numerics.chains import STUCK
+from ..numerics.chains import RHAT_FAIL, STUCK
 from ..results import Result
 
 
@@ -34,7 +34,7 @@ class _Solver(Solver):
         acc = np.array([c.accept.mean() for c in chains])
         stuck = bool(np.all(acc < STUCK))
         if self.draws is not None:  # a failed point's chains too (they show why), marked as not converged
-            self.draws.append({"chi": chi, "converged": not stuck,
+            self.draws.append({"chi": chi, "converged": not stuck and not _apart(summary["rhat_max"]),
                                **{k: np.stack([getattr(c, k) for c in chains]) for k in keys}})
         if stuck:  # the draws are the starting points, not the posterior: no result
             raise ConvergenceError(f"sample: every chain stopped moving (acceptance under {STUCK:.0%} in each, "
@@ -56,8 +56,19 @@ class _Solver(Solver):
                 "ess_min": s["ess_min"],
                 "observables": s["observables"],
             }
-            out.append(Result.point(self.params, st.chi, s, extra))
+            r = Result.point(self.params, st.chi, s, extra)
+            if _apart(s["rhat_max"]):  # the MCSEs assume chains sampling one law: these do not
+                hint = (" (or --readout marginal, which integrates the readout out)"
+                        if self.params.readout == "sampled" and self.params.depth == 1 else "")
+                r.unconverged(f"sample: the chains disagree (R-hat max {s['rhat_max']:.3f} > {RHAT_FAIL}): the values "
+                              f"and their MCSEs are not the posterior's yet; increase --samples{hint}",
+                              {"rhat_max": s["rhat_max"], "ess_min": s["ess_min"]})
+            out.append(r)
         return out
+
+
+def _apart(rhat_max) -> bool:
+    return rhat_max is not None and rhat_max == rhat_max and rhat_max > RHAT_FAIL
 
 
 def solver(data, params, progress=False, draws=None):

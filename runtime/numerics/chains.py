@@ -17,6 +17,8 @@ from .observe import alignment_of, kernel_target_alignment
 #: reported outputs must reach these (docs/theory.md §7)
 RHAT_MAX = 1.01
 ESS_MIN = 400
+#: chains this far apart have not converged: the point keeps its values but reports converged false (exit 3)
+RHAT_FAIL = 1.05
 
 
 def diagnostics(chains_list, key):

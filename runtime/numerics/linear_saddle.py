@@ -164,8 +164,9 @@ def kernel_observables(spec: Spectrum, y_r, B, b) -> dict:
 
 
 def weight_observables(gen, lam, E, a, g_w: float, D: int, chi: float) -> dict:
-    """Hidden-weight covariance S = var_w M^-1 on the range of X^T (generated weight_forms, from the
-    precision shift E) along the learned direction X^T alpha (docs/theory.md §4)."""
+    """Hidden-weight covariance S = var_w M^-1 on the range of X^T and var_w on its complement (generated
+    weight_forms, from the precision shift E), along the learned direction X^T alpha and its top
+    eigenvalue over all D directions (docs/theory.md §4)."""
     M, v = gen.weight_forms(lam, E, a)
     mu, V = np.linalg.eigh(M)
     if mu.size and not mu[0] > 0:
@@ -175,9 +176,13 @@ def weight_observables(gen, lam, E, a, g_w: float, D: int, chi: float) -> dict:
     proj = V.T @ v_hat
     var_w = float(gen_observables.weight_cov_baseline(D, g_w))
     omega = float(gen_observables.weight_cov_excess(var_w * float(np.sum(proj**2 / mu)), D, g_w))
-    # no modes (K = 0): the prior's covariance, isotropic
+    # off the range of X^T (the null space of X, dimension D - r) S is the prior's var_w: when every
+    # in-range eigenvalue fell below it (weak signal, order 1's output fluctuations), the top one lies there,
+    # orthogonal to the learned direction; no modes at all (K = 0) leaves the prior's isotropic covariance
     top = var_w / mu[0] if mu.size else var_w
     overlap = float(abs(V[:, 0] @ v_hat)) if mu.size else 0.0
+    if np.size(lam) < D and top < var_w:
+        top, overlap = var_w, 0.0
     if not nv > 0:  # y = 0 or X = 0: no direction is learned, and a covariance along none is not -var_w
         omega = overlap = float("nan")
     return {

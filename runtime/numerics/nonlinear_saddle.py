@@ -34,6 +34,7 @@ from msat.generated import densities
 
 from ..errors import ConvergenceError
 from ..spectral import nngp_kernels
+from ..progress import status
 from .continuation import ContinuationStopped, cold_start_ladder, continue_saddle
 from .replicates import REPLICATES
 from .mixture_saddle import mixture_saddle
@@ -217,7 +218,8 @@ class NonlinearSaddle:
             # anneal (docs/theory.md §5): a cold start at large chi/N tilts q(w) so far that it is not
             # normalisable; climb from chi ~ 1 (or below) in steps of at most ANNEAL, warm-started
             steps = cold_start_ladder(self, chi, ANNEAL)
-            for c in steps:
+            for i, c in enumerate(steps):
+                status(f"annealing from chi = {steps[0]:.3g}, step {i + 1} of {len(steps)} (chi = {c:.3g})")
                 st = self._solve_mc(c, C0, [], mc_state)
                 C0, mc_state = st.C, st.mc_state
             if steps:

@@ -330,7 +330,7 @@ def test_options_a_method_does_not_use_are_named_in_warnings(npz, capsys):
         assert code == 0, err
         r = json.loads(out)
         assert r["order"] is None and any(w.startswith("--order applies to") for w in r["warnings"])
-    code, out, err = run(["sample", "--data", npz, "--N", "5", "--chi", "1", "--kappa", "0.1", "--samples", "8",
+    code, out, err = run(["sample", "--data", npz, "--N", "5", "--chi", "1", "--kappa", "0.1", "--samples", "400",
                           "--chains", "2"], capsys)
     assert code == 0, err
     assert not any("--order" in w for w in json.loads(out)["warnings"])

@@ -43,13 +43,13 @@ def test_sample_draws_nc_is_inference_data_with_the_results_means(tmp_path, read
         import arviz as az
 
     draws, js, nc = tmp_path / "d.nc", tmp_path / "s.json", tmp_path / "s.nc"
-    assert main(["sample", *TEACHER, "--N", "20", "--chi", "1,20", "--kappa", "0.5", "--samples", "60",
+    assert main(["sample", *TEACHER, "--N", "20", "--chi", "1,20", "--kappa", "0.5", "--samples", "400",
                  "--chains", "2", "--readout", readout, "--draws", str(draws), "--json", str(js),
                  "--nc", str(nc)]) == 0
     ref = json.loads(js.read_text())
     idata = az.from_netcdf(str(draws))
     post = idata.posterior
-    assert dict(post.sizes) == {"chain": 2, "draw": 60, "chi": 2, "train_point": 14, "test_point": 4}
+    assert dict(post.sizes) == {"chain": 2, "draw": 400, "chi": 2, "train_point": 14, "test_point": 4}
     assert list(post.chi.values) == [1.0, 20.0] and idata.attrs["readout"] == readout
     assert idata.sample_stats.acceptance_rate.dims == ("chain", "draw", "chi")
     np.testing.assert_array_equal(idata.observed_data.y, data.builtin("teacher", P=14, D=5, P_test=4, seed=3).y)

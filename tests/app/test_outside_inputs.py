@@ -80,6 +80,16 @@ def test_a_number_below_float64s_range_is_named_as_typed(npz, capsys):
         grid.build(N="20", chi="1", kappa="1e-400")
 
 
+def test_a_number_beyond_float64s_range_is_named_as_typed(npz, capsys):
+    """'--chi 1e400' was refused as 'got inf', which is not what was typed; 'inf' itself is named as inf."""
+    for typed, said in (("1e400", "chi 1e400 is beyond float64's range"), ("-1e400", "chi -1e400 is beyond"),
+                        ("inf", "got inf")):
+        code, _, err = run(BASE + ["--data", npz, f"--chi={typed}"], capsys)
+        assert code == 2 and said in err and len(err.strip().splitlines()) == 1, (typed, err)
+    with pytest.raises(InputError, match="1e999 is beyond float64's range"):
+        grid.build(N="20", chi="1", kappa="1e999")
+
+
 def test_too_few_monte_carlo_draws_are_refused_not_raised_silently(npz, capsys):
     """--mc-samples 1 crashed the cumulant estimator (a NumPy warning and 'numerical failure') and was raised
     to 2000 draws by the single-neuron Monte Carlo while params said 1."""
@@ -274,7 +284,7 @@ def test_latex_names_the_deep_action_fields_once(depth, fields, capsys):
     assert "log1p" not in out and r"\log{\left(1 - \frac{2 \theta}{N} \right)}" in out
 
 
-SAMPLE = ["sample", "--N", "20", "--kappa", "0.5", "--samples", "20", "--chains", "2"]
+SAMPLE = ["sample", "--N", "20", "--kappa", "0.5", "--samples", "400", "--chains", "2"]
 
 
 def test_draws_of_a_ladder_mark_a_failed_point_and_a_labelled_file_needs_distinct_chi(npz, tmp_path, capsys):
@@ -457,13 +467,15 @@ def test_sizes_that_are_not_integers_exit_2_in_predict_sample_and_sweep(capsys, 
     for cmd in (["predict", "--method", "nngp"], ["sample", "--samples", "20", "--chains", "2"]):
         for flag, value in (("--P", "nan"), ("--P", "inf"), ("--D", "1e400"), ("--P-test", "nan")):
             code, _, err = run(cmd + base + [flag, value], capsys)
-            assert code == 2 and "must be an integer" in err and len(err.strip().splitlines()) == 1, (flag, err)
+            said = "beyond float64's range" if value == "1e400" else "must be an integer"  # as typed, not 'inf'
+            assert code == 2 and said in err and len(err.strip().splitlines()) == 1, (flag, err)
     sweep = ["sweep", "--dataset", "teacher", "--P", "8", "--D", "3", "--kappa", "0.5", "--chi", "1", "--method",
              "nngp", "--workers", "1", "--out", tmp_path / "s.zarr"]
     for flag, value in (("--N", "nan"), ("--N", "20,inf"), ("--seed", "1e400"), ("--chains", "-inf"),
                         ("--mc-samples", "nan")):
         code, _, err = run(sweep + ([] if flag == "--N" else ["--N", "20"]) + [flag, value], capsys)
-        assert code == 2 and "must be an integer" in err and len(err.strip().splitlines()) == 1, (flag, err)
+        said = "beyond float64's range" if value == "1e400" else "must be an integer"
+        assert code == 2 and said in err and len(err.strip().splitlines()) == 1, (flag, err)
     assert not (tmp_path / "s.zarr").exists()
 
 

@@ -31,6 +31,33 @@ def test_lists_ranges_relative_chi_and_errors():
             grid.build(**bad)
 
 
+def test_order_takes_a_list_and_n_may_name_the_last_width_as_predict_lets_it(tmp_path, capsys):
+    """The contract: every predict option takes a list in a sweep; --order was refused ('unrecognized
+    arguments'). It orders the methods given without one (--method loop --order 1,2 is loop:1,loop:2); an
+    explicit order and the methods that take none keep theirs. --N with --widths was refused where predict
+    accepts it: a --N equal to every item's last width adds nothing; one that differs conflicts."""
+    one = grid.build(N="20", chi="1", kappa="0.5", method="loop,exact,adaptive,loop:3", order="1,2")
+    two = grid.build(N="20", chi="1", kappa="0.5", method="loop:1,loop:2,exact,adaptive:1,adaptive:2,loop:3")
+    assert one.spec_json() == two.spec_json()
+    assert grid.build(N="20", chi="1", kappa="0.5", order="0").coords["method"] == ["loop:0"]  # predict's default
+    w = grid.build(N="20", widths="10x20,30x20", chi="1", kappa="0.5")
+    assert w.spec_json() == grid.build(widths="10x20,30x20", chi="1", kappa="0.5").spec_json()
+    for bad in (dict(N="30", widths="10x20"), dict(N="20,30", widths="10x20"), dict(N="20", widths="20x30")):
+        with pytest.raises(InputError, match="conflicts with --widths"):
+            grid.build(chi="1", kappa="0.5", **bad)
+    out = tmp_path / "o.zarr"
+    code = main(["sweep", "--dataset", "teacher", "--P", "6", "--D", "3", "--P-test", "2", "--N", "20",
+                 "--chi", "4", "--kappa", "0.5", "--method", "loop", "--order", "1,2", "--workers", "1",
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    ds = xr.open_zarr(out)
+    assert ds.method.values.tolist() == ["loop:1", "loop:2"]
+    d = data.builtin("teacher", P=6, D=3, P_test=2, seed=0)
+    for k, order in enumerate((1, 2)):
+        r = predict(d.X, d.y, d.X_test, N=20, chi=4.0, kappa=0.5, method="loop", order=order)
+        np.testing.assert_allclose(ds.test_mean.isel(method=k).values.ravel(), r.test_mean, rtol=1e-12)
+
+
 def test_coordinates_are_values_not_spellings():
     """1.0 and 1 are one chi (a store made with one resumes with the other), 0.1 and 0.10 one kappa (a repeat,
     refused as `--kappa 0.1,0.1` is), and 1e100 is stored as '1e+100', not as its 101 digits."""

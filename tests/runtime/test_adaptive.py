@@ -72,6 +72,28 @@ def test_structured_solver_equals_dense_reference(order, P, D):
             assert r["observables"][key] == pytest.approx(y @ kern @ y / (y @ y * np.linalg.norm(kern)), rel=1e-8)
 
 
+@pytest.mark.parametrize("scale,signal", [(1.0, 0.0), (1e3, 1.0)])
+def test_top_weight_eigenvalue_counts_the_null_space_of_X(scale, signal):
+    """P < D: off the range of X^T the hidden-weight covariance is the prior's g_w/D, so its top eigenvalue
+    over all D directions is never below it; with a weak signal (y = 0) or large inputs, order 1's output
+    fluctuations shrink every in-range eigenvalue under g_w/D and the top one lies in the null space,
+    orthogonal to the learned direction (the dense D x D reference's top eigenvector)."""
+    rng = np.random.default_rng(0)
+    P, D, N, kappa, g_w = 6, 8, 20, 0.3, 1.0
+    X = scale * rng.standard_normal((P, D))
+    y = signal * rng.standard_normal(P)
+    r = predict(X, y, None, N=N, chi=float(N), kappa=kappa, g_w=g_w, method="adaptive", order=1)
+    ref = dense_reference(X, y, X[:1], N, float(N), kappa, 1.0, g_w, 1)
+    mu, V = np.linalg.eigh(ref["S"])
+    ob = r["observables"]
+    assert mu[-1] == pytest.approx(g_w / D, rel=1e-12)  # the case is the one described: the top one is the prior's
+    assert ob["weight_cov_top_eigenvalue"] == pytest.approx(mu[-1], rel=1e-8)
+    if signal:
+        u = X.T @ ref["alpha"]
+        assert abs(V[:, -1] @ u) / np.linalg.norm(u) < 1e-6
+        assert ob["weight_cov_top_overlap"] == 0.0
+
+
 @pytest.fixture(scope="module")
 def ising():
     ds = data.builtin("ising", P=40, D=60, P_test=10, seed=0)

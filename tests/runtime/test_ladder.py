@@ -125,6 +125,37 @@ def test_the_progress_bar_names_each_chi_under_way_and_counts_the_points_solved(
     assert [list(r.test_mean) for r in with_bar[:2]] == [list(r.test_mean) for r in without[:2]]
 
 
+def test_work_inside_a_long_point_is_named_on_the_bar_and_nowhere_once_the_ladder_ends(monkeypatch):
+    """A cold start of relu kernel adaptation (P = 20, chi = N = 40) ran 11 minutes with the bar saying only
+    'chi = 40': the steps of its climb (progress.status) now show on the bar under the point's chi, and a status
+    said outside a ladder goes nowhere."""
+    from msat.runtime import progress
+
+    seen = []
+
+    class Recorder:
+        def __init__(self, total, enabled, label):
+            pass
+
+        def describe(self, what):
+            seen.append(what)
+
+        step = close = lambda self, *a: None
+
+    class Climbing(Scripted):
+        def solve(self, chi, warm):
+            if warm is None and chi > 1:
+                return ladder.annealed(lambda c, w: super(Climbing, self).solve(c, w), chi, self.warm)
+            return super().solve(chi, warm)
+
+    monkeypatch.setattr(ladder, "Progress", Recorder)
+    ladder.solve(Climbing(), [4.0], progress=True)
+    assert seen == ["chi = 4", "chi = 4: cold start annealed from chi = 1, step 1 of 2 (chi = 2)",
+                    "chi = 4: cold start annealed from chi = 1, step 2 of 2 (chi = 4)"], seen
+    progress.status("after the ladder")
+    assert len(seen) == 3
+
+
 def test_a_cold_start_that_fails_on_its_climb_says_so():
     """A cold start far from chi = 1 climbs from there (ladder.annealed); where the climb failed the error named
     only an intermediate chi (outside audit: "did not converge (chi=24.9...)" for a request at 40, after 880 s)."""

@@ -100,13 +100,13 @@ def test_cli_sample_writes_draws(tmp_path, capsys):
 
     out, draws = tmp_path / "s.json", tmp_path / "d.npz"
     code = console.main(["sample", "--dataset", "teacher", "--P", "6", "--D", "4", "--P-test", "2", "--N", "10",
-                     "--chi", "1,10", "--kappa", "0.5", "--samples", "100", "--chains", "2", "--seed", "3",
+                     "--chi", "1,10", "--kappa", "0.5", "--samples", "400", "--chains", "2", "--seed", "3",
                      "--json", str(out), "--draws", str(draws)])
     assert code == 0
     rs = json.loads(out.read_text())
     assert [r["method"] for r in rs] == ["sample", "sample"] and rs[0]["order"] is None
     d = np.load(draws)
-    assert d["chi0_train"].shape == (2, 100, 6) and d["chi1_test"].shape == (2, 100, 2)
+    assert d["chi0_train"].shape == (2, 400, 6) and d["chi1_test"].shape == (2, 400, 2)
 
 
 def test_an_output_constant_over_every_draw_has_undefined_diagnostics_and_no_stderr_noise():
@@ -174,3 +174,32 @@ def test_reported_test_variance_mcse_is_honest_over_seeds():
             z += list((s["test_var"] - ex["test_var"]) / s["test_var_mcse"])
     rms = float(np.sqrt(np.mean(np.square(z))))
     assert 0.7 < rms < 1.25 and np.max(np.abs(z)) < 4.5, (rms, np.max(np.abs(z)))
+
+
+def test_chains_that_disagree_are_not_converged_and_say_so(tmp_path, capsys):
+    """Inputs scaled by 1e3 make the sampled readout's posterior stiff: the chains disagree (R-hat over
+    RHAT_FAIL) and their test variances sit 40% under the exact posterior's, several reported MCSEs off. Such
+    a point keeps its values but is not converged (error, exit 3 with one line); integrating the readout out
+    (--readout marginal) mixes, and that result is converged and agrees with the exact integral."""
+    import json
+
+    from tests_support import run_cli
+
+    rng = np.random.default_rng(0)
+    X, y, Xt = 1e3 * rng.standard_normal((6, 8)), rng.standard_normal(6), 1e3 * rng.standard_normal((2, 8))
+    data = tmp_path / "big.npz"
+    np.savez(data, X=X, y=y, X_test=Xt)
+    out = tmp_path / "s.json"
+    args = ["sample", "--data", data, "--N", "10", "--chi", "1", "--kappa", "0.3", "--samples", "2000"]
+    code, _, err = run_cli(args + ["--json", out], capsys)
+    r = json.loads(out.read_text())
+    assert code == 3 and r["converged"] is False and r["rhat_max"] > chain_stats.RHAT_FAIL
+    assert "chains disagree" in r["error"] and len(r["test_var"]) == 2 and "Traceback" not in err
+    assert [ln for ln in err.splitlines() if ln.startswith("msat: solver did not converge")]
+    ex = exact.moments(spectral.spectrum(X, y, Xt, 1.0), 10, 1.0, 0.3, 1.0)
+    assert np.all(np.array(r["test_var"]) < 0.8 * ex["test_var"])  # what the flag is for
+    code, _, _ = run_cli(args + ["--readout", "marginal", "--json", out], capsys)
+    m = json.loads(out.read_text())
+    assert code == 0 and m["converged"] is True and m["rhat_max"] < chain_stats.RHAT_FAIL
+    z = (np.array(m["test_mean"]) - ex["test_mean"]) / np.array(m["test_mean_mcse"])
+    assert np.max(np.abs(z)) < 4, z
