@@ -61,6 +61,12 @@ PROPOSAL_NAMES = {"moments": "q's estimated second moment", "linearised": "the l
 ANDERSON_CHI_OVER_N, ANDERSON_SWEEPS = 0.1, 40
 #: the fixed point on draws is solved to this fraction of their relative Monte Carlo error (_below_noise)
 NOISE_TOL = 1e-3
+#: a draw set's own fixed point is solved to this fraction of its distance from the union's (where that is
+#: below NOISE_TOL's bound): its shift is the Monte Carlo error, which 1/sqrt(M) overstates for quasi-random
+#: draws with a control variate, and a set stopped at the union's start reported an error of exactly 0
+RESOLVE = 1e-2
+#: the finest relative residual asked of a fixed point on draws (float64 sums over them still resolve it)
+TOL_FLOOR = 1e-12
 #: what a user can do where the draws do not hold the saddle
 REMEDY = (" (q(w) moves further than its draws reach: approach this chi along a ladder, e.g. --chi 1,2,4,..., or "
           "raise --mc-samples; --method sample samples the networks themselves)")
@@ -135,8 +141,9 @@ def _remembered(sweep):
     return remembered
 
 
-def _solve_on(saddle, chi, C_start, d: Draws, Ct0, tol):
-    """The saddle on the draws d: (C, Cs, css, weights at C, effective fraction, converged)."""
+def _solve_on(saddle, chi, C_start, d: Draws, Ct0, tol, resolve=None):
+    """The saddle on the draws d: (C, Cs, css, weights at C, effective fraction, converged); with `resolve`, to
+    at most that fraction of the start's own residual too (never below TOL_FLOOR)."""
     P = saddle.P
     inner, jvp = fixed_point_map(saddle, chi, d, Ct0)
     sweep = _remembered(inner)
@@ -146,6 +153,8 @@ def _solve_on(saddle, chi, C_start, d: Draws, Ct0, tol):
         return C_start, None, None, None, 0.0, False
     start_residual = float(np.linalg.norm(start[0] - C_start.ravel())
                            / max(np.linalg.norm(C_start), np.linalg.norm(start[0]), 1e-300))  # the solvers' measure
+    if resolve is not None:
+        tol = max(TOL_FLOOR, min(tol, resolve * start_residual))
     what = "adaptive: the reweighted single-neuron fixed point"
     x, x0 = None, C_start.ravel()
     if chi / saddle.N <= ANDERSON_CHI_OVER_N and not d.steep:
@@ -227,14 +236,22 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, tol=1e-10, errors=True)
                                    {"chi": chi, "effective_fraction": frac})
     _checked_field(saddle, Cu, chi)
     replicas = solve_replicas(saddle, chi, Cu, sets, Ct0, tol) if errors else []
+    if replicas:  # the union's stop, too, well under the Monte Carlo error its sets show (not 1/sqrt(M)'s bound)
+        error = math.sqrt(sum(float(np.linalg.norm(r[0] - Cu)) ** 2 for r in replicas)) / len(replicas)
+        finer = max(TOL_FLOOR, RESOLVE * error / max(float(np.linalg.norm(Cu)), 1e-300))
+        if finer < _below_noise(tol, union):
+            C2, Cs2, css2, _, frac2, done2 = _solve_on(saddle, chi, Cu, union, Ct0, finer)
+            if done2:
+                Cu, Cs, css, frac = C2, Cs2, css2, frac2
     return Reweighted(Cu, Cs, css, replicas, frac, stage, how, sum(len(d.logw0) for d in sets))
 
 
 def solve_replicas(saddle, chi, C, sets, Ct0, tol):
-    """(C, C*, c**) solved on each draw set alone from the union's C (their spread: the Monte Carlo error)."""
+    """(C, C*, c**) solved on each draw set alone from the union's C (their spread: the Monte Carlo error), each
+    to a hundredth of its own distance from it at least."""
     replicas = []
     for d in sets:
-        Cr, Csr, cssr, _, _, ok = _solve_on(saddle, chi, C, d, Ct0, _below_noise(tol, d))
+        Cr, Csr, cssr, _, _, ok = _solve_on(saddle, chi, C, d, Ct0, _below_noise(tol, d), resolve=RESOLVE)
         if ok:
             replicas.append((Cr, Csr, cssr))
     if len(replicas) < 2:

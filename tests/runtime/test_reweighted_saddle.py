@@ -292,8 +292,8 @@ def test_locating_grows_its_draws_where_few_draws_lose_the_saddle(monkeypatch):
         sizes.append(draws)
         return mala_set(saddle, Ct0, draws, seed, keep)
 
-    def ended(*args):
-        out = solve_on(*args)
+    def ended(*args, **kwargs):
+        out = solve_on(*args, **kwargs)
         ends.append(not out[5] and out[4] < rs.REACH * rs.FLOOR)  # stopped at the edge of reach
         # (the real function keeps its residuals on the module's name, this wrapper while patched in)
         crept.append(not out[5] and ended.beyond <= 1 and np.linalg.norm(out[0] - args[2])
