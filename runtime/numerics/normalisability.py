@@ -11,6 +11,8 @@ from msat.generated import densities
 
 #: fixed directions of highest tilt refined by ascent in the relu check
 ASCENT_STARTS = 16
+#: relu: a tilt/prior from this on (q's tail along a ray over 4.5 prior widths) is warned of as near the edge
+NEAR_EDGE = 0.95
 #: activations with phi(t x) = t phi(x) for t > 0: along each ray w = t v their tilt is exactly t^2 times that of v
 HOMOGENEOUS = ("linear", "relu")
 

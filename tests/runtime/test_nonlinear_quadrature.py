@@ -60,3 +60,21 @@ def test_the_monte_carlo_saddle_is_within_its_errors_of_the_quadrature_saddle():
         assert np.all(mcse > 0), (key, mcse)
         z = (np.asarray(r[key]) - ref) / mcse
         assert np.max(np.abs(z)) < 5, (key, z)  # t with 7 degrees of freedom: |z| > 5 once in 600
+
+
+def test_a_relu_saddle_near_the_normalisability_edge_warns_that_its_errors_may_not_hold():
+    """relu, D = 2, P = 3, N = chi = 20, kappa = 0.1, g_w = 0.6 (an outside audit's case): msat's saddle has
+    tilt/prior 0.989 on its worst ray, where q's radial tail is (1 - 0.989)^-1/2 = 9.5 prior widths long, and its
+    train means sat 11 MCSE from an exact radial-quadrature saddle (tilt/prior 0.954 there). The warning that
+    the normalisability rests on a search now says what being that near the edge means for the errors."""
+    X = np.array([[-0.32820986389778867, -1.3108655617590728], [1.2170063271339084, -1.0536633216143896],
+                  [0.2736458759582758, -1.259912469679529]])
+    Xt = np.array([[0.3472849722994557, 1.6581561462009875], [-0.8199522643045198, 0.3651025899008419]])
+    r = predict(X, np.array([-1.0, 1.0, 1.0]), Xt, N=20, chi=20.0, kappa=0.1, g_w=0.6, activation="relu",
+                method="adaptive", order=1, seed=20)
+    said = [w for w in r.warnings if w.startswith("relu: q(w)'s normalisability rests on a search")]
+    assert len(said) == 1, r.warnings
+    ratio = float(said[0].split("on a ray is ")[1].split(" ")[0])
+    width = float(said[0].split("that ray is ")[1].split(" ")[0])
+    assert ratio >= 0.95 and width == pytest.approx((1 - ratio) ** -0.5, rel=0.05)
+    assert "can stray beyond their errors" in said[0]
