@@ -109,7 +109,7 @@ def _method_token(token):
 
 def _with_orders(methods, order):
     """--order's list given to the methods that take one and were given none (loop, adaptive): `--method
-    loop,exact --order 1,2` is loop:1, loop:2, exact (predict ignores --order for the others, with a warning)."""
+    loop,exact --order 1,2` is loop:1, loop:2, exact (where no item takes them, the sweep says so, as predict does)."""
     if order is None:
         return methods
     orders = [_number("order", t, "size") for t in _items("order", order)]
@@ -134,6 +134,7 @@ class Grid:
     coords: dict
     spec: dict  # everything that defines the sweep (for --resume)
     widths_from: str = "N"  # "N" (with the task's depth) or "widths"
+    order_unused: bool = False  # --order given, and every --method item has its own order or takes none
 
     @property
     def task_dims(self):
@@ -187,7 +188,7 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
                              "differs: loop for linear, adaptive otherwise)")
         method = "loop" if activations[0] == "linear" else "adaptive"
     coords = {
-        "method": [_method_token(t) for t in _with_orders(_items("method", method), order)],
+        "method": [_method_token(t) for t in _with_orders(_items("method", method), order)],  # --order in these
         "N": [w[-1] for w in Ns] if n_key == "N" else ["x".join(str(n) for n in w) for w in Ns],
         "depth": depths if n_key == "N" else [0],  # 0: the --widths items set it
         "kappa": [_number("kappa", t, "positive") for t in _items("kappa", kappa)],
@@ -216,7 +217,8 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
     spec.update(source=source, widths_given=n_key)
     if data is not None:  # absent for built-in sets: their stores' spec is as before
         spec["data"] = data
-    return Grid(coords, spec, n_key)
+    unused = order is not None and _with_orders(_items("method", method), order) == _items("method", method)
+    return Grid(coords, spec, n_key, unused)
 
 
 def widths_of(grid: Grid, task) -> tuple:

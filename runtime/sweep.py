@@ -101,6 +101,8 @@ def precheck(g, source, extra):
     if not valid:
         raise InputError(f"no task of this sweep is valid (the first: {first})")
     lines = [f"{option}: no task of this sweep uses it" for option, n in ignored.items() if n == valid]
+    if g.order_unused:
+        lines.append("--order: no task of this sweep uses it (every --method item gives its own order or takes none)")
     if not isinstance(source, tuple) and len(g.coords["seed"]) > 1 and not random:
         lines.append("--seed: no task of this sweep uses it (the data come from --data and no method draws "
                      "random numbers): its values are identical copies")

@@ -173,7 +173,8 @@ def _say_chi_outside(g) -> None:
 
 def _say_notes(out) -> None:
     """One line when tasks hold points a method does not cover or whose solver did not converge: they are data
-    (NaN, converged false), and the store's `note` says why; without this line a sweep would pass in silence."""
+    (NaN where a point has no value, converged false), and the store's `note` says why; without this line a sweep
+    would pass in silence."""
     import xarray as xr
 
     try:

@@ -26,7 +26,7 @@ from .modes import separated_modes
 from .proposal import ess as _ess
 from .draw_sets import Draws as _Draws, features as _features, gaussian_set as _gaussian_set, union as _union
 from .reweighted_saddle import (GAUSSIAN_MIN, REDRAW, STAGES, Reweighted, _below_noise, _checked_field, _lost,
-                                _solve_on, solve_replicas, stage_draws)
+                                _solve_on, refine_union, solve_replicas, stage_draws)
 
 #: modes heavier than the bulk by more than e^JUMP at the start are brought in by a homotopy in their masses,
 #: from e^-MARGIN of the bulk's, in steps of WALK nats (down to MIN_WALK)
@@ -228,6 +228,7 @@ def mixture_saddle(saddle, chi, C_start, draws, seed, tol=1e-10, errors=True):
         _lost(saddle, chi, Cu, beyond, frac, stage)
     _checked_field(saddle, Cu, chi)
     replicas = solve_replicas(saddle, chi, Cu, sets, Ct0, tol) if errors else []
+    Cu, Cs, css, frac = refine_union(saddle, chi, (Cu, Cs, css, frac), union, Ct0, tol, replicas)
     # the masses at the solution's field, not at the one the sets were drawn at (the union's start)
     Ct = saddle.field(Cu, chi)[2]
     pooled = _pooled([masses_at(saddle, d, m, Ct, Ct0) for d, m in zip(sets, masses)])

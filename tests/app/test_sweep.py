@@ -45,6 +45,11 @@ def test_order_takes_a_list_and_n_may_name_the_last_width_as_predict_lets_it(tmp
     for bad in (dict(N="30", widths="10x20"), dict(N="20,30", widths="10x20"), dict(N="20", widths="20x30")):
         with pytest.raises(InputError, match="conflicts with --widths"):
             grid.build(chi="1", kappa="0.5", **bad)
+    from msat.runtime import sweep as sw  # where no item takes --order, the sweep says so (predict warns too)
+
+    for methods, said in (("exact", True), ("loop:2,nngp", True), ("loop:2,adaptive", False), (None, False)):
+        g = grid.build(N="20", chi="1", kappa="1", method=methods, order="1", P="8", D="3", P_test="2")
+        assert any(s.startswith("--order: no task") for s in sw.precheck(g, ("builtin", "teacher"), {})) == said
     out = tmp_path / "o.zarr"
     code = main(["sweep", "--dataset", "teacher", "--P", "6", "--D", "3", "--P-test", "2", "--N", "20",
                  "--chi", "4", "--kappa", "0.5", "--method", "loop", "--order", "1,2", "--workers", "1",
