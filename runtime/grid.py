@@ -187,8 +187,10 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
             raise InputError("--method is needed when --activation mixes linear with erf or relu (predict's default "
                              "differs: loop for linear, adaptive otherwise)")
         method = "loop" if activations[0] == "linear" else "adaptive"
+    given = _items("method", method)
+    ordered = _with_orders(given, order)  # --order given to the items that take it
     coords = {
-        "method": [_method_token(t) for t in _with_orders(_items("method", method), order)],  # --order in these
+        "method": [_method_token(t) for t in ordered],
         "N": [w[-1] for w in Ns] if n_key == "N" else ["x".join(str(n) for n in w) for w in Ns],
         "depth": depths if n_key == "N" else [0],  # 0: the --widths items set it
         "kappa": [_number("kappa", t, "positive") for t in _items("kappa", kappa)],
@@ -217,8 +219,7 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
     spec.update(source=source, widths_given=n_key)
     if data is not None:  # absent for built-in sets: their stores' spec is as before
         spec["data"] = data
-    unused = order is not None and _with_orders(_items("method", method), order) == _items("method", method)
-    return Grid(coords, spec, n_key, unused)
+    return Grid(coords, spec, n_key, order is not None and ordered == given)
 
 
 def widths_of(grid: Grid, task) -> tuple:

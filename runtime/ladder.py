@@ -79,7 +79,7 @@ def solve(solver, chis, setup_seconds: float = 0.0, progress: bool = False) -> l
         try:
             return _solve(solver, chis, setup_seconds, bar)
         finally:
-            _progress._status = None
+            _progress.show_status(None)
             bar.close()
 
 
@@ -89,7 +89,7 @@ def _solve(solver, chis, setup_seconds, bar):
     for chi in chis:
         t0 = time.perf_counter()
         bar.describe(f"chi = {chi:g}")
-        _progress._status = lambda what, chi=chi: bar.describe(f"chi = {chi:g}: {what}")
+        _progress.show_status(lambda what, chi=chi: bar.describe(f"chi = {chi:g}: {what}"))
         try:
             st = reach(solver, None if prev is None else prev.chi, warm, chi, solver.retries)
         except ConvergenceError as err:

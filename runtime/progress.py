@@ -31,6 +31,12 @@ class Progress:
 _status = None
 
 
+def show_status(describe) -> None:
+    """Route status() to `describe` (the ladder bar's, for the point under way), or nowhere with None."""
+    global _status
+    _status = describe
+
+
 def status(what: str) -> None:
     """Name the work under way inside one long point (an annealing step, order 2's loop) on the ladder's bar,
     where one is shown; nothing otherwise. A cold start can take minutes before its point ends."""
