@@ -75,6 +75,16 @@ def tilt_limit():
 
 
 lam_ct, lam_xx = sp.symbols("lam_ct lam_xx", real=True)
+ray_ratio = sp.Symbol("ratio", nonnegative=True)
+
+
+def ray_tail_width():
+    """The radial width of q along a ray of tilt/prior `ratio` < 1, in prior widths: for homogeneous phi
+    log q(t v) = -(D/2g_w)(1 - ratio) t^2, so its curvature in t falls by 1 - ratio (docs/theory.md §6)."""
+    t = sp.Symbol("t", positive=True)
+    log_q = -tilt_limit() * (1 - ray_ratio) * t**2
+    curvature = -sp.diff(log_q, t, 2)
+    return sp.simplify(sp.sqrt(curvature.subs(ray_ratio, 0) / curvature))
 
 
 def relu_margin():

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: cdbd25ecbde177e47be5753a4c3c441d9ef3ba58229516344a635b41a9f60f20
+# inputs-sha256: 39f48db7d61e25a80a85b8c44f5a336e38752594f64346c5388fc7164aa775a1
 # content-sha256: 16112d8f696b3a708eb49e96951f20e100d8a4257f76b1e084a124be50a56028
 """The layers of a deep linear network with 1 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 1 needs."""
 import math  # noqa: F401

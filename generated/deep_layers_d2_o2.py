@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: c57aa14f325c07d9f88762d27ef3fc5144d67d4e420e419186ac45821f9862cd
+# inputs-sha256: fbdc7271d77894ba54d96c12929b3b1409b6a1dff7446f0f6a39856eecd097a6
 # content-sha256: cecdebd7171b1b1596f7e4e9dd8f24e19ffe59796ded93c2eb00f3be664b2abb
 """The layers of a deep linear network with 2 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 2 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 75a3d4fcb981a6c742d0dda7c085556ce23e36fd7888e3c09e0e4fac7cb0e81e
+# inputs-sha256: beae83e9817cfd9b3644470156c5b8ddc12e6723054704a3f3ddebf3aa3dd6ee
 # content-sha256: 3f41bd27fabc1bc0b8ab390c531ce3c4bc0f23dc4622439bf8907123e55b2547
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 0, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401

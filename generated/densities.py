@@ -3,8 +3,8 @@
 # derivation: derive.network + derive.activations + derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: e002f526d61c9be03e2894527045f5c2a9d518d12ec901bbd0fdd7507d86b1e9
-# content-sha256: 7e4126ae2caf4979a633b801aafa2c91059123e8b8ffb0bd2892efdd7669e767
+# inputs-sha256: f54484372f454a4c8e6925d2872793ad7023f6a24cdb5b5e866c17737bd0f9f9
+# content-sha256: 9b6ff3975b8ad8683f940da7af407ee1a468112e9d6d6c06ea443bec22f76e5e
 """Log densities and gradients of the laws msat samples (docs/theory.md §1, §2b, §6, §7): the posterior of a finite network and the adapted single-neuron law, for each activation (argument act, codes in ACTIVATIONS); phi, phi', the observables of one network state."""
 import math  # noqa: F401
 
@@ -236,6 +236,15 @@ def relu_margin(D, g_w, lam_ct, lam_xx):
     margin = D/g_w - 2*lam_xx*max(0, lam_ct)
 
     return margin
+
+
+@njit(cache=True)
+def ray_tail_width(ratio):
+    """q's radial width along a ray whose tilt is `ratio` of the prior's (below 1), in prior widths
+    (docs/theory.md §6): homogeneous phi only, where the tilt grows like t^2 along the ray."""
+    width = math.sqrt(-1/(ratio - 1))
+
+    return width
 
 
 @njit(cache=True)

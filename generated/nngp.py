@@ -3,7 +3,7 @@
 # derivation: derive.activations.nngp_kernel + derive.activations.input_kernels
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: ac354907daffc1c03a76a9c4cce1485eae58879d30ea21e92d6d8416882cae8a
+# inputs-sha256: 99723db582ba1eed9b9cc11891ee034e5c27d82cb67f72aafc04850144f36f38
 # content-sha256: 60b256b3131ffcd02cb4c00bb21dcdeca87cd8a16dc96c325225649960cf882d
 """The input kernels and the NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for every activation (docs/theory.md §1; codes in ACTIVATIONS)."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action_difference
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 4ca27cb80a63f4ac1eab17bd5cb9100aa431cce518e9def43edf4779363ec3e4
+# inputs-sha256: 9c6d7069ac62a46fa75bf30c7b4516984a8c528559aa677b3a44f42a41296339
 # content-sha256: 169266819d6bae6eff05f0e420e99c3be914568874a08ae31b042bc6e5bdc25b
 """Exact 1-D integral over s (docs/theory.md §2a): S(s) - S(s0) without cancellation, and the directional hidden-weight moment given s."""
 import math  # noqa: F401

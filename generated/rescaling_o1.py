@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 2480eefaa23088f4c9901b167570784559c386d52b92c2b98a25d7022ac8e0ca
+# inputs-sha256: cda6451cab58988274d1c82d291e07c04563eace87e58af2f53910df0fb6fc29
 # content-sha256: c9b98e815190fa38cca8c0139efb9000f91f563c0d811dcb7ca151caacc8d04b
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 1 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

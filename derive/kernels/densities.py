@@ -51,6 +51,7 @@ def densities_spec() -> KernelSpec:
             "neuron_scales": [Statement("var_w", var_w), Statement("limit", network.tilt_limit()),
                               Statement("mean_w2", network.D * var_w)],
             "relu_margin": [Statement("margin", network.relu_margin())],
+            "ray_tail": [Statement("width", network.ray_tail_width())],
         },
     )
 

@@ -154,9 +154,10 @@ class NonlinearSaddle:
         lead = "relu: q(w)'s normalisability rests on a search"
         if not any(w.startswith(lead) for w in warnings) and not self._model.relu_margin(  # once per point
                 self.D, self.g_w, float(np.linalg.eigvalsh(Ct)[-1]), self.XtX_max) > 0:
-            r = self.normalisable(Ct)[1]  # c(v) = (D/2g_w)(1 - r) sets the radial width on the worst ray
-            near = (f"; so near 1 q's tail along that ray is {(1 - r) ** -0.5:.3g} prior widths long, which few "
-                    "draws reach, and the Monte Carlo estimates can stray beyond their errors (an outside check: "
+            r = self.normalisable(Ct)[1]
+            tail = densities.ray_tail_width(r) if r < 1 else math.inf
+            near = (f"; so near 1 q's tail along that ray is {tail:.3g} prior widths long, which few draws reach,"
+                    " and the Monte Carlo estimates can stray beyond their errors (an outside check: "
                     "11 MCSE at 0.989, 0.4 at 0.984)" if r >= NEAR_EDGE else "")
             warnings.append(f"{lead} at chi = {chi:g}: the largest tilt/prior it finds on a ray is {r:.3g} (q exists "
                             "below 1; a lower bound), since the sufficient condition D/g_w > 2 lambda_max(Ct)_+ "

@@ -276,3 +276,27 @@ def test_features_are_phi_of_the_preactivations_across_blocks(act):
     densities.features(X, W, code, out)
     H = np.array([[math.fsum(X[a] * W[i]) for a in range(X.shape[0])] for i in range(W.shape[0])])
     np.testing.assert_allclose(out, phi(H), rtol=1e-13, atol=1e-14)
+
+
+def test_ray_tail_width_is_the_relu_neuron_laws_radial_width_by_quadrature():
+    """ray_tail_width(r): the RMS of t under q(t v) over t >= 0 (the relu neuron's generated log density along a
+    ray whose tilt is r of the prior's), over the prior's, by quadrature; r read off the same density."""
+    from scipy.integrate import quad
+
+    rng = np.random.default_rng(7)
+    P, D, g_w = 4, 3, 0.8
+    X = rng.standard_normal((P, D))
+    v = rng.standard_normal(D)
+    v /= np.linalg.norm(v)
+    u = np.maximum(X @ v, 0.0)
+    act = densities.ACTIVATIONS.index("relu")
+    limit = densities.neuron_scales(D, g_w)[1]
+    bufs = [np.empty(P) for _ in range(4)] + [np.empty(D)]
+    for target in (0.3, 0.9, 0.99):
+        Ct = target * limit * np.outer(u, u) / (u @ u) ** 2  # phi(Xv)^T Ct phi(Xv) = target * limit
+        log_q = lambda t, C: densities.neuron_log_density(t * v, X, C, D, g_w, act, *bufs)  # noqa: E731
+        r = (log_q(1.0, Ct) - log_q(1.0, 0 * Ct)) / limit
+        m2 = [quad(lambda t: t * t * np.exp(log_q(t, C)), 0, np.inf)[0] / quad(lambda t: np.exp(log_q(t, C)), 0,
+                                                                                np.inf)[0] for C in (Ct, 0 * Ct)]
+        assert r == pytest.approx(target, rel=1e-12)
+        assert densities.ray_tail_width(r) == pytest.approx(np.sqrt(m2[0] / m2[1]), rel=1e-8)
