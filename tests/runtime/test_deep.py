@@ -72,6 +72,33 @@ def test_depth_two_exact_equals_a_dense_quadrature_with_the_product_density(widt
     assert r["quadrature_error"] < 1e-11
 
 
+def test_depth_three_exact_equals_a_direct_three_dimensional_integral_over_the_layers():
+    """P > D (a null space of X), kappa = 1e-3, g_v = 50, g_w = 10, 0.1, 3, chi = N_3 (an outside audit's
+    setting): E[u], Var[u] and the test means against a trapezoid rule over (ln s_1, ln s_2, ln s_3) on a
+    tensor grid, the likelihood from the thin SVD of X (no convolution, no tilt). The null space must enter
+    with eigenvalue exactly 0: the audit's references took it from eigh of X X^T, whose round-off eigenvalues
+    (~1e-16) move E[u] by 3e-7 here through chi y_perp^2 / kappa, and so reported msat 1e-7 off."""
+    rng = np.random.default_rng(3)
+    X, y, Xt = rng.standard_normal((20, 8)), np.sign(rng.standard_normal(20)), rng.standard_normal((3, 8))
+    widths, g_ws, chi, kappa, g_v = (10, 20, 30), (10.0, 0.1, 3.0), 30.0, 1e-3, 50.0
+    Q, sig, Vt = np.linalg.svd(X, full_matrices=False)
+    lam, yt = math.prod(g_ws) * sig**2 / X.shape[1], Q.T @ y  # the nonzero modes; the null space's terms are constant
+    kt = math.prod(g_ws) * (Xt @ Vt.T) * sig / X.shape[1]  # k_*^T U on the nonzero modes
+    grids = [np.linspace(-16 / math.sqrt(N / 2), 10 / math.sqrt(N / 2), 90) for N in widths]
+    T = np.meshgrid(*grids, indexing="ij")
+    u = np.exp(sum(T)).ravel()
+    A = g_v * u[:, None] * lam + kappa
+    logw = sum(N / 2 * (t - np.exp(t)) for N, t in zip(widths, T)).ravel() - (
+        chi / 2 * np.sum(yt**2 / A, axis=1) + 0.5 * np.sum(np.log(A), axis=1))
+    p = np.exp(logw - logw.max())
+    p /= p.sum()
+    mstar = (g_v * u[:, None] * yt / A) @ kt.T  # m_*(u) = g_v u k_*^T (g_v u K + kappa)^-1 y
+    r = predict(X, y, Xt, widths=list(widths), g_w=list(g_ws), chi=chi, kappa=kappa, g_v=g_v, method="exact")
+    assert r.s_mean == pytest.approx(p @ u, rel=1e-11)
+    assert r.s_var == pytest.approx(p @ (u - p @ u) ** 2, rel=1e-10)
+    np.testing.assert_allclose(r.test_mean, p @ mstar, rtol=1e-11)
+
+
 def test_depth_acts_first_like_a_smaller_width():
     """With equal widths the prior of u has variance ~ 2L/N: at chi = 1 a deep linear network's
     correction to the NNGP grows with depth (docs/theory.md §2d)."""
