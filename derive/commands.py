@@ -91,8 +91,12 @@ def derive(args) -> int:
         if diffs:
             sys.stdout.write("".join(diffs))
             where = "" if args.out is None else f" --out {out}"
-            print(f"msat derive --check: {len(diffs)} file(s) in {out} differ from a fresh "
-                  f"emission; run `msat derive --order {order} --depth {depth}{where}` to update", file=sys.stderr)
+            foreign = sum("not written by msat derive" in d for d in diffs)  # msat derive keeps these: by hand
+            update = (f"run `msat derive --order {order} --depth {depth}{where}` to update" if foreign < len(diffs)
+                      else "")
+            remove = f"remove the {foreign} file(s) not written by msat derive by hand" if foreign else ""
+            print(f"msat derive --check: {len(diffs)} file(s) in {out} differ from a fresh emission; "
+                  + "; ".join(x for x in (update, remove) if x), file=sys.stderr)
             return 1
         print(f"msat derive --check: {out} matches a fresh emission (orders 0..{order}, depths 1..{depth})")
         return 0

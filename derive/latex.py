@@ -142,6 +142,7 @@ def document(order: int = 3) -> str:
     for l, b, d in order_lines(order):
         out += [f"### Order {l}", "", "$$", rf"c_{{{l}}}^{{\mathrm{{bare}}}} = {b}", "$$", "",
                 "$$", rf"c_{{{l}}}^{{\mathrm{{dressed}}}} = {d}", "$$", ""]
+    out += nngp_section()
     out += deep_section()
     out += adaptive_section()
     out += kernel_field_section()
@@ -237,18 +238,36 @@ def _terms_tex(terms, empty="I"):
     return text[2:] if text.startswith("+ ") else text
 
 
+def nngp_section() -> list[str]:
+    """The NNGP kernels of docs/theory.md §1, K^phi_ab = E[phi(h_a) phi(h_b)] for (h_a, h_b) ~ N(0, K), as
+    derive.activations writes them (angles by atan2, which keeps their digits at large inputs)."""
+    from . import activations
+
+    out = ["## NNGP kernels (docs/theory.md §1)", "",
+           "$K^\\phi_{ab} = \\mathbb E\\,\\phi(h_a)\\phi(h_b)$ for $(h_a, h_b) \\sim \\mathcal N(0, K)$, "
+           "$K_{ab} = \\tfrac{g_w}{D}x_a\\cdot x_b$, as `msat.derive.activations.nngp_kernel` writes them: "
+           "erf's is $\\tfrac2\\pi\\arcsin\\big(2K_{ab}/\\sqrt{(1+2K_{aa})(1+2K_{bb})}\\big)$ and relu's the "
+           "arc-cosine kernel, their angles written as arctangents (full precision at large inputs).",
+           ""]
+    for name in ("erf", "relu"):
+        out += [f"### {name}", "", "$$", r"K^{\phi}_{ab} = " + tex(activations.nngp_kernel(name)), "$$", ""]
+    return out
+
+
 def adaptive_section() -> list[str]:
     """Kernel adaptation (docs/theory.md §2b): action and saddle equations derived by derive.matcalc."""
     from . import adaptive
 
     out = ["## Kernel adaptation (linear network)", "",
-           "Action of the matrix fields and its stationarity conditions, derived by SymPy matrix "
-           "calculus (`msat.derive.adaptive.saddle`); order 0 drops the output-fluctuation term.", ""]
+           "The exponent $\\mathcal S$ of the matrix fields, $Z = \\int dC\\, d\\tilde C\\, e^{\\mathcal S}$ (its sign "
+           "is that of the exponent: the $S$ of the other sections is an action, $Z = \\int e^{-S}$), and its "
+           "stationarity conditions, derived by SymPy matrix calculus (`msat.derive.adaptive.saddle`); order 0 "
+           "drops the output-fluctuation term.", ""]
     names = {adaptive.Ct: r"\tilde{C}"}
     for order in adaptive.ORDERS:
         sd = adaptive.saddle(order)
         red = adaptive.reduction(order)
-        out += [f"### Order {order}", "", "$$", "S = " + tex(adaptive.action(order), names), "$$", "",
+        out += [f"### Order {order}", "", "$$", r"\mathcal S = " + tex(adaptive.action(order), names), "$$", "",
                 "$$", r"\tilde C = " + tex(sd.Ct, names), "$$", "", "$$", "C = " + tex(sd.C, names), "$$", "",
                 "Per eigenvalue $b$ of $C$: $h(b) = " + tex(red.h) + r"$, rank-one weight $\sigma = "
                 + tex(red.sigma) + "$.", ""]
