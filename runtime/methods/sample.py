@@ -40,7 +40,7 @@ class _Solver(Solver):
             raise ConvergenceError(f"sample: every chain stopped moving (acceptance under {STUCK:.0%} in each, "
                                    f"highest {acc.max():.2%}): the posterior lies beyond the sampler's steps at "
                                    "these parameters", {"chi": chi, "acceptance_max": float(acc.max())})
-        return Point(chi, value=summary, warnings=list(summary["warnings"]))
+        return Point(chi, value=summary, warnings=list(summary["warnings"]) + _unseen_modes(d, p, summary, len(chains)))
 
     def results(self, states):
         out = []
@@ -65,6 +65,28 @@ class _Solver(Solver):
                               {"rhat_max": s["rhat_max"], "ess_min": s["ess_min"]})
             out.append(r)
         return out
+
+
+#: non-linear layers this narrow or narrower can have posterior modes over functions that chains do not cross
+FEW_UNITS = 4
+
+
+def _unseen_modes(d, p, s, n_chains) -> list:
+    """Warnings where the MCSEs and R-hat cannot see a mode no chain visited (docs/theory.md §7): a narrow
+    non-linear layer, and outputs at nonzero inputs that never varied (MCSE exactly 0)."""
+    out = []
+    if p.activation != "linear" and min(p.widths) <= FEW_UNITS:
+        out.append(f"sample: with {min(p.widths)} hidden unit(s) in a layer the posterior over functions can have "
+                   f"separate modes that chains started from the prior do not cross, and R-hat over {n_chains} "
+                   "chains sees only modes some chain starts in (an outside check: erf, N = chi = 2, all 4 chains in "
+                   "a mode holding a tenth of the mass, R-hat 1.004, test means 800 MCSE off); compare runs with "
+                   "more --chains (16) and other --seed values")
+    frozen = sum(int(np.sum((np.asarray(s[k + "_mean_mcse"]) == 0) & np.any(X != 0, axis=1)))
+                 for k, X in (("train", d.X), ("test", d.X_test)) if X is not None and len(X))
+    if frozen:
+        out.append(f"sample: {frozen} output(s) at nonzero inputs did not vary over any draw (MCSE 0; relu units "
+                   "inactive there in every draw): an error of 0 says nothing of modes no chain visited")
+    return out
 
 
 def _apart(rhat_max) -> bool:

@@ -22,8 +22,15 @@ RHAT_FAIL = 1.05
 
 
 def diagnostics(chains_list, key):
-    """ArviZ R-hat, bulk/tail ESS and MCSE of the mean for an output stacked over chains."""
-    return _arviz(np.stack([getattr(c, key) for c in chains_list]))  # (chain, draw, ...)
+    """ArviZ R-hat, bulk/tail ESS and MCSE of the mean for an output stacked over chains. An output constant
+    within every chain has no R-hat (NaN); where those constants differ between chains it is infinite."""
+    arr = np.stack([getattr(c, key) for c in chains_list])  # (chain, draw, ...)
+    d = _arviz(arr)
+    if arr.shape[0] > 1 and arr.ndim == 3 and arr.shape[2]:
+        frozen = np.all(arr == arr[:, :1], axis=1)  # (chain, n): constant over the chain's draws
+        apart = np.all(frozen, axis=0) & np.any(arr[:, 0] != arr[:1, 0], axis=0)
+        d["rhat"] = np.where(apart, np.inf, d["rhat"])
+    return d
 
 
 def projection_mcse(chains_list, key, v):

@@ -123,6 +123,40 @@ def test_an_output_constant_over_every_draw_has_undefined_diagnostics_and_no_std
     assert np.isfinite(d["rhat"][0]) and np.isnan(d["rhat"][1])
 
 
+def test_an_output_constant_in_each_chain_at_different_values_has_infinite_r_hat():
+    """relu, N = 1: an output frozen at 0 in chains with w > 0 and at another constant in a chain elsewhere had
+    R-hat NaN, which rhat_max skipped (an outside audit): the chains disagree, R-hat is infinite, and the point
+    fails the R-hat rule; frozen at one value in every chain it stays undefined."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    draws = np.stack([rng.standard_normal((300, 3)) for _ in range(4)])
+    draws[:, :, 1] = 0.0
+    draws[:, :, 2] = 0.0
+    draws[3, :, 2] = 0.7
+    chains = [SimpleNamespace(train=c, accept=np.ones(10)) for c in draws]
+    d = chain_stats.diagnostics(chains, "train")
+    assert np.isfinite(d["rhat"][0]) and np.isnan(d["rhat"][1]) and d["rhat"][2] == np.inf
+    assert chain_stats._checks(chains, d, None)[0] == np.inf
+
+
+def test_a_missed_mode_is_warned_of_where_r_hat_cannot_see_it():
+    """An outside audit's case: relu, N = 1, D = 1, mirror-symmetric data, kappa = 0.03: two equal modes (w > 0
+    fits x > 0, w < 0 fits x < 0; quadrature: test means 0.404, 0.404). With seed 3 all four chains sit in one
+    mode: R-hat 1.004, converged, test means 0.80 and 0 with MCSE 0 on the second. R-hat cannot see that; the
+    result now says so twice: a layer of few units, and outputs at nonzero inputs that never varied."""
+    X, y, Xt = np.array([[-1.2], [-0.6], [0.6], [1.2]]), np.array([1.0, 0.5, 0.5, 1.0]), np.array([[-1.0], [1.0]])
+    r = predict(X, y, Xt, N=1, chi=1.0, kappa=0.03, activation="relu", method="sample", samples=1000, chains=4,
+                seed=3)
+    assert r.converged and np.min(r.test_mean_mcse) == 0  # the precondition: every chain in one mode
+    assert any(w.startswith("sample: with 1 hidden unit(s) in a layer") for w in r.warnings), r.warnings
+    frozen = int(np.sum(np.asarray(r.train_mean_mcse) == 0) + np.sum(np.asarray(r.test_mean_mcse) == 0))
+    assert any(w.startswith(f"sample: {frozen} output(s) at nonzero inputs did not vary") for w in r.warnings)
+    wide = predict(X, y, Xt, N=5, chi=1.0, kappa=0.3, activation="relu", method="sample", samples=200, chains=2,
+                   seed=0)
+    assert not any("hidden unit(s) in a layer" in w for w in wide.warnings), wide.warnings
+
+
 def test_the_mcse_of_a_combination_of_means_keeps_their_correlations():
     """chains.projection_mcse: iid draws f ~ N(0, S) with strongly correlated outputs; the MCSE of the mean of
     v . f is sqrt(v^T S v / n) (closed form), which summing the outputs' own MCSEs as independent
