@@ -57,6 +57,24 @@ def write(out_dir: Path, files: dict) -> None:
             stale.unlink()
     for name, text in files.items():
         (out_dir / name).write_text(text)
+    if out_dir.resolve() == Path(GENERATED_DIR).resolve():
+        purge_numba_caches(out_dir.parent)
+
+
+def purge_numba_caches(root: Path) -> int:
+    """Delete numba's on-disk caches (*.nbi, *.nbc) under the package's __pycache__ folders after an emission into
+    its generated/: a runtime kernel that calls a generated one (the sampler's leapfrog_chain calls
+    network_record) keeps its compiled copy of the callee, and numba's cache notices changes to the caller's own
+    file only. Returns how many files went (a cache numba keeps elsewhere, NUMBA_CACHE_DIR, is not touched)."""
+    gone = 0
+    for cache in Path(root).rglob("__pycache__"):
+        for f in [*cache.glob("*.nbi"), *cache.glob("*.nbc")]:
+            try:
+                f.unlink()
+                gone += 1
+            except OSError:  # another process's, or already gone: numba recompiles what it cannot load
+                pass
+    return gone
 
 
 def _generated(path: Path) -> bool:

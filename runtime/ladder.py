@@ -183,5 +183,5 @@ def annealed(solve, chi, warm_of, retries=0, tried=None):
                                    f"chi = {before:.4g}, then {err}", {**err.diagnostics, "annealed_to": before}) \
                 from None
         warm, before = warm_of(st), c
-    st.warnings.append(f"annealed from chi = {start:.4g} in {len(steps)} steps")
+    st.warnings.append(f"annealed from chi = {start:.4g} in {len(steps)} step{'s' * (len(steps) != 1)}")
     return st

@@ -57,15 +57,24 @@ def checks(res: dict) -> list[dict]:
         ok &= bool(np.all((d_th <= 4 * _mcse(th, ref, k) + trunc)[solved]))
         worst_theory = max(worst_theory, float(np.max(_z(th, ref, k)[solved], initial=0.0)))
         nngp_miss = max(nngp_miss, float(d_nn[-1] / sig[-1]))
-    ok &= nngp_miss > 5 and bool(solved.any())
+    # linear: every chi has a loop solution (the scalar integral's saddle always exists)
+    ok &= nngp_miss > 5 and bool(solved.all() if linear else solved.any())
     who = "the sampled networks" if ref is s else "the networks sampled with the readout integrated out"
     slack = "" if linear else f", plus (P/N)^2 = {pn ** 2:.2g} of the NNGP miss for its truncation error"
     detail = (f"NNGP misses {who} at chi = N by {nngp_miss:.1f} MCSE; the theory "
               f"({th_key}) is at most {worst_theory:.1f} MCSE from them (4 allowed{slack})")
     if linear:
-        off = max(float(np.max(np.abs(np.array(th[k], dtype=float) - np.array(rows["exact"][k], dtype=float))))
-                  for k in ("disc_train", "disc_test"))
-        detail += f"; it is {off:.1e} from the exact posterior's"
+        # judged against the exact posterior too, where the sampler's errors cannot see one loop (at chi = 1 the
+        # whole correction is under one MCSE at quick sizes): within 5% of the NNGP's distance from it, per chi
+        # (one loop's error is O(1/N) of that; an outside audit's mutations, the loop term dropped or doubled,
+        # left 19-40%)
+        ex = {k: np.array(rows["exact"][k], dtype=float) for k in ("disc_train", "disc_test")}
+        off_chi = np.max([np.abs(np.array(th[k], dtype=float) - ex[k]) for k in ex], axis=0)
+        nn_chi = np.max([np.abs(np.array(nn[k], dtype=float) - ex[k]) for k in ex], axis=0)
+        share = float(np.max(off_chi / np.maximum(nn_chi, 1e-300)))
+        ok &= bool(np.all(off_chi <= 0.05 * nn_chi + 1e-12))
+        detail += (f"; it is {float(np.max(off_chi)):.1e} from the exact posterior's, at most {share:.1%} of the "
+                   "NNGP's distance from it (5% allowed)")
     if not solved.all():
         missing = ", ".join(f"{c:.3g}" for c, ok_ in zip(chis, solved) if not ok_)
         why = next(iter(res.get("failures", {}).get(th_key, {}).values()), "no solution")
@@ -82,17 +91,29 @@ def checks(res: dict) -> list[dict]:
     s2 = res["orders"]["statement2"]
     tree1, dr1, treeN = (np.array(s2[k]) for k in ("tree_chi1", "dressed1_chi1", "tree_chiN"))
     ok = tree1[-1] > 0.5 * tree1[0] and dr1[-1] < 0.25 * dr1[0] and treeN[-1] < 0.5 * treeN[0]
+    # and the series converges order by order: loop order L's error falls like N^-(L+1) (fig_orders' slopes),
+    # dressed at chi = 1 (bare need not: P comparable to N) and both at chi = N; a wrong loop term leaves N^-1
+    # (None: fewer than three errors above round-off, the series already at machine precision there)
+    slopes = {k: v for k, v in res["orders"]["slopes"].items()
+              if " L=" in k and not k.startswith("chi=1 bare") and v is not None}
+    worst = max(slopes, key=lambda k: abs(slopes[k] + int(k.split("L=")[1]) + 1), default=None)
+    ok = ok and all(abs(v + int(k.split("L=")[1]) + 1) <= 0.5 for k, v in slopes.items())
+    worst_text = f"; loop slopes within 0.5 of -(L+1) (worst {worst}: {slopes[worst]:.2f})" if worst else ""
     out.append({"statement": 2, "status": "PASS" if ok else "FAIL", "figure": "fig_orders.png",
                 "detail": f"{of}P = N/2, N {s2['Ns'][0]} -> {s2['Ns'][-1]}: tree error at chi = 1 {tree1[0]:.2e} -> "
                           f"{tree1[-1]:.2e} (stalls), dressed one loop {dr1[0]:.2e} -> {dr1[-1]:.2e}, tree at "
-                          f"chi = N {treeN[0]:.2e} -> {treeN[-1]:.2e}"})
+                          f"chi = N {treeN[0]:.2e} -> {treeN[-1]:.2e}{worst_text}"})
     s3 = res["statement3"]
     r0 = max(s3["order0_residual"] + s3["ladder_order0_residual"])
     r1 = s3["order1_relative_residual"]
-    ok = r0 < 1e-10 and r1[-1] < 0.5 * r1[0]
+    # order 1's residual is a real O(1/N) effect, not round-off: above 1e-8 and falling with a slope near -1
+    # (an outside audit's mutation, the order-1 correction dropped, left a residual of 1e-12 falling in the noise)
+    r1_slope = float(np.polyfit(np.log(s3["Ns"]), np.log(np.maximum(r1, 1e-300)), 1)[0]) if len(r1) > 1 else 0.0
+    ok = r0 < 1e-10 and r1[-1] < 0.5 * r1[0] and min(r1) > 1e-8 and -1.5 <= r1_slope <= -0.5
     out.append({"statement": 3, "status": "PASS" if ok else "FAIL", "figure": "fig_features.png",
                 "detail": f"{of}tree-level adaptation is a rescaling to {r0:.1e}; one-loop residual of the best "
-                          f"rescaling at chi = N falls {r1[0]:.2e} -> {r1[-1]:.2e} (s_eff {s3['s_eff'][-1]:.2f})"})
+                          f"rescaling at chi = N falls {r1[0]:.2e} -> {r1[-1]:.2e} like N^{r1_slope:.2f} (-1 +- 0.5 "
+                          f"allowed; s_eff {s3['s_eff'][-1]:.2f})"})
     om_s, om_e = np.array(s["omega"]), np.array(s["omega_err"])
     al_t, al_s, al_e = (np.array(v, dtype=float) for v in (rows["adaptive_o1"]["alignment"], s["alignment"],
                                                             s["alignment_err"]))

@@ -223,7 +223,7 @@ class NonlinearSaddle:
                 st = self._solve_mc(c, C0, [], mc_state)
                 C0, mc_state = st.C, st.mc_state
             if steps:
-                warnings.append(f"annealed from chi = {steps[0]:.4g} in {len(steps)} steps")
+                warnings.append(f"annealed from chi = {steps[0]:.4g} in {len(steps)} step{'s' * (len(steps) != 1)}")
         return self._solve_mc(chi, C0, warnings, mc_state)
 
     def _solve_mc(self, chi, C0, warnings, mc_state, polish=True):

@@ -72,6 +72,10 @@ class WishartField:
         c0, q = _gen.prior_weights(N, D, g_w)
         f = cls(X, (lambda T: q * (T.T @ T), lambda F: q * np.trace(F)), c0, y, chi, kappa, g_v, D, "weights")
         f.prior_scale = c0 / q  # the saddle of the prior alone: F = (c0/q) I
+        # X = Q R once: every basis then factors R F^1/2 (min(P, D) x D) instead of X F^1/2 (P x D), with y's
+        # components Q^T y; an outside audit measured 0.36 s per basis at P = 1e5, D = 10, 21 of them per ladder
+        Qx, f.R = np.linalg.qr(X)
+        f.yQ, f.y2 = Qx.T @ f.y, float(f.y @ f.y)
         return f
 
     @classmethod
@@ -91,14 +95,16 @@ class WishartField:
             return None
         L = V * np.sqrt(f)
         if self.Phi is None:
-            U, sig, T = V, np.sqrt(f), L
-        else:
-            U, sig, Wt = np.linalg.svd(self.Phi @ L, full_matrices=self.P < self.n)
+            sig, T = np.sqrt(f), L
+            yU = V.T @ self.y
+            y2 = self.y @ self.y
+        else:  # Phi F^1/2 = Q (R F^1/2): its left singular vectors are Q's times those of R F^1/2
+            U, sig, Wt = np.linalg.svd(self.R @ L, full_matrices=self.R.shape[0] < self.n)
             T = L @ Wt.T
+            yU, y2 = U[:, :sig.shape[0]].T @ self.yQ, self.y2
         r = sig.shape[0]
-        yU = U[:, :r].T @ self.y
         mu, b = np.zeros(self.n), np.zeros(self.n)
-        y_null2 = max(self.y @ self.y - yU @ yU, 0.0)  # y outside the range of C
+        y_null2 = max(y2 - yU @ yU, 0.0)  # y outside the range of C
         mu[:r], b[:r], yAy, logdet_A = _gen.basis_forms(sig, yU, y_null2, self.P - r, self.kappa, self.g)
         S = _gen.action(np.sum(np.log(f)), self.Q_trace(F), yAy, logdet_A, self.c0, self.chi)
         return Basis(T, mu, b, S, sig**2, yU)

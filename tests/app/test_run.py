@@ -53,6 +53,31 @@ def test_statement_one_fails_for_a_theory_ten_mcse_off_the_sampled_networks(quic
 
 
 
+def test_statements_one_to_three_fail_where_a_wrong_loop_or_adaptation_term_would_leave_them(quick_run):
+    """An outside audit mutated the generated kernels and found statements 1-3 passing: one loop dropped or
+    doubled (1.1e-3 from the exact posterior, 19% of the NNGP's distance, under one sampler MCSE at chi = 1;
+    its error then falls like N^-1, not N^-2), and adaptation's order-1 correction dropped (a residual of 1e-12,
+    round-off, falling). The same numbers, put into the quick run's results, fail now."""
+    import copy
+
+    from msat.runtime.app import checks
+
+    _, out = quick_run
+    res = json.loads((out / "results.json").read_text())
+    assert [c["status"] for c in checks.checks(res)[:3]] == ["PASS"] * 3
+    off = copy.deepcopy(res)
+    rows = off["rows"]
+    for k in ("disc_train", "disc_test"):  # 20% of the NNGP's error left: within the sampler's errors at chi = 1
+        rows["loop_o1"][k] = [e + 0.2 * (n - e) for e, n in zip(rows["exact"][k], rows["nngp"][k])]
+    assert checks.checks(off)[0]["status"] == "FAIL"
+    off = copy.deepcopy(res)
+    off["orders"]["slopes"]["chi=1 dressed L=1"] = -0.99
+    assert checks.checks(off)[1]["status"] == "FAIL"
+    off = copy.deepcopy(res)
+    off["statement3"]["order1_relative_residual"] = [1.15e-12, 4.8e-13, 3.4e-13, 6.2e-14][:len(res["statement3"]["Ns"])]
+    assert checks.checks(off)[2]["status"] == "FAIL"
+
+
 def test_statement_four_judges_the_weight_moment_against_the_exact_posterior(quick_run):
     """Statement 4 allowed the theory's and the sampler's hidden-weight moments to differ by 4 MCSE plus 20% of
     the theory's: a sampler 10 MCSE off the exact posterior's moment, or a theory 15% off it at P/N = 0.1,

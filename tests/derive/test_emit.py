@@ -260,3 +260,20 @@ def test_write_removes_generated_modules_a_smaller_emission_no_longer_holds(tmp_
     (tmp_path / "mine.py").write_text("# a user's file\n")
     driver.write(tmp_path, {"rescaling_o1.py": "# new\n"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.py", "rescaling_o1.py"]
+
+
+def test_an_emission_into_the_package_clears_numba_caches_that_hold_old_callees(tmp_path, monkeypatch):
+    """After `msat derive` rewrote generated/, a runtime kernel cached with a compiled copy of an old generated
+    callee kept running it (numba's cache checks the caller's own file only; an outside audit's sampler ran an
+    edited density unedited). Writing into the package's generated/ now deletes the package's *.nbi/*.nbc; an
+    emission elsewhere (--out) leaves every cache alone."""
+    root = tmp_path / "pkg"
+    for folder in ("generated", "runtime/numerics"):
+        (root / folder / "__pycache__").mkdir(parents=True)
+        for ext in ("nbi", "nbc", "pyc"):
+            (root / folder / "__pycache__" / f"mod.{ext}").write_text("x")
+    monkeypatch.setattr(driver, "GENERATED_DIR", root / "generated")
+    driver.write(tmp_path / "elsewhere", {"rescaling_o1.py": "# new\n"})
+    assert len(list(root.rglob("*.nb[ic]"))) == 4
+    driver.write(root / "generated", {"rescaling_o1.py": "# new\n"})
+    assert not list(root.rglob("*.nb[ic]")) and len(list(root.rglob("*.pyc"))) == 2
