@@ -62,12 +62,14 @@ def write(out_dir: Path, files: dict) -> None:
 
 
 def purge_numba_caches(root: Path) -> int:
-    """Delete numba's on-disk caches (*.nbi, *.nbc) under the package's __pycache__ folders after an emission into
+    """Delete numba's on-disk caches (*.nbi, *.nbc) under the __pycache__ folders of the package's derive/,
+    generated/ and runtime/ (not the rest of a checkout: a .venv's, other packages') after an emission into
     its generated/: a runtime kernel that calls a generated one (the sampler's leapfrog_chain calls
     network_record) keeps its compiled copy of the callee, and numba's cache notices changes to the caller's own
     file only. Returns how many files went (a cache numba keeps elsewhere, NUMBA_CACHE_DIR, is not touched)."""
     gone = 0
-    for cache in Path(root).rglob("__pycache__"):
+    caches = [c for sub in ("derive", "generated", "runtime") for c in (Path(root) / sub).rglob("__pycache__")]
+    for cache in caches:
         for f in [*cache.glob("*.nbi"), *cache.glob("*.nbc")]:
             try:
                 f.unlink()

@@ -123,9 +123,11 @@ def needed(p, n_chi: int = 1) -> float:
         n = min(P, D)
         return data + kernel + f8 * (30.0 * n * n + 2.0 * P * D)
     # per quadrature node of the exact integral (up to ~1000) or ladder point: the observable tables over the
-    # modes and the test outputs; per ladder point only: the train means (the nodes' are kept over the modes)
-    J = max(n_chi, 1000)
-    tables = f8 * (J * (4.0 * (2 * (p.order or 0) + 1) * modes + 4.0 * Pt) + max(n_chi, 1) * 2.0 * P)
+    # modes and the test outputs; per ladder point only: the train means (the nodes' are kept over the modes) and
+    # the loop's test outputs per order and derivative (test means, variances, m*^2 over L + 1 orders, m*'s
+    # derivatives over 2L + 1: about 7L + 5 rows of P_test, measured)
+    J, L = max(n_chi, 1000), p.order or 0
+    tables = f8 * (J * (4.0 * (2 * L + 1) * modes + 4.0 * Pt) + max(n_chi, 1) * (2.0 * P + (7.0 * L + 5.0) * Pt))
     return data + kernel + tables
 
 

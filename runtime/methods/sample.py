@@ -81,8 +81,9 @@ def _unseen_modes(d, p, s, n_chains) -> list:
                    "chains sees only modes some chain starts in (an outside check: erf, N = chi = 2, all 4 chains in "
                    "a mode holding a tenth of the mass, R-hat 1.004, test means 800 MCSE off); compare runs with "
                    "more --chains (16) and other --seed values")
-    frozen = sum(int(np.sum((np.asarray(s[k + "_mean_mcse"]) == 0) & np.any(X != 0, axis=1)))
-                 for k, X in (("train", d.X), ("test", d.X_test)) if X is not None and len(X))
+    frozen = 0 if p.activation == "linear" else sum(  # a linear output frozen at a nonzero input: y = 0, no mode
+        int(np.sum((np.asarray(s[k + "_mean_mcse"]) == 0) & np.any(X != 0, axis=1)))
+        for k, X in (("train", d.X), ("test", d.X_test)) if X is not None and len(X))
     if frozen:
         out.append(f"sample: {frozen} output(s) at nonzero inputs did not vary over any draw (MCSE 0; relu units "
                    "inactive there in every draw): an error of 0 says nothing of modes no chain visited")

@@ -92,7 +92,7 @@ def _checks(chains_list, d_train, d_test):
     ess = [d_train["ess_bulk"], d_train["ess_tail"]] + ([d_test["ess_bulk"], d_test["ess_tail"]] if d_test else [])
     rhat, ess = np.concatenate(rhat), np.concatenate(ess)
     # one chain has no R-hat (NaN): report NaN without numpy's all-NaN warning
-    rhat_max = float(np.nanmax(rhat)) if np.isfinite(rhat).any() else float("nan")
+    rhat_max = float("nan") if np.isnan(rhat).all() else float(np.nanmax(rhat))  # inf: chains frozen apart
     ess_min = float(np.nanmin(ess)) if np.isfinite(ess).any() else float("nan")
     acc = np.array([c.accept.mean() for c in chains_list])
     warnings = []

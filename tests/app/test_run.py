@@ -66,9 +66,9 @@ def test_statements_one_to_three_fail_where_a_wrong_loop_or_adaptation_term_woul
     res = json.loads((out / "results.json").read_text())
     assert [c["status"] for c in checks.checks(res)[:3]] == ["PASS"] * 3
     off = copy.deepcopy(res)
-    rows = off["rows"]
-    for k in ("disc_train", "disc_test"):  # 20% of the NNGP's error left: within the sampler's errors at chi = 1
-        rows["loop_o1"][k] = [e + 0.2 * (n - e) for e, n in zip(rows["exact"][k], rows["nngp"][k])]
+    off["rows"]["loop_o1"] = off["rows"]["loop_o0"]  # tree level: within the sampler's errors, not one loop's
+    detail = checks.checks(off)[0]["detail"]  # the sampler alone cannot tell it from one loop (the old rule)
+    assert float(detail.split("is at most ")[1].split(" MCSE")[0]) < 4, detail
     assert checks.checks(off)[0]["status"] == "FAIL"
     off = copy.deepcopy(res)
     off["orders"]["slopes"]["chi=1 dressed L=1"] = -0.99

@@ -272,8 +272,11 @@ def test_an_emission_into_the_package_clears_numba_caches_that_hold_old_callees(
         (root / folder / "__pycache__").mkdir(parents=True)
         for ext in ("nbi", "nbc", "pyc"):
             (root / folder / "__pycache__" / f"mod.{ext}").write_text("x")
+    venv = root / ".venv" / "lib" / "__pycache__"  # another package's caches in the checkout stay
+    venv.mkdir(parents=True)
+    (venv / "other.nbi").write_text("x")
     monkeypatch.setattr(driver, "GENERATED_DIR", root / "generated")
     driver.write(tmp_path / "elsewhere", {"rescaling_o1.py": "# new\n"})
-    assert len(list(root.rglob("*.nb[ic]"))) == 4
+    assert len(list(root.rglob("*.nb[ic]"))) == 5
     driver.write(root / "generated", {"rescaling_o1.py": "# new\n"})
-    assert not list(root.rglob("*.nb[ic]")) and len(list(root.rglob("*.pyc"))) == 2
+    assert list(root.rglob("*.nb[ic]")) == [venv / "other.nbi"] and len(list(root.rglob("*.pyc"))) == 2

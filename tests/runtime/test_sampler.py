@@ -138,6 +138,9 @@ def test_an_output_constant_in_each_chain_at_different_values_has_infinite_r_hat
     d = chain_stats.diagnostics(chains, "train")
     assert np.isfinite(d["rhat"][0]) and np.isnan(d["rhat"][1]) and d["rhat"][2] == np.inf
     assert chain_stats._checks(chains, d, None)[0] == np.inf
+    apart = [SimpleNamespace(train=c[:, 2:], accept=np.ones(10)) for c in draws]  # every output apart: still inf
+    rhat_max, _, _, said = chain_stats._checks(apart, chain_stats.diagnostics(apart, "train"), None)
+    assert rhat_max == np.inf and not any("no output varies" in w for w in said), said
 
 
 def test_a_missed_mode_is_warned_of_where_r_hat_cannot_see_it():
@@ -155,6 +158,10 @@ def test_a_missed_mode_is_warned_of_where_r_hat_cannot_see_it():
     wide = predict(X, y, Xt, N=5, chi=1.0, kappa=0.3, activation="relu", method="sample", samples=200, chains=2,
                    seed=0)
     assert not any("hidden unit(s) in a layer" in w for w in wide.warnings), wide.warnings
+    # a linear network's outputs at y = 0 never vary under the marginal readout: no mode is missed there
+    flat = predict(X, 0 * y, Xt, N=2, chi=1.0, kappa=0.3, method="sample", readout="marginal", samples=200, chains=2,
+                   seed=0)
+    assert not any("did not vary" in w or "hidden unit" in w for w in flat.warnings), flat.warnings
 
 
 def test_the_mcse_of_a_combination_of_means_keeps_their_correlations():
