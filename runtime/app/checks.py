@@ -33,16 +33,12 @@ def _tail_slopes(orders) -> dict:
     """Log-log slope of each loop order's error over the largest three N (the asymptotic end: at N = 100 and depth 2
     the fit over every N reads -3.52 for L = 3, whose local slopes climb 2.65, 3.54, 3.81, 3.91), for the dressed
     series at chi = 1 and both at chi = N; an order with fewer than three errors above round-off is left out."""
-    out = {}
-    for regime, variants in orders["errors"].items():
-        for variant, per_L in variants.items():
-            if regime == "chi=1" and variant == "bare":
-                continue
-            for L, e in enumerate(per_L):
-                pts = [(np.log(n), np.log(v)) for n, v in zip(orders["Ns"], e) if v > 1e-13][-3:]
-                if len(pts) == 3:
-                    out[f"{regime} {variant} L={L}"] = float(np.polyfit(*np.array(pts).T, 1)[0])
-    return out
+    from .studies import loglog_slope
+
+    out = {f"{regime} {variant} L={L}": loglog_slope(orders["Ns"], e, last=3)
+           for regime, variants in orders["errors"].items() for variant, per_L in variants.items()
+           if not (regime == "chi=1" and variant == "bare") for L, e in enumerate(per_L)}
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def checks(res: dict) -> list[dict]:

@@ -20,6 +20,18 @@ def _rms(v):
     return float(np.sqrt(np.mean(v * v))) if v.size else float("nan")
 
 
+#: errors at or under this are round-off: left out of a slope
+ROUND_OFF = 1e-13
+
+
+def loglog_slope(Ns, errors, last=None):
+    """Slope of log error against log N over the errors above round-off (the `last` of them, if given); None
+    with fewer than three such points (the series at machine precision there)."""
+    pts = [(math.log(n), math.log(v)) for n, v in zip(Ns, errors) if v > ROUND_OFF]
+    pts = pts[-last:] if last else pts
+    return float(np.polyfit(*np.array(pts).T, 1)[0]) if len(pts) >= 3 else None
+
+
 def _loop_errors(spec, N, chi, kappa, g_v, orders, dressed, ex):
     from ..methods.loop import series, truncate
     from ..numerics.saddle import ActionGradient, find_saddle
@@ -83,9 +95,7 @@ def orders(cfg, bar, depth=1):
     for regime, d in errors.items():
         for variant, per_L in d.items():
             for L, e in enumerate(per_L):
-                pts = [(math.log(n), math.log(v)) for n, v in zip(cfg.orders_Ns, e) if v > 1e-13]
-                slopes[f"{regime} {variant} L={L}"] = (float(np.polyfit(*np.array(pts).T, 1)[0])
-                                                       if len(pts) >= 3 else None)
+                slopes[f"{regime} {variant} L={L}"] = loglog_slope(cfg.orders_Ns, e)
     for regime, e in kf.items():
         slopes[f"{regime} adaptive o2"] = float(np.polyfit(np.log(cfg.orders_Ns), np.log(e), 1)[0])
     return {"P": cfg.orders_P, "Ns": cfg.orders_Ns, "errors": errors, "slopes": slopes, "adaptive_o2": kf}
