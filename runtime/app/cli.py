@@ -146,6 +146,17 @@ def _load_data(args, check=None):
     return data.builtin(args.dataset, **sizes, seed=args.seed)
 
 
+def _source_params(args) -> dict:
+    """The data a command's results were fitted to, for their "params": a built-in set's name and seed, or a
+    file's path (and a CSV file's target column)."""
+    if args.data is None:
+        return {"dataset": args.dataset.strip().lower(), "seed": args.seed}
+    out = {"data": str(args.data)}
+    if args.data.suffix.lower() == ".csv":
+        out["target"] = "y" if args.target is None else args.target
+    return out
+
+
 def _writable_before_work(path):
     """InputError now, not after the sampling, where an output file's folder does not exist, where the
     path is a folder, or where an existing file there cannot be written."""
@@ -220,6 +231,9 @@ def _cmd_predict(args) -> int:
                 chains=args.chains, readout=args.readout)
     ds = _load_data(args, check=lambda P, D, P_test: params.build(P, D, P_test, **opts))
     results = predict(ds.X, ds.y, ds.X_test, chi=chis, progress=stderr_is_terminal(), draws=draws, **opts)
+    for r in results:  # the data are parameters too: a result says which set (and seed) it was fitted to
+        if r.has_values:
+            r.params.update(_source_params(args))
     print_warnings(results)
     payload = [r.to_dict() for r in results] if "," in args.chi else results[0].to_dict()
     text = json.dumps(payload, indent=1, allow_nan=False)  # to_dict writes undefined numbers (NaN) as null

@@ -80,6 +80,28 @@ def test_builtin_dataset_and_csv(tmp_path, capsys):
     assert len(json.loads(out)["test_mean"]) == 1
 
 
+def test_params_name_the_data_so_that_a_result_can_be_reproduced(tmp_path, capsys):
+    # the built-in set's name and seed in params regenerate the data the CLI fitted: the API on them agrees
+    code, out, err = run(["predict", "--dataset", "Teacher", "--P", "16", "--D", "6", "--P-test", "3", "--seed", "5",
+                          "--N", "40", "--chi", "1,4", "--kappa", "0.3"], capsys)
+    assert code == 0, err
+    rs = json.loads(out)
+    p = rs[1]["params"]
+    assert (p["dataset"], p["seed"]) == ("teacher", 5)
+    ds = data.builtin(p["dataset"], P=p["P"], D=p["D"], P_test=p["P_test"], seed=p["seed"])
+    api = predict(ds.X, ds.y, ds.X_test, N=p["N"], chi=p["chi"], kappa=p["kappa"])
+    assert np.allclose(rs[1]["test_mean"], api.test_mean, rtol=1e-12, atol=1e-14)
+    other = data.builtin("teacher", P=16, D=6, P_test=3, seed=6)
+    assert not np.allclose(other.X, ds.X)  # the seed is the data's, not a label
+    csv = tmp_path / "d.csv"
+    csv.write_text("a,t\n1,1\n0,-1\n2,1\n")
+    code, out, err = run(["predict", "--data", csv, "--target", "t", "--N", "10", "--chi", "1", "--kappa", "0.5"],
+                         capsys)
+    assert code == 0, err
+    p = json.loads(out)["params"]
+    assert p["data"] == str(csv) and p["target"] == "t" and "dataset" not in p
+
+
 def test_singular_kernel_p_greater_than_d(tmp_path, capsys):
     """P = 50 > D = 4 (K has rank 4): the exact method equals an independent dense quadrature, the
     NNGP the dense GP predictor, and the loop series converges to the exact answer order by order."""
