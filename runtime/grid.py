@@ -5,13 +5,15 @@ chi ladder of a task runs in order, with warm starts).
 List syntax: `1,2,5`; a range of integers `0..9`; relative chi values `sqrtN` and `N` (per width);
 `method:order` (`loop:2`); per-layer values with 'x' (`--widths 50x200`, `--g-w 1x2`); booleans
 `true,false` for `--dressed`. `--depth` is a dimension of its own (layers of width N each; 0 with `--widths`,
-whose items set the depth).
+whose items set the depth), and so is the data set: the built-in sets named by `--dataset ising,teacher`, or
+the one `--data` file's name.
 """
 from __future__ import annotations
 
 import itertools
 import json
 import math
+import os
 from dataclasses import dataclass
 
 from . import values
@@ -20,7 +22,7 @@ from .params import ACTIVATIONS, ESTIMATORS, METHODS, READOUTS
 
 #: the swept dimensions in their order in the store (chi last: a task's ladder runs along it)
 DIMS = ("method", "N", "depth", "kappa", "seed", "g_v", "g_w", "activation", "dressed", "estimator", "mc_samples",
-        "samples", "chains", "readout", "P", "D", "P_test", "chi")
+        "samples", "chains", "readout", "dataset", "P", "D", "P_test", "chi")
 #: the Monte Carlo counts where 0 stands for the method's own default (not given)
 DEFAULT_COUNTS = ("mc_samples", "samples", "chains")
 #: chi tokens relative to the (last) width
@@ -162,9 +164,11 @@ class Grid:
 
 def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", activation="linear", method=None,
           order=None, dressed="false", seed="0", P=None, D=None, P_test=None, source=None, estimator="auto",
-          mc_samples=None, samples=None, chains=None, readout="sampled", data=None) -> Grid:
+          mc_samples=None, samples=None, chains=None, readout="sampled", data=None, dataset=None) -> Grid:
     """Parse every list of a sweep; InputError (exit 2) on anything malformed, before any work. `data`: what
-    identifies a --data file's contents (its target column and SHA-256), kept in the spec for --resume."""
+    identifies a --data file's contents (its target column and SHA-256), kept in the spec for --resume.
+    `dataset`: the built-in sets (a list); without it the one data set is `source` (a built-in set's name, or a
+    file's path, labelled by its name)."""
     if N is None and widths is None:
         raise InputError("give --N (with --depth for equal layers) or --widths")
     if widths is not None:
@@ -204,6 +208,7 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
               else [0]
            for k, v in (("mc_samples", mc_samples), ("samples", samples), ("chains", chains))},
         "readout": [values.choice("readout", t, READOUTS) for t in _items("readout", readout)],
+        "dataset": _datasets(dataset, source),
         "P": [_number("P", t, "count") for t in _items("P", P)] if P is not None else [0],
         "D": [_number("D", t, "count") for t in _items("D", D)] if D is not None else [0],
         "P_test": [_number("P_test", t, "size") for t in _items("P-test", P_test)] if P_test is not None else [0],
@@ -220,6 +225,18 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
     if data is not None:  # absent for built-in sets: their stores' spec is as before
         spec["data"] = data
     return Grid(coords, spec, n_key, order is not None and ordered == given)
+
+
+def _datasets(dataset, source) -> list:
+    """The data-set coordinate: built-in names (`--dataset ising,teacher`), else the one source's label."""
+    from .data.builtin import BUILTINS
+
+    if dataset is not None:
+        return [values.choice("built-in dataset", t, BUILTINS) for t in _items("dataset", dataset)]
+    if source in BUILTINS:
+        return [source]
+    # a file name's bytes that are not UTF-8 (surrogate escapes) as \\xff: stores and netCDF files hold UTF-8
+    return [os.fsencode(os.path.basename(str(source))).decode("utf-8", "backslashreplace") if source else "data"]
 
 
 def widths_of(grid: Grid, task) -> tuple:

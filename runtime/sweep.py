@@ -28,12 +28,20 @@ from .errors import InputError, MemoryRequestError
 from .sweep_store import prepare as _prepare, writable as _writable  # _prepare: looked up here by _run (tests)
 
 
+def builtin_name(task, source) -> str:
+    """The built-in set of a task: its dataset coordinate (`--dataset ising,teacher`), else the source's name."""
+    from .data import BUILTINS
+
+    return task["dataset"] if task.get("dataset") in BUILTINS else source[1]
+
+
 def dataset_for(task, source):
-    """The task's data: a built-in set made from the task's (seed, P, D, P_test), or the loaded file."""
+    """The task's data: a built-in set made from the task's (dataset, seed, P, D, P_test), or the loaded file."""
     if isinstance(source, tuple):
         from .data import builtin
 
-        return builtin(source[1], P=task["P"], D=task["D"], P_test=task["P_test"], seed=task["seed"])
+        return builtin(builtin_name(task, source), P=task["P"], D=task["D"], P_test=task["P_test"],
+                       seed=task["seed"])
     return source
 
 
@@ -80,7 +88,7 @@ def precheck(g, source, extra):
     for _, t in g.tasks():
         try:
             if isinstance(source, tuple):
-                reserve(t["P"], t["D"], t["P_test"], source[1])
+                reserve(t["P"], t["D"], t["P_test"], builtin_name(t, source))
                 sizes = (t["P"], t["D"], t["P_test"])
             else:
                 sizes = (source.P, source.D, source.P_test)
@@ -117,7 +125,7 @@ def _label(task) -> str:
 class _Job:
     """The arguments of one sweep() call, as _run reads them."""
     g: _grid.Grid
-    source: object  # ("builtin", name) or a loaded Dataset
+    source: object  # ("builtin", name: the default of tasks without a dataset coordinate) or a loaded Dataset
     out: object
     workers: int | None
     resume: bool

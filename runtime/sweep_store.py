@@ -42,6 +42,8 @@ def _comparable(was: dict, g) -> tuple[dict, dict]:
 def first_change(was: dict, g) -> str:
     """': N was 20,40, now 40,20 (...)': the first option whose list differs from the store's ('' if none)."""
     was, now = _comparable(was, g)
+    if "dataset" not in was:  # its arrays lack the dimension: no task of this sweep could be written into them
+        return " (an earlier msat, whose stores had no dataset dimension): sweep into a new store"
     if was.get("widths_given") != now.get("widths_given"):  # first: it changes N's spelling and the depth too
         return f": the widths were given with --{was.get('widths_given')}, now with --{now.get('widths_given')}"
     for key in (k for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)):

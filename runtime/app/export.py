@@ -37,7 +37,8 @@ def predict_nc(path, results, ds, args, chis) -> None:
                    method=_method_label(args), dressed=str(bool(args.dressed)).lower(),
                    seed=str(args.seed), P=str(ds.P), D=str(ds.D), P_test=str(ds.P_test), estimator=args.estimator,
                    readout=args.readout, **{k: None if getattr(args, k) is None else str(getattr(args, k))
-                                            for k in grid.DEFAULT_COUNTS})
+                                            for k in grid.DEFAULT_COUNTS},
+                   **(dict(dataset=args.dataset) if args.data is None else dict(source=str(args.data))))
     out = labelled.outputs(results, ds.P, ds.P_test, getattr(ds, "y_test", None), chis)
     labelled_ds = labelled.single(g, out, labelled.failure_note(results))
     labelled_ds.attrs.update(command=_command(args), source=utf8(ds.name), **labelled.provenance())

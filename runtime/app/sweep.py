@@ -15,7 +15,8 @@ def add_parsers(sub) -> None:
     sw = sub.add_parser("sweep", help="a grid of predict calls (lists of every option) into one Zarr store")
     src = sw.add_mutually_exclusive_group()
     src.add_argument("--data", type=Path, help=".npz (X, y, optional X_test) or .csv file")
-    src.add_argument("--dataset", help="built-in data set: ising or teacher (swept over --seed, --P, --D, --P-test)")
+    src.add_argument("--dataset", help="built-in data sets: ising, teacher or both (a list; each swept over --seed, "
+                                       "--P, --D, --P-test)")
     sw.add_argument("--target", default=None, help="target column of a CSV file (default y)")
     for opt, key, what in (("--P", "P", "train points"), ("--D", "D", "input dimension"),
                            ("--P-test", "P_test", "test points")):
@@ -135,17 +136,16 @@ def _cmd_sweep(args) -> int:
         # --resume compares the data too: a store must not mix two target columns or two versions of a file
         identity = sweep_store.data_identity(args.data, target)
     else:
-        from ..data import BUILTINS
-
-        if args.dataset.strip().lower() not in BUILTINS:
-            raise InputError(f"unknown built-in dataset {args.dataset!r} (choose from {', '.join(BUILTINS)})")
-        source = ("builtin", args.dataset.strip().lower())
+        source = None  # the built-in sets are the grid's dataset coordinate
         sizes = {k: getattr(args, k) or str(v) for k, v in BUILTIN_SIZES.items()}
-        spec_source, identity = source[1], None
+        spec_source, identity = "builtin", None
     g = grid.build(N=args.N, widths=args.widths, depth=args.depth, chi=args.chi, kappa=args.kappa, g_v=args.g_v,
                    g_w=args.g_w, activation=args.activation, method=args.method, order=args.order, dressed=args.dressed,
                    seed=args.seed, source=spec_source, estimator=args.estimator, mc_samples=args.mc_samples,
-                   samples=args.samples, chains=args.chains, readout=args.readout, data=identity, **sizes)
+                   samples=args.samples, chains=args.chains, readout=args.readout, data=identity, dataset=args.dataset,
+                   **sizes)
+    if source is None:
+        source = ("builtin", g.coords["dataset"][0])
     if args.resume and not Path(args.out).exists():  # a mistyped store name would otherwise start over in silence
         say(f"msat: warning: --resume: no store at {args.out}: starting a new one")
     failures = sweep.sweep(g, source, args.out, workers=args.workers, scheduler=args.scheduler,

@@ -1,6 +1,7 @@
 """`msat sweep` (runtime.grid, runtime.sweep): lists parsed before any work, a sweep on a local Dask
 cluster of two processes equal to serial predict calls, points a method does not cover kept as NaN,
 and --resume completing a store that lost tasks to the same numbers as an uninterrupted run."""
+import json
 import math
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 import xarray as xr
 import zarr
 
-from msat.runtime import data, grid, predict
+from msat.runtime import data, grid, predict, sweep_store
 from msat.runtime.app.console import main
 from msat.runtime.errors import ConvergenceError, InputError
 
@@ -234,6 +235,46 @@ def test_depth_takes_a_list_and_is_a_dimension_of_the_store(tmp_path):
     assert grid.build(widths="50x200,100", chi="1", kappa="1").coords["depth"] == [0]
     with pytest.raises(InputError, match="--depth goes with --N"):
         grid.build(widths="50x200", depth="1,2", chi="1", kappa="1")
+
+
+def test_dataset_takes_a_list_and_is_a_dimension_of_the_store(tmp_path, capsys):
+    """`--dataset ising,teacher`: every predict option takes a list in a sweep, the data set too; each point
+    equals `predict` on that built-in set, and a --data store labels its one data set by the file's name."""
+    out = tmp_path / "s.zarr"
+    assert main(["sweep", "--dataset", "ising,Teacher", "--P", "8", "--D", "4", "--P-test", "2", "--seed", "0,1",
+                 "--N", "20", "--chi", "1,N", "--kappa", "0.5", "--method", "exact", "--workers", "1",
+                 "--out", str(out)]) == 0
+    st = xr.open_zarr(out).load()
+    assert list(st["dataset"].values) == ["ising", "teacher"] and "dataset" in st["test_mean"].dims
+    for name in ("ising", "teacher"):
+        for seed in (0, 1):
+            ds = data.builtin(name, P=8, D=4, P_test=2, seed=seed)
+            ref = predict(ds.X, ds.y, ds.X_test, N=20, chi=[1.0, 20.0], kappa=0.5, method="exact")
+            pt = st.sel({"dataset": name, "seed": seed}).squeeze()
+            for j, r in enumerate(ref):
+                np.testing.assert_allclose(pt["test_mean"].values[j], r.test_mean, rtol=1e-12, atol=1e-12)
+                np.testing.assert_allclose(pt["test_target"].values, ds.y_test, rtol=0, atol=0)
+    assert not np.allclose(st["test_mean"].sel(dataset="ising").values, st["test_mean"].sel(dataset="teacher").values)
+    assert main(["sweep", "--dataset", "ising,ising", "--N", "20", "--chi", "1", "--kappa", "1",
+                 "--out", str(tmp_path / "no.zarr")]) == 2
+    assert "repeated" in capsys.readouterr().err and not (tmp_path / "no.zarr").exists()
+    assert main(["sweep", "--dataset", "ising,mnist", "--N", "20", "--chi", "1", "--kappa", "1",
+                 "--out", str(tmp_path / "no.zarr")]) == 2
+    assert "unknown built-in dataset 'mnist'" in capsys.readouterr().err
+    f = tmp_path / "mine.npz"
+    ds = data.builtin("teacher", P=8, D=4, P_test=2, seed=0)
+    np.savez(f, X=ds.X, y=ds.y, X_test=ds.X_test)
+    assert main(["sweep", "--data", str(f), "--N", "20", "--chi", "1", "--kappa", "0.5", "--method", "exact",
+                 "--workers", "1", "--out", str(tmp_path / "f.zarr")]) == 0
+    assert list(xr.open_zarr(tmp_path / "f.zarr")["dataset"].values) == ["mine.npz"]
+    # a store of an msat before the dimension (its spec has no dataset) is not resumed into: its arrays lack it
+    spec = json.loads(xr.open_zarr(out).attrs[sweep_store.MARK])
+    spec.pop("dataset")
+    sweep_store.set_attrs(str(out), **{sweep_store.MARK: json.dumps(spec)})
+    assert main(["sweep", "--dataset", "ising,teacher", "--P", "8", "--D", "4", "--P-test", "2", "--seed", "0,1",
+                 "--N", "20", "--chi", "1,N", "--kappa", "0.5", "--method", "exact", "--out", str(out),
+                 "--resume"]) == 2
+    assert "no dataset dimension" in capsys.readouterr().err
 
 
 def test_resume_completes_a_store_that_lost_tasks(store, tmp_path, capsys):
