@@ -25,6 +25,11 @@ class MemoryRequestError(InputError):
     """A request that would need more memory than is available (exit code 2, refused before allocating)."""
 
 
+class MsatWarning(UserWarning):
+    """What a result of the Python API warns of (its `warnings`, a point that did not converge), raised as a
+    Python warning so that a notebook shows it; the CLI prints the same lines on stderr instead."""
+
+
 class ConvergenceError(MsatError, RuntimeError):
     """A solver did not converge; ``diagnostics`` says how far it got (CLI exit code 3)."""
 

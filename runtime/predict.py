@@ -5,11 +5,14 @@ every parameter once, build the method's solver, run the chi ladder (docs/theory
 """
 from __future__ import annotations
 
+import os
+import sys
 import time
+import warnings
 
 from . import ladder, methods, params as _params, values
 from .data import validate
-from .errors import ConvergenceError, InputError
+from .errors import ConvergenceError, InputError, MsatWarning
 from .results import chi_warnings
 
 
@@ -59,7 +62,23 @@ def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=N
             r.warnings = chi_warnings(p.N, r.chi) + ([p.order_note] if p.order_note else []) + r.warnings
     if not is_ladder and not results[0].has_values:
         raise ConvergenceError(results[0].error, results[0].diagnostics)
+    _announce(results)
     return results if is_ladder else results[0]
+
+
+def _announce(results) -> None:
+    """Each result's warnings, and each point that did not converge, as a Python warning (MsatWarning) at the
+    caller's line: in a notebook an R-hat over its bound was visible only in `r.warnings`. msat's own callers
+    (the CLI, `msat run`, sweep tasks) ignore the category: they report the same lines their own way."""
+    level, frame, here = 2, sys._getframe(1), os.path.dirname(os.path.abspath(__file__))
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here + os.sep):
+        frame, level = frame.f_back, level + 1  # the first frame outside msat.runtime: the user's call
+    for r in results:
+        for line in r.warnings:
+            where = "" if line.startswith("chi = ") else f"chi = {r.chi:g}: "
+            warnings.warn(where + line, MsatWarning, stacklevel=level)
+        if not r.converged:
+            warnings.warn(f"chi = {r.chi:g} did not converge: {r.error}", MsatWarning, stacklevel=level)
 
 
 def sample(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None,

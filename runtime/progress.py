@@ -6,10 +6,13 @@ class Progress:
     def __init__(self, total: int, enabled: bool, label: str):
         self.p = None
         if enabled:
+            from rich.console import Console
             from rich.progress import BarColumn, Progress as _Bar, TextColumn, TimeElapsedColumn
 
+            # on stderr (docs/cli.md): stdout may be the JSON (`--json -`), which a bar would break
             self.p = _Bar(TextColumn(label + " {task.description}"), BarColumn(),
-                          TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), transient=True)
+                          TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), transient=True,
+                          console=Console(stderr=True))
             self.p.start()
             self.task = self.p.add_task("", total=total)
 

@@ -30,6 +30,14 @@ def chi_warnings(N: int, chi: float) -> list[str]:
 VARIANCE_NOTE_FROM = 0.1
 
 
+def _attr(key, value):
+    """A parameter as a netCDF attribute (which holds no null and no bool): a Monte Carlo count left to the
+    method's default is 0, as in a sweep's store; another null is left out."""
+    if value is None:
+        return 0 if key in ("mc_samples", "samples", "chains") else None
+    return str(value) if isinstance(value, bool) else value
+
+
 def adaptive_variance_note(params, chi: float) -> list[str]:
     """Kernel adaptation's test variance is the outputs' variance at the adapted kernel; the test mean's variance
     over the kernel's own fluctuations, of relative order chi/N, is not in it (docs/theory.md §2b), except at
@@ -215,6 +223,12 @@ class Result(Mapping):
                 data[key] = (f"{side}_point", np.asarray(v, dtype=float))
         for key in ("s_mean", "s_var"):
             data[key] = ((), np.nan if getattr(self, key) is None else float(getattr(self, key)))
+        data["converged"] = ((), bool(self.converged))  # a sampled point whose chains disagree has values too
+        data["seconds"] = ((), float(self.seconds))
         attrs = {"method": self.method, "order": -1 if self.order is None else self.order, "chi": self.chi,
-                 **{k: (str(v) if isinstance(v, bool) else v) for k, v in self.params.items()}}
+                 **{k: _attr(k, v) for k, v in self.params.items() if _attr(k, v) is not None}}
+        if self.error:
+            attrs["error"] = self.error
+        if self.warnings:
+            attrs["warnings"] = "\n".join(self.warnings)
         return xr.Dataset(data, attrs=attrs)

@@ -11,6 +11,7 @@ exits non-zero).
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from .. import data as _data
 from .. import spectral, values
-from ..errors import ConvergenceError, InputError
+from ..errors import ConvergenceError, InputError, MsatWarning
 from ..methods import exact
 from msat.generated import observables as gen_observables
 
@@ -256,7 +257,9 @@ def run(out="msat-run", *, quick=False, activation="linear", depth=1, progress=F
     except OSError as err:
         raise InputError(f"cannot create {out}: {err.strerror}") from None
     cfg = QUICK if quick else FULL
-    res = compute(cfg, activation, progress, depth)
+    with warnings.catch_warnings():  # the results' warnings are counted in the summary and kept in results.json
+        warnings.simplefilter("ignore", MsatWarning)
+        res = compute(cfg, activation, progress, depth)
     res["checks"] = checks.checks(res)
     chis = res["chis"]
     layers = f"{depth} hidden layers of " if depth > 1 else ""

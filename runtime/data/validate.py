@@ -94,6 +94,20 @@ def _same_rows(a, b, keys: str, name: str) -> None:
                    "correspond by position pass arrays (y.to_numpy()), if by label align them (y.loc[X.index])")
 
 
+def _same_columns(X, X_test, name: str) -> None:
+    """Inputs are matched by position too: a labelled X_test (a DataFrame, or a Series for one point) whose
+    column labels differ from X's would feed each input into another's weights."""
+    cx = getattr(X, "columns", None)
+    ct = getattr(X_test, "columns", None) if getattr(X_test, "ndim", None) != 1 else getattr(X_test, "index", None)
+    if not (hasattr(cx, "equals") and hasattr(ct, "equals")) or cx.equals(ct):
+        return
+    if len(cx) == len(ct) and set(cx) == set(ct):
+        raise fail(f"{name}: X_test has X's columns in another order and msat pairs inputs by position: "
+                   "reorder them (X_test[X.columns])")
+    raise fail(f"{name}: X and X_test have different column labels and msat pairs inputs by position: if they "
+               "correspond by position pass arrays (X_test.to_numpy())")
+
+
 def validate(X, y, X_test=None, y_test=None, name: str = "data") -> Dataset:
     """Check and convert user arrays to a :class:`Dataset` (float64, C-contiguous).
 
@@ -106,6 +120,7 @@ def validate(X, y, X_test=None, y_test=None, name: str = "data") -> Dataset:
         raise fail(f"{name}: y is missing")
     _same_rows(X, y, "X and y", name)
     _same_rows(X_test, y_test, "X_test and y_test", name)
+    _same_columns(X, X_test, name)
     X = _as_float(X, "X", name)
     if X.ndim != 2:
         raise fail(f"{name}: X must be a 2-D array (P x D), got shape {X.shape}")

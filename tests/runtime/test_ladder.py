@@ -125,6 +125,17 @@ def test_the_progress_bar_names_each_chi_under_way_and_counts_the_points_solved(
     assert [list(r.test_mean) for r in with_bar[:2]] == [list(r.test_mean) for r in without[:2]]
 
 
+def test_the_progress_bar_draws_on_stderr_so_that_json_on_stdout_stays_whole(capsys):
+    # `msat predict --json -` with a terminal on stderr: the bar wrote to stdout, ahead of the JSON
+    from msat.runtime.progress import Progress
+
+    bar = Progress(3, True, "ladder")
+    bar.step("chi = 1")
+    bar.close()
+    out, err = capsys.readouterr()
+    assert out == "" and err != ""
+
+
 def test_work_inside_a_long_point_is_named_on_the_bar_and_nowhere_once_the_ladder_ends(monkeypatch):
     """A cold start of relu kernel adaptation (P = 20, chi = N = 40) ran 11 minutes with the bar saying only
     'chi = 40': the steps of its climb (progress.status) now show on the bar under the point's chi, and a status

@@ -57,6 +57,22 @@ def test_xarray_form():
     assert float(ds.rhat_max) == 1.001 and float(ds.ess_min) == 900.0
 
 
+def test_the_xarray_form_writes_to_netcdf_and_keeps_whether_the_point_converged(tmp_path):
+    """An adaptive result with its default draws (mc_samples null) could not be written: netCDF attributes hold
+    no null; a sampled point whose chains disagree (values, converged false) lost that in the labelled form."""
+    import xarray as xr
+
+    p = params.build(3, 2, 2, N=10, kappa=0.5, method="adaptive", activation="erf")
+    assert p.public()["mc_samples"] is None
+    r = Result.point(p, 2.0, {"train_mean": np.ones(3), "test_mean": np.zeros(2), "test_var": np.ones(2)})
+    r.to_xarray().to_netcdf(tmp_path / "a.nc")
+    back = xr.open_dataset(tmp_path / "a.nc")
+    assert back.attrs["mc_samples"] == 0 and bool(back.converged) and back.attrs["activation"] == "erf"
+    bad = _result().unconverged("chains disagree (R-hat max 1.08 > 1.05)", {"rhat_max": 1.08})
+    ds = bad.to_xarray()
+    assert not bool(ds.converged) and "R-hat" in ds.attrs["error"]
+
+
 def test_a_methods_own_keys_read_as_attributes_as_on_the_json():
     """r.test_mean_mcse raised AttributeError though r["test_mean_mcse"] worked and the README promises attributes;
     an unknown name still raises AttributeError (hasattr stays false) and the object still pickles."""

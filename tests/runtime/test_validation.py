@@ -396,6 +396,29 @@ def test_pandas_inputs_whose_row_labels_differ_are_refused():
         np.testing.assert_array_equal(predict(X_in, y_in, Xt, **kw).train_mean, ref)
 
 
+def test_pandas_test_inputs_whose_columns_differ_from_x_are_refused():
+    """Inputs are paired by position: an X_test DataFrame with X's columns in another order gave other test
+    means in silence (an audit: 0.066 -> 0.451). Refused now, with how to reorder; aligned, unlabelled, or one
+    point as a Series with X's labels, it is the array answer."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(8)
+    X, y, Xt = rng.normal(size=(8, 3)), rng.normal(size=8), rng.normal(size=(2, 3))
+    cols = ["u", "v", "w"]
+    Xd, Xtd = pd.DataFrame(X, columns=cols), pd.DataFrame(Xt, columns=cols)
+    kw = dict(N=10, chi=1.0, kappa=0.5, method="exact")
+    ref = predict(X, y, Xt, **kw).test_mean
+    with pytest.raises(InputError, match=r"another order.*X_test\[X.columns\]"):
+        predict(Xd, y, Xtd[cols[::-1]], **kw)
+    with pytest.raises(InputError, match="different column labels"):
+        predict(Xd, y, Xtd.rename(columns={"w": "z"}), **kw)
+    with pytest.raises(InputError, match="another order"):
+        predict(Xd, y, Xtd.iloc[0][cols[::-1]], **kw)
+    for Xt_in in (Xtd[cols[::-1]][cols], Xt, Xtd):
+        np.testing.assert_array_equal(predict(Xd, y, Xt_in, **kw).test_mean, ref)
+    np.testing.assert_allclose(predict(Xd, y, Xtd.iloc[1], **kw).test_mean, ref[1:], rtol=1e-12)
+    np.testing.assert_array_equal(predict(X, y, Xtd, **kw).test_mean, ref)
+
+
 @pytest.mark.parametrize("bad", [dict(N=np.arange(12)), dict(kappa=np.ones((3, 3)))])
 def test_an_error_quoting_a_multiline_value_is_one_line(bad):
     """values.positive quotes the value's repr, which spans lines for arrays (and pandas Series); stderr gets one

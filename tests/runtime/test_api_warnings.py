@@ -1,0 +1,40 @@
+"""The Python API's warnings (runtime.predict): a result's warnings and a point that did not converge reach a
+notebook as Python warnings (MsatWarning) at the caller's line; the CLI prints them as its own lines only."""
+import warnings
+
+import pytest
+
+from msat.runtime import data, predict, sample
+from msat.runtime.errors import MsatWarning
+from tests_support import run_cli
+
+
+def test_a_sampled_point_whose_chains_disagree_warns_at_the_callers_line():
+    """An audit: `sample(...)` with R-hat 1.08 returned converged False in silence (only `r.warnings` said so)."""
+    ds = data.builtin("teacher", P=10, D=4, P_test=2, seed=0)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        r = sample(ds.X, ds.y, ds.X_test, N=20, chi=5, kappa=0.3, samples=8, chains=2, seed=1)
+    assert not r.converged  # eight draws a chain: R-hat far over its bound
+    ours = [w for w in seen if issubclass(w.category, MsatWarning)]
+    assert any("did not converge" in str(w.message) and "R-hat" in str(w.message) for w in ours)
+    assert {w.filename for w in ours} == {__file__}
+
+
+def test_each_warning_of_a_ladder_is_raised_once_and_none_for_a_clean_point():
+    ds = data.builtin("teacher", P=10, D=4, P_test=2, seed=0)
+    with pytest.warns(MsatWarning) as seen:
+        rs = predict(ds.X, ds.y, ds.X_test, N=10, chi=[1, 50], kappa=0.5)
+    texts = [str(w.message) for w in seen]
+    assert texts == [w for r in rs for w in r.warnings] and texts[0].startswith("chi = 50")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MsatWarning)
+        predict(ds.X, ds.y, ds.X_test, N=10, chi=2, kappa=0.5)
+
+
+def test_the_cli_prints_its_lines_and_raises_no_python_warning(capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MsatWarning)  # a Python warning would now be an internal error (exit 1)
+        code, _, err = run_cli(["predict", "--dataset", "teacher", "--P", "10", "--D", "4", "--N", "10",
+                                "--chi", "50", "--kappa", "0.5"], capsys)
+    assert code == 0 and err.count("outside [1, N]") == 1 and "MsatWarning" not in err
