@@ -199,7 +199,7 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
         "depth": depths if n_key == "N" else [0],  # 0: the --widths items set it
         "kappa": [_number("kappa", t, "positive") for t in _items("kappa", kappa)],
         "seed": [_number("seed", t, "seed") for t in _items("seed", seed)],
-        "g_v": [_number("g_v", t, "positive") for t in _items("g-v", g_v)],
+        "g_v": [_number("g-v", t, "positive") for t in _items("g-v", g_v)],
         "g_w": ["x".join(token(v) for v in _layers("g-w", t, "positive")) for t in _items("g-w", g_w)],  # a string
         "activation": activations,
         "dressed": [_boolean(t) for t in _items("dressed", dressed)],
@@ -211,7 +211,7 @@ def build(*, N=None, widths=None, depth=None, chi, kappa, g_v="1", g_w="1", acti
         "dataset": _datasets(dataset, source),
         "P": [_number("P", t, "count") for t in _items("P", P)] if P is not None else [0],
         "D": [_number("D", t, "count") for t in _items("D", D)] if D is not None else [0],
-        "P_test": [_number("P_test", t, "size") for t in _items("P-test", P_test)] if P_test is not None else [0],
+        "P_test": [_number("P-test", t, "size") for t in _items("P-test", P_test)] if P_test is not None else [0],
         "chi": chis,
     }
     for name, v in coords.items():

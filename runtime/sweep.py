@@ -24,7 +24,7 @@ import time
 import warnings
 from dataclasses import dataclass
 
-from . import grid as _grid, labelled, memory, sweep_store
+from . import grid as _grid, labelled, memory, sweep_store, sweep_wait
 from .errors import InputError, MemoryRequestError, MsatWarning
 from .sweep_store import prepare as _prepare, writable as _writable  # _prepare: looked up here by _run (tests)
 
@@ -207,9 +207,10 @@ def _run(job, client, interrupted):
         if client is None:
             # no more workers than tasks, each with one thread for BLAS and numba alike: a task per core, not
             # per core times the cores. The scheduler's HTTP server (on even with no dashboard) on a free port:
-            # the default one, taken by another cluster, printed a warning on stderr
+            # the default one, taken by another cluster, printed a warning on stderr. Dask's own ERROR lines (a task
+            # whose workers died) repeated msat's one-line report of the failed task, with a timestamp
             cluster = LocalCluster(n_workers=min(job.workers, len(pending)), threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR,
+                                   dashboard_address=None, silence_logs=logging.CRITICAL,
                                    scheduler_kwargs={"dashboard_address": ":0"}, preload=["msat.runtime.sweep_worker"],
                                    env={"NUMBA_NUM_THREADS": os.environ.get("NUMBA_NUM_THREADS", "1")})
             client = Client(cluster)
@@ -222,10 +223,12 @@ def _run(job, client, interrupted):
         t0 = time.perf_counter()
         src = job.source if isinstance(job.source, tuple) else client.scatter(job.source, broadcast=True)
         futures = {client.submit(job.task, job.g, t, src, job.extra, pure=False): (idx, t) for idx, t in pending}
-        for k, fut in enumerate(_completed(as_completed(futures), interrupted), 1):
+        gone = sweep_wait.workers_gone(client) if cluster is not None else (lambda: False)  # ours to judge
+        outcomes = ((fut, None) for fut in sweep_wait.completed(as_completed(futures), interrupted, gone))
+        for k, (fut, lost) in enumerate(_with_lost(outcomes, futures), 1):
             idx, t = futures[fut]
             try:
-                res, note, fail = fut.result()
+                res, note, fail = (None, None, lost) if lost else fut.result()
             except Exception as err:  # noqa: BLE001 - a task whose worker kept dying
                 res, note, fail = None, None, f"{type(err).__name__}: {err}"
             if fail:
@@ -257,20 +260,17 @@ def _run(job, client, interrupted):
     return failures
 
 
-def _completed(ac, interrupted):
-    """Futures as they complete; KeyboardInterrupt as soon as Ctrl-C raised the flag."""
-    while not ac.is_empty():
-        if interrupted:
-            raise KeyboardInterrupt
-        if not ac.has_ready():
-            time.sleep(0.05)
-            continue
-        for fut in ac.next_batch(block=False):
-            if interrupted:
-                raise KeyboardInterrupt
-            yield fut
-    if interrupted:
-        raise KeyboardInterrupt
+def _with_lost(outcomes, futures):
+    """(future, None) as tasks complete, then (future, why) for each task left when no worker is left to run it."""
+    seen = set()
+    try:
+        for fut, lost in outcomes:
+            seen.add(fut)
+            yield fut, lost
+    except sweep_wait.NoWorkers:
+        why = (f"no worker left: the local cluster's workers died and none was restarted within "
+               f"{sweep_wait.NO_WORKER_GRACE:g} s")
+        yield from ((fut, why) for fut in futures if fut not in seen)
 
 
 def _plain(v):

@@ -74,7 +74,9 @@ def from_text(name: str, text: str) -> float:
 
 def count(name: str, value, minimum: int = 0, maximum: int | None = None) -> int:
     """An integer >= minimum (a size or a number of draws), at most maximum when given."""
-    given = value  # as typed in the messages: 1e300 is not printed with its 301 digits
+    given = value  # as typed in the messages: 1e300 is not printed with its 301 digits, and a list's 0 not as 0.0
+    if isinstance(given, float) and given.is_integer() and abs(given) < 1e16:
+        given = int(given)
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
         if _is_real(value) and math.isfinite(float(value)) and float(value).is_integer():
             value = int(value)

@@ -218,3 +218,44 @@ def test_a_sweep_with_stderr_closed_writes_its_store(tmp_path):
     assert res.returncode == 0 and "internal error" not in res.stdout, res.stdout
     st = xr.open_zarr(out)
     assert bool(st.done.all()) and bool(st.converged.all())
+
+
+def test_a_local_cluster_whose_workers_all_died_ends_the_wait_with_its_tasks_failed(monkeypatch):
+    """An audit killed the workers of a local sweep until Dask restarted none: the sweep waited for ever with tasks
+    pending. Once the cluster has had no worker for the grace period, the tasks not done are failures (exit 3),
+    those done before are kept, and a cluster with workers is never judged gone."""
+    from msat.runtime import sweep_wait
+
+    class Client:  # the scheduler's answer: workers or none
+        def __init__(self, workers):
+            self.workers = workers
+
+        def scheduler_info(self):
+            return {"workers": {f"tcp://w{i}": {} for i in range(self.workers)}}
+
+    class Pending:  # dask's as_completed with one future done and two that never finish
+        def __init__(self):
+            self.ready = ["a"]
+
+        def is_empty(self):
+            return False
+
+        def has_ready(self):
+            return bool(self.ready)
+
+        def next_batch(self, block=False):
+            out, self.ready = self.ready, []
+            return out
+
+    clock = [0.0]
+    monkeypatch.setattr(sweep_wait.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(sweep_wait.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + 0.5))
+    futures = {"a": 0, "b": 1, "c": 2}
+    got = list(sweep._with_lost(((f, None) for f in sweep_wait.completed(
+        Pending(), False, sweep_wait.workers_gone(Client(0), grace=5.0))), futures))
+    assert got[0] == ("a", None) and [f for f, _ in got[1:]] == ["b", "c"]
+    assert all("no worker left" in why for _, why in got[1:]) and clock[0] > 5.0
+    alive = sweep_wait.workers_gone(Client(2), grace=5.0)
+    for _ in range(40):
+        clock[0] += 0.5
+        assert not alive()
