@@ -122,10 +122,15 @@ def _numeric(values):
     return x if np.all(np.isfinite(x)) else None
 
 
-def _fixed(st, shown):
+def _fixed(st, shown, inches):
+    """The options held at one value, for a title wrapped to the figure's width (one line ran past both edges):
+    a Monte Carlo count of 0 (the method's default, not given) is left out."""
+    import textwrap
+
     parts = [f"{d}={st[d].values[0]}" for d in st.dims
-             if d not in shown and d not in POINT_DIMS and st.sizes[d] == 1]
-    return ", ".join(parts)
+             if d not in shown and d not in POINT_DIMS and st.sizes[d] == 1
+             and not (d in ("mc_samples", "samples", "chains") and st[d].values[0] == 0)]
+    return "\n".join(textwrap.wrap(", ".join(parts), width=int(15 * inches), break_long_words=False))
 
 
 def plot(st, *, x="N", y="test_error", hue="method", color="test_error", reference=None, path=None):
@@ -162,7 +167,7 @@ def plot(st, *, x="N", y="test_error", hue="method", color="test_error", referen
         ax.set_xticks(pos, [str(v) for v in q[x].values])
     ax.set_xlabel(x)
     ax.set_ylabel(label)
-    ax.set_title(_fixed(st, {x, hue, "seed"}), fontsize=7)
+    ax.set_title(_fixed(st, {x, hue, "seed"}, fig.get_figwidth()), fontsize=7)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
@@ -192,7 +197,7 @@ def _heat(st, q, label, x, y, hue, path):
         ax.set_title(str(h) if h is not None else "", fontsize=8)
     if mesh is not None:
         fig.colorbar(mesh, ax=axes[0].tolist(), label=label + " (grey: no value)")
-    fig.suptitle(_fixed(st, keep | {"seed"}), fontsize=7)
+    fig.suptitle(_fixed(st, keep | {"seed"}, fig.get_figwidth()), fontsize=7)
     return _save(fig, path), label
 
 

@@ -51,6 +51,19 @@ def test_error_against_width_per_method_shows_predict_errors(store):
     assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "log"
 
 
+def test_the_titles_of_fixed_options_fit_inside_the_figure(store):
+    """The title listing every option held at one value ran past both edges of the figure (two audits)."""
+    for kw, sel in ((dict(), ["chi=N"]), (dict(x="N", y="chi", hue="method"), ["seed=1"])):
+        fig, _ = sf.plot(sf.select(sf.open_store(store), sel), **kw)
+        fig.canvas.draw()
+        titles = [t for t in [fig._suptitle] + [ax.title for ax in fig.axes] if t is not None and t.get_text()]
+        assert any("kappa=0.5" in t.get_text() and "dataset=teacher" in t.get_text() for t in titles)
+        for t in titles:
+            box = t.get_window_extent(fig.canvas.get_renderer())
+            assert box.x0 >= 0 and box.x1 <= fig.bbox.x1, t.get_text()
+        sf.plt.close(fig)
+
+
 def test_heat_map_over_width_and_chi(store):
     st = sf.select(sf.open_store(store), ["seed=1"])
     fig, _ = sf.plot(st, x="N", y="chi", hue="method")
