@@ -5,6 +5,8 @@ every parameter once, build the method's solver, run the chi ladder (docs/theory
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import sys
 import time
@@ -66,19 +68,37 @@ def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=N
     return results if is_ladder else results[0]
 
 
+#: set by msat's own callers (the CLI, `msat run`, sweep tasks), which report results' warnings their own way;
+#: a context variable, so that a thread's setting (a Dask worker's task) is its own
+_QUIET = contextvars.ContextVar("msat_quiet", default=False)
+
+
+@contextlib.contextmanager
+def quiet():
+    """Within it, predict raises no MsatWarning (the results keep their `warnings`)."""
+    token = _QUIET.set(True)
+    try:
+        yield
+    finally:
+        _QUIET.reset(token)
+
+
 def _announce(results) -> None:
-    """Each result's warnings, and each point that did not converge, as a Python warning (MsatWarning) at the
-    caller's line: in a notebook an R-hat over its bound was visible only in `r.warnings`. msat's own callers
-    (the CLI, `msat run`, sweep tasks) ignore the category: they report the same lines their own way."""
-    level, frame, here = 2, sys._getframe(1), os.path.dirname(os.path.abspath(__file__))
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here + os.sep):
+    """Each distinct warning of the results, and each point that did not converge, as a Python warning
+    (MsatWarning) at the caller's line: in a notebook an R-hat over its bound was visible only in `r.warnings`. A
+    line that several chi points share is raised once, naming them."""
+    if _QUIET.get():
+        return
+    level, frame, here = 2, sys._getframe(1), os.path.normcase(os.path.dirname(os.path.abspath(__file__)))
+    while frame is not None and os.path.normcase(os.path.abspath(frame.f_code.co_filename)).startswith(here + os.sep):
         frame, level = frame.f_back, level + 1  # the first frame outside msat.runtime: the user's call
+    lines = {}  # line -> the chi values it came with, in ladder order
     for r in results:
-        for line in r.warnings:
-            where = "" if line.startswith("chi = ") else f"chi = {r.chi:g}: "
-            warnings.warn(where + line, MsatWarning, stacklevel=level)
-        if not r.converged:
-            warnings.warn(f"chi = {r.chi:g} did not converge: {r.error}", MsatWarning, stacklevel=level)
+        for line in r.warnings + ([f"did not converge: {r.error}"] if not r.converged else []):
+            lines.setdefault(line, []).append(r.chi)
+    for line, chis in lines.items():
+        where = "" if line.startswith("chi = ") else "chi = " + ", ".join(f"{c:g}" for c in chis) + ": "
+        warnings.warn(where + line, MsatWarning, stacklevel=level)
 
 
 def sample(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None,

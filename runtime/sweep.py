@@ -21,11 +21,10 @@ import os
 import signal
 import threading
 import time
-import warnings
 from dataclasses import dataclass
 
 from . import grid as _grid, labelled, memory, sweep_store, sweep_wait
-from .errors import InputError, MemoryRequestError, MsatWarning
+from .errors import InputError, MemoryRequestError
 from .sweep_store import prepare as _prepare, writable as _writable  # _prepare: looked up here by _run (tests)
 
 
@@ -58,7 +57,7 @@ def _options(g, task, extra):
 
 def run_task(g, task, source, extra):
     """One task's chi ladder: (arrays per output, note, failure)."""
-    from .predict import predict
+    from .predict import predict, quiet
 
     opts = _options(g, task, extra)
     try:
@@ -67,8 +66,7 @@ def run_task(g, task, source, extra):
         return None, None, f"{type(err).__name__}: {err}"
     try:
         chis = g.chi_values(opts["widths"][-1])
-        with warnings.catch_warnings():  # the store keeps no per-result warnings (docs/cli.md)
-            warnings.simplefilter("ignore", MsatWarning)
+        with quiet():  # the store keeps no per-result warnings (docs/cli.md)
             res = predict(ds.X, ds.y, ds.X_test, chi=chis, **opts)
     except InputError as err:  # the point is not covered (exact for erf, kappa below the data's resolution)
         return dict(labelled.empty(g, task, ds.P, ds.P_test, ds.y_test), input_error=True), str(err), None

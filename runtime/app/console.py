@@ -11,10 +11,8 @@ import argparse
 import os
 import re
 import sys
-import warnings
 from importlib import import_module
 
-from ..errors import MsatWarning
 from .outputs import say
 
 #: modules that add subcommands (``add_parsers(sub)``, each setting a ``handler``)
@@ -100,8 +98,9 @@ def main(argv=None) -> int:
                 setattr(args, name, getattr(args, name).strip().lower())
         # the command as the user typed it, for the provenance attributes of the files written
         args.command_line = command_line(sys.argv[1:] if argv is None else argv)
-        with warnings.catch_warnings():  # the commands print results' warnings as lines of their own
-            warnings.simplefilter("ignore", MsatWarning)
+        from ..predict import quiet
+
+        with quiet():  # the commands print results' warnings as lines of their own
             return args.handler(args)
     except KeyboardInterrupt:
         say("msat: interrupted")

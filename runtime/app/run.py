@@ -11,7 +11,6 @@ exits non-zero).
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,13 +18,13 @@ import numpy as np
 
 from .. import data as _data
 from .. import spectral, values
-from ..errors import ConvergenceError, InputError, MsatWarning
+from ..errors import ConvergenceError, InputError
 from ..methods import exact
 from msat.generated import observables as gen_observables
 
 from ..numerics import chains, deep_hmc, hmc, marginal_hmc
 from ..numerics.observe import alignment_of_spectrum
-from ..predict import predict
+from ..predict import predict, quiet
 from ..progress import Progress
 from . import checks, report, studies
 
@@ -257,8 +256,7 @@ def run(out="msat-run", *, quick=False, activation="linear", depth=1, progress=F
     except OSError as err:
         raise InputError(f"cannot create {out}: {err.strerror}") from None
     cfg = QUICK if quick else FULL
-    with warnings.catch_warnings():  # the results' warnings are counted in the summary and kept in results.json
-        warnings.simplefilter("ignore", MsatWarning)
+    with quiet():  # the results' warnings are counted in the summary and kept in results.json
         res = compute(cfg, activation, progress, depth)
     res["checks"] = checks.checks(res)
     chis = res["chis"]

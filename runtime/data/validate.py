@@ -96,12 +96,16 @@ def _same_rows(a, b, keys: str, name: str) -> None:
 
 def _same_columns(X, X_test, name: str) -> None:
     """Inputs are matched by position too: a labelled X_test (a DataFrame, or a Series for one point) whose
-    column labels differ from X's would feed each input into another's weights."""
+    column labels differ from X's would feed each input into another's weights. Called once the shapes agree
+    (a wrong size is named as such; an empty X_test has no columns to compare)."""
     cx = getattr(X, "columns", None)
-    ct = getattr(X_test, "columns", None) if getattr(X_test, "ndim", None) != 1 else getattr(X_test, "index", None)
-    if not (hasattr(cx, "equals") and hasattr(ct, "equals")) or cx.equals(ct):
+    one_point = getattr(X_test, "ndim", None) == 1
+    if one_point and len(cx if cx is not None else ()) < 2:  # D = 1: a Series' index may be row labels
         return
-    if len(cx) == len(ct) and set(cx) == set(ct):
+    ct = getattr(X_test, "index" if one_point else "columns", None)
+    if not (hasattr(cx, "equals") and hasattr(ct, "equals")) or len(X_test) == 0 or cx.equals(ct):
+        return
+    if cx.is_unique and ct.is_unique and len(cx) == len(ct) and set(cx) == set(ct):
         raise fail(f"{name}: X_test has X's columns in another order and msat pairs inputs by position: "
                    "reorder them (X_test[X.columns])")
     raise fail(f"{name}: X and X_test have different column labels and msat pairs inputs by position: if they "
@@ -120,7 +124,7 @@ def validate(X, y, X_test=None, y_test=None, name: str = "data") -> Dataset:
         raise fail(f"{name}: y is missing")
     _same_rows(X, y, "X and y", name)
     _same_rows(X_test, y_test, "X_test and y_test", name)
-    _same_columns(X, X_test, name)
+    X_labelled, X_test_labelled = X, X_test
     X = _as_float(X, "X", name)
     if X.ndim != 2:
         raise fail(f"{name}: X must be a 2-D array (P x D), got shape {X.shape}")
@@ -152,6 +156,7 @@ def validate(X, y, X_test=None, y_test=None, name: str = "data") -> Dataset:
             raise fail(f"{name}: X_test has {Xt.shape[1]} columns but X has D = {D}")
         Xt = np.ascontiguousarray(Xt)
         _check_finite(Xt, "X_test", name)
+        _same_columns(X_labelled, X_test_labelled, name)
 
     yt = None
     if y_test is not None:

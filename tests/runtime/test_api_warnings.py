@@ -38,3 +38,29 @@ def test_the_cli_prints_its_lines_and_raises_no_python_warning(capsys):
         code, _, err = run_cli(["predict", "--dataset", "teacher", "--P", "10", "--D", "4", "--N", "10",
                                 "--chi", "50", "--kappa", "0.5"], capsys)
     assert code == 0 and err.count("outside [1, N]") == 1 and "MsatWarning" not in err
+
+
+def test_a_line_every_point_of_a_ladder_shares_is_raised_once_and_quiet_holds_per_thread():
+    """A review: a note on every point of a 200-point ladder gave 200 warnings; msat's own callers silenced the
+    category with catch_warnings, which a second thread (a Dask worker's other task) could leave installed."""
+    import threading
+
+    from msat.runtime.predict import quiet
+
+    ds = data.builtin("teacher", P=10, D=4, P_test=2, seed=0)
+    with pytest.warns(MsatWarning) as seen:
+        rs = predict(ds.X, ds.y, ds.X_test, N=10, chi=[1, 2, 4], kappa=0.5, method="nngp", dressed=True)
+    assert all(len(r.warnings) == 1 for r in rs)  # each point keeps its own
+    assert [str(w.message) for w in seen] == ["chi = 1, 2, 4: " + rs[0].warnings[0]]
+
+    def quiet_call():
+        with quiet():
+            predict(ds.X, ds.y, ds.X_test, N=3, chi=50, kappa=0.5)
+
+    with warnings.catch_warnings(record=True) as heard:
+        warnings.simplefilter("always")
+        t = threading.Thread(target=quiet_call)
+        t.start()
+        t.join()
+        predict(ds.X, ds.y, ds.X_test, N=3, chi=60, kappa=0.5)  # this thread is not quiet
+    assert [str(w.message).startswith("chi = 60") for w in heard if issubclass(w.category, MsatWarning)] == [True]

@@ -417,6 +417,15 @@ def test_pandas_test_inputs_whose_columns_differ_from_x_are_refused():
         np.testing.assert_array_equal(predict(Xd, y, Xt_in, **kw).test_mean, ref)
     np.testing.assert_allclose(predict(Xd, y, Xtd.iloc[1], **kw).test_mean, ref[1:], rtol=1e-12)
     np.testing.assert_array_equal(predict(X, y, Xtd, **kw).test_mean, ref)
+    # the shapes first (a review): no test points, a wrong width named as such, repeated labels not "reordered"
+    assert predict(Xd, y, pd.DataFrame(), **kw).test_mean.shape == (0,)
+    with pytest.raises(InputError, match="X_test has 2 columns but X has D = 3"):
+        predict(Xd, y, Xtd[["u", "v"]], **kw)
+    with pytest.raises(InputError, match="different column labels"):
+        predict(pd.DataFrame(X, columns=list("aab")), y, pd.DataFrame(Xt, columns=list("abb")), **kw)
+    one = pd.DataFrame(X[:, :1], columns=["u"])  # D = 1: a Series' index may be its rows' labels
+    np.testing.assert_array_equal(predict(one, y, pd.Series([0.3], index=[7]), **kw).test_mean,
+                                  predict(X[:, :1], y, [[0.3]], **kw).test_mean)
 
 
 @pytest.mark.parametrize("bad", [dict(N=np.arange(12)), dict(kappa=np.ones((3, 3)))])
