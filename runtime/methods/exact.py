@@ -20,8 +20,8 @@ from msat import generated
 
 from ..errors import ConvergenceError
 from ..ladder import Point
-from ..numerics import observe, product_prior
-from ..numerics.saddle import U_MAX, ActionGradient, find_saddle
+from ..numerics import deep_modes, observe, product_prior
+from ..numerics.saddle import ActionGradient, find_saddle
 from ..results import Result
 from ..spectral import Spectrum
 from . import SpectralSolver
@@ -179,32 +179,6 @@ def _direction_moment(spec, tab, s_nodes, chi, N, g_v, weight_direction):
     return om
 
 
-def _likelihood_slopes(spec, tau, chi, kappa, g_v):
-    """(dF/dtau, d2F/dtau2) of the likelihood part F of S at u = e^tau (generated slopes in u)."""
-    u = np.array([math.exp(tau)])
-    d = np.empty((1, 2))
-    generated.exact().likelihood_slopes(u, np.array([float(chi)]), float(kappa), float(g_v), spec.lam, spec.yt2,
-                                        spec.mult, d)
-    return u[0] * d[0, 0], u[0] * d[0, 0] + u[0] ** 2 * d[0, 1]
-
-
-def _deep_centre(spec, widths, chi, kappa, g_v, tau_init):
-    """tau* of the joint mode of the layers' log s_l and the likelihood: each layer's stationarity
-    gives e^(t_l) = 1 - 2 F_tau / N_l, so tau = sum_l ln(1 - 2 F_tau(tau) / N_l), a 1-D root."""
-    from scipy.optimize import brentq
-
-    def psi(tau):
-        arg = [1 - 2 * _likelihood_slopes(spec, tau, chi, kappa, g_v)[0] / N for N in widths]
-        return sum(math.log(a) for a in arg) - tau if min(arg) > 0 else -math.inf
-
-    lo, hi, step = tau_init - 0.5, tau_init + 0.5, 0.5
-    while psi(lo) <= 0 or psi(hi) >= 0:
-        if lo < -U_MAX or hi > U_MAX:
-            raise ConvergenceError("exact: no mode of the deep integrand found", {"tau_init": tau_init})
-        lo, hi, step = (lo - step if psi(lo) <= 0 else lo), (hi + step if psi(hi) >= 0 else hi), 2 * step
-    return brentq(lambda t: max(psi(t), -1e300), lo, hi, xtol=1e-14, rtol=1e-15)
-
-
 def deep_moments(spec: Spectrum, widths, chi, kappa, g_v, tau_init: float = 0.0, weight_direction=None,
                  g_ws=None) -> dict:
     """Exact moments of a deep linear network (docs/theory.md §2d): the integral over tau = ln u with
@@ -218,8 +192,11 @@ def deep_moments(spec: Spectrum, widths, chi, kappa, g_v, tau_init: float = 0.0,
     if weight_direction is not None and (g_ws is None or len(g_ws) != len(widths)):
         raise ValueError("deep_moments: the first layer's weight moment needs g_ws, one per layer")
     upper = float(np.prod(g_ws[1:])) if weight_direction is not None else 1.0
-    tau0 = _deep_centre(spec, widths, chi, kappa, g_v, tau_init)
-    F_tau, F_tt = _likelihood_slopes(spec, tau0, chi, kappa, g_v)
+    found = deep_modes.modes(spec, widths, chi, kappa, g_v, tau_init)
+    if not found:
+        raise ConvergenceError("exact: no mode of the deep integrand found", {"tau_init": tau_init})
+    tau0 = found[0].tau  # the largest mass: a search from tau_init alone could stop at a far smaller one
+    F_tau, F_tt = (float(v[0]) for v in deep_modes.slopes(spec, tau0, chi, kappa, g_v))
     theta = -F_tau
     ks = [k for _, k in product_prior.layer_widths(widths, theta)]
     sigma = 1.0 / math.sqrt(1.0 / sum(1.0 / k for k in ks) + max(F_tt, 0.0))
@@ -235,6 +212,13 @@ def deep_moments(spec: Spectrum, widths, chi, kappa, g_v, tau_init: float = 0.0,
         if tau.size == 0:
             raise ConvergenceError("exact: the deep prior's density is not finite anywhere on its grid",
                                    {"depth": len(widths), "step": step})
+        outside = [m for m in found[1:] if m.log_mass > found[0].log_mass - LOG_CUTOFF
+                   and not tau[0] <= m.tau <= tau[-1]]
+        if outside:  # a second mode of weight the grid cannot reach: no answer rather than half of one
+            raise ConvergenceError(
+                f"exact: the deep integrand has separate modes at u = {math.exp(tau0):.4g} and "
+                f"u = {math.exp(outside[0].tau):.4g} (log masses {found[0].log_mass - outside[0].log_mass:.3g} "
+                "apart) that one grid does not hold", {"depth": len(widths), "tau0": tau0})
         dF = np.empty_like(tau)
         gen.likelihood_difference(tau - tau0, math.exp(tau0), float(chi), float(kappa), float(g_v),
                                   spec.lam, spec.yt2, spec.mult, dF)

@@ -99,6 +99,30 @@ def test_depth_three_exact_equals_a_direct_three_dimensional_integral_over_the_l
     np.testing.assert_allclose(r.test_mean, p @ mstar, rtol=1e-11)
 
 
+def test_of_two_modes_of_the_deep_integrand_the_heavier_one_is_integrated():
+    """Inputs of 1e-2 and targets of 10 (an outside audit): the mode equation has roots near u = 1.6 and
+    u = 4,900, the first 3,654 nats lighter. msat searched from u = 1, stopped at the light one, and reported
+    E[u] = 1.57 with a quadrature error of 6e-18; every root is found and ranked now. The reference: a
+    trapezoid rule over (ln s_1, ln s_2) on a tensor grid wide enough for both."""
+    rng = np.random.default_rng(4)
+    X, Xt, w0 = rng.standard_normal((10, 6)), rng.standard_normal((3, 6)), rng.standard_normal(6)
+    y = 10 * (np.tanh(X @ w0 / math.sqrt(6)) + 0.3 * np.sin(X[:, 0]))
+    X, Xt = 0.01 * X, 0.01 * Xt
+    widths, g_ws, chi, kappa, g_v = (60, 120), (0.5, 3.0), 120.0, 2.0, 2.5
+    lam, U = np.linalg.eigh(math.prod(g_ws) * X @ X.T / 6)
+    yt, kt = U.T @ y, U.T @ (math.prod(g_ws) * X @ Xt.T / 6)
+    t = np.linspace(-3, 12, 1501)
+    T1, T2 = np.meshgrid(t, t, indexing="ij")
+    u = np.exp(T1 + T2).ravel()
+    A = g_v * u[:, None] * lam + kappa
+    logw = (30 * (T1 - np.exp(T1)) + 60 * (T2 - np.exp(T2))).ravel() - 0.5 * chi * (yt**2 / A).sum(1) - 0.5 * np.log(
+        A).sum(1)
+    p = np.exp(logw - special.logsumexp(logw))
+    r = predict(X, y, Xt, widths=list(widths), g_w=list(g_ws), chi=chi, kappa=kappa, g_v=g_v, method="exact")
+    assert p[u < 20].sum() < 1e-300 and r.s_mean == pytest.approx(p @ u, rel=1e-9)
+    np.testing.assert_allclose(r.test_mean, p @ ((g_v * u[:, None] * yt / A) @ kt), rtol=1e-9)
+
+
 def test_depth_acts_first_like_a_smaller_width():
     """With equal widths the prior of u has variance ~ 2L/N: at chi = 1 a deep linear network's
     correction to the NNGP grows with depth (docs/theory.md §2d)."""
