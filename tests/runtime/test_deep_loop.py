@@ -67,6 +67,24 @@ def test_order_k_error_falls_like_N_to_the_minus_k_plus_one(depth, scaling, dres
         assert abs(slope + (k + 1)) < 0.3, (k, slope, errs[k])
 
 
+@pytest.mark.parametrize("g_w", [(3.0, 0.3), (0.3, 1.0, 1.0)])
+def test_a_cold_start_expands_around_the_heaviest_saddle(g_w):
+    """Inputs of 0.05 (0.01 at depth 3) and targets of 100 (an outside audit): the saddle equation has a root near
+    u = 2.5, thousands of nats lighter than the one near the posterior's mass (u ~ 4e3), and a search from
+    u = 1 stopped there: the dressed series gave test means of 0.1 against 13 without a warning. Now every
+    order, bare and dressed, closes in on the exact integral (its own test: a direct integral over the layers)."""
+    rng = np.random.default_rng(9)
+    X, Xs, w0 = rng.standard_normal((10, 15)), rng.standard_normal((3, 15)), rng.standard_normal(15)
+    y = 100 * (np.tanh(X @ w0 / math.sqrt(15)) + 0.3 * np.sin(X[:, 0]))
+    scale, N, chi = (0.05, 40, 1.0) if len(g_w) == 2 else (0.01, 40, 40.0)
+    kw = dict(N=N, depth=len(g_w), chi=chi, kappa=2.0, g_v=0.6, g_w=list(g_w))
+    ex = predict(scale * X, y, scale * Xs, method="exact", **kw)
+    errors = [[np.max(np.abs(predict(scale * X, y, scale * Xs, method="loop", order=o, dressed=d, **kw).test_mean
+                             - ex.test_mean)) for o in range(3)] for d in (False, True)]
+    assert ex.s_mean > 1e3 and all(e[2] < 1e-4 * np.max(np.abs(ex.test_mean)) for e in errors), errors
+    assert all(e[0] > e[1] > e[2] or e[2] < 1e-12 for e in errors), errors
+
+
 def test_deep_loop_ladder_and_result_contract():
     ds = data.builtin("teacher", P=10, D=6, P_test=2, seed=3)
     rs = predict(ds.X, ds.y, ds.X_test, widths=[30, 60, 45], g_w=[1.2, 0.9, 1.0], chi=[1.0, 5.0, 45.0], kappa=0.4,
