@@ -8,6 +8,7 @@ else is a bug, reported in one line with a pointer to MSAT_DEBUG=1 for the trace
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
 import sys
@@ -84,6 +85,11 @@ def command_line(argv) -> str:
     return "msat " + " ".join(shlex.quote(utf8(a)) for a in argv)
 
 
+#: errors of a path named on the command line (the user's to change), as opposed to msat's own failures
+USER_PATH_ERRORS = (errno.ENAMETOOLONG, errno.ENOENT, errno.EACCES, errno.EROFS, errno.ENOSPC, errno.ENOTDIR,
+                    errno.EISDIR, errno.EPERM)
+
+
 def main(argv=None) -> int:
     try:
         parser = build_parser()
@@ -116,6 +122,12 @@ def main(argv=None) -> int:
             return code
         if isinstance(err, MemoryError):  # past the memory estimate: an address-space limit, other processes
             say("msat: error: out of memory: ask for less (P, P_test, N, chi points, draws)")
+            return 2
+        if isinstance(err, OSError) and err.errno in USER_PATH_ERRORS and err.filename:
+            # a path the system refuses (too long, not there, not allowed, disk full) wherever it is first
+            # touched: the user's to change, as every other path checked before the work
+            say(f"msat: error: cannot use {os.fsencode(str(err.filename)).decode('utf-8', 'backslashreplace')}: "
+                f"{err.strerror}")
             return 2
         if os.environ.get("MSAT_DEBUG"):
             raise

@@ -561,3 +561,17 @@ def test_derive_refuses_an_empty_out(tmp_path, capsys, monkeypatch):
         code, _, err = run(["derive", "--out", empty], capsys)
         assert code == 2 and "--out is empty" in err and len(err.strip().splitlines()) == 1, err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_path_the_system_refuses_is_a_usage_error_of_one_line(tmp_path, capsys):
+    """File names over the system's limit (255 bytes) exited 1 as an internal error for --json, --nc and --data
+    (an outside fuzz); --out of derive and run said 'cannot write' already."""
+    long = "a" * 300
+    base = ["predict", "--dataset", "teacher", "--P", "8", "--D", "4", "--P-test", "2", "--N", "20", "--chi", "2",
+            "--kappa", "0.1", "--method", "nngp"]
+    for extra in (["--json", str(tmp_path / f"{long}.json")], ["--nc", str(tmp_path / f"{long}.nc")]):
+        code, _, err = run(base + extra, capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "too long" in err.lower(), err
+    code, _, err = run(["predict", "--data", str(tmp_path / f"{long}.npz"), "--N", "20", "--chi", "2",
+                        "--kappa", "0.1"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "internal error" not in err, err
