@@ -38,7 +38,8 @@ def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=N
     around the saddle of the full action. Non-linear adaptive: ``estimator`` "cumulant" (small Ct),
     "mc" (the single-neuron law's Monte Carlo on fixed draws) or "auto" (mc); ``mc_samples``
     Monte Carlo draws (prior draws for cumulant; for mc the final fixed draws of all replicate sets,
-    default 80000); ``seed`` seeds every Monte Carlo. Sampling: ``samples`` draws per chain (1000), ``chains`` (4),
+    default 80000); ``seed`` seeds every Monte Carlo. Sampling: ``samples`` draws per chain (1000),
+    ``chains`` (4; 16 where a non-linear layer has at most 4 units, whose modes R-hat must see),
     ``readout`` ("sampled": HMC over all weights; "marginal": the hidden weights only, the readout
     integrated out exactly and the outputs Rao-Blackwellised, one hidden layer),
     ``draws`` (a list that receives the raw chains per chi), ``progress`` (a progress bar).
@@ -102,7 +103,7 @@ def _announce(results) -> None:
 
 
 def sample(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None,
-           activation="linear", samples=1000, chains=4, seed=0, readout="sampled", draws=None, progress=False):
+           activation="linear", samples=1000, chains=None, seed=0, readout="sampled", draws=None, progress=False):
     """Finite networks sampled from the posterior (docs/theory.md §7): ``predict`` with
     ``method="sample"``; results add train_mean_mcse, test_mean_mcse, train_var, rhat_max, ess_min.
     ``draws``: a list that receives, per chi point, a dict of the raw chains (the keys of `msat sample

@@ -9,6 +9,7 @@ from ..errors import ConvergenceError
 from ..ladder import Point, Solver
 from ..numerics import chains as _chains, deep_hmc, hmc, marginal_hmc
 from ..numerics.chains import RHAT_FAIL, STUCK
+from ..params import FEW_UNITS
 from ..results import Result
 
 
@@ -67,10 +68,6 @@ class _Solver(Solver):
         return out
 
 
-#: non-linear layers this narrow or narrower can have posterior modes over functions that chains do not cross
-FEW_UNITS = 4
-
-
 def _unseen_modes(d, p, s, n_chains) -> list:
     """Warnings where the MCSEs and R-hat cannot see a mode no chain visited (docs/theory.md §7): a narrow
     non-linear layer, and outputs at nonzero inputs that never varied (MCSE exactly 0)."""
@@ -79,8 +76,8 @@ def _unseen_modes(d, p, s, n_chains) -> list:
         out.append(f"sample: with {min(p.widths)} hidden unit(s) in a layer the posterior over functions can have "
                    f"separate modes that chains started from the prior do not cross, and R-hat over {n_chains} "
                    "chains sees only modes some chain starts in (an outside check: erf, N = chi = 2, all 4 chains in "
-                   "a mode holding a tenth of the mass, R-hat 1.004, test means 800 MCSE off); compare runs with "
-                   "more --chains (16) and other --seed values")
+                   "a mode holding a tenth of the mass, R-hat 1.004, test means 800 MCSE off; 16 chains, the "
+                   "default here, saw it); compare runs with other --seed values")
     frozen = 0 if p.activation == "linear" else sum(  # a linear output frozen at a nonzero input: y = 0, no mode
         int(np.sum((np.asarray(s[k + "_mean_mcse"]) == 0) & np.any(X != 0, axis=1)))
         for k, X in (("train", d.X), ("test", d.X_test)) if X is not None and len(X))

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from msat.runtime import spectral
+from msat.runtime import params, spectral
 from msat.runtime.methods import exact
 from msat.runtime.numerics import chains as chain_stats, hmc
 from msat.runtime import predict
@@ -162,6 +162,24 @@ def test_a_missed_mode_is_warned_of_where_r_hat_cannot_see_it():
     flat = predict(X, 0 * y, Xt, N=2, chi=1.0, kappa=0.3, method="sample", readout="marginal", samples=200, chains=2,
                    seed=0)
     assert not any("did not vary" in w or "hidden unit" in w for w in flat.warnings), flat.warnings
+
+
+def test_a_narrow_nonlinear_layer_samples_sixteen_chains_by_default():
+    """An outside audit's case (quadrature over all weights: test means -1.989, 0.174, 2.568): erf, N = chi = 2,
+    D = 1, kappa = 0.02, targets x 3. With four chains, seeds 0 and 2 sit in a mode of a tenth of the mass,
+    converged (R-hat 1.007, 1.014 at 300 draws), test means 0.45 off at MCSE 5e-4; sixteen chains, the default
+    for a non-linear layer of at most 4 units now, reach the other mode and the point is not converged."""
+    X, Xt = np.array([[-1.5], [-0.5], [0.7], [1.4]]), np.array([[-1.0], [0.3], [2.0]])
+    y = 3 * np.array([-1.0, 0.2, 0.9, 0.6])
+    kw = dict(N=2, chi=2.0, kappa=0.02, activation="erf", samples=300)
+    for seed in (0, 2):
+        four = predict(X, y, Xt, method="sample", chains=4, seed=seed, **kw)
+        assert four.converged and abs(four.test_mean[1] - 0.174) > 0.3  # the precondition: the silent miss
+        default = predict(X, y, Xt, method="sample", seed=seed, **kw)
+        assert default.params["chains"] == 16 and not default.converged and default.rhat_max > 1.2
+    wide = params.build(4, 1, 3, N=5, kappa=0.1, activation="erf", method="sample")
+    linear = params.build(4, 1, 3, N=2, kappa=0.1, method="sample")
+    assert wide.chains == linear.chains == 4
 
 
 def test_the_mcse_of_a_combination_of_means_keeps_their_correlations():
