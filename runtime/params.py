@@ -13,16 +13,14 @@ from . import memory, spectral, values
 from .errors import InputError
 from .numerics.replicates import MIN_REPLICATES, MIN_SET
 
-METHODS = ("nngp", "exact", "loop", "adaptive", "sample")
-ACTIVATIONS = ("linear", "erf", "relu")
+METHODS, ACTIVATIONS = ("nngp", "exact", "loop", "adaptive", "sample"), ("linear", "erf", "relu")
 #: methods built for each activation
 AVAILABLE = {"linear": ("nngp", "exact", "loop", "adaptive", "sample"),
              "erf": ("nngp", "adaptive", "sample"), "relu": ("nngp", "adaptive", "sample")}
 #: kernel-adaptation orders built per activation
 ADAPTIVE_ORDERS = {"linear": (0, 1, 2), "erf": (0, 1, 2), "relu": (0, 1, 2)}
-#: methods built for networks with more than one hidden layer (docs/theory.md §2d)
-DEEP_AVAILABLE = {"linear": ("nngp", "exact", "loop", "adaptive", "sample"), "erf": ("nngp", "adaptive", "sample"),
-                  "relu": ("nngp", "adaptive", "sample")}
+#: methods built for networks with more than one hidden layer (docs/theory.md §2d): all of them
+DEEP_AVAILABLE = AVAILABLE
 #: the sampler's readout: sampled with the hidden weights, or integrated out exactly (docs/theory.md §7)
 READOUTS = ("sampled", "marginal")
 #: non-linear adaptive estimators: cumulant expansion, single-neuron Monte Carlo, or chosen by chi/N
@@ -32,9 +30,8 @@ SCALE_MAX = 1e250
 #: the largest kernel entry g_v (g_w/D)|x|^2 and kappa must lie in this range: the loop series
 #: evaluates up to 8th powers of the kernel scale (order 3), which stay finite in float64 there
 KERNEL_RANGE = (1e-35, 1e35)
-#: kappa below this multiple of g_v tr(K^phi) is under the float64 resolution of the kernel: an
-#: eigendecomposition leaves its null modes at ~10 eps ||K||, which weigh ~ that / kappa in every
-#: posterior mean, so this keeps their effect below ~1e-5
+#: kappa below this multiple of g_v tr(K^phi) is under the float64 resolution of the kernel: an eigendecomposition
+#: leaves its null modes at ~10 eps ||K||, which weigh ~ that / kappa in every posterior mean: kept below ~1e-5
 KAPPA_RESOLUTION = 1e6 * 2.0 ** -52
 
 #: draws per chain below which the sampler's ESS and Monte Carlo errors are undefined (ArviZ); the fewest
@@ -42,9 +39,8 @@ KAPPA_RESOLUTION = 1e6 * 2.0 ** -52
 MIN_SAMPLES, MIN_MC_SAMPLES = 4, MIN_REPLICATES * MIN_SET
 #: the sampler's draws per chain and chains where none are given (None: not given, so named if ignored)
 DEFAULT_SAMPLES, DEFAULT_CHAINS = 1000, 4
-#: non-linear layers this narrow or narrower can have posterior modes over functions that chains started from the
-#: prior do not cross; there the default is more chains, so that R-hat sees the modes (docs/theory.md §7: erf,
-#: N = chi = 2, all 4 chains of 3 seeds in a mode of a tenth of the mass, R-hat 1.004; 16 chains: R-hat 1.39-1.49)
+#: a non-linear layer this narrow can have modes over functions that chains do not cross: more chains, so that
+#: R-hat sees them (docs/theory.md §7)
 FEW_UNITS, FEW_UNIT_CHAINS = 4, 16
 
 
@@ -216,14 +212,12 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
         # Monte Carlo error, and fewer were silently raised to that); the deep chain's importance sums take any
         single = method == "adaptive" and activation != "linear" and len(widths) == 1
         mc_samples = values.count("mc_samples", mc_samples, minimum=MIN_MC_SAMPLES if single else 1)
-    # ArviZ needs four draws per chain for its ESS and Monte Carlo errors (fewer give NaN)
     sampling_given = [k for k, v in (("samples", samples), ("chains", chains)) if v is not None]
     if method != "sample":  # named as ignored below, not judged (as --mc-samples is where nothing samples)
         samples = chains = None
     samples = values.count("samples", DEFAULT_SAMPLES if samples is None else samples, minimum=MIN_SAMPLES)
-    if chains is None:
-        chains = FEW_UNIT_CHAINS if activation != "linear" and min(widths) <= FEW_UNITS else DEFAULT_CHAINS
-    chains = values.count("chains", chains, minimum=1)
+    few = FEW_UNIT_CHAINS if activation != "linear" and min(widths) <= FEW_UNITS else DEFAULT_CHAINS
+    chains = values.count("chains", few if chains is None else chains, minimum=1)
     if method == "adaptive" and order == 2 and activation == "linear":
         n, what = (P, "P") if P < D else (D, "D")
         if N <= n + 1:

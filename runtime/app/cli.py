@@ -71,7 +71,8 @@ def _output_options(p) -> None:
 
 def _sampling_options(p) -> None:
     p.add_argument("--samples", type=number("--samples"), default=None, help="sample: draws per chain (1000)")
-    p.add_argument("--chains", type=number("--chains"), default=None, help="sample: number of chains (4; 16 where a non-linear layer has at most 4 units)")
+    p.add_argument("--chains", type=number("--chains"), default=None,
+                   help="sample: number of chains (4; 16 where a non-linear layer has at most 4 units)")
     p.add_argument("--readout", default="sampled",
                    help="sample: 'sampled' (HMC over all weights) or 'marginal' (hidden weights only, the "
                         "readout integrated out exactly, outputs Rao-Blackwellised; one hidden layer)")
