@@ -35,6 +35,15 @@ def write(path: Path, text: str) -> None:
     before: the text goes to a temporary file beside it, then replaces it."""
     path = Path(path)
     target = path.resolve()  # through a symlink: the file it names is replaced, the link kept
+    if target.exists() and not target.is_file():
+        # a device or a pipe (/dev/null, /dev/stdout, a FIFO) is written into, never replaced: replacing
+        # `--json /dev/full` (as root) put a regular file where the device was
+        try:
+            with open(target, "w") as f:
+                f.write(text)
+        except OSError as err:
+            raise InputError(f"cannot write {path}: {err.strerror}") from None
+        return
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as err:

@@ -575,3 +575,23 @@ def test_a_path_the_system_refuses_is_a_usage_error_of_one_line(tmp_path, capsys
     code, _, err = run(["predict", "--data", str(tmp_path / f"{long}.npz"), "--N", "20", "--chi", "2",
                         "--kappa", "0.1"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "internal error" not in err, err
+
+
+def test_an_output_that_is_a_device_or_a_pipe_is_written_into_not_replaced(tmp_path):
+    """`--json /dev/full` (an outside fuzz, as root) replaced the device with a regular file: the JSON was written
+    beside it and moved over it, as for a regular file. A device or a pipe is now written into; here a FIFO,
+    which stays a FIFO and delivers the text (a FIFO, not /dev/null: the old code would replace that too)."""
+    import os
+    import stat
+
+    from msat.runtime.app import outputs
+
+    fifo = tmp_path / "out.json"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader, so that opening for writing does not block
+    try:
+        outputs.write(fifo, '{"a": 1}\n')
+        assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+        assert os.read(reader, 100) == b'{"a": 1}\n'
+    finally:
+        os.close(reader)
