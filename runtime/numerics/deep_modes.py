@@ -39,30 +39,38 @@ def slopes(spec, tau, chi, kappa, g_v):
     return u * d[:, 0], u * d[:, 0] + u ** 2 * d[:, 1]
 
 
+def _layers(widths, F_tau):
+    """Each layer's stationary t_l given the likelihood's slope, and the curvature of its -log density there:
+    the mode and shape of its density tilted by theta = -F'(tau) (generated ``layer_mode``); NaN where a
+    layer has no stationary point."""
+    mod = generated.exact()
+    return np.array([mod.layer_mode(float(N), -float(F_tau)) for N in widths]).T
+
+
 def _psi(spec, widths, tau, chi, kappa, g_v):
-    """sum_l ln(1 - 2 F'(tau) / N_l) - tau; -inf where a layer has no stationary point."""
+    """sum_l t_l(tau) - tau: zero on the stationary curve; -inf where a layer has no stationary point."""
     F_tau, _ = slopes(spec, tau, chi, kappa, g_v)
-    arg = np.stack([1.0 - 2.0 * F_tau / N for N in widths])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(np.all(arg > 0, axis=0), np.sum(np.log(np.where(arg > 0, arg, 1.0)), axis=0), -np.inf)
-    return out - np.atleast_1d(tau)
+    total = np.array([np.sum(_layers(widths, f)[0]) for f in F_tau])
+    return np.where(np.isnan(total), -np.inf, total) - np.atleast_1d(tau)
 
 
 def _log_mass(spec, widths, tau, tau_ref, chi, kappa, g_v):
     """The joint log density at the stationary point over tau minus half the log determinant of its Hessian;
     None for a saddle (not a maximum)."""
+    mod = generated.exact()
     F_tau, F_tt = (float(v[0]) for v in slopes(spec, tau, chi, kappa, g_v))
-    e = np.array([1.0 - 2.0 * F_tau / N for N in widths])
-    k = 0.5 * np.asarray(widths, dtype=float)
-    a = k * e  # the Hessian of -log: diag(a) + F'' 1 1^T
+    t, a = _layers(widths, F_tau)  # the Hessian of -log: diag(a) + F'' 1 1^T
     schur = 1.0 + F_tt * np.sum(1.0 / a)
     if schur <= 0:
         return None
-    dF = np.empty(1)
-    generated.exact().likelihood_difference(np.array([tau - tau_ref]), math.exp(tau_ref), float(chi), float(kappa),
-                                            float(g_v), spec.lam, spec.yt2, spec.mult, dF)
-    t = np.log(e)
-    return float(-np.sum(k * (np.expm1(t) - t)) - dF[0] - 0.5 * (np.sum(np.log(a)) + math.log(schur)))
+    dF, logp = np.empty(1), np.empty(1)
+    mod.likelihood_difference(np.array([tau - tau_ref]), math.exp(tau_ref), float(chi), float(kappa), float(g_v),
+                              spec.lam, spec.yt2, spec.mult, dF)
+    prior = 0.0
+    for t_l, N in zip(t, widths):
+        mod.layer_log_density(np.array([t_l]), 0.5 * float(N), logp)  # the untilted prior: mode 0, shape N/2
+        prior += logp[0]
+    return float(prior - dF[0] - 0.5 * (np.sum(np.log(a)) + math.log(schur)))
 
 
 def modes(spec, widths, chi, kappa, g_v, tau_init: float = 0.0) -> list[Mode]:
