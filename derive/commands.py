@@ -45,7 +45,8 @@ def add_parsers(sub) -> None:
     d.set_defaults(handler=derive)
 
     lt = sub.add_parser("latex", help="LaTeX of the derived terms, order by order")
-    lt.add_argument("--order", type=_integer("--order"), default=1)
+    lt.add_argument("--order", type=_integer("--order"), default=1,
+                    help="highest loop order whose terms are printed (default: 1)")
     lt.add_argument("--observable", default=None,
                     help="train_mean, test_mean, test_var, field_s or resolvent (default: a generic O)")
     lt.add_argument("--markdown", action="store_true", help="the docs/formulas.md page")

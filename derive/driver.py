@@ -41,10 +41,18 @@ def emit(max_order: int = DEFAULT_ORDER, max_depth: int = DEFAULT_DEPTH) -> dict
 
 
 def _registry(max_order: int, max_depth: int) -> str:
+    """generated/__init__.py, with the provenance header every generated file carries."""
     env = _emit.environment()
-    return env.get_template("registry.py.j2").render(max_order=max_order, max_depth=max_depth,
+    body = env.get_template("registry.py.j2").render(max_order=max_order, max_depth=max_depth,
                                                      derivable_order=limits.MAX_ORDER,
                                                      derivable_depth=limits.MAX_DEPTH)
+    derivation = "derive.limits (MAX_ORDER, MAX_DEPTH) and the orders and depths emitted"
+    header = env.get_template("header.j2").render(
+        title="msat.generated: registry of the generated kernel modules", derivation=derivation,
+        order=f"0..{max_order}, depth 1..{max_depth}",
+        inputs_hash=_emit.inputs_hash([], f"{max_order},{max_depth}", derivation),
+        content_hash=_emit.content_hash(body), **_emit.versions())
+    return header + body
 
 
 def write(out_dir: Path, files: dict) -> None:

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 39f48db7d61e25a80a85b8c44f5a336e38752594f64346c5388fc7164aa775a1
+# inputs-sha256: b8a4cf82543b7314f3d458fc72609348155decbe99cfd4ed39e8b372acd4193b
 # content-sha256: 16112d8f696b3a708eb49e96951f20e100d8a4257f76b1e084a124be50a56028
 """The layers of a deep linear network with 1 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 1 needs."""
 import math  # noqa: F401

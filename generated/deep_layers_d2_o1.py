@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 11f7d6ea56b9b811bcfbda1dd0400bfb1a5142b63ec97526144c1d6fb5d750c6
+# inputs-sha256: 0c69ab597c01936923ff3bcdb0c3adc0aeb6bc7ec374f10f320f0be18825f046
 # content-sha256: 8464444d8edd1b57ebaae838c8a1f188281efbb5aa652fbceb38772386267fa2
 """The layers of a deep linear network with 2 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 1 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 0dbb4146d24816a737978c3114c0085ebabc4fa74e76443099797838009d17c3
+# inputs-sha256: 70afe3815cabc7b2520e3fd1995fec4bce535f53684bfbdc9346cb8344eff38c
 # content-sha256: b940f42413f3d1f9bf7879261b66fd204f1d1e3fe50e702fb705eab37417075e
 """The layers of a deep linear network with 3 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 0 needs."""
 import math  # noqa: F401

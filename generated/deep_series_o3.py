@@ -3,7 +3,7 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 0a1b9cff89c13f91e3312b66161cc8a2347bafa157bd8a8022daf5171e3f7ff2
+# inputs-sha256: 1dc05339873d6b9cc1eb814dc0c5d3c2ff1eac1fa0b0942862845a79c2e314eb
 # content-sha256: b7160b6f826780f22dd6ed5084edb12661de7402da460fc22c8b493c33cc7308
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 3, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401

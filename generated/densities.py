@@ -3,7 +3,7 @@
 # derivation: derive.network + derive.activations + derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: f54484372f454a4c8e6925d2872793ad7023f6a24cdb5b5e866c17737bd0f9f9
+# inputs-sha256: 8770f6143bbcfc33f9fc69f69696bcad04b303a0a60a98fdfa6ffecefa647b3a
 # content-sha256: 9b6ff3975b8ad8683f940da7af407ee1a468112e9d6d6c06ea443bec22f76e5e
 """Log densities and gradients of the laws msat samples (docs/theory.md §1, §2b, §6, §7): the posterior of a finite network and the adapted single-neuron law, for each activation (argument act, codes in ACTIVATIONS); phi, phi', the observables of one network state."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 97ee6722f69de282a6f4f78953e0f6029d46d55cac73e7b9ac0b7a2d54ed1630
+# inputs-sha256: 794974b03abcc3f190aa42d4a41d12ea8c3c8153f54c43e8bfce30e82088d70c
 # content-sha256: 772c957b16006b3bb159d093c3fb0c18fefaaadb3708f396c097981fe949708a
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 2 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 34c536f927902953894e9a00d06b1ca2b97f38ed61eceb7973566e54c8dc995c
+# inputs-sha256: e97013f5f9f777a51c478bee7e23eab9ee23d8c7135bb9eb342711fdbe08c158
 # content-sha256: 118129d24d5ba812ba5f4eb656ae7216817065a5fe015cc03f12156ba19300be
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 3 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 457ca284591f0f8301c60f3b1826d69823221c5ffd9447bf7714de3ff9d3d046
+# inputs-sha256: c13471e1e3ce2c97fc81987bc463cb28f3f3d74147dbc85f0197d41765ffed16
 # content-sha256: 108b29dda4aaba79f021d5e42908d8fa3039b84be2696e5b2e126b29f23f62a2
 """Saddle equations of the kernel-rescaling action (docs/theory.md §2a, §5), bare and dressed."""
 import math  # noqa: F401

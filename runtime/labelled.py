@@ -73,6 +73,16 @@ def empty(g, task, P: int, P_test: int, y_test=None) -> dict:
     return _blank(g.chi_values(_grid.widths_of(g, task)[-1]), P, P_test, y_test)
 
 
+def _coordinate(g, dim):
+    """A dimension's labels; chi's are its numbers unless a relative token ("sqrtN", "N") is among them, whose
+    numbers then differ from task to task (the variable chi_value holds them): ``sel(chi=2.0)`` works on a store
+    of plain chi values, as the contract reads."""
+    labels = g.coords[dim]
+    if dim == "chi" and not any(c in _grid.RELATIVE for c in labels):
+        return np.array([float(c) for c in labels])
+    return labels
+
+
 def template(g, P_max: int, Pt_max: int):
     """The whole store, NaN and not done, with its chunk encoding (one task per chunk)."""
     import xarray as xr
@@ -89,7 +99,7 @@ def template(g, P_max: int, Pt_max: int):
         v[k] = (tdims + [pd], np.full(tshape + (size[pd],), np.nan))
     v["done"] = (tdims, np.zeros(tshape, bool))
     v["note"] = (tdims, np.full(tshape, "", dtype=NOTE))
-    ds = xr.Dataset(v, coords={d: g.coords[d] for d in dims})
+    ds = xr.Dataset(v, coords={d: _coordinate(g, d) for d in dims})
     enc = {k: {"chunks": (1,) * len(tdims) + ds[k].shape[len(tdims):]} for k in ds.data_vars}
     return ds, enc
 

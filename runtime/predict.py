@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import re
 import sys
 import time
 import warnings
@@ -87,19 +88,28 @@ def quiet():
 def _announce(results) -> None:
     """Each distinct warning of the results, and each point that did not converge, as a Python warning
     (MsatWarning) at the caller's line: in a notebook an R-hat over its bound was visible only in `r.warnings`. A
-    line that several chi points share is raised once, naming them."""
+    line that several chi points share is raised once, naming them, and so are lines that differ only in their
+    numbers (chi/N along a ladder: a 200-point ladder raised some 170 warnings), with the first point's numbers."""
     if _QUIET.get():
         return
     level, frame, here = 2, sys._getframe(1), os.path.normcase(os.path.dirname(os.path.abspath(__file__)))
     while frame is not None and os.path.normcase(os.path.abspath(frame.f_code.co_filename)).startswith(here + os.sep):
         frame, level = frame.f_back, level + 1  # the first frame outside msat.runtime: the user's call
-    lines = {}  # line -> the chi values it came with, in ladder order
+    groups = {}  # the line with its numbers blanked -> (line, chi) pairs, in ladder order
     for r in results:
         for line in r.warnings + ([f"did not converge: {r.error}"] if not r.converged else []):
-            lines.setdefault(line, []).append(r.chi)
-    for line, chis in lines.items():
-        where = "" if line.startswith("chi = ") else "chi = " + ", ".join(f"{c:g}" for c in chis) + ": "
+            groups.setdefault(_NUMBER.sub("#", line), []).append((line, r.chi))
+    for pairs in groups.values():
+        lines, chis = list(dict.fromkeys(p[0] for p in pairs)), list(dict.fromkeys(p[1] for p in pairs))
+        line = lines[0] if len(lines) == 1 else (_AT_CHI.sub("", lines[0]) + f" (the numbers at chi = {chis[0]:g}; "
+                                                 "each result's warnings hold its own)")
+        named = len(lines) == 1 and line.startswith("chi = ")
+        where = "" if named else "chi = " + ", ".join(f"{c:g}" for c in chis) + ": "
         warnings.warn(where + line, MsatWarning, stacklevel=level)
+
+
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d*)?(?:e[-+]?\d+)?")
+_AT_CHI = re.compile(r"^chi = [^:]*: ")
 
 
 def sample(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None,

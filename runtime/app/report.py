@@ -1,4 +1,4 @@
-"""What the main job writes and prints: results.csv, results.json and the summary table."""
+"""What the main job writes and prints: results.csv, results.json and the summary table (summary.txt)."""
 from __future__ import annotations
 
 import csv
@@ -50,7 +50,21 @@ def fit_width(console, table) -> None:
 
 
 def summary(console, res, quick, out):
-    """The discrepancy table and the statements' PASS/FAIL lines."""
+    """The discrepancy table and the statements' PASS/FAIL lines, printed and written as out/summary.txt."""
+    from rich.console import Console
+
+    with open(out / "summary.txt", "w") as fh:  # the table as a file too: `msat run` writes figures + table + JSON
+        _table_and_checks(Console(file=fh, color_system=None, highlight=False, width=100), res, quick)
+    _table_and_checks(console, res, quick)
+    said = {m: sum(map(len, per_chi.values())) for m, per_chi in res.get("warnings", {}).items()}
+    if said:  # what predict warned of on the ladder: counted here, said in full in results.json
+        console.print("predict's warnings: " + ", ".join(f"{m} {n}" for m, n in said.items())
+                      + " (results.json, \"warnings\", per method and chi)", markup=False, highlight=False)
+    console.print(f"wrote {out}/fig_discrepancy.png, fig_orders.png, fig_features.png, results.json, "
+                  f"results.csv, summary.txt in {res['seconds']:.1f} s")
+
+
+def _table_and_checks(console, res, quick):
     from rich.table import Table
 
     chis = res["chis"]
@@ -69,9 +83,3 @@ def summary(console, res, quick, out):
     console.print(t)
     for c in res["checks"]:
         console.print(f"{c['status']} statement {c['statement']} ({c['figure']}): {c['detail']}")
-    said = {m: sum(map(len, per_chi.values())) for m, per_chi in res.get("warnings", {}).items()}
-    if said:  # what predict warned of on the ladder: counted here, said in full in results.json
-        console.print("predict's warnings: " + ", ".join(f"{m} {n}" for m, n in said.items())
-                      + " (results.json, \"warnings\", per method and chi)", markup=False, highlight=False)
-    console.print(f"wrote {out}/fig_discrepancy.png, fig_orders.png, fig_features.png, results.json, "
-                  f"results.csv in {res['seconds']:.1f} s")

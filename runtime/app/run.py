@@ -4,7 +4,7 @@ From standard (chi = 1) to mean-field (chi = N) scaling, every method on one chi
 NNGP, loop orders (tree level, dressed one to three loops) and the exact 1-D integral for linear
 networks, kernel adaptation (orders 0, 1) and sampled finite networks (HMC); with ``depth`` L > 1
 the same for a linear network of L hidden layers of width N (docs/theory.md §2d). Writes
-fig_discrepancy.png, fig_orders.png, fig_features.png, results.json and results.csv, prints a
+fig_discrepancy.png, fig_orders.png, fig_features.png, results.json, results.csv and summary.txt, prints a
 summary table, and checks docs/theory.md §9's four statements on its own numbers (PASS/FAIL; a FAIL
 exits non-zero).
 """
@@ -226,7 +226,7 @@ def compute(cfg: Config, activation: str, progress=True, depth: int = 1) -> dict
 
 def run(out="msat-run", *, quick=False, activation="linear", depth=1, progress=False, console=None) -> dict:
     """The main job (`msat run` in docs/cli.md): compute, check docs/theory.md §9's statements,
-    write the figures, results.json and results.csv into ``out``, print the summary. Returns the
+    write the figures, results.json, results.csv and summary.txt into ``out``, print the summary. Returns the
     results (``res["checks"]`` holds the PASS/FAIL of each statement)."""
     from rich.console import Console
 

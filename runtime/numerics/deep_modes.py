@@ -98,3 +98,17 @@ def modes(spec, widths, chi, kappa, g_v, tau_init: float = 0.0) -> list[Mode]:
         return []
     found = [(t, _log_mass(spec, widths, t, roots[0], chi, kappa, g_v)) for t in roots]
     return sorted((Mode(t, m) for t, m in found if m is not None), key=lambda m: -m.log_mass)
+
+
+def lighter_mode(spec, widths, chi, kappa, g_v, u) -> str | None:
+    """Where the rescaling u (a method's effective rescaling of its train mean, docs/theory.md §4) lies nearer a mode
+    of the integrand other than its heaviest: "the mode at u = .., .. nats lighter than its heaviest at u = ..";
+    else None."""
+    found = modes(spec, widths, chi, kappa, g_v)
+    if len(found) < 2 or not u > 0:
+        return None
+    near = min(found, key=lambda m: abs(m.tau - math.log(u)))
+    if near is found[0]:
+        return None
+    return (f"the mode at u = {math.exp(near.tau):.4g}, {found[0].log_mass - near.log_mass:.4g} nats lighter than its "
+            f"heaviest at u = {math.exp(found[0].tau):.4g}")

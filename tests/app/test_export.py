@@ -22,7 +22,8 @@ def test_predict_nc_holds_the_json_numbers_in_the_sweep_form(tmp_path, capsys):
     for dim in ("method", "N", "depth", "kappa", "seed", "g_v", "g_w", "activation", "dressed", "P", "D", "P_test"):
         assert st.sizes[dim] == 1, dim
     # labelled as asked, as a sweep labels it; the order that ran is a variable
-    assert list(st.chi.values) == ["1", "5.5", "30"] and str(st.method.values[0]) == "adaptive"
+    assert list(st.chi.values) == [1.0, 5.5, 30.0] and st.chi.dtype == np.float64  # no relative token: numbers
+    assert str(st.method.values[0]) == "adaptive" and np.isfinite(float(st.test_mean.sel(chi=5.5)[..., 0].squeeze()))
     assert int(st.N[0]) == 30 and int(st.depth[0]) == 1 and int(st.seed[0]) == 3 and st.attrs["generated_hash"]
     assert st.attrs["command"].startswith("msat predict --dataset teacher")  # what was run, not the host's argv
     pt = st.squeeze([d for d in st.dims if d not in ("chi", "train_point", "test_point")])

@@ -20,7 +20,7 @@ def test_any_positive_chi_reaches_the_labelled_file_and_the_sweep(npz, tmp_path,
     nc, js = tmp_path / "r.nc", tmp_path / "r.json"
     code, _, err = run(BASE + ["--data", npz, "--chi", "1e-300,1", "--nc", nc, "--json", js], capsys)
     assert code == 0, err
-    assert list(xr.open_dataset(nc)["chi"].values) == ["1e-300", "1"] and len(json.loads(js.read_text())) == 2
+    assert list(xr.open_dataset(nc)["chi"].values) == [1e-300, 1.0] and len(json.loads(js.read_text())) == 2
     assert grid.build(N="20", chi="1e-300,1e300,N", kappa="1").chi_values(20) == [1e-300, 1e300, 20.0]
 
 

@@ -31,6 +31,8 @@ def test_quick_run_writes_everything_and_passes(quick_run):
     rows = list(csv.DictReader(open(out / "results.csv")))
     sampled = [float(r["value"]) for r in rows if r["method"] == "sample" and r["quantity"] == "disc_train"]
     np.testing.assert_allclose(sampled, res["rows"]["sample"]["disc_train"], rtol=1e-12)
+    table = (out / "summary.txt").read_text()  # the printed table as a file: its rows and the four verdicts
+    assert all(f"PASS statement {k}" in table for k in (1, 2, 3, 4)) and f"{res['chis'][-1]:.3g}" in table
     for name in ("fig_discrepancy.png", "fig_orders.png", "fig_features.png"):
         img = mpimg.imread(out / name)
         assert img.shape[0] > 400 and img.shape[1] > 1000, name  # two or three panels side by side

@@ -2,6 +2,7 @@
 notebook as Python warnings (MsatWarning) at the caller's line; the CLI prints them as its own lines only."""
 import warnings
 
+import numpy as np
 import pytest
 
 from msat.runtime import data, predict, sample
@@ -64,3 +65,18 @@ def test_a_line_every_point_of_a_ladder_shares_is_raised_once_and_quiet_holds_pe
         t.join()
         predict(ds.X, ds.y, ds.X_test, N=3, chi=60, kappa=0.5)  # this thread is not quiet
     assert [str(w.message).startswith("chi = 60") for w in heard if issubclass(w.category, MsatWarning)] == [True]
+
+
+def test_lines_that_differ_only_in_their_numbers_are_raised_once():
+    """Kernel adaptation's test_var note names chi/N, so each point of a ladder had its own line: a 200-point
+    ladder raised about 170 warnings. One warning now names the points and gives the first one's numbers."""
+    ds = data.builtin("teacher", P=10, D=4, P_test=2, seed=0)
+    chis = [float(c) for c in np.geomspace(1, 40, 12)]
+    with pytest.warns(MsatWarning) as seen:
+        rs = predict(ds.X, ds.y, ds.X_test, N=40, chi=chis, kappa=0.5, method="adaptive", order=1)
+    noted = [r.chi for r in rs if any("adapted kernel" in w for w in r.warnings)]
+    texts = [str(w.message) for w in seen if "adapted kernel" in str(w.message)]
+    assert len(noted) > 3 and len({w for r in rs for w in r.warnings if "adapted kernel" in w}) == len(noted)
+    assert texts == ["chi = " + ", ".join(f"{c:g}" for c in noted) + ": "
+                     + next(w for w in rs[chis.index(noted[0])].warnings if "adapted kernel" in w)
+                     + f" (the numbers at chi = {noted[0]:g}; each result's warnings hold its own)"]

@@ -115,3 +115,19 @@ def test_depth_that_is_not_generated_names_the_derive_command(capsys):
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "msat derive --order 3 --depth 4" in err[0]  # keeps orders 2 and 3
+
+
+def test_a_ladder_whose_heaviest_mode_changes_is_expanded_around_it_at_every_point():
+    """The far-scale data above at depth 3: from chi = 0.05 the integrand's heaviest mode is near u = 1, from
+    chi ~ 1 near u = 2.5e5 and beyond. Warm starts followed the first branch to the ladder's end (u ~ 1 against the
+    exact 8.9e6 at chi = N, no warning); now each point is on the exact integral's mode, and says where it moved."""
+    rng = np.random.default_rng(9)
+    X, Xs, w0 = rng.standard_normal((10, 15)), rng.standard_normal((3, 15)), rng.standard_normal(15)
+    y = 100 * (np.tanh(X @ w0 / math.sqrt(15)) + 0.3 * np.sin(X[:, 0]))
+    kw = dict(N=40, depth=3, kappa=2.0, g_v=0.6, g_w=[0.3, 1.0, 1.0], chi=list(np.geomspace(0.05, 40, 6)))
+    ex = predict(0.01 * X, y, 0.01 * Xs, method="exact", **kw)
+    lp = predict(0.01 * X, y, 0.01 * Xs, method="loop", order=2, dressed=True, **kw)
+    assert ex[0].s_mean < 2 and ex[-1].s_mean > 1e6  # the mode changes along the ladder
+    for a, b in zip(ex, lp):
+        assert b.s_mean == pytest.approx(a.s_mean, rel=1e-3), (a.chi, a.s_mean, b.s_mean)
+    assert any("lighter peak" in w for w in lp[-1].warnings)
