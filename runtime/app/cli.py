@@ -7,6 +7,7 @@ keeps the points before the failure); runtime.app.console maps errors to them.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -149,10 +150,10 @@ def _load_data(args, check=None):
 
 def _source_params(args) -> dict:
     """The data a command's results were fitted to, for their "params": a built-in set's name and seed, or a
-    file's path (and a CSV file's target column)."""
+    file's path and the SHA-256 of its bytes (and a CSV file's target column)."""
     if args.data is None:
         return {"dataset": args.dataset.strip().lower(), "seed": args.seed}
-    out = {"data": str(args.data)}
+    out = {"data": str(args.data), "data_sha256": hashlib.sha256(Path(args.data).read_bytes()).hexdigest()}
     if args.data.suffix.lower() == ".csv":
         out["target"] = "y" if args.target is None else args.target
     return out
@@ -209,7 +210,7 @@ def _outputs_before_work(args) -> None:
 def _cmd_predict(args) -> int:
     import numpy as np
 
-    from .. import grid, params
+    from .. import grid, labelled, params
     from ..predict import predict
     from ..values import chi_ladder
     from . import export
@@ -232,9 +233,11 @@ def _cmd_predict(args) -> int:
                 chains=args.chains, readout=args.readout)
     ds = _load_data(args, check=lambda P, D, P_test: params.build(P, D, P_test, **opts))
     results = predict(ds.X, ds.y, ds.X_test, chi=chis, progress=stderr_is_terminal(), draws=draws, **opts)
+    source, made_by = _source_params(args), labelled.provenance()
     for r in results:  # the data are parameters too: a result says which set (and seed) it was fitted to
         if r.has_values:
-            r.params.update(_source_params(args))
+            r.params.update(source)
+            r.extra["provenance"] = made_by  # which code made it: a published JSON shows it
     print_warnings(results)
     payload = [r.to_dict() for r in results] if "," in args.chi else results[0].to_dict()
     text = json.dumps(payload, indent=1, allow_nan=False)  # to_dict writes undefined numbers (NaN) as null

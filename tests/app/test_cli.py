@@ -98,8 +98,16 @@ def test_params_name_the_data_so_that_a_result_can_be_reproduced(tmp_path, capsy
     code, out, err = run(["predict", "--data", csv, "--target", "t", "--N", "10", "--chi", "1", "--kappa", "0.5"],
                          capsys)
     assert code == 0, err
-    p = json.loads(out)["params"]
+    r = json.loads(out)
+    p = r["params"]
     assert p["data"] == str(csv) and p["target"] == "t" and "dataset" not in p
+    # which bytes and which code: the file's SHA-256, and msat's version and generated code's hash as installed
+    import hashlib
+
+    from msat.runtime import labelled
+
+    assert p["data_sha256"] == hashlib.sha256(csv.read_bytes()).hexdigest()
+    assert r["provenance"] == labelled.provenance() and r["provenance"]["generated_edited"] == ""
 
 
 def test_singular_kernel_p_greater_than_d(tmp_path, capsys):
