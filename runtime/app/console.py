@@ -39,6 +39,19 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = self.NEGATIVE_VALUE
 
+    def refuse_prefixes(self, argv) -> None:
+        """An option spelled as a prefix of one of this command's names is named as such, before argparse's check
+        of required options says only that --kappa is missing (an outside audit: `--kap 0.5`)."""
+        for token in argv:
+            if token == "--":
+                break
+            name = token.split("=", 1)[0]
+            if token.startswith("--") and name not in self._option_string_actions:
+                near = sorted(o for o in self._option_string_actions if o.startswith(name))
+                if near:
+                    self.error(f"unrecognized option {name}: options are not abbreviated (did you mean "
+                               f"{' or '.join(near)}?)")
+
     def refuse_repeats(self, argv) -> None:
         """A flag given twice (in either spelling of its name) is a usage error: argparse would keep the
         last value and drop the first without a word."""
@@ -93,8 +106,11 @@ USER_PATH_ERRORS = (errno.ENAMETOOLONG, errno.ENOENT, errno.EACCES, errno.EROFS,
 def main(argv=None) -> int:
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
         tokens = [str(t) for t in (sys.argv[1:] if argv is None else argv)]
+        named = next((t for t in tokens if t in parser.subcommands.choices), None)
+        if named is not None:
+            parser.subcommands.choices[named].refuse_prefixes(tokens[tokens.index(named) + 1:])
+        args = parser.parse_args(argv)
         command = parser.subcommands.choices.get(args.command)
         if command is not None:
             command.refuse_repeats(tokens[tokens.index(args.command) + 1:] if args.command in tokens else tokens)

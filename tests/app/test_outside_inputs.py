@@ -392,7 +392,10 @@ def test_a_flag_is_given_once_and_in_full_and_a_number_is_written_as_one(npz, tm
     CSV cell read by Python's float() took `1_000` and non-ASCII digits: each is now exit 2 with one line."""
     for argv, message in ((BASE + ["--data", npz, "--chi", "1", "--kappa", "0.7"], "--kappa is given more than once"),
                           (BASE + ["--data", npz, "--chi=1", "--chi", "2"], "--chi is given more than once"),
-                          (["predict", "--data", npz, "--N", "30", "--kap", "0.5", "--chi", "1"], "--kap")):
+                          (["predict", "--data", npz, "--N", "30", "--kap", "0.5", "--chi", "1"],
+                           "unrecognized option --kap: options are not abbreviated (did you mean --kappa?)"),
+                          (["sweep", "--data", npz, "--N", "30", "--kappa", "1", "--chi", "1", "--g", "1"],
+                           "did you mean --g-v or --g-w?")):
         code, _, err = run(argv, capsys)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (argv, err)
     for cell in ("1_000", "\u0661\u0662", "0x10"):
