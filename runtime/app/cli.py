@@ -79,18 +79,21 @@ def _sampling_options(p) -> None:
                         "readout integrated out exactly, outputs Rao-Blackwellised; one hidden layer)")
 
 
+def _method_options(p, methods) -> None:
+    p.add_argument("--method", default=None, help=methods)
+    p.add_argument("--order", type=number("--order"), default=None,
+                   help="loop or kernel-adaptation order (default 1; erf/relu adaptive: 2 while its field is small)")
+    p.add_argument("--dressed", action="store_true", help="loop series around the full saddle")
+    p.add_argument("--estimator", default="auto", help="non-linear adaptive: cumulant, mc (single-neuron MALA) or auto")
+    p.add_argument("--mc-samples", dest="mc_samples", type=number("--mc-samples"), default=None,
+                   help="non-linear adaptive: Monte Carlo draws (cumulant: prior draws; mc: 300 per chain)")
+
+
 def add_parsers(sub) -> None:
     pr = sub.add_parser("predict", help="posterior predictions of a network with one or more hidden layers")
     _data_options(pr)
     _model_options(pr)
-    pr.add_argument("--method", default=None, help="nngp, exact, loop, adaptive or sample")
-    pr.add_argument("--order", type=number("--order"), default=None,
-                    help="loop or kernel-adaptation order (default 1; erf/relu adaptive: 2 while its field is small)")
-    pr.add_argument("--dressed", action="store_true", help="loop series around the full saddle")
-    pr.add_argument("--estimator", default="auto",
-                    help="non-linear adaptive: cumulant, mc (single-neuron MALA) or auto")
-    pr.add_argument("--mc-samples", dest="mc_samples", type=number("--mc-samples"), default=None,
-                    help="non-linear adaptive: Monte Carlo draws (cumulant: prior draws; mc: 300 per chain)")
+    _method_options(pr, "nngp, exact, loop, adaptive or sample")
     _output_options(pr)
     _sampling_options(pr)
     pr.set_defaults(handler=_cmd_predict)
@@ -98,12 +101,12 @@ def add_parsers(sub) -> None:
     sa = sub.add_parser("sample", help="sample finite networks from the posterior (HMC)")
     _data_options(sa)
     _model_options(sa)
+    _method_options(sa, "sample only (msat sample takes predict --method sample's options)")
     _output_options(sa)
     _sampling_options(sa)
     sa.add_argument("--draws", type=_out_path, default=None,
                     help="save the raw draws: .npz, or .nc for ArviZ InferenceData")
-    sa.set_defaults(handler=_cmd_predict, method="sample", order=None, dressed=False, estimator="auto",
-                    mc_samples=None)
+    sa.set_defaults(handler=_cmd_predict, method="sample")
 
     rn = sub.add_parser("run", help="the main job: the paper's headline comparison on the Ising task")
     rn.add_argument("--out", default="msat-run", help="output folder (default msat-run)")
@@ -215,6 +218,8 @@ def _cmd_predict(args) -> int:
     from ..values import chi_ladder
     from . import export
 
+    if getattr(args, "command", None) == "sample" and str(args.method).strip().lower() != "sample":
+        raise InputError(f"msat sample runs --method sample, got --method {args.method}: use msat predict for it")
     chis, _ = chi_ladder(args.chi)
     draws = [] if getattr(args, "draws", None) is not None else None
     _outputs_before_work(args)

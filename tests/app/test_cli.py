@@ -364,6 +364,16 @@ def test_options_a_method_does_not_use_are_named_in_warnings(npz, capsys):
                           "--chains", "2"], capsys)
     assert code == 0, err
     assert not any("--order" in w for w in json.loads(out)["warnings"])
+    # msat sample takes predict --method sample's options (the contract: "the same options"), with the same words
+    common = ["--data", npz, "--N", "5", "--chi", "1", "--kappa", "0.1", "--samples", "100", "--chains", "2",
+              "--order", "2", "--json", "-"]
+    code, out, err = run(["sample", "--method", "sample", *common], capsys)
+    code_p, out_p, _ = run(["predict", "--method", "sample", *common], capsys)
+    assert code == code_p == 0, err
+    assert json.loads(out)["test_mean"] == json.loads(out_p)["test_mean"]
+    assert any(w.startswith("--order applies to") for w in json.loads(out)["warnings"])
+    code, _, err = run(["sample", "--method", "exact", *common], capsys)
+    assert code == 2 and "use msat predict" in err and len(err.strip().splitlines()) == 1, err
     code, out, err = run(BASE + ["--data", npz, "--activation", "erf", "--order", "1", "--estimator", "cumulant",
                                  "--mc-samples", "3000"], capsys)
     assert code == 0, err
