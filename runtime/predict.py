@@ -98,7 +98,8 @@ def _announce(results) -> None:
     groups = {}  # the line with its numbers blanked -> (line, chi) pairs, in ladder order
     for r in results:
         for line in r.warnings + ([f"did not converge: {r.error}"] if not r.converged else []):
-            groups.setdefault(_NUMBER.sub("#", line), []).append((line, r.chi))
+            # a line that names its own chi ("chi = 0.1 lies outside [1, N]") is grouped only with its equals
+            groups.setdefault(line if line.startswith("chi = ") else _NUMBER.sub("#", line), []).append((line, r.chi))
     for pairs in groups.values():
         lines, chis = list(dict.fromkeys(p[0] for p in pairs)), list(dict.fromkeys(p[1] for p in pairs))
         line = lines[0] if len(lines) == 1 else (_AT_CHI.sub("", lines[0]) + f" (the numbers at chi = {chis[0]:g}; "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 
 from ..ladder import Solver, relative_change
+from ..numerics import deep_modes
 from ..numerics.linear_saddle import LinearSaddle
 from ..numerics.rescale import effective_rescaling
 from ..results import Result
@@ -37,7 +38,12 @@ class _Solver(Solver):
             obs.update(effective_rescaling(self.spec, pr["train_mean"], p.kappa, p.g_v))
             obs.update({"newton_iterations": st.iterations, "saddle_residual": st.residual})
             out.append(Result.point(p, st.chi, pr, {"observables": obs}))
-        return out
+        # against the modes of the exact integrand, by the effective rescaling: with a large target along a weak
+        # direction of K and P > N (an outside audit) the saddle from the NNGP sat on a mode holding 2.5% of the
+        # mass, test means 40 times off, converged
+        verdicts = deep_modes.along(out, lambda r: deep_modes.judge(self.spec, [p.N], r.chi, p.kappa, p.g_v,
+                                                                    r["observables"]["s_eff"]))
+        return deep_modes.mark(out, verdicts, "kernel adaptation's saddle")
 
 
 def solver(data, params, **_):

@@ -33,7 +33,6 @@ class DeepSolver(Solver):
         self.params = params
         self.spec = spectrum(data.X, data.y, data.X_test, params.g_ws[0], "linear")
         self.chain = DeepChain(self.spec, params.widths, params.g_ws, params.kappa, params.g_v, params.order)
-        self.top = None
 
     def solve(self, chi, warm):
         try:
@@ -46,24 +45,6 @@ class DeepSolver(Solver):
 
     def warm(self, state):
         return state.T
-
-    def invalid(self, result):
-        """Why a point's saddle cannot stand for the posterior (runtime.ladder), or None: its effective rescaling
-        lies on a mode of the exact integrand over the layers' scales (docs/theory.md §2d) lighter than another.
-        Far from the NNGP's scales (an outside check: inputs of 0.01, targets of 100) the chain, started from
-        the NNGP, converged on such a saddle, 240,000 nats lighter, and gave test means of 4e-4 against the
-        posterior's 12 to 45 with no warning; a start that reaches the heavier saddle is not built."""
-        p = self.params
-        if self.top is None:  # the top layer's NNGP kernel (prod_l g_l K, the same eigenvectors), on first use
-            lam = self.spec.lam
-            for g in p.g_ws[1:]:
-                lam = self.chain.preactivations(lam, g)
-            self.top = dataclasses.replace(self.spec, lam=lam)
-        s_eff = result["observables"]["s_eff"]  # rescales K and the top kernel alike
-        where = deep_modes.lighter_mode(self.top, p.widths, result.chi, p.kappa, p.g_v, s_eff)
-        return where and (f"the deep chain's saddle (effective rescaling s_eff = {s_eff:.4g}) lies on {where} in the "
-                          "integrand over the layers' scales, which kernel adaptation started from the NNGP does not "
-                          "reach; --method exact and --method loop integrate the heaviest")
 
     def change(self, state, prev):
         # the adapted kernels, not their conjugates T: T grows with chi, so doubling chi moved it by ~90% on a
@@ -90,7 +71,20 @@ class DeepSolver(Solver):
             obs.update(effective_rescaling(self.spec, pr["train_mean"], p.kappa, p.g_v))
             obs.update({"iterations": st.iterations, "saddle_residual": st.residual, "solver": st.solver})
             out.append(Result.point(p, st.chi, pr, {"observables": obs}))
-        return out
+        return self.judged(out)
+
+    def judged(self, results):
+        """Each point against the modes of the exact integrand over the layers' scales (numerics.deep_modes.judge),
+        by its effective rescaling. Far from the NNGP's scales (an outside check: inputs of 0.01, targets of 100)
+        the chain, started from the NNGP, converged on a saddle 240,000 nats lighter and gave test means of 4e-4
+        against the posterior's 12 to 45 with no warning; a start that reaches the heavier saddle is not built."""
+        p, lam = self.params, self.spec.lam
+        for g in p.g_ws[1:]:  # the top layer's NNGP kernel (prod_l g_l K, the same eigenvectors)
+            lam = self.chain.preactivations(lam, g)
+        top = dataclasses.replace(self.spec, lam=lam)
+        verdicts = [deep_modes.judge(top, p.widths, r.chi, p.kappa, p.g_v, r["observables"]["s_eff"])
+                    for r in results]  # s_eff rescales K and the top kernel alike
+        return deep_modes.mark(results, verdicts, "the deep chain's saddle")
 
 
 class DeepNonlinearSolver(Solver):

@@ -26,10 +26,9 @@ from ..results import Result
 from ..spectral import Spectrum
 from . import SpectralSolver
 
-#: log-integrand cut-off below the peak (e^-60 ~ 1e-26 relative)
-LOG_CUTOFF = 60.0
-#: grid step in units of the Laplace width
-STEP = 1.0 / 8.0
+LOG_CUTOFF = 60.0  # log-integrand cut-off below the peak (e^-60 ~ 1e-26 relative)
+NEGLIGIBLE = 40.0  # a mode this far down weighs under 1e-17: left out of a deep integral (54 nats failed a point)
+STEP = 1.0 / 8.0  # grid step in units of the Laplace width
 #: the deep integral's grid-halving estimate above which it fails (relative to the largest moment, at least 1):
 #: measured 1e-14 to 1e-9 where the grid holds the integrand, 50-290 where FFT noise swamped its tails
 DEEP_QUADRATURE_TOL = 1e-6
@@ -231,7 +230,7 @@ def deep_moments(spec: Spectrum, widths, chi, kappa, g_v, tau_init: float = 0.0,
         if tau.size == 0:
             raise ConvergenceError("exact: the deep prior's density is not finite anywhere on its grid",
                                    {"depth": len(widths), "step": step})
-        outside = [m for m in found[1:] if m.log_mass > found[0].log_mass - LOG_CUTOFF
+        outside = [m for m in found[1:] if m.log_mass > found[0].log_mass - NEGLIGIBLE
                    and not tau[0] <= m.tau <= tau[-1]]
         if outside:  # a second mode of weight the grid cannot reach: no answer rather than half of one
             raise ConvergenceError(

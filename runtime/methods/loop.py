@@ -157,20 +157,40 @@ def _invalid(solver, result):
             f"hold at N = {params.N} (P/N = {params.P / params.N:.2g}); --method exact is the exact answer")
 
 
-def _keep_to_heaviest(states, heavier, resolve):
-    """A warm-started ladder follows its branch. Where the last point's saddle lies on a lighter peak of the
-    integrand, every point is checked (``heavier``: the heaviest peak's start where a state is on another, else
-    None) and those on a lighter one are solved again from the heaviest (``resolve``). An outside audit: from
-    chi = 1 to 10 the peak a one-layer ladder started on became hundreds of nats lighter past chi = 5.5, and the
-    series kept to it, s_mean 0.0035 against 46 to 101. Otherwise this costs one scan of the last point."""
-    if len(states) < 2 or heavier(states[-1]) is None:
+def _refuse(results, refused):
+    for r in results:
+        if r.chi in refused:
+            r.unconverged(refused[r.chi], {})
+    return results
+
+
+def _keep_to_heaviest(solver, states):
+    """A warm-started ladder follows its branch, and a bare series' saddle need not lie at the integrand's heaviest
+    mode. Where a sentinel point (the ends, the smallest and largest chi) sees several modes, every point is judged:
+    one on a lighter mode is solved again from the heaviest (dressed: an outside audit's one-layer ladder from
+    chi = 1 to 10 kept to a peak that became hundreds of nats lighter, s_mean 0.0035 against 46 to 101); one still
+    there, or beside another mode holding over 1e-3 of the mass, is not converged (its values kept: later points of
+    the ladder stand on their own), a smaller share is a warning. Otherwise this costs the sentinels' scans."""
+    solver.refused = {}
+    first = {k: solver.standing(states[k]) for k in deep_modes.sentinels([st.chi for st in states])}
+    if not any(v.several for v in first.values()):
         return
-    for st in states:
-        start = heavier(st)
-        if start is not None:
-            st.value = resolve(st.chi, start)
-            st.warnings.append("the saddle followed along the ladder lay on a lighter peak of the integrand; solved "
-                               "again from its heaviest")
+    for k, st in enumerate(states):
+        v = first.get(k) or solver.standing(st)
+        if v.level == "lighter":
+            solver.resolve(st, v.tau)
+            v = solver.standing(st)
+            if v.level != "lighter":
+                st.warnings.append("the saddle followed along the ladder lay on a lighter mode of the integrand; "
+                                   "solved again from its heaviest")
+        if v.level in ("lighter", "fail"):
+            bare = v.level == "lighter" and not solver.params.dressed
+            solver.refused[st.chi] = (f"the loop series' saddle {'lies on' if v.level == 'lighter' else 'sits beside'} "
+                                      f"{v.text} of the integrand over the kernel's scale: a series around one saddle "
+                                      f"misses it{' (--dressed expands around the heaviest)' * bare}; --method exact "
+                                      "integrates every mode")
+        elif v.level == "warn":
+            st.warnings.append(f"the integrand over the kernel's scale has {v.text}: the series leaves it out")
 
 
 class _Solver(SpectralSolver):
@@ -192,29 +212,24 @@ class _Solver(SpectralSolver):
     def warm(self, state):
         return state.value
 
-    def _heavier(self, st):
-        """The heaviest peak's s where the saddle of ``st`` lies nearer another peak of the integrand, else None."""
+    def standing(self, st):
         p = self.params
-        found = deep_modes.modes(self.spec, [p.N], st.chi, p.kappa, p.g_v, math.log(st.value))
-        if len(found) < 2:
-            return None
-        near = min(found, key=lambda m: abs(m.tau - math.log(st.value)))
-        return None if near is found[0] else math.exp(found[0].tau)
+        return deep_modes.judge(self.spec, [p.N], st.chi, p.kappa, p.g_v, st.value)
 
-    def _resolve(self, chi, s):
+    def resolve(self, st, tau):
         p = self.params
-        return find_saddle(ActionGradient(self.spec, p.N, chi, p.kappa, p.g_v, p.dressed), s).s
+        st.value = find_saddle(ActionGradient(self.spec, p.N, st.chi, p.kappa, p.g_v, p.dressed), math.exp(tau)).s
 
     def results(self, states):
         p = self.params
-        _keep_to_heaviest(states, self._heavier, self._resolve)
+        _keep_to_heaviest(self, states)
         s_star = np.array([st.value for st in states])
         chis = [st.chi for st in states]
         vals = truncate(series(self.spec, p.N, s_star, chis, p.kappa, p.g_v, p.order, p.dressed,
                                per_order=False))
-        return [Result.point(p, chi, {k: v[j] for k, v in vals.items()},
-                             {"dressed": p.dressed, "saddle": float(s_star[j])})
-                for j, chi in enumerate(chis)]
+        return _refuse([Result.point(p, chi, {k: v[j] for k, v in vals.items()},
+                                     {"dressed": p.dressed, "saddle": float(s_star[j])})
+                        for j, chi in enumerate(chis)], self.refused)
 
 
 class _DeepSolver(SpectralSolver):
@@ -225,44 +240,44 @@ class _DeepSolver(SpectralSolver):
         p = self.params
         if warm is None:  # a cold start: from the heaviest mode of the integrand, not from u = 1, where a
             # second root of the saddle equation can lie thousands of nats lighter (an outside audit: inputs of
-            # 0.05, targets of 100, u 2.5 against 3829); warm starts follow their branch (a scan at every point
-            # would cost as much as a 200-point ladder's series)
+            # 0.05, targets of 100, u 2.5 against 3829); warm starts follow their branch, judged at the end
+            # (_keep_to_heaviest)
             heaviest = deep_modes.modes(self.spec, p.widths, chi, p.kappa, p.g_v)
             warm = float(deep_modes.slopes(self.spec, heaviest[0].tau, chi, p.kappa, p.g_v)[0][0]) if heaviest else None
+        return self._point(chi, warm)
+
+    def _point(self, chi, theta):
+        p = self.params
         sd = deep_saddle.find_saddle(
-            deep_saddle.DeepAction(self.spec, p.widths, chi, p.kappa, p.g_v, p.dressed, p.order), warm)
-        return Point(chi, value=sd.theta)
+            deep_saddle.DeepAction(self.spec, p.widths, chi, p.kappa, p.g_v, p.dressed, p.order), theta)
+        pt = Point(chi, value=sd.theta)
+        pt.u = math.exp(sd.T)  # where the saddle lies in u, which the modes are judged on
+        return pt
 
     def warm(self, state):
         return state.value
 
     invalid = _invalid
 
-    def _heavier(self, st):
-        """The heaviest mode's theta where the saddle of ``st`` (its theta) lies nearer another mode, else None."""
+    def standing(self, st):
         p = self.params
-        found = deep_modes.modes(self.spec, p.widths, st.chi, p.kappa, p.g_v)
-        if len(found) < 2:
-            return None
-        thetas = [float(deep_modes.slopes(self.spec, m.tau, st.chi, p.kappa, p.g_v)[0][0]) for m in found]
-        near = min(range(len(found)), key=lambda k: abs(thetas[k] - st.value))
-        return None if near == 0 else thetas[0]
+        return deep_modes.judge(self.spec, p.widths, st.chi, p.kappa, p.g_v, st.u)
 
-    def _resolve(self, chi, theta):
+    def resolve(self, st, tau):
         p = self.params
-        return deep_saddle.find_saddle(
-            deep_saddle.DeepAction(self.spec, p.widths, chi, p.kappa, p.g_v, p.dressed, p.order), theta).theta
+        again = self._point(st.chi, float(deep_modes.slopes(self.spec, tau, st.chi, p.kappa, p.g_v)[0][0]))
+        st.value, st.u = again.value, again.u
 
     def results(self, states):
         p = self.params
-        _keep_to_heaviest(states, self._heavier, self._resolve)
+        _keep_to_heaviest(self, states)
         thetas = np.array([st.value for st in states])
         chis = [st.chi for st in states]
         u, w = deep_weights(self.spec, p.widths, thetas, chis, p.kappa, p.g_v, p.order, p.dressed)
         vals = truncate(contract(self.spec, u, chis, p.kappa, p.g_v, p.order, w, per_order=False))
-        return [Result.point(p, chi, {k: v[j] for k, v in vals.items()},
-                             {"dressed": p.dressed, "saddle": float(u[j])})
-                for j, chi in enumerate(chis)]
+        return _refuse([Result.point(p, chi, {k: v[j] for k, v in vals.items()},
+                                     {"dressed": p.dressed, "saddle": float(u[j])})
+                        for j, chi in enumerate(chis)], self.refused)
 
 
 def solver(data, params, **_):

@@ -34,12 +34,12 @@ class _Solver(Solver):
                 chains = hmc.run_chains(d.X, d.y, d.X_test, N=p.N, g_w=p.g_w, **common)
             summary = _chains.summarise(chains, d.X, d.y, p.kappa, p.g_w)
             keys = ("train", "test", "dirs", "align", "accept")
-        summary["lighter_mode"] = _lighter_mode(d, p, chi, summary)
+        summary["verdict"] = _verdict(d, p, chi, summary)
         acc = np.array([c.accept.mean() for c in chains])
         stuck = bool(np.all(acc < STUCK))
         if self.draws is not None:  # a failed point's chains too (they show why), marked as not converged
             self.draws.append({"chi": chi, "converged": not stuck and not _apart(summary["rhat_max"])
-                               and summary["lighter_mode"] is None,
+                               and summary["verdict"].level not in ("lighter", "fail"),
                                **{k: np.stack([getattr(c, k) for c in chains]) for k in keys}})
         if stuck:  # the draws are the starting points, not the posterior: no result
             raise ConvergenceError(f"sample: every chain stopped moving (acceptance under {STUCK:.0%} in each, "
@@ -68,26 +68,23 @@ class _Solver(Solver):
                 r.unconverged(f"sample: the chains disagree (R-hat max {s['rhat_max']:.3f} > {RHAT_FAIL}): the values "
                               f"and their MCSEs are not the posterior's yet; increase --samples{hint}",
                               {"rhat_max": s["rhat_max"], "ess_min": s["ess_min"]})
-            elif s["lighter_mode"]:
-                r.unconverged(s["lighter_mode"], {"rhat_max": s["rhat_max"], "ess_min": s["ess_min"]})
+            else:
+                deep_modes.mark([r], [s["verdict"]], "the chains' posterior, started from the prior,")
             out.append(r)
         return out
 
 
-def _lighter_mode(d, p, chi, s):
-    """Linear networks: why the chains' draws are not the posterior's although they agree, or None. The exact
-    integrand over the kernel's scale (docs/theory.md §2a, §2d) can have several modes, and chains started from
-    the prior stay in the one near u = 1 when another is hundreds of nats heavier (an outside audit: P = 41,
-    N = chi = 10, a large target along a weak direction of K: R-hat 1.003, test means of 1e-4 against the
-    posterior's 0.29). The sampled train mean's effective rescaling (§4) names the mode the chains sat in."""
+def _verdict(d, p, chi, s):
+    """Linear networks: where the chains sat against the modes of the kernel's scale (numerics.deep_modes.judge), by
+    the sampled train mean's effective rescaling (docs/theory.md §4). The exact integrand (§2a, §2d) can have
+    several modes; chains started from the prior stay in one (an outside audit: P = 41, N = chi = 10, a large target
+    along a weak direction of K: R-hat 1.003, test means of 1e-4 against the posterior's 0.29; and chains in the
+    heaviest mode where another held 27% of the mass, 0.005 against 12)."""
     if p.activation != "linear":
-        return None
+        return deep_modes.Verdict(None)
     spec = spectrum(d.X, d.y, d.X_test, p.g_ws, "linear")
     s_eff = effective_rescaling(spec, s["train_mean"], p.kappa, p.g_v)["s_eff"]
-    where = deep_modes.lighter_mode(spec, p.widths, chi, p.kappa, p.g_v, s_eff)
-    return where and (f"sample: the chains sat (effective rescaling {s_eff:.4g}) on {where} in the posterior of the "
-                      "kernel's scale, which chains started from the prior do not reach and R-hat does not see; "
-                      "--method exact is the exact answer")
+    return deep_modes.judge(spec, p.widths, chi, p.kappa, p.g_v, s_eff)
 
 
 def _unseen_modes(d, p, s, n_chains) -> list:

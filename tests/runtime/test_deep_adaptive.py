@@ -12,7 +12,6 @@ import pytest
 from scipy.optimize import brentq
 
 from msat.runtime import data, predict, spectral
-from msat.runtime.errors import ConvergenceError
 from msat.runtime.numerics.deep_chain import DeepChain
 from msat.runtime.numerics.linear_saddle import LinearSaddle
 
@@ -201,14 +200,14 @@ def test_a_saddle_on_a_lighter_mode_of_the_layers_scales_is_refused(order):
     """Inputs of 0.01, targets of 100 (an outside check): the chain, started from the NNGP, converged at chi = N on a
     saddle whose effective rescaling (2.18) is the lighter of the exact integrand's two modes, some 2e5 nats
     below the one near u = 8.9e6, and gave test means of 4e-4 against the posterior's 12 to 45 as a converged
-    result. That is a failed point now; with the data at unit scale the same ladder passes the check."""
+    result. That point is not converged now; with the data at unit scale the same ladder passes the check."""
     rng = np.random.default_rng(9)
     X, Xs, w0 = rng.standard_normal((10, 15)), rng.standard_normal((3, 15)), rng.standard_normal(15)
     y = 100 * (np.tanh(X @ w0 / np.sqrt(15)) + 0.3 * np.sin(X[:, 0]))
     kw = dict(N=40, depth=3, kappa=2.0, g_v=0.6, g_w=[0.3, 1.0, 1.0], method="adaptive", order=order)
     ex = predict(0.01 * X, y, 0.01 * Xs, chi=40.0, **{**kw, "method": "exact"})
     assert np.max(np.abs(ex.test_mean)) > 10 and ex.s_mean > 1e6  # the posterior the chain's saddle misses
-    with pytest.raises(ConvergenceError, match="lighter than its heaviest"):
-        predict(0.01 * X, y, 0.01 * Xs, chi=40.0, **kw)
+    r = predict(0.01 * X, y, 0.01 * Xs, chi=40.0, **kw)
+    assert not r.converged and "lighter than its heaviest" in r.error  # its values kept, marked as not the posterior's
     ok = predict(X, y / 100, Xs, chi=[1.0, 6.3, 40.0], **kw)
     assert all(r.converged for r in ok)

@@ -130,4 +130,4 @@ def test_a_ladder_whose_heaviest_mode_changes_is_expanded_around_it_at_every_poi
     assert ex[0].s_mean < 2 and ex[-1].s_mean > 1e6  # the mode changes along the ladder
     for a, b in zip(ex, lp):
         assert b.s_mean == pytest.approx(a.s_mean, rel=1e-3), (a.chi, a.s_mean, b.s_mean)
-    assert any("lighter peak" in w for w in lp[-1].warnings)
+    assert any("lighter mode" in w for w in lp[-1].warnings)
