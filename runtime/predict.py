@@ -89,7 +89,7 @@ def _announce(results) -> None:
     """Each distinct warning of the results, and each point that did not converge, as a Python warning
     (MsatWarning) at the caller's line: in a notebook an R-hat over its bound was visible only in `r.warnings`. A
     line that several chi points share is raised once, naming them, and so are lines that differ only in their
-    numbers (chi/N along a ladder: a 200-point ladder raised some 170 warnings), with the first point's numbers."""
+    numbers (chi/N along a ladder, or the chi a line names: a 200-point ladder raised some 170 warnings)."""
     if _QUIET.get():
         return
     level, frame, here = 2, sys._getframe(1), os.path.normcase(os.path.dirname(os.path.abspath(__file__)))
@@ -98,19 +98,24 @@ def _announce(results) -> None:
     groups = {}  # the line with its numbers blanked -> (line, chi) pairs, in ladder order
     for r in results:
         for line in r.warnings + ([f"did not converge: {r.error}"] if not r.converged else []):
-            # a line that names its own chi ("chi = 0.1 lies outside [1, N]") is grouped only with its equals
-            groups.setdefault(line if line.startswith("chi = ") else _NUMBER.sub("#", line), []).append((line, r.chi))
+            groups.setdefault(_NUMBER.sub("#", line), []).append((line, r.chi))
     for pairs in groups.values():
         lines, chis = list(dict.fromkeys(p[0] for p in pairs)), list(dict.fromkeys(p[1] for p in pairs))
-        line = lines[0] if len(lines) == 1 else (_AT_CHI.sub("", lines[0]) + f" (the numbers at chi = {chis[0]:g}; "
-                                                 "each result's warnings hold its own)")
-        named = len(lines) == 1 and line.startswith("chi = ")
-        where = "" if named else "chi = " + ", ".join(f"{c:g}" for c in chis) + ": "
-        warnings.warn(where + line, MsatWarning, stacklevel=level)
+        if len(lines) == 1:
+            where = "" if lines[0].startswith("chi = ") else "chi = " + ", ".join(f"{c:g}" for c in chis) + ": "
+            warnings.warn(where + lines[0], MsatWarning, stacklevel=level)
+            continue
+        # the lines differ in their numbers: once, naming the points, without each line's own "chi = x" (a line that
+        # names its chi, "chi = 0.1 lies outside [1, N]", came once per point of a ladder), with the first point's
+        # other numbers where they differ too
+        rests = list(dict.fromkeys(_LEAD_CHI.sub("", ln, count=1) for ln in lines))
+        note = "" if len(rests) == 1 else f" (the numbers at chi = {chis[0]:g}; each result's warnings hold its own)"
+        warnings.warn("chi = " + ", ".join(f"{c:g}" for c in chis) + ": " + rests[0] + note, MsatWarning,
+                      stacklevel=level)
 
 
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d*)?(?:e[-+]?\d+)?")
-_AT_CHI = re.compile(r"^chi = [^:]*: ")
+_LEAD_CHI = re.compile(r"^chi = [^\s:]+:? ")
 
 
 def sample(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None,

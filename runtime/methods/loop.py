@@ -158,9 +158,9 @@ def _invalid(solver, result):
 
 
 def _refuse(results, refused):
-    for r in results:
-        if r.chi in refused:
-            r.unconverged(refused[r.chi], {})
+    for k, r in enumerate(results):
+        if k in refused:
+            r.unconverged(refused[k], {})
     return results
 
 
@@ -171,7 +171,7 @@ def _keep_to_heaviest(solver, states):
     chi = 1 to 10 kept to a peak that became hundreds of nats lighter, s_mean 0.0035 against 46 to 101); one still
     there, or beside another mode holding over 1e-3 of the mass, is not converged (its values kept: later points of
     the ladder stand on their own), a smaller share is a warning. Otherwise this costs the sentinels' scans."""
-    solver.refused = {}
+    solver.refused = {}  # by position: a ladder may repeat a chi
     first = {k: solver.standing(states[k]) for k in deep_modes.sentinels([st.chi for st in states])}
     if not any(v.several for v in first.values()):
         return
@@ -184,13 +184,9 @@ def _keep_to_heaviest(solver, states):
                 st.warnings.append("the saddle followed along the ladder lay on a lighter mode of the integrand; "
                                    "solved again from its heaviest")
         if v.level in ("lighter", "fail"):
-            bare = v.level == "lighter" and not solver.params.dressed
-            solver.refused[st.chi] = (f"the loop series' saddle {'lies on' if v.level == 'lighter' else 'sits beside'} "
-                                      f"{v.text} of the integrand over the kernel's scale: a series around one saddle "
-                                      f"misses it{' (--dressed expands around the heaviest)' * bare}; --method exact "
-                                      "integrates every mode")
+            solver.refused[k] = deep_modes.refusal(v, "the loop series' saddle")
         elif v.level == "warn":
-            st.warnings.append(f"the integrand over the kernel's scale has {v.text}: the series leaves it out")
+            st.warnings.append(f"the loop series leaves out {v.text}")
 
 
 class _Solver(SpectralSolver):

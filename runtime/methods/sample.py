@@ -69,7 +69,8 @@ class _Solver(Solver):
                               f"and their MCSEs are not the posterior's yet; increase --samples{hint}",
                               {"rhat_max": s["rhat_max"], "ess_min": s["ess_min"]})
             else:
-                deep_modes.mark([r], [s["verdict"]], "the chains' posterior, started from the prior,")
+                deep_modes.mark([r], [s["verdict"]], "the chains, started from the prior,",
+                                {"rhat_max": s["rhat_max"], "ess_min": s["ess_min"]})
             out.append(r)
         return out
 

@@ -80,3 +80,15 @@ def test_lines_that_differ_only_in_their_numbers_are_raised_once():
     assert texts == ["chi = " + ", ".join(f"{c:g}" for c in noted) + ": "
                      + next(w for w in rs[chis.index(noted[0])].warnings if "adapted kernel" in w)
                      + f" (the numbers at chi = {noted[0]:g}; each result's warnings hold its own)"]
+
+
+def test_a_line_that_names_its_own_chi_is_raised_once_for_the_ladder():
+    """A review: "chi = x lies outside [1, N]" names its point, so a 200-point ladder from 0.01 raised one such line
+    per point; they are one warning naming the points now."""
+    ds = data.builtin("teacher", P=10, D=4, P_test=2, seed=0)
+    with pytest.warns(MsatWarning) as seen:
+        predict(ds.X, ds.y, ds.X_test, N=50, chi=[0.1, 0.2, 100, 200], kappa=0.5)
+    outside = [str(w.message) for w in seen if "outside [1, N]" in str(w.message)]
+    assert outside == ["chi = 0.1, 0.2, 100, 200: lies outside [1, N] = [1, 50] (allowed, but outside the regimes "
+                       "between standard and mean-field scaling)"]
+

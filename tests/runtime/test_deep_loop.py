@@ -131,3 +131,15 @@ def test_a_ladder_whose_heaviest_mode_changes_is_expanded_around_it_at_every_poi
     for a, b in zip(ex, lp):
         assert b.s_mean == pytest.approx(a.s_mean, rel=1e-3), (a.chi, a.s_mean, b.s_mean)
     assert any("lighter mode" in w for w in lp[-1].warnings)
+
+
+def test_a_point_inside_a_ladder_with_two_modes_is_judged_though_its_ends_have_one():
+    """A review: the ising set at P = D = 40, N = 5, two layers has two modes of the kernel's scale near chi = 1.78
+    only (0.41 and 0.59 of the mass, the review's own quadrature), one at chi = 1 and 3. Judged only at its ends,
+    the ladder 1, 1.78, 3 returned u = 9.2 against the exact 39.1 as converged; the middle point says now that a
+    series around one saddle misses the other mode, and the ends stand."""
+    ds = data.builtin("ising", P=40, D=40, P_test=4, seed=0)
+    rs = predict(ds.X, ds.y, ds.X_test, N=5, depth=2, chi=[1.0, 1.7783, 3.0], kappa=0.01, method="loop", order=2,
+                 dressed=True)
+    assert [r.converged for r in rs] == [True, False, True]
+    assert "misses another mode" in rs[1].error and "of the mass" in rs[1].error
