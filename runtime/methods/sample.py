@@ -9,8 +9,8 @@ from ..errors import ConvergenceError
 from ..ladder import Point, Solver
 from ..numerics import chains as _chains, deep_hmc, deep_modes, hmc, marginal_hmc
 from ..numerics.chains import RHAT_FAIL, STUCK
-from ..params import FEW_UNITS
 from ..numerics.rescale import effective_rescaling
+from ..params import FEW_UNITS
 from ..results import Result
 from ..spectral import spectrum
 

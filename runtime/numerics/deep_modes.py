@@ -116,7 +116,6 @@ def modes(spec, widths, chi, kappa, g_v, tau_init: float = 0.0) -> list[Mode]:
     return sorted((Mode(t, m) for t, m in found if m is not None), key=lambda m: -m.log_mass)
 
 
-
 #: another mode holding more than this share of the mass makes an answer from one mode wrong by about as much (a
 #: failed point); over SHARE_WARN it is named in a warning
 SHARE_FAIL, SHARE_WARN = 1e-3, 1e-6
