@@ -157,36 +157,20 @@ def _invalid(solver, result):
             f"hold at N = {params.N} (P/N = {params.P / params.N:.2g}); --method exact is the exact answer")
 
 
-def _refuse(results, refused):
-    for k, r in enumerate(results):
-        if k in refused:
-            r.unconverged(refused[k], {})
-    return results
-
-
-def _keep_to_heaviest(solver, states):
-    """A warm-started ladder follows its branch, and a bare series' saddle need not lie at the integrand's heaviest
-    mode. Where a sentinel point (the ends, the smallest and largest chi) sees several modes, every point is judged:
-    one on a lighter mode is solved again from the heaviest (dressed: an outside audit's one-layer ladder from
-    chi = 1 to 10 kept to a peak that became hundreds of nats lighter, s_mean 0.0035 against 46 to 101); one still
-    there, or beside another mode holding over 1e-3 of the mass, is not converged (its values kept: later points of
-    the ladder stand on their own), a smaller share is a warning. Otherwise this costs the sentinels' scans."""
-    solver.refused = {}  # by position: a ladder may repeat a chi
-    first = {k: solver.standing(states[k]) for k in deep_modes.sentinels([st.chi for st in states])}
-    if not any(v.several for v in first.values()):
-        return
-    for k, st in enumerate(states):
-        v = first.get(k) or solver.standing(st)
+def _keep_to_heaviest(solver, states) -> list:
+    """The verdicts of a ladder's saddles against the modes of the integrand (numerics.deep_modes.along, .judge). A
+    warm-started ladder follows its branch, and a bare series' saddle need not lie at the heaviest mode: a dressed
+    saddle on a lighter mode is solved again from the heaviest (an outside audit's one-layer ladder from chi = 1 to
+    10 kept to a peak that became hundreds of nats lighter, s_mean 0.0035 against 46 to 101) and judged again."""
+    verdicts = deep_modes.along(states, solver.standing)
+    for k, (st, v) in enumerate(zip(states, verdicts)):
         if v.level == "lighter":
             solver.resolve(st, v.tau)
-            v = solver.standing(st)
-            if v.level != "lighter":
+            verdicts[k] = solver.standing(st)
+            if verdicts[k].level != "lighter":
                 st.warnings.append("the saddle followed along the ladder lay on a lighter mode of the integrand; "
                                    "solved again from its heaviest")
-        if v.level in ("lighter", "fail"):
-            solver.refused[k] = deep_modes.refusal(v, "the loop series' saddle")
-        elif v.level == "warn":
-            st.warnings.append(f"the loop series leaves out {v.text}")
+    return verdicts
 
 
 class _Solver(SpectralSolver):
@@ -218,14 +202,14 @@ class _Solver(SpectralSolver):
 
     def results(self, states):
         p = self.params
-        _keep_to_heaviest(self, states)
+        verdicts = _keep_to_heaviest(self, states)
         s_star = np.array([st.value for st in states])
         chis = [st.chi for st in states]
         vals = truncate(series(self.spec, p.N, s_star, chis, p.kappa, p.g_v, p.order, p.dressed,
                                per_order=False))
-        return _refuse([Result.point(p, chi, {k: v[j] for k, v in vals.items()},
-                                     {"dressed": p.dressed, "saddle": float(s_star[j])})
-                        for j, chi in enumerate(chis)], self.refused)
+        return deep_modes.mark([Result.point(p, chi, {k: v[j] for k, v in vals.items()},
+                                             {"dressed": p.dressed, "saddle": float(s_star[j])})
+                                for j, chi in enumerate(chis)], verdicts, "the loop series' saddle")
 
 
 class _DeepSolver(SpectralSolver):
@@ -266,14 +250,14 @@ class _DeepSolver(SpectralSolver):
 
     def results(self, states):
         p = self.params
-        _keep_to_heaviest(self, states)
+        verdicts = _keep_to_heaviest(self, states)
         thetas = np.array([st.value for st in states])
         chis = [st.chi for st in states]
         u, w = deep_weights(self.spec, p.widths, thetas, chis, p.kappa, p.g_v, p.order, p.dressed)
         vals = truncate(contract(self.spec, u, chis, p.kappa, p.g_v, p.order, w, per_order=False))
-        return _refuse([Result.point(p, chi, {k: v[j] for k, v in vals.items()},
-                                     {"dressed": p.dressed, "saddle": float(u[j])})
-                        for j, chi in enumerate(chis)], self.refused)
+        return deep_modes.mark([Result.point(p, chi, {k: v[j] for k, v in vals.items()},
+                                             {"dressed": p.dressed, "saddle": float(u[j])})
+                                for j, chi in enumerate(chis)], verdicts, "the loop series' saddle")
 
 
 def solver(data, params, **_):

@@ -34,7 +34,7 @@ class _Solver(Solver):
                 chains = hmc.run_chains(d.X, d.y, d.X_test, N=p.N, g_w=p.g_w, **common)
             summary = _chains.summarise(chains, d.X, d.y, p.kappa, p.g_w)
             keys = ("train", "test", "dirs", "align", "accept")
-        summary["verdict"] = _verdict(d, p, chi, summary)
+        summary["verdict"] = self._verdict(chi, summary)
         acc = np.array([c.accept.mean() for c in chains])
         stuck = bool(np.all(acc < STUCK))
         if self.draws is not None:  # a failed point's chains too (they show why), marked as not converged
@@ -46,6 +46,21 @@ class _Solver(Solver):
                                    f"highest {acc.max():.2%}): the posterior lies beyond the sampler's steps at "
                                    "these parameters", {"chi": chi, "acceptance_max": float(acc.max())})
         return Point(chi, value=summary, warnings=list(summary["warnings"]) + _unseen_modes(d, p, summary, len(chains)))
+
+    def _verdict(self, chi, s):
+        """Linear networks: where the chains sat against the modes of the kernel's scale (numerics.deep_modes.judge),
+        by the sampled train mean's effective rescaling (docs/theory.md §4). The exact integrand (§2a, §2d) can have
+        several modes; chains started from the prior stay in one (an outside audit: P = 41, N = chi = 10, a large
+        target along a weak direction of K: R-hat 1.003, test means of 1e-4 against the posterior's 0.29; and chains
+        in the heaviest mode where another held 27% of the mass, 0.005 against 12). The kernel's spectrum is
+        factorised once for the ladder."""
+        p, d = self.params, self.data
+        if p.activation != "linear":
+            return deep_modes.Verdict(None)
+        if getattr(self, "spec", None) is None:
+            self.spec = spectrum(d.X, d.y, d.X_test, p.g_ws, "linear")
+        s_eff = effective_rescaling(self.spec, s["train_mean"], p.kappa, p.g_v)["s_eff"]
+        return deep_modes.judge(self.spec, p.widths, chi, p.kappa, p.g_v, s_eff)
 
     def results(self, states):
         out = []
@@ -73,19 +88,6 @@ class _Solver(Solver):
                                 {"rhat_max": s["rhat_max"], "ess_min": s["ess_min"]})
             out.append(r)
         return out
-
-
-def _verdict(d, p, chi, s):
-    """Linear networks: where the chains sat against the modes of the kernel's scale (numerics.deep_modes.judge), by
-    the sampled train mean's effective rescaling (docs/theory.md §4). The exact integrand (§2a, §2d) can have
-    several modes; chains started from the prior stay in one (an outside audit: P = 41, N = chi = 10, a large target
-    along a weak direction of K: R-hat 1.003, test means of 1e-4 against the posterior's 0.29; and chains in the
-    heaviest mode where another held 27% of the mass, 0.005 against 12)."""
-    if p.activation != "linear":
-        return deep_modes.Verdict(None)
-    spec = spectrum(d.X, d.y, d.X_test, p.g_ws, "linear")
-    s_eff = effective_rescaling(spec, s["train_mean"], p.kappa, p.g_v)["s_eff"]
-    return deep_modes.judge(spec, p.widths, chi, p.kappa, p.g_v, s_eff)
 
 
 def _unseen_modes(d, p, s, n_chains) -> list:
