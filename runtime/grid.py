@@ -139,6 +139,12 @@ class Grid:
     order_unused: bool = False  # --order given, and every --method item has its own order or takes none
 
     @property
+    def names(self) -> tuple:
+        """The store's dimension names, in DIMS' order: `widths` where --widths gave the layers (its items, "axb"),
+        `N` otherwise (dimensions are named after the swept options)."""
+        return tuple("widths" if d == "N" and self.widths_from == "widths" else d for d in DIMS)
+
+    @property
     def task_dims(self):
         return [d for d in DIMS if d != "chi"]
 

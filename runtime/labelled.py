@@ -87,7 +87,7 @@ def template(g, P_max: int, Pt_max: int):
     """The whole store, NaN and not done, with its chunk encoding (one task per chunk)."""
     import xarray as xr
 
-    dims = list(_grid.DIMS)
+    dims = list(g.names)
     tdims = dims[:-1]
     shape, tshape = g.shape(), g.shape()[:-1]
     size = {"train_point": P_max, "test_point": Pt_max}
@@ -99,7 +99,7 @@ def template(g, P_max: int, Pt_max: int):
         v[k] = (tdims + [pd], np.full(tshape + (size[pd],), np.nan))
     v["done"] = (tdims, np.zeros(tshape, bool))
     v["note"] = (tdims, np.full(tshape, "", dtype=NOTE))
-    ds = xr.Dataset(v, coords={d: _coordinate(g, d) for d in dims})
+    ds = xr.Dataset(v, coords={name: _coordinate(g, d) for name, d in zip(dims, _grid.DIMS)})
     enc = {k: {"chunks": (1,) * len(tdims) + ds[k].shape[len(tdims):]} for k in ds.data_vars}
     return ds, enc
 
@@ -125,7 +125,7 @@ def single(g, out: dict, note: str = ""):
     for k in SCALARS + ("converged",) + tuple(POINTS) + tuple(TARGETS):
         ds[k].values[...] = out[k].reshape(ds[k].shape)
     for k, v in out["observables"].items():
-        ds[k] = (list(_grid.DIMS), v.reshape(g.shape()))
+        ds[k] = (list(g.names), v.reshape(g.shape()))
     ds["note"].values[...] = note
     ds["done"].values[...] = True
     return ds
@@ -194,7 +194,7 @@ class ZarrWriter:
         """A scalar observable first seen: its variable over (task dims, chi), NaN elsewhere."""
         import xarray as xr
 
-        dims = list(_grid.DIMS)
+        dims = list(self.g.names)
         shape = self.g.shape()
         attrs = dict(self.root.attrs)
         new = xr.Dataset({name: (dims, np.full(shape, np.nan))}, attrs=attrs)  # keeps the store's attributes

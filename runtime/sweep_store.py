@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from . import grid as _grid, labelled
+from . import labelled
 from .errors import InputError
 
 #: the attribute that marks a finished store as a sweep's (its parameters, as JSON)
@@ -75,10 +75,10 @@ def data_identity(path, target) -> dict:
     return {"target": target, "sha256": h.hexdigest()}
 
 
-def _template_names() -> tuple:
+def _template_names(g) -> tuple:
     """Every array the template of a store holds (variables and coordinates)."""
     return (labelled.SCALARS + ("converged", "done", "note") + tuple(labelled.POINTS) + tuple(labelled.TARGETS)
-            + _grid.DIMS)
+            + g.names)
 
 
 def _open(path, mode):
@@ -127,10 +127,13 @@ def _resume(path, g):
     old, now = _comparable(was, g)
     if old != now:
         raise InputError(f"--resume: {path} was made by a sweep with other parameters{first_change(was, g)}")
-    if any(k not in arrays for k in _template_names()):  # a store made before the marker came last
+    if "widths" in g.names and "widths" not in arrays and "N" in arrays and "done" in arrays:
+        raise InputError(f"--resume: {path} was made by an earlier msat, whose stores kept the --widths items on "
+                         "the dimension N (now: widths): run the sweep again with another --out")
+    if any(k not in arrays for k in _template_names(g)):  # a store made before the marker came last
         raise InputError(incomplete)
     root = _open(path, "r+")
-    for k in arrays - set(_template_names()):
+    for k in arrays - set(_template_names(g)):
         if "_ARRAY_DIMENSIONS" not in root[k].attrs and root[k].shape == g.shape():
             del root[k]
     zarr.consolidate_metadata(str(path))

@@ -50,7 +50,7 @@ def add_parsers(sub) -> None:
     fig = sw.add_argument_group("figures of a finished store (docs/cli.md, msat sweep --plot)")
     fig.add_argument("--plot", type=Path, default=None, metavar="STORE",
                      help="draw a figure of STORE instead of sweeping")
-    fig.add_argument("--x", default="N", help="option along the x axis (default N)")
+    fig.add_argument("--x", default=None, help="option along the x axis (default N, or widths where the store has it)")
     fig.add_argument("--y", default="test_error",
                      help="quantity (test_error or a variable), or an option for a heat map")
     fig.add_argument("--hue", default="method", help="one line (or heat-map panel) per value of this option")
@@ -102,8 +102,9 @@ def _plot(args):
     path = None if args.out is None else _figure_path(Path(args.out))
     st = sf.select(sf.open_store(args.plot), args.sel)
     heat = args.y in st.dims
-    path = path or sf.default_path(args.plot, args.x, args.y, args.hue, args.color, heat)
-    fig, what = sf.plot(st, x=args.x, y=args.y, hue=args.hue, color=args.color, reference=args.reference)
+    x = args.x or ("widths" if "widths" in st.dims else "N")
+    path = path or sf.default_path(args.plot, x, args.y, args.hue, args.color, heat)
+    fig, what = sf.plot(st, x=x, y=args.y, hue=args.hue, color=args.color, reference=args.reference)
     try:
         fig.savefig(path, dpi=130)
     except OSError as err:

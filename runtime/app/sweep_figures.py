@@ -133,8 +133,11 @@ def _fixed(st, shown, inches):
     return "\n".join(textwrap.wrap(", ".join(parts), width=int(15 * inches), break_long_words=False))
 
 
-def plot(st, *, x="N", y="test_error", hue="method", color="test_error", reference=None, path=None):
-    """Draw the figure; return (path or the open Figure, what it shows)."""
+def plot(st, *, x=None, y="test_error", hue="method", color="test_error", reference=None, path=None):
+    """Draw the figure; return (path or the open Figure, what it shows). `x` defaults to the widths: `N`, or
+    `widths` in a store swept over --widths."""
+    if x is None:
+        x = "widths" if "widths" in st.dims else "N"
     for opt, d in (("--x", x), ("--hue", hue)):
         if d not in st.dims or d in POINT_DIMS:
             raise InputError(f"{opt} {d!r} is not an option of the store "

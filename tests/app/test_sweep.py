@@ -237,6 +237,34 @@ def test_depth_takes_a_list_and_is_a_dimension_of_the_store(tmp_path):
         grid.build(widths="50x200", depth="1,2", chi="1", kappa="1")
 
 
+def test_widths_items_are_a_dimension_named_widths(tmp_path, capsys):
+    """DESIGN's store: dimensions named after the swept options. `--widths 20x30,10x30` lies along `widths` (it lay
+    along N, "20x30" as an N), each item equals `predict` with those widths, `--plot` draws along it by default,
+    and a store of the earlier layout is refused on --resume with the reason."""
+    out = tmp_path / "w.zarr"
+    argv = ["sweep", "--dataset", "teacher", "--P", "8", "--D", "4", "--P-test", "2", "--widths", "20x30,10x30",
+            "--chi", "1,N", "--kappa", "0.5", "--method", "exact", "--workers", "1", "--out", str(out)]
+    assert main(argv) == 0
+    st = xr.open_zarr(out).load()
+    assert "N" not in st.dims and list(st["widths"].values) == ["20x30", "10x30"]
+    assert list(st["test_mean"].dims) == [("widths" if d == "N" else d) for d in grid.DIMS] + ["test_point"]
+    ds = data.builtin("teacher", P=8, D=4, P_test=2, seed=0)
+    for item, widths in (("20x30", [20, 30]), ("10x30", [10, 30])):
+        ref = predict(ds.X, ds.y, ds.X_test, widths=widths, chi=[1.0, 30.0], kappa=0.5, method="exact")
+        pt = st.sel(widths=item).squeeze()
+        for j, r in enumerate(ref):
+            np.testing.assert_allclose(pt["test_mean"].values[j], r["test_mean"], rtol=1e-12, atol=1e-12)
+    assert not np.allclose(st["test_mean"].sel(widths="20x30").values, st["test_mean"].sel(widths="10x30").values)
+    assert main(["sweep", "--plot", str(out), "--reference", "targets", "--sel", "chi=N"]) == 0
+    assert (tmp_path / "w_test_error_vs_widths_by_method.png").exists()
+    # the earlier layout: the items on a dimension N
+    (out / "widths").rename(out / "N")
+    capsys.readouterr()
+    assert main(argv + ["--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "kept the --widths items on the dimension N" in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_dataset_takes_a_list_and_is_a_dimension_of_the_store(tmp_path, capsys):
     """`--dataset ising,teacher`: every predict option takes a list in a sweep, the data set too; each point
     equals `predict` on that built-in set, and a --data store labels its one data set by the file's name."""
