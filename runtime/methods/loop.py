@@ -19,7 +19,7 @@ import numpy as np
 from msat import generated
 
 from ..ladder import Point
-from ..numerics import deep_modes, deep_saddle, observe
+from ..numerics import deep_modes, deep_saddle, observe, truncation
 from ..numerics.saddle import ActionGradient, find_saddle
 from ..results import Result
 from ..spectral import Spectrum
@@ -43,6 +43,13 @@ def series(spec: Spectrum, N, s_star, chis, kappa, g_v, order: int, dressed: boo
     are summed over orders before it and returned with a leading axis of length 1 (enough for
     ``truncate``; the other observables stay per order for the truncated variances).
     """
+    return contract(spec, s_star, chis, kappa, g_v, order, weights(spec, N, s_star, chis, kappa, g_v, order, dressed),
+                    per_order)
+
+
+def weights(spec: Spectrum, N, s_star, chis, kappa, g_v, order: int, dressed: bool) -> np.ndarray:
+    """The loop weights w[j, l, n] (J, L+1, n) on the n-th derivatives in the rescaling at the saddles s_star
+    (docs/theory.md §3), from the generated action derivatives of that order."""
     mod = generated.rescaling(order)
     s_star = np.ascontiguousarray(s_star, dtype=np.float64)
     chis = np.ascontiguousarray(chis, dtype=np.float64)
@@ -56,7 +63,7 @@ def series(spec: Spectrum, N, s_star, chis, kappa, g_v, order: int, dressed: boo
         mod.weights_dressed(dS0 + dS1, w)
     else:
         mod.weights_bare(dS0, dS1, w)
-    return contract(spec, s_star, chis, kappa, g_v, order, w, per_order)
+    return w
 
 
 def contract(spec: Spectrum, s_star, chis, kappa, g_v, order: int, w, per_order: bool = True) -> dict:
@@ -157,6 +164,22 @@ def _invalid(solver, result):
             f"hold at N = {params.N} (P/N = {params.P / params.N:.2g}); --method exact is the exact answer")
 
 
+def _truncation_notes(solver, results, nodes, chis, vals, weights_of) -> list:
+    """Every point's warning where its series' next term (numerics.truncation; the last term where order L + 1 is
+    not generated) exceeds a tenth of its test means: order 0 at P/N = 4 was 41% off the exact means in silence.
+    `weights_of(order)` gives (saddles, loop weights) of a series generated to that order."""
+    p = solver.params
+    nxt = truncation.next_order(p.order)
+    order = p.order if nxt is None else nxt
+    at, w = weights_of(order)
+    ratios = truncation.relative_terms(solver.spec, at, chis, p.kappa, p.g_v, w, order, vals["test_mean"])
+    for r, ratio in zip(results, ratios):
+        line = truncation.warning(float(ratio), p.order, p.P, p.N, own=nxt is None)
+        if line:
+            r.warnings.append(line)
+    return results
+
+
 def _keep_to_heaviest(solver, states) -> list:
     """The verdicts of a ladder's saddles against the modes of the integrand (numerics.deep_modes.along, .judge). A
     warm-started ladder follows its branch, and a bare series' saddle need not lie at the heaviest mode: a dressed
@@ -205,11 +228,13 @@ class _Solver(SpectralSolver):
         verdicts = _keep_to_heaviest(self, states)
         s_star = np.array([st.value for st in states])
         chis = [st.chi for st in states]
-        vals = truncate(series(self.spec, p.N, s_star, chis, p.kappa, p.g_v, p.order, p.dressed,
-                               per_order=False))
-        return deep_modes.mark([Result.point(p, chi, {k: v[j] for k, v in vals.items()},
-                                             {"dressed": p.dressed, "saddle": float(s_star[j])})
-                                for j, chi in enumerate(chis)], verdicts, "the loop series' saddle")
+        w = weights(self.spec, p.N, s_star, chis, p.kappa, p.g_v, p.order, p.dressed)
+        vals = truncate(contract(self.spec, s_star, chis, p.kappa, p.g_v, p.order, w, per_order=False))
+        out = [Result.point(p, chi, {k: v[j] for k, v in vals.items()},
+                            {"dressed": p.dressed, "saddle": float(s_star[j])}) for j, chi in enumerate(chis)]
+        _truncation_notes(self, out, s_star, chis, vals, lambda L: (
+            s_star, w if L == p.order else weights(self.spec, p.N, s_star, chis, p.kappa, p.g_v, L, p.dressed)))
+        return deep_modes.mark(out, verdicts, "the loop series' saddle")
 
 
 class _DeepSolver(SpectralSolver):
@@ -255,9 +280,11 @@ class _DeepSolver(SpectralSolver):
         chis = [st.chi for st in states]
         u, w = deep_weights(self.spec, p.widths, thetas, chis, p.kappa, p.g_v, p.order, p.dressed)
         vals = truncate(contract(self.spec, u, chis, p.kappa, p.g_v, p.order, w, per_order=False))
-        return deep_modes.mark([Result.point(p, chi, {k: v[j] for k, v in vals.items()},
-                                             {"dressed": p.dressed, "saddle": float(u[j])})
-                                for j, chi in enumerate(chis)], verdicts, "the loop series' saddle")
+        out = [Result.point(p, chi, {k: v[j] for k, v in vals.items()}, {"dressed": p.dressed, "saddle": float(u[j])})
+               for j, chi in enumerate(chis)]
+        _truncation_notes(self, out, u, chis, vals, lambda L: (
+            (u, w) if L == p.order else deep_weights(self.spec, p.widths, thetas, chis, p.kappa, p.g_v, L, p.dressed)))
+        return deep_modes.mark(out, verdicts, "the loop series' saddle")
 
 
 def solver(data, params, **_):

@@ -99,3 +99,29 @@ def test_statement_2_scalar_field():
     assert np.all(dressed1 < tree)
     atN = np.array([_tree_and_dressed_errors(N, lambda N: float(N)) for N in Ns])
     assert atN[-1, 0] < 0.25 * atN[0, 0], atN[:, 0]  # tree level converges at chi = N
+
+
+@pytest.mark.parametrize("widths", [[10], [30, 30]])
+def test_a_large_next_term_is_said_and_sized_like_the_error(widths):
+    """A truncation far from the exact means says so (order 0 at P/N = 4 was 41% off in silence): the warning's
+    next term is within a factor of 2 of the error against the exact integral (one layer, and two layers against
+    the deep exact integral), and a truncation within 2% of it carries none."""
+    import re
+    import warnings as _w
+
+    from msat.runtime import predict
+
+    ds = data.builtin("ising", P=40, D=60, P_test=10, seed=0)
+    for N, chi, order, far in ((widths[-1], 1.0, 0, True), (400, 400.0, 0, False), (widths[-1], float(widths[-1]), 1,
+                                                                                         False)):
+        ws = [N] * len(widths)
+        ex = predict(ds.X, ds.y, ds.X_test, widths=ws, chi=chi, kappa=0.5, method="exact")
+        with _w.catch_warnings():
+            _w.simplefilter("ignore")
+            r = predict(ds.X, ds.y, ds.X_test, widths=ws, chi=chi, kappa=0.5, method="loop", order=order)
+        err = np.max(np.abs(np.array(r["test_mean"]) - ex["test_mean"])) / np.max(np.abs(ex["test_mean"]))
+        said = [float(m) / 100 for w in r.warnings for m in re.findall(r"next term \(order \d\) is (\d+)%", w)]
+        if far:
+            assert err > 0.2 and len(said) == 1 and 0.5 < said[0] / err < 2, (err, r.warnings)
+        else:
+            assert err < 0.02 and not said, (err, r.warnings)
