@@ -2,7 +2,7 @@
 
 The loop series is asymptotic in 1/N with coefficients that grow with P; its order-(L+1) term of the test means
 tracks the error of the order-L truncation against the exact integral closely (one layer, Ising and teacher
-tasks, P/N = 0.1..4, chi = 1 and N: the two agree within a factor of 1.5 wherever the error exceeds 1e-3). Where
+tasks, P/N = 0.1..4, chi = 1 and N: the two agree within a factor of 2 wherever the error exceeds 1e-3). Where
 order L + 1 is not generated, the order-L term itself stands in: the error of order L - 1, an overestimate.
 """
 from __future__ import annotations
