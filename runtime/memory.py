@@ -87,9 +87,11 @@ def needed(p, n_chi: int = 1) -> float:
     # a margin of one P x P for the solvers' own
     kernel = f8 * (4.0 * P * D + P * modes + 2.0 * Pt * D) if thin else f8 * (3.0 * P * P + 3.0 * P * Pt)
     if p.method == "sample" and p.readout == "marginal":
-        # per chain: Cov and its factor (P x P), features and slopes of the train and test points, two
-        # weight copies and their gradient; the conditional moments of every draw
-        per_chain = f8 * (3.0 * P * P + 4.0 * (P + Pt) * N + 4.0 * N * D + p.samples * 2 * (P + Pt))
+        # per chain: Cov and its factor (P x P; where P > N Woodbury's N x N instead, numerics.marginal_hmc),
+        # features and slopes of the train and test points and Cov^-1 of them, two weight copies and their
+        # gradient; the conditional moments of every draw
+        cov = 3.0 * min(P, N) ** 2 + 2.0 * P * Pt
+        per_chain = f8 * (cov + 6.0 * (P + Pt) * N + 4.0 * N * D + p.samples * 2 * (P + Pt))
         return data + _chains_at_once(p, per_chain) + f8 * p.chains * p.samples * 2 * (P + Pt)
     if p.method == "sample":
         weights = sum(n * fan for n, fan in zip(p.widths, (D,) + tuple(p.widths[:-1])))

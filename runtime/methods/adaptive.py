@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..ladder import Solver, relative_change
 from ..numerics import deep_modes
-from ..numerics.linear_saddle import LinearSaddle
+from ..numerics.linear_saddle import LinearSaddle, mark_left_out
 from ..numerics.rescale import effective_rescaling
 from ..results import Result
 from ..spectral import spectrum
@@ -43,7 +43,7 @@ class _Solver(Solver):
         # mass, test means 40 times off, converged
         verdicts = deep_modes.along(out, lambda r: deep_modes.judge(self.spec, [p.N], r.chi, p.kappa, p.g_v,
                                                                     r["observables"]["s_eff"]))
-        return deep_modes.mark(out, verdicts, "kernel adaptation's saddle")
+        return deep_modes.mark(mark_left_out(self.saddle, out), verdicts, "kernel adaptation's saddle")
 
 
 def solver(data, params, **_):

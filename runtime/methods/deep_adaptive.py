@@ -14,7 +14,7 @@ from ..numerics import deep_modes, observe
 from ..numerics.deep_chain import DeepChain
 from ..numerics.deep_nonlinear import DeepNonlinearChain
 from ..numerics.replicates import REPLICATES
-from ..numerics.linear_saddle import kernel_observables, weight_observables
+from ..numerics.linear_saddle import kernel_observables, mark_left_out, weight_observables
 from ..numerics.rescale import effective_rescaling
 from ..results import Result
 from .nonlinear import nngp_means, order_warnings, resolution_warnings
@@ -84,7 +84,7 @@ class DeepSolver(Solver):
         top = dataclasses.replace(self.spec, lam=lam)
         verdicts = [deep_modes.judge(top, p.widths, r.chi, p.kappa, p.g_v, r["observables"]["s_eff"])
                     for r in results]  # s_eff rescales K and the top kernel alike
-        return deep_modes.mark(results, verdicts, "the deep chain's saddle")
+        return deep_modes.mark(mark_left_out(self.chain, results), verdicts, "the deep chain's saddle")
 
 
 class DeepNonlinearSolver(Solver):

@@ -11,7 +11,7 @@ from msat import generated
 
 from ..errors import ConvergenceError, InputError
 from ..ladder import Solver, relative_change
-from ..numerics.linear_saddle import LinearSaddle
+from ..numerics.linear_saddle import LinearSaddle, mark_left_out
 from ..numerics.observe import alignment_of_spectrum, kernel_target_alignment
 from ..numerics.wishart import WishartField
 from ..results import Result
@@ -97,7 +97,7 @@ class _Solver(Solver):
             }
             obs["layers"] = [{k: obs[k] for k in ("kernel_alignment", "kernel_top_eigenvalues")}]
             out.append(Result.point(p, st.chi, values, {"observables": obs}))
-        return out
+        return mark_left_out(self.first, out)
 
 
 def _row_space(X, X_test, g_w, V, spec, mask):

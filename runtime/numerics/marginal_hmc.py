@@ -7,7 +7,9 @@ chain moves in the N x D weights only, with the two-layer sampler's warm-up (num
 size and one mass), Metropolis step and process pool; each draw records E[f | W, y] and Var[f | W, y]
 instead of one sampled network's outputs, so the posterior mean is an average of conditional means
 and the posterior variance is E[Var[f | W]] + Var[E[f | W]]. Cov (P x P) is factorised once per
-gradient (Cholesky: linear-algebra plumbing).
+gradient (Cholesky: linear-algebra plumbing) where P <= N; where P > N its rank-N part is, through the N x N
+matrix of the Woodbury identity (Cov^-1 v and log det Cov without a P x P matrix: an outside audit's P = 20,000,
+N = 20 took 12.7 GB and did not finish in 400 s).
 """
 from __future__ import annotations
 
@@ -51,25 +53,42 @@ class _Posterior:
     def _features(self, X, W, Phi, dPhi):
         densities.features_and_slopes(X @ W.T, self.act, Phi, dPhi)
 
+    def _factor(self, Phi):
+        """(Cov^-1 applied to a P x k array, log det Cov) for Cov = var_a Phi Phi^T + s2 I (generated covariance):
+        its Cholesky factor where P <= N; else Woodbury's, Cov^-1 = (I - Phi G^-1 Phi^T) / s2 with the N x N
+        G = Phi^T Phi + (s2 / var_a) I, and det Cov = s2^P (var_a / s2)^N det G."""
+        P, N = Phi.shape
+        if P <= N:
+            cf = scipy.linalg.cho_factor(self.M.covariance(Phi, self.var_a, self.s2), lower=True, check_finite=False)
+            return (lambda V: scipy.linalg.cho_solve(cf, V, check_finite=False)), \
+                2.0 * float(np.sum(np.log(np.diag(cf[0]))))
+        G = Phi.T @ Phi
+        G[np.diag_indices(N)] += self.s2 / self.var_a
+        cg = scipy.linalg.cho_factor(G, lower=True, check_finite=False)
+        logdet = (P * math.log(self.s2) + N * math.log(self.var_a / self.s2)
+                  + 2.0 * float(np.sum(np.log(np.diag(cg[0])))))
+        return (lambda V: (V - Phi @ scipy.linalg.cho_solve(cg, Phi.T @ V, check_finite=False)) / self.s2), logdet
+
     def __call__(self, W):
         """(log p, gradient, factor state) at W."""
         Phi, dPhi = np.empty_like(self.Phi), np.empty_like(self.dPhi)
         self._features(self.X, W, Phi, dPhi)
-        cf = scipy.linalg.cho_factor(self.M.covariance(Phi, self.var_a, self.s2), lower=True, check_finite=False)
-        a = scipy.linalg.cho_solve(cf, self.y, check_finite=False)
-        CiPhi = scipy.linalg.cho_solve(cf, Phi, check_finite=False)
-        logdet = 2.0 * float(np.sum(np.log(np.diag(cf[0]))))
+        solve, logdet = self._factor(Phi)
+        a = solve(self.y)
+        CiPhi = solve(Phi)
+        if not (np.isfinite(logdet) and np.all(np.isfinite(a))):
+            raise np.linalg.LinAlgError("Cov is numerically singular")
         lp = self.M.log_density(float(self.y[:, 0] @ a[:, 0]), logdet, float(np.sum(W * W)), self.D, self.g_w)
         G = self.M.feature_gradient(a, self.y, Phi, CiPhi, self.var_a)
-        return lp, self.M.weight_gradient(G, dPhi, self.X, W, self.D, self.g_w), (Phi, cf, a, CiPhi)
+        return lp, self.M.weight_gradient(G, dPhi, self.X, W, self.D, self.g_w), (Phi, solve, a, CiPhi)
 
     def moments(self, W, state):
         """Conditional (train mean, train var, test mean, test var) of the outputs at W."""
-        Phi, cf, a, CiPhi = state
+        Phi, solve, a, CiPhi = state
         Phis, dPhis = np.empty((self.X_test.shape[0], W.shape[0])), np.empty((self.X_test.shape[0], W.shape[0]))
         self._features(self.X_test, W, Phis, dPhis)
         B = Phis @ Phi.T
-        CiB = scipy.linalg.cho_solve(cf, B.T, check_finite=False)
+        CiB = solve(B.T)
         out = self.M.conditional_moments(Phi, Phis, a, CiPhi, B, CiB, self.var_a, self.s2)
         return tuple(o[:, 0] for o in out)
 
