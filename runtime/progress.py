@@ -3,9 +3,17 @@ from __future__ import annotations
 
 
 class Progress:
-    def __init__(self, total: int, enabled: bool, label: str):
-        self.p = None
-        if enabled:
+    """A bar on stderr (`enabled` True), nothing (False), or with `enabled` "lines" one plain line per step on
+    stderr, for long work whose stderr is no terminal (`msat run` into a log: an hour with no word otherwise)."""
+
+    def __init__(self, total: int, enabled, label: str):
+        self.p, self.lines = None, None
+        if enabled == "lines":
+            import re
+            import time
+
+            self.lines = (re.sub(r"\[/?[a-z ]+\]", "", label), total, time.perf_counter(), [0])
+        elif enabled:
             from rich.console import Console
             from rich.progress import BarColumn, Progress as _Bar, TextColumn, TimeElapsedColumn
 
@@ -24,6 +32,17 @@ class Progress:
     def step(self, what: str = "") -> None:
         if self.p:
             self.p.update(self.task, advance=1, description=what)
+        elif self.lines:
+            import sys
+            import time
+
+            label, total, t0, done = self.lines
+            done[0] += 1
+            try:
+                print(f"{label}: {done[0]}/{total} {what} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr,
+                      flush=True)
+            except (OSError, ValueError):  # a closed or full stderr: the work goes on
+                pass
 
     def close(self) -> None:
         if self.p:

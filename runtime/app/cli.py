@@ -121,7 +121,7 @@ def _cmd_run(args) -> int:
     from .run import run
 
     res = run(args.out, quick=args.quick, activation=args.activation, depth=args.depth,
-              progress=stderr_is_terminal())
+              progress=stderr_is_terminal() or "lines")
     return 0 if all(c["status"] == "PASS" for c in res["checks"]) else 1
 
 

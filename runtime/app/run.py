@@ -234,7 +234,8 @@ def run(out="msat-run", *, quick=False, activation="linear", depth=1, progress=F
 
     activation = values.choice("activation", activation, ("linear", "erf", "relu"))
     depth = values.positive("depth", depth, integer=True)  # 2.0 is 2, as predict reads it
-    quick, progress = values.flag("quick", quick), values.flag("progress", progress)
+    quick = values.flag("quick", quick)
+    progress = "lines" if progress == "lines" else values.flag("progress", progress)  # "lines": one per step
     if not str(out).strip():
         raise InputError("the output folder (--out) is empty: name a folder")
     if depth > 1 and activation != "linear":

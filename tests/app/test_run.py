@@ -275,3 +275,16 @@ def test_the_nonlinear_checks_fail_on_numbers_they_passed():
         a0 = off["rows"][key]["alignment"][0]
         off["rows"][key]["alignment"] = [a0 + 1e-6 * i for i in range(len(res["chis"]))]
     assert checks.checks(off)[3]["status"] == "FAIL"
+
+
+def test_progress_lines_where_stderr_is_no_terminal(capsys):
+    """A long run into a log said nothing until its end: with progress "lines" (the CLI's choice where stderr is no
+    terminal) each stage is one plain line on stderr, counted to the number of stages."""
+    from msat.runtime.progress import Progress
+
+    bar = Progress(3, "lines", "[bold]msat run[/bold]")
+    for what in ("nngp", "exact", "loop_o0"):
+        bar.step(what)
+    bar.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert [ln.split(" (")[0] for ln in lines] == ["msat run: 1/3 nngp", "msat run: 2/3 exact", "msat run: 3/3 loop_o0"]
