@@ -78,10 +78,12 @@ class _Solver(Solver):
             }
             r = Result.point(self.params, st.chi, s, extra)
             if _apart(s["rhat_max"]):  # the MCSEs assume chains sampling one law: these do not
-                hint = (" (or --readout marginal, which integrates the readout out)"
-                        if self.params.readout == "sampled" and self.params.depth == 1 else "")
+                hint = ("; --readout marginal, which integrates the readout out, mixes a slow readout but sees no "
+                        "more modes" if self.params.readout == "sampled" and self.params.depth == 1 else "")
                 r.unconverged(f"sample: the chains disagree (R-hat max {s['rhat_max']:.3f} > {RHAT_FAIL}): the values "
-                              f"and their MCSEs are not the posterior's yet; increase --samples{hint}",
+                              "and their MCSEs are not the posterior's yet; chains in separate modes of the posterior "
+                              "(few units, small kappa) do not meet with more draws: increase --samples and --chains, "
+                              f"compare --seed values{hint}",
                               {"rhat_max": s["rhat_max"], "ess_min": s["ess_min"]})
             else:
                 deep_modes.mark([r], [s["verdict"]], "the chains, started from the prior,",

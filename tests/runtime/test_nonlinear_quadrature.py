@@ -78,3 +78,16 @@ def test_a_relu_saddle_near_the_normalisability_edge_warns_that_its_errors_may_n
     width = float(said[0].split("that ray is ")[1].split(" ")[0])
     assert ratio >= 0.95 and width == pytest.approx((1 - ratio) ** -0.5, rel=0.05)
     assert "can stray beyond their errors" in said[0]
+
+
+def test_a_saddle_whose_draws_miss_the_mass_of_a_one_dimensional_q_is_refused():
+    """An outside audit's case (D = 1, x = 1.6, 0.3, 0.1, kappa = 1e-3, N = 8, chi = 1): near the NNGP's field q(w)
+    dips at |w| ~ 2 and climbs again out to erf's saturation, so its mass lies at |w| > 3, where no draw went;
+    the fixed point on the draws came out near the NNGP with exit 0, train means 1.26 (about 6,000 MCSE) off the
+    quadrature saddle. Now the saddle's C is checked against q integrated by the trapezoid rule, and the point is
+    not converged."""
+    from msat.runtime.errors import ConvergenceError
+
+    X1, y1, Xt1 = np.array([[1.6], [0.3], [0.1]]), np.array([-0.4, 0.4, -1.4]), np.array([[0.5]])
+    with pytest.raises(ConvergenceError, match="integrated over the one-dimensional single-neuron law"):
+        predict(X1, y1, Xt1, N=8, chi=1.0, kappa=1e-3, activation="erf", method="adaptive", order=1)
