@@ -90,7 +90,7 @@ def needed(p, n_chi: int = 1) -> float:
         # per chain: Cov and its factor (P x P; where P > N Woodbury's N x N instead, numerics.marginal_hmc),
         # features and slopes of the train and test points and Cov^-1 of them, two weight copies and their
         # gradient; the conditional moments of every draw
-        cov = 3.0 * min(P, N) ** 2 + 2.0 * P * Pt
+        cov = 3.0 * min(P, N) ** 2 + 5.0 * P * Pt  # B, Cov^-1 B^T and the solve's temporaries (a review: 4-5)
         per_chain = f8 * (cov + 6.0 * (P + Pt) * N + 4.0 * N * D + p.samples * 2 * (P + Pt))
         return data + _chains_at_once(p, per_chain) + f8 * p.chains * p.samples * 2 * (P + Pt)
     if p.method == "sample":

@@ -66,7 +66,8 @@ def weights(spec: Spectrum, N, s_star, chis, kappa, g_v, order: int, dressed: bo
     return w
 
 
-def contract(spec: Spectrum, s_star, chis, kappa, g_v, order: int, w, per_order: bool = True) -> dict:
+def contract(spec: Spectrum, s_star, chis, kappa, g_v, order: int, w, per_order: bool = True,
+             train: bool = True) -> dict:
     """The series coefficients of every observable from loop weights w[j, l, n] on the n-th
     derivatives in the rescaling at s_star[j] (docs/theory.md §3, §4): one matrix product with the
     eigenvectors per observable for all ladder points and orders."""
@@ -77,11 +78,13 @@ def contract(spec: Spectrum, s_star, chis, kappa, g_v, order: int, w, per_order:
     tab = observe.Tables(spec, s_star, chis, kappa, g_v, order)
     wl = np.transpose(w, (1, 0, 2))  # (L+1, J, n)
 
-    # means: contract derivative orders first, then one product with the eigenvectors
-    train_coef = np.einsum("ljn,jnk->ljk", wl, tab.train)
-    if not per_order:
-        train_coef = train_coef.sum(axis=0, keepdims=True)
-    train = observe.train_mean(spec, train_coef)
+    # means: contract derivative orders first, then one product with the eigenvectors (the largest, P x K per
+    # point: left out with `train` false, for the next term's size, numerics.truncation)
+    if train:
+        train_coef = np.einsum("ljn,jnk->ljk", wl, tab.train)
+        if not per_order:
+            train_coef = train_coef.sum(axis=0, keepdims=True)
+        train = observe.train_mean(spec, train_coef)
     test_coef = np.einsum("ljn,jnk->ljk", wl, tab.test)
     test = observe.test_mean(spec, test_coef)
     v = observe.test_var(spec, np.einsum("ljn,jnk->ljk", wl, tab.var),
@@ -101,7 +104,7 @@ def contract(spec: Spectrum, s_star, chis, kappa, g_v, order: int, w, per_order:
     s1 = np.einsum("ljn,jn->lj", wl, tab.s)
     s2 = np.einsum("ljn,nj->lj", wl, S2)
     return {
-        "train_mean": train,
+        "train_mean": train if train is not False else None,
         "test_mean": test,
         "test_var": _truncated_variance(mod, v, msq, test),
         "s_mean": s1,
@@ -137,7 +140,7 @@ def deep_weights(spec: Spectrum, widths, thetas, chis, kappa, g_v, order: int, d
 
 def truncate(coeffs: dict) -> dict:
     """Sum the series coefficients l = 0..L (hbar = 1)."""
-    return {k: v.sum(axis=0) for k, v in coeffs.items() if k != "weights"}
+    return {k: v.sum(axis=0) for k, v in coeffs.items() if k != "weights" and v is not None}
 
 
 def _invalid(solver, result):
@@ -166,15 +169,18 @@ def _invalid(solver, result):
 
 def _truncation_notes(solver, results, nodes, chis, vals, weights_of) -> list:
     """Every point's warning where its series' next term (numerics.truncation; the last term where order L + 1 is
-    not generated) exceeds a tenth of its test means: order 0 at P/N = 4 was 41% off the exact means in silence.
+    not generated) exceeds WARN of its test means or variances: order 0 at P/N = 4 was 41% off the exact means
+    in silence.
     `weights_of(order)` gives (saddles, loop weights) of a series generated to that order."""
     p = solver.params
     nxt = truncation.next_order(p.order)
     order = p.order if nxt is None else nxt
     at, w = weights_of(order)
-    ratios = truncation.relative_terms(solver.spec, at, chis, p.kappa, p.g_v, w, order, vals["test_mean"])
+    coeffs = contract(solver.spec, at, chis, p.kappa, p.g_v, order, w, per_order=False, train=False)
+    ratios = truncation.relative_terms({k: coeffs[k][order] for k in truncation.JUDGED}, vals)
     for r, ratio in zip(results, ratios):
-        line = truncation.warning(float(ratio), p.order, p.P, p.N, own=nxt is None)
+        line = truncation.warning(float(ratio), p.order, p.P, p.N, own=nxt is None,
+                                  what="test means and variances" if solver.spec.P_test else "mean rescaling")
         if line:
             r.warnings.append(line)
     return results

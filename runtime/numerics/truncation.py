@@ -1,9 +1,11 @@
 """How far a loop series' truncation lies from its sum (docs/theory.md §3): the size of the next term.
 
 The loop series is asymptotic in 1/N with coefficients that grow with P; its order-(L+1) term of the test means
-tracks the error of the order-L truncation against the exact integral closely (one layer, Ising and teacher
-tasks, P/N = 0.1..4, chi = 1 and N: the two agree within a factor of 2 wherever the error exceeds 1e-3). Where
-order L + 1 is not generated, the order-L term itself stands in: the error of order L - 1, an overestimate.
+tracks the error of the order-L truncation against the exact integral (one to three layers, Ising and teacher
+tasks, P/N = 0.1..4, chi = 1 and N, kappa 0.05 and 0.5: 0.4 to 1.1 of the error wherever that exceeds 1e-3). The
+test variances' term is judged beside it (their truncation can be further off than the means'), s_mean's where
+there are no test points. Where order L + 1 is not generated, the order-L term stands in: the error of order
+L - 1, mostly an overestimate.
 """
 from __future__ import annotations
 
@@ -11,11 +13,9 @@ import numpy as np
 
 from msat import generated
 
-from . import observe
-
-#: a term above this fraction of the test means' largest value carries a warning (order 0 at chi = 1 crosses
-#: it near P/N = 0.7 on the Ising task)
-WARN = 0.1
+#: a term above this fraction of the largest test mean or variance carries a warning (the next term reads 0.4-1.1
+#: of the error where that exceeds 1e-3: a review's 640-point scan)
+WARN = 0.05
 
 
 def next_order(order: int):
@@ -23,27 +23,35 @@ def next_order(order: int):
     return order + 1 if order + 1 <= generated.MAX_ORDER else None
 
 
-def relative_terms(spec, nodes, chis, kappa, g_v, weights, order: int, sums):
-    """max_t |term_t| / max_t |sum_t| per ladder point: the test means' coefficient of `order` from the loop weights
-    (J, L + 1, n) of a series generated to at least that order, at its saddles `nodes` (s, or u at depth), against
-    the truncated sums (J, P*). NaN where there are no test points or their sums vanish."""
-    tab = observe.Tables(spec, nodes, chis, kappa, g_v, order)
-    n = tab.test.shape[1]
-    term = observe.test_mean(spec, np.einsum("jn,jnk->jk", weights[:, order, :n], tab.test))
-    scale = np.max(np.abs(sums), axis=1, initial=0.0)
-    top = np.max(np.abs(term), axis=1, initial=0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(scale > 0, top / np.where(scale > 0, scale, 1.0), np.nan)
+#: the outputs whose next term is judged: the test means and variances, or where there are no test points (or
+#: they vanish) the mean rescaling s
+JUDGED = ("test_mean", "test_var", "s_mean")
 
 
-def warning(ratio: float, order: int, P: int, N: int, own: bool):
-    """The line a point carries where its series' next (or, `own`, last) term is large, else None."""
+def relative_terms(terms: dict, sums: dict) -> np.ndarray:
+    """max over outputs of |term| / max |sum| per ladder point: the coefficients `terms` of one order (J, ...) of
+    the test means and variances against their truncated sums (J, ...), or of s_mean where there are no test
+    points or their sums vanish."""
+    out = None
+    for k in ("test_mean", "test_var"):
+        t, v = np.abs(terms[k]).reshape(len(terms[k]), -1), np.abs(sums[k]).reshape(len(sums[k]), -1)
+        scale = np.max(v, axis=1, initial=0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(scale > 0, np.max(t, axis=1, initial=0.0) / np.where(scale > 0, scale, 1.0), np.nan)
+        out = r if out is None else np.fmax(out, r)
+    s = np.abs(np.asarray(terms["s_mean"], dtype=float)) / np.abs(np.asarray(sums["s_mean"], dtype=float))
+    return np.where(np.isnan(out), s, out)
+
+
+def warning(ratio: float, order: int, P: int, N: int, own: bool, what: str):
+    """The line a point carries where its series' next (or, `own`, last) term is large, else None; `what`: the
+    outputs it was measured on."""
     if not ratio > WARN:
         return None
     if own:
-        return (f"the loop series' last term (order {order}) is {ratio:.0%} of the test means: the series converges "
+        return (f"the loop series' last term (order {order}) is {ratio:.0%} of the {what}: the series converges "
                 f"slowly here (P/N = {P / N:.2g}) and order {order}'s truncation error can be a good part of that; "
                 "--method exact is the exact answer")
-    return (f"the loop series' next term (order {order + 1}) is {ratio:.0%} of the test means: order {order}'s "
-            f"truncation error is about that large here (P/N = {P / N:.2g}); a higher --order, or --method exact "
-            "(the exact answer)")
+    return (f"the loop series' next term (order {order + 1}) is {ratio:.0%} of the {what}: order {order}'s "
+            f"truncation error is about that large here (P/N = {P / N:.2g}); --method exact is the exact answer "
+            "(a higher --order where its series holds)")

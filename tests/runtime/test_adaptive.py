@@ -304,6 +304,13 @@ def test_modes_left_out_that_carry_the_test_means_are_refused():
             assert r.has_values and abs(r.test_mean[0]) < 1e-6  # kept as they were: the mode's part missing
         deep = predict(X, y, Xt, N=1000, depth=2, chi=[1.0], kappa=1e-4, method="adaptive", order=1)[0]
         assert not deep.converged and "leaves out the modes of K" in deep.error, deep.error
+        # the upper layer's g_w scales the NNGP kernel the share is taken on (a review: 100-fold)
+        deep = predict(X, y, Xt, widths=[1000, 1000], g_w=[1.0, 100.0], chi=[1.0], kappa=1e-2, method="adaptive",
+                       order=1)[0]
+        assert not deep.converged and "leaves out the modes of K" in deep.error, deep.error
+        # no test points: the train means (a review: the mode's train mean 0 against 0.97 with P_test = 0)
+        bare = predict(X, y, None, N=1000, chi=[1.0], kappa=1e-9, method="adaptive", order=1)[0]
+        assert not bare.converged and "leaves out the modes of K" in bare.error, bare.error
         assert abs(ex.test_mean[0] - 0.0315) < 1e-3  # what the mode carries
         r = predict(X, y, Xt, N=1000, chi=1.0, kappa=10.0, method="adaptive", order=1)
     assert r.converged and any("leaves out the modes of K" in w for w in r.warnings), r.warnings

@@ -104,8 +104,8 @@ def test_statement_2_scalar_field():
 @pytest.mark.parametrize("widths", [[10], [30, 30]])
 def test_a_large_next_term_is_said_and_sized_like_the_error(widths):
     """A truncation far from the exact means says so (order 0 at P/N = 4 was 41% off in silence): the warning's
-    next term is within a factor of 2 of the error against the exact integral (one layer, and two layers against
-    the deep exact integral), and a truncation within 2% of it carries none."""
+    next term is within a factor of 2 of the error of the test means or variances against the exact integral (one
+    layer, and two layers against the deep exact integral), and a truncation within 2% of it carries none."""
     import re
     import warnings as _w
 
@@ -119,9 +119,18 @@ def test_a_large_next_term_is_said_and_sized_like_the_error(widths):
         with _w.catch_warnings():
             _w.simplefilter("ignore")
             r = predict(ds.X, ds.y, ds.X_test, widths=ws, chi=chi, kappa=0.5, method="loop", order=order)
-        err = np.max(np.abs(np.array(r["test_mean"]) - ex["test_mean"])) / np.max(np.abs(ex["test_mean"]))
+        err = max(np.max(np.abs(np.array(r[k]) - ex[k])) / np.max(np.abs(ex[k])) for k in ("test_mean", "test_var"))
         said = [float(m) / 100 for w in r.warnings for m in re.findall(r"next term \(order \d\) is (\d+)%", w)]
         if far:
-            assert err > 0.2 and len(said) == 1 and 0.5 < said[0] / err < 2, (err, r.warnings)
-        else:
-            assert err < 0.02 and not said, (err, r.warnings)
+            assert err > 0.2, err
+        if err > 0.1:  # twice the threshold: said, and sized
+            assert len(said) == 1 and 0.5 < said[0] / err < 2, (err, r.warnings)
+        elif said:
+            assert 0.4 < said[0] / err < 2.5, (err, r.warnings)
+        if err < 0.02:
+            assert not said, (err, r.warnings)
+    # no test points: the mean rescaling's next term (a review: order 0 at P/N = 4, s_mean 1.98 against 0.675)
+    with _w.catch_warnings():
+        _w.simplefilter("ignore")
+        r = predict(ds.X, ds.y, None, widths=[10] * len(widths), chi=1.0, kappa=0.5, method="loop", order=0)
+    assert any("of the mean rescaling" in w for w in r.warnings), r.warnings
