@@ -91,3 +91,8 @@ def test_a_saddle_whose_draws_miss_the_mass_of_a_one_dimensional_q_is_refused():
     X1, y1, Xt1 = np.array([[1.6], [0.3], [0.1]]), np.array([-0.4, 0.4, -1.4]), np.array([[0.5]])
     with pytest.raises(ConvergenceError, match="integrated over the one-dimensional single-neuron law"):
         predict(X1, y1, Xt1, N=8, chi=1.0, kappa=1e-3, activation="erf", method="adaptive", order=1)
+    # training inputs on a line in two dimensions, a test point off it (a review: the inputs' span was 2-D, the
+    # check skipped, train means 7,500 MCSE off with exit 0): q's training block is still one-dimensional
+    X2, Xt2 = X1 * np.array([0.6, 0.8]), np.array([[0.5, -0.2]])
+    with pytest.raises(ConvergenceError, match="integrated over the one-dimensional single-neuron law"):
+        predict(X2, y1, Xt2, N=8, chi=1.0, kappa=1e-3, activation="erf", method="adaptive", order=1)
