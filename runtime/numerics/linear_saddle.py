@@ -31,7 +31,8 @@ RANK_RTOL = 1e-10
 #: a relative residual the line search cannot lower further is round-off, and the saddle is taken, up to this: on
 #: inputs of condition number 1e3..1e6 the residual stalls at 1e-13..1e-9 (an outside audit: every point failed)
 ROUNDOFF = 1e-8
-#: the share of the NNGP's test means on the modes left out above which a point is not converged, and a warning
+#: the share of the NNGP's train or test means on the modes left out above which a point is not converged, and a
+#: warning
 LEFT_OUT_FAIL, LEFT_OUT_WARN = 1e-3, 1e-8
 
 
@@ -211,8 +212,8 @@ def weight_observables(gen, lam, E, a, g_w: float, D: int, chi: float) -> dict:
 
 def left_out(saddle):
     """(share, note) of a saddle on the range of K (LinearSaddle, numerics.deep_chain.DeepChain: `spec`, `mask`,
-    `kappa`, `g_v`): the largest share of the NNGP's test means that the modes of K under RANK_RTOL of its largest
-    carry, which the saddle leaves out, and the note a point carries for it (None under LEFT_OUT_WARN). The fit
+    `kappa`, `g_v`): the largest share of the NNGP's train or test means that the modes of K under RANK_RTOL of its
+    largest carry, which the saddle leaves out, and the note a point carries for it (None under LEFT_OUT_WARN). The fit
     (g_v K + kappa)^-1 y has components ~ y_k / kappa on such a mode and a test point along it sees sqrt(lam_k) of
     them (an outside audit: a mode at 1e-11 of the largest, kappa = 1e-4, a test mean 0 against 0.031 at every
     order and depth, with exit 0)."""
@@ -236,7 +237,7 @@ def left_out(saddle):
 
 def mark_left_out(saddle, results: list) -> list:
     """Results not converged (values kept) where the modes the saddle leaves out carry over LEFT_OUT_FAIL of the
-    NNGP's test means, with a warning over LEFT_OUT_WARN (left_out)."""
+    NNGP's train or test means, with a warning over LEFT_OUT_WARN (left_out)."""
     share, note = left_out(saddle)
     for r in results if note else ():
         if share > LEFT_OUT_FAIL:
