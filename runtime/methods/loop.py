@@ -37,12 +37,9 @@ def _truncated_variance(mod, v, m2, m):
 
 def series(spec: Spectrum, N, s_star, chis, kappa, g_v, order: int, dressed: bool,
            per_order: bool = True) -> dict:
-    """Order-by-order coefficients (L+1, J, ...) of the observables at the saddles s_star (J,).
-
-    With ``per_order=False`` the train means, the largest contraction (P x P per ladder point),
-    are summed over orders before it and returned with a leading axis of length 1 (enough for
-    ``truncate``; the other observables stay per order for the truncated variances).
-    """
+    """Order-by-order coefficients (L+1, J, ...) of the observables at the saddles s_star (J,). With
+    ``per_order=False`` the train means, the largest contraction (P x P per ladder point), are summed over orders
+    before it, with a leading axis of length 1 (enough for ``truncate``; the others stay per order)."""
     return contract(spec, s_star, chis, kappa, g_v, order, weights(spec, N, s_star, chis, kappa, g_v, order, dressed),
                     per_order)
 
@@ -104,7 +101,7 @@ def contract(spec: Spectrum, s_star, chis, kappa, g_v, order: int, w, per_order:
     s1 = np.einsum("ljn,jn->lj", wl, tab.s)
     s2 = np.einsum("ljn,nj->lj", wl, S2)
     return {
-        "train_mean": train if train is not False else None,
+        "train_mean": None if train is False else train,
         "test_mean": test,
         "test_var": _truncated_variance(mod, v, msq, test),
         "s_mean": s1,
@@ -167,16 +164,18 @@ def _invalid(solver, result):
             f"hold at N = {params.N} (P/N = {params.P / params.N:.2g}); --method exact is the exact answer")
 
 
-def _truncation_notes(solver, results, nodes, chis, vals, weights_of) -> list:
-    """Every point's warning where its series' next term (numerics.truncation; the last term where order L + 1 is
-    not generated) exceeds WARN of its test means or variances: order 0 at P/N = 4 was 41% off the exact means
-    in silence.
-    `weights_of(order)` gives (saddles, loop weights) of a series generated to that order."""
+def _truncation_notes(solver, results, own, chis, vals, weights_of) -> list:
+    """Every point's warning where its series' next term (numerics.truncation; the last term, of `own`, the series'
+    coefficients, where order L + 1 is not generated) exceeds WARN of its test means or variances: order 0 at
+    P/N = 4 was 41% off the exact means in silence. `weights_of(L + 1)`: (saddles, loop weights) of order L + 1."""
     p = solver.params
     nxt = truncation.next_order(p.order)
     order = p.order if nxt is None else nxt
-    at, w = weights_of(order)
-    coeffs = contract(solver.spec, at, chis, p.kappa, p.g_v, order, w, per_order=False, train=False)
+    if nxt is None:
+        coeffs = own
+    else:
+        at, w = weights_of(order)
+        coeffs = contract(solver.spec, at, chis, p.kappa, p.g_v, order, w, per_order=False, train=False)
     ratios = truncation.relative_terms({k: coeffs[k][order] for k in truncation.JUDGED}, vals)
     for r, ratio in zip(results, ratios):
         line = truncation.warning(float(ratio), p.order, p.P, p.N, own=nxt is None,
@@ -235,11 +234,12 @@ class _Solver(SpectralSolver):
         s_star = np.array([st.value for st in states])
         chis = [st.chi for st in states]
         w = weights(self.spec, p.N, s_star, chis, p.kappa, p.g_v, p.order, p.dressed)
-        vals = truncate(contract(self.spec, s_star, chis, p.kappa, p.g_v, p.order, w, per_order=False))
+        coeffs = contract(self.spec, s_star, chis, p.kappa, p.g_v, p.order, w, per_order=False)
+        vals = truncate(coeffs)
         out = [Result.point(p, chi, {k: v[j] for k, v in vals.items()},
                             {"dressed": p.dressed, "saddle": float(s_star[j])}) for j, chi in enumerate(chis)]
-        _truncation_notes(self, out, s_star, chis, vals, lambda L: (
-            s_star, w if L == p.order else weights(self.spec, p.N, s_star, chis, p.kappa, p.g_v, L, p.dressed)))
+        _truncation_notes(self, out, coeffs, chis, vals, lambda L: (
+            s_star, weights(self.spec, p.N, s_star, chis, p.kappa, p.g_v, L, p.dressed)))
         return deep_modes.mark(out, verdicts, "the loop series' saddle")
 
 
@@ -285,11 +285,12 @@ class _DeepSolver(SpectralSolver):
         thetas = np.array([st.value for st in states])
         chis = [st.chi for st in states]
         u, w = deep_weights(self.spec, p.widths, thetas, chis, p.kappa, p.g_v, p.order, p.dressed)
-        vals = truncate(contract(self.spec, u, chis, p.kappa, p.g_v, p.order, w, per_order=False))
+        coeffs = contract(self.spec, u, chis, p.kappa, p.g_v, p.order, w, per_order=False)
+        vals = truncate(coeffs)
         out = [Result.point(p, chi, {k: v[j] for k, v in vals.items()}, {"dressed": p.dressed, "saddle": float(u[j])})
                for j, chi in enumerate(chis)]
-        _truncation_notes(self, out, u, chis, vals, lambda L: (
-            (u, w) if L == p.order else deep_weights(self.spec, p.widths, thetas, chis, p.kappa, p.g_v, L, p.dressed)))
+        _truncation_notes(self, out, coeffs, chis, vals, lambda L: deep_weights(self.spec, p.widths, thetas, chis,
+                                                                                p.kappa, p.g_v, L, p.dressed))
         return deep_modes.mark(out, verdicts, "the loop series' saddle")
 
 

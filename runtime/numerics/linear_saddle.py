@@ -14,7 +14,6 @@ positive definite (equivalently S = E_q[w w^T] positive definite; g_v C + kappa 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -220,10 +219,12 @@ def left_out(saddle):
     off = ~saddle.mask
     if not off.any():
         return 0.0, None
-    # at depth the NNGP kernel of linear layers is K_1 times the upper layers' g_w (a review: their g_w moved the
-    # share 100-fold)
-    g = saddle.g_v * math.prod(getattr(saddle, "g_ws", (1.0,))[1:])
-    tab = observe.Tables(saddle.spec, np.ones(1), np.ones(1), saddle.kappa, g, 0)
+    # at depth the NNGP kernel of linear layers is K_1 carried through the upper layers' preactivations (generated;
+    # a review: their g_w moved the share 100-fold)
+    scale = 1.0
+    for g_l in getattr(saddle, "g_ws", (1.0,))[1:]:
+        scale = generated.nngp_kernels().layer_preactivations(scale, g_l)
+    tab = observe.Tables(saddle.spec, np.ones(1), np.ones(1), saddle.kappa, saddle.g_v * scale, 0)
     share = 0.0  # of the train means too: with no test points a left-out mode's train mean read 0 against 0.97
     for c, means in ((tab.test[0, 0], observe.test_mean), (tab.train[0, 0], observe.train_mean)):
         if c.size and (saddle.spec.P_test or means is observe.train_mean):
