@@ -211,8 +211,9 @@ def weight_observables(gen, lam, E, a, g_w: float, D: int, chi: float) -> dict:
 
 def left_out(saddle):
     """(share, note) of a saddle on the range of K (LinearSaddle, numerics.deep_chain.DeepChain: `spec`, `mask`,
-    `kappa`, `g_v`): the largest share of the NNGP's train or test means that the modes of K under RANK_RTOL of its
-    largest carry, which the saddle leaves out, and the note a point carries for it (None under LEFT_OUT_WARN). The fit
+    `kappa`, `g_v`): the largest share of the NNGP's train or test means, or of a test variance, that the modes of K
+    under RANK_RTOL of its largest carry, which the saddle leaves out, and the note a point carries for it (None
+    under LEFT_OUT_WARN). The fit
     (g_v K + kappa)^-1 y has components ~ y_k / kappa on such a mode and a test point along it sees sqrt(lam_k) of
     them (an outside audit: a mode at 1e-11 of the largest, kappa = 1e-4, a test mean 0 against 0.031 at every
     order and depth, with exit 0)."""
@@ -230,10 +231,16 @@ def left_out(saddle):
         if c.size and (saddle.spec.P_test or means is observe.train_mean):
             full = np.max(np.abs(means(saddle.spec, c)), initial=0.0)
             share = max(share, float(np.max(np.abs(means(saddle.spec, c * off)), initial=0.0) / max(full, 1e-300)))
+    if saddle.spec.P_test:  # the test variances, point by point (a review: 28% off with the means untouched)
+        v, vs = tab.var[0, 0], tab.var_scalar[0, 0]
+        full = observe.test_var(saddle.spec, v, vs)
+        # a floor at 1e-12 of the prior's k** keeps round-off in a vanishing variance from reading as a share
+        part = np.abs(observe.test_var(saddle.spec, v * off, 0.0 * vs))
+        share = max(share, float(np.max(part / np.maximum(full, 1e-12 * vs * saddle.spec.kss), initial=0.0)))
     if not share > LEFT_OUT_WARN:
         return share, None
     return share, (f"kernel adaptation leaves out the modes of K under {RANK_RTOL:g} of its largest, which carry "
-                   f"{share:.2g} of the NNGP's means at this kappa; --method exact or loop hold them")
+                   f"{share:.2g} of the NNGP's means or test variances at this kappa; --method exact or loop hold them")
 
 
 def mark_left_out(saddle, results: list) -> list:
