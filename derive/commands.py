@@ -35,10 +35,10 @@ def _integer(flag):
 def add_parsers(sub) -> None:
     d = sub.add_parser("derive", help="regenerate generated/ (the numba kernels) from derive/")
     d.add_argument("--order", type=_integer("--order"), default=None,
-                   help="highest loop order to emit (default: 3, or what is checked in for --check)")
+                   help="highest loop order to emit (default: 3, or what the folder records for --check)")
     d.add_argument("--depth", type=_integer("--depth"), default=None,
-                   help="highest depth of the deep linear network modules (default: 3, or what is checked in "
-                        "for --check)")
+                   help="highest depth of the deep linear network modules (default: 3, or what the folder "
+                        "records for --check)")
     d.add_argument("--out", default=None, help="output folder (default: generated/)")
     d.add_argument("--check", action="store_true",
                    help="exit 1 when the folder differs from a fresh emission (prints a diff)")
@@ -82,21 +82,24 @@ def derive(args) -> int:
     if args.check:
         order = args.order if args.order is not None else driver.checked_in_order(out)
         depth = args.depth if args.depth is not None else driver.checked_in_depth(out)
-        # read from the folder's file names: a stray rescaling_o99.py would start an emission of hours
+        # what the folder's MANIFEST records, or without one its registry's header or (never above the default) its
+        # file names: a stray rescaling_o99.py in a folder of strays would start an emission of hours
         over = [f"{name} {v} (msat derives up to {top})" for name, v, top in
                 (("order", order, MAX_ORDER), ("depth", depth, MAX_DEPTH)) if v > top]
         if over:
             raise UsageError(f"--check: {out} holds a module of {' and '.join(over)}: remove the stray file or "
                              "pass --order/--depth")
-        diffs = driver.check(out, driver.emit(order, depth))
-        if diffs:
-            sys.stdout.write("".join(diffs))
+        found = driver.findings(out, driver.emit(order, depth))
+        if found:
+            sys.stdout.write("".join(f.text for f in found))
             where = "" if args.out is None else f" --out {out}"
-            foreign = sum("not written by msat derive" in d for d in diffs)  # msat derive keeps these: by hand
-            update = (f"run `msat derive --order {order} --depth {depth}{where}` to update" if foreign < len(diffs)
+            foreign = sum(f.state == "stray" for f in found)  # msat derive keeps these: by hand
+            update = (f"run `msat derive --order {order} --depth {depth}{where}` to update" if foreign < len(found)
                       else "")
             remove = f"remove the {foreign} file(s) not written by msat derive by hand" if foreign else ""
-            print(f"msat derive --check: {len(diffs)} file(s) in {out} differ from a fresh emission; "
+            named = ", ".join(f"{f.name if f.name.isprintable() else ascii(f.name)} {f.state}" for f in found[:4])
+            named += f", {len(found) - 4} more" if len(found) > 4 else ""
+            print(f"msat derive --check: {len(found)} file(s) in {out} differ from a fresh emission ({named}); "
                   + "; ".join(x for x in (update, remove) if x), file=sys.stderr)
             return 1
         print(f"msat derive --check: {out} matches a fresh emission (orders 0..{order}, depths 1..{depth})")
