@@ -106,7 +106,13 @@ def _solve(solver, chis, setup_seconds, bar):
         states.append(st)
         warm, prev = solver.warm(st), st
     t0 = time.perf_counter()
-    results = solver.results(states) if states else []
+    try:
+        results = solver.results(states) if states else []
+    except (ZeroDivisionError, OverflowError, FloatingPointError) as err:  # an audit: y x 1e70, loop, exit 1
+        failure = Result.failed(states[0].chi, ConvergenceError(
+            f"{type(err).__name__} while evaluating the results: the data or parameters are at the edge of "
+            "float64; rescale them", {}))
+        results = []
     share = (time.perf_counter() - t0) / max(len(results), 1)
     for r, st, s in zip(results, states, seconds):
         r.seconds = s + share
@@ -115,7 +121,7 @@ def _solve(solver, chis, setup_seconds, bar):
         results[0].seconds += setup_seconds
     for k, r in enumerate(results):  # a non-finite or impossible number is a failure, never a result
         why = (None if _finite(r) else "non-finite result: the data or parameters are at the edge of float64; "
-               "rescale them") or solver.invalid(r)
+               "rescale them") or _negative(r) or solver.invalid(r)
         if why:
             failure = Result.failed(r.chi, ConvergenceError(why, {}))
             failure.seconds = r.seconds  # its solve and its share of the batch were spent
@@ -124,6 +130,16 @@ def _solve(solver, chis, setup_seconds, bar):
     if failure is not None:
         results.append(failure)
     return results
+
+
+def _negative(r: Result) -> str | None:
+    """Why a point whose test variance is negative beyond round-off is no answer (an outside audit: targets 1e9
+    times the prior's output scale gave linear kernel adaptation variances of -14.5, converged)."""
+    v = np.asarray(r.test_var)
+    if v.size and v.min() < -1e-9 * np.max(np.abs(v)):
+        return (f"a test variance is negative ({v.min():.3g}): its terms cancelled to round-off, as targets far "
+                "above the prior's output scale make them do; set --g-v near the targets' variance or rescale y")
+    return None
 
 
 def _finite(r: Result) -> bool:

@@ -131,12 +131,14 @@ def _integrator(spec: Spectrum, s_nodes, w, chi, kappa, g_v):
     tab = observe.Tables(spec, s_nodes, np.full_like(s_nodes, chi), kappa, g_v, order=0)
     mstar = observe.test_mean(spec, tab.test[:, 0, :])  # (nodes, P*)
     vstar = observe.test_var(spec, tab.var[:, 0, :], tab.var_scalar[:, 0])
+    vbound = observe.test_var_roundoff(spec, tab.var[:, 0, :], tab.var_scalar[:, 0])
 
     def integrate(mask):
         p = w[mask] / w[mask].sum()
         train = observe.train_mean(spec, p @ tab.train[mask, 0, :])
         test = p @ mstar[mask]
         tvar = p @ vstar[mask] + p @ (mstar[mask] - test) ** 2
+        observe.judge_roundoff(tvar, p @ vbound[mask] + observe.spread_roundoff(p, mstar[mask], test), "exact")
         sm = p @ s_nodes[mask]
         sv = p @ (s_nodes[mask] - sm) ** 2
         return train, test, tvar, sm, sv
@@ -275,7 +277,6 @@ def direction_modes(spec: Spectrum, X, u, g_w: float):
 
 class _Solver(SpectralSolver):
     """The exact integral at each chi, its centre warm-started from the previous point's peak."""
-
 
     def solve(self, chi, warm):
         p = self.params

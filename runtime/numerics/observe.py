@@ -11,6 +11,7 @@ import numpy as np
 from msat import generated
 from msat.generated import observables as gen_observables
 
+from ..errors import ConvergenceError
 from ..spectral import Spectrum
 
 
@@ -53,6 +54,33 @@ def test_mean(spec: Spectrum, coef: np.ndarray) -> np.ndarray:
 def test_var(spec: Spectrum, coef_modes: np.ndarray, coef_scalar: np.ndarray) -> np.ndarray:
     """v* = coef_scalar k** + Kt^2 coef_modes for rows (..., K), (...) -> (..., P*)."""
     return coef_scalar[..., None] * spec.kss + coef_modes @ (spec.Kt * spec.Kt).T
+
+
+#: a test variance whose round-off bound exceeds this share of it is no answer (test_var_roundoff)
+VAR_LOST = 1e-2
+
+
+def test_var_roundoff(spec: Spectrum, coef_modes: np.ndarray, coef_scalar: np.ndarray) -> np.ndarray:
+    """A bound on the round-off of test_var: its terms cancel when the rescaling s is large (targets far above the
+    prior's output scale: an outside audit had y x 1e15 give variances 2.8 times off, y x 1e30 negative, at exit 0),
+    and float64 keeps them to eps times their magnitudes."""
+    eps = np.finfo(np.float64).eps
+    return 8 * eps * (np.abs(coef_scalar)[..., None] * spec.kss + np.abs(coef_modes) @ (spec.Kt * spec.Kt).T)
+
+
+def spread_roundoff(p: np.ndarray, m: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """A bound on the round-off of the variance p @ (m - mean)^2 of node means m (nodes, P*) about their mean."""
+    return 8 * np.finfo(np.float64).eps * p @ (np.abs(m) * np.abs(m - mean))
+
+
+def judge_roundoff(var: np.ndarray, bound: np.ndarray, where: str) -> None:
+    """ConvergenceError where a variance's round-off bound exceeds VAR_LOST of it."""
+    lost = bound > VAR_LOST * np.abs(var)
+    if np.any(lost):
+        share = float(np.max(bound / np.maximum(np.abs(var), 1e-300)))
+        raise ConvergenceError(f"{where}: the test variances are lost to round-off (bound {share:.2g} of them): "
+                               "targets far above the prior's output scale make their terms cancel; set --g-v "
+                               "near the targets' variance or rescale y", {"roundoff_share": share})
 
 
 def kernel_target_alignment(yCy: float, yy: float, frobenius: float) -> float:

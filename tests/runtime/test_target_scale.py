@@ -1,0 +1,50 @@
+"""Targets far above the prior's output scale (an outside audit): as y -> c y the posterior rescaling s grows like
+c and the test variance tends to a limit independent of c (docs/theory.md §2a), but its terms, each ~ s, cancel.
+A variance float64 cannot hold is a failed point, never a converged wrong one."""
+import warnings
+
+import numpy as np
+import pytest
+
+from msat.runtime import predict
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(30, 10))
+    return X, X @ rng.normal(size=10) / 3, rng.normal(size=(4, 10))
+
+
+def _point(X, y, Xt, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return predict(X, y, Xt, N=20, chi=[2.0], kappa=0.5, **kw)[0]
+
+
+def test_exact_variances_hold_their_limit_or_are_refused(data):
+    """y x 1e9 is at the limit (1e-4 from y x 1e6); y x 1e15 read 2.8 times off at exit 0, y x 1e30 negative."""
+    X, y, Xt = data
+    limit = _point(X, y * 1e6, Xt, method="exact").test_var
+    assert np.allclose(_point(X, y * 1e9, Xt, method="exact").test_var, limit, rtol=1e-4)
+    for c in (1e15, 1e30):
+        r = _point(X, y * c, Xt, method="exact")
+        assert (r.converged and np.allclose(r.test_var, limit, rtol=1e-2)) or (
+            not r.converged and "round-off" in r.error), (c, r.converged, r.error)
+    assert not _point(X, y * 1e15, Xt, method="exact").converged
+
+
+def test_negative_variances_are_failed_points(data):
+    """Linear kernel adaptation at y x 1e9 gave test variances down to -14.5, converged."""
+    X, y, Xt = data
+    assert _point(X, y, Xt, method="adaptive", order=1).converged
+    r = _point(X, y * 1e9, Xt, method="adaptive", order=1)
+    assert not r.converged and "negative" in r.error and "--g-v" in r.error, r.error
+
+
+def test_arithmetic_failures_in_the_results_are_failed_points(data):
+    """y x 1e70 (|y|^2/kappa ~ 1e142, inside the documented range): a ZeroDivisionError in the loop series'
+    truncation check ended the run with an internal error (exit 1)."""
+    X, y, Xt = data
+    r = _point(X, y * 1e70, Xt, method="loop", order=1)
+    assert not r.converged and "edge of float64" in r.error, r.error
