@@ -121,7 +121,7 @@ def _solve(solver, chis, setup_seconds, bar):
         results[0].seconds += setup_seconds
     for k, r in enumerate(results):  # a non-finite or impossible number is a failure, never a result
         why = (None if _finite(r) else "non-finite result: the data or parameters are at the edge of float64; "
-               "rescale them") or _negative(r) or solver.invalid(r)
+               "rescale them") or solver.invalid(r) or _negative(r)
         if why:
             failure = Result.failed(r.chi, ConvergenceError(why, {}))
             failure.seconds = r.seconds  # its solve and its share of the batch were spent

@@ -47,7 +47,8 @@ def adaptive_variance_note(params, chi: float) -> list[str]:
     out = []
     if chi / params.N >= VARIANCE_NOTE_FROM:
         out.append(f"test_var is the variance at the adapted kernel: it leaves out the kernel's own fluctuations, a "
-                   f"part of relative order chi/N = {chi / params.N:.2g} (about half the variance at chi = N, "
+                   f"part of relative order chi/N = {chi / params.N:.2g} (at chi = N about half the variance or more: "
+                   "45-82% in linear checks, more with test points off the inputs' span and with depth, "
                    "docs/theory.md §2b); order 2, the loop series (linear networks) and the sampler carry it")
     widths = params.widths or (params.N,)
     ratio = params.P / min(widths)

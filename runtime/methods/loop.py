@@ -141,9 +141,8 @@ def truncate(coeffs: dict) -> dict:
 
 
 def _invalid(solver, result):
-    """The loop solvers' `invalid` (runtime.ladder): why a truncated series' result cannot be a posterior's, a
-    rescaling s <= 0 or a negative variance (far outside its expansion in 1/N, e.g. N = 2 at P = 12 gave
-    s_mean = -0.91), or None."""
+    """The loop solvers' `invalid` (runtime.ladder): why a truncated series' result cannot be a posterior's, s <= 0
+    or a negative variance (far outside its expansion in 1/N, e.g. N = 2 at P = 12 gave s_mean = -0.91), or None."""
     impossible = []
     if result.s_mean is not None and result.s_mean <= 0:
         impossible.append(f"s_mean = {result.s_mean:.3g} <= 0")
@@ -160,8 +159,9 @@ def _invalid(solver, result):
         impossible.append(f"a test variance {v.min():.3g} < 0")
     if not impossible:
         return None
+    narrow = min(params.widths or (params.N,))  # the narrowest layer, not the last (an audit: widths 2, 100)
     return (f"the loop series at order {params.order} gives {', '.join(impossible)}: its expansion in 1/N does not "
-            f"hold at N = {params.N} (P/N = {params.P / params.N:.2g}); --method exact is the exact answer")
+            f"hold at N = {narrow} (P/N = {params.P / narrow:.2g}); --method exact is the exact answer")
 
 
 def _truncation_notes(solver, results, own, chis, vals, weights_of) -> list:

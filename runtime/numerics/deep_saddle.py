@@ -68,8 +68,9 @@ def find_saddle(action: DeepAction, theta_init: float | None = None, tol: float 
     """Root of r(theta) = 0 by bracketed Newton in z = ln(theta_max - theta)."""
     tmax = action.theta_max
     if not tmax > 0:
-        raise ConvergenceError("deep saddle: a layer is too narrow for the saddle of this split "
-                               "(theta domain is empty)", {"theta_max": tmax, "variant": action.variant})
+        raise ConvergenceError(f"deep saddle: the {action.variant} split has no saddle with a layer of width "
+                               f"{min(action.widths):g} (theta domain is empty); the bare series (without "
+                               "--dressed) or --method exact hold it", {"theta_max": tmax, "variant": action.variant})
     if theta_init is None or not (math.isfinite(theta_init) and theta_init < tmax):
         theta_init = 0.0
 

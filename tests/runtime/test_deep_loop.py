@@ -143,3 +143,19 @@ def test_a_point_inside_a_ladder_with_two_modes_is_judged_though_its_ends_have_o
                  dressed=True)
     assert [r.converged for r in rs] == [True, False, True]
     assert "misses another mode" in rs[1].error and "of the mass" in rs[1].error
+
+
+def test_failures_name_the_narrow_layer():
+    """A series that fails through a narrow first layer named the last width (an audit: widths 2, 100 read
+    "does not hold at N = 100 (P/N = 0.3)"); the dressed split with a layer of width 2 named no layer or remedy."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 10))
+    y, Xt = np.tanh(X[:, 0]), rng.normal(size=(3, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bare = predict(X, y, Xt, widths=[2, 100], chi=[1.0], kappa=0.05, method="loop", order=1)[0]
+        dressed = predict(X, y, Xt, widths=[2, 40], chi=[40.0], kappa=0.05, method="loop", order=1, dressed=True)[0]
+    assert not bare.converged and "N = 2 (P/N = 15)" in bare.error, bare.error
+    assert not dressed.converged and "width 2" in dressed.error and "--method exact" in dressed.error, dressed.error
