@@ -17,6 +17,12 @@ CONTINUATION_STEPS = 40
 MIN_LOG_STEP = 0.01
 #: a step's start is scaled by at most this factor to bring its field inside the normalisable region
 INFLATE_MAX = 2.0
+#: what a relu continuation that stopped can and cannot say: its steps' saddles, solved on fewer draws, read the
+#: boundary nearer than it is (an outside audit, P = 6, D = 2: tilt/prior 0.97-0.99 where its own quadrature of q
+#: gives 0.92-0.93, the saddle existing up to chi = 1 and a ladder of closer points reaching it on some seeds)
+RELU_EDGE = (". The saddle may not exist past it, or the draws may not hold q there; the tilt/prior above, of a "
+             "step's cheaper saddle, can overstate how near the boundary is: a ladder of closer chi, another "
+             "--seed or more --mc-samples may pass (docs/theory.md §6)")
 #: a cold start below chi = 1 looks this many factors of the annealing ratio down for a normalisable start
 COLD_TRIES = 60
 

@@ -32,7 +32,7 @@ from msat.generated import densities
 from ..errors import ConvergenceError
 from ..spectral import nngp_kernels
 from ..progress import status
-from .continuation import ContinuationStopped, cold_start_ladder, continue_saddle
+from .continuation import RELU_EDGE, ContinuationStopped, cold_start_ladder, continue_saddle
 from .replicates import REPLICATES
 from .mixture_saddle import mixture_saddle
 from .modes import MissedModeError, check_modes, missed
@@ -270,7 +270,7 @@ class NonlinearSaddle:
             raise ConvergenceError(
                 f"adaptive: no saddle found at chi = {chi:g}: the continuation from chi = {self._chi_warm:g} stopped "
                 f"at chi = {stop:.4g}, where {why}; the stochastic iteration fails too ({err})"
-                + (". The saddle may not exist past it (docs/theory.md §6)" if self.activation == "relu" else ""),
+                + (RELU_EDGE if self.activation == "relu" else ""),
                 {**err.diagnostics, "continuation_stopped_at": edge.diagnostics.get("chi"),
                  "tilt_prior_there": edge.diagnostics.get("tilt_prior"), "chi": chi}) from None
         C = np.mean([r["C"] for r in results], axis=0)
