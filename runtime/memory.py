@@ -122,15 +122,39 @@ def needed(p, n_chi: int = 1) -> float:
         return single + f8 * ((10.0 + 2.0 * R) * d * d + 3.0 * P ** 4 + 2.0 * P ** 3 * Pt + (P * Pt) ** 2 + 2.0 * M * n
                               + 3.0 * 4096 * d)
     if p.method == "adaptive" and p.order == 2:
+        # the kernel field (methods.kernelfield): besides its n x n matrices, its test covectors and outputs and
+        # the order-1 start's test forms, about 100 + 4n rows of P_test (measured 95 and 210 at P_test = 1e5,
+        # n = 5 and 20) and the outputs kept per ladder point
         n = min(P, D)
-        return data + kernel + f8 * (30.0 * n * n + 2.0 * P * D)
-    # per quadrature node of the exact integral (up to ~1000) or ladder point: the observable tables over the
-    # modes and the test outputs; per ladder point only: the train means (the nodes' are kept over the modes) and
-    # the loop's test outputs per order and derivative (test means, variances, m*^2 over L + 1 orders, m*'s
-    # derivatives over 2L + 1: about 7L + 5 rows of P_test, measured)
-    J, L = max(n_chi, 1000), p.order or 0
-    tables = f8 * (J * (4.0 * (2 * L + 1) * modes + 4.0 * Pt) + max(n_chi, 1) * (2.0 * P + (7.0 * L + 5.0) * Pt))
+        return data + kernel + f8 * (30.0 * n * n + 2.0 * P * D + (100.0 + 4.0 * n + 5.0 * max(n_chi, 1)) * Pt)
+    # the observable tables over the modes (four arrays per derivative in s) at J points, and rows of P_test: the
+    # exact integral evaluates them at its quadrature nodes, 8 rows each (m*, v* and v*'s round-off bound per node,
+    # and the masked copies and temporaries of their integration: 7.1 measured), one chi at a time; the other
+    # methods at the ladder's points, all at once. Kept per ladder point: the train means and test outputs, for the
+    # loop every order's test means, variances, m*'s derivatives and their squares, and again for the next order's
+    # truncation check (12L + 22 rows measured, L = 0, 1, 2); and once, k*^T U squared (test_var) and the saddles'
+    # test forms (adaptive: 3 x modes), with 20 rows of margin
+    L, ladder = p.order or 0, max(n_chi, 1)
+    if p.method == "exact":
+        J, per_node, per_point, n_tab = exact_nodes(p), 8.0, 5.0, 1
+    else:
+        J, per_node, n_tab = ladder, 0.0, 2 * L + (3 if p.method == "loop" else 1)
+        per_point = 12.0 * L + 24.0 if p.method == "loop" else 5.0
+    work = (3.0 if p.method == "adaptive" else 1.0) * modes + 20.0
+    tables = f8 * (J * (4.0 * n_tab * modes + per_node * Pt) + ladder * (2.0 * P + per_point * Pt) + work * Pt)
     return data + kernel + tables
+
+
+#: quadrature nodes of the exact integral (methods.exact: an eighth of the peak's width over where the integrand
+#: exceeds e^-60 of it), their most over data sets, N, chi, kappa and depths 1 to 3 measured: 2964 at N = 1, 1552
+#: at N = 2, 792 at N = 5, 530 at N = 10, 384 at N = 50, 197 at N >= 1000 (the narrowest layer's N); the charge,
+#: EXACT_NODES + EXACT_NODES_N / N, lies 1.25 to 2 times above them
+EXACT_NODES, EXACT_NODES_N = 400, 4000.0
+
+
+def exact_nodes(p) -> int:
+    """An upper estimate of the exact integral's quadrature nodes per chi for the request p."""
+    return int(EXACT_NODES + EXACT_NODES_N / min(p.widths))
 
 
 def _chains_at_once(p, per_chain: float) -> float:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..values import is_number
+from ..errors import InputError
+from ..values import from_text, is_number
 from .validate import Dataset, fail, validate
 
 def _existing_file(path) -> Path:
@@ -74,7 +75,10 @@ def _parse_float(cell: str, p: Path, line: int, column: str) -> float:
         raise fail(f"{p}: empty cell at line {line}, column '{column}'")
     if not is_number(text):
         raise fail(f"{p}: non-numeric value {text!r} at line {line}, column '{column}'")
-    value = float(text)
+    try:  # read as the options are: a non-zero cell below float64's smallest number does not become 0
+        value = from_text(f"{p}: line {line}, column '{column}':", text)
+    except InputError as err:
+        raise fail(str(err)) from None
     if not math.isfinite(value):
         raise fail(f"{p}: non-finite value {text!r} at line {line}, column '{column}'")
     return value
@@ -121,7 +125,8 @@ def load_csv(path, target: str = "y") -> Dataset:
             raise fail(f"{p}: duplicate column name '{column}' in the header")
         seen.add(column)
     if target not in header:
-        other = [name for sep, name in (("\t", "tabs"), (";", "semicolons")) if len(header) == 1 and sep in header[0]]
+        other = [name for sep, name in (("\t", "tabs"), (";", "semicolons"), (" ", "spaces"))
+                 if len(header) == 1 and sep in header[0]]
         if other:  # one column whose name holds another separator: not a comma-separated file
             raise fail(f"{p}: the header row has no commas but {other[0]}: msat reads comma-separated files")
         raise fail(f"{p}: target column '{target}' not found (columns: {', '.join(header)})")

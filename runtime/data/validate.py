@@ -60,9 +60,32 @@ def _as_float(value, key: str, name: str) -> np.ndarray:
         raise fail(f"{name}: {key} is not numeric (text, dtype {raw.dtype})")
     try:
         # order="C", not ascontiguousarray: that makes a 0-d value 1-d, and the shape check would misreport it
-        return np.asarray(raw, dtype=np.float64, order="C")
+        with np.errstate(over="ignore", under="ignore"):  # a long double beyond float64: judged below, one line
+            out = np.asarray(raw, dtype=np.float64, order="C")
     except (TypeError, ValueError) as exc:
         raise fail(f"{name}: {key} is not numeric ({exc})") from None
+    if raw.dtype.kind == "f" and raw.dtype.itemsize > 8:
+        _check_float64_range(raw, out, key, name)
+    return out
+
+
+def _check_float64_range(raw: np.ndarray, out: np.ndarray, key: str, name: str) -> None:
+    """A wider float (np.longdouble) whose finite values float64 reads as infinite, or whose non-zero ones it
+    reads as 0, is refused as such (it was "contains inf", which the file did not hold, or a silent 0)."""
+    over = np.isfinite(raw) & ~np.isfinite(out)
+    if over.any():
+        raise fail(f"{name}: {key} holds values beyond float64's range (largest {_sci(np.max(np.abs(raw[over])))}, "
+                   f"first at {key}[{', '.join(map(str, np.argwhere(over)[0]))}]); rescale it")
+    under = (raw != 0) & (out == 0)
+    if under.any():
+        raise fail(f"{name}: {key} holds non-zero values below float64's smallest (they read as 0; smallest "
+                   f"{_sci(np.min(np.abs(raw[under])))}, first at {key}[{', '.join(map(str, np.argwhere(under)[0]))}])"
+                   "; rescale it")
+
+
+def _sci(x) -> str:
+    """A long double in scientific notation (format() would pass it through float64: inf or 0)."""
+    return np.format_float_scientific(x, precision=4, trim="-")
 
 
 def _check_finite(arr: np.ndarray, key: str, name: str) -> None:

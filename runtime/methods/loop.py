@@ -159,7 +159,7 @@ def _invalid(solver, result):
         impossible.append(f"a test variance {v.min():.3g} < 0")
     if not impossible:
         return None
-    narrow = min(params.widths or (params.N,))  # the narrowest layer, not the last (an audit: widths 2, 100)
+    narrow = min(getattr(params, "widths", None) or (params.N,))  # the narrowest layer, not the last (an audit: widths 2, 100)
     return (f"the loop series at order {params.order} gives {', '.join(impossible)}: its expansion in 1/N does not "
             f"hold at N = {narrow} (P/N = {params.P / narrow:.2g}); --method exact is the exact answer")
 
