@@ -12,6 +12,10 @@ from ..results import Result
 from ..spectral import spectrum
 
 
+#: the measured round-off share of the outputs above which a point is not converged (values kept), and a warning
+ROUNDOFF_FAIL, ROUNDOFF_WARN = 1e-2, 1e-5
+
+
 class _Solver(Solver):
     retries = 8  # a failing step is retried through intermediate chi values
 
@@ -30,9 +34,10 @@ class _Solver(Solver):
         return relative_change(state.a, prev.a)
 
     def results(self, states):
-        p, out = self.params, []
+        p, out, preds = self.params, [], []
         for st in states:
             pr = self.saddle.predictions(st)
+            preds.append(pr)
             obs = self.saddle.observables(st, pr["B"], pr["E"], p.g_w, p.D)
             obs.pop("direction_r")
             obs.update(effective_rescaling(self.spec, pr["train_mean"], p.kappa, p.g_v))
@@ -43,6 +48,15 @@ class _Solver(Solver):
         # mass, test means 40 times off, converged
         verdicts = deep_modes.along(out, lambda r: deep_modes.judge(self.spec, [p.N], r.chi, p.kappa, p.g_v,
                                                                     r["observables"]["s_eff"]))
+        for r, st, pr in zip(out, states, preds):  # the round-off the outputs carry, measured (linear_saddle)
+            lost = self.saddle.roundoff(st, pr)
+            note = (f"the outputs are lost to round-off in part ({lost:.2g} of the test variances, measured by "
+                    "solving again in other units): targets far above the prior's output scale make their terms "
+                    "cancel; set --g-v near the targets' variance or rescale y")
+            if lost > ROUNDOFF_FAIL:
+                r.unconverged(note, {"roundoff": lost})
+            elif lost > ROUNDOFF_WARN:
+                r.warnings.append(note)
         return deep_modes.mark(mark_left_out(self.saddle, out), verdicts, "kernel adaptation's saddle")
 
 

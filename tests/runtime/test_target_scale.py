@@ -48,3 +48,19 @@ def test_arithmetic_failures_in_the_results_are_failed_points(data):
     X, y, Xt = data
     r = _point(X, y * 1e70, Xt, method="loop", order=1)
     assert not r.converged and "edge of float64" in r.error, r.error
+
+
+def test_adaptive_measures_the_round_off_it_carries(data):
+    """Linear kernel adaptation at y x 1e8 was 14% off its y-independent limit (1e-5 from it at y x 1e4), positive
+    and converged; at 1e15 2e14 times off. The saddle solved again in other units (y/3, a symmetry) measures it:
+    a warning past 1e-5 of the test variances, a point not converged past 1e-2; nothing at y x 1."""
+    X, y, Xt = data
+    limit = _point(X, y * 1e4, Xt, method="adaptive", order=1).test_var
+    clean = _point(X, y, Xt, method="adaptive", order=1)
+    assert clean.converged and not any("round-off" in w for w in clean.warnings)
+    for c in (1e8, 1e15):
+        r = _point(X, y * c, Xt, method="adaptive", order=1)
+        assert np.max(np.abs(r.test_var / limit - 1)) > 0.1  # the loss is there ...
+        assert not r.converged and "round-off" in r.error, (c, r.error)  # ... and said
+    r = _point(X, y * 1e7, Xt, method="adaptive", order=1)
+    assert r.converged and any("round-off" in w for w in r.warnings), r.warnings
