@@ -132,14 +132,14 @@ def needed(p, n_chi: int = 1) -> float:
     # and the masked copies and temporaries of their integration: 7.1 measured), one chi at a time; the other
     # methods at the ladder's points, all at once. Kept per ladder point: the train means and test outputs, for the
     # loop every order's test means, variances, m*'s derivatives and their squares, and again for the next order's
-    # truncation check (12L + 22 rows measured, L = 0, 1, 2); and once, k*^T U squared (test_var) and the saddles'
+    # truncation check (12L + 22 rows measured, L = 0, 1, 2, charged 13L + 26); and once, k*^T U squared (test_var) and the saddles'
     # test forms (adaptive: 3 x modes), with 20 rows of margin
     L, ladder = p.order or 0, max(n_chi, 1)
     if p.method == "exact":
         J, per_node, per_point, n_tab = exact_nodes(p), 8.0, 5.0, 1
     else:
         J, per_node, n_tab = ladder, 0.0, 2 * L + (3 if p.method == "loop" else 1)
-        per_point = 12.0 * L + 24.0 if p.method == "loop" else 5.0
+        per_point = 13.0 * L + 26.0 if p.method == "loop" else 5.0
     work = (3.0 if p.method == "adaptive" else 1.0) * modes + 20.0
     tables = f8 * (J * (4.0 * n_tab * modes + per_node * Pt) + ladder * (2.0 * P + per_point * Pt) + work * Pt)
     return data + kernel + tables
@@ -165,13 +165,13 @@ def _chains_at_once(p, per_chain: float) -> float:
     return n * (per_chain + (SWEEP_WORKER_BYTES if n > 1 else 0.0))
 
 
-def what_fits(p) -> str:
-    """The largest P (at this request's D, P_test and N) that fits in the memory available, as a hint."""
+def what_fits(p, n_chi: int = 1) -> str:
+    """The largest P (at this request's D, P_test, N and ladder) that fits in the memory available, as a hint."""
     have = available()
-    if needed(p.replace(P=1)) > have:
+    if needed(p.replace(P=1), n_chi) > have:
         return "even P = 1 does not fit: reduce D, N or P_test (or --samples/--chains for sampling)"
     lo, hi = 1, max(p.P, 2)
     while hi - lo > max(lo // 100, 1):
         mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if needed(p.replace(P=mid)) <= have else (lo, mid)
+        lo, hi = (mid, hi) if needed(p.replace(P=mid), n_chi) <= have else (lo, mid)
     return f"P <= {lo} would fit at this D, N and P_test"

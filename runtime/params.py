@@ -162,8 +162,8 @@ def default_order(method, activation, depth, P, P_test):
 
 def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None, activation="linear",
           method=None, order=None, dressed=False, estimator="auto", seed=0, mc_samples=None, samples=None,
-          chains=None, readout="sampled") -> Params:
-    """Validate every parameter of a request on data of shape (P, D), P_test test points."""
+          chains=None, readout="sampled", n_chi: int = 1) -> Params:
+    """Validate every parameter of a request on data of shape (P, D), P_test test points, and its memory at n_chi."""
     P, D, P_test = values.count("P", P, 1), values.count("D", D, 1), values.count("P_test", P_test, 0)
     widths, g_ws = architecture(N, widths, depth, g_w)
     N, g_w = widths[-1], g_ws[0]
@@ -239,8 +239,8 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
                P=P, D=D, P_test=P_test, estimator=estimator, seed=seed,
                mc_samples=mc_samples, samples=samples, chains=chains, widths=widths, g_ws=g_ws,
                readout=readout, order_note=order_note, ignored=tuple(ignored))
-    memory.require(memory.needed(p), f"{method} on P = {p.P}, D = {p.D}, P_test = {p.P_test}, N = {N}",
-                   memory.what_fits(p))
+    memory.require(memory.needed(p, n_chi), f"{method} on P = {p.P}, D = {p.D}, P_test = {p.P_test}, N = {N}"
+                   + (f", {n_chi} chi points" if n_chi > 1 else ""), memory.what_fits(p, n_chi))
     return p
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 import warnings
 
-from . import ladder, methods, params as _params, values
+from . import ladder, methods, params as _params, roundoff, values
 from .data import validate
 from .errors import ConvergenceError, InputError, MsatWarning
 from .results import chi_warnings
@@ -54,13 +54,15 @@ def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=N
     p = _params.build(data.P, data.D, data.P_test, N=N, kappa=kappa, g_v=g_v, g_w=g_w, widths=widths, depth=depth,
                       activation=activation, method=method, order=order, dressed=dressed,
                       estimator=estimator, seed=seed, mc_samples=mc_samples, samples=samples,
-                      chains=chains, readout=readout)
+                      chains=chains, readout=readout, n_chi=len(chis))
     _params.check_scales(data.X, data.y, data.X_test, p)
     t0 = time.perf_counter()
     solver = methods.solver(data, p, progress=progress, draws=draws)
     # the sampler draws its own bar (per chain); two live bars cannot share the terminal
     results = ladder.solve(solver, chis, setup_seconds=time.perf_counter() - t0,
                            progress=progress and p.method != "sample")
+    if p.method == "loop":
+        results = roundoff.probe_loop(data, p, results)
     for r in results:
         if not r.has_values:  # a failed point keeps the contract's warning on its chi, and says which order failed
             r.warnings = chi_warnings(p.N, r.chi) + ([p.order_note] if p.order_note else []) + r.warnings

@@ -236,7 +236,7 @@ def _cmd_predict(args) -> int:
                 activation=args.activation, method=args.method, order=args.order, dressed=args.dressed,
                 estimator=args.estimator, seed=args.seed, mc_samples=args.mc_samples, samples=args.samples,
                 chains=args.chains, readout=args.readout)
-    ds = _load_data(args, check=lambda P, D, P_test: params.build(P, D, P_test, **opts))
+    ds = _load_data(args, check=lambda P, D, P_test: params.build(P, D, P_test, n_chi=len(chis), **opts))
     results = predict(ds.X, ds.y, ds.X_test, chi=chis, progress=stderr_is_terminal(), draws=draws, **opts)
     source, made_by = _source_params(args), labelled.provenance()
     for r in results:  # the data are parameters too: a result says which set (and seed) it was fitted to

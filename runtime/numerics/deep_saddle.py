@@ -69,8 +69,8 @@ def find_saddle(action: DeepAction, theta_init: float | None = None, tol: float 
     tmax = action.theta_max
     if not tmax > 0:
         raise ConvergenceError(f"deep saddle: the {action.variant} split has no saddle with a layer of width "
-                               f"{min(action.widths):g} (theta domain is empty); the bare series (without "
-                               "--dressed) or --method exact hold it", {"theta_max": tmax, "variant": action.variant})
+                               f"{min(action.widths):g} (theta domain is empty); --method exact holds it (the bare "
+                               "series fails too at widths of 1 or 2)", {"theta_max": tmax, "variant": action.variant})
     if theta_init is None or not (math.isfinite(theta_init) and theta_init < tmax):
         theta_init = 0.0
 

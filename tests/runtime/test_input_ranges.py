@@ -85,3 +85,32 @@ def test_a_space_separated_csv_is_told_msat_reads_commas(tmp_path, capsys):
     code, lines = _run(capsys, path)
     assert code == 2 and len(lines) == 1, lines
     assert "spaces" in lines[0] and "comma-separated" in lines[0]
+
+
+def test_a_ladder_is_charged_every_point_it_holds(monkeypatch):
+    """The methods other than exact hold every ladder point's test outputs at once; the check charged one point (a
+    review: a 30-point loop ladder at P_test = 1e5 peaked at 1.1 GB against an estimate of 87 MB). Against the
+    traced peak of a 20-point ladder, and a ladder that does not fit is refused though one point fits."""
+    import tracemalloc
+    import warnings
+
+    from msat.runtime import predict
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 10))
+    y, Xt = np.tanh(X[:, 0]), rng.normal(size=(20_000, 10))
+    chis = list(np.geomspace(1, 50, 20))
+    kw = dict(N=100, kappa=0.1, method="loop", order=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        predict(X, y, Xt[:5], chi=chis[:2], **kw)  # the kernels compiled and loaded outside the trace
+        tracemalloc.start()
+        predict(X, y, Xt, chi=chis, **kw)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    p = params.build(60, 10, 20_000, n_chi=20, **kw)
+    assert peak <= memory.needed(p, 20) <= 3 * peak
+    monkeypatch.setattr(memory, "available", lambda: 2 * 10**9)
+    params.build(P, D, P_TEST, n_chi=1, **kw)
+    with pytest.raises(Exception, match="300 chi points"):
+        params.build(P, D, P_TEST, n_chi=300, **kw)
