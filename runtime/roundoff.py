@@ -14,9 +14,8 @@ import dataclasses
 import numpy as np
 
 from . import ladder, methods
+from .numerics import observe
 
-#: the measured share of a test variance above which a point is not converged (values kept), and a warning
-FAIL, WARN = 1e-2, 1e-5
 #: eps times (terms / variance) above which a point is probed
 PROBE_FROM = 1e-9
 #: the units of the probe (y / PROBE)
@@ -33,8 +32,8 @@ def amplification(data, p, r) -> float:
 
 
 def probe_loop(data, p, results: list) -> list:
-    """`results` of the loop series, each point whose terms could cancel probed: a warning where its test variances
-    moved by over WARN in the other units, not converged (values kept) over FAIL."""
+    """`results` of the loop series, each point whose terms could cancel probed and marked by the share its test
+    variances moved in the other units (numerics.observe.mark_probed)."""
     eps = np.finfo(np.float64).eps
     todo = [r for r in results if r.converged and eps * amplification(data, p, r) > PROBE_FROM]
     if not todo:
@@ -45,13 +44,9 @@ def probe_loop(data, p, results: list) -> list:
     for r, r2 in zip(todo, again):
         if not r2.has_values:
             continue
-        v = np.abs(r.test_var)
-        lost = float(np.max(np.abs(r2.test_var * PROBE**2 - r.test_var) / np.maximum(v, max(1e-12 * v.max(), 1e-300))))
-        note = (f"the test variances are lost to round-off in part ({lost:.2g} of them, measured by evaluating the "
-                "series again in other units): targets far above the prior's output scale, or a small kappa, make "
-                "their terms cancel; set --g-v near the targets' variance or rescale y, or use --method exact")
-        if lost > FAIL:
-            r.unconverged(note, {"roundoff": lost})
-        elif lost > WARN:
-            r.warnings.append(note)
+        lost = observe.variance_shift(r.test_var, r2.test_var * PROBE**2)
+        observe.mark_probed(r, lost, f"the test variances are lost to round-off in part ({lost:.2g} of them, "
+                            "measured by evaluating the series again in other units): targets far above the prior's "
+                            "output scale, or a small kappa, make their terms cancel; set --g-v near the targets' "
+                            "variance or rescale y, or use --method exact")
     return results

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 
 from ..ladder import Solver, relative_change
-from ..numerics import deep_modes
+from ..numerics import deep_modes, observe
 from ..numerics.linear_saddle import LinearSaddle, mark_left_out
 from ..numerics.rescale import effective_rescaling
 from ..results import Result
 from ..spectral import spectrum
-
-
-#: the measured round-off share of the outputs above which a point is not converged (values kept), and a warning
-ROUNDOFF_FAIL, ROUNDOFF_WARN = 1e-2, 1e-5
 
 
 class _Solver(Solver):
@@ -53,10 +49,7 @@ class _Solver(Solver):
             note = (f"the outputs are lost to round-off in part ({lost:.2g} of the test variances, measured by "
                     "solving again in other units): targets far above the prior's output scale make their terms "
                     "cancel; set --g-v near the targets' variance or rescale y")
-            if lost > ROUNDOFF_FAIL:
-                r.unconverged(note, {"roundoff": lost})
-            elif lost > ROUNDOFF_WARN:
-                r.warnings.append(note)
+            observe.mark_probed(r, lost, note)
         return deep_modes.mark(mark_left_out(self.saddle, out), verdicts, "kernel adaptation's saddle")
 
 

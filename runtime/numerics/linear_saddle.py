@@ -158,10 +158,8 @@ class LinearSaddle:
         except ConvergenceError:
             return float("nan")  # no measure (the point stands as solved)
         b = other.predictions(st2)
-        if spec.P_test:  # a variance that vanishes (a test point at 0) is judged against the largest
-            v = np.abs(a["test_var"])
-            return float(np.max(np.abs(b["test_var"] * probe**2 - a["test_var"])
-                                / np.maximum(v, max(1e-12 * float(v.max()), 1e-300))))
+        if spec.P_test:
+            return observe.variance_shift(a["test_var"], b["test_var"] * probe**2)
         top = max(float(np.max(np.abs(a["train_mean"]), initial=0.0)), 1e-300)
         return float(np.max(np.abs(b["train_mean"] * probe - a["train_mean"]), initial=0.0)) / top
 

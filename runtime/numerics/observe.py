@@ -83,6 +83,26 @@ def judge_roundoff(var: np.ndarray, bound: np.ndarray, where: str) -> None:
                                "near the targets' variance or rescale y", {"roundoff_share": share})
 
 
+#: the measured round-off share of test variances (probed in other units) above which a point is not converged
+#: (values kept), and a warning
+PROBED_FAIL, PROBED_WARN = 1e-2, 1e-5
+
+
+def variance_shift(v: np.ndarray, v2: np.ndarray) -> float:
+    """The largest relative difference of test variances v2 from v (a vanishing one judged against the largest)."""
+    a = np.abs(v)
+    return float(np.max(np.abs(v2 - v) / np.maximum(a, max(1e-12 * float(a.max()), 1e-300))))
+
+
+def mark_probed(result, lost: float, note: str) -> None:
+    """A result not converged (values kept) where its probed round-off share exceeds PROBED_FAIL, warned past
+    PROBED_WARN; NaN (no measure) leaves it as it is."""
+    if lost > PROBED_FAIL:
+        result.unconverged(note, {"roundoff": lost})
+    elif lost > PROBED_WARN:
+        result.warnings.append(note)
+
+
 def kernel_target_alignment(yCy: float, yy: float, frobenius: float) -> float:
     """Kernel-target alignment (docs/theory.md §4, generated) from its three parts, so that callers
     can supply them in whatever basis they hold C (matrix, eigenvalues)."""
