@@ -13,6 +13,8 @@ import dataclasses
 
 import numpy as np
 
+from msat import generated
+
 from . import ladder, methods
 from .numerics import observe
 
@@ -27,8 +29,11 @@ def amplification(data, p, r) -> float:
     layer carried through the upper layers' g_w, linear networks)."""
     if not r.has_values or r.s_mean is None or not np.size(r.test_var):
         return 0.0
-    kss = float(np.max(np.sum(data.X_test ** 2, axis=1))) * p.g_ws[0] / p.D * float(np.prod(p.g_ws[1:]))
-    return abs(r.s_mean) * p.g_v * kss / max(float(np.min(np.abs(r.test_var))), 1e-300)
+    mod = generated.nngp_kernels()
+    kss = mod.input_kernels(data.X[:0], data.X_test, p.g_ws[0])[2]  # k** alone: no P x P kernel
+    for g in p.g_ws[1:]:
+        kss = mod.layer_preactivations(kss, g)
+    return abs(r.s_mean) * p.g_v * float(np.max(kss)) / max(float(np.min(np.abs(r.test_var))), 1e-300)
 
 
 def probe_loop(data, p, results: list) -> list:
