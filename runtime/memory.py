@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from .errors import MemoryRequestError
+from .numerics import observe
 from .numerics.replicates import REPLICATES, replicate_sets
 
 #: bytes per float64
@@ -128,20 +129,23 @@ def needed(p, n_chi: int = 1) -> float:
         n = min(P, D)
         return data + kernel + f8 * (30.0 * n * n + 2.0 * P * D + (100.0 + 4.0 * n + 5.0 * max(n_chi, 1)) * Pt)
     # the observable tables over the modes (four arrays per derivative in s) at J points, and rows of P_test: the
-    # exact integral evaluates them at its quadrature nodes, 8 rows each (m*, v* and v*'s round-off bound per node,
-    # and the masked copies and temporaries of their integration: 7.1 measured), one chi at a time; the other
-    # methods at the ladder's points, all at once. Kept per ladder point: the train means and test outputs, for the
+    # exact integral evaluates them at its quadrature nodes, one block of test points at a time (m*, v* and v*'s
+    # round-off bound per node, and the masked copies and temporaries of their integration: 8 arrays of at most
+    # observe.TEST_BLOCK entries), and holds 11 rows per point (its outputs, both grids' sums and their round-off
+    # bounds; peaks traced at P_test = 2e4 to 1e6 lie 1.2 to 2.5 times under the charge); the other methods at the
+    # ladder's points, all at once. Kept per ladder point: the train means and test outputs, for the
     # loop every order's test means, variances, m*'s derivatives and their squares, and again for the next order's
-    # truncation check (12L + 22 rows measured, L = 0, 1, 2, charged 13L + 26); and once, k*^T U squared (test_var) and the saddles'
-    # test forms (adaptive: 3 x modes), with 20 rows of margin
+    # truncation check (12L + 22 rows measured, L = 0, 1, 2, charged 13L + 26); and once, k*^T U squared
+    # (test_var) and the saddles' test forms (adaptive: 3 x modes), with 20 rows of margin
     L, ladder = p.order or 0, max(n_chi, 1)
-    if p.method == "exact":
-        J, per_node, per_point, n_tab = exact_nodes(p), 8.0, 5.0, 1
+    if p.method == "exact":  # its rows of P_test at every node are taken in blocks (observe.TEST_BLOCK entries)
+        J, per_point, n_tab = exact_nodes(p), 11.0, 1
+        per_node = 8.0 * min(J * Pt, observe.TEST_BLOCK)
     else:
         J, per_node, n_tab = ladder, 0.0, 2 * L + (3 if p.method == "loop" else 1)
         per_point = 13.0 * L + 26.0 if p.method == "loop" else 5.0
     work = (3.0 if p.method == "adaptive" else 1.0) * modes + 20.0
-    tables = f8 * (J * (4.0 * n_tab * modes + per_node * Pt) + ladder * (2.0 * P + per_point * Pt) + work * Pt)
+    tables = f8 * (J * 4.0 * n_tab * modes + per_node + ladder * (2.0 * P + per_point * Pt) + work * Pt)
     return data + kernel + tables
 
 

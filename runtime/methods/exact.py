@@ -124,28 +124,6 @@ def _grid(spec, N, chi, kappa, g_v, s_init):
     return s0, t_lo, t_hi, step
 
 
-def _integrator(spec: Spectrum, s_nodes, w, chi, kappa, g_v):
-    """(tables, integrate): the observables of docs/theory.md §2a at the nodes, and the posterior
-    moments they give for node weights w restricted to a mask (the law of total variance for the
-    test variance)."""
-    tab = observe.Tables(spec, s_nodes, np.full_like(s_nodes, chi), kappa, g_v, order=0)
-    mstar = observe.test_mean(spec, tab.test[:, 0, :])  # (nodes, P*)
-    vstar = observe.test_var(spec, tab.var[:, 0, :], tab.var_scalar[:, 0])
-    vbound = observe.test_var_roundoff(spec, tab.var[:, 0, :], tab.var_scalar[:, 0])
-
-    def integrate(mask):
-        p = w[mask] / w[mask].sum()
-        train = observe.train_mean(spec, p @ tab.train[mask, 0, :])
-        test = p @ mstar[mask]
-        tvar = p @ vstar[mask] + p @ (mstar[mask] - test) ** 2
-        observe.judge_roundoff(tvar, p @ vbound[mask] + observe.spread_roundoff(p, mstar[mask], test), "exact")
-        sm = p @ s_nodes[mask]
-        sv = p @ (s_nodes[mask] - sm) ** 2
-        return train, test, tvar, sm, sv
-
-    return tab, integrate
-
-
 def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0, weight_direction=None) -> dict:
     """Exact train/test means, test variance, E[s], Var[s] at one chi, with error estimate.
 
@@ -161,16 +139,13 @@ def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0, weight_dire
         raise ConvergenceError("exact: non-finite integrand", {"s0": s0})
     w = np.exp(lw - lw.max())
     s_nodes = s0 * np.exp(t)
-    tab, integrate = _integrator(spec, s_nodes, w, chi, kappa, g_v)
+    tab, integrate = observe.integrator(spec, s_nodes, w, chi, kappa, g_v)
 
     extra = [] if weight_direction is None else [_direction_moment(spec, tab, s_nodes, chi, N, g_v, weight_direction)]
 
-    def integrate_all(mask):
-        p = w[mask] / w[mask].sum()
-        return integrate(mask) + tuple(p @ e[mask] for e in extra)
-
-    fine = integrate_all(np.ones_like(i_even))
-    coarse = integrate_all(i_even)
+    masks = (np.ones_like(i_even), i_even)
+    fine, coarse = (m + tuple(w[mask] @ e[mask] / w[mask].sum() for e in extra)
+                    for m, mask in zip(integrate(masks), masks))
     err = max(float(np.max(np.abs(np.atleast_1d(a - b)), initial=0.0)) for a, b in zip(fine, coarse))
     return {
         "train_mean": fine[0],
@@ -250,10 +225,10 @@ def deep_moments(spec: Spectrum, widths, chi, kappa, g_v, tau_init: float = 0.0,
         keep = lw > np.max(lw) - LOG_CUTOFF
         tau, lw = tau[keep], lw[keep]
         u, w = np.exp(tau), np.exp(lw - lw.max())
-        tab, integrate = _integrator(spec, u, w, chi, kappa, g_v)
+        tab, integrate = observe.integrator(spec, u, w, chi, kappa, g_v)
         extra = () if weight_direction is None else (
             w @ _direction_moment(spec, tab, u, chi, widths[0], g_v * upper, weight_direction) / w.sum(),)
-        return integrate(np.ones(tau.shape[0], dtype=bool)) + extra, tau.shape[0]
+        return integrate([np.ones(tau.shape[0], dtype=bool)])[0] + extra, tau.shape[0]
 
     fine, nodes = on_grid(h)
     coarse, _ = on_grid(2 * h)

@@ -6,6 +6,8 @@ projections (U, Kt = k*^T U, k**) by matrix products -- linear-algebra plumbing.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from msat import generated
@@ -81,6 +83,41 @@ def judge_roundoff(var: np.ndarray, bound: np.ndarray, where: str) -> None:
         raise ConvergenceError(f"{where}: the test variances are lost to round-off (bound {share:.2g} of them): "
                                "targets far above the prior's output scale make their terms cancel; set --g-v "
                                "near the targets' variance or rescale y", {"roundoff_share": share})
+
+
+#: node x test-point entries of the test outputs held at once (three such arrays and their masked copies, ~16 MB
+#: each at most): many test points are evaluated in blocks rather than charged every quadrature node's row of them
+TEST_BLOCK = 1 << 21
+
+
+def integrator(spec: Spectrum, s_nodes, w, chi, kappa, g_v):
+    """(tables, integrate): the observables of docs/theory.md §2a at the nodes, and the posterior
+    moments they give for node weights w restricted to each of some masks (the law of total variance
+    for the test variance), the test points taken in blocks of at most TEST_BLOCK node-point entries."""
+    tab = Tables(spec, s_nodes, np.full_like(s_nodes, chi), kappa, g_v, order=0)
+    n_test, block = spec.Kt.shape[0], max(1, TEST_BLOCK // len(s_nodes))
+
+    def integrate(masks):
+        ps = [w[mask] / w[mask].sum() for mask in masks]
+        test, tvar, bound = (np.empty((len(masks), n_test)) for _ in range(3))
+        for b in range(0, max(n_test, 1), block):
+            sub = dataclasses.replace(spec, Kt=spec.Kt[b:b + block], kss=spec.kss[b:b + block])
+            mstar = test_mean(sub, tab.test[:, 0, :])  # (nodes, block)
+            vstar = test_var(sub, tab.var[:, 0, :], tab.var_scalar[:, 0])
+            vbound = test_var_roundoff(sub, tab.var[:, 0, :], tab.var_scalar[:, 0])
+            for j, (mask, p) in enumerate(zip(masks, ps)):
+                t = test[j, b:b + block] = p @ mstar[mask]
+                tvar[j, b:b + block] = p @ vstar[mask] + p @ (mstar[mask] - t) ** 2
+                bound[j, b:b + block] = p @ vbound[mask] + spread_roundoff(p, mstar[mask], t)
+        out = []
+        for j, (mask, p) in enumerate(zip(masks, ps)):
+            judge_roundoff(tvar[j], bound[j], "exact")
+            sm = p @ s_nodes[mask]
+            out.append((train_mean(spec, p @ tab.train[mask, 0, :]), test[j], tvar[j], sm,
+                        p @ (s_nodes[mask] - sm) ** 2))
+        return out
+
+    return tab, integrate
 
 
 #: the measured round-off share of test variances (probed in other units) above which a point is not converged

@@ -1,6 +1,6 @@
-"""The memory estimate charges each method what it allocates for many test points, and data files whose numbers
-float64 cannot hold (long doubles beyond its range, cells below its smallest number) or whose separator is not a
-comma exit 2 with one line."""
+"""The memory estimate charges each method what it allocates for many test points (the exact integral takes them
+in blocks), and data files whose numbers float64 cannot hold (long doubles beyond its range, cells below its
+smallest number) or whose separator is not a comma exit 2 with one line."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,15 +23,48 @@ def test_many_test_points_are_charged_rows_not_quadrature_nodes(method, order, a
     assert "P <= " in memory.what_fits(p)
 
 
-def test_the_exact_integral_is_still_charged_its_quadrature_nodes(monkeypatch):
-    p = params.build(P, D, 10, N=10, kappa=0.5, method="exact").replace(P_test=P_TEST)
-    nodes = memory.exact_nodes(p)
-    assert nodes >= 530  # the most nodes measured at N = 10
-    assert memory.needed(p) >= nodes * 4 * P_TEST * memory.F8
-    assert memory.exact_nodes(p.replace(widths=(1,))) >= 2964  # narrow layers take more nodes
+def test_the_exact_integral_takes_many_test_points_in_blocks(monkeypatch):
+    """The exact integral held every quadrature node's row of test outputs: P_test = 1e6 at N = 10 was charged
+    530 nodes x 1e6 (over 9 GB) and refused with 4 GB free. It now evaluates blocks of test points, traced here
+    under its charge at P_test = 3e5 (narrow layers, the most nodes), and a million test points are accepted."""
+    import tracemalloc
+    import warnings
+
+    from msat.runtime import predict
+
     monkeypatch.setattr(memory, "available", lambda: 4 * 10**9)
-    with pytest.raises(Exception, match="memory"):
-        params.build(P, D, P_TEST, N=10, kappa=0.5, method="exact")
+    params.build(P, D, P_TEST, N=10, kappa=0.5, method="exact")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(P, D))
+    y, Xt = np.tanh(X[:, 0]), rng.normal(size=(300_000, D))
+    kw = dict(N=2, kappa=0.1, method="exact")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        predict(X, y, Xt[:5], chi=[1.0, 2.0], **kw)
+        tracemalloc.start()
+        predict(X, y, Xt, chi=[1.0, 2.0], **kw)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert memory.exact_nodes(params.build(P, D, 10, **kw)) * len(Xt) * 8 > 3 * peak  # what one block avoids
+    assert peak <= memory.needed(params.build(P, D, len(Xt), n_chi=2, **kw), 2) <= 4 * peak
+
+
+def test_blocks_of_test_points_move_no_number(monkeypatch):
+    """The same exact integral with every test point at once and in blocks of a few (depths 1 and 2)."""
+    from msat.runtime import predict
+    from msat.runtime.numerics import observe
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(30, 6))
+    y, Xt = np.tanh(X[:, 0]), rng.normal(size=(700, 6))
+    for kw in (dict(N=5), dict(widths=[8, 3])):
+        whole = predict(X, y, Xt, chi=[1.0, 4.0], kappa=0.05, method="exact", **kw)
+        monkeypatch.setattr(observe, "TEST_BLOCK", 3000)  # a few test points per block at a few hundred nodes
+        blocks = predict(X, y, Xt, chi=[1.0, 4.0], kappa=0.05, method="exact", **kw)
+        monkeypatch.undo()
+        for a, b in zip(whole, blocks):
+            for key in ("train_mean", "test_mean", "test_var"):
+                np.testing.assert_allclose(getattr(b, key), getattr(a, key), rtol=1e-13, atol=1e-15)
 
 
 def _run(capsys, path):
