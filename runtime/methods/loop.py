@@ -140,30 +140,6 @@ def truncate(coeffs: dict) -> dict:
     return {k: v.sum(axis=0) for k, v in coeffs.items() if k != "weights" and v is not None}
 
 
-def _invalid(solver, result):
-    """The loop solvers' `invalid` (runtime.ladder): why a truncated series' result cannot be a posterior's, s <= 0
-    or a negative variance (far outside its expansion in 1/N, e.g. N = 2 at P = 12 gave s_mean = -0.91), or None."""
-    impossible = []
-    if result.s_mean is not None and result.s_mean <= 0:
-        impossible.append(f"s_mean = {result.s_mean:.3g} <= 0")
-    if result.s_var is not None and result.s_var < 0:
-        impossible.append(f"s_var = {result.s_var:.3g} < 0")
-    v = np.asarray(result.test_var)
-    params = solver.params
-    if v.size and v.min() < -1e-9 * max(np.abs(v).max(), 1e-300):  # beyond round-off of a vanishing variance
-        prior = params.g_v * float(np.max(solver.spec.kss))  # the scale of the terms the series sums
-        if -v.min() < 1e-12 * prior:
-            return (f"the loop series at order {params.order} gives a test variance {v.min():.3g} < 0: "
-                    f"zero to float64's precision (the prior's is {prior:.3g}), where the rounding "
-                    "of the series' terms decides its sign; --method exact is the exact answer")
-        impossible.append(f"a test variance {v.min():.3g} < 0")
-    if not impossible:
-        return None
-    narrow = min(getattr(params, "widths", None) or (params.N,))  # the narrowest layer, not the last (an audit: widths 2, 100)
-    return (f"the loop series at order {params.order} gives {', '.join(impossible)}: its expansion in 1/N does not "
-            f"hold at N = {narrow} (P/N = {params.P / narrow:.2g}); --method exact is the exact answer")
-
-
 def _truncation_notes(solver, results, own, chis, vals, weights_of) -> list:
     """Every point's warning where its series' next term (numerics.truncation; the last term, of `own`, the series'
     coefficients, where order L + 1 is not generated) exceeds WARN of its test means or variances: order 0 at
@@ -204,7 +180,7 @@ def _keep_to_heaviest(solver, states) -> list:
 class _Solver(SpectralSolver):
     """Saddles along the ladder (warm-started), then every point's series in one batch."""
 
-    invalid = _invalid
+    invalid = truncation.invalid
 
     def solve(self, chi, warm):
         p = self.params
@@ -268,7 +244,7 @@ class _DeepSolver(SpectralSolver):
     def warm(self, state):
         return state.value
 
-    invalid = _invalid
+    invalid = truncation.invalid
 
     def standing(self, st):
         p = self.params

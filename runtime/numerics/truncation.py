@@ -5,7 +5,8 @@ tracks the error of the order-L truncation against the exact integral (one to th
 tasks, P/N = 0.1..4, chi = 1 and N, kappa 0.05 and 0.5: 0.4 to 1.1 of the error wherever that exceeds 1e-3). The
 test variances' term is judged beside it (their truncation can be further off than the means'), s_mean's where
 there are no test points. Where order L + 1 is not generated, the order-L term stands in: the error of order
-L - 1, mostly an overestimate.
+L - 1, mostly an overestimate. A result no posterior can have (s <= 0, a negative variance) is no answer:
+`invalid` says whether the expansion in 1/N or float64's rounding of the series' terms is why.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from msat import generated
 #: a term above this fraction of the largest test mean or variance carries a warning (the next term reads 0.4-1.1
 #: of the error where that exceeds 1e-3: a review's 640-point scan)
 WARN = 0.05
+EPS = np.finfo(np.float64).eps
 
 
 def next_order(order: int):
@@ -55,3 +57,30 @@ def warning(ratio: float, order: int, P: int, N: int, own: bool, what: str):
     return (f"the loop series' next term (order {order + 1}) is {ratio:.0%} of the {what}: order {order}'s "
             f"truncation error is about that large here (P/N = {P / N:.2g}); --method exact is the exact answer "
             "(a higher --order where its series holds)")
+
+
+def invalid(solver, result):
+    """The loop solvers' `invalid` (runtime.ladder): why a truncated series' result cannot be a posterior's (s <= 0
+    or a negative variance: N = 2 at P = 12 gave s_mean = -0.91, far outside its expansion in 1/N), or None."""
+    impossible, sm, sv = [], result.s_mean, result.s_var
+    if sm is not None and sm <= 0:
+        impossible.append(f"s_mean = {sm:.3g} <= 0")
+    if sv is not None and sv < 0:
+        impossible.append(f"s_var = {sv:.3g} < 0")
+    v, params = np.asarray(result.test_var), solver.params
+    if v.size and v.min() < -1e-9 * max(np.abs(v).max(), 1e-300):  # beyond round-off of a vanishing variance
+        # the terms the series sums, ~ s g_v k** (s^2 g_v k** from order 1: y x 1e9 gave variances of +-256 at
+        # s = 9e8): eps times them past roundoff.PROBE_FROM of the smallest variance (large targets, small kappa), a
+        # negative one is their rounding, not 1/N (whose failures gave 5e-15 to 1e-13 there)
+        terms = max(abs(sm or 0.0), 1.0) ** min(params.order + 1, 2) * params.g_v * float(np.max(solver.spec.kss))
+        if -v.min() < 1e-12 * terms or not impossible and EPS * terms > 1e-9 * float(np.min(np.abs(v))):
+            return (f"the loop series at order {params.order} gives a test variance {v.min():.3g} < 0: zero to "
+                    f"float64's precision next to its terms (~{terms:.3g}), which targets far above the prior's output "
+                    "scale, or a small kappa, make cancel; set --g-v near the targets' variance or rescale y, or use "
+                    "--method exact")
+        impossible.append(f"a test variance {v.min():.3g} < 0")
+    if not impossible:
+        return None
+    narrow = min(getattr(params, "widths", None) or (params.N,))  # the narrowest layer (an audit: widths 2, 100)
+    return (f"the loop series at order {params.order} gives {', '.join(impossible)}: its expansion in 1/N does not "
+            f"hold at N = {narrow} (P/N = {params.P / narrow:.2g}); --method exact is the exact answer")

@@ -434,7 +434,7 @@ def test_a_failed_point_says_which_order_ran_and_why_a_variance_is_refused(tmp_p
     from types import SimpleNamespace
 
     from msat.runtime.errors import ConvergenceError
-    from msat.runtime.methods.loop import _invalid
+    from msat.runtime.numerics.truncation import invalid as _invalid
     from msat.runtime.numerics.nonlinear_saddle import NonlinearSaddle
 
     # this one point failed at chi = 1 (q not normalisable at the cold start) until the cold start could anneal

@@ -83,3 +83,21 @@ def test_the_loop_measures_the_round_off_it_carries():
     assert np.max(np.abs(r.test_var / ex.test_var - 1)) > 0.2  # the loss is there ...
     assert not r.converged and "round-off" in r.error, r.error  # ... and said
     assert clean.converged and not any("round-off" in w for w in clean.warnings), clean.warnings
+
+
+def test_a_loop_variance_negative_by_round_off_is_not_blamed_on_the_1_over_n_expansion(data):
+    """y x 1e8 to 1e14 made the loop's test variances +-256 and the like (the true ones ~1e-4, exact) and the
+    failure said the expansion in 1/N does not hold at N = 20 (P/N = 1.5), where at y x 1 it does. A point whose
+    series really leaves its expansion (N = 2, 3 at P = 12) still says so."""
+    X, y, Xt = data
+    for c, order, kappa in ((1e8, 1, 0.5), (1e9, 2, 0.5), (1e12, 1, 1e-3), (1e6, 1, 1e-6), (1e12, 0, 1e-6)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = predict(X, y * c, Xt, N=20, chi=[2.0], kappa=kappa, method="loop", order=order)[0]
+        assert not r.has_values and "float64's precision" in r.error and "1/N" not in r.error, (c, order, r.error)
+    assert _point(X, y, Xt, method="loop", order=2).converged
+    rng = np.random.default_rng(0)
+    X, Xt = rng.normal(size=(12, 5)), rng.normal(size=(3, 5))
+    failed = [r for N in (1, 2, 3) for r in predict(X, np.tanh(X[:, 0]), Xt, N=N, chi=[1.0, float(N)], kappa=0.01,
+                                                       method="loop", order=2) if not r.has_values]
+    assert failed and all("expansion in 1/N does not hold" in r.error for r in failed)
