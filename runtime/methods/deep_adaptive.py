@@ -38,10 +38,12 @@ class DeepSolver(Solver):
         try:
             return self.chain.solve(chi, warm)
         except ConvergenceError:
-            if warm is not None or chi <= 2.0:
+            if warm is not None:
                 raise
-            # a first point far from chi = 1 (chi = N at depth 2 and 3) starts the chain too far from its saddle
-            return annealed(self.chain.solve, chi, lambda st: st.T, self.retries)
+            # a first point far from chi = 1 (chi = N at depth 2 and 3), or targets above the prior's output scale
+            # (y x 10 at chi = 1 to 2 failed, its saddle there), start the chain too far from its saddle: reached
+            # from smaller chi, where the fields are small
+            return annealed(self.chain.solve, chi, lambda st: st.T, self.retries, tried=chi)
 
     def warm(self, state):
         return state.T
