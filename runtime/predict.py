@@ -61,8 +61,8 @@ def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=N
     # the sampler draws its own bar (per chain); two live bars cannot share the terminal
     results = ladder.solve(solver, chis, setup_seconds=time.perf_counter() - t0,
                            progress=progress and p.method != "sample")
-    if p.method == "loop":
-        results = roundoff.probe_loop(data, p, results)
+    if roundoff.probed(p):
+        results = roundoff.probe(data, p, results)
     for r in results:
         if not r.has_values:  # a failed point keeps the contract's warning on its chi, and says which order failed
             r.warnings = chi_warnings(p.N, r.chi) + ([p.order_note] if p.order_note else []) + r.warnings

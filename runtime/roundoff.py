@@ -5,7 +5,8 @@ targets far above the prior's output scale make s large, or kappa makes the vari
 y x 1e4 at kappa = 1e-6, loop test variances 25-50% off, converged). The posterior is symmetric under y -> y/c,
 kappa -> kappa/c^2, g_v -> g_v/c^2 (outputs over c, variances over c^2); the series evaluated again in those units,
 c not a power of 2 so that every rounding differs, measures what float64 kept. Only points whose terms exceed their
-variance by a factor that could matter are probed, so that ordinary ladders pay nothing.
+variance by a factor that could matter are probed, so that ordinary ladders pay nothing. The kernel field's one loop
+(linear `adaptive --order 2`, docs/theory.md §2c) is probed the same way, its s read from its adapted kernel.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from msat import generated
 
 from . import ladder, methods
 from .numerics import observe
+from .spectral import spectrum
 
 #: eps times (terms / variance) above which a point is probed
 PROBE_FROM = 1e-9
@@ -24,34 +26,47 @@ PROBE_FROM = 1e-9
 PROBE = 3.0
 
 
-def amplification(data, p, r) -> float:
+def probed(p) -> bool:
+    """Whether the method's results are probed here: the loop series and the kernel field (one layer, linear)."""
+    return p.method == "loop" or (p.method == "adaptive" and p.order == 2 and p.activation == "linear")
+
+
+def amplification(data, p, r, nngp_top=None) -> float:
     """s g_v max k** / min v*: how much larger than the smallest test variance its terms are (k** of the first
-    layer carried through the upper layers' g_w, linear networks)."""
-    if not r.has_values or r.s_mean is None or not np.size(r.test_var):
+    layer carried through the upper layers' g_w, linear networks); s the loop's s_mean, or where a result has none
+    (the kernel field) its adapted kernel's largest eigenvalue over the NNGP's, `nngp_top` (the train means'
+    effective rescaling cannot tell s past ~1e5: a fit to m(s) - y ~ 1/s)."""
+    if not r.has_values or not np.size(r.test_var) or (r.s_mean is None and not nngp_top):
         return 0.0
+    s = r.s_mean if r.s_mean is not None else r["observables"]["kernel_top_eigenvalues"][0] / nngp_top
     mod = generated.nngp_kernels()
     kss = mod.input_kernels(data.X[:0], data.X_test, p.g_ws[0])[2]  # k** alone: no P x P kernel
     for g in p.g_ws[1:]:
         kss = mod.layer_preactivations(kss, g)
-    return abs(r.s_mean) * p.g_v * float(np.max(kss)) / max(float(np.min(np.abs(r.test_var))), 1e-300)
+    return abs(s) * p.g_v * float(np.max(kss)) / max(float(np.min(np.abs(r.test_var))), 1e-300)
 
 
-def probe_loop(data, p, results: list) -> list:
-    """`results` of the loop series, each point whose terms could cancel probed and marked by the share its test
-    variances moved in the other units (numerics.observe.mark_probed)."""
+def probe(data, p, results: list) -> list:
+    """`results` of the loop series or the kernel field, each point whose terms could cancel probed and marked by
+    the share its test variances moved in the other units (numerics.observe.mark_probed). Where the other units
+    fail too (an outside check: the kernel field at y x 1e15, 42% off, converged), eps times the amplification
+    stands in for the share (it read 4 to 10 times the error there)."""
     eps = np.finfo(np.float64).eps
-    todo = [r for r in results if r.converged and eps * amplification(data, p, r) > PROBE_FROM]
+    top = None if p.method == "loop" else float(spectrum(data.X, data.y, None, p.g_ws[0], "linear").lam.max())
+    amps = [eps * amplification(data, p, r, top) if r.converged else 0.0 for r in results]
+    todo = [(r, a) for r, a in zip(results, amps) if a > PROBE_FROM]
     if not todo:
         return results
     scaled = dataclasses.replace(data, y=data.y / PROBE)
     again = ladder.solve(methods.solver(scaled, p.replace(kappa=p.kappa / PROBE**2, g_v=p.g_v / PROBE**2)),
-                         [r.chi for r in todo])
-    for r, r2 in zip(todo, again):
-        if not r2.has_values:
-            continue
-        lost = observe.variance_shift(r.test_var, r2.test_var * PROBE**2)
-        observe.mark_probed(r, lost, f"the test variances are lost to round-off in part ({lost:.2g} of them, "
-                            "measured by evaluating the series again in other units): targets far above the prior's "
-                            "output scale, or a small kappa, make their terms cancel; set --g-v near the targets' "
-                            "variance or rescale y, or use --method exact")
+                         [r.chi for r, _ in todo])
+    for k, (r, a) in enumerate(todo):  # a ladder stops at its first failure: the points after it are not probed
+        if k < len(again) and again[k].has_values:
+            lost, how = observe.variance_shift(r.test_var, again[k].test_var * PROBE**2), "measured by solving again"
+        else:
+            lost, how = a, "estimated from float64's precision of their terms: solving again failed"
+        observe.mark_probed(r, lost, f"the test variances are lost to round-off in part ({lost:.2g} of them, {how} "
+                            "in other units): targets far above the prior's output scale, or a small kappa, make "
+                            "their terms cancel; set --g-v near the targets' variance or rescale y, or use --method "
+                            "exact")
     return results
