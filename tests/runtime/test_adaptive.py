@@ -340,3 +340,22 @@ def test_modes_left_out_that_carry_a_test_variance_are_refused():
                 assert err > 0.05 and not r.converged and "leaves out the modes of K" in r.error, (order, r.error)
                 share = float(r.error.split("which carry ")[1].split(" ")[0])
                 assert 0.7 * err < share < 1.3 * err, (share, err)
+
+
+def test_a_test_variance_short_of_the_rescaled_one_says_by_how_much():
+    """An outside audit: order 1 at targets 100 and 1e4 times the prior's output scale (P = 8 < D = 12, N = 64,
+    chi = 1) gave test variances 16 and 1500 times under the exact ones, silent (the adapted weights keep the prior
+    off the inputs' span, where the posterior rescales the test variance by s). The note quotes the share, which
+    tracks the exact shortfall; ordinary targets say nothing."""
+    rng = np.random.default_rng(3)
+    X, Xt = rng.standard_normal((8, 12)), rng.standard_normal((3, 12))
+    y = np.tanh(X[:, 0] + 0.5 * X[:, 1])
+    kw = dict(N=64, chi=1.0, kappa=0.1)
+    assert not any("effective rescaling" in w for w in predict(X, y, Xt, method="adaptive", order=1, **kw).warnings)
+    for c in (1e2, 1e4):
+        r = predict(X, c * y, Xt, method="adaptive", order=1, **kw)
+        exact = predict(X, c * y, Xt, method="exact", **kw).test_var
+        note = [w for w in r.warnings if "effective rescaling" in w]
+        assert len(note) == 1, r.warnings
+        quoted = float(note[0].split("down to ")[1].split(" ")[0])
+        assert abs(quoted - np.min(r.test_var / exact)) < 0.02, (quoted, r.test_var / exact)
