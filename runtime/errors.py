@@ -38,3 +38,15 @@ class ConvergenceError(MsatError, RuntimeError):
     def __init__(self, message: str, diagnostics: dict | None = None):
         super().__init__(message)
         self.diagnostics = dict(diagnostics or {})
+
+
+def missing_generated(err: BaseException) -> str | None:
+    """The one line for a generated module that the installed generated/ lacks (an incomplete or damaged emission:
+    an outside audit had an order-3 loop end in 'internal error' without rescaling_o4, which its truncation check
+    reads), or None for any other error."""
+    name = getattr(err, "name", None) or ""
+    if not (isinstance(err, ModuleNotFoundError) and name.startswith("msat.generated.")):
+        return None
+    return (f"generated/ lacks {name.rsplit('.', 1)[1]}.py, which this request needs: `msat derive --check` names "
+            "what differs from what derive/ emits, and `msat derive` with the order and depth MANIFEST records "
+            "emits it again")

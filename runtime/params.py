@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import memory, spectral, values
-from .errors import InputError
+from .errors import InputError, missing_generated
 from .numerics.replicates import MIN_REPLICATES, MIN_SET
 
 METHODS, ACTIVATIONS = ("nngp", "exact", "loop", "adaptive", "sample"), ("linear", "erf", "relu")
@@ -204,7 +204,7 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
         try:  # the registry says which derive command emits a missing order or depth
             generated.rescaling(order) if len(widths) == 1 else generated.deep(len(widths), order)
         except (ValueError, ImportError) as err:
-            raise InputError(str(err).splitlines()[0]) from None
+            raise InputError(missing_generated(err) or str(err).splitlines()[0]) from None
     estimator = values.choice("estimator", estimator, ESTIMATORS)
     seed = values.seed(seed)
     if mc_samples is not None:

@@ -14,6 +14,7 @@ import re
 import sys
 from importlib import import_module
 
+from ..errors import missing_generated
 from .outputs import say
 
 #: modules that add subcommands (``add_parsers(sub)``, each setting a ``handler``)
@@ -136,6 +137,9 @@ def main(argv=None) -> int:
             if diag:
                 say("msat: diagnostics: " + ", ".join(f"{k}={v}" for k, v in diag.items()))
             return code
+        if missing_generated(err):
+            say(f"msat: error: {missing_generated(err)}")
+            return 2
         if isinstance(err, MemoryError):  # past the memory estimate: an address-space limit, other processes
             say("msat: error: out of memory: ask for less (P, P_test, N, chi points, draws)")
             return 2

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import data as _data
 from .. import spectral, values
-from ..errors import ConvergenceError, InputError
+from ..errors import ConvergenceError, InputError, missing_generated
 from ..methods import exact
 from msat.generated import observables as gen_observables
 
@@ -248,7 +248,7 @@ def run(out="msat-run", *, quick=False, activation="linear", depth=1, progress=F
         try:
             generated.deep(depth, 3)
         except (ValueError, ImportError) as err:
-            raise InputError(str(err).splitlines()[0]) from None
+            raise InputError(missing_generated(err) or str(err).splitlines()[0]) from None
     console = console or Console()
     t0 = time.perf_counter()
     out = Path(out)

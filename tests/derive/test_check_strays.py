@@ -168,3 +168,33 @@ def test_the_summary_names_the_first_few_on_one_line(check):
     assert f"(lowered.py differs, nngp.py differs, observables.py differs, rescaling_o{ORDER}.py missing" in err, err
     assert f"run `msat derive --order {ORDER} --depth {DEPTH} --out {check.out}` to update" in err, err
     assert "remove the 2 file(s) not written by msat derive by hand" in err, err
+
+
+def test_a_generated_module_missing_at_run_time_is_exit_2_naming_the_remedy(monkeypatch, capsys, tmp_path):
+    """An outside audit deleted rescaling_o4.py (MANIFEST still at order 4): an order-3 loop, whose truncation check
+    reads order 4, ended in 'internal error' (exit 1), and --order 4 exited 2 with only 'No module named ...'. Here
+    the top order's module goes missing."""
+    import numpy as np
+
+    from msat import generated
+    from msat.runtime.app.console import main
+
+    real = generated.rescaling
+
+    def damaged(order):
+        if order == generated.MAX_ORDER:
+            name = f"msat.generated.rescaling_o{order}"
+            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+        return real(order)
+
+    monkeypatch.setattr(generated, "rescaling", damaged)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(8, 3))
+    np.savez(tmp_path / "d.npz", X=X, y=X[:, 0], X_test=X[:2])
+    top = generated.MAX_ORDER
+    for order in (str(top - 1), str(top)):
+        code = main(["predict", "--data", str(tmp_path / "d.npz"), "--N", "20", "--chi", "1", "--kappa", "0.5",
+                     "--method", "loop", "--order", order])
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert code == 2 and len(err) == 1, (order, code, err)
+        assert f"rescaling_o{top}.py" in err[0] and "msat derive --check" in err[0], err
