@@ -85,6 +85,22 @@ def test_the_loop_measures_the_round_off_it_carries():
     assert clean.converged and not any("round-off" in w for w in clean.warnings), clean.warnings
 
 
+def test_a_loop_point_whose_probe_fails_is_judged_by_its_terms_squared(data):
+    """kappa = 1e-3, y x 1e5 and 1e6: loop order 1's test variances were 2.8% and 2.3 times off, converged and silent
+    (the series in the probe's units went negative and the probe said nothing; its trigger took the terms as
+    s g_v k**, where from order 1 they grow like s^2). Both are now not converged; y x 1e4 (2.8e-4 measured) warns."""
+    X, y, Xt = data
+    kw = dict(N=20, chi=[2.0], kappa=1e-3, method="loop", order=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        near = predict(X, y * 1e4, Xt, **kw)[0]
+        for c in (1e5, 1e6):
+            r = predict(X, y * c, Xt, **kw)[0]
+            assert np.max(np.abs(r.test_var / near.test_var - 1)) > 0.02  # the loss is there ...
+            assert not r.converged and "round-off" in r.error, (c, r.error)  # ... and said
+    assert near.converged and any("round-off" in w for w in near.warnings)
+
+
 def test_a_loop_variance_negative_by_round_off_is_not_blamed_on_the_1_over_n_expansion(data):
     """y x 1e8 to 1e14 made the loop's test variances +-256 and the like (the true ones ~1e-4, exact) and the
     failure said the expansion in 1/N does not hold at N = 20 (P/N = 1.5), where at y x 1 it does. A point whose
