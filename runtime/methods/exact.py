@@ -139,7 +139,7 @@ def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0, weight_dire
         raise ConvergenceError("exact: non-finite integrand", {"s0": s0})
     w = np.exp(lw - lw.max())
     s_nodes = s0 * np.exp(t)
-    tab, integrate = observe.integrator(spec, s_nodes, w, chi, kappa, g_v)
+    tab, integrate, shares = observe.integrator(spec, s_nodes, w, chi, kappa, g_v)
 
     extra = [] if weight_direction is None else [_direction_moment(spec, tab, s_nodes, chi, N, g_v, weight_direction)]
 
@@ -156,6 +156,7 @@ def moments(spec: Spectrum, N, chi, kappa, g_v, s_init: float = 1.0, weight_dire
         "quadrature_error": err,
         "nodes": int(len(t)),
         "saddle": s0,
+        "roundoff_share": max(shares),
         **({"weight_cov_direction": float(fine[5])} if extra else {}),
     }
 
@@ -225,13 +226,13 @@ def deep_moments(spec: Spectrum, widths, chi, kappa, g_v, tau_init: float = 0.0,
         keep = lw > np.max(lw) - LOG_CUTOFF
         tau, lw = tau[keep], lw[keep]
         u, w = np.exp(tau), np.exp(lw - lw.max())
-        tab, integrate = observe.integrator(spec, u, w, chi, kappa, g_v)
+        tab, integrate, roundoff = observe.integrator(spec, u, w, chi, kappa, g_v)
         extra = () if weight_direction is None else (
             w @ _direction_moment(spec, tab, u, chi, widths[0], g_v * upper, weight_direction) / w.sum(),)
-        return integrate([np.ones(tau.shape[0], dtype=bool)])[0] + extra, tau.shape[0]
+        return integrate([np.ones(tau.shape[0], dtype=bool)])[0] + extra, tau.shape[0], max(roundoff)
 
-    fine, nodes = on_grid(h)
-    coarse, _ = on_grid(2 * h)
+    fine, nodes, share = on_grid(h)
+    coarse, _, share2 = on_grid(2 * h)
     err = max(float(np.max(np.abs(np.atleast_1d(a - b)), initial=0.0)) for a, b in zip(fine, coarse))
     scale = max(1.0, *(float(np.max(np.abs(np.atleast_1d(a)), initial=0.0)) for a in fine))
     if not err <= DEEP_QUADRATURE_TOL * scale:  # a grid that does not hold the integrand: no answer, not a wrong one
@@ -239,6 +240,7 @@ def deep_moments(spec: Spectrum, widths, chi, kappa, g_v, tau_init: float = 0.0,
                                f"the moments by {err:.3g})", {"depth": len(widths), "step": h, "tau0": tau0})
     return {"train_mean": fine[0], "test_mean": fine[1], "test_var": fine[2], "s_mean": float(fine[3]),
             "s_var": float(fine[4]), "quadrature_error": err, "nodes": int(nodes), "saddle": math.exp(tau0),
+            "roundoff_share": max(share, share2),
             **({"weight_cov_direction": float(fine[5])} if weight_direction is not None else {})}
 
 
@@ -265,9 +267,17 @@ class _Solver(SpectralSolver):
         return state.value["saddle"]
 
     def results(self, states):
-        return [Result.point(self.params, st.chi, st.value,
-                             {"quadrature_error": st.value["quadrature_error"], "saddle": st.value["saddle"]})
-                for st in states]
+        out = []
+        for st in states:
+            out.append(Result.point(self.params, st.chi, st.value,
+                                    {"quadrature_error": st.value["quadrature_error"], "saddle": st.value["saddle"]}))
+            share = st.value["roundoff_share"]
+            if share > observe.PROBED_WARN:  # its bound read 6 times the error at y x 1e13; the probes' warning
+                out[-1].warnings.append(
+                    f"the test variances carry round-off of up to {share:.2g} of them (float64's bound on their "
+                    "cancelling terms): targets far above the prior's output scale make their terms cancel; set --g-v "
+                    "near the targets' variance or rescale y")
+        return out
 
 
 def solver(data, params, **_):

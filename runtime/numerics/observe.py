@@ -75,14 +75,14 @@ def spread_roundoff(p: np.ndarray, m: np.ndarray, mean: np.ndarray) -> np.ndarra
     return 2 * np.finfo(np.float64).eps * p @ (np.abs(m) * np.abs(m - mean))
 
 
-def judge_roundoff(var: np.ndarray, bound: np.ndarray, where: str) -> None:
-    """ConvergenceError where a variance's round-off bound exceeds VAR_LOST of it."""
-    lost = bound > VAR_LOST * np.abs(var)
-    if np.any(lost):
-        share = float(np.max(bound / np.maximum(np.abs(var), 1e-300)))
+def judge_roundoff(var: np.ndarray, bound: np.ndarray, where: str) -> float:
+    """The largest share of a variance its round-off bound makes; ConvergenceError where it exceeds VAR_LOST."""
+    share = float(np.max(bound / np.maximum(np.abs(var), 1e-300), initial=0.0))
+    if share > VAR_LOST:
         raise ConvergenceError(f"{where}: the test variances are lost to round-off (bound {share:.2g} of them): "
                                "targets far above the prior's output scale make their terms cancel; set --g-v "
                                "near the targets' variance or rescale y", {"roundoff_share": share})
+    return share
 
 
 #: node x test-point entries of the test outputs held at once (three such arrays and their masked copies, ~16 MB
@@ -91,11 +91,12 @@ TEST_BLOCK = 1 << 21
 
 
 def integrator(spec: Spectrum, s_nodes, w, chi, kappa, g_v):
-    """(tables, integrate): the observables of docs/theory.md §2a at the nodes, and the posterior
+    """(tables, integrate, shares): the observables of docs/theory.md §2a at the nodes, the posterior
     moments they give for node weights w restricted to each of some masks (the law of total variance
-    for the test variance), the test points taken in blocks of at most TEST_BLOCK node-point entries."""
+    for the test variance), the test points taken in blocks of at most TEST_BLOCK node-point entries, and
+    the round-off shares of the test variances that each integration bounded (judge_roundoff)."""
     tab = Tables(spec, s_nodes, np.full_like(s_nodes, chi), kappa, g_v, order=0)
-    n_test, block = spec.Kt.shape[0], max(1, TEST_BLOCK // len(s_nodes))
+    n_test, block, shares = spec.Kt.shape[0], max(1, TEST_BLOCK // len(s_nodes)), []
 
     def integrate(masks):
         ps = [w[mask] / w[mask].sum() for mask in masks]
@@ -111,13 +112,13 @@ def integrator(spec: Spectrum, s_nodes, w, chi, kappa, g_v):
                 bound[j, b:b + block] = p @ vbound[mask] + spread_roundoff(p, mstar[mask], t)
         out = []
         for j, (mask, p) in enumerate(zip(masks, ps)):
-            judge_roundoff(tvar[j], bound[j], "exact")
+            shares.append(judge_roundoff(tvar[j], bound[j], "exact"))
             sm = p @ s_nodes[mask]
             out.append((train_mean(spec, p @ tab.train[mask, 0, :]), test[j], tvar[j], sm,
                         p @ (s_nodes[mask] - sm) ** 2))
         return out
 
-    return tab, integrate
+    return tab, integrate, shares
 
 
 #: the measured round-off share of test variances (probed in other units) above which a point is not converged

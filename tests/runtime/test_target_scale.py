@@ -34,6 +34,20 @@ def test_exact_variances_hold_their_limit_or_are_refused(data):
     assert not _point(X, y * 1e15, Xt, method="exact").converged
 
 
+def test_exact_says_what_round_off_its_variances_carry_below_refusal(data):
+    """Below the 1% that refuses a point, exact's bound was silent (an outside audit: 3.2e-5 off at y x 1e9, P > D);
+    past 1e-5 of a variance it now warns as the probes do, and its bound lies above the error (y x 1e12: bound
+    3.9e-3, error 7e-4 against y x 1e6)."""
+    X, y, Xt = data
+    assert not any("round-off" in w for w in _point(X, y, Xt, method="exact").warnings)
+    limit = _point(X, y * 1e6, Xt, method="exact").test_var
+    r = _point(X, y * 1e12, Xt, method="exact")
+    note = [w for w in r.warnings if "round-off" in w]
+    assert r.converged and len(note) == 1
+    share = float(note[0].split("up to ")[1].split(" ")[0])
+    assert 1e-5 < np.max(np.abs(r.test_var / limit - 1)) < share < 1e-2
+
+
 def test_negative_variances_are_failed_points(data):
     """Linear kernel adaptation at y x 1e9 gave test variances down to -14.5, converged."""
     X, y, Xt = data
