@@ -45,8 +45,11 @@ def missing_generated(err: BaseException) -> str | None:
     an outside audit had an order-3 loop end in 'internal error' without rescaling_o4, which its truncation check
     reads), or None for any other error."""
     name = getattr(err, "name", None) or ""
-    if not (isinstance(err, ModuleNotFoundError) and name.startswith("msat.generated.")):
-        return None
-    return (f"generated/ lacks {name.rsplit('.', 1)[1]}.py, which this request needs: `msat derive --check` names "
-            "what differs from what derive/ emits, and `msat derive` with the order and depth MANIFEST records "
-            "emits it again")
+    remedy = ("`msat derive --check` names what differs from what derive/ emits, and `msat derive` with the order "
+              "and depth MANIFEST records emits it again")
+    if isinstance(err, ModuleNotFoundError) and name.startswith("msat.generated."):
+        return f"generated/ lacks {name.rsplit('.', 1)[1]}.py, which this request needs: {remedy}"
+    if isinstance(err, AttributeError) and str(err).startswith("module 'msat.generated"):
+        # an emptied or truncated module (a review: rescaling_o2.py emptied gave 'internal error', exit 1)
+        return f"generated/ is damaged ({err}): {remedy}"
+    return None

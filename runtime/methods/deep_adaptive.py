@@ -15,7 +15,7 @@ from ..numerics.deep_chain import DeepChain
 from ..numerics.deep_nonlinear import DeepNonlinearChain
 from ..numerics.replicates import REPLICATES
 from ..numerics.linear_saddle import kernel_observables, mark_left_out, weight_observables
-from ..numerics.rescale import effective_rescaling
+from ..numerics.rescale import effective_rescaling, shortfall_note
 from ..results import Result
 from .nonlinear import nngp_means, order_warnings, resolution_warnings
 from ..spectral import spectrum
@@ -73,6 +73,7 @@ class DeepSolver(Solver):
             obs.update(effective_rescaling(self.spec, pr["train_mean"], p.kappa, p.g_v))
             obs.update({"iterations": st.iterations, "saddle_residual": st.residual, "solver": st.solver})
             out.append(Result.point(p, st.chi, pr, {"observables": obs}))
+            shortfall_note(self.spec, out[-1], p.kappa, p.g_v)  # the layers' kernel fluctuations, large targets
         return self.judged(out)
 
     def judged(self, results):

@@ -198,3 +198,23 @@ def test_a_generated_module_missing_at_run_time_is_exit_2_naming_the_remedy(monk
         err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert code == 2 and len(err) == 1, (order, code, err)
         assert f"rescaling_o{top}.py" in err[0] and "msat derive --check" in err[0], err
+
+
+def test_a_damaged_generated_module_is_exit_2_naming_the_remedy(monkeypatch, capsys, tmp_path):
+    """A review emptied rescaling_o2.py: 'internal error: AttributeError ... N_ACTION' (exit 1)."""
+    import numpy as np
+
+    from msat import generated
+    from msat.runtime.app.console import main
+
+    def damaged(order):
+        raise AttributeError(f"module 'msat.generated.rescaling_o{order}' has no attribute 'N_ACTION'")
+
+    monkeypatch.setattr(generated, "rescaling", damaged)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(8, 3))
+    np.savez(tmp_path / "d.npz", X=X, y=X[:, 0], X_test=X[:2])
+    code = main(["predict", "--data", str(tmp_path / "d.npz"), "--N", "20", "--chi", "1", "--kappa", "0.5",
+                 "--method", "loop", "--order", "1"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and "damaged" in err[0] and "msat derive --check" in err[0], (code, err)

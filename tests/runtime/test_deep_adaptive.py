@@ -227,3 +227,8 @@ def test_targets_above_the_prior_output_scale_are_reached_from_smaller_chi():
                                                                                           **kw)):
             assert r.converged, (c, r.chi, r.error)
             assert np.max(np.abs(r.test_mean - e.test_mean)) < 5e-3 * np.max(np.abs(e.test_mean)), (c, r.chi)
+            # their test variances miss the layers' kernel fluctuations (a review: 0.37 of exact at kappa = 1,
+            # silent once these points converged): the note quotes the ratio
+            ratio = float(np.min(r.test_var / e.test_var))
+            note = [w for w in r.warnings if "effective rescaling" in w]
+            assert ratio > 0.9 or (note and abs(float(note[0].split("down to ")[1].split(" ")[0]) - ratio) < 0.05)
