@@ -3,7 +3,8 @@
 s_eff is the s whose rescaled predictor g_v s K (g_v s K + kappa)^-1 y (the kernel-rescaling train
 mean of docs/theory.md §2a, from the generated observable tables) is closest in least squares to a given
 train-mean prediction; the residual of that fit says how much of the prediction no rescaling of
-the kernel can produce. A 1-D minimisation in ln s (Brent) -- root-finding plumbing only.
+the kernel can produce. A 1-D minimisation in ln s (Brent) -- root-finding plumbing only. The variance given s at
+s_eff (the generated tables) is what linear kernel adaptation's test variance is compared with (`shortfall_note`).
 """
 from __future__ import annotations
 
