@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import grid as _grid
+from .errors import InputError, missing_generated
 
 #: per (task, chi) outputs and per (task, chi, point) outputs (dimension of the points)
 SCALARS = ("s_mean", "s_var", "seconds", "chi_value", "order")  # order: what ran (adaptive's default depends on P)
@@ -154,7 +155,11 @@ def provenance(folder=None) -> dict:
     total, edited = hashlib.sha256(manifest), []
     for line in manifest.decode().splitlines():
         name, recorded = line.split()
-        raw = folder.joinpath(name).read_bytes()
+        try:
+            raw = folder.joinpath(name).read_bytes()
+        except FileNotFoundError:  # an incomplete emission: the line a module missing at import time gets
+            lost = ModuleNotFoundError(name, name="msat.generated." + name.rsplit(".", 1)[0])
+            raise InputError(missing_generated(lost)) from None
         total.update(raw)
         lines = raw.decode("utf-8", "replace").splitlines(keepends=True)
         start = next((i for i, ln in enumerate(lines) if not ln.startswith("#")), len(lines))

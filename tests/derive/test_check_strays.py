@@ -218,3 +218,21 @@ def test_a_damaged_generated_module_is_exit_2_naming_the_remedy(monkeypatch, cap
                  "--method", "loop", "--order", "1"])
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and len(err) == 1 and "damaged" in err[0] and "msat derive --check" in err[0], (code, err)
+
+
+def test_a_module_missing_where_the_provenance_is_hashed_names_the_remedy(tmp_path):
+    """A review deleted a generated module: the first place to meet it, hashing the provenance, exited 2 with the
+    generic 'cannot use .../rescaling_o3.py: No such file or directory', not the line naming derive."""
+    from pathlib import Path
+
+    from msat import generated
+    from msat.runtime.errors import InputError
+    from msat.runtime.labelled import provenance
+
+    src = Path(generated.__file__).parent
+    copy = tmp_path / "generated"
+    shutil.copytree(src, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert provenance(copy)["generated_edited"] == ""
+    (copy / "rescaling_o2.py").unlink()
+    with pytest.raises(InputError, match=r"lacks rescaling_o2\.py.*msat derive --check"):
+        provenance(copy)
