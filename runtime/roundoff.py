@@ -38,7 +38,7 @@ def amplification(data, p, r, nngp_top=None) -> float:
     `nngp_top` (the train means' effective rescaling cannot tell s past ~1e5: a fit to m(s) - y ~ 1/s)."""
     if not r.has_values or not np.size(r.test_var) or (r.s_mean is None and not nngp_top):
         return 0.0
-    s = r.s_mean if r.s_mean is not None else r["observables"]["kernel_top_eigenvalues"][0] / nngp_top
+    s = r.s_mean if r.s_mean is not None else r.extra["observables"]["kernel_top_eigenvalues"][0] / nngp_top
     mod = generated.nngp_kernels()
     kss = mod.input_kernels(data.X[:0], data.X_test, p.g_ws[0])[2]  # k** alone: no P x P kernel
     for g in p.g_ws[1:]:

@@ -86,7 +86,7 @@ def shortfall_note(spec: Spectrum, result, kappa: float, g_v: float) -> None:
     variance given s at its effective rescaling (`rescaled_shortfall`: it read 0.96 where 0.957 of the exact
     variance was missing, 0.045 where 0.046 was, over 72 linear checks; at depth 2, targets x 30, where the layers'
     kernel fluctuations are missing, 0.36 against 0.363 and 0.797 against 0.797), s_eff >= SHORTFALL_FROM_S."""
-    s_eff = result["observables"]["s_eff"]
+    s_eff = result.extra["observables"]["s_eff"]  # not result["..."]: that builds the whole JSON
     if not s_eff >= SHORTFALL_FROM_S:
         return
     short = rescaled_shortfall(spec, s_eff, result.chi, kappa, g_v, result.test_var)
