@@ -8,10 +8,11 @@ phi(Xv)^T dv / int a^-D/2 dv with a(v) = D/(2 g_w) - phi(Xv)^T Ct phi(Xv), here 
 kinks of the features (independent of msat's code). The field Ct is msat's own order-1 saddle at chi = N
 (teacher task, D = 2, P = 20, N = 100, kappa = 0.01: tilt/prior about 0.86). At that fixed Ct the script draws
 `--seeds` independent sets of `--draws` MALA draws with msat's schedule (64 chains from prior draws, three
-tuning rounds of 100 steps, then `--burn` steps before states are kept, every fourth), for each burn-in of
-`--burns`, and prints z = (mean over sets - quadrature) / (spread over sets / sqrt sets) over the entries of
-E_q[phi phi^T] and for E_q|w|^2; then one long run (64 chains, `--long` steps after 3,000), whose error is the
-spread of its chains' means. msat itself burns 200 steps.
+tuning rounds of 100 steps, then `--burn` steps before states are kept, every fourth): Langevin steps alone for
+each burn-in of `--burns`, then as msat makes them for relu, with an exact draw of each chain's radius given its
+direction every fourth step (numerics.mala), and prints z = (mean over sets - quadrature) / (spread over sets /
+sqrt sets) over the entries of E_q[phi phi^T] and for E_q|w|^2; then one long run of Langevin steps alone (64
+chains, `--long` steps after 3,000), whose error is the spread of its chains' means. msat burns 200 steps.
 
     python benchmarks/relu_heavy_rays.py [--seeds 24] [--draws 10000] [--burns 200,800,1600] [--long 30000]
 """
@@ -72,8 +73,9 @@ def quadrature(X, Ct):
     return (F * w2[:, None]).T @ F / z0, np.sum(w2) / z0, float(np.max(1 - 2 * VAR_W * a))
 
 
-def mala(X, Ct, draws, burn, seed):
-    """msat's single-neuron MALA schedule (numerics.field_cumulants.tilted_draws) with `burn` steps of burn-in."""
+def mala(X, Ct, draws, burn, seed, radial=0):
+    """msat's single-neuron MALA schedule (numerics.field_cumulants.tilted_draws) with `burn` steps of burn-in,
+    and with an exact draw of each chain's radius every `radial` steps (0: none)."""
     rng = np.random.default_rng(seed)
     act = densities.ACTIVATIONS.index("relu")
     W = np.ascontiguousarray(rng.standard_normal((CHAINS, D)) * math.sqrt(VAR_W))
@@ -81,11 +83,12 @@ def mala(X, Ct, draws, burn, seed):
     for _ in range(3):
         acc[:] = 0
         mala_chains(W, X, Ct, float(D), G_W, act, eps, 100, 100, 1, int(rng.integers(2**31 - 1)), acc, lq,
-                    np.empty((1, D)))
+                    np.empty((1, D)), radial)
         eps = tune(eps, acc / 100)
     steps = 4 * int(math.ceil(draws / CHAINS)) + burn
     S = np.empty((CHAINS * ((steps - burn + 3) // 4), D))
-    kept = mala_chains(W, X, Ct, float(D), G_W, act, eps, steps, burn, 4, int(rng.integers(2**31 - 1)), acc, lq, S)
+    kept = mala_chains(W, X, Ct, float(D), G_W, act, eps, steps, burn, 4, int(rng.integers(2**31 - 1)), acc, lq, S,
+                       radial)
     return S[:kept].reshape(CHAINS, -1, D)
 
 
@@ -101,18 +104,19 @@ def main():
     X = np.ascontiguousarray(X)
     print(f"{ARGS.seeds} sets of {ARGS.draws} draws each; z over sets (Student's t, {ARGS.seeds - 1} dof: RMS "
           f"{math.sqrt((ARGS.seeds - 1) / (ARGS.seeds - 3)):.2f})")
-    print(f"{'burn-in':>8} {'RMS z, E[phi phi^T]':>20} {'max |z|':>8} {'E|w|^2':>8} {'+-':>7} {'z':>6}")
-    for burn in (int(b) for b in ARGS.burns.split(",")):
+    print(f"{'burn-in':>8} {'radial':>6} {'RMS z, E[phi phi^T]':>20} {'max |z|':>8} {'E|w|^2':>8} {'+-':>7} {'z':>6}")
+    runs = [(int(b), 0) for b in ARGS.burns.split(",")] + [(200, 4)]
+    for burn, radial in runs:
         C, r2 = [], []
         for s in range(ARGS.seeds):
-            S = mala(X, Ct, ARGS.draws, burn, 700 + s)
+            S = mala(X, Ct, ARGS.draws, burn, 700 + s, radial)
             F = np.maximum(S.reshape(-1, D) @ X.T, 0.0)
             C.append(F.T @ F / len(F))
             r2.append(np.mean(np.sum(S ** 2, axis=-1)))
         C, r2 = np.array(C), np.array(r2)
         z = (C.mean(0) - Cq) / (C.std(0, ddof=1) / math.sqrt(len(C)))
         se = r2.std(ddof=1) / math.sqrt(len(r2))
-        print(f"{burn:>8} {math.sqrt(np.mean(z ** 2)):>20.2f} {np.max(np.abs(z)):>8.2f} {r2.mean():>8.4f} "
+        print(f"{burn:>8} {radial:>6} {math.sqrt(np.mean(z ** 2)):>20.2f} {np.max(np.abs(z)):>8.2f} {r2.mean():>8.4f} "
               f"{se:>7.4f} {(r2.mean() - r2q) / se:>6.2f}", flush=True)
     S = mala(X, Ct, CHAINS * ARGS.long // 4, 3000, 99)
     means = np.mean(np.sum(S ** 2, axis=-1), axis=1)

@@ -203,16 +203,19 @@ def tilted_draws(X_all, P, Ct, g_w, activation, M, seed, neurons=False, tail=TAI
     acc = np.zeros(n_chains, dtype=np.int64)
     log_q = np.empty(n_chains)
     X = np.ascontiguousarray(X_all[:P])
+    # homogeneous phi: every fourth step an exact draw of the radius along each chain's ray (MALA alone crosses the
+    # long rays of q near the normalisability edge too slowly: benchmarks/relu_heavy_rays.py)
+    radial = 4 if activation in HOMOGENEOUS else 0
     for _ in range(3):  # tune the step sizes before recording
         acc[:] = 0
         mala_chains(Wc, X, np.ascontiguousarray(Ct), float(D), g_w, act, eps, 100, 100, 1, int(rng.integers(2**31 - 1)),
-                    acc, log_q, np.empty((1, D)))
+                    acc, log_q, np.empty((1, D)), radial)
         eps = tune(eps, acc / 100)
     keep = n_chains * ((steps - burn + 3) // 4)
     samples = np.empty((keep, D))
     acc[:] = 0
     kept = mala_chains(Wc, X, np.ascontiguousarray(Ct), float(D), g_w, act, eps, steps, burn, 4,
-                       int(rng.integers(2**31 - 1)), acc, log_q, samples)
+                       int(rng.integers(2**31 - 1)), acc, log_q, samples, radial)
     F = np.empty((kept, X_all.shape[0]))
     densities.features(X_all, np.ascontiguousarray(samples[:kept]), act, F)
     out = F, np.ones(kept), "single-neuron MALA", float(np.mean(acc) / steps)

@@ -17,14 +17,19 @@ def tune(eps, acceptance):
 
 
 @njit(cache=True)
-def mala_chains(W, X, Ct, D, g_w, act, step, n_steps, n_burn, thin, seed, accepted, log_q, samples):
+def mala_chains(W, X, Ct, D, g_w, act, step, n_steps, n_burn, thin, seed, accepted, log_q, samples, radial=0):
     """Update the chains W (chains x D) in place by n_steps MALA steps each (step sizes ``step``),
     count accepted moves, store the final log q, and record every thin-th state after n_burn steps
     into the rows of ``samples``, chain by chain (chain i's states are a contiguous block of rows);
     returns the number of rows written. The chains move in lockstep, so that each step evaluates log q
     and its gradient for all of them in three matrix products (densities.neuron_log_densities: the
     tilt's Ct phi is O(P^2) per chain, a scalar loop over chains pays it at a fraction of BLAS's
-    speed). Draws come from numba's global generator seeded with ``seed``."""
+    speed). Draws come from numba's global generator seeded with ``seed``.
+
+    With ``radial`` = k > 0 (only for phi with phi(t h) = t phi(h), t > 0: linear, relu) every k-th step is
+    followed by an exact Gibbs draw of each chain's radius given its direction u (docs/theory.md §6): along the
+    ray q ∝ r^(d-1) exp(-a(u) r^2) with a(u) = log q(0) - log q(u), so r^2 ~ Gamma(d/2) / a(u). Near the
+    normalisability edge q's rays are long (a small) and Langevin steps cross them slowly."""
     np.random.seed(seed)
     n_chains, Dw = W.shape
     XT = np.ascontiguousarray(X.T)
@@ -61,6 +66,8 @@ def mala_chains(W, X, Ct, D, g_w, act, step, n_steps, n_burn, thin, seed, accept
                     grad[i, d] = grad_new[i, d]
                 lq[i] = lq_new[i]
                 accepted[i] += 1
+        if radial > 0 and (t + 1) % radial == 0:
+            _radial_gibbs(W, XT, Ct, D, g_w, act, lq, grad)
         if t >= n_burn and (t - n_burn) % thin == 0 and k < per:
             for i in range(n_chains):
                 for d in range(Dw):
@@ -69,3 +76,29 @@ def mala_chains(W, X, Ct, D, g_w, act, step, n_steps, n_burn, thin, seed, accept
     for i in range(n_chains):
         log_q[i] = lq[i]
     return n_chains * k
+
+
+@njit(cache=True)
+def _radial_gibbs(W, XT, Ct, D, g_w, act, lq, grad):
+    """Each row of W moved to an exact draw of q along its own ray (mala_chains' `radial`); lq, grad refreshed."""
+    n, d = W.shape
+    U = np.empty((n + 1, d))
+    radius = np.empty(n)
+    for i in range(n):
+        r = 0.0
+        for k in range(d):
+            r += W[i, k] * W[i, k]
+        radius[i] = math.sqrt(r)
+        for k in range(d):
+            U[i, k] = W[i, k] / radius[i] if radius[i] > 0.0 else 0.0
+    for k in range(d):
+        U[n, k] = 0.0
+    lu = np.empty(n + 1)
+    neuron_log_densities(U, XT, Ct, D, g_w, act, lu, np.empty((n + 1, d)))
+    for i in range(n):
+        a = lu[n] - lu[i]
+        if radius[i] > 0.0 and a > 0.0:  # a <= 0: q is not normalisable along this ray; the chain keeps its place
+            r = math.sqrt(np.random.gamma(0.5 * d, 1.0) / a)
+            for k in range(d):
+                W[i, k] = U[i, k] * r
+    neuron_log_densities(W, XT, Ct, D, g_w, act, lq, grad)
