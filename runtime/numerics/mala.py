@@ -8,7 +8,10 @@ import math
 import numpy as np
 from numba import njit
 
-from msat.generated.densities import neuron_log_densities
+from msat.generated.densities import ACTIVATIONS, neuron_log_densities
+
+#: the activations with phi(t h) = t phi(h) for t > 0, whose radius along a ray mala_chains may draw exactly
+HOMOGENEOUS_ACTS = (ACTIVATIONS.index("linear"), ACTIVATIONS.index("relu"))
 
 
 def tune(eps, acceptance):
@@ -30,6 +33,8 @@ def mala_chains(W, X, Ct, D, g_w, act, step, n_steps, n_burn, thin, seed, accept
     followed by an exact Gibbs draw of each chain's radius given its direction u (docs/theory.md §6): along the
     ray q ∝ r^(d-1) exp(-a(u) r^2) with a(u) = log q(0) - log q(u), so r^2 ~ Gamma(d/2) / a(u). Near the
     normalisability edge q's rays are long (a small) and Langevin steps cross them slowly."""
+    if radial > 0 and act != HOMOGENEOUS_ACTS[0] and act != HOMOGENEOUS_ACTS[1]:
+        raise ValueError("mala_chains: exact radius draws need a positively homogeneous phi (linear, relu)")
     np.random.seed(seed)
     n_chains, Dw = W.shape
     XT = np.ascontiguousarray(X.T)

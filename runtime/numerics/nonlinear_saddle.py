@@ -158,7 +158,7 @@ class NonlinearSaddle:
             tail = densities.ray_tail_width(r) if r < 1 else math.inf
             near = (f"; so near 1 q's tail along that ray is {tail:.3g} prior widths long, which few draws reach,"
                     " and the Monte Carlo estimates can stray beyond their errors (against quadrature, D = 2: 11 "
-                    "MCSE at 0.989 before radii were drawn exactly, 3 at 0.95 since)" if r >= NEAR_EDGE else "")
+                    "MCSE at 0.989 before radii were drawn exactly)" if r >= NEAR_EDGE else "")
             warnings.append(f"{lead} at chi = {chi:g}: the largest tilt/prior it finds on a ray is {r:.3g} (q exists "
                             "below 1; a lower bound), since the sufficient condition D/g_w > 2 lambda_max(Ct)_+ "
                             f"lambda_max(X^T X) fails (docs/theory.md §6){near}")

@@ -104,7 +104,7 @@ def test_a_relu_field_from_0_95_tilt_prior_on_a_ray_warns_that_errors_may_not_ho
     N = chi = 100, kappa = 0.01) at 0.86 had train means further from an exact quadrature saddle than their errors
     said (z-scores RMS 1.7 over 6 seeds where 1.2 is expected): MALA alone crossed q's long rays too slowly. With
     an exact draw of the radius every fourth step they read RMS 0.98, and below 0.95 no clause is needed; at 0.95
-    sets of draws still sit about three of their errors under the quadrature (tests/runtime/test_nonlinear.py).
+    short chains' directions still relax slowly (docs/theory.md §6).
     The field here is Ct = c 1 1^T, scaled so that the largest tilt/prior on a ray, from a dense scan of the
     circle, is `target`; the sufficient condition fails by far, so the search is what the warning rests on."""
 
