@@ -87,6 +87,21 @@ def ray_tail_width():
     return sp.simplify(sp.sqrt(curvature.subs(ray_ratio, 0) / curvature))
 
 
+ray_dim, ray_a = sp.symbols("d a", positive=True)
+
+
+def ray_radius_law():
+    """(shape, scale) of r^2 under q along the ray w = r u of a direction u, for homogeneous phi: in polar
+    coordinates the density of r is r^(d-1) exp(-a r^2), a = log q(0) - log q(u) > 0; with s = r^2 (Jacobian
+    1/(2 sqrt s)) it is a Gamma law, shape from the power of s and scale from its rate (docs/theory.md §6)."""
+    r, s = sp.symbols("r s", positive=True)
+    log_r = (ray_dim - 1) * sp.log(r) - ray_a * r**2
+    log_s = sp.expand_log(log_r.subs(r, sp.sqrt(s)) + sp.log(sp.diff(sp.sqrt(s), s)), force=True)
+    slope = sp.diff(log_s, s)
+    rate = -sp.limit(slope, s, sp.oo)
+    return sp.simplify(s * (slope + rate) + 1), sp.simplify(1 / rate)
+
+
 def relu_margin():
     """Prior curvature D/g_w minus the largest tilt curvature of a relu neuron,
     2 lambda_max(Ct)_+ lambda_max(X^T X): positive is sufficient for normalisability (§6)."""

@@ -3,7 +3,7 @@
 # derivation: derive.limits (MAX_ORDER, MAX_DEPTH) and the orders and depths emitted
 # order: 0..3, depth 1..3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: f599d0f5c02121c7c3a49f0bb45bbb4ad51698af7b46f13ef1d3218d3e39ae44
+# inputs-sha256: 382308046af9afcdebb1af933c18b88fb81e95c42c2a0ef0fd018f0516d5c5a6
 # content-sha256: 67930030b33352a3ebfb5eedce92f4db5f9164837fea5f71d7b66d84a1c48449
 """Registry of generated kernel modules (loop orders 0..3, deep linear networks of depth
 1..3, plus the exact integrand)."""

@@ -3,7 +3,7 @@
 # derivation: derive.deep_chain
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 93eace535eb9a970eca98d911db762e622f9ba7dc95c78be56967c74be3721fe
+# inputs-sha256: 1f172a0862b65f59fc4d6ab948f93028fa29fd84c5a3966b4ae9cc6164f4dd5d
 # content-sha256: c620000d33b0367f149981d0865f05d71da880adfd1d0c52a013b5c4100ad280
 """Kernel adaptation at depth for linear networks (docs/theory.md §2d): the adapted kernel of one layer, the backward pass of the chain's saddle (closed form for linear phi, Stein form for any phi) and the test forms of the tilted law."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.adaptive.saddle + derive.adaptive.reduction + derive.adaptive.predictions
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: f25d197379e1b06b5b75df3b8c90461f4a915a71faf4ad52f221692d056b09a1
+# inputs-sha256: e7560bee48e68df9fb7462b69282cef5e01b0aa43b28177798d39089c4d52d13
 # content-sha256: 7cd71b73746e7cd799ef04e7323fc61e6de585b140bba3d690d11d4357b2f8a3
 """Kernel adaptation for linear networks (docs/theory.md §2b), orders 0 and 1: per-eigenvalue saddle maps, the conjugate field and the predictions at the saddle."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.adaptive.fit_operator + derive.neuron
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 4090e402778e31062adcbbed49141258636e3f2e7574a16e564168d0e47c4630
+# inputs-sha256: ab7ab8e7d495d689cb86e5ce76ebd5bd984740f4a86097e8232585d86c7f2025
 # content-sha256: 901beafc7e9393783c3dcaae0ec74613543d5cc98dfe2d43b707b3a813dbad05
 """Kernel adaptation for any activation (docs/theory.md §2b, §6): the fit operator and the moments of the adapted single-neuron law from draws, empirical or to first order in Ct."""
 import math  # noqa: F401

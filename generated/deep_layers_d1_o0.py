@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: f24ed5fe4391d03c22ae0eb3401c31dfe962ba238d13dc0c64f608019121562b
+# inputs-sha256: 536b37a403c21810fed6dc6363a4417d8bbe3c6538965249248558e395e4007c
 # content-sha256: d07e91596d764a2bd63c19eaa2c370f34de6be69ca9b2aceea48636a1ea23c7d
 """The layers of a deep linear network with 1 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 0 needs."""
 import math  # noqa: F401

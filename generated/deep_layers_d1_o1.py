@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: b8a4cf82543b7314f3d458fc72609348155decbe99cfd4ed39e8b372acd4193b
+# inputs-sha256: 20ce9c4297466c4bdb5c1d6e91e447ecce7e113df8d2737e9a23c6bcfb14c07b
 # content-sha256: 16112d8f696b3a708eb49e96951f20e100d8a4257f76b1e084a124be50a56028
 """The layers of a deep linear network with 1 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 1 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 9d5cca0295847bc31bf7d88991c5ea2bb6585a4ee90cbeb19aa9bac2491b450e
+# inputs-sha256: 36b3d4bacba526dfb70b1f84c952782d9a5a94ad4aabe2e594dbcbc74641367b
 # content-sha256: ab5a601c0c0b180712dc3189ed3b560b4dd8f5a7704aa4a57221b7d064f607b4
 """The layers of a deep linear network with 1 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 2 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 634ff75b87b4dea7fff961b60116537cbcccaea1aba1379fdf40476204b72ef2
+# inputs-sha256: 295531c5eb68610ab606352919f90cfade698b70afa7a11b81a014fb2f2f8909
 # content-sha256: dbc8c73d81704adee9e6f4afc84cddf95df4046fc2cf643230fce8805a20cdfe
 """The layers of a deep linear network with 1 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 3 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 497e8697d6dad9f8d0197313e73ba8e7594c45d9a45869586f0f5c3be33ba9d0
+# inputs-sha256: c12cf53bb7b332d9a7bc10a70dae5e2a81832af3522dec0e7f4cecd285855f1f
 # content-sha256: 7c8c8a5f66dcd9745b6cf041b76455b67931a58c9f32f4a52a556acdb064d0cc
 """The layers of a deep linear network with 2 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 0 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 0c69ab597c01936923ff3bcdb0c3adc0aeb6bc7ec374f10f320f0be18825f046
+# inputs-sha256: ce56ef4a339f65554104fbdd839a86bcaf562c7068eaef797e01a8bf28e4526e
 # content-sha256: 8464444d8edd1b57ebaae838c8a1f188281efbb5aa652fbceb38772386267fa2
 """The layers of a deep linear network with 2 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 1 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 69991f7bcca3264ea2a28d2db412cdc300e8dda11e9a65c064fe3ee5577f4006
+# inputs-sha256: 0b25d15e8762a3668c289f0b1b40b321f4c69b5a1116f2b65f51685e05d57e81
 # content-sha256: cecdebd7171b1b1596f7e4e9dd8f24e19ffe59796ded93c2eb00f3be664b2abb
 """The layers of a deep linear network with 2 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 2 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: ad2fe5187339c1d36f83dbbf5f88fe740d3173665fe9ee1735a1cf51c66f8ca8
+# inputs-sha256: f84084cb4c32dcf8050fd2daa64eaa2efb71650b71e31a0c2c0238102df64a01
 # content-sha256: 3cf98b6fcd8b483eb730b45fe50095669857f94fdff817e2a5c4679ff96215e1
 """The layers of a deep linear network with 2 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 3 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 70afe3815cabc7b2520e3fd1995fec4bce535f53684bfbdc9346cb8344eff38c
+# inputs-sha256: 1eba30a9654ab13e9d0d73d3e944b48e826c2a26c7d5caa41fbed44eaff9086c
 # content-sha256: b940f42413f3d1f9bf7879261b66fd204f1d1e3fe50e702fb705eab37417075e
 """The layers of a deep linear network with 3 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 0 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 7bcc882588cc592c1e4d21296736ce19a2cbae8a5dca8858000e637c97a659f8
+# inputs-sha256: 52214cbc4b18c6cdcec8ad11dd6023034c6688c7290de1e2404dfe29ade91912
 # content-sha256: 3e6095e485956362719011ddc2d51d08af85bbdafa4a410b9d055b2e77044d25
 """The layers of a deep linear network with 3 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 1 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 7c1c594fb9d1b65bff2d0481a54229016dd8e8448f76d828f4c177dfed437699
+# inputs-sha256: 232e69982e2c667d4f023480731f92758f4bcb0360363a8de5cbd079386a43f6
 # content-sha256: 289785ef70d7e07b113e503dce991ee08cf163133135e708f2897ba74aa49519
 """The layers of a deep linear network with 3 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 2 needs."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.layer_cumulants
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: c3544d05a817613f8422344e406c2c52dba682acab1caa256422acccd16a7b38
+# inputs-sha256: be7aa8c70a989574331ae78d7870831b031c04193b6eaeff6d726ff82846ddef
 # content-sha256: 754978af080182b45c50f6408aae7c7cf7dd43220316b9ca89b54f977d9fb055
 """The layers of a deep linear network with 3 hidden layers (docs/theory.md §2d): the layer saddles in the conjugate variable theta and the cumulant sums that loop order 3 needs."""
 import math  # noqa: F401

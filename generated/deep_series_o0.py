@@ -3,7 +3,7 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: ff479d6cb9e225bac54de9a29f598b67699b9d666df9250177951f5029e29514
+# inputs-sha256: a98619719f1362b20866eaf6b5b943ccffd56db72bcf4372659e4dd17fe0342f
 # content-sha256: 3f41bd27fabc1bc0b8ab390c531ce3c4bc0f23dc4622439bf8907123e55b2547
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 0, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 56734fb131a58868b0b3626373e2058736f203a7b4281a596ab8e374eadd1c2f
+# inputs-sha256: 243d249ac15193a87b840d8be9defabb7b891e91fde0ef386f284b6a76c91bd7
 # content-sha256: 8db0391bb956e910de4dcd5d42fdc07bece6b16a7e0e52b9e52be88040b14740
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 1, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 8f5b3b754d6573b110fa8298ed1e339208acbbe13ca968d19af3a611f350ce01
+# inputs-sha256: 9841342a9cbe73571ec8ba3e2a160d3ce9a5a98eaf31b4ce07b33a1dc834587a
 # content-sha256: ef0d4a56f19948ecdb35212730ce71e0613f148ec26b28e5585ddead1703c967
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 2, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401

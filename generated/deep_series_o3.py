@@ -3,7 +3,7 @@
 # derivation: derive.deep.series + derive.levels.expand_levels + derive.model.likelihood_terms
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 1dc05339873d6b9cc1eb814dc0c5d3c2ff1eac1fa0b0942862845a79c2e314eb
+# inputs-sha256: 5672110ec48fe7e03d17eb4450f6497814a6e63b9970dd9fae6d153ac8b2b3a2
 # content-sha256: b7160b6f826780f22dd6ed5084edb12661de7402da460fc22c8b493c33cc7308
 """Loop series of a deep linear network's L-field scalar action (docs/theory.md §2d, §3) to order 3, for any depth: likelihood levels in T = ln u, the outer saddle, the outer levels, and the loop weights on T- and on u-derivatives."""
 import math  # noqa: F401

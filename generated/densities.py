@@ -3,8 +3,8 @@
 # derivation: derive.network + derive.activations + derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 8770f6143bbcfc33f9fc69f69696bcad04b303a0a60a98fdfa6ffecefa647b3a
-# content-sha256: 9b6ff3975b8ad8683f940da7af407ee1a468112e9d6d6c06ea443bec22f76e5e
+# inputs-sha256: 36bdf840c3e8c5845525ca63541330ab3910779c22d14bfb9ca573f15d99d578
+# content-sha256: 63368201508e83b042a17328947b9c2a4eae0bef05286fc459edc96c923360d7
 """Log densities and gradients of the laws msat samples (docs/theory.md §1, §2b, §6, §7): the posterior of a finite network and the adapted single-neuron law, for each activation (argument act, codes in ACTIVATIONS); phi, phi', the observables of one network state."""
 import math  # noqa: F401
 
@@ -245,6 +245,16 @@ def ray_tail_width(ratio):
     width = math.sqrt(-1/(ratio - 1))
 
     return width
+
+
+@njit(cache=True)
+def ray_radius_law(d, a):
+    """(shape, scale) of the Gamma law of r^2 under q along the ray w = r u in d dimensions, a = log q(0) -
+    log q(u) > 0 (docs/theory.md §6): homogeneous phi only, the exact radius given the direction."""
+    shape = (1/2)*d
+    scale = 1/a
+
+    return shape, scale
 
 
 @njit(cache=True)

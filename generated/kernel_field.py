@@ -3,7 +3,7 @@
 # derivation: derive.kernelfield.structured + derive.loops.expand_components
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: a222dc3195b90247f28f3de733cd448d79e3748bd8e6e2571e654561412c03f6
+# inputs-sha256: 7d7930f05ff4d0230599501dacd84f69205f5788daaa3852ce8d58a2c9133bfe
 # content-sha256: e6c1d7023cf0e5bbd5df2f471a63b8462fbbfc057cee3fd0e635a6c40dc770f3
 """The Wishart field's action and its first-order loop term for linear networks (docs/theory.md §2c), in the basis T^T F^-1 T = I, T^T Phi^T A^-1 Phi T = diag(mu), b = T^T Phi^T A^-1 y. NumPy functions; every product is O(n^3) at most."""
 import math  # noqa: F401

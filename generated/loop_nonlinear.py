@@ -3,7 +3,7 @@
 # derivation: derive.generic_loop
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 6f633507114e7de920d408227ceef536a801ab5953fd50e6cc40b61a272219ed
+# inputs-sha256: 114cfe04190251b242491bcf217f254698ebb35db89c4fe50149cbd25db7ae68
 # content-sha256: 99a79185bdf4867f095b756cbfb1121bcc99286b270531d8106824ba0ea16303
 """The kernel field's one loop for any activation (docs/theory.md §2e): derivative tensors of the fit term and the outputs, Gaussian cumulants for linear networks, and the loop correction in the field's coordinates from the tilted neuron law's cumulants."""
 import math  # noqa: F401

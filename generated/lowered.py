@@ -3,7 +3,7 @@
 # derivation: derive.matcalc.RowQuadratic, derive.matcalc.WeightedGram (templates _<helper>.j2)
 # order: -
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 6677f0d065c33f36382c3ab5d2b879c3ed378dee8f9985879c9673570a871896
+# inputs-sha256: 7e99f755be33c454df7fef8c59a6685706538f2be7d29577a6315e25ef542603
 # content-sha256: 54384959f79a9e585c28d2c00b8b21ecce6e2eb7cb93c330aaee5a2eb4c4e1c0
 """Lowered matrix nodes of derive.matcalc: the helpers printed matrix code calls."""
 import numpy

@@ -3,7 +3,7 @@
 # derivation: derive.marginal
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: a9cbfac3f17edbb0bc85c996f7f68b08100be538a26847ade7ba5d37f3d1e6f5
+# inputs-sha256: 0c862dd92a251ff87cadfb3521137cfee4c053312e03a5bae17dfebfcb0ce5f0
 # content-sha256: dfdcf9874ee89fc0a72d7652a2689a7d76a2e93fd8820034b16b1492690c4b45
 """The posterior of the hidden weights with the readout integrated out exactly (docs/theory.md §7): the Gaussian marginal of y given W, its gradient, and each draw's conditional moments of the outputs (Rao-Blackwellisation)."""
 import math  # noqa: F401

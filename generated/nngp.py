@@ -3,7 +3,7 @@
 # derivation: derive.activations.nngp_kernel + derive.activations.input_kernels
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 4e36b08a899da1165714c466ac7a90da0fa4af885769dcc5e197563e6f7eb7ff
+# inputs-sha256: b0a81b580966411c8d3ec7df6231885c7e5bd70874f97b57b394266bb3a9d33a
 # content-sha256: 60b256b3131ffcd02cb4c00bb21dcdeca87cd8a16dc96c325225649960cf882d
 """The input kernels and the NNGP kernels K^phi = E[phi(h) phi(h)^T], h ~ N(0, K), for every activation (docs/theory.md §1; codes in ACTIVATIONS)."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.observables
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: ba775cb552973b2b0fe087df185218402c453e3d0c5fa48607d80f0cc42edcb9
+# inputs-sha256: 877f1e52d0a13ef71c8d3cbdd8e645de8b4bd4c1e34630f3514d1268338a0c99
 # content-sha256: 6a524b7d92d58d1ca9c1181a9103865fbe9ce5ab39a6f064bbe4bafb76adcf01
 """Observables shared by every method (docs/theory.md §4)."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action_difference
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: c41bafc497433eeb79f7c4a2a41a90236e417c4d93853e3601b985123cd70fe1
+# inputs-sha256: 1efc263e18c80005914f99eda9ebd248915d64d9d89e4b3e6a319d6de5915139
 # content-sha256: 169266819d6bae6eff05f0e420e99c3be914568874a08ae31b042bc6e5bdc25b
 """Exact 1-D integral over s (docs/theory.md §2a): S(s) - S(s0) without cancellation, and the directional hidden-weight moment given s."""
 import math  # noqa: F401

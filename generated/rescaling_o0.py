@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 0
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 2337271e75bc0622e38614b1d739be58647e8ed2c1e2967eb427e7a36681df85
+# inputs-sha256: 20639b776c1812f2b1e4b905832545b6d1297fe1f10b69c4169f1650863e4778
 # content-sha256: 7d676c9fc31c70581acd3be3233165d6aaa78b9ea21c911e86677a4fcc735897
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 0 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 1
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: b03d6bd605dfb3f981fd8be10926dd73ed846a6bb948a28f7a66281b469bbd95
+# inputs-sha256: e8b2d80284d0fbf8bf89f2c32d608043583d397befa08f6941049c6a5595cbc6
 # content-sha256: c9b98e815190fa38cca8c0139efb9000f91f563c0d811dcb7ca151caacc8d04b
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 1 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

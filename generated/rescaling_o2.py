@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 2
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: 794974b03abcc3f190aa42d4a41d12ea8c3c8153f54c43e8bfce30e82088d70c
+# inputs-sha256: 2bf813abc6baeca4926a16004aca3b2e1adc8dd7c2ec9c608289d6c4fe5dfaa6
 # content-sha256: 772c957b16006b3bb159d093c3fb0c18fefaaadb3708f396c097981fe949708a
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 2 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

@@ -3,7 +3,7 @@
 # derivation: derive.model.action + derive.model.observables + derive.loops.expand
 # order: 3
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: e97013f5f9f777a51c478bee7e23eab9ee23d8c7135bb9eb342711fdbe08c158
+# inputs-sha256: 7f3ee2e3f2571f967c73a6c377cf463f27df227f68da3ddd1960c3cfd51e2dba
 # content-sha256: 118129d24d5ba812ba5f4eb656ae7216817065a5fe015cc03f12156ba19300be
 """Kernel-rescaling field of a linear network (docs/theory.md §2a), loop expansion to order 3 (docs/theory.md §3): action derivatives, loop weights (bare and dressed), observable tables."""
 import math  # noqa: F401

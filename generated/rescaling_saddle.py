@@ -3,7 +3,7 @@
 # derivation: derive.model.action
 # order: None
 # versions: msat 0.1.0, sympy 1.14.0, jinja2 3.1.6
-# inputs-sha256: c13471e1e3ce2c97fc81987bc463cb28f3f3d74147dbc85f0197d41765ffed16
+# inputs-sha256: 725f489aaabe66b05021cb48aa89ffb9fcc8fffb39a7a88b197214620569b6a8
 # content-sha256: 108b29dda4aaba79f021d5e42908d8fa3039b84be2696e5b2e126b29f23f62a2
 """Saddle equations of the kernel-rescaling action (docs/theory.md §2a, §5), bare and dressed."""
 import math  # noqa: F401

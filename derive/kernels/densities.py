@@ -52,6 +52,7 @@ def densities_spec() -> KernelSpec:
                               Statement("mean_w2", network.D * var_w)],
             "relu_margin": [Statement("margin", network.relu_margin())],
             "ray_tail": [Statement("width", network.ray_tail_width())],
+            "ray_radius": [Statement(n, e) for n, e in zip(("shape", "scale"), network.ray_radius_law())],
         },
     )
 

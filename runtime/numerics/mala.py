@@ -8,7 +8,7 @@ import math
 import numpy as np
 from numba import njit
 
-from msat.generated.densities import ACTIVATIONS, neuron_log_densities
+from msat.generated.densities import ACTIVATIONS, neuron_log_densities, ray_radius_law
 
 #: the activations with phi(t h) = t phi(h) for t > 0, whose radius along a ray mala_chains may draw exactly
 HOMOGENEOUS_ACTS = (ACTIVATIONS.index("linear"), ACTIVATIONS.index("relu"))
@@ -31,7 +31,7 @@ def mala_chains(W, X, Ct, D, g_w, act, step, n_steps, n_burn, thin, seed, accept
 
     With ``radial`` = k > 0 (only for phi with phi(t h) = t phi(h), t > 0: linear, relu) every k-th step is
     followed by an exact Gibbs draw of each chain's radius given its direction u (docs/theory.md §6): along the
-    ray q ∝ r^(d-1) exp(-a(u) r^2) with a(u) = log q(0) - log q(u), so r^2 ~ Gamma(d/2) / a(u). Near the
+    ray q ∝ r^(d-1) exp(-a(u) r^2) with a(u) = log q(0) - log q(u), so r^2 is Gamma (densities.ray_radius_law). Near the
     normalisability edge q's rays are long (a small) and Langevin steps cross them slowly."""
     if radial > 0 and act != HOMOGENEOUS_ACTS[0] and act != HOMOGENEOUS_ACTS[1]:
         raise ValueError("mala_chains: exact radius draws need a positively homogeneous phi (linear, relu)")
@@ -103,7 +103,8 @@ def _radial_gibbs(W, XT, Ct, D, g_w, act, lq, grad):
     for i in range(n):
         a = lu[n] - lu[i]
         if radius[i] > 0.0 and a > 0.0:  # a <= 0: q is not normalisable along this ray; the chain keeps its place
-            r = math.sqrt(np.random.gamma(0.5 * d, 1.0) / a)
+            shape, scale = ray_radius_law(float(d), a)  # of r^2
+            r = math.sqrt(np.random.gamma(shape, scale))
             for k in range(d):
                 W[i, k] = U[i, k] * r
     neuron_log_densities(W, XT, Ct, D, g_w, act, lq, grad)
