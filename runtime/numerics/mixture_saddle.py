@@ -224,11 +224,12 @@ def mixture_saddle(saddle, chi, C_start, draws, seed, tol=1e-10, errors=True):
     sets, masses = zip(*(mixture_set(saddle, Ct0, draws, seed + 7919 * (r + 1)) for r in range(replicates)))
     union = _union(sets)
     Cu, Cs, css, _, frac, done = _solve_on(saddle, chi, C, union, Ct0, _below_noise(tol, union))
+    stop = _solve_on.residuals[1]
     if not done:
         _lost(saddle, chi, Cu, beyond, frac, stage)
     _checked_field(saddle, Cu, chi)
     replicas = solve_replicas(saddle, chi, Cu, sets, Ct0, tol) if errors else []
-    Cu, Cs, css, frac = refine_union(saddle, chi, (Cu, Cs, css, frac), union, Ct0, tol, replicas)
+    Cu, Cs, css, frac = refine_union(saddle, chi, (Cu, Cs, css, frac), union, Ct0, tol, replicas, stop)
     # the masses at the solution's field, not at the one the sets were drawn at (the union's start)
     Ct = saddle.field(Cu, chi)[2]
     pooled = _pooled([masses_at(saddle, d, m, Ct, Ct0) for d, m in zip(sets, masses)])

@@ -84,9 +84,11 @@ def test_the_bulk_keeps_its_draws_where_the_modes_dwarf_it(warm):
     prior's mass, the bulk about e^0.7, under 1e-8 of q. The homotopy in the modes' masses
     (mixture_saddle._walk) starts from the bulk's own law, so a set must hold bulk draws however light the
     bulk is: with the modes' masses shifted down by their excess plus MARGIN they carry under 1e-3 of the
-    weights and the map sends C8 to a kernel of the bulk's size (measured |C'| = 1.45 |C8|), while at their
-    own masses the modes' aligned features dominate it (9.8 |C8|). A set without bulk draws gave the modes'
-    image at every shift, so the walk never moved (P = 1000: every step failed)."""
+    weights and the map sends C8 to the bulk's image, while at their own masses the modes' aligned features
+    dominate it (9.8 |C8|). The bulk's image is sensitive to the Monte Carlo error of the fixture's C8 (it is
+    strongly tilted at chi = 14): 1.45 |C8| and 4.7 |C8| for two of its realisations, whose C8 differ by 5%.
+    A set without bulk draws gave the modes' image at every shift, so the walk never moved (P = 1000: every
+    step failed)."""
     s, C8 = warm
     Ct0 = _checked_field(s, C8, 14.0)
     d, masses = mixture_saddle.mixture_set(s, Ct0, 1000, 1)
@@ -102,9 +104,9 @@ def test_the_bulk_keeps_its_draws_where_the_modes_dwarf_it(warm):
         return w[d.modal.astype(bool)].sum() / w.sum(), np.linalg.norm(image) / np.linalg.norm(C8)
 
     share, size = step(-(excess + mixture_saddle.MARGIN))
-    assert share < 1e-3 and size < 2, (share, size)
-    share, size = step(0.0)
-    assert share > 0.99 and size > 5, (share, size)
+    assert share < 1e-3, share
+    share_own, size_own = step(0.0)
+    assert share_own > 0.99 and size_own > 5 and size < 0.6 * size_own, (share_own, size_own, size)
 
 
 def test_each_region_must_hold_the_point_not_only_the_pool():

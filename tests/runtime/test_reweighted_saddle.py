@@ -447,3 +447,32 @@ def test_heavy_tailed_prior_weights_hand_the_loops_draws_to_mala(monkeypatch):
     assert fc.tilted_draws(s.X_all, s.P, Ct, s.g_w, "relu", 2000, 3)[2] == "reweighted prior draws"
     monkeypatch.setattr(fc, "tail_index", lambda w: pr.TAIL_MAX)
     assert fc.tilted_draws(s.X_all, s.P, Ct, s.g_w, "relu", 2000, 3)[2] == "single-neuron MALA"
+
+
+# an outside audit's case (relu, D = 1, P = 4, N = 16, kappa = 0.01, order 0, chi = 1): quasi-random draws
+# with a control variate pin the test variances to ~1e-9, far finer than 1e-3 / sqrt(M) says
+_D1 = dict(X=np.array([[-1.7340148462328515], [0.1264345551969962], [0.527804212495524], [-0.7387900314758065]]),
+           y=np.array([-0.8504849830308391, 0.26960272280519537, 0.722112223533557, -0.7632491891803495]),
+           X_test=np.array([[0.955669564448635], [-1.3319798395431022]]))
+
+
+@pytest.mark.parametrize("seed", [2, 3, 4])
+def test_the_unions_stop_moves_no_output_by_a_tenth_of_its_error(seed, monkeypatch):
+    """refine_union solves the union again until a finer solve moves no output (train and test means, test
+    variances) by more than a tenth of its Monte Carlo error: against the same draws solved to the floor
+    (NOISE_TOL = 0), every output of the default solve sits within 0.1 of its MCSE. Before, the union
+    stopped at 1e-3 / sqrt(M) in C's norm, and the test variances of this case moved by up to 75 MCSE (a
+    hundredth of C's error: the sets' errors of c** and C*^T A C* cancel, the stop's do not)."""
+    from msat.runtime import predict
+
+    def run():
+        return predict(_D1["X"], _D1["y"], _D1["X_test"], N=16, chi=1.0, kappa=0.01, activation="relu",
+                       method="adaptive", order=0, seed=seed)
+
+    default = run()
+    monkeypatch.setattr(rs, "NOISE_TOL", 0.0)
+    floor = run()
+    for key in ("train_mean", "test_mean", "test_var"):
+        moved = np.abs(np.asarray(default[key]) - np.asarray(floor[key]))
+        mcse = np.asarray(default.mc_error[key])
+        assert np.all(mcse > 0) and np.all(moved <= 0.1 * mcse), (key, moved / mcse)
