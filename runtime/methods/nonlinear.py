@@ -183,11 +183,17 @@ class _Solver(Solver):
                 obs["mc_error_sets"] = st.sets
             if st.acceptance is not None:
                 obs["mala_acceptance"] = st.acceptance
+            unsettled = None
             if getattr(st, "fixed", None) is not None:  # the single-neuron Monte Carlo's final draws
                 obs["final_draws"] = st.fixed.draws
                 obs["effective_sample_fraction"] = st.fixed.effective_fraction
                 if getattr(st.fixed, "masses", None):  # q weighed region by region (numerics.mixture_saddle)
                     obs["region_log_masses"] = {name: {"log_mass": m, "mcse": e} for name, m, e in st.fixed.masses}
+                if not getattr(st.fixed, "settled", True):
+                    unsettled = (f"adaptive: at chi = {st.chi:g} the fixed point on the single-neuron draws could not "
+                                 "be solved finely enough that its stop moves no output by a tenth of its MCSE "
+                                 "(finer solves failed or their rounds ran out): the errors may not hold the stop's "
+                                 "error (docs/theory.md §6)")
             preds = dict(st.predictions)
             err = {k: np.asarray(v) for k, v in st.mc_error.items()}
             if st.loop is not None:
@@ -216,6 +222,8 @@ class _Solver(Solver):
             res = Result.point(p, st.chi, preds, extra)
             nngp_means = getattr(st, "nngp", None) or self.nngp_means(st.chi)
             res.warnings.extend(self.resolution_warnings(st, preds, err, nngp_means))
+            if unsettled:
+                res.warnings.append(unsettled)
             if p.order_note:
                 res.warnings.append(p.order_note)
             res.warnings.extend(order_warnings(p, st.chi))

@@ -25,8 +25,9 @@ from .annealing import Base, Region, anneal, fitted_base, prior_base, region_dra
 from .modes import separated_modes
 from .proposal import ess as _ess
 from .draw_sets import Draws as _Draws, features as _features, gaussian_set as _gaussian_set, union as _union
+from . import refine
 from .reweighted_saddle import (GAUSSIAN_MIN, REDRAW, STAGES, Reweighted, _below_noise, _checked_field, _lost,
-                                _solve_on, refine_union, solve_replicas, stage_draws)
+                                _solve_on, solves, stage_draws)
 
 #: modes heavier than the bulk by more than e^JUMP at the start are brought in by a homotopy in their masses,
 #: from e^-MARGIN of the bulk's, in steps of WALK nats (down to MIN_WALK)
@@ -228,11 +229,12 @@ def mixture_saddle(saddle, chi, C_start, draws, seed, tol=1e-10, errors=True):
     if not done:
         _lost(saddle, chi, Cu, beyond, frac, stage)
     _checked_field(saddle, Cu, chi)
-    replicas = solve_replicas(saddle, chi, Cu, sets, Ct0, tol) if errors else []
-    Cu, Cs, css, frac = refine_union(saddle, chi, (Cu, Cs, css, frac), union, Ct0, tol, replicas, stop)
+    (Cu, Cs, css, frac), replicas, settled = refine.settle(saddle, chi, (Cu, Cs, css, frac), union, stop, sets,
+                                                           Ct0, tol, solves(), errors)
     # the masses at the solution's field, not at the one the sets were drawn at (the union's start)
     Ct = saddle.field(Cu, chi)[2]
     pooled = _pooled([masses_at(saddle, d, m, Ct, Ct0) for d, m in zip(sets, masses)])
-    out = Reweighted(Cu, Cs, css, replicas, frac, stage, _describe(pooled), sum(len(d.logw0) for d in sets))
+    out = Reweighted(Cu, Cs, css, replicas, frac, stage, _describe(pooled), sum(len(d.logw0) for d in sets),
+                     settled)
     out.masses = pooled
     return out

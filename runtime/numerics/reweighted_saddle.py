@@ -31,7 +31,7 @@ import numpy as np
 from msat import generated
 
 from ..errors import ConvergenceError
-from . import anderson, newton
+from . import anderson, newton, refine
 from .draw_sets import Draws, gaussian_set, mala_set, union as _union
 from .proposal import TAIL_FINAL, ess as _ess, proposal as _proposal, tail_index
 
@@ -67,8 +67,6 @@ NOISE_TOL = 1e-3
 RESOLVE = 1e-2
 #: the finest relative residual asked of a fixed point on draws (float64 sums over them still resolve it)
 TOL_FLOOR = 1e-12
-#: how many times the union is solved again at most, each to a tenth of the residual before (refine_union)
-REFINES = 4
 #: what a user can do where the draws do not hold the saddle
 REMEDY = (" (q(w) moves further than its draws reach: approach this chi along a ladder, e.g. --chi 1,2,4,..., or "
           "raise --mc-samples; --method sample samples the networks themselves)")
@@ -84,6 +82,7 @@ class Reweighted:
     stages: int
     draws: str
     n_draws: int
+    settled: bool = True  # every stop within a tenth of the error it is measured against (refine.settle)
 
 
 def fixed_point_map(saddle, chi, d: Draws, Ct0):
@@ -238,54 +237,11 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, tol=1e-10, errors=True)
                                    {"chi": chi, "effective_fraction": frac})
     stop = _solve_on.residuals[1]  # what the union's solve reached
     _checked_field(saddle, Cu, chi)
-    replicas = solve_replicas(saddle, chi, Cu, sets, Ct0, tol) if errors else []
-    Cu, Cs, css, frac = refine_union(saddle, chi, (Cu, Cs, css, frac), union, Ct0, tol, replicas, stop)
-    return Reweighted(Cu, Cs, css, replicas, frac, stage, how, sum(len(d.logw0) for d in sets))
+    (Cu, Cs, css, frac), replicas, settled = refine.settle(saddle, chi, (Cu, Cs, css, frac), union, stop, sets,
+                                                           Ct0, tol, solves(), errors)
+    return Reweighted(Cu, Cs, css, replicas, frac, stage, how, sum(len(d.logw0) for d in sets), settled)
 
 
-def refine_union(saddle, chi, solved, union, Ct0, tol, replicas, stop=None):
-    """(C, C*, c**, effective fraction) of the union (solved to the relative residual `stop`), solved again,
-    each time to a tenth of the residual before, until it is solved to a hundredth of the sets' relative
-    spread of C (1/sqrt(M) overstates quasi-random draws with a control variate) and the last finer solve
-    moved no output (train and test means, test variances) by more than a tenth of its MCSE, the sets'
-    spread of it (docs/theory.md §6); at most REFINES times. The outputs need their own check: the sets'
-    errors can cancel in them (c** against C*^T A C*, drawn together) while the stop's do not (relu, D = 1,
-    kappa = 0.01: a stop a hundredth of C's error moved test variances by up to 75 MCSE)."""
-    if not replicas:
-        return solved
-    Cu, R = solved[0], len(replicas)
-    scale = max(float(np.linalg.norm(Cu)), 1e-300)
-    aim = RESOLVE * math.sqrt(sum(float(np.linalg.norm(r[0] - Cu)) ** 2 for r in replicas)) / R / scale
-    outs = [saddle._outputs(*r[:3], chi) for r in replicas]
-    spread = {k: np.array([o[k] for o in outs]).std(axis=0, ddof=1) / math.sqrt(R) for k in outs[0]}
-    now = saddle._outputs(*solved[:3], chi)
-    stop = _below_noise(tol, union) if stop is None else min(float(stop), _below_noise(tol, union))
-    for _ in range(REFINES):
-        finer = max(TOL_FLOOR, min(aim, stop / 10))
-        if finer >= stop:
-            break
-        C2, Cs2, css2, _, frac2, done2 = _solve_on(saddle, chi, solved[0], union, Ct0, finer)
-        if not done2:
-            break
-        then = saddle._outputs(C2, Cs2, css2, chi)
-        # the solve before was off by about what this one moved; this one by a tenth of that
-        moved = max((float(np.max(np.abs(then[k] - now[k]) / np.maximum(spread[k], 1e-300))) for k in now
-                     if now[k].size), default=0.0)  # no test points: train means only
-        solved, now, stop = (C2, Cs2, css2, frac2), then, min(finer, float(_solve_on.residuals[1]))
-        if moved <= 10 * RESOLVE and finer <= aim:
-            break
-    return solved
-
-
-def solve_replicas(saddle, chi, C, sets, Ct0, tol):
-    """(C, C*, c**) solved on each draw set alone from the union's C (their spread: the Monte Carlo error), each
-    to a hundredth of its own distance from it at least."""
-    replicas = []
-    for d in sets:
-        Cr, Csr, cssr, _, _, ok = _solve_on(saddle, chi, C, d, Ct0, _below_noise(tol, d), resolve=RESOLVE)
-        if ok or _solve_on.residuals[1] <= _below_noise(tol, d):  # the finer aim missed, the old bound held
-            replicas.append((Cr, Csr, cssr))
-    if len(replicas) < 2:
-        raise ConvergenceError("adaptive: the single-neuron fixed point fails on the separate draw sets "
-                               "(too few draws for its Monte Carlo error: raise --mc-samples)", {"chi": chi})
-    return replicas
+def solves():
+    """How the draws are solved on, for numerics.refine (read when called: tests change the tolerances)."""
+    return refine.Solves(_solve_on, _below_noise, RESOLVE, TOL_FLOOR)
