@@ -47,7 +47,9 @@ from msat.runtime import predict  # noqa: E402
 STAGES = [
     ("features phi(Xw)", [("densities.py", "features"), ("densities.py", "smoothed_features")]),
     ("tilts phi^T Ct phi", [("adaptive_deep_linear.py", "tilt")]),
-    ("moments E[phi phi^T]", [("adaptive_nonlinear.py", "empirical_moments")]),
+    # the sweeps' weighted moments, and the plain draw means of the sets' control variates
+    ("moments E[phi phi^T]", [("adaptive_nonlinear.py", "weighted_moments"),
+                              ("adaptive_nonlinear.py", "empirical_moments")]),
     ("field (Cholesky)", [("nonlinear_saddle.py", "field")]),
     ("Jacobian products", [("adaptive_nonlinear.py", "tilt_tangent")]),
     ("MALA", [("mala.py", "mala_chains")]),

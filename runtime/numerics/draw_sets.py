@@ -3,7 +3,7 @@ numerics.mixture_saddle; docs/theory.md §6): their features, log weights to q_{
 by single-neuron MALA or by a Gaussian proposal (numerics.proposal)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,26 +27,46 @@ class Draws:
     W: np.ndarray
     control: tuple
     steep: bool = False
+    #: the fixed-point map's last evaluation at a solve's result (numerics.reweighted_saddle._solve_on): a solve
+    #: again from there, finer, starts without a pass over the draws
+    memo: tuple = field(default=None, repr=False, compare=False)
 
 
-def union(sets):
+def union(sets, F=None, Fv=None):
+    """The sets pooled; F and Fv, where given, already hold their features one set after the other (pooled)."""
     n = [len(s.logw0) for s in sets]
     # every set carries equal mass: weights normalised within sets before they are pooled
     logw0 = np.concatenate([s.logw0 - np.log(np.sum(np.exp(s.logw0 - s.logw0.max()))) - s.logw0.max()
                             for s in sets])
     control = tuple(sum(c * k for c, k in zip(parts, n)) / sum(n) for parts in zip(*(s.control for s in sets)))
-    return Draws(np.vstack([s.F for s in sets]), np.vstack([s.Fv for s in sets]), logw0,
-                  sum(s.reference for s in sets), None, control, any(s.steep for s in sets))
+    F = np.vstack([s.F for s in sets]) if F is None else F
+    Fv = np.vstack([s.Fv for s in sets]) if Fv is None else Fv
+    return Draws(F, Fv, logw0, sum(s.reference for s in sets), None, control, any(s.steep for s in sets))
 
 
-def features(saddle, W):
-    """(train features | smoothed test features, plain test features) of the neurons W (rows)."""
+def pooled(saddle, Ws):
+    """(F, Fv, [rows of each W]): the features of the neuron sets Ws (features), written one set after the other
+    into one array, so that the sets' features are views of their union's rather than copied into it."""
+    n = np.cumsum([0] + [len(W) for W in Ws])
+    F, Fv = np.empty((n[-1], saddle.X_all.shape[0])), np.empty((n[-1], saddle.X_all.shape[0] - saddle.P))
+    rows = [slice(a, b) for a, b in zip(n[:-1], n[1:])]
+    for W, r in zip(Ws, rows):
+        features(saddle, W, F[r], Fv[r])
+    return F, Fv, rows
+
+
+def features(saddle, W, F=None, Fv=None):
+    """(train features | smoothed test features, plain test features) of the neurons W (rows), written into F
+    and Fv where given."""
     P = saddle.P
-    F = saddle._phi(W)
+    F = saddle._phi(W, F)
+    Fv = np.empty((len(W), F.shape[1] - P)) if Fv is None else Fv
+    Fv[...] = F[:, P:]
     split = saddle.test_split()
-    Fs = np.empty_like(F[:, P:])
+    Fs = np.empty_like(Fv)
     saddle._model.smoothed_features(np.ascontiguousarray(W @ split[0].T), split[1], saddle._act, Fs)
-    return np.hstack([F[:, :P], Fs]), np.ascontiguousarray(F[:, P:])
+    F[:, P:] = Fs
+    return F, Fv
 
 
 def moments(saddle, F, Fv):
@@ -62,6 +82,28 @@ def mala_set(saddle, Ct0, draws, seed, keep=False):
                                    neurons=True)
     W = np.ascontiguousarray(W)
     return Draws(*features(saddle, W), np.log(w / w.sum()), _ess(w), W if keep else None, (0.0, 0.0, 0.0)), how
+
+
+def mala_sets(saddle, Ct0, draws, seeds):
+    """(the sets of mala_set for each seed, their union), the sets' features rows of the union's (pooled)."""
+    drawn = [tilted_draws(saddle.X_all, saddle.P, Ct0, saddle.g_w, saddle.activation, draws, s, neurons=True)
+             for s in seeds]
+    F, Fv, rows = pooled(saddle, [np.ascontiguousarray(d[4]) for d in drawn])
+    sets = [Draws(F[r], Fv[r], np.log(d[1] / d[1].sum()), _ess(d[1]), None, (0.0, 0.0, 0.0))
+            for d, r in zip(drawn, rows)]
+    return sets, union(sets, F, Fv)
+
+
+def gaussian_sets(saddle, Sigma, Ct0, draws, seeds):
+    """(the sets of gaussian_set for each seed, their union), the sets' features rows of the union's (pooled)."""
+    drawn = [gaussian_draws(saddle, Sigma, draws, s) for s in seeds]
+    F, Fv, rows = pooled(saddle, [W for _, _, W in drawn])
+    exact = gaussian_moments(saddle, Sigma)
+    sets = []
+    for (Z, u, _), r in zip(drawn, rows):
+        control = tuple(np.asarray(g) - p for g, p in zip(exact, moments(saddle, F[r], Fv[r])))
+        sets.append(Draws(F[r], Fv[r], log_weights(Z, u, F[r][:, :saddle.P], Ct0), float(draws), None, control))
+    return sets, union(sets, F, Fv)
 
 
 def gaussian_set(saddle, Sigma, Ct0, draws, seed):

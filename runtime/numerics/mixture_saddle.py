@@ -229,12 +229,12 @@ def mixture_saddle(saddle, chi, C_start, draws, seed, tol=1e-10, errors=True):
     if not done:
         _lost(saddle, chi, Cu, beyond, frac, stage)
     _checked_field(saddle, Cu, chi)
-    (Cu, Cs, css, frac), replicas, settled = refine.settle(saddle, chi, (Cu, Cs, css, frac), union, stop, sets,
-                                                           Ct0, tol, solves(), errors)
+    (Cu, Cs, css, frac), replicas, settled, outputs = refine.settle(saddle, chi, (Cu, Cs, css, frac), union, stop,
+                                                                    sets, Ct0, tol, solves(), errors)
     # the masses at the solution's field, not at the one the sets were drawn at (the union's start)
     Ct = saddle.field(Cu, chi)[2]
     pooled = _pooled([masses_at(saddle, d, m, Ct, Ct0) for d, m in zip(sets, masses)])
     out = Reweighted(Cu, Cs, css, replicas, frac, stage, _describe(pooled), sum(len(d.logw0) for d in sets),
-                     settled)
+                     settled, outputs)
     out.masses = pooled
     return out

@@ -96,8 +96,8 @@ class NonlinearSaddle:
             # R replicate blocks of prior draws for the error estimate, plus their union
             self._blocks = np.array_split(self._phi(W0), replicates)
 
-    def _phi(self, W):
-        out = np.empty((W.shape[0], self.X_all.shape[0]))
+    def _phi(self, W, out=None):
+        out = np.empty((W.shape[0], self.X_all.shape[0])) if out is None else out
         self._model.features(self.X_all, np.ascontiguousarray(W), self._act, out)
         return out
 
@@ -290,7 +290,7 @@ class NonlinearSaddle:
         """The saddle solved on fixed draws from C (numerics.reweighted_saddle, or mixture_saddle), packaged."""
         fixed = (mixture_saddle if mixture else reweighted_saddle)(self, chi, C, self.n_fixed,
                                                                    self.seed + int(1000 * chi) % 100003)
-        results = [self._outputs(*rep, chi) for rep in fixed.replicas]
+        results = fixed.outputs or [self._outputs(*rep, chi) for rep in fixed.replicas]
         A, alpha, Ct = self.field(fixed.C, chi)
         self._relu_check(Ct, chi, warnings)
         st = self._package(chi, fixed.C, fixed.Cs, fixed.css, A, alpha, Ct, fixed.stages, 0.0, results, warnings,

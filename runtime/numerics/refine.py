@@ -51,7 +51,8 @@ def solve_sets(saddle, chi, C, sets, Ct0, tol, rs: Solves):
 
 
 def settle(saddle, chi, solved, union, stop, sets, Ct0, tol, rs: Solves, errors=True):
-    """((C, C*, c**, effective fraction) of the union, [(C, C*, c**) of each set], settled): the union solved (to the
+    """((C, C*, c**, effective fraction) of the union, [(C, C*, c**) of each set], settled, [outputs of each set]):
+    the union solved (to the
     relative residual `stop`) and the sets solved alone, then all of them solved again, each to a tenth of its
     residual, in rounds until the union is solved to a hundredth of the sets' relative spread of C and no
     solve of the round moved an output by more than STILL of its error (the union's outputs against their
@@ -60,7 +61,7 @@ def settle(saddle, chi, solved, union, stop, sets, Ct0, tol, rs: Solves, errors=
     finer solve failed: the stops' errors may then exceed the errors reported. Without `errors` the sets are not
     solved (a step of a continuation needs only C)."""
     if not errors:
-        return solved, [], True
+        return solved, [], True, []
     held = solve_sets(saddle, chi, solved[0], sets, Ct0, tol, rs)
     R, Cu = len(held), solved[0]
     aim = rs.resolve * math.sqrt(sum(float(np.linalg.norm(h[0][0] - Cu)) ** 2 for h in held)) / R
@@ -91,4 +92,4 @@ def settle(saddle, chi, solved, union, stop, sets, Ct0, tol, rs: Solves, errors=
             still = still and moved <= STILL and (i > 0 or finer <= aim)
         if still:
             break
-    return parts[0][0], [p[0] for p in parts[1:]], still and not failed
+    return parts[0][0], [p[0] for p in parts[1:]], still and not failed, outs[1:]

@@ -32,7 +32,7 @@ from msat import generated
 
 from ..errors import ConvergenceError
 from . import anderson, newton, refine
-from .draw_sets import Draws, gaussian_set, mala_set, union as _union
+from .draw_sets import Draws, gaussian_sets, mala_set, mala_sets
 from .proposal import TAIL_FINAL, ess as _ess, proposal as _proposal, tail_index
 
 #: locating stops once the weights at the solution keep this fraction of the draws' own effective size
@@ -83,6 +83,7 @@ class Reweighted:
     draws: str
     n_draws: int
     settled: bool = True  # every stop within a tenth of the error it is measured against (refine.settle)
+    outputs: list = None  # the replicas' train and test means and test variances, where refine.settle had them
 
 
 def fixed_point_map(saddle, chi, d: Draws, Ct0):
@@ -130,15 +131,17 @@ def _below_noise(tol, d: Draws):
     return max(tol, NOISE_TOL / math.sqrt(max(d.reference, 1.0)))
 
 
-def _remembered(sweep):
-    """sweep with its last evaluation kept: the start is evaluated once, not again by the solver."""
-    last = [None, None]
+def _remembered(sweep, last=None):
+    """sweep with its last evaluation kept (`last`: [x, sweep(x)] known before): the start is evaluated once,
+    not again by the solver."""
+    last = [None, None] if last is None else list(last)
 
     def remembered(x):
         if last[0] is None or not np.array_equal(x, last[0]):
             last[0], last[1] = np.array(x, copy=True), sweep(x)
         return last[1]
 
+    remembered.last = last
     return remembered
 
 
@@ -147,7 +150,9 @@ def _solve_on(saddle, chi, C_start, d: Draws, Ct0, tol, resolve=None):
     at most that fraction of the start's own residual too (never below TOL_FLOOR)."""
     P = saddle.P
     inner, jvp = fixed_point_map(saddle, chi, d, Ct0)
-    sweep = _remembered(inner)
+    # a finer solve of the same draws starts where the last one ended, whose map it has already evaluated
+    memo = d.memo if d.memo is not None and d.memo[0] is saddle and d.memo[1] == chi and d.memo[2] is Ct0 else None
+    sweep = _remembered(inner, memo[3:] if memo else None)
     _solve_on.beyond, _solve_on.residuals = 0.0, (np.inf, np.inf)
     start = sweep(C_start.ravel())
     if start is None:  # the draws do not even reach the start (too uneven weights)
@@ -168,6 +173,8 @@ def _solve_on(saddle, chi, C_start, d: Draws, Ct0, tol, resolve=None):
     if x is None:
         x, aux, _, res, _ = newton.solve(sweep, jvp, x0, chi, tol=tol, maxiter=30, partial=True, what=what)
     _solve_on.beyond, _solve_on.residuals = inner.beyond, (start_residual, res)
+    if sweep.last[1] is not None and np.array_equal(sweep.last[0], x):
+        d.memo = (saddle, chi, Ct0) + tuple(sweep.last)
     C = x.reshape(P, P)
     return 0.5 * (C + C.T), aux[0], aux[1], aux[5], aux[2], res <= tol
 
@@ -223,13 +230,12 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, tol=1e-10, errors=True)
         _lost(saddle, chi, C, beyond, frac, STAGES)
     Ct0 = _checked_field(saddle, C, chi)
     Sigma = _proposal(saddle, d, w, Ct0, seed + 6007)
-    sets = [gaussian_set(saddle, Sigma, Ct0, draws, seed + 7919 * (r + 1)) for r in range(replicates)]
-    union = _union(sets)
+    seeds = [seed + 7919 * (r + 1) for r in range(replicates)]
+    sets, union = gaussian_sets(saddle, Sigma, Ct0, draws, seeds)
     Cu, Cs, css, wu, frac, done = _solve_on(saddle, chi, C, union, Ct0, _below_noise(tol, union))
     how = (f"Gaussian proposal ({PROPOSAL_NAMES[_proposal.chosen]}) with its moments as control variate")
     if not (done and frac >= GAUSSIAN_MIN and tail_index(wu) < TAIL_FINAL):
-        sets = [mala_set(saddle, Ct0, draws, seed + 7919 * (r + 1))[0] for r in range(replicates)]
-        union = _union(sets)
+        sets, union = mala_sets(saddle, Ct0, draws, seeds)
         Cu, Cs, css, _, frac, done = _solve_on(saddle, chi, C, union, Ct0, _below_noise(tol, union))
         how = "single-neuron MALA"
         if not done:
@@ -237,9 +243,9 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, tol=1e-10, errors=True)
                                    {"chi": chi, "effective_fraction": frac})
     stop = _solve_on.residuals[1]  # what the union's solve reached
     _checked_field(saddle, Cu, chi)
-    (Cu, Cs, css, frac), replicas, settled = refine.settle(saddle, chi, (Cu, Cs, css, frac), union, stop, sets,
+    (Cu, Cs, css, frac), replicas, settled, outputs = refine.settle(saddle, chi, (Cu, Cs, css, frac), union, stop, sets,
                                                            Ct0, tol, solves(), errors)
-    return Reweighted(Cu, Cs, css, replicas, frac, stage, how, sum(len(d.logw0) for d in sets), settled)
+    return Reweighted(Cu, Cs, css, replicas, frac, stage, how, sum(len(d.logw0) for d in sets), settled, outputs)
 
 
 def solves():

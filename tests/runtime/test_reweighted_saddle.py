@@ -7,6 +7,7 @@ import pytest
 
 from msat.runtime.errors import ConvergenceError
 from msat.runtime import data
+from msat.runtime.numerics import draw_sets
 from msat.runtime.numerics import proposal as pr
 from msat.runtime.numerics import reweighted_saddle as rs
 from msat.runtime.numerics.mala import mala_chains
@@ -177,7 +178,7 @@ def test_gaussian_control_variate_agrees_with_mala_draws(proposal, chi_power, mo
     est = {"gaussian": [], "mala": []}
     R = 8  # the spread of 4 sets is too rough a standard error for a maximum over 80 z-scores
     for r in range(R):
-        for name, d in (("gaussian", rs.gaussian_set(s, Sigma, Ct0, 8000, 100 + r)),
+        for name, d in (("gaussian", draw_sets.gaussian_set(s, Sigma, Ct0, 8000, 100 + r)),
                         ("mala", rs.mala_set(s, Ct0, 8000, 200 + r)[0])):
             sweep, _ = rs.fixed_point_map(s, chi, d, Ct0)
             C, (Cs, css, *_rest) = sweep(st.C.ravel())
@@ -205,7 +206,7 @@ def test_the_linearised_proposal_is_chosen_and_less_noisy_where_weights_are_many
     for name, make in (("linearised", pr.linearised), ("moments", lambda *a: pr.moment_proposal(*a[:3]))):
         Sigma, means = make(s, d0, w0 / w0.sum(), Ct0), []
         for r in range(8):
-            sweep, _ = rs.fixed_point_map(s, chi, rs.gaussian_set(s, Sigma, Ct0, 4000, 100 + r), Ct0)
+            sweep, _ = rs.fixed_point_map(s, chi, draw_sets.gaussian_set(s, Sigma, Ct0, 4000, 100 + r), Ct0)
             C, (Cs, css, *_rest) = sweep(st.C.ravel())
             means.append(s._outputs(C.reshape(P, P), Cs, css, chi)["test_mean"])
         spread[name] = np.sqrt(np.mean(np.var(means, axis=0, ddof=1)))
