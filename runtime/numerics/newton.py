@@ -4,7 +4,8 @@ Each Newton step solves (J_s - I) dx = -(s(x) - x) by GMRES, where J_s v is the 
 product of the saddle map (never a matrix: the chain has L r^2 unknowns), to a relative accuracy that
 tightens as the residual falls (an inexact Newton method with forcing term min(1/2, sqrt(res))), then
 backtracks along dx until the point is feasible and the residual has fallen. The same stopping rule
-as numerics.anderson: |s(x) - x| <= tol max(|x|, |s(x)|).
+as numerics.anderson: |s(x) - x| <= tol max(|x|, |s(x)|); or, where no step lowers the residual, that it is
+round-off: within FLOOR of how far x's own rounding moves it (a steep map cannot be solved further in float64).
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from ..errors import ConvergenceError
 KRYLOV = 40
 #: halvings of the Newton step before giving up on it
 BACKTRACK = 8
+#: ... unless the residual is within this factor of its round-off floor (_roundoff): then x is the fixed point
+#: as far as float64 can tell (a steep map, targets far above the prior's output scale, floors near 1e-13)
+FLOOR = 10.0
 
 
 def _newton_step(jvp, x, at, g, rtol):
@@ -30,6 +34,15 @@ def _newton_step(jvp, x, at, g, rtol):
     op = LinearOperator((x.size, x.size), matvec=product, dtype=float)
     dx, _ = gmres(op, -g, rtol=rtol, atol=0.0, restart=KRYLOV, maxiter=1)
     return dx, counted[0]
+
+
+def _roundoff(sweep, x, g, scale):
+    """The residual's round-off floor: how far the relative residual moves when x moves by its own rounding (a
+    relative 2^-52 in each entry, random signs, fixed seed); 0 where that point is infeasible."""
+    u = np.random.default_rng(0).choice((-1.0, 1.0), x.size)
+    xp = x * (1 + np.finfo(float).eps * u)
+    out = sweep(xp)
+    return 0.0 if out is None else float(np.linalg.norm(out[0] - xp - g)) / scale
 
 
 def solve(sweep, jvp, x, chi, tol=1e-13, maxiter=50, what="adaptive: the deep chain", partial=False):
@@ -60,6 +73,10 @@ def solve(sweep, jvp, x, chi, tol=1e-13, maxiter=50, what="adaptive: the deep ch
             t *= 0.5
         else:
             if partial:
+                return x, out[1], it, res, evaluations
+            floor = _roundoff(sweep, x, g, scale)
+            evaluations += 1
+            if res <= FLOOR * floor:
                 return x, out[1], it, res, evaluations
             raise ConvergenceError(f"{what}: the Newton step found no feasible decrease",
                                    {"chi": chi, "iterations": it, "residual": res})
