@@ -171,19 +171,19 @@ def reach(solver, chi_prev, warm, chi, depth):
 COLD_DOWN, COLD_TRIES = 4.0, 4
 
 
-def annealed(solve, chi, warm_of, retries=0, tried=None):
+def annealed(solve, chi, warm_of, retries=0, tried=None, tries=COLD_TRIES):
     """A cold start reached along doublings of chi from 1 (or from the largest 1 / 4^k at which the zero fields
     are feasible; `tried`: a chi already found infeasible), each point warm-starting the next and split through its
     geometric mid-point up to `retries` times where it fails, as a ladder's steps are (docs/theory.md §5); the
-    state says so in its warnings."""
+    state says so in its warnings. `tries`: how many times the start is divided by COLD_DOWN at most."""
     start = min(chi, 1.0)
-    for k in range(COLD_TRIES + 1):
+    for k in range(tries + 1):
         try:
             if start != tried:
                 first = solve(start, None)
                 break
         except ConvergenceError:
-            if k == COLD_TRIES:
+            if k == tries:
                 raise
         start /= COLD_DOWN
     n = int(np.ceil(np.log2(chi / start)))

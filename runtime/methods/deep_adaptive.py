@@ -28,6 +28,9 @@ DRAWS = 32000
 
 class DeepSolver(Solver):
     retries = 8  # a failing step is retried through intermediate chi values
+    #: a cold start's zero fields fail down to chi ~ 1 / (targets over the prior's output scale)^2 (x 300 failed at
+    #: 1/256); the chain is r x r, so failed tries cost milliseconds: down to chi = 4^-10 (x 1000 reached)
+    cold_tries = 10
 
     def __init__(self, data, params):
         self.params = params
@@ -43,7 +46,7 @@ class DeepSolver(Solver):
             # a first point far from chi = 1 (chi = N at depth 2 and 3), or targets above the prior's output scale
             # (y x 10 at chi = 1 to 2 failed, its saddle there), start the chain too far from its saddle: reached
             # from smaller chi, where the fields are small
-            return annealed(self.chain.solve, chi, lambda st: st.T, self.retries, tried=chi)
+            return annealed(self.chain.solve, chi, lambda st: st.T, self.retries, tried=chi, tries=self.cold_tries)
 
     def warm(self, state):
         return state.T
