@@ -176,15 +176,17 @@ def annealed(solve, chi, warm_of, retries=0, tried=None, tries=COLD_TRIES):
     are feasible; `tried`: a chi already found infeasible), each point warm-starting the next and split through its
     geometric mid-point up to `retries` times where it fails, as a ladder's steps are (docs/theory.md §5); the
     state says so in its warnings. `tries`: how many times the start is divided by COLD_DOWN at most."""
-    start = min(chi, 1.0)
+    start = top = min(chi, 1.0)
     for k in range(tries + 1):
         try:
             if start != tried:
                 first = solve(start, None)
                 break
-        except ConvergenceError:
-            if k == tries:
-                raise
+        except ConvergenceError as err:
+            if k == tries:  # say how far down the start went: far above the prior's output scale it must go far
+                raise ConvergenceError(f"cold start: the zero fields fail at every chi tried from {top:.4g} down to "
+                                       f"{start:.4g} ({tries + 1} starts), the last with: {err}",
+                                       {**err.diagnostics, "lowest_start": start}) from None
         start /= COLD_DOWN
     n = int(np.ceil(np.log2(chi / start)))
     steps = [float(c) for c in np.geomspace(start, chi, n + 1)[1:-1]] + [chi] if n else []

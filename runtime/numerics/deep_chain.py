@@ -148,7 +148,7 @@ class DeepChain:
         the one before it is known, the start is their linear extrapolation in ln chi (the branch's secant),
         T0 itself if that fails: far above the prior's output scale Newton's reach shrinks with the targets,
         and steps from T0 alone failed and were split many times over (targets x 100: 3,065 Newton steps
-        along a 5-point ladder, 1,079 with the secant)."""
+        along a 5-point ladder, 401 with the secant)."""
         path = getattr(self, "_path", [])
         st = None
         if T0 is not None and len(path) == 2 and path[1][1] is T0 and chi not in (path[0][0], path[1][0]):
@@ -157,8 +157,8 @@ class DeepChain:
             if abs(f) <= SECANT_REACH:
                 try:
                     st = self._solve(chi, [t1 + f * (t1 - t0) for t1, t0 in zip(T_1, T_0)], tol, maxiter)
-                except ConvergenceError:
-                    st = None
+                except (ConvergenceError, np.linalg.LinAlgError, FloatingPointError, ZeroDivisionError):
+                    st = None  # the extrapolated start failed, however: the last solution's is tried
         if st is None:
             st = self._solve(chi, T0, tol, maxiter)
         self._path = (path + [(chi, st.T)])[-2:]

@@ -296,3 +296,14 @@ def test_the_secant_start_reaches_the_same_saddles_in_fewer_steps(monkeypatch):
     assert with_secant <= steps[0] / 3, (with_secant, steps[0])
     for a, b in zip(secant, plain):
         assert np.max(np.abs(a.test_mean - b.test_mean)) <= 1e-9 * np.max(np.abs(b.test_mean))
+
+
+def test_a_cold_start_that_fails_at_every_start_says_how_far_down_it_went():
+    """Targets 5,000 times the prior's output scale at depth 3: the zero fields fail at every start down to
+    chi = 4^-10; the error says so (an outside review: it gave only the last Newton failure)."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(30, 10))
+    y, Xt = X @ rng.normal(size=10) / 3, rng.normal(size=(4, 10))
+    r = predict(X, 5000 * y, Xt, method="adaptive", order=1, chi=[1.0], kappa=0.5, widths=[20, 20, 20])[0]
+    assert not r.converged
+    assert "fail at every chi tried from 1 down to 9.537e-07 (11 starts)" in r.error, r.error
