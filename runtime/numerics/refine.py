@@ -52,14 +52,13 @@ def solve_sets(saddle, chi, C, sets, Ct0, tol, rs: Solves):
 
 def settle(saddle, chi, solved, union, stop, sets, Ct0, tol, rs: Solves, errors=True):
     """((C, C*, c**, effective fraction) of the union, [(C, C*, c**) of each set], settled, [outputs of each set]):
-    the union solved (to the
-    relative residual `stop`) and the sets solved alone, then all of them solved again, each to a tenth of its
-    residual, in rounds until the union is solved to a hundredth of the sets' relative spread of C and no
-    solve of the round moved an output by more than STILL of its error (the union's outputs against their
-    MCSE, a set's against the sets' scatter); at most REFINES rounds. The first round solves the union and one
-    set again, and the other sets only where either moved. `settled` is False where the rounds ran out or a
-    finer solve failed: the stops' errors may then exceed the errors reported. Without `errors` the sets are not
-    solved (a step of a continuation needs only C)."""
+    the union solved (to the relative residual `stop`) and the sets solved alone, then all of them solved again,
+    each to a tenth of its residual, in rounds until the union is solved to a hundredth of the sets' relative spread
+    of C and no solve of the round moved an output by more than STILL of its error (the union's outputs against
+    their MCSE, a set's against the sets' scatter); at most REFINES rounds. The first round solves the union and one
+    set again, and the other sets only where either moved. `settled` is False where the rounds ran out or a finer
+    solve failed: the stops' errors may then exceed the errors reported. Without `errors` the sets are not solved (a
+    step of a continuation needs only C)."""
     if not errors:
         return solved, [], True, []
     held = solve_sets(saddle, chi, solved[0], sets, Ct0, tol, rs)
