@@ -96,23 +96,22 @@ def mala_sets(saddle, Ct0, draws, seeds):
 
 def gaussian_sets(saddle, Sigma, Ct0, draws, seeds):
     """(the sets of gaussian_set for each seed, their union), the sets' features rows of the union's (pooled)."""
-    drawn = [gaussian_draws(saddle, Sigma, draws, s) for s in seeds]
-    F, Fv, rows = pooled(saddle, [W for _, _, W in drawn])
+    n, columns = draws * len(seeds), saddle.X_all.shape[0]
+    F, Fv = np.empty((n, columns)), np.empty((n, columns - saddle.P))
     exact = gaussian_moments(saddle, Sigma)
-    sets = []
-    for (Z, u, _), r in zip(drawn, rows):
-        control = tuple(np.asarray(g) - p for g, p in zip(exact, moments(saddle, F[r], Fv[r])))
-        sets.append(Draws(F[r], Fv[r], log_weights(Z, u, F[r][:, :saddle.P], Ct0), float(draws), None, control))
+    rows = [slice(k * draws, (k + 1) * draws) for k in range(len(seeds))]
+    sets = [gaussian_set(saddle, Sigma, Ct0, draws, s, F[r], Fv[r], exact) for s, r in zip(seeds, rows)]
     return sets, union(sets, F, Fv)
 
 
-def gaussian_set(saddle, Sigma, Ct0, draws, seed):
+def gaussian_set(saddle, Sigma, Ct0, draws, seed, F=None, Fv=None, exact=None):
     """Draws of G = N(0, Sigma) weighted to q_{Ct0}, their control variate E_G[phi phi^T] (exact) minus their
-    plain mean of phi phi^T."""
+    plain mean of phi phi^T; features written into F and Fv where given, E_G[phi phi^T] taken from `exact`."""
     Z, u, W = gaussian_draws(saddle, Sigma, draws, seed)
-    F, Fv = features(saddle, W)
+    F, Fv = features(saddle, W, F, Fv)
     logw0 = log_weights(Z, u, F[:, :saddle.P], Ct0)
-    control = tuple(np.asarray(g) - p for g, p in zip(gaussian_moments(saddle, Sigma), moments(saddle, F, Fv)))
+    exact = gaussian_moments(saddle, Sigma) if exact is None else exact
+    control = tuple(np.asarray(g) - p for g, p in zip(exact, moments(saddle, F, Fv)))
     return Draws(F, Fv, logw0, float(draws), None, control)
 
 
