@@ -62,7 +62,7 @@ def predict(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=N
     results = ladder.solve(solver, chis, setup_seconds=time.perf_counter() - t0,
                            progress=progress and p.method != "sample")
     if roundoff.probed(p):
-        results = roundoff.probe(data, p, results)
+        results = roundoff.probe(data, p, results, getattr(solver, "spec", None))
     for r in results:
         if not r.has_values:  # a failed point keeps the contract's warning on its chi, and says which order failed
             r.warnings = chi_warnings(p.N, r.chi) + ([p.order_note] if p.order_note else []) + r.warnings

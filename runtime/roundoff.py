@@ -18,7 +18,7 @@ from msat import generated
 
 from . import ladder, methods
 from .numerics import observe
-from .spectral import spectrum
+from .spectral import retarget, spectrum
 
 #: eps times (terms / variance) above which a point is probed
 PROBE_FROM = 1e-9
@@ -49,19 +49,24 @@ def amplification(data, p, r, nngp_top=None) -> float:
     return abs(s) ** power * p.g_v * float(np.max(kss)) / max(float(np.min(np.abs(r.test_var))), 1e-300)
 
 
-def probe(data, p, results: list) -> list:
+def probe(data, p, results: list, spec=None) -> list:
     """`results` of the loop series or the kernel field, each point whose terms could cancel probed and marked by
     the share its test variances moved in the other units (numerics.observe.mark_probed). Where the other units
     fail too (an outside check: the kernel field at y x 1e15, 42% off, converged), eps times the amplification
-    stands in for the share (it read 4 to 10 times the error there)."""
+    stands in for the share (it read 4 to 10 times the error there). `spec`: the solver's spectrum of data, whose
+    factorisation the other units reuse (a second SVD of X was 0.6 s of a 1.6 s ladder at P = 2000)."""
     eps = np.finfo(np.float64).eps
-    top = None if p.method == "loop" else float(spectrum(data.X, data.y, None, p.g_ws[0], "linear").lam.max())
+    if p.method == "loop":
+        top = None
+    else:  # K's eigenvalues depend on X alone: the solver's are those of this spectrum
+        top = float((spectrum(data.X, data.y, None, p.g_ws[0], "linear") if spec is None else spec).lam.max())
     amps = [eps * amplification(data, p, r, top) if r.converged else 0.0 for r in results]
     todo = [(r, a) for r, a in zip(results, amps) if a > PROBE_FROM]
     if not todo:
         return results
     scaled = dataclasses.replace(data, y=data.y / PROBE)
-    again = ladder.solve(methods.solver(scaled, p.replace(kappa=p.kappa / PROBE**2, g_v=p.g_v / PROBE**2)),
+    again = ladder.solve(methods.solver(scaled, p.replace(kappa=p.kappa / PROBE**2, g_v=p.g_v / PROBE**2),
+                                        spec=None if spec is None else retarget(spec, scaled.y)),
                          [r.chi for r, _ in todo])
     for k, (r, a) in enumerate(todo):  # a ladder stops at its first failure: the estimate stands in after it too
         if k < len(again) and again[k].has_values:

@@ -11,7 +11,7 @@ below that eigendecomposition's resolution takes its spectrum from the SVD of X.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -155,6 +155,13 @@ def thin(X: np.ndarray, y: np.ndarray, X_test: np.ndarray | None, g_ws) -> Spect
     lam, Kt = np.ascontiguousarray(np.diag(Kr)), np.ascontiguousarray(ksr.T)
     for g in g_ws[1:]:
         lam, Kt, kss = (mod.layer_preactivations(M, g) for M in (lam, Kt, kss))
+    return _thin_targets(Q, y, lam, Kt, kss)
+
+
+def _thin_targets(Q, y, lam, Kt, kss) -> Spectrum:
+    """A thin spectrum from the factor Q (P x r) and the r modes' lam and k*^T Q: y projected on Q, and the P - r
+    zero modes, where there are any, as one mode along y's part outside the range of Q."""
+    P = Q.shape[0]
     yt = Q.T @ y
     m0 = P - Q.shape[1]
     if m0 == 0:
@@ -168,6 +175,15 @@ def thin(X: np.ndarray, y: np.ndarray, X_test: np.ndarray | None, g_ws) -> Spect
                     yt=np.append(yt, n0 / math.sqrt(m0)), Kt=np.hstack([Kt, np.zeros((Kt.shape[0], 1))]),
                     kss=np.ascontiguousarray(kss, dtype=np.float64),
                     mult=np.append(np.ones(len(lam)), float(m0)), basis=THIN, u0=u0)
+
+
+def retarget(spec: Spectrum, y: np.ndarray) -> Spectrum:
+    """The spectrum of the same inputs and test inputs with targets y: only y's projections change, so the
+    factorisation is reused (runtime.roundoff solves again with y in other units), computed as spectrum() would."""
+    if spec.basis != THIN:
+        return replace(spec, yt=np.ascontiguousarray(spec.U.T @ y))
+    r = spec.U.shape[1]
+    return _thin_targets(spec.U, y, spec.lam[:r], np.ascontiguousarray(spec.Kt[:, :r]), spec.kss)
 
 
 #: singular values of the inputs under this fraction of the largest span no direction (spanned): dropping them moves

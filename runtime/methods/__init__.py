@@ -21,9 +21,9 @@ from ..spectral import spectrum
 class SpectralSolver(Solver):
     """A solver on the eigendecomposition of the NNGP kernel K^phi (docs/theory.md §2a)."""
 
-    def __init__(self, data, params):
+    def __init__(self, data, params, spec=None):
         self.data, self.params = data, params
-        self.spec = spectrum(data.X, data.y, data.X_test, params.g_ws, params.activation)
+        self.spec = spectrum(data.X, data.y, data.X_test, params.g_ws, params.activation) if spec is None else spec
 
 
 def module_name(params) -> str:
@@ -37,6 +37,9 @@ def module_name(params) -> str:
     return params.method
 
 
-def solver(data, params, *, progress=False, draws=None):
+def solver(data, params, *, progress=False, draws=None, spec=None):
+    """`spec`: the spectrum of data's inputs, where the caller has it (the loop series and the kernel field take it
+    instead of factorising the inputs again)."""
+    kw = {} if spec is None else {"spec": spec}
     return import_module(f"{__name__}.{module_name(params)}").solver(data, params, progress=progress,
-                                                                     draws=draws)
+                                                                     draws=draws, **kw)

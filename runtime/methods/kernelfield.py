@@ -31,9 +31,9 @@ class _State:
 class _Solver(Solver):
     retries = 8
 
-    def __init__(self, data, params):
+    def __init__(self, data, params, spec=None):
         self.data, self.params = data, params
-        self.spec = spectrum(data.X, data.y, data.X_test, params.g_w, "linear")
+        self.spec = spectrum(data.X, data.y, data.X_test, params.g_w, "linear") if spec is None else spec
         self.first = LinearSaddle(self.spec, params.N, params.kappa, params.g_v, 1)
         # the kernel field needs K invertible; a rank-deficient K (repeated or dependent inputs)
         # takes the weight field, which needs N > n + 1 for its n x n field
@@ -114,5 +114,5 @@ def _row_space(X, X_test, g_w, V, spec, mask):
     return X @ V, X_test @ V, g_w * r / D, np.maximum(s2, 0.0)  # round-off can dip below 0
 
 
-def solver(data, params, **_):
-    return _Solver(data, params)
+def solver(data, params, spec=None, **_):
+    return _Solver(data, params, spec)

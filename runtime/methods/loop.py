@@ -270,7 +270,7 @@ class _DeepSolver(SpectralSolver):
         return deep_modes.mark(out, verdicts, "the loop series' saddle")
 
 
-def solver(data, params, **_):
+def solver(data, params, spec=None, **_):
     """`--method loop` (docs/theory.md §3, §2d): the loop series of the kernel-rescaling field, or of
     the L-field action of a deep linear network."""
-    return (_DeepSolver if params.depth > 1 else _Solver)(data, params)
+    return (_DeepSolver if params.depth > 1 else _Solver)(data, params, spec)

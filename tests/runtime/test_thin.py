@@ -164,3 +164,65 @@ def test_the_linear_sampler_holds_its_kernels_in_weight_space(monkeypatch):
     for key in ("kernel_alignment", "kernel_alignment_per_draw"):
         a, b = weights["observables"][key], dense["observables"][key]
         assert abs(a - b) <= 1e-12 * abs(b) and 0 < b < 1, (key, a, b)
+
+
+@pytest.mark.parametrize("shape", [(70, 12, "thin"), (12, 70, "dense"), (12, 70, "thin")],
+                         ids=["thin-zero-modes", "dense", "thin-wide"])
+def test_retargeting_a_spectrum_equals_factorising_again(shape):
+    """runtime.roundoff solves again with y / 3: spectral.retarget reuses the factorisation and must give the
+    spectrum of the new targets bit for bit (the same operations on the same factor); thin-wide is the QR route
+    that an ill-conditioned K with D >= P takes."""
+    P_, D_, how = shape
+    rng = np.random.default_rng(5)
+    X, Xt = rng.standard_normal((P_, D_)), rng.standard_normal((4, D_))
+    y = np.tanh(X[:, 0]) + 0.1 * rng.standard_normal(P_)
+    if how == "thin":
+        spec, fresh = spectral.thin(X, y, Xt, (1.3,)), spectral.thin(X, y / 3.0, Xt, (1.3,))
+    else:
+        spec, fresh = (spectral.spectrum(X, t, Xt, 1.3, basis_=spectral.DENSE) for t in (y, y / 3.0))
+    assert spec.basis == (spectral.THIN if how == "thin" else spectral.DENSE)
+    again = spectral.retarget(spec, y / 3.0)
+    for f in ("lam", "U", "yt", "Kt", "kss", "mult", "u0"):
+        a, b = getattr(again, f), getattr(fresh, f)
+        assert (a is None and b is None) or np.array_equal(a, b), f
+
+
+#: where the probe fires (tests/runtime/test_target_scale.py): (data seed, P, D, method, order, y x c, kappa)
+PROBED = [(7, 30, 10, "loop", 1, 1e5, 1e-3), (7, 30, 10, "adaptive", 2, 1e13, 0.5)]
+
+
+@pytest.mark.parametrize("case", PROBED, ids=["loop", "kernelfield"])
+def test_the_round_off_probe_reuses_the_factorisation_and_moves_no_number(case, monkeypatch):
+    """The probe of the loop series and the kernel field (runtime.roundoff) solved again with y / 3 by a new solver,
+    which took a second SVD of X (0.6 s of a 1.6 s 200-point ladder at P = 2000, D = 1000, where the probe fires at
+    the ten points nearest chi = N). It now reuses the solver's factorisation, and the probed results are the
+    same as when it factorises again."""
+    import copy
+    import warnings
+
+    from msat.runtime import ladder, methods, params as params_, roundoff
+    from msat.runtime.data import validate
+
+    seed, P_, D_, method, order, c, kappa = case
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(P_, D_))
+    y, Xt = X @ rng.normal(size=D_) / 3, rng.normal(size=(4, D_))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = validate(X, y * c, Xt)
+        p = params_.build(ds.P, ds.D, ds.P_test, N=20, kappa=kappa, method=method, order=order, n_chi=1)
+        solver = methods.solver(ds, p)
+        results = ladder.solve(solver, [2.0])
+        calls = []
+        real = spectral.thin
+        monkeypatch.setattr(spectral, "thin", lambda *a, **k: calls.append(1) or real(*a, **k))
+        reused = roundoff.probe(ds, p, copy.deepcopy(results), solver.spec)
+        assert not calls  # the probe did not factorise X
+        again = roundoff.probe(ds, p, copy.deepcopy(results))
+        assert calls  # ... where it is not given the spectrum, it does
+    assert any("round-off" in w for r in reused for w in r.warnings) or not all(r.converged for r in reused)
+    for a, b in zip(reused, again):
+        assert a.warnings == b.warnings and a.converged == b.converged
+        assert a.error == b.error and a.diagnostics == b.diagnostics
+        for k in ("train_mean", "test_mean", "test_var"):
+            assert np.array_equal(getattr(a, k), getattr(b, k)), k
