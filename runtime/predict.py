@@ -121,13 +121,18 @@ _LEAD_CHI = re.compile(r"^chi = [^\s:]+:? ")
 
 
 def sample(X, y, X_test=None, *, N=None, chi, kappa, g_v=1.0, g_w=1.0, widths=None, depth=None,
-           activation="linear", samples=1000, chains=None, seed=0, readout="sampled", draws=None, progress=False):
+           activation="linear", samples=1000, chains=None, seed=0, readout="sampled", draws=None, progress=False,
+           method="sample", order=None, dressed=False, estimator="auto", mc_samples=None):
     """Finite networks sampled from the posterior (docs/theory.md §7): ``predict`` with
     ``method="sample"``; results add train_mean_mcse, test_mean_mcse, train_var, rhat_max, ess_min.
     ``draws``: a list that receives, per chi point, a dict of the raw chains (the keys of `msat sample
     --draws FILE.npz` in docs/cli.md, ``converged`` False for a point that failed); the CLI writes it to
-    the file."""
+    the file. As `msat sample` does, it takes predict's other options: ``method`` must be "sample", and
+    ``order``, ``dressed``, ``estimator`` and ``mc_samples`` are named as ignored in each result's warnings."""
+    if method is not None and str(method).strip().lower() != "sample":
+        raise InputError(f"msat.runtime.sample runs method 'sample', got method={method!r}: use "
+                         "msat.runtime.predict for it")
     return predict(X, y, X_test, N=N, chi=chi, kappa=kappa, g_v=g_v, g_w=g_w, widths=widths, depth=depth,
-                   activation=activation,
-                   method="sample", samples=samples, chains=chains, seed=seed, readout=readout, draws=draws,
+                   activation=activation, method="sample", order=order, dressed=dressed, estimator=estimator,
+                   mc_samples=mc_samples, samples=samples, chains=chains, seed=seed, readout=readout, draws=draws,
                    progress=progress)

@@ -42,7 +42,7 @@ def adaptive_variance_note(params, chi: float) -> list[str]:
     """Kernel adaptation's test variance is the outputs' variance at the adapted kernel; the test mean's variance
     over the kernel's own fluctuations, of relative order chi/N, is not in it (docs/theory.md §2b), except at
     order 2, where the field's loop carries it (§2c, §2e)."""
-    if params.method != "adaptive" or params.order == 2:
+    if params.method != "adaptive" or params.order == 2 or not params.P_test:  # no test points: no test_var
         return []
     out = []
     if chi / params.N >= VARIANCE_NOTE_FROM:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from msat.runtime import data, predict, sample
-from msat.runtime.errors import MsatWarning
+from msat.runtime.errors import InputError, MsatWarning
 from tests_support import run_cli
 
 
@@ -92,3 +92,30 @@ def test_a_line_that_names_its_own_chi_is_raised_once_for_the_ladder():
     assert outside == ["chi = 0.1, 0.2, 100, 200: lies outside [1, N] = [1, 50] (allowed, but outside the regimes "
                        "between standard and mean-field scaling)"]
 
+
+
+def test_sample_takes_predicts_other_options_as_msat_sample_does():
+    """An audit: `sample(..., method="sample")` raised TypeError where `msat sample --method sample --order 2` runs
+    and names --order as ignored; another method is a user mistake there as on the command line."""
+    ds = data.builtin("teacher", P=6, D=3, P_test=1, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MsatWarning)
+        r = sample(ds.X, ds.y, ds.X_test, N=10, chi=1, kappa=0.5, samples=50, chains=2, method="sample", order=2,
+                   estimator="mc")
+    assert [w for w in r.warnings if w.startswith("--order applies to") and "ignored by sample" in w]
+    assert [w for w in r.warnings if w.startswith("--estimator applies to")]
+    with pytest.raises(InputError, match="runs method 'sample', got method='exact'"):
+        sample(ds.X, ds.y, ds.X_test, N=10, chi=1, kappa=0.5, method="exact")
+
+
+def test_no_test_points_give_no_note_on_the_test_variance():
+    """An audit: erf kernel adaptation without test points still said what its test_var leaves out."""
+    ds = data.builtin("teacher", P=6, D=3, P_test=2, seed=0)
+    kw = dict(N=10, chi=5, kappa=0.5, activation="erf", method="adaptive", order=1, mc_samples=2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MsatWarning)
+        with_test = predict(ds.X, ds.y, ds.X_test, **kw)
+        without = predict(ds.X, ds.y, None, **kw)
+    note = "leaves out the kernel's own fluctuations"
+    assert [w for w in with_test.warnings if note in w]
+    assert not [w for w in without.warnings if note in w] and without.test_var.size == 0
