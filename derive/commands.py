@@ -73,8 +73,9 @@ def derive(args) -> int:
         try:  # before the emission, which takes minutes at high order: the folder, and a file in it
             Path(out).mkdir(parents=True, exist_ok=True)
             tempfile.TemporaryFile(dir=out).close()
-        except OSError as err:
-            raise UsageError(f"cannot write {out}: {err.strerror}" + ("" if args.out else "; emit into a folder "
+        except OSError as err:  # an audit: "File exists" where a file of the folder's name was there
+            why = "a file of that name is there" if Path(out).exists() and not Path(out).is_dir() else err.strerror
+            raise UsageError(f"cannot write {out}: {why}" + ("" if args.out else "; emit into a folder "
                              "of your own with --out DIR")) from None
         if args.out is None and {"site-packages", "dist-packages"} & set(Path(out).resolve().parts):
             print(f"msat derive: writing into the installed package ({out}): reinstalling msat replaces these "

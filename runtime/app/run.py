@@ -254,8 +254,9 @@ def run(out="msat-run", *, quick=False, activation="linear", depth=1, progress=F
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(f"cannot create {out}: {err.strerror}") from None
+    except OSError as err:  # an audit: "File exists" where a file of the folder's name was there
+        why = "a file of that name is there" if out.exists() and not out.is_dir() else err.strerror
+        raise InputError(f"cannot create the folder {out}: {why}") from None
     cfg = QUICK if quick else FULL
     with quiet():  # the results' warnings are counted in the summary and kept in results.json
         res = compute(cfg, activation, progress, depth)

@@ -602,3 +602,14 @@ def test_an_output_that_is_a_device_or_a_pipe_is_written_into_not_replaced(tmp_p
         assert os.read(reader, 100) == b'{"a": 1}\n'
     finally:
         os.close(reader)
+
+
+def test_an_out_folder_whose_name_a_file_holds_says_so(tmp_path, capsys):
+    """`msat derive --out FILE` and `msat run --out FILE` on an existing regular file said 'File exists' (an
+    outside audit), which reads as if the folder were in the way; they now say a file of that name is there."""
+    f = tmp_path / "afile"
+    f.write_text("kept\n")
+    for args in (["derive", "--out", str(f)], ["run", "--quick", "--out", str(f)]):
+        code, _, err = run(args, capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "a file of that name is there" in err, err
+    assert f.read_text() == "kept\n"
