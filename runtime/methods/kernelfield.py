@@ -10,12 +10,13 @@ import numpy as np
 from msat import generated
 
 from ..errors import ConvergenceError, InputError
-from ..ladder import Solver, relative_change
+from ..ladder import relative_change
 from ..numerics.linear_saddle import LinearSaddle, mark_left_out
 from ..numerics.observe import alignment_of_spectrum, kernel_target_alignment
 from ..numerics.wishart import WishartField
 from ..results import Result
-from ..spectral import linear_kernels, spectrum
+from ..spectral import linear_kernels
+from . import SpectralSolver
 
 
 @dataclass
@@ -28,12 +29,11 @@ class _State:
     warnings: list = field(default_factory=list)
 
 
-class _Solver(Solver):
+class _Solver(SpectralSolver):
     retries = 8
 
     def __init__(self, data, params, spec=None):
-        self.data, self.params = data, params
-        self.spec = spectrum(data.X, data.y, data.X_test, params.g_w, "linear") if spec is None else spec
+        super().__init__(data, params, spec)  # one hidden layer, linear: the spectrum of K = (g_w/D) X X^T
         self.first = LinearSaddle(self.spec, params.N, params.kappa, params.g_v, 1)
         # the kernel field needs K invertible; a rank-deficient K (repeated or dependent inputs)
         # takes the weight field, which needs N > n + 1 for its n x n field
