@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConvergenceError
+from .numerics.observe import RESCALE
 from . import progress as _progress
 from .progress import Progress
 from .results import Result
@@ -138,7 +139,7 @@ def _negative(r: Result) -> str | None:
     v = np.asarray(r.test_var)
     if v.size and v.min() < -1e-9 * np.max(np.abs(v)):
         return (f"a test variance is negative ({v.min():.3g}): its terms cancelled to round-off, as targets far "
-                "above the prior's output scale make them do; set --g-v near the targets' variance or rescale y")
+                "above the prior's output scale make them do; " + RESCALE)
     return None
 
 

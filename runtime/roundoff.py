@@ -75,6 +75,5 @@ def probe(data, p, results: list, spec=None) -> list:
             lost, how = a, "estimated from float64's precision of their terms: solving again failed"
         observe.mark_probed(r, lost, f"the test variances are lost to round-off in part ({lost:.2g} of them, {how} "
                             "in other units): targets far above the prior's output scale, or a small kappa, make "
-                            "their terms cancel; set --g-v near the targets' variance or rescale y, or use --method "
-                            "exact")
+                            f"their terms cancel; {observe.RESCALE}, or use --method exact")
     return results

@@ -49,7 +49,7 @@ class _Solver(Solver):
             lost = self.saddle.roundoff(st, pr)
             note = (f"the outputs are lost to round-off in part ({lost:.2g} of the test variances, measured by "
                     "solving again in other units): targets far above the prior's output scale make their terms "
-                    "cancel; set --g-v near the targets' variance or rescale y")
+                    "cancel; " + observe.RESCALE)
             observe.mark_probed(r, lost, note)
         return deep_modes.mark(mark_left_out(self.saddle, out), verdicts, "kernel adaptation's saddle")
 

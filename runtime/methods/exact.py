@@ -275,8 +275,8 @@ class _Solver(SpectralSolver):
             if share > observe.PROBED_WARN:  # its bound read 6 times the error at y x 1e13; the probes' warning
                 out[-1].warnings.append(
                     f"the test variances carry round-off of up to {share:.2g} of them (float64's bound on their "
-                    "cancelling terms): targets far above the prior's output scale make their terms cancel; set --g-v "
-                    "near the targets' variance or rescale y")
+                    "cancelling terms): targets far above the prior's output scale make their terms cancel; "
+                    + observe.RESCALE)
         return out
 
 

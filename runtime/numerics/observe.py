@@ -58,6 +58,14 @@ def test_var(spec: Spectrum, coef_modes: np.ndarray, coef_scalar: np.ndarray) ->
     return coef_scalar[..., None] * spec.kss + coef_modes @ (spec.Kt * spec.Kt).T
 
 
+#: the remedy the round-off messages give. The prior's output scale is sqrt(g_v/chi) and the noise's sqrt(kappa/chi)
+#: (docs/theory.md §1): y / c is the posterior of y with g_v and kappa times c^2 (outputs over c), so either brings the
+#: targets to the prior's scale with the same signal to noise (an audit: at chi = 1e20 the advice was "--g-v near the
+#: targets' variance", 1e20 times too small, and a g_v alone large enough makes kappa too small to resolve)
+RESCALE = ("bring y near the prior's output scale sqrt(g_v/chi): divide y by a factor c, or multiply --g-v and --kappa "
+           "both by c^2")
+
+
 #: a test variance whose round-off bound exceeds this share of it is no answer (test_var_roundoff)
 VAR_LOST = 1e-2
 
@@ -80,8 +88,8 @@ def judge_roundoff(var: np.ndarray, bound: np.ndarray, where: str) -> float:
     share = float(np.max(bound / np.maximum(np.abs(var), 1e-300), initial=0.0))
     if share > VAR_LOST:
         raise ConvergenceError(f"{where}: the test variances are lost to round-off (bound {share:.2g} of them): "
-                               "targets far above the prior's output scale make their terms cancel; set --g-v "
-                               "near the targets' variance or rescale y", {"roundoff_share": share})
+                               "targets far above the prior's output scale make their terms cancel; " + RESCALE,
+                               {"roundoff_share": share})
     return share
 
 

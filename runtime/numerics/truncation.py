@@ -14,6 +14,8 @@ import numpy as np
 
 from msat import generated
 
+from .observe import RESCALE
+
 #: a term above this fraction of the largest test mean or variance carries a warning (the next term reads 0.4-1.1
 #: of the error where that exceeds 1e-3: a review's 640-point scan)
 WARN = 0.05
@@ -75,7 +77,7 @@ def invalid(solver, result):
         if not impossible and -v.min() < 1e-12 * terms:
             return (f"the loop series at order {params.order} gives a test variance {v.min():.3g} < 0: zero to "
                     f"float64's precision next to its terms (~{terms:.3g}), which targets far above the prior's output "
-                    "scale, or a small kappa, make cancel; set --g-v near the targets' variance or rescale y, or use "
+                    f"scale, or a small kappa, make cancel; {RESCALE}, or use "
                     "--method exact")
         impossible.append(f"a test variance {v.min():.3g} < 0")
     if not impossible:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from msat.runtime import predict
+from msat.runtime.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,25 @@ def test_exact_says_what_round_off_its_variances_carry_below_refusal(data):
     assert r.converged and len(note) == 1
     share = float(note[0].split("up to ")[1].split(" ")[0])
     assert 1e-5 < np.max(np.abs(r.test_var / limit - 1)) < share < 1e-2
+
+
+def test_the_refusals_remedy_works_as_it_says(data):
+    """The refusal's advice, g_v and kappa both times c^2, is y / c (docs/theory.md §2a's symmetry): converged, and
+    the same posterior in other units. It used to say "--g-v near the targets' variance", and g_v alone leaves kappa
+    below the kernel's resolution (an audit, at chi = 1e20)."""
+    X, y, Xt = data
+    c = 1e15
+    r = _point(X, y * c, Xt, method="exact")
+    assert not r.converged and "--g-v and --kappa" in r.error, r.error
+    ref = _point(X, y, Xt, method="exact")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fixed = predict(X, y * c, Xt, N=20, chi=[2.0], kappa=0.5 * c**2, g_v=c**2, method="exact")[0]
+    assert fixed.converged
+    assert np.allclose(fixed.test_mean, c * np.asarray(ref.test_mean), rtol=1e-9)
+    assert np.allclose(fixed.test_var, c**2 * np.asarray(ref.test_var), rtol=1e-9)
+    with pytest.raises(InputError, match="kappa"):
+        predict(X, y * c, Xt, N=20, chi=[2.0], kappa=0.5, g_v=c**2, method="exact")
 
 
 def test_negative_variances_are_failed_points(data):
