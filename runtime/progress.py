@@ -1,6 +1,8 @@
 """A progress bar (rich) for long work, or nothing when disabled (not a terminal, tests)."""
 from __future__ import annotations
 
+import contextlib
+
 
 class Progress:
     """A bar on stderr (`enabled` True), nothing (False), or with `enabled` "lines" one plain line per step on
@@ -59,8 +61,25 @@ def show_status(describe) -> None:
     _status = describe
 
 
+#: the enclosing stages' names (within()), which every status() inside them leads with
+_within: list[str] = []
+
+
 def status(what: str) -> None:
-    """Name the work under way inside one long point (an annealing step, order 2's loop) on the ladder's bar,
-    where one is shown; nothing otherwise. A cold start can take minutes before its point ends."""
+    """Name the work under way inside one long point (an annealing step, a stage of the single-neuron saddle,
+    order 2's loop) on the ladder's bar, where one is shown; nothing otherwise. A cold start can take minutes
+    before its point ends, a relu continuation near mean-field scaling an hour."""
     if _status is not None:
-        _status(what)
+        _status(": ".join(_within + [what]))
+
+
+@contextlib.contextmanager
+def within(what: str):
+    """status(what), and lead every status() inside with it (a continuation's step is a whole solve, with
+    stages of its own)."""
+    status(what)
+    _within.append(what)
+    try:
+        yield
+    finally:
+        _within.pop()

@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from ..errors import ConvergenceError
+from ..progress import within
 from .modes import MissedModeError, check_modes
 from .reweighted_saddle import reweighted_saddle
 
@@ -62,15 +63,16 @@ def continue_saddle(saddle, chi_from, C, chi_to, max_steps=CONTINUATION_STEPS):
     halved (in log chi) where the fixed draws still do not reach the saddle."""
     chi, step = chi_from, math.log(chi_to / chi_from)
     before = saddle._solved[-2] if len(saddle._solved) > 1 and saddle._solved[-1][0] == chi_from else None
-    for _ in range(max_steps):
+    for k in range(max_steps):
         step = math.copysign(min(abs(step), abs(math.log(chi_to / chi))), step)
         while abs(step) > MIN_LOG_STEP and not saddle.normalisable(saddle.field(C, chi * math.exp(step))[2])[0]:
             step /= 2
         target = chi_to if abs(math.log(chi_to / chi)) <= abs(step) else chi * math.exp(step)
         try:
             start = inside(saddle, predicted(saddle, before, chi, C, target), target, chi, C)
-            C_to = reweighted_saddle(saddle, target, start,
-                                     max(saddle.n_fixed // 4, 500), saddle.seed + 7, errors=False).C
+            with within(f"continued from chi = {chi_from:.3g}, step {k + 1} at chi = {target:.4g}"):
+                C_to = reweighted_saddle(saddle, target, start,
+                                         max(saddle.n_fixed // 4, 500), saddle.seed + 7, errors=False).C
         except MissedModeError:
             raise
         except ConvergenceError as err:

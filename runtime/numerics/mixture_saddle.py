@@ -21,6 +21,8 @@ from scipy.special import logsumexp
 
 from msat import generated
 
+from ..progress import status
+
 from .annealing import Base, Region, anneal, fitted_base, prior_base, region_draws
 from .modes import separated_modes
 from .proposal import ess as _ess
@@ -134,6 +136,7 @@ def _walk(saddle, chi, C, d, Ct0, shift, tol):
     step = WALK
     while shift < 0 and step >= MIN_WALK:
         trial = min(0.0, shift + step)
+        status(f"bringing in q's modes, e^{trial:.3g} of their masses")
         e = _shifted(d, trial)
         Cn, _, _, _, _, done = _solve_on(saddle, chi, C, e, Ct0, _below_noise(tol, e))
         if done:
@@ -197,6 +200,7 @@ def mixture_saddle(saddle, chi, C_start, draws, seed, tol=1e-10, errors=True):
     (n_stage, total), beyond, shift, frac, C = stage_draws(draws, replicates), 0.0, None, 0.0, C_start
     cap = total // 4  # a stage's draws: up to a quarter of the final sets' together
     for stage in range(1, STAGES + 1):
+        status(f"saddle search over q's regions, stage {stage} ({n_stage:,} draws)")
         Ct0 = _checked_field(saddle, C, chi)
         d, masses = mixture_set(saddle, Ct0, n_stage, seed + 104729 * stage)
         if shift is None:
@@ -222,6 +226,7 @@ def mixture_saddle(saddle, chi, C_start, draws, seed, tol=1e-10, errors=True):
     else:
         _lost(saddle, chi, C, beyond, frac, STAGES)
     Ct0 = _checked_field(saddle, C, chi)
+    status(f"final draws over q's regions ({replicates} sets of about {draws:,})")
     sets, masses = zip(*(mixture_set(saddle, Ct0, draws, seed + 7919 * (r + 1)) for r in range(replicates)))
     union = _union(sets)
     Cu, Cs, css, _, frac, done = _solve_on(saddle, chi, C, union, Ct0, _below_noise(tol, union))

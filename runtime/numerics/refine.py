@@ -18,6 +18,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ..errors import ConvergenceError
+from ..progress import status
 
 #: rounds at most of solving the union and each set again, each to a tenth of its residual before
 REFINES = 4
@@ -61,6 +62,7 @@ def settle(saddle, chi, solved, union, stop, sets, Ct0, tol, rs: Solves, errors=
     step of a continuation needs only C)."""
     if not errors:
         return solved, [], True, []
+    status(f"{len(sets)} sets alone (Monte Carlo errors)")
     held = solve_sets(saddle, chi, solved[0], sets, Ct0, tol, rs)
     R, Cu = len(held), solved[0]
     aim = rs.resolve * math.sqrt(sum(float(np.linalg.norm(h[0][0] - Cu)) ** 2 for h in held)) / R

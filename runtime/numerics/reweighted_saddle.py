@@ -31,6 +31,7 @@ import numpy as np
 from msat import generated
 
 from ..errors import ConvergenceError
+from ..progress import status
 from . import anderson, newton, refine
 from .draw_sets import Draws, gaussian_sets, mala_set, mala_sets
 from .proposal import TAIL_FINAL, ess as _ess, proposal as _proposal, tail_index
@@ -212,6 +213,7 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, tol=1e-10, errors=True)
     C, beyond, replicates = C_start, 0.0, saddle.replicates
     n_stage, cap = stage_draws(draws, replicates)
     for stage in range(1, STAGES + 1):
+        status(f"saddle search, stage {stage} ({n_stage:,} draws)")
         Ct0 = _checked_field(saddle, C, chi)
         d, how = mala_set(saddle, Ct0, n_stage, seed + 104729 * stage, keep=True)
         C_from = C
@@ -231,10 +233,12 @@ def reweighted_saddle(saddle, chi, C_start, draws, seed, tol=1e-10, errors=True)
     Ct0 = _checked_field(saddle, C, chi)
     Sigma = _proposal(saddle, d, w, Ct0, seed + 6007)
     seeds = [seed + 7919 * (r + 1) for r in range(replicates)]
+    status(f"final draws ({replicates} sets of {draws:,})")
     sets, union = gaussian_sets(saddle, Sigma, Ct0, draws, seeds)
     Cu, Cs, css, wu, frac, done = _solve_on(saddle, chi, C, union, Ct0, _below_noise(tol, union))
     how = (f"Gaussian proposal ({PROPOSAL_NAMES[_proposal.chosen]}) with its moments as control variate")
     if not (done and frac >= GAUSSIAN_MIN and tail_index(wu) < TAIL_FINAL):
+        status(f"final MALA draws ({replicates} sets of {draws:,})")
         sets, union = mala_sets(saddle, Ct0, draws, seeds)
         Cu, Cs, css, _, frac, done = _solve_on(saddle, chi, C, union, Ct0, _below_noise(tol, union))
         how = "single-neuron MALA"

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from ..errors import ConvergenceError
+from ..progress import status
 from .mala import mala_chains, tune
 
 #: E_q|w|^2 beyond this multiple of its prior mean counts as a diverging single-neuron law
@@ -51,6 +52,7 @@ def iterate(saddle, chi, C0, warnings, mc_state):
     rng = np.random.default_rng(saddle.seed + int(1000 * chi) % 100003)
     results, accs = [], []
     for r in range(R):
+        status(f"self-consistent MALA, replicate {r + 1} of {R}")
         if mc_state is not None and r < len(mc_state):
             W, eps = mc_state[r][0].copy(), mc_state[r][1].copy()
         else:

@@ -326,12 +326,24 @@ def test_a_continuation_out_of_steps_says_where_it_got(monkeypatch):
     the chi it reached and tilt/prior there, which `predict`'s refusal then names (was: the step budget alone,
     and the refusal named the stochastic iteration's failure). So does one whose step fails however short
     (relu P = 40, N = 80: 'left its final draws' at chi = 21.2, tilt/prior 0.986)."""
+    from msat.runtime import progress
+
     ds = data.builtin("teacher", P=8, D=12, P_test=2, seed=0)
     s = NonlinearSaddle(ds.X, ds.y, ds.X_test, 32, 0.2, 1.0, 1.0, "relu", 1, estimator="mc", n_fixed=4000)
-    C = s.solve(1.0).C
-    assert not s.normalisable(s.field(C, 32.0)[2])[0]
-    with pytest.raises(ContinuationStopped) as err:
-        continue_saddle(s, 1.0, C, 32.0, max_steps=1)
+    seen = []  # what a ladder's bar shows meanwhile (a relu continuation at P = 1000 said only its chi for an hour)
+    progress.show_status(seen.append)
+    try:
+        C = s.solve(1.0).C
+        assert not s.normalisable(s.field(C, 32.0)[2])[0]
+        with pytest.raises(ContinuationStopped) as err:
+            continue_saddle(s, 1.0, C, 32.0, max_steps=1)
+    finally:
+        progress.show_status(None)
+    assert "saddle search, stage 1 (2,000 draws)" in seen, seen
+    assert "final draws (8 sets of 4,000)" in seen and "8 sets alone (Monte Carlo errors)" in seen, seen
+    step = [w for w in seen if w.startswith("continued from chi = 1, step 1 at chi = ")]
+    assert len(step) > 1 and step[1].startswith(step[0] + ": saddle search, stage 1"), step
+    assert progress._within == []
     d = err.value.diagnostics
     assert 1 < d["chi"] < 32 and d["target"] == 32.0 and 0 < d["tilt_prior"] < 1
     assert "needs more than 1 steps" in str(err.value) and f"{d['tilt_prior']:.3g} at the last saddle" in str(err.value)
