@@ -83,6 +83,7 @@ class MonteCarloCumulants:
         for c, sr in zip(sets, s):
             dm = c.mean - self.mean
             W += sr * (c.w2() + np.outer(dm, dm))
+        W[self.coords.unread()] = 0.0  # as the sets' own (w2)
         self._w2 = W
         if all(c.control for c in sets):  # the control pools as the draws do: sum_r s_r (prior_r - plain_r)
             self.control = tuple(cls.union([c.control[i] for c in sets], shares=s) for i in range(2))
@@ -96,7 +97,19 @@ class MonteCarloCumulants:
         tilt = generated.deep_linear_adaptation().tilt(F[:, :P], dCt)[:, 0]
         w = np.concatenate([wp for _, wp in self.parts]) * np.exp(tilt - tilt.max())
         out = MonteCarloCumulants(F, w, self.coords)
-        return PriorControlled.controlled(out, *self.control) if self.control else out
+        return out.with_control(*self.control) if self.control else out
+
+    def with_control(self, prior, plain):
+        """These cumulants' mean and W'' with the prior's as a control variate (field_controls.PriorControlled):
+        the raw moments of these draws, minus the same draws' unweighted ones (`plain`), plus the prior's
+        (`prior`, independent draws); in place, returns self."""
+        raw = lambda x: x.w2() + np.outer(x.mean, x.mean)  # noqa: E731  (second moment about zero)
+        second = raw(self) - raw(plain) + raw(prior)
+        self.mean = self.mean - plain.mean + prior.mean
+        self._w2 = second - np.outer(self.mean, self.mean)
+        self._w2[self.coords.unread()] = 0.0  # as the draws' own (w2)
+        self.control = (prior, plain)
+        return self
 
     @property
     def n_draws(self):
@@ -127,13 +140,34 @@ class MonteCarloCumulants:
                 yield F[s:s + self.BLOCK], w[s:s + self.BLOCK], U
 
     def w2(self):
+        """W'' = E[u~ u~^T] (d x d) on the blocks the loop reads: every pair with a training coordinate, and
+        each test point's own block of C*_pt C*_qt. The rest, pairs of C*'s of different test points and c**_t
+        with any but a training coordinate, is left zero and not estimated: field_loop.OneLoop's every product
+        with it meets exact zeros (its outputs are the same to the bit with any values there; tests). With
+        many test points that rest is most of W'' (P = 32, 64 test points: four fifths)."""
         if self._w2 is None:
-            W = np.zeros((self.coords.d, self.coords.d), order="F")
+            c = self.coords
+            P, Q, dtr, dm, d = c.P, c.Q, c.dtr, c.dm, c.d
+            Wtt = np.zeros((dtr, dtr), order="F")
+            Wrt = np.zeros((d - dtr, dtr))
+            Wss = np.zeros((Q, P, P))
             for _, w, Ut in self._blocks():
                 Ut *= np.sqrt(w)[:, None]
-                # the lower triangle of sum_m w_m u~_m u~_m^T, in place: half the flops of Ut.T @ Ut
-                W = syrk(1.0, Ut.T, beta=1.0, c=W, trans=0, lower=1, overwrite_c=1)
-            self._w2 = np.tril(W) + np.tril(W, -1).T
+                Utr = Ut[:, :dtr]
+                # the lower triangle of sum_m w_m u~_m u~_m^T on the training block, in place: half the flops
+                Wtt = syrk(1.0, Utr.T, beta=1.0, c=Wtt, trans=0, lower=1, overwrite_c=1)
+                Wrt += Ut[:, dtr:].T @ Utr
+                S = Ut[:, dtr:dm].reshape(len(w), P, Q)
+                for t in range(Q):
+                    V = np.ascontiguousarray(S[:, :, t])
+                    Wss[t] += V.T @ V
+            W = np.zeros((d, d))
+            W[:dtr, :dtr] = np.tril(Wtt) + np.tril(Wtt, -1).T
+            W[dtr:, :dtr] = Wrt
+            W[:dtr, dtr:] = Wrt.T
+            own = c.own_blocks()
+            W[own[:, :, None], own[:, None, :]] = Wss
+            self._w2 = W
         return self._w2
 
     def w3(self, Y):
@@ -153,8 +187,11 @@ class MonteCarloCumulants:
         """(each set's W'''[Y], the union's W'''[Y]) from one pass over every set's draws. A set's
         contraction is centred at its own mean; the union's follows exactly from the sets' with
         d_r = m_r - m (m the union's mean, k the coordinates Y is given on):
-        W'''_u[Y] = sum_r s_r (W'''_r[Y] + tr(Y W''_r,kk) d_r + 2 W''_r,:k Y d_r,k + (d_r,k^T Y d_r,k) d_r)."""
+        W'''_u[Y] = sum_r s_r (W'''_r[Y] + tr(Y W''_r,kk) d_r + 2 W''_r,:k Y d_r,k + (d_r,k^T Y d_r,k) d_r).
+        Y lies on the training coordinates (k <= dtr), as the loop's does: W'' is estimated only where it reads."""
         k, s = len(Y), 1.0 / len(sets)
+        if k > union.coords.dtr:
+            raise ValueError(f"pooled_w3 takes Y on the {union.coords.dtr} training coordinates at most, not {k}")
         per_set, total = [], np.zeros(union.coords.d)
         for c in sets:
             w3 = c.w3(Y)
@@ -222,38 +259,6 @@ def tilted_draws(X_all, P, Ct, g_w, activation, M, seed, neurons=False, tail=TAI
     return out + ((samples[:kept],) if neurons else ())
 
 
-#: the effective sample fraction of reweighted prior draws from which the prior's cumulants serve as a
-#: control variate (near the prior the weighted and plain moments of the same draws differ little)
-CONTROL_MIN = 0.8
-#: draws of the prior's own cumulants, all replicate sets together (at least this many, and 32 dm: dm the means'
-#: coordinates), split evenly between the sets
-PRIOR_DRAWS = 65536
-
-
-class PriorControlled(MonteCarloCumulants):
-    """Cumulants of reweighted prior draws with the prior's cumulants from an independent, larger set of
-    prior draws as a control variate (docs/theory.md §2e): for raw moments
-    E_q[u u^T] ~ sum_m w_m u_m u_m^T - (1/M) sum_m u_m u_m^T + E_prior,big[u u^T], and the mean
-    alike; W'' = that second moment minus the mean's outer product. Near the prior (chi/N small, the
-    weights nearly even) the two sums over the same draws share most of their noise, which cancels,
-    and what remains is the larger set's. W''' is the weighted draws' own, centred at this mean."""
-
-    def __init__(self, F, weights, coords: Coordinates, prior: MonteCarloCumulants, plain=None):
-        super().__init__(F, weights, coords)
-        plain = MonteCarloCumulants(F, np.ones(len(F)), coords) if plain is None else plain
-        self.controlled(self, prior, plain)
-
-    @staticmethod
-    def controlled(c: MonteCarloCumulants, prior, plain):
-        """c's mean and W'' with the control variate applied (in place; returns c)."""
-        raw = lambda x: x.w2() + np.outer(x.mean, x.mean)  # noqa: E731  (second moment about zero)
-        second = raw(c) - raw(plain) + raw(prior)
-        c.mean = c.mean - plain.mean + prior.mean
-        c._w2 = second - np.outer(c.mean, c.mean)
-        c.control = (prior, plain)
-        return c
-
-
 _CACHE: dict = {"data": None}
 
 
@@ -269,30 +274,3 @@ def _cached(data, key, make):
 
 def data_key(X_all, P, g_w, activation):
     return (hash(X_all.tobytes()), X_all.shape, P, float(g_w), activation)
-
-
-def _moments_only(c: MonteCarloCumulants) -> MonteCarloCumulants:
-    c.w2()
-    c.parts = []  # the mean and W'' are all that is kept
-    return c
-
-
-def plain_cumulants(F, coords: Coordinates, data, seed):
-    """The unweighted cumulants of prior draws F (drawn with `seed`): the prior's own estimate from the
-    same draws, which does not depend on chi when the draws are common to the ladder's points."""
-    return _cached(data, ("plain", seed, F.shape), lambda: _moments_only(MonteCarloCumulants(F, np.ones(len(F)),
-                                                                                             coords)))
-
-
-def prior_cumulants(X_all, P, g_w, activation, coords: Coordinates, seed, replicates):
-    """The prior's cumulants from `replicates` independent sets of max(PRIOR_DRAWS, 32 dm) / replicates
-    prior draws each (scrambled Sobol' points), one per replicate set of the loop, so that the replicates'
-    spread still carries their error. They do not depend on chi: a chi ladder computes them once."""
-    M = int(max(PRIOR_DRAWS, 32 * coords.dm)) // replicates
-
-    def make():
-        return [_moments_only(MonteCarloCumulants(prior_features(X_all, g_w, activation, M,
-                                                                 seed + 15485863 * (r + 1))[0], np.ones(M), coords))
-                for r in range(replicates)]
-
-    return _cached(data_key(X_all, P, g_w, activation), ("prior", seed, replicates, M), make)

@@ -44,6 +44,22 @@ class Coordinates:
                                      np.stack([ts, ts], 1)])
         self.diag = self.pairs[:, 0] == self.pairs[:, 1]
 
+    def own_blocks(self):
+        """(Q, P): the coordinates of C*_pt for each test point t, row t (its own block of the field)."""
+        return self.dtr + np.arange(self.P)[None, :] * self.Q + np.arange(self.Q)[:, None]
+
+    def unread(self):
+        """(d, d) mask of the pairs of coordinates at which OneLoop never reads W'': pairs of C*'s of different
+        test points, and c**_t with any but a training coordinate (every product of OneLoop's with them meets
+        exact zeros)."""
+        if getattr(self, "_unread", None) is None:
+            m = np.ones((self.d, self.d), bool)
+            m[:self.dtr] = m[:, :self.dtr] = False
+            own = self.own_blocks()
+            m[own[:, :, None], own[:, None, :]] = False
+            self._unread = m
+        return self._unread
+
     def c_project(self, T, axes=1):
         """Derivatives along the training coordinates from index pairs (sum over both orders): the last
         `axes` pairs of axes of T, (..., P, P)^axes -> (..., dtr)^axes."""

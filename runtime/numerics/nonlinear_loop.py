@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .replicates import REPLICATES
-from .field_cumulants import (CONTROL_MIN, MonteCarloCumulants, PriorControlled, data_key, prior_reaches,
-                              plain_cumulants, prior_cumulants, reweighted_prior, tilted_draws, weight_tail)
+from .field_cumulants import MonteCarloCumulants, data_key, prior_reaches, reweighted_prior, tilted_draws, weight_tail
+from .field_controls import CONTROL_MIN, PriorControlled, plain_cumulants, prior_cumulants
 from ..errors import ConvergenceError
 from .field_loop import Coordinates, OneLoop
 from .proposal import TAIL_FINAL
@@ -133,7 +133,7 @@ def _draw_sets(X_all, P, Ct, g_w, activation, M, seed, attempt, coords, previous
     """`replicates` sets of M fresh draws each (every set joined to the same set of `previous`, shares in
     proportion to the numbers of draws, when given): (sets, how, effective fraction). Reweighted prior
     draws whose weights are nearly even take the prior's cumulants as a control variate, set r those of
-    its own independent prior set (field_cumulants.PriorControlled)."""
+    its own independent prior set (field_controls.PriorControlled)."""
     sets, how, frac = [], "", 1.0
     for r in range(replicates):
         seed_r = seed + attempt + 7919 * (r + 1)

@@ -219,11 +219,48 @@ def test_cumulants_in_blocks_equal_the_whole_draw_matrix():
     wn = w / w.sum()
     Ut = U - wn @ U
     np.testing.assert_allclose(blocks.mean, wn @ U, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(blocks.w2(), Ut.T @ (Ut * wn[:, None]), rtol=1e-12, atol=1e-14)
+    read = _read_blocks(coords)  # W'' is estimated where the loop reads it, zero elsewhere
+    np.testing.assert_allclose(np.where(read, blocks.w2(), 0.0), np.where(read, Ut.T @ (Ut * wn[:, None]), 0.0),
+                               rtol=1e-12, atol=1e-14)
+    assert np.all(blocks.w2()[~read] == 0.0) and (~read).any()
     for k in (coords.d, coords.dtr, 3):
         Y = rng.standard_normal((k, k))
         q = np.einsum("md,md->m", Ut[:, :k] @ Y, Ut[:, :k])
         np.testing.assert_allclose(blocks.w3(Y), Ut.T @ (wn * q), rtol=1e-10, atol=1e-12)
+
+
+def _read_blocks(coords):
+    """Where field_loop.OneLoop reads W'': every pair with a training coordinate, and each test point's own
+    block of C*_pt C*_qt."""
+    read = np.zeros((coords.d, coords.d), bool)
+    read[:coords.dtr] = read[:, :coords.dtr] = True
+    for own in coords.own_blocks():
+        read[np.ix_(own, own)] = True
+    return read
+
+
+@pytest.mark.parametrize("chi", [1.0, 40.0])
+def test_the_loop_reads_no_other_block_of_the_second_cumulant(chi):
+    """field_cumulants estimates W'' only where the loop reads it (the rest, pairs of C*'s of different test
+    points and c**_t with any but a training coordinate, is four fifths of it at P = 32 with 64 test points):
+    with any values there instead, the loop's outputs are the same to the bit."""
+    from msat.runtime.numerics.field_cumulants import MonteCarloCumulants
+
+    rng = np.random.default_rng(0)
+    P, Q, D = 5, 4, 12
+    Xa = rng.standard_normal((P + Q, D))
+    F = np.tanh(rng.standard_normal((20000, D)) @ Xa.T / np.sqrt(D))
+    coords = field_loop.Coordinates(P, Q)
+    mc = MonteCarloCumulants(F, rng.random(20000) + 0.5, coords)
+    K = F.T @ F / len(F)
+    y = rng.standard_normal(P)
+    junk = rng.standard_normal((coords.d, coords.d))
+    read = _read_blocks(coords)
+    loops = [field_loop.OneLoop(K[:P, :P], K[:P, P:], y, 0.3, 1.0, chi, 40.0, W, coords)
+             for W in (mc.w2(), np.where(read, mc.w2(), junk + junk.T))]
+    (a, b) = (loop.finish(mc.w3(loop.Y))[2] for loop in loops)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert all(np.abs(u).min() > 1e-6 for u in a)  # corrections that are there
 
 
 def test_a_union_of_draw_sets_pools_their_cumulants_exactly():
@@ -244,7 +281,7 @@ def test_a_union_of_draw_sets_pools_their_cumulants_exactly():
     assert union.n_draws == 12000
     # one pass per set along a symmetric Y gives the sets' W'''[Y] and, pooled, the union's
     sets = [MonteCarloCumulants(F, w, coords) for F, w in zip(Fs, ws)]
-    for k in (coords.d, coords.dtr):
+    for k in (coords.dtr, 2):  # Y on training coordinates, as the loop's (W'' is estimated where it reads)
         Yk = Y[:k, :k] + Y[:k, :k].T
         per_set, pooled = MonteCarloCumulants.pooled_w3(sets, union, Yk)
         np.testing.assert_allclose(pooled, whole.w3(Yk), rtol=1e-10, atol=1e-12)
@@ -264,7 +301,8 @@ def test_the_prior_as_control_variate_is_unbiased_and_less_noisy():
     exactly; with a mild tilt (effective fraction ~0.95) its mean and W'' over 40 independent small sets
     agree with the weighted cumulants of 400,000 draws within 4 combined standard errors, and they spread
     several times less than the small sets' own weighted cumulants."""
-    from msat.runtime.numerics.field_cumulants import MonteCarloCumulants, PriorControlled
+    from msat.runtime.numerics.field_controls import PriorControlled
+    from msat.runtime.numerics.field_cumulants import MonteCarloCumulants
 
     coords = field_loop.Coordinates(3, 2)
     rng = np.random.default_rng(5)
@@ -285,8 +323,9 @@ def test_the_prior_as_control_variate_is_unbiased_and_less_noisy():
         a, b = MonteCarloCumulants(F, w, coords), PriorControlled(F, w, coords, p)
         plain.append(np.concatenate([a.mean, a.w2().ravel()]))
         ctrl.append(np.concatenate([b.mean, b.w2().ravel()]))
-    plain, ctrl = np.array(plain), np.array(ctrl)
-    target = np.concatenate([truth.mean, truth.w2().ravel()])
+    read = np.concatenate([np.ones(coords.d, bool), _read_blocks(coords).ravel()])  # W'' is estimated there only
+    plain, ctrl = np.array(plain)[:, read], np.array(ctrl)[:, read]
+    target = np.concatenate([truth.mean, truth.w2().ravel()])[read]
     # the standard errors of both sides: the reference's from the small sets' spread (400 times fewer draws)
     se = np.sqrt(ctrl.var(axis=0, ddof=1) / len(ctrl) + plain.var(axis=0, ddof=1) / 400)
     assert np.max(np.abs(ctrl.mean(axis=0) - target) / se) < 4.0
@@ -482,7 +521,8 @@ def test_retilted_draws_keep_the_priors_control_variate():
     union of a set grown by fresh draws: retilted by zero they are the same cumulants (the control kept,
     not dropped); retilted by dCt they are the controlled estimate of the draws reweighted by exp(phi^T dCt phi),
     whose noise cancels against the plain moments as the set's own does."""
-    from msat.runtime.numerics.field_cumulants import MonteCarloCumulants, PriorControlled
+    from msat.runtime.numerics.field_controls import PriorControlled
+    from msat.runtime.numerics.field_cumulants import MonteCarloCumulants
 
     rng = np.random.default_rng(2)
     coords = field_loop.Coordinates(3, 2)
