@@ -34,6 +34,9 @@ class ConvergenceError(MsatError, RuntimeError):
     """A solver did not converge; ``diagnostics`` says how far it got (CLI exit code 3)."""
 
     exit_code = 3
+    #: msat's own words, which quote no user value: cut only far out (an outside audit: at 400 characters a
+    #: cold start's failure lost its reason's remedy mid-word)
+    LONGEST = 4000
 
     def __init__(self, message: str, diagnostics: dict | None = None):
         super().__init__(message)

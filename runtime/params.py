@@ -11,7 +11,7 @@ import numpy as np
 
 from . import memory, spectral, values
 from .errors import InputError, missing_generated
-from .numerics.replicates import MIN_REPLICATES, MIN_SET
+from .numerics.replicates import DEEP_MIN_SET, MIN_REPLICATES, MIN_SET, REPLICATES
 
 METHODS, ACTIVATIONS = ("nngp", "exact", "loop", "adaptive", "sample"), ("linear", "erf", "relu")
 #: methods built for each activation
@@ -209,9 +209,11 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
     seed = values.seed(seed)
     if mc_samples is not None:
         # one hidden layer: at least four replica sets of 500 draws (numerics.replicates: fewer give no honest
-        # Monte Carlo error, and fewer were silently raised to that); the deep chain's importance sums take any
-        single = method == "adaptive" and activation != "linear" and len(widths) == 1
-        mc_samples = values.count("mc_samples", mc_samples, minimum=MIN_MC_SAMPLES if single else 1)
+        # Monte Carlo error, and fewer were silently raised to that); the deep chain: eight sets of 100 (fewer were
+        # silently raised to that too, an outside audit)
+        nonlinear = method == "adaptive" and activation != "linear"
+        least = (MIN_MC_SAMPLES if len(widths) == 1 else REPLICATES * DEEP_MIN_SET) if nonlinear else 1
+        mc_samples = values.count("mc_samples", mc_samples, minimum=least)
     sampling_given = [k for k, v in (("samples", samples), ("chains", chains)) if v is not None]
     if method != "sample":  # named as ignored below, not judged (as --mc-samples is where nothing samples)
         samples = chains = None

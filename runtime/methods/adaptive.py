@@ -8,6 +8,7 @@ from ..ladder import Solver, relative_change
 from ..numerics import deep_modes, observe
 from ..numerics.linear_saddle import LinearSaddle, mark_left_out
 from ..numerics.rescale import effective_rescaling, shortfall_note
+from ..numerics.truncation import EXACT_REMEDY, standard_scaling_note
 from ..results import Result
 from ..spectral import spectrum
 
@@ -39,6 +40,7 @@ class _Solver(Solver):
             obs.update(effective_rescaling(self.spec, pr["train_mean"], p.kappa, p.g_v))
             obs.update({"newton_iterations": st.iterations, "saddle_residual": st.residual})
             out.append(Result.point(p, st.chi, pr, {"observables": obs}))
+            out[-1].warnings.extend(filter(None, [standard_scaling_note(p.order, st.chi, p.N, EXACT_REMEDY)]))
             shortfall_note(self.spec, out[-1], p.kappa, p.g_v)
         # against the modes of the exact integrand, by the effective rescaling: with a large target along a weak
         # direction of K and P > N (an outside audit) the saddle from the NNGP sat on a mode holding 2.5% of the

@@ -13,9 +13,10 @@ from ..ladder import Solver, annealed, relative_change
 from ..numerics import deep_modes, observe
 from ..numerics.deep_chain import DeepChain
 from ..numerics.deep_nonlinear import DeepNonlinearChain
-from ..numerics.replicates import REPLICATES
+from ..numerics.replicates import DEEP_MIN_SET, REPLICATES
 from ..numerics.linear_saddle import kernel_observables, mark_left_out, weight_observables
 from ..numerics.rescale import effective_rescaling, shortfall_note
+from ..numerics.truncation import EXACT_REMEDY, standard_scaling_note
 from ..results import Result
 from .nonlinear import nngp_means, order_warnings, resolution_warnings
 from ..spectral import spectrum
@@ -76,6 +77,7 @@ class DeepSolver(Solver):
             obs.update(effective_rescaling(self.spec, pr["train_mean"], p.kappa, p.g_v))
             obs.update({"iterations": st.iterations, "saddle_residual": st.residual, "solver": st.solver})
             out.append(Result.point(p, st.chi, pr, {"observables": obs}))
+            out[-1].warnings.extend(filter(None, [standard_scaling_note(p.order, st.chi, p.N, EXACT_REMEDY)]))
             shortfall_note(self.spec, out[-1], p.kappa, p.g_v)  # the layers' kernel fluctuations, large targets
         return self.judged(out)
 
@@ -105,7 +107,7 @@ class DeepNonlinearSolver(Solver):
         draws = params.mc_samples or DRAWS
         self.chain = DeepNonlinearChain(data.X, data.y, data.X_test, params.widths, params.g_ws, params.kappa,
                                         params.g_v, params.activation, params.order,
-                                        draws=max(int(draws) // REPLICATES, 100), replicates=REPLICATES,
+                                        draws=max(int(draws) // REPLICATES, DEEP_MIN_SET), replicates=REPLICATES,
                                         seed=params.seed)
 
     def solve(self, chi, warm):

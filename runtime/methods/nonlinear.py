@@ -14,14 +14,11 @@ from ..numerics.nonlinear_saddle import NonlinearSaddle
 from ..numerics.observe import alignment_of, alignment_of_spectrum
 from ..progress import status
 from ..numerics.rescale import effective_rescaling
+from ..numerics.truncation import STANDARD_CHI_OVER_N, standard_scaling_note
 from ..results import Result
 from . import nngp
 from ..spectral import spanned, spectrum
 
-#: order 1 near standard scaling (chi/N at most this) with P/N at least ORDER1_P_OVER_N carries a warning:
-#: measured (docs/theory.md §2e), its error there is 2-6 times the NNGP's
-STANDARD_CHI_OVER_N = 0.1
-ORDER1_P_OVER_N = 0.1
 #: order 2 with P/N at least this carries a warning: its (P/N)^2 error is not small
 ORDER2_P_OVER_N = 0.5
 #: order 1 away from standard scaling with P/N at least this carries one too: measured (P = 6, N = 1..3, chi = N)
@@ -255,8 +252,5 @@ def order_warnings(p, chi, loop=True) -> list:
         out.append(f"P/N = {ratio:.2g}: order {p.order}'s O(P/N) error is not small here and can exceed the whole "
                    f"finite-width correction, leaving it further from the networks than the NNGP (docs/theory.md "
                    f"§2e): {remedy}")
-    if p.order in (0, 1) and chi / p.N <= STANDARD_CHI_OVER_N and ratio >= ORDER1_P_OVER_N:
-        out.append(f"near standard scaling (chi/N = {chi / p.N:.2g}) order {p.order}'s O(P/N) error "
-                   f"(P/N = {ratio:.2g}) is as large as the finite-width correction it computes, and the NNGP may be "
-                   f"closer to the networks; {near} (docs/overview.md)")
+    out.extend(filter(None, [standard_scaling_note(p.order, chi, p.N, near)]))
     return out

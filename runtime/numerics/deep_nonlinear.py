@@ -207,8 +207,13 @@ class DeepNonlinearChain:
             except ConvergenceError as err:  # where the sweeps left the feasible set, say which way
                 if self.why is None or "feasible" not in str(err):
                     raise
+                # relu near mean-field scaling: 8x the draws and a ladder in steps of 0.5 both failed (an outside
+                # audit, depth 3, N = chi = 32), where the layer's law may have no saddle at all
+                edge = ("; for relu the saddle may not exist there (a layer's tilted law stops being normalisable "
+                        "near mean-field scaling, docs/theory.md §6): --method sample samples the networks"
+                        if self.activation == "relu" else "")
                 raise ConvergenceError(f"{err}: {self.why}; more draws (--mc-samples) or a finer chi ladder may "
-                                       "reach it", err.diagnostics) from None
+                                       f"reach it{edge}", err.diagnostics) from None
             T = unpack(x)
             if ess >= ESS_TARGET:
                 break

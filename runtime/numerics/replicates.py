@@ -9,6 +9,8 @@ without loading the Monte Carlo machinery."""
 REPLICATES = 8
 #: ... each of at least MIN_SET draws; fewer draws in all take fewer sets, down to MIN_REPLICATES
 MIN_SET, MIN_REPLICATES = 500, 4
+#: the deep chain's draws per replicate set, at least (its importance sums over fewer say nothing)
+DEEP_MIN_SET = 100
 
 
 def replicate_sets(total: int) -> int:

@@ -97,9 +97,12 @@ def test_too_few_monte_carlo_draws_are_refused_not_raised_silently(npz, capsys):
         code, _, err = run(["predict", "--data", npz, "--N", "30", "--chi", "2", "--kappa", "0.5", "--activation",
                             "erf", "--order", "1", "--estimator", est, "--mc-samples", "1"], capsys)
         assert code == 2 and "mc_samples must be an integer >= 2000" in err and len(err.strip().splitlines()) == 1
-    X = np.random.default_rng(1).standard_normal((6, 3))  # the deep chain's importance sums take any number
-    r = predict(X, np.sign(X[:, 0]), N=10, depth=2, chi=1, kappa=0.5, activation="erf", mc_samples=64)
-    assert r.params["mc_samples"] == 64
+    # the deep chain takes eight sets of at least 100: 64 ran 800 draws while params said 64 (an outside audit)
+    X = np.random.default_rng(1).standard_normal((6, 3))
+    with pytest.raises(InputError, match="mc_samples must be an integer >= 800"):
+        predict(X, np.sign(X[:, 0]), N=10, depth=2, chi=1, kappa=0.5, activation="erf", mc_samples=64)
+    r = predict(X, np.sign(X[:, 0]), N=10, depth=2, chi=1, kappa=0.5, activation="erf", mc_samples=800)
+    assert r.params["mc_samples"] == 800
 
 
 def test_orders_and_depths_not_generated_name_a_command_that_emits_them(npz, capsys):

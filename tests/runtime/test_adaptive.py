@@ -364,3 +364,24 @@ def test_a_test_variance_short_of_the_rescaled_one_says_by_how_much():
         assert len(note) == 1, r.warnings
         quoted = float(note[0].split("down to ")[1].split(" ")[0])
         assert abs(quoted - np.min(r.test_var / exact)) < 0.02, (quoted, r.test_var / exact)
+
+
+def test_order_one_near_standard_scaling_is_no_better_than_the_nngp_at_any_width_and_says_so():
+    """At chi = 1 order 1's error against the exact integral and the whole finite-width correction (exact - NNGP)
+    both fall like 1/N: their ratio is the same at N = 40 and 1000 and at least 1, at one and two layers. The
+    warning said so only from P/N = 0.1 (an outside audit: erf/relu at P/N = 0.02, 20-50 MCSE off, silent)."""
+    rng = np.random.default_rng(0)
+    X, Xt = rng.standard_normal((8, 6)), rng.standard_normal((3, 6))
+    y = np.tanh(X[:, 0] + 0.5 * X[:, 1])
+    for depth in (1, 2):
+        ratios = []
+        for N in (40, 1000):
+            kw = dict(N=N, depth=depth, chi=1.0, kappa=0.1)
+            ex, ng = predict(X, y, Xt, method="exact", **kw), predict(X, y, Xt, method="nngp", **kw)
+            ad = predict(X, y, Xt, method="adaptive", order=1, **kw)
+            mean = lambda r: np.concatenate([r.train_mean, r.test_mean])  # noqa: E731
+            ratios.append(np.linalg.norm(mean(ad) - mean(ex)) / np.linalg.norm(mean(ex) - mean(ng)))
+            assert any("near standard scaling" in w and "--method exact" in w for w in ad.warnings), ad.warnings
+        assert ratios[0] >= 1 and abs(ratios[1] / ratios[0] - 1) < 0.02, ratios
+    far = predict(X, y, Xt, method="adaptive", order=1, N=40, chi=40.0, kappa=0.1)
+    assert not any("near standard scaling" in w for w in far.warnings)

@@ -437,3 +437,16 @@ def test_an_error_quoting_a_multiline_value_is_one_line(bad):
     with pytest.raises(InputError) as err:
         predict(X, y, **{**dict(N=10, chi=1.0, kappa=0.5, method="nngp"), **bad})
     assert "\n" not in str(err.value) and len(str(err.value)) <= InputError.LONGEST
+
+
+def test_a_solvers_failure_is_kept_whole():
+    """A ConvergenceError is msat's own words, with the reason and its remedy last: at the 400 characters that
+    cut an error quoting a user's value, a relu cold start's failure at depth lost its remedy mid-word (an outside
+    audit). It is still one line."""
+    from msat.runtime.errors import ConvergenceError
+
+    reason = "cold start annealed from chi = 1 towards 16: solved up to chi = 8, then " + "a reason, " * 60
+    err = ConvergenceError(reason + "\nand its remedy: --method sample samples the networks")
+    assert str(err).endswith("--method sample samples the networks") and "\n" not in str(err)
+    assert len(str(err)) > InputError.LONGEST
+    assert str(InputError("x" * 1000)).endswith("...") and len(str(InputError("x" * 1000))) == InputError.LONGEST
