@@ -208,11 +208,9 @@ def build(P, D, P_test, *, N=None, kappa, g_v=1.0, g_w=1.0, widths=None, depth=N
     estimator = values.choice("estimator", estimator, ESTIMATORS)
     seed = values.seed(seed)
     if mc_samples is not None:
-        # one hidden layer: at least four replica sets of 500 draws (numerics.replicates: fewer give no honest
-        # Monte Carlo error, and fewer were silently raised to that); the deep chain: eight sets of 100 (fewer were
-        # silently raised to that too, an outside audit)
-        nonlinear = method == "adaptive" and activation != "linear"
-        least = (MIN_MC_SAMPLES if len(widths) == 1 else REPLICATES * DEEP_MIN_SET) if nonlinear else 1
+        # sets of 500 draws (one layer, 4 at least) or 100 (deep, 8) for honest errors; fewer were raised silently
+        least = (MIN_MC_SAMPLES if len(widths) == 1 else REPLICATES * DEEP_MIN_SET) if method == "adaptive" and \
+            activation != "linear" else 1
         mc_samples = values.count("mc_samples", mc_samples, minimum=least)
     sampling_given = [k for k, v in (("samples", samples), ("chains", chains)) if v is not None]
     if method != "sample":  # named as ignored below, not judged (as --mc-samples is where nothing samples)
