@@ -79,6 +79,13 @@ def _disc(y, m, mcse=None):
     return r, float(np.sum(np.abs(d) * np.asarray(mcse)) / (len(d) * max(r, 1e-300)))
 
 
+def _dev(r, ref):
+    """The largest |mean - ref's mean| over train and test points (NaN where either has no values)."""
+    if not (r and ref):
+        return NAN
+    return float(np.max(np.abs(np.concatenate([np.subtract(r[k], ref[k]) for k in ("train_mean", "test_mean")]))))
+
+
 def _disc_draws(y, chains_list, part):
     """RMS discrepancy of the sampled posterior mean and its MCSE by the delta method, as the MCSE of the
     per-draw projection d . f / (n r), which keeps the correlations between the points' errors (they share draws;
@@ -156,6 +163,11 @@ def compute(cfg: Config, activation: str, progress=True, depth: int = 1) -> dict
                                                if r else NAN for r in res]
         if errors:  # why the ladder stopped (the points after a failure are not attempted)
             failures[m] = {f"{chis[j]:.6g}": e for j, e in errors.items()}
+    if linear:  # each method's largest distance from the exact posterior's train and test means, per chi: the RMS
+        # discrepancies alone cannot see means at the wrong points (an outside audit: loop order 1's test means
+        # permuted among points of one label passed statement 1)
+        for m in methods:
+            rows[m]["dev_exact"] = [_dev(r, x) for r, x in zip(raw[m], raw["exact"])]
     g_ws = [cfg.g_w] * depth
     spec_phi = spectral.spectrum(X, y, Xt, tuple(g_ws), activation)  # the depth-L NNGP kernel
     rows["nngp"]["alignment"] = [alignment_of_spectrum(spec_phi)] * len(chis)
