@@ -108,8 +108,8 @@ def checks(res: dict) -> list[dict]:
             nn_chi = np.max([np.abs(np.array(nn[k], dtype=float) - ex[k]) for k in ex], axis=0)
         share = float(np.max(off_chi / np.maximum(nn_chi, 1e-300)))
         ok &= bool(np.all(off_chi <= 0.05 * nn_chi + 1e-12))
-        detail += (f"; it is {float(np.max(off_chi)):.1e} from the exact posterior's means, at most {share:.1%} of "
-                   "the NNGP's distance from them (5% allowed)")
+        detail += (f"; it is {float(np.max(off_chi)):.1e} from the exact posterior's means, at most {share:.2g} of "
+                   "the NNGP's distance from them (0.05 allowed)")
         if "dev_exact" in nn:
             fine, text = _mean_field(rows, int(res.get("depth", 1)), pn)
             ok &= fine
