@@ -75,5 +75,6 @@ def probe(data, p, results: list, spec=None) -> list:
             lost, how = a, "estimated from float64's precision of their terms: solving again failed"
         observe.mark_probed(r, lost, f"the test variances are lost to round-off in part ({lost:.2g} of them, {how} "
                             "in other units): targets far above the prior's output scale, or a small kappa, make "
-                            f"their terms cancel; {observe.RESCALE}, or use --method exact")
+                            f"their terms cancel; for large targets {observe.RESCALE}; for a small kappa, or either, "
+                            "--method exact")
     return results

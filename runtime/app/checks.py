@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..numerics.truncation import STANDARD_CHI_OVER_N
+
 
 def _mcse(row, ref, k):
     """The combined MCSE of row - ref per chi (a row without errors counts as exact)."""
@@ -41,19 +43,23 @@ def _tail_slopes(orders) -> dict:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _mean_field(rows, depth, pn) -> tuple:
-    """Linear networks at chi = N, where the saddle suffices (docs/theory.md §2b, §2c): kernel adaptation's largest
-    distance from the exact posterior's means within its truncation of the NNGP's, orders 0 and 1 P/N per hidden
-    layer, order 2 (P/N)^2 (measured on the run's settings: at most 0.014 and 3e-5 of it). It was judged nowhere
-    (an outside audit: its means set to the NNGP's passed every statement)."""
-    nn = float(np.array(rows["nngp"]["dev_exact"], dtype=float)[-1])
-    parts, fine = [], True
-    for order, allowed in ((0, depth * pn), (1, depth * pn), (2, pn ** 2)):
-        if f"adaptive_o{order}" in rows:
-            share = float(np.array(rows[f"adaptive_o{order}"]["dev_exact"], dtype=float)[-1]) / max(nn, 1e-300)
-            fine &= bool(share <= allowed)  # NaN (no solution) fails
-            parts.append(f"order {order} {share:.2g} ({allowed:.2g} allowed)")
-    return fine, "; kernel adaptation at chi = N, its distance over the NNGP's: " + ", ".join(parts)
+def _mean_field(rows, chis, N, depth, pn) -> tuple:
+    """Linear networks away from standard scaling (chi/N above 0.1), where the saddle carries the correction
+    (docs/theory.md §2b, §2c): kernel adaptation's largest distance from the exact posterior's means within its
+    truncation of the NNGP's, orders 0 and 1 P/N per hidden layer, order 2 (P/N)^2 and P/N of order 1's own
+    (one order of P/N better). Measured on the run's settings: orders 0 and 1 at most 0.057 of the NNGP's,
+    order 2 at most 3.4e-4 of it and 7.5e-3 of order 1's. It was judged nowhere (an outside audit: its means set
+    to the NNGP's passed every statement), then at chi = N only (a review: order 2 set to the NNGP below N, or
+    its loop halved, passed)."""
+    away = np.array(chis, dtype=float) / N > STANDARD_CHI_OVER_N
+    nn = np.array(rows["nngp"]["dev_exact"], dtype=float)[away]
+    share = {o: np.array(rows[f"adaptive_o{o}"]["dev_exact"], dtype=float)[away] / np.maximum(nn, 1e-300)
+             for o in (0, 1, 2) if f"adaptive_o{o}" in rows}
+    allowed = {0: depth * pn, 1: depth * pn, 2: np.minimum(pn ** 2, pn * share.get(1, np.inf))}
+    fine = bool(away.any()) and all(np.all(s <= allowed[o]) for o, s in share.items())  # NaN fails
+    parts = [f"order {o} {np.max(s):.2g} ({np.max(s / allowed[o]):.2g} of its allowance)" for o, s in share.items()]
+    return fine, (f"; kernel adaptation at chi/N > {STANDARD_CHI_OVER_N:g}, its largest distance over the NNGP's "
+                  f"(allowed: P/N per layer, order 2 (P/N)^2 and P/N of order 1's): " + ", ".join(parts))
 
 
 def checks(res: dict) -> list[dict]:
@@ -111,7 +117,7 @@ def checks(res: dict) -> list[dict]:
         detail += (f"; it is {float(np.max(off_chi)):.1e} from the exact posterior's means, at most {share:.2g} of "
                    "the NNGP's distance from them (0.05 allowed)")
         if "dev_exact" in nn:
-            fine, text = _mean_field(rows, int(res.get("depth", 1)), pn)
+            fine, text = _mean_field(rows, chis, res["config"]["N"], int(res.get("depth", 1)), pn)
             ok &= fine
             detail += text
     if not solved.all():
@@ -140,16 +146,17 @@ def checks(res: dict) -> list[dict]:
     # no error may be NaN (a failed order's slope was dropped and the rest passed: an outside audit), and every
     # order needs a slope somewhere (all of an order's errors at round-off, or none at all, is no convergence seen)
     errors = [e for variants in res["orders"]["errors"].values() for per_L in variants.values() for e in per_L]
-    lost = [L for L in range(max(len(per_L) for variants in res["orders"]["errors"].values()
-                                 for per_L in variants.values()))
-            if not any(k.endswith(f"L={L}") for k in slopes)]
+    orders = max((len(per_L) for variants in res["orders"]["errors"].values() for per_L in variants.values()),
+                 default=0)
+    lost = [L for L in range(orders) if not any(k.endswith(f"L={L}") for k in slopes)]
     nan = not all(np.all(np.isfinite(np.array(e, dtype=float))) for e in errors + [tree1, dr1, treeN])
     ok = ok and not nan and not lost and bool(errors)
     said = ["some errors are NaN"] * nan + [f"no slope for order(s) {lost}"] * bool(lost) + ["no errors"] * (not errors)
     worst_text += "".join(f"; {w}" for w in said)
     kf = {k: v for k, v in res["orders"].get("slopes", {}).items() if k.endswith("adaptive o2")}
-    if kf:  # the kernel field's loop (docs/theory.md §2c) converges too: its error falls like N^-2
-        ok = ok and all(abs(v + 2) <= 0.5 for v in kf.values())
+    if res["orders"].get("adaptive_o2") or kf:  # the kernel field's loop (docs/theory.md §2c, one hidden layer)
+        # converges too: its error falls like N^-2, in both regimes (a missing slope fails)
+        ok = ok and len(kf) == 2 and all(abs(v + 2) <= 0.5 for v in kf.values())
         worst_text += "; kernel field's loop slopes " + ", ".join(f"{v:.2f}" for v in kf.values()) + " (-2 +- 0.5)"
     out.append({"statement": 2, "status": "PASS" if ok else "FAIL", "figure": "fig_orders.png",
                 "detail": f"{of}P = N/2, N {s2['Ns'][0]} -> {s2['Ns'][-1]}: tree error at chi = 1 {tree1[0]:.2e} -> "

@@ -140,7 +140,7 @@ def test_deep_results_warn_where_order_one_or_the_monte_carlo_cannot_resolve_the
     assert any("near standard scaling" in w and "not available at depth" in w for w in narrow.warnings)
     # order 0 (without even the output fluctuations) was silent there (outside audit: relu 4.4 MCSE off)
     narrow0 = predict(X, y, Xt, chi=1.0, widths=[20, 20], **{**kw, "order": 0})
-    assert any("order 0's error is as large" in w for w in narrow0.warnings), narrow0.warnings
+    assert any("order 0's error is comparable" in w for w in narrow0.warnings), narrow0.warnings
     # the test variance misses the lower layers' kernel fluctuations at any chi (measured by the outside audit and
     # again: 0.85-0.89 of sampled networks' at P = 8, widths 40, 40, chi = 1, 8 MCSE): said where P/N is not small
     assert any("lower layers' kernel fluctuations" in w for w in narrow.warnings + narrow0.warnings)

@@ -243,7 +243,7 @@ def _read_blocks(coords):
 @pytest.mark.parametrize("chi", [1.0, 40.0])
 def test_the_loop_reads_no_other_block_of_the_second_cumulant(chi):
     """field_cumulants estimates W'' only where the loop reads it (the rest, pairs of C*'s of different test
-    points and c**_t with any but a training coordinate, is four fifths of it at P = 32 with 64 test points):
+    points and c**_t with any but a training coordinate, is 0.63 of it at P = 32 with 64 test points):
     with any values there instead, the loop's outputs are the same to the bit."""
     from msat.runtime.numerics.field_cumulants import MonteCarloCumulants
 
