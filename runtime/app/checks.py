@@ -52,11 +52,13 @@ def _mean_field(rows, chis, N, depth, pn) -> tuple:
     to the NNGP's passed every statement), then at chi = N only (a review: order 2 set to the NNGP below N, or
     its loop halved, passed)."""
     away = np.array(chis, dtype=float) / N > STANDARD_CHI_OVER_N
+    if not away.any():
+        return False, f"; no chi/N > {STANDARD_CHI_OVER_N:g} to judge kernel adaptation at"
     nn = np.array(rows["nngp"]["dev_exact"], dtype=float)[away]
     share = {o: np.array(rows[f"adaptive_o{o}"]["dev_exact"], dtype=float)[away] / np.maximum(nn, 1e-300)
              for o in (0, 1, 2) if f"adaptive_o{o}" in rows}
     allowed = {0: depth * pn, 1: depth * pn, 2: np.minimum(pn ** 2, pn * share.get(1, np.inf))}
-    fine = bool(away.any()) and all(np.all(s <= allowed[o]) for o, s in share.items())  # NaN fails
+    fine = all(np.all(s <= allowed[o]) for o, s in share.items())  # NaN fails
     parts = [f"order {o} {np.max(s):.2g} ({np.max(s / allowed[o]):.2g} of its allowance)" for o, s in share.items()]
     return fine, (f"; kernel adaptation at chi/N > {STANDARD_CHI_OVER_N:g}, its largest distance over the NNGP's "
                   f"(allowed: P/N per layer, order 2 (P/N)^2 and P/N of order 1's): " + ", ".join(parts))

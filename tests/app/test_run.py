@@ -132,6 +132,9 @@ def test_the_checks_fail_on_an_outside_audits_mutations_that_passed(quick_run):
     off = copy.deepcopy(res)
     off["chis"] = []
     assert [c["status"] for c in checks.checks(off)] == ["FAIL"] * 4
+    off = copy.deepcopy(res)  # a ladder without a point away from standard scaling: nothing to judge adaptation at
+    off["config"]["N"] = 1e6
+    assert checks.checks(off)[0]["status"] == "FAIL" and "no chi/N > 0.1" in checks.checks(off)[0]["detail"]
 
 
 def test_statement_four_judges_the_weight_moment_against_the_exact_posterior(quick_run):
