@@ -79,13 +79,6 @@ def _disc(y, m, mcse=None):
     return r, float(np.sum(np.abs(d) * np.asarray(mcse)) / (len(d) * max(r, 1e-300)))
 
 
-def _dev(r, ref):
-    """The largest |mean - ref's mean| over train and test points (NaN where either has no values)."""
-    if not (r and ref):
-        return NAN
-    return float(np.max(np.abs(np.concatenate([np.subtract(r[k], ref[k]) for k in ("train_mean", "test_mean")]))))
-
-
 def _disc_draws(y, chains_list, part):
     """RMS discrepancy of the sampled posterior mean and its MCSE by the delta method, as the MCSE of the
     per-draw projection d . f / (n r), which keeps the correlations between the points' errors (they share draws;
@@ -167,7 +160,7 @@ def compute(cfg: Config, activation: str, progress=True, depth: int = 1) -> dict
         # discrepancies alone cannot see means at the wrong points (an outside audit: loop order 1's test means
         # permuted among points of one label passed statement 1)
         for m in methods:
-            rows[m]["dev_exact"] = [_dev(r, x) for r, x in zip(raw[m], raw["exact"])]
+            rows[m]["dev_exact"] = [studies.max_deviation(r, x) for r, x in zip(raw[m], raw["exact"])]
     g_ws = [cfg.g_w] * depth
     spec_phi = spectral.spectrum(X, y, Xt, tuple(g_ws), activation)  # the depth-L NNGP kernel
     rows["nngp"]["alignment"] = [alignment_of_spectrum(spec_phi)] * len(chis)

@@ -24,6 +24,13 @@ def _rms(v):
 ROUND_OFF = 1e-13
 
 
+def max_deviation(r, ref, keys=("train_mean", "test_mean")) -> float:
+    """The largest |output - ref's| over the outputs `keys` of two results (NaN where either has none)."""
+    if not (r and ref):
+        return float("nan")
+    return max(float(np.max(np.abs(np.asarray(r[k]) - np.asarray(ref[k])), initial=0.0)) for k in keys)
+
+
 def loglog_slope(Ns, errors, last=None):
     """Slope of log error against log N over the errors above round-off (the `last` of them, if given); None
     with fewer than three such points (the series at machine precision there)."""
@@ -55,8 +62,7 @@ def _loop_errors_deep(ds, N, chi, cfg, depth, orders, dressed, ex):
         except ConvergenceError:
             errs.append(float("nan"))
             continue
-        errs.append(max(float(np.max(np.abs(np.asarray(v[k]) - np.asarray(ex[k]))))
-                        for k in ("train_mean", "test_mean", "test_var")))
+        errs.append(max_deviation(v, ex, ("train_mean", "test_mean", "test_var")))
     return errs
 
 
@@ -90,7 +96,7 @@ def orders(cfg, bar, depth=1):
             chi = 1.0 if regime == "chi=1" else float(N)
             ex = exact.moments(spec, N, chi, cfg.kappa, cfg.g_v)
             r = predict(ds.X, ds.y, ds.X_test, N=N, chi=chi, kappa=cfg.kappa, g_v=cfg.g_v, g_w=cfg.g_w, method="adaptive", order=2)
-            kf[regime].append(max(float(np.max(np.abs(np.array(r[k]) - ex[k]))) for k in ("train_mean", "test_mean")))
+            kf[regime].append(max_deviation(r, ex))
     slopes = {}
     for regime, d in errors.items():
         for variant, per_L in d.items():
